@@ -1,1 +1,18 @@
+//! Messages of the OCT exchanges, and moving them.
+//!
+//! - [`subject`]: subject lines and the compostage stamp.
+//! - [`profile`]: the message profiles (headers, Content-Description table), build and parse.
+//! - [`cms`]: attachment encryption (CMS EnvelopedData) with OpenSSL.
+//! - [`compress`]: attachment compression and bounded decompression.
+//! - [`smtp`]: sending (a small `Transport` trait, lettre backend).
+//! - [`pop3`]: mailbox retrieval (sans-IO POP3 client core and a thin shell).
+//! - [`maildir`]: a Maildir directory as a mailbox.
 #![forbid(unsafe_code)]
+
+pub mod cms;
+pub mod compress;
+pub mod maildir;
+pub mod pop3;
+pub mod profile;
+pub mod smtp;
+pub mod subject;
