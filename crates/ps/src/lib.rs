@@ -1,1 +1,5 @@
+//! The transmission module a billing software embeds: configuration and modes, sending in the
+//! three options of the annex, the journal, retrieval and returns.
 #![forbid(unsafe_code)]
+
+pub mod config;

@@ -1,0 +1,689 @@
+//! The PS transmission module's configuration.
+//!
+//! One TOML file (default `svoct-ps.toml`, path overridable). Reading goes through serde; every
+//! change the commands make (`svoct ps mode`, `svoct ps oct set`) goes through `toml_edit`, which
+//! rewrites only the keys it is told to, so that switching to OCT mode and back leaves the
+//! direct-mode settings byte-identical (R1.2) and changing OCT touches only the `[oct]` table
+//! (R2).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// A value that must never be printed: `Debug` and `Display` show `[redacted]`, and serialising it
+/// for display (`Config::redacted`) replaces it too.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that needs it (an authentication exchange).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
+    }
+}
+
+/// The exchange mode (R1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// PS -> AM directly, per destination mailbox.
+    #[default]
+    Direct,
+    /// PS -> OCT -> AM.
+    Oct,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Mode, ConfigError> {
+        match s {
+            "direct" => Ok(Mode::Direct),
+            "oct" => Ok(Mode::Oct),
+            other => Err(ConfigError::Invalid(format!(
+                "mode must be `direct` or `oct`, not `{other}`"
+            ))),
+        }
+    }
+}
+
+/// How lots travel to the OCT (R3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SendOption {
+    /// R3.1: files per grouping key as in direct mode, addressed and encrypted for the OCT.
+    Split,
+    /// R3.2: one file for all lots under the OCT header and trailer.
+    #[default]
+    Single,
+    /// R3.3: enriched FSE (contract type 99 allowed), in one OCT file.
+    Enriched,
+}
+
+impl std::str::FromStr for SendOption {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<SendOption, ConfigError> {
+        match s {
+            "split" => Ok(SendOption::Split),
+            "single" => Ok(SendOption::Single),
+            "enriched" => Ok(SendOption::Enriched),
+            other => Err(ConfigError::Invalid(format!(
+                "sending option must be `split`, `single` or `enriched`, not `{other}`"
+            ))),
+        }
+    }
+}
+
+/// Transport security of a mail connection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tls {
+    #[default]
+    None,
+    Starttls,
+    Implicit,
+}
+
+/// The PS's identity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    /// Sender type of the B2 file header (`TP`, `TE`, `SI`).
+    #[serde(default = "default_sender_type")]
+    pub sender_type: String,
+    /// Sender number (B2 000 positions 6-19; the subject's `exercice`).
+    pub sender_number: String,
+    /// The PS number with its key (9 digits, B2 type 1 positions 2-10).
+    pub ps_number: String,
+    /// ART category code (R6.2: `IF`, `MK`, ... or `XX`).
+    #[serde(default = "default_category")]
+    pub category: String,
+    /// The PS's mail address given by its network provider (R5.2).
+    pub from: String,
+}
+
+fn default_sender_type() -> String {
+    "TP".into()
+}
+
+fn default_category() -> String {
+    "XX".into()
+}
+
+/// An SMTP submission server of the network provider.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    #[serde(default)]
+    pub tls: Tls,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+}
+
+/// Where returns are picked up: a POP3 mailbox, or a Maildir directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxSettings {
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub tls: Tls,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// A Maildir directory used instead of POP3 (embedded and offline use).
+    #[serde(default)]
+    pub maildir: Option<PathBuf>,
+    /// Largest message accepted from the mailbox, in bytes.
+    #[serde(default = "default_max_message")]
+    pub max_message_bytes: u64,
+}
+
+fn default_max_message() -> u64 {
+    64 * 1024 * 1024
+}
+
+/// The network provider: how mail leaves and arrives.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    pub smtp: SmtpSettings,
+    #[serde(default)]
+    pub mailbox: Option<MailboxSettings>,
+}
+
+/// One direct-mode destination (an AM organisation's mailbox).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectRoute {
+    pub mailbox: String,
+    /// The destination's encryption certificate; without it the attachment is sent in clear.
+    #[serde(default)]
+    pub certificate: Option<PathBuf>,
+}
+
+/// Direct-mode settings: untouched by everything that belongs to the OCT mode (R1.2).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Direct {
+    /// Specification version for the subject prefix (`SVvvvvvv`), e.g. `140700`.
+    #[serde(default = "default_spec_version")]
+    pub spec_version: String,
+    /// Destination organisation (B2 type 1 positions 17-19, 3 digits) -> route.
+    #[serde(default)]
+    pub routes: BTreeMap<String, DirectRoute>,
+}
+
+fn default_spec_version() -> String {
+    "140700".into()
+}
+
+/// The OCT the PS works with (R2: free configuration).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OctSettings {
+    /// The OCT's mail address.
+    pub address: String,
+    /// The OCT's attachment-encryption certificate (PEM or DER).
+    pub certificate: PathBuf,
+    /// The recipient number of the single-file header (14 characters, from the OCT's SIREN).
+    pub identifier: String,
+    #[serde(default)]
+    pub option: SendOption,
+    /// Compress before encrypting (`FACTURE/SV/ZK`).
+    #[serde(default = "yes")]
+    pub compress: bool,
+    /// Free text for the single file's message zone (37 characters at most).
+    #[serde(default)]
+    pub message_zone: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Return processing thresholds (worklists).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Returns {
+    /// A lot with no ARL after this many days is listed.
+    #[serde(default = "default_arl_days")]
+    pub arl_days: u32,
+    /// An invoice with a positive ARL but no RSP after this many days is listed.
+    #[serde(default = "default_rsp_days")]
+    pub rsp_days: u32,
+}
+
+impl Default for Returns {
+    fn default() -> Returns {
+        Returns {
+            arl_days: default_arl_days(),
+            rsp_days: default_rsp_days(),
+        }
+    }
+}
+
+fn default_arl_days() -> u32 {
+    2
+}
+
+fn default_rsp_days() -> u32 {
+    15
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub mode: Mode,
+    pub identity: Identity,
+    pub network: Network,
+    #[serde(default)]
+    pub direct: Direct,
+    #[serde(default)]
+    pub oct: Option<OctSettings>,
+    /// The SQLite journal; relative paths are relative to the configuration file.
+    #[serde(default = "default_store")]
+    pub store: PathBuf,
+    #[serde(default)]
+    pub returns: Returns,
+}
+
+fn default_store() -> PathBuf {
+    PathBuf::from("svoct-ps.sqlite")
+}
+
+/// Configuration problems, each naming the file and what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Read and check a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Config::parse(&text).map_err(|e| match e {
+            ConfigError::Invalid(message) => ConfigError::Syntax {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })?;
+        if config.store.is_relative()
+            && let Some(dir) = path.parent()
+        {
+            config.store = dir.join(&config.store);
+        }
+        Ok(config)
+    }
+
+    /// Parse and check configuration text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let config: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Invalid(one_line(&e.to_string())))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Cross-field checks that serde cannot express.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let id = &self.identity;
+        if !matches!(id.sender_type.as_str(), "TP" | "TE" | "SI") {
+            return Err(ConfigError::Invalid(format!(
+                "identity.sender_type must be TP, TE or SI, not `{}`",
+                id.sender_type
+            )));
+        }
+        digits("identity.sender_number", &id.sender_number, 1, 14)?;
+        digits("identity.ps_number", &id.ps_number, 9, 9)?;
+        if id.category.len() != 2 || !id.category.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(ConfigError::Invalid(format!(
+                "identity.category must be two capital letters (IF, MK, ..., XX), not `{}`",
+                id.category
+            )));
+        }
+        header_value("identity.from", &id.from)?;
+        digits("direct.spec_version", &self.direct.spec_version, 6, 6)?;
+        for (dest, route) in &self.direct.routes {
+            digits("a direct.routes key", dest, 3, 3)?;
+            header_value(&format!("direct.routes.{dest}.mailbox"), &route.mailbox)?;
+        }
+        if let Some(oct) = &self.oct {
+            header_value("oct.address", &oct.address)?;
+            if oct.identifier.is_empty() || oct.identifier.len() > 14 || !oct.identifier.is_ascii() {
+                return Err(ConfigError::Invalid(
+                    "oct.identifier must be 1 to 14 ASCII characters".into(),
+                ));
+            }
+            if oct.message_zone.len() > 37 || !oct.message_zone.is_ascii() {
+                return Err(ConfigError::Invalid(
+                    "oct.message_zone must be at most 37 ASCII characters".into(),
+                ));
+            }
+        }
+        if self.mode == Mode::Oct && self.oct.is_none() {
+            return Err(ConfigError::Invalid(
+                "mode is `oct` but there is no [oct] table: run `svoct ps oct set` first".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The configuration as JSON with every secret replaced, for display.
+    pub fn redacted(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn digits(name: &str, value: &str, min: usize, max: usize) -> Result<(), ConfigError> {
+    if value.len() < min || value.len() > max || !value.bytes().all(|b| b.is_ascii_digit()) {
+        let want = if min == max {
+            format!("{min}")
+        } else {
+            format!("{min} to {max}")
+        };
+        return Err(ConfigError::Invalid(format!(
+            "{name} must be {want} digits, not `{value}`"
+        )));
+    }
+    Ok(())
+}
+
+/// A value that ends up in a mail header: no CR or LF (header injection), ASCII only.
+fn header_value(name: &str, value: &str) -> Result<(), ConfigError> {
+    if value.is_empty()
+        || value
+            .bytes()
+            .any(|b| b == b'\r' || b == b'\n' || !b.is_ascii() || b == 0)
+    {
+        return Err(ConfigError::Invalid(format!(
+            "{name} must be a non-empty ASCII value without line breaks"
+        )));
+    }
+    Ok(())
+}
+
+/// Edits to the configuration file that preserve everything they do not touch.
+pub struct ConfigFile {
+    path: PathBuf,
+    doc: toml_edit::DocumentMut,
+}
+
+impl ConfigFile {
+    pub fn open(path: &Path) -> Result<ConfigFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let doc = text
+            .parse::<toml_edit::DocumentMut>()
+            .map_err(|e| ConfigError::Syntax {
+                path: path.to_owned(),
+                message: one_line(&e.to_string()),
+            })?;
+        Ok(ConfigFile {
+            path: path.to_owned(),
+            doc,
+        })
+    }
+
+    /// R1: switch between direct and OCT exchange. Only the top-level `mode` key changes.
+    pub fn set_mode(&mut self, mode: Mode) {
+        let value = match mode {
+            Mode::Direct => "direct",
+            Mode::Oct => "oct",
+        };
+        set_keeping_comments(&mut self.doc["mode"], value.into());
+    }
+
+    /// R2: set or change the OCT. Only keys of the `[oct]` table change; unnamed keys keep their
+    /// values.
+    pub fn set_oct(&mut self, changes: &OctChanges) {
+        if !self.doc.contains_table("oct") {
+            self.doc["oct"] = toml_edit::table();
+        }
+        let oct = &mut self.doc["oct"];
+        if let Some(v) = &changes.address {
+            set_keeping_comments(&mut oct["address"], v.as_str().into());
+        }
+        if let Some(v) = &changes.certificate {
+            set_keeping_comments(&mut oct["certificate"], v.to_string_lossy().as_ref().into());
+        }
+        if let Some(v) = &changes.identifier {
+            set_keeping_comments(&mut oct["identifier"], v.as_str().into());
+        }
+        if let Some(v) = changes.option {
+            let s = match v {
+                SendOption::Split => "split",
+                SendOption::Single => "single",
+                SendOption::Enriched => "enriched",
+            };
+            set_keeping_comments(&mut oct["option"], s.into());
+        }
+        if let Some(v) = changes.compress {
+            set_keeping_comments(&mut oct["compress"], v.into());
+        }
+    }
+
+    /// Remove everything that belongs to the OCT mode (R1.2: direct mode keeps working as is).
+    pub fn remove_oct(&mut self) {
+        self.doc.remove("oct");
+        self.set_mode(Mode::Direct);
+    }
+
+    /// Check the edited document, then write it atomically (temporary file + rename).
+    pub fn save(&self) -> Result<Config, ConfigError> {
+        let text = self.doc.to_string();
+        let config = Config::parse(&text)?;
+        let tmp = self.path.with_extension("toml.tmp");
+        let write = |p: &Path| -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(p)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()
+        };
+        write(&tmp).map_err(|source| ConfigError::Write {
+            path: tmp.clone(),
+            source,
+        })?;
+        std::fs::rename(&tmp, &self.path).map_err(|source| ConfigError::Write {
+            path: self.path.clone(),
+            source,
+        })?;
+        Ok(config)
+    }
+}
+
+/// Replace a value but keep the comment and spacing around it, so an edit changes one token.
+fn set_keeping_comments(item: &mut toml_edit::Item, mut new: toml_edit::Value) {
+    if let Some(old) = item.as_value() {
+        *new.decor_mut() = old.decor().clone();
+    }
+    *item = toml_edit::Item::Value(new);
+}
+
+/// What `svoct ps oct set` changes; `None` leaves a key as it is.
+#[derive(Clone, Debug, Default)]
+pub struct OctChanges {
+    pub address: Option<String>,
+    pub certificate: Option<PathBuf>,
+    pub identifier: Option<String>,
+    pub option: Option<SendOption>,
+    pub compress: Option<bool>,
+}
+
+/// A starting configuration, written by `svoct ps init`.
+pub const EXAMPLE: &str = r#"# svoct PS configuration. Every setting is documented in docs/ps-config.md.
+mode = "direct"          # "direct" or "oct" (svoct ps mode ...)
+store = "svoct-ps.sqlite"
+
+[identity]
+sender_type = "TP"
+sender_number = "00000123456789"
+ps_number = "123456789"
+category = "IF"
+from = "cabinet@ps.invalid"
+
+[network.smtp]
+host = "127.0.0.1"
+port = 25
+tls = "none"             # "none", "starttls" or "implicit"
+# username = "..."
+# password = "..."
+
+[network.mailbox]
+host = "127.0.0.1"
+port = 110
+tls = "none"
+# username = "..."
+# password = "..."
+# maildir = "/var/mail/ps"   # instead of POP3
+
+[direct]
+spec_version = "140700"
+
+[direct.routes."011"]
+mailbox = "cpam011@am.invalid"
+# certificate = "certs/cpam011.pem"
+
+[returns]
+arl_days = 2
+rsp_days = 15
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_example(dir: &Path) -> PathBuf {
+        let p = dir.join("svoct-ps.toml");
+        std::fs::write(&p, EXAMPLE).unwrap();
+        p
+    }
+
+    fn section<'a>(text: &'a str, header: &str) -> &'a str {
+        let start = text.find(header).unwrap();
+        let rest = &text[start..];
+        let end = rest[header.len()..]
+            .find("\n[")
+            .map(|i| i + header.len())
+            .unwrap_or(rest.len());
+        &rest[..end]
+    }
+
+    #[test]
+    fn example_parses() {
+        let c = Config::parse(EXAMPLE).unwrap();
+        assert_eq!(c.mode, Mode::Direct);
+        assert_eq!(c.direct.routes["011"].mailbox, "cpam011@am.invalid");
+        assert!(c.oct.is_none());
+    }
+
+    #[test]
+    fn switching_to_oct_and_back_keeps_direct_settings_byte_identical() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_example(dir.path());
+        let before = std::fs::read_to_string(&path).unwrap();
+
+        let mut f = ConfigFile::open(&path).unwrap();
+        f.set_oct(&OctChanges {
+            address: Some("oct@oct.invalid".into()),
+            certificate: Some("oct.pem".into()),
+            identifier: Some("12345678900014".into()),
+            option: Some(SendOption::Single),
+            compress: None,
+        });
+        f.set_mode(Mode::Oct);
+        let c = f.save().unwrap();
+        assert_eq!(c.mode, Mode::Oct);
+        let during = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(section(&before, "[direct]"), section(&during, "[direct]"));
+        assert_eq!(
+            section(&before, "[network.smtp]"),
+            section(&during, "[network.smtp]")
+        );
+
+        let mut f = ConfigFile::open(&path).unwrap();
+        f.set_mode(Mode::Direct);
+        f.save().unwrap();
+        let mut f = ConfigFile::open(&path).unwrap();
+        f.remove_oct();
+        f.save().unwrap();
+        let after = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            before, after,
+            "OCT mode added and removed leaves the file as it was"
+        );
+    }
+
+    #[test]
+    fn changing_oct_touches_only_named_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_example(dir.path());
+        let mut f = ConfigFile::open(&path).unwrap();
+        f.set_oct(&OctChanges {
+            address: Some("a@oct1.invalid".into()),
+            certificate: Some("oct1.pem".into()),
+            identifier: Some("11111111100011".into()),
+            option: Some(SendOption::Enriched),
+            compress: Some(false),
+        });
+        f.save().unwrap();
+        let mut f = ConfigFile::open(&path).unwrap();
+        f.set_oct(&OctChanges {
+            address: Some("b@oct2.invalid".into()),
+            ..Default::default()
+        });
+        let c = f.save().unwrap();
+        let oct = c.oct.unwrap();
+        assert_eq!(oct.address, "b@oct2.invalid");
+        assert_eq!(oct.identifier, "11111111100011");
+        assert_eq!(oct.option, SendOption::Enriched);
+        assert!(!oct.compress);
+    }
+
+    #[test]
+    fn oct_mode_without_oct_table_is_refused() {
+        let text = EXAMPLE.replace("mode = \"direct\"", "mode = \"oct\"");
+        let e = Config::parse(&text).unwrap_err().to_string();
+        assert!(e.contains("svoct ps oct set"), "{e}");
+    }
+
+    #[test]
+    fn header_injection_in_configured_values_is_refused() {
+        let text = EXAMPLE.replace("cabinet@ps.invalid", "a@b.invalid\\r\\nBcc: x@y.invalid");
+        let e = Config::parse(&text).unwrap_err().to_string();
+        assert!(e.contains("identity.from"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = Config::parse(&EXAMPLE.replace("\"123456789\"", "\"12345\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("identity.ps_number"), "{e}");
+        let e = Config::parse(&EXAMPLE.replace("[returns]", "[returns]\nbogus = 1"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_and_json() {
+        let text = EXAMPLE.replace(
+            "# password = \"...\"\n\n[network.mailbox]",
+            "password = \"hunter2\"\n\n[network.mailbox]",
+        );
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(c.network.smtp.password.as_ref().unwrap().expose(), "hunter2");
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(!c.redacted().to_string().contains("hunter2"));
+    }
+}
