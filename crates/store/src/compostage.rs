@@ -1,1 +1,142 @@
-//! (in progress)
+//! The compostage allocator: a unique `AAAAMMJJHHMMSSxxxxx` for every message an installation
+//! sends (annex R5.3: "a retransmission of the same file must carry a different compostage").
+//!
+//! State is one row `(second, counter)` updated in an IMMEDIATE transaction, so every process and
+//! thread that opens the same database file draws from one sequence, across restarts.
+//!
+//! Rules (the annex fixes only the format; these are ours, see `docs/formats/compostage.md`):
+//! - The date-time part is **UTC** (local time goes back an hour every autumn).
+//! - The stamp never goes backwards: the second used is `max(clock, last second used)`; when the
+//!   clock is behind, stamps keep counting in the last second used.
+//! - Within one second the 5-digit counter runs `00000..=99999`; when it would overflow, the
+//!   allocator moves on to the next second (counter `00000`), running ahead of the clock for as
+//!   long as the burst lasts.
+//!
+//! Stamps are therefore strictly increasing, both as numbers and as strings.
+
+use rusqlite::{OptionalExtension, Transaction, TransactionBehavior};
+use time::OffsetDateTime;
+
+use crate::db::Store;
+use crate::{StoreError, sql};
+
+/// Length of a compostage: 14 digits of date-time, 5 of counter.
+pub const COMPOSTAGE_LEN: usize = 19;
+/// The largest counter value within one second.
+pub const COUNTER_MAX: i64 = 99_999;
+
+/// Allocates compostages from a [`Store`]; see the module documentation for the rules.
+#[derive(Debug, Clone, Copy)]
+pub struct CompostageAllocator<'a> {
+    store: &'a Store,
+}
+
+impl Store {
+    /// The compostage allocator of this installation.
+    pub fn compostage(&self) -> CompostageAllocator<'_> {
+        CompostageAllocator { store: self }
+    }
+}
+
+impl CompostageAllocator<'_> {
+    /// The next compostage, by the system clock (UTC).
+    pub fn next(&self) -> Result<String, StoreError> {
+        self.next_at(OffsetDateTime::now_utc().unix_timestamp())
+    }
+
+    /// The next compostage as if the clock read `unix_seconds` (tests, replay).
+    pub fn next_at(&self, unix_seconds: i64) -> Result<String, StoreError> {
+        let tx = Transaction::new_unchecked(&self.store.conn, TransactionBehavior::Immediate)
+            .map_err(sql("begin compostage transaction"))?;
+        let last: Option<(i64, i64)> = tx
+            .query_row(
+                "SELECT second, counter FROM compostage_state WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(sql("read compostage state"))?;
+        let (second, counter) = next_value(last, unix_seconds);
+        let stamp = format_stamp(second, counter)?;
+        tx.execute(
+            "INSERT INTO compostage_state (id, second, counter) VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET second = excluded.second, counter = excluded.counter",
+            [second, counter],
+        )
+        .map_err(sql("write compostage state"))?;
+        tx.commit().map_err(sql("commit compostage"))?;
+        Ok(stamp)
+    }
+
+    /// The last compostage handed out, if any.
+    pub fn last(&self) -> Result<Option<String>, StoreError> {
+        let last: Option<(i64, i64)> = self
+            .store
+            .conn
+            .query_row(
+                "SELECT second, counter FROM compostage_state WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(sql("read compostage state"))?;
+        last.map(|(s, c)| format_stamp(s, c)).transpose()
+    }
+}
+
+/// The pure step of the allocator: from the last `(second, counter)` and the clock.
+fn next_value(last: Option<(i64, i64)>, clock: i64) -> (i64, i64) {
+    match last {
+        None => (clock, 0),
+        Some((second, _)) if clock > second => (clock, 0),
+        Some((second, counter)) if counter >= COUNTER_MAX => (second.saturating_add(1), 0),
+        Some((second, counter)) => (second, counter.max(-1) + 1),
+    }
+}
+
+/// `AAAAMMJJHHMMSS` (UTC) followed by the 5-digit counter.
+fn format_stamp(second: i64, counter: i64) -> Result<String, StoreError> {
+    let out_of_range = StoreError::ClockOutOfRange { unix_seconds: second };
+    let t = OffsetDateTime::from_unix_timestamp(second)
+        .map_err(|_| StoreError::ClockOutOfRange { unix_seconds: second })?;
+    if !(0..=9999).contains(&t.year()) || !(0..=COUNTER_MAX).contains(&counter) {
+        return Err(out_of_range);
+    }
+    Ok(format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}{:05}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        counter
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_computed_stamps() {
+        // 2026-11-26 05:43:27 UTC = 1795671807 (days since epoch 20418 * 86400 + 20607).
+        assert_eq!(format_stamp(1_795_671_807, 0).unwrap(), "2026112605432700000");
+        assert_eq!(format_stamp(0, 42).unwrap(), "1970010100000000042");
+        assert_eq!(format_stamp(951_782_400, 99_999).unwrap(), "2000022900000099999");
+        assert!(format_stamp(253_402_300_800, 0).is_err()); // year 10000
+        assert!(format_stamp(0, 100_000).is_err());
+    }
+
+    #[test]
+    fn step_rules() {
+        assert_eq!(next_value(None, 10), (10, 0));
+        assert_eq!(next_value(Some((10, 0)), 10), (10, 1));
+        assert_eq!(next_value(Some((10, 5)), 11), (11, 0));
+        // Clock went back: keep counting in the last second.
+        assert_eq!(next_value(Some((10, 5)), 3), (10, 6));
+        // Overflow moves to the next second.
+        assert_eq!(next_value(Some((10, COUNTER_MAX)), 10), (11, 0));
+        assert_eq!(next_value(Some((10, COUNTER_MAX)), 2), (11, 0));
+    }
+}

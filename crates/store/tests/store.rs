@@ -1,0 +1,185 @@
+//! The store against its promises: durability settings, migrations, journal, inbox.
+
+use svoct_store::{Direction, InboxState, Lot, NewEntry, Status, Store, StoreError, StoreOutcome};
+
+fn entry(subject: &str, compostage: &str) -> NewEntry {
+    NewEntry {
+        direction: Direction::Out,
+        profile: "FACTURE/SV".into(),
+        subject: subject.into(),
+        compostage: Some(compostage.into()),
+        message_id: Some("<1@ps.test>".into()),
+        file_name: Some("F0001".into()),
+        lots: vec![
+            Lot {
+                number: "001".into(),
+                date: "20261126".into(),
+            },
+            Lot {
+                number: "002".into(),
+                date: "20261126".into(),
+            },
+        ],
+        invoices: vec!["000000001".into(), "000000002".into()],
+        status: Status::Pending,
+    }
+}
+
+#[test]
+fn file_store_is_wal_full_sync_and_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("svoct.db");
+    let s = Store::open(&path).unwrap();
+    assert_eq!(s.journal_mode().unwrap(), "wal");
+    assert_eq!(s.schema_version().unwrap(), svoct_store::db::SCHEMA_VERSION);
+    drop(s);
+    // Reopening does not re-apply migrations (they would fail on existing tables).
+    let s = Store::open(&path).unwrap();
+    assert_eq!(s.schema_version().unwrap(), svoct_store::db::SCHEMA_VERSION);
+}
+
+#[test]
+fn newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("svoct.db");
+    drop(Store::open(&path).unwrap());
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute("UPDATE schema_version SET version = 999", []).unwrap();
+    drop(c);
+    match Store::open(&path) {
+        Err(StoreError::SchemaTooNew { found: 999, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn journal_insert_before_send_then_outcome() {
+    let s = Store::open_in_memory().unwrap();
+    let j = s.journal();
+    let a = j
+        .insert(&entry(
+            "SV140700/123456789/2026112605432700000/00002",
+            "2026112605432700000",
+        ))
+        .unwrap();
+    let b = j
+        .insert(&entry(
+            "SV140700/123456789/2026112605432800000/00002",
+            "2026112605432800000",
+        ))
+        .unwrap();
+    assert_eq!(j.with_status(Status::Pending).unwrap().len(), 2);
+    j.set_outcome(a, Status::Sent, Some("250 OK id=1xW")).unwrap();
+    j.set_outcome(b, Status::Failed, Some("550 unknown mailbox"))
+        .unwrap();
+    let got = j.get(a).unwrap().unwrap();
+    assert_eq!(got.status, Status::Sent);
+    assert_eq!(got.server_answer.as_deref(), Some("250 OK id=1xW"));
+    assert_eq!(got.lots[1].number, "002");
+    assert_eq!(got.invoices, vec!["000000001", "000000002"]);
+    assert!(j.with_status(Status::Pending).unwrap().is_empty());
+    assert_eq!(j.by_compostage("2026112605432800000").unwrap().unwrap().id, b);
+    assert!(matches!(
+        j.set_outcome(svoct_store::EntryId(77), Status::Sent, None),
+        Err(StoreError::NotFound {
+            table: "journal",
+            id: 77
+        })
+    ));
+    // JSON shape, for the CLI.
+    let v: serde_json::Value = serde_json::to_value(&got).unwrap();
+    assert_eq!(v["status"], "sent");
+    assert_eq!(v["direction"], "out");
+    assert_eq!(v["lots"][0]["date"], "20261126");
+}
+
+#[test]
+fn journal_search_by_subject_glob() {
+    let s = Store::open_in_memory().unwrap();
+    let j = s.journal();
+    j.insert(&entry(
+        "SV140700/111111111/2026112605432700000/00002",
+        "2026112605432700000",
+    ))
+    .unwrap();
+    j.insert(&entry(
+        "SV140700/222222222/2026112605432700001/00002",
+        "2026112605432700001",
+    ))
+    .unwrap();
+    j.insert(&entry("ART/000000111/202611260543", "x")).unwrap();
+    assert_eq!(j.search_subject("SV*").unwrap().len(), 2);
+    let one = j.search_subject("*/222222222/*").unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].subject, "SV140700/222222222/2026112605432700001/00002");
+    assert_eq!(j.search_subject("ART/*").unwrap().len(), 1);
+    assert!(j.search_subject("sv*").unwrap().is_empty(), "case-sensitive");
+    assert_eq!(j.recent(2).unwrap()[0].subject, "ART/000000111/202611260543");
+}
+
+#[test]
+fn journal_reports_corrupt_rows_with_table_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("svoct.db");
+    let s = Store::open(&path).unwrap();
+    let id = s.journal().insert(&entry("S", "C")).unwrap();
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute("UPDATE journal SET status = 'bogus'", []).unwrap();
+    match s.journal().get(id) {
+        Err(StoreError::Corrupt {
+            table: "journal",
+            column: "status",
+            value,
+            ..
+        }) => assert_eq!(value, "bogus"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn inbox_stores_once_per_source_and_uidl() {
+    let s = Store::open_in_memory().unwrap();
+    let i = s.inbox();
+    let raw = b"Subject: x\r\n\r\nbody\r\n.\r\n".to_vec();
+    let first = i.store_if_new("pop:ps1", "UID1", &raw).unwrap();
+    assert!(matches!(first, StoreOutcome::Stored(_)));
+    let again = i.store_if_new("pop:ps1", "UID1", b"different").unwrap();
+    assert_eq!(again, StoreOutcome::AlreadyHad(first.id()));
+    // Same UIDL in another mailbox is another message.
+    assert!(matches!(
+        i.store_if_new("pop:ps2", "UID1", b"other").unwrap(),
+        StoreOutcome::Stored(_)
+    ));
+    let m = i.get(first.id()).unwrap().unwrap();
+    assert_eq!(m.raw, raw, "the first bytes are kept");
+    assert_eq!(m.size, raw.len() as u64);
+    assert_eq!(m.state, InboxState::New);
+    assert_eq!(i.not_deleted_on_server("pop:ps1").unwrap(), vec!["UID1"]);
+    i.mark_deleted_on_server("pop:ps1", "UID1").unwrap();
+    assert!(i.not_deleted_on_server("pop:ps1").unwrap().is_empty());
+
+    i.classify(first.id(), "ARL").unwrap();
+    i.quarantine(first.id(), "attachment does not decrypt").unwrap();
+    let q = i.with_state(InboxState::Quarantined).unwrap();
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].classification.as_deref(), Some("ARL"));
+    assert_eq!(q[0].reason.as_deref(), Some("attachment does not decrypt"));
+    i.mark_processed(first.id()).unwrap();
+    assert!(i.with_state(InboxState::Quarantined).unwrap().is_empty());
+    assert_eq!(i.count("pop:ps1").unwrap(), 1);
+}
+
+#[test]
+fn inbox_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("svoct.db");
+    {
+        let s = Store::open(&path).unwrap();
+        s.inbox().store_if_new("m", "u", b"raw bytes").unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    assert!(matches!(
+        s.inbox().store_if_new("m", "u", b"raw bytes").unwrap(),
+        StoreOutcome::AlreadyHad(_)
+    ));
+}
