@@ -1,0 +1,155 @@
+//! R8.3: the OCT's split of enriched FSE (contract type 99) into an AMO lot and AMC data.
+//!
+//! Provisional (`docs/formats/b2.md`): the AMO lot is the PS's lot with one byte changed per
+//! split invoice, type 5 position 90 set to `A`; nothing else moves, the seal zones (97-128 of
+//! types 5 and 6) included, since the OCT never re-signs (R3.5). The AMC side is handed over as
+//! data (per AMC organisation number, the invoices with their amounts and their exact records):
+//! building the complementary flow from it is the concentrator's job.
+
+use serde::Serialize;
+
+use super::layouts::{F2_MEMBER, F5_OCT_SPLIT, RecordType, invoice_continuation};
+use super::model::{Lot, LotKind};
+use super::{B2Error, RECORD_LEN};
+
+/// What the OCT needs from one invoice of an enriched FSE to build the complementary flow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AmcInvoice<'a> {
+    /// *N° facture*.
+    pub invoice_number: u64,
+    /// Record index and byte offset of the invoice's type 2 record in the input.
+    pub record: usize,
+    pub offset: usize,
+    /// *Destinataire du règlement* (`00` or `05`).
+    pub settlement: String,
+    /// *N° d'adhérent* (type 2 positions 105-112).
+    pub member_number: String,
+    /// Type 5 totals, in cents.
+    pub total_billed: u64,
+    pub total_amo: u64,
+    pub total_amc: u64,
+    /// The 2M record (AMC routing data), if the invoice has one.
+    #[serde(skip)]
+    pub amc_record: Option<&'a [u8]>,
+    /// The invoice's exact records, type 2 to type 5, as the PS sealed them.
+    #[serde(skip)]
+    pub bytes: &'a [u8],
+}
+
+/// The invoices of one AMC organisation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AmcGroup<'a> {
+    /// *N° d'organisme complémentaire* (type 2 positions 119-128).
+    pub amc_number: String,
+    pub invoices: Vec<AmcInvoice<'a>>,
+}
+
+/// The result of [`split_enriched`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnrichedSplit<'a> {
+    /// The lot to forward to the AMO: the input lot with type 5 position 90 = `A` on every
+    /// split invoice.
+    pub amo_lot: Vec<u8>,
+    /// How many invoices were marked.
+    pub marked: usize,
+    /// The complementary data, one group per AMC organisation, in order of first appearance.
+    pub amc: Vec<AmcGroup<'a>>,
+}
+
+/// Split an enriched FSE lot (R8.3): every invoice with contract type `99` is marked as split
+/// by an OCT in the AMO lot and its data goes to its AMC organisation's group. Invoices without
+/// contract type 99 stay as they are. A lot without any is returned unchanged with no AMC group.
+///
+/// Refused with [`B2Error::NotEnrichable`]: a DRE lot; an invoice with contract type 99 whose
+/// settlement is not `00`/`05` (R3.3), that is split at the source (R3.4), that is already
+/// marked, or that has no AMC organisation number.
+pub fn split_enriched<'a>(lot: &Lot<'a>) -> Result<EnrichedSplit<'a>, B2Error> {
+    let refuse = |record: usize, field: &'static str, reason: &'static str| B2Error::NotEnrichable {
+        record,
+        offset: record * RECORD_LEN,
+        field,
+        reason,
+    };
+    if lot.kind() == LotKind::Dre {
+        return Err(refuse(
+            lot.first_record(),
+            "norm_version",
+            "a DRE lot is not an enriched FSE",
+        ));
+    }
+    let mut amo_lot = lot.bytes().to_vec();
+    let mut marked = 0;
+    let mut amc: Vec<AmcGroup<'a>> = Vec::new();
+    for inv in lot.invoices() {
+        if inv.contract_type() != "99" {
+            continue;
+        }
+        let first = inv.first_record();
+        if !matches!(inv.settlement(), "00" | "05") {
+            return Err(refuse(
+                first,
+                "settlement",
+                "contract type 99 needs settlement 00 or 05 (R3.3)",
+            ));
+        }
+        if inv.ps_split().is_some() {
+            return Err(refuse(
+                first,
+                "ps_split",
+                "contract type 99 forbids a split at the source (R3.4)",
+            ));
+        }
+        let amc_number = inv.amc_number();
+        if amc_number.is_empty() {
+            return Err(refuse(
+                first,
+                "amc_number",
+                "contract type 99 without an AMC organisation number",
+            ));
+        }
+        let total_index = first + inv.records().len().saturating_sub(1);
+        if inv.split_by_oct() {
+            return Err(refuse(
+                total_index,
+                "oct_split",
+                "the invoice is already marked as split by an OCT",
+            ));
+        }
+        // The mark: one byte of the type 5 record, at its offset relative to the lot.
+        let at = (total_index * RECORD_LEN + F5_OCT_SPLIT.range().start).checked_sub(lot.offset());
+        match at.and_then(|at| amo_lot.get_mut(at)) {
+            Some(b) => *b = b'A',
+            None => {
+                return Err(refuse(
+                    total_index,
+                    "oct_split",
+                    "the invoice total lies outside the lot",
+                ));
+            }
+        }
+        marked += 1;
+        let amc_record = inv.records().find(|r| {
+            RecordType::of(r) == RecordType::InvoiceHeader && invoice_continuation(r) == Some(b'M')
+        });
+        let item = AmcInvoice {
+            invoice_number: inv.number().unwrap_or(0),
+            record: first,
+            offset: inv.offset(),
+            settlement: inv.settlement().to_owned(),
+            member_number: F2_MEMBER.str(inv.header()).unwrap_or("").to_owned(),
+            total_billed: inv.total_billed().unwrap_or(0),
+            total_amo: inv.total_amo().unwrap_or(0),
+            total_amc: inv.total_amc().unwrap_or(0),
+            amc_record,
+            bytes: inv.bytes(),
+        };
+        match amc.iter_mut().find(|g| g.amc_number == amc_number) {
+            Some(g) => g.invoices.push(item),
+            None => amc.push(AmcGroup {
+                amc_number: amc_number.to_owned(),
+                invoices: vec![item],
+            }),
+        }
+    }
+    Ok(EnrichedSplit { amo_lot, marked, amc })
+}

@@ -1,0 +1,364 @@
+//! Deterministic synthetic B2 lots for tests, benchmarks, demos and `svoct gen`.
+//!
+//! Same [`SynthParams`] → same bytes, on every machine: a SplitMix64 generator seeded by
+//! [`SynthParams::seed`] drives every choice. The lots validate clean (no [`Finding`]), carry
+//! consistent amounts and totals, are marked as test invoices (type 6 position 55 = `T`), and
+//! carry a clearly fake seal: `FAKESEAL` followed by 24 hexadecimal digits of a hash of the
+//! records before it. Real seals need the PS's smart card (R3.5).
+//!
+//! [`Finding`]: super::Finding
+
+use super::build::{SingleFileParams, build_single_file};
+use super::layouts::{
+    ACT_4, F1_CERTIFICATION, F1_CURRENCY, F1_DATE, F1_DEST_ORG, F1_LOT_NUMBER, F1_NORM_VERSION,
+    F1_NORME_CODE, F1_NORME_USED, F1_PIVOT_CAISSE, F1_PIVOT_REGIME, F1_PS, F1_PS_NAME, F2_AMC, F2_CAISSE,
+    F2_CENTRE, F2_CONTRACT, F2_INVOICE_KIND, F2_REGIME, F2_SETTLEMENT, F4_AMOUNT_AMC, F4_AMOUNT_AMO,
+    F4_AMOUNT_BILLED, F5_ACT_COUNT, F5_AMC, F5_AMO, F5_BILLED, F5_INSURED, F5_SEAL, F6_ACTS, F6_AMC, F6_AMO,
+    F6_BILLED, F6_INVOICE_KIND, F6_INVOICES, F6_LOT_NUMBER, F6_MARKING, F6_PS, F6_SEAL, F6_TYPE2, F6_TYPE5,
+    FI_INVOICE, FI_NIR, FI_NIR_KEY, FI_PS, INVOICE_2M, INVOICE_HEADER, INVOICE_TOTAL, LOT_HEADER,
+    LOT_TRAILER,
+};
+use super::model::parse;
+use super::{B2Error, DRE_NORM_VERSION, MAX_INVOICES_PER_LOT, RECORD_LEN};
+use crate::layout::{Field, Layout};
+
+/// Norm version written in synthetic FSE lot headers (type 1 positions 82-87).
+pub const SYNTH_FSE_NORM_VERSION: &str = "062005";
+
+/// What to generate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SynthParams {
+    /// Seed of the generator: same seed, same bytes.
+    pub seed: u64,
+    /// Total number of invoices, spread over kinds and destinations.
+    pub invoices: usize,
+    /// Generate FSE lots.
+    pub fse: bool,
+    /// Generate DRE lots.
+    pub dre: bool,
+    /// Number of distinct destinations (at least 1, at most 900).
+    pub destinations: usize,
+    /// FSE invoices are enriched: contract type 99, settlement `00`/`05`, an AMC organisation
+    /// number and a 2M record (R3.3).
+    pub enriched: bool,
+    /// Lot and invoice date, AAMMJJ.
+    pub date: String,
+    /// The PS number + key, 9 digits.
+    pub ps_number: String,
+    /// The PS name (type 1 positions 30-69).
+    pub ps_name: String,
+    /// Acts per invoice: 1 to `max_acts` (1 to 99).
+    pub max_acts: usize,
+    /// Invoices per lot, 1 to 999.
+    pub lot_size: usize,
+}
+
+impl Default for SynthParams {
+    fn default() -> Self {
+        SynthParams {
+            seed: 1,
+            invoices: 10,
+            fse: true,
+            dre: false,
+            destinations: 1,
+            enriched: false,
+            date: "261126".into(),
+            ps_number: "123456789".into(),
+            ps_name: "DOCTEUR TEST SYNTHETIQUE".into(),
+            max_acts: 3,
+            lot_size: MAX_INVOICES_PER_LOT,
+        }
+    }
+}
+
+/// SplitMix64: tiny, fast, good enough for test data, stable forever.
+#[derive(Clone, Debug)]
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform-ish in `lo..=hi` (modulo bias is irrelevant here).
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+}
+
+/// FNV-1a 64 with a chosen offset basis, for the fake seal.
+fn fnv(bytes: &[u8], basis: u64) -> u64 {
+    let mut h = basis;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// `FAKESEAL` + 24 hex digits of a hash of `covered`: 32 characters, deterministic, obviously
+/// not a real seal.
+pub fn fake_seal(covered: &[u8]) -> String {
+    let a = fnv(covered, 0xcbf2_9ce4_8422_2325);
+    let b = fnv(covered, 0x6c62_272e_07bb_0142);
+    let mut s = format!("FAKESEAL{a:016X}{b:016X}");
+    s.truncate(32);
+    s
+}
+
+struct W<'p> {
+    index: usize,
+    p: &'p SynthParams,
+}
+
+impl W<'_> {
+    fn put(&self, rec: &mut [u8], f: &Field, v: &str) -> Result<(), B2Error> {
+        f.put(rec, v).map_err(|source| B2Error::Field {
+            record: self.index,
+            offset: self.index * RECORD_LEN,
+            source,
+        })
+    }
+    fn num(&self, rec: &mut [u8], f: &Field, v: u64) -> Result<(), B2Error> {
+        f.put_number(rec, v).map_err(|source| B2Error::Field {
+            record: self.index,
+            offset: self.index * RECORD_LEN,
+            source,
+        })
+    }
+    fn named(&self, rec: &mut [u8], layout: &Layout, name: &str, v: &str) -> Result<(), B2Error> {
+        match layout.field(name) {
+            Some(f) => self.put(rec, f, v),
+            None => Ok(()),
+        }
+    }
+    fn prefix(&self, rec: &mut [u8], nir: &str, key: u64, invoice: u64) -> Result<(), B2Error> {
+        self.put(rec, &FI_PS, &self.p.ps_number)?;
+        self.put(rec, &FI_NIR, nir)?;
+        self.num(rec, &FI_NIR_KEY, key)?;
+        self.num(rec, &FI_INVOICE, invoice)
+    }
+}
+
+/// One destination of the synthetic set: (organisme, pivot régime, pivot caisse).
+fn destination(d: usize) -> (String, &'static str, String) {
+    let d = d % 900;
+    (
+        format!("{:03}", 100 + d),
+        "01",
+        format!("{:03}", 100 + (d * 37 + 651) % 900),
+    )
+}
+
+/// Generate the lots, each as its own byte vector, in a deterministic order: for each kind (FSE
+/// then DRE) and each destination, its invoices in lots of at most `lot_size`.
+pub fn generate_lots(p: &SynthParams) -> Result<Vec<Vec<u8>>, B2Error> {
+    let mut out = Vec::new();
+    for_each_lot(p, |lot| {
+        out.push(lot.to_vec());
+    })?;
+    Ok(out)
+}
+
+/// Generate the lots concatenated (a bare sequence of lots, as [`parse`] accepts).
+pub fn generate_bytes(p: &SynthParams) -> Result<Vec<u8>, B2Error> {
+    let mut out = Vec::new();
+    for_each_lot(p, |lot| out.extend_from_slice(lot))?;
+    Ok(out)
+}
+
+/// Generate the lots framed as an OCT single file (R3.2).
+pub fn generate_single_file(p: &SynthParams, file: &SingleFileParams) -> Result<Vec<u8>, B2Error> {
+    let lots = generate_bytes(p)?;
+    let input = parse(&lots)?;
+    build_single_file(input.lots(), file)
+}
+
+fn for_each_lot(p: &SynthParams, mut emit: impl FnMut(&[u8])) -> Result<(), B2Error> {
+    let lot_size = p.lot_size.clamp(1, MAX_INVOICES_PER_LOT);
+    let destinations = p.destinations.clamp(1, 900);
+    let max_acts = p.max_acts.clamp(1, 99) as u64;
+    let mut kinds = Vec::new();
+    if p.fse {
+        kinds.push(false);
+    }
+    if p.dre {
+        kinds.push(true);
+    }
+    if kinds.is_empty() {
+        return Ok(());
+    }
+    let groups = kinds.len() * destinations;
+    let mut rng = Rng(p.seed);
+    let mut invoice_number: u64 = rng.range(1, 400_000_000);
+    let mut lot_number: u64 = 0;
+    let mut lot = Vec::with_capacity((lot_size * 8 + 2) * RECORD_LEN);
+    for g in 0..groups {
+        let dre = kinds.get(g / destinations).copied().unwrap_or(false);
+        let (org, regime, caisse) = destination(g % destinations);
+        // Invoices i with i % groups == g belong to this group.
+        let count = p.invoices / groups + usize::from(g < p.invoices % groups);
+        let mut left = count;
+        while left > 0 {
+            let n = left.min(lot_size);
+            left -= n;
+            lot_number = lot_number % 999 + 1;
+            lot.clear();
+            let w = W { index: 0, p };
+            let mut h = LOT_HEADER.blank();
+            w.put(&mut h, &F1_PS, &p.ps_number)?;
+            w.put(&mut h, &F1_DEST_ORG, &org)?;
+            w.num(&mut h, &F1_LOT_NUMBER, lot_number)?;
+            w.put(&mut h, &F1_PS_NAME, &p.ps_name)?;
+            w.put(&mut h, &F1_NORME_USED, "SV")?;
+            w.put(&mut h, &F1_DATE, &p.date)?;
+            w.put(&mut h, &F1_NORME_CODE, "B2")?;
+            w.put(&mut h, &F1_CERTIFICATION, "S")?;
+            w.put(
+                &mut h,
+                &F1_NORM_VERSION,
+                if dre {
+                    DRE_NORM_VERSION
+                } else {
+                    SYNTH_FSE_NORM_VERSION
+                },
+            )?;
+            w.put(&mut h, &F1_CURRENCY, "U")?;
+            w.put(&mut h, &F1_PIVOT_REGIME, regime)?;
+            w.put(&mut h, &F1_PIVOT_CAISSE, &caisse)?;
+            lot.extend_from_slice(&h);
+
+            let (mut acts_total, mut type2_total) = (0u64, 0u64);
+            let (mut billed_total, mut amo_total, mut amc_total) = (0u64, 0u64, 0u64);
+            for _ in 0..n {
+                invoice_number = invoice_number % 999_999_999 + 1;
+                let inv_start = lot.len();
+                let nir_num = rng.range(1_000_000_000_000, 2_999_999_999_999);
+                let nir = nir_num.to_string();
+                let key = 97 - nir_num % 97;
+                let enriched = p.enriched && !dre;
+                let amc_org = format!("{:010}", rng.range(1, 9_999_999_999));
+
+                let mut r2 = INVOICE_HEADER.blank();
+                w.prefix(&mut r2, &nir, key, invoice_number)?;
+                w.named(&mut r2, &INVOICE_HEADER, "operation", "0")?;
+                w.named(&mut r2, &INVOICE_HEADER, "invoice_date", &p.date)?;
+                w.put(&mut r2, &F2_INVOICE_KIND, "F")?;
+                w.put(&mut r2, &F2_REGIME, regime)?;
+                w.put(&mut r2, &F2_CAISSE, &caisse)?;
+                w.num(&mut r2, &F2_CENTRE, rng.range(1, 9999))?;
+                w.named(&mut r2, &INVOICE_HEADER, "rights_proof", "1")?;
+                w.named(&mut r2, &INVOICE_HEADER, "insurance_kind", "10")?;
+                w.named(&mut r2, &INVOICE_HEADER, "exemption", "0")?;
+                w.named(&mut r2, &INVOICE_HEADER, "substitute_cps", "0")?;
+                let birth = format!(
+                    "{:02}{:02}{:02}",
+                    rng.range(0, 99),
+                    rng.range(1, 12),
+                    rng.range(1, 28)
+                );
+                w.named(&mut r2, &INVOICE_HEADER, "birth_date", &birth)?;
+                let settlement = if dre {
+                    "25"
+                } else if enriched {
+                    ["00", "05"][(rng.next() % 2) as usize]
+                } else {
+                    ["00", "05", "15"][(rng.next() % 3) as usize]
+                };
+                w.put(&mut r2, &F2_SETTLEMENT, settlement)?;
+                if enriched {
+                    w.put(&mut r2, &F2_CONTRACT, "99")?;
+                    w.named(
+                        &mut r2,
+                        &INVOICE_HEADER,
+                        "member_number",
+                        &format!("{:08}", rng.range(1, 99_999_999)),
+                    )?;
+                }
+                if enriched || dre {
+                    w.put(&mut r2, &F2_AMC, &amc_org)?;
+                }
+                lot.extend_from_slice(&r2);
+                let mut type2 = 1;
+                if enriched {
+                    let mut m = INVOICE_2M.blank();
+                    w.prefix(&mut m, &nir, key, invoice_number)?;
+                    w.named(&mut m, &INVOICE_2M, "amc_number", &amc_org)?;
+                    w.named(&mut m, &INVOICE_2M, "amc_routing", "OC")?;
+                    w.named(&mut m, &INVOICE_2M, "domain", "AMC.INVALID")?;
+                    lot.extend_from_slice(&m);
+                    type2 += 1;
+                }
+
+                let acts = rng.range(1, max_acts);
+                let (mut billed, mut amo, mut amc) = (0u64, 0u64, 0u64);
+                for seq in 1..=acts {
+                    let mut a = ACT_4.blank();
+                    w.prefix(&mut a, &nir, key, invoice_number)?;
+                    let price = rng.range(500, 12_000);
+                    let a_amo = price * 70 / 100;
+                    let a_amc = if enriched || dre { price - a_amo } else { 0 };
+                    w.named(&mut a, &ACT_4, "sequence", &format!("{:02}", seq % 100))?;
+                    w.named(&mut a, &ACT_4, "prior_agreement", "9")?;
+                    w.named(&mut a, &ACT_4, "performer", &p.ps_number)?;
+                    w.named(&mut a, &ACT_4, "act_date", &p.date)?;
+                    let code = ["C", "CS", "AMI", "V", "K"][(rng.next() % 5) as usize];
+                    w.named(&mut a, &ACT_4, "act_code", code)?;
+                    w.named(&mut a, &ACT_4, "quantity", "01")?;
+                    w.named(&mut a, &ACT_4, "coefficient", "000100")?;
+                    w.named(&mut a, &ACT_4, "count", "01")?;
+                    w.named(&mut a, &ACT_4, "unit_price", &price.to_string())?;
+                    w.named(&mut a, &ACT_4, "base", &price.to_string())?;
+                    w.named(&mut a, &ACT_4, "rate", "070")?;
+                    w.num(&mut a, &F4_AMOUNT_AMO, a_amo)?;
+                    w.num(&mut a, &F4_AMOUNT_BILLED, price)?;
+                    w.named(&mut a, &ACT_4, "expense_qualifier", "N")?;
+                    w.named(&mut a, &ACT_4, "place", "0")?;
+                    w.num(&mut a, &F4_AMOUNT_AMC, a_amc)?;
+                    lot.extend_from_slice(&a);
+                    billed += price;
+                    amo += a_amo;
+                    amc += a_amc;
+                }
+
+                let mut t = INVOICE_TOTAL.blank();
+                w.prefix(&mut t, &nir, key, invoice_number)?;
+                w.num(&mut t, &F5_ACT_COUNT, acts)?;
+                w.num(&mut t, &F5_BILLED, billed)?;
+                w.num(&mut t, &F5_AMO, amo)?;
+                w.num(&mut t, &F5_INSURED, billed - amo)?;
+                w.num(&mut t, &F5_AMC, amc)?;
+                let seal = fake_seal(lot.get(inv_start..).unwrap_or(&[]));
+                w.put(&mut t, &F5_SEAL, &seal)?;
+                lot.extend_from_slice(&t);
+
+                acts_total += acts;
+                type2_total += type2;
+                billed_total += billed;
+                amo_total += amo;
+                amc_total += amc;
+            }
+
+            let mut t = LOT_TRAILER.blank();
+            w.put(&mut t, &F6_PS, &p.ps_number)?;
+            w.num(&mut t, &F6_INVOICES, n as u64)?;
+            w.num(&mut t, &F6_ACTS, acts_total)?;
+            w.num(&mut t, &F6_TYPE2, type2_total)?;
+            w.num(&mut t, &F6_TYPE5, n as u64)?;
+            w.num(&mut t, &F6_BILLED, billed_total)?;
+            w.num(&mut t, &F6_AMO, amo_total)?;
+            w.num(&mut t, &F6_AMC, amc_total)?;
+            w.num(&mut t, &F6_LOT_NUMBER, lot_number)?;
+            w.put(&mut t, &F6_MARKING, "T")?;
+            w.put(&mut t, &F6_INVOICE_KIND, "F")?;
+            let seal = fake_seal(&lot);
+            w.put(&mut t, &F6_SEAL, &seal)?;
+            lot.extend_from_slice(&t);
+            emit(&lot);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,339 @@
+//! Content checks of a parsed B2 input: fields, invoice structure, lot totals, file counts.
+
+use serde::Serialize;
+
+use super::layouts::{
+    ACT_4, F0_APPLICATION, F0_FILE_ID, F0_RECIPIENT_NUMBER, F0_RECIPIENT_TYPE, F0_SENDER_NUMBER,
+    F0_SENDER_TYPE, F1_LOT_NUMBER, F1_NORM_VERSION, F1_PS, F4_AMOUNT_AMC, F4_AMOUNT_AMO, F4_AMOUNT_BILLED,
+    F5_ACT_COUNT, F5_AMC, F5_AMO, F5_BILLED, F6_ACTS, F6_AMC, F6_AMO, F6_BILLED, F6_INVOICES, F6_LOT_NUMBER,
+    F6_PS, F6_TYPE2, F6_TYPE5, F9_APPLICATION, F9_FILE_ID, F9_LOTS, F9_RECIPIENT_NUMBER, F9_RECIPIENT_TYPE,
+    F9_RECORDS, F9_SENDER_NUMBER, F9_SENDER_TYPE, FI_INVOICE, FI_PS, RecordType, layout_of,
+};
+use super::model::{B2Input, Invoice, Lot};
+use super::{DRE_NORM_VERSION, FSE_NORM_VERSIONS, RECORD_LEN};
+use crate::layout::{Field, FieldProblem, parse_digits};
+
+/// One problem found by [`validate`]: where (record index, byte offset, field) and what (a
+/// stable machine `code` plus a human `message`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// 0-based index of the record at fault.
+    pub record_index: usize,
+    /// Byte offset in the input: of the field (or of the exact byte) when known, else of the record.
+    pub offset: usize,
+    /// Machine name of the field at fault, when one is.
+    pub field: Option<&'static str>,
+    /// Stable code, e.g. `field.not_digits`, `invoice.act_count`, `lot.total_billed`.
+    pub code: &'static str,
+    /// What is wrong, for people.
+    pub message: String,
+}
+
+struct Sink {
+    out: Vec<Finding>,
+}
+
+impl Sink {
+    fn push(&mut self, record: usize, field: Option<&Field>, code: &'static str, message: String) {
+        let offset = record * RECORD_LEN + field.map_or(0, |f| f.range().start);
+        self.out.push(Finding {
+            record_index: record,
+            offset,
+            field: field.map(|f| f.name),
+            code,
+            message,
+        });
+    }
+
+    /// Compare a counted/summed value with what a field says.
+    fn expect(&mut self, record: usize, rec: &[u8], field: &Field, code: &'static str, actual: u64) {
+        // Unreadable numbers are already reported by the field checks.
+        if let Some(written) = field.raw(rec).and_then(parse_digits)
+            && written != actual
+        {
+            self.push(
+                record,
+                Some(field),
+                code,
+                format!(
+                    "{} ({}-{}) says {written}, the content gives {actual}",
+                    field.label, field.from, field.to
+                ),
+            );
+        }
+    }
+}
+
+fn num(field: &Field, rec: &[u8]) -> u64 {
+    field.raw(rec).and_then(parse_digits).unwrap_or(0)
+}
+
+/// Check every record of a parsed input and the consistency between records.
+///
+/// Reports, in input order: field problems from the layout tables (digits, mandatory, fixed
+/// values, non-ASCII bytes; records without a table are only checked to be printable ASCII);
+/// invoice consistency (type 5 act count == type 4 records, type 5 amounts == sums of the base
+/// type 4 amounts, same invoice number and PS number in every record, R3.3/R3.4 rules for
+/// contract type 99); lot totals in type 6 (invoice, act, type 2, type 5 counts and the three
+/// amounts, lot number, sender); file trailer counts and repeated fields; one sender in every lot.
+pub fn validate(input: &B2Input<'_>) -> Vec<Finding> {
+    let mut sink = Sink { out: Vec::new() };
+    if let Some(h) = input.file_header() {
+        check_fields(&mut sink, 0, h);
+    }
+    let mut first_sender: Option<&[u8]> = None;
+    for lot in input.lots() {
+        let sender = F1_PS.raw(lot.header()).unwrap_or(&[]);
+        match first_sender {
+            None => first_sender = Some(sender),
+            Some(s) if s != sender => sink.push(
+                lot.first_record(),
+                Some(&F1_PS),
+                "lot.mixed_senders",
+                format!(
+                    "lot sender {} differs from the first lot's {}",
+                    String::from_utf8_lossy(sender),
+                    String::from_utf8_lossy(s)
+                ),
+            ),
+            Some(_) => {}
+        }
+        validate_lot(&mut sink, lot);
+    }
+    if let (Some(h), Some(t)) = (input.file_header(), input.file_trailer()) {
+        let last = input.record_count().saturating_sub(1);
+        check_fields(&mut sink, last, t);
+        validate_file(&mut sink, input, h, t, last, first_sender);
+    }
+    sink.out
+}
+
+fn check_fields(sink: &mut Sink, record: usize, rec: &[u8]) {
+    let Some(layout) = layout_of(rec) else {
+        if let Some(pos) = rec.iter().position(|b| !b.is_ascii() || b.is_ascii_control()) {
+            sink.out.push(Finding {
+                record_index: record,
+                offset: record * RECORD_LEN + pos,
+                field: None,
+                code: "record.not_ascii",
+                message: format!("byte {pos} of the record is not printable ASCII"),
+            });
+        }
+        return;
+    };
+    for err in layout.check(rec) {
+        let base = record * RECORD_LEN;
+        let (code, offset) = match err.problem {
+            FieldProblem::NotAscii { at } => ("field.not_ascii", base + at),
+            FieldProblem::NotDigits => ("field.not_digits", base + usize::from(err.from) - 1),
+            FieldProblem::Missing => ("field.missing", base + usize::from(err.from) - 1),
+            FieldProblem::NotFixed { .. } => ("field.fixed", base + usize::from(err.from) - 1),
+            _ => ("field.invalid", base + usize::from(err.from) - 1),
+        };
+        sink.out.push(Finding {
+            record_index: record,
+            offset,
+            field: Some(err.field),
+            code,
+            message: format!("{} record: {err}", layout.code),
+        });
+    }
+}
+
+#[derive(Default)]
+struct Sums {
+    acts: u64,
+    type2: u64,
+    billed: u64,
+    amo: u64,
+    amc: u64,
+}
+
+fn validate_lot(sink: &mut Sink, lot: &Lot<'_>) {
+    let first = lot.first_record();
+    let header = lot.header();
+    check_fields(sink, first, header);
+    if let Some(v) = F1_NORM_VERSION.raw(header)
+        && v.iter().all(u8::is_ascii_digit)
+        && v != DRE_NORM_VERSION.as_bytes()
+        && !FSE_NORM_VERSIONS.iter().any(|k| k.as_bytes() == v)
+    {
+        sink.push(
+            first,
+            Some(&F1_NORM_VERSION),
+            "lot.norm_version",
+            format!(
+                "norm version {} is neither a known FSE version ({}) nor the DRE version {DRE_NORM_VERSION}; read as FSE",
+                String::from_utf8_lossy(v),
+                FSE_NORM_VERSIONS.join(", ")
+            ),
+        );
+    }
+    let ps = F1_PS.raw(header).unwrap_or(&[]);
+    let mut sums = Sums::default();
+    for inv in lot.invoices() {
+        validate_invoice(sink, inv, ps, &mut sums);
+    }
+    let t_index = first + lot.record_count().saturating_sub(1);
+    let t = lot.trailer();
+    check_fields(sink, t_index, t);
+    if F6_PS.raw(t) != Some(ps) {
+        sink.push(
+            t_index,
+            Some(&F6_PS),
+            "lot.ps_mismatch",
+            "the lot trailer's PS number differs from the lot header's".into(),
+        );
+    }
+    if F6_LOT_NUMBER.raw(t) != F1_LOT_NUMBER.raw(header) {
+        sink.push(
+            t_index,
+            Some(&F6_LOT_NUMBER),
+            "lot.number_mismatch",
+            "the lot trailer's lot number differs from the lot header's".into(),
+        );
+    }
+    let n = lot.invoice_count() as u64;
+    sink.expect(t_index, t, &F6_INVOICES, "lot.invoice_count", n);
+    sink.expect(t_index, t, &F6_ACTS, "lot.act_count", sums.acts);
+    sink.expect(t_index, t, &F6_TYPE2, "lot.type2_count", sums.type2);
+    sink.expect(t_index, t, &F6_TYPE5, "lot.type5_count", n);
+    sink.expect(t_index, t, &F6_BILLED, "lot.total_billed", sums.billed);
+    sink.expect(t_index, t, &F6_AMO, "lot.total_amo", sums.amo);
+    sink.expect(t_index, t, &F6_AMC, "lot.total_amc", sums.amc);
+}
+
+fn validate_invoice(sink: &mut Sink, inv: &Invoice<'_>, ps: &[u8], sums: &mut Sums) {
+    let first = inv.first_record();
+    let number = FI_INVOICE.raw(inv.header()).unwrap_or(&[]);
+    let (mut billed, mut amo, mut amc) = (0u64, 0u64, 0u64);
+    for (i, rec) in inv.records().enumerate() {
+        let index = first + i;
+        check_fields(sink, index, rec);
+        let kind = RecordType::of(rec);
+        if kind != RecordType::Line {
+            if FI_PS.raw(rec) != Some(ps) {
+                sink.push(
+                    index,
+                    Some(&FI_PS),
+                    "invoice.ps_mismatch",
+                    "the record's PS number differs from the lot header's".into(),
+                );
+            }
+            if FI_INVOICE.raw(rec) != Some(number) {
+                sink.push(
+                    index,
+                    Some(&FI_INVOICE),
+                    "invoice.number_mismatch",
+                    "the record's invoice number differs from the invoice header's".into(),
+                );
+            }
+        }
+        if kind == RecordType::Act && std::ptr::eq(layout_of(rec).unwrap_or(&ACT_4), &ACT_4) {
+            billed = billed.saturating_add(num(&F4_AMOUNT_BILLED, rec));
+            amo = amo.saturating_add(num(&F4_AMOUNT_AMO, rec));
+            amc = amc.saturating_add(num(&F4_AMOUNT_AMC, rec));
+        }
+    }
+    let t_index = first + inv.records().len().saturating_sub(1);
+    let t = inv.total();
+    sink.expect(
+        t_index,
+        t,
+        &F5_ACT_COUNT,
+        "invoice.act_count",
+        u64::from(inv.act_records()),
+    );
+    sink.expect(t_index, t, &F5_BILLED, "invoice.total_billed", billed);
+    sink.expect(t_index, t, &F5_AMO, "invoice.total_amo", amo);
+    sink.expect(t_index, t, &F5_AMC, "invoice.total_amc", amc);
+
+    if inv.contract_type() == "99" {
+        let settlement = inv.settlement();
+        if settlement != "00" && settlement != "05" {
+            sink.push(
+                first,
+                Some(&super::layouts::F2_SETTLEMENT),
+                "invoice.enriched_settlement",
+                format!(
+                    "contract type 99 (enriched FSE) allows settlement 00 or 05 only, found {settlement:?} (R3.3)"
+                ),
+            );
+        }
+        if let Some(flag) = inv.ps_split() {
+            sink.push(
+                first,
+                Some(&super::layouts::F2_PS_SPLIT),
+                "invoice.exclusive_split",
+                format!(
+                    "contract type 99 forbids a split at the source, found flag {:?} (R3.4)",
+                    char::from(flag)
+                ),
+            );
+        }
+    }
+
+    sums.acts += u64::from(inv.act_records());
+    sums.type2 += u64::from(inv.type2_records());
+    sums.billed = sums.billed.saturating_add(num(&F5_BILLED, t));
+    sums.amo = sums.amo.saturating_add(num(&F5_AMO, t));
+    sums.amc = sums.amc.saturating_add(num(&F5_AMC, t));
+}
+
+fn validate_file(
+    sink: &mut Sink,
+    input: &B2Input<'_>,
+    h: &[u8],
+    t: &[u8],
+    last: usize,
+    sender: Option<&[u8]>,
+) {
+    sink.expect(
+        last,
+        t,
+        &F9_RECORDS,
+        "file.record_count",
+        input.record_count() as u64,
+    );
+    sink.expect(last, t, &F9_LOTS, "file.lot_count", input.lots().len() as u64);
+    let pairs: [(&Field, &Field); 5] = [
+        (&F0_SENDER_TYPE, &F9_SENDER_TYPE),
+        (&F0_SENDER_NUMBER, &F9_SENDER_NUMBER),
+        (&F0_RECIPIENT_TYPE, &F9_RECIPIENT_TYPE),
+        (&F0_APPLICATION, &F9_APPLICATION),
+        (&F0_FILE_ID, &F9_FILE_ID),
+    ];
+    for (hf, tf) in pairs {
+        if hf.raw(h) != tf.raw(t) {
+            sink.push(
+                last,
+                Some(tf),
+                "file.trailer_mismatch",
+                format!("the file trailer's {} differs from the file header's", tf.label),
+            );
+        }
+    }
+    // The recipient number is text in 000 and digits in 999: compare trimmed values.
+    let hr = F0_RECIPIENT_NUMBER.str(h).unwrap_or("").trim();
+    let tr = F9_RECIPIENT_NUMBER.str(t).unwrap_or("").trim();
+    if hr.trim_start_matches('0') != tr.trim_start_matches('0') {
+        sink.push(
+            last,
+            Some(&F9_RECIPIENT_NUMBER),
+            "file.trailer_mismatch",
+            format!("the file trailer's recipient number {tr:?} differs from the header's {hr:?}"),
+        );
+    }
+    if let (Some(lot_sender), Some(file_sender)) = (
+        sender.and_then(parse_digits),
+        F0_SENDER_NUMBER.raw(h).and_then(parse_digits),
+    ) && lot_sender != file_sender
+    {
+        sink.push(
+            0,
+            Some(&F0_SENDER_NUMBER),
+            "file.sender_mismatch",
+            format!("the file sender {file_sender} differs from the lots' PS number {lot_sender} (R3.2)"),
+        );
+    }
+}
