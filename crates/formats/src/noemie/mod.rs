@@ -1,0 +1,49 @@
+//! NOEMIE-PS return files (RSP): reader, controls, views for references 580, 576 and 900, and
+//! a 580 builder for the AM simulator.
+//!
+//! - [`parse`] cuts an input in either physical packaging into files and entities, checks every
+//!   `990` control entity and the `999` trailer, and collects [`Finding`]s for anything
+//!   irregular but readable; only what cannot be cut at all is a [`NoemieError`].
+//! - [`Noemie::report`] gives the payment and invoice views as a serialisable [`NoemieReport`].
+//! - [`build_580`] writes a return in packaging (a).
+//!
+//! What is public and what the project decided is in `docs/formats/noemie.md`; the decided
+//! parts (which entities make each reference, date formats, what a `990` counts) live in
+//! [`layouts`] and in the control code of this module only.
+
+mod builder;
+pub mod layouts;
+mod reader;
+mod view;
+
+pub use builder::{
+    BuildError, InvoiceOutcome, LINE_MAX, PartOutcome, RejectLine, RejectPart, RspParams, build_580,
+    build_580_packaged,
+};
+pub use reader::{
+    DateValue, Decoded, Entity, EntityRef, FieldValue, FileTotals, Finding, FindingKind, MAX_ENTITY_LEN,
+    MAX_FILES, MAX_FINDINGS, Noemie, NoemieError, NoemieFile, Packaging, decode_date, expected_entities,
+    parse,
+};
+pub use view::{
+    Deduction, FileSummary, FlatDetail, FlatPayment, Invoice, InvoiceState, NoemieReport, Notice, Part,
+    PartState, Payment, Ymd,
+};
+
+/// Parse and build the report in one call (what `svoct inspect --json` needs).
+pub fn report(input: &[u8]) -> Result<NoemieReport, NoemieError> {
+    Ok(parse(input)?.report())
+}
+
+/// Fuzz entry point: parse and report arbitrary bytes; must never panic.
+pub fn fuzz_noemie(data: &[u8]) {
+    if let Ok(n) = parse(data) {
+        let r = n.report();
+        let _ = serde_json::to_string(&r);
+        for f in &n.files {
+            for e in f.iter() {
+                let _ = e.fields();
+            }
+        }
+    }
+}

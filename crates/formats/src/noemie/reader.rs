@@ -1,0 +1,1076 @@
+//! NOEMIE reader: physical packagings, entity stream, `990`/`999` controls.
+
+use serde::Serialize;
+
+use super::layouts::{self, DateFormat, E990, H000, T999};
+use crate::layout::{Field, Kind, Layout, Req, parse_digits};
+
+/// Most files accepted back to back in one input.
+pub const MAX_FILES: usize = 10_000;
+/// Longest entity accepted (the longest published layout is 153 bytes).
+pub const MAX_ENTITY_LEN: usize = 1024;
+/// Most findings kept; further ones are only counted.
+pub const MAX_FINDINGS: usize = 1000;
+/// Largest absolute amount the controls accumulate (cents); beyond it a finding is raised.
+const AMOUNT_LIMIT: i128 = 1 << 100;
+
+/// The physical packaging of the input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Packaging {
+    /// (a) lines each prefixed by a 4-digit length and ended by CRLF.
+    Lines,
+    /// (b) 128-byte blocks; data blocks start with a flag byte (`1` = last).
+    Blocks,
+}
+
+/// A fatal problem: the input cannot be cut into files and entities.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoemieError {
+    #[error("empty input")]
+    Empty,
+    #[error("offset {offset}: neither a length-prefixed line nor a 000 header (unknown packaging)")]
+    UnknownPackaging { offset: usize },
+    #[error("file {file}, offset {offset}: expected a 4-digit line length")]
+    BadLineLength { file: usize, offset: usize },
+    #[error(
+        "file {file}, offset {offset}: line declares {declared} bytes, only {available} left (truncated)"
+    )]
+    LineTruncated {
+        file: usize,
+        offset: usize,
+        declared: usize,
+        available: usize,
+    },
+    #[error("file {file}, offset {offset}: expected a 128-byte 000 header")]
+    MissingHeader { file: usize, offset: usize },
+    #[error("file {file}, offset {offset}: input ends before the 999 trailer (truncated)")]
+    MissingTrailer { file: usize, offset: usize },
+    #[error("file {file}, entity {entity}, offset {offset}: no `@` delimiter within {MAX_ENTITY_LEN} bytes")]
+    Unterminated {
+        file: usize,
+        entity: usize,
+        offset: usize,
+    },
+    #[error("more than {MAX_FILES} files in one input")]
+    TooManyFiles,
+}
+
+/// What a finding is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    /// An entity type with no published layout; kept raw.
+    UnknownEntity,
+    /// An entity shorter or longer than its layout.
+    EntityLength,
+    /// A field that does not match its layout (digits, fixed value, mandatory).
+    Field,
+    /// A `990` count differs from the entities it closes.
+    ControlCount,
+    /// A `990` amount differs from the entities it closes.
+    ControlSum,
+    /// The `999` record count differs from the file.
+    TrailerCount,
+    /// The `999` lot count differs from the number of `080` entities.
+    TrailerLots,
+    /// The `999` amount differs from the file's amounts.
+    TrailerSum,
+    /// The `999` trailer does not repeat the header's identification.
+    TrailerHeader,
+    /// A problem with the `000` header.
+    Header,
+    /// An entity type not expected in this reference (informational).
+    UnexpectedForReference,
+    /// Bytes outside any file, or a packaging irregularity that could be read through.
+    Packaging,
+}
+
+/// A non-fatal problem, located as precisely as possible.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// 0-based index of the file in the input.
+    pub file: usize,
+    /// 0-based index of the entity in its file, when the finding is about one.
+    pub entity: Option<usize>,
+    /// Byte offset in the input.
+    pub offset: usize,
+    /// Entity type (`102`, `990`, `000`, `999`), when known.
+    pub code: Option<String>,
+    /// Machine name of the field, when the finding is about one.
+    pub field: Option<&'static str>,
+    pub kind: FindingKind,
+    pub message: String,
+}
+
+/// One entity of the stream: where it is, its type and level. Bytes are in [`NoemieFile::raw`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entity {
+    /// The type as a number (`102`), `None` when the first 3 bytes are not digits.
+    pub code: Option<u16>,
+    /// The break level (positions 4-5), `None` when not 2 digits.
+    pub level: Option<u8>,
+    /// Start in the file's entity stream.
+    pub start: usize,
+    /// Length including the `@`.
+    pub len: usize,
+}
+
+/// Totals computed from the entities of one file, as the `999` trailer should state them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FileTotals {
+    /// Entities between header and trailer, `990` included.
+    pub entities: u64,
+    /// `080` entities.
+    pub lots: u64,
+    /// Signed sum of controlled amounts, in cents.
+    pub amount: i128,
+    /// `990` entities checked.
+    pub controls_checked: u64,
+}
+
+/// One NOEMIE file (`000` .. `999`).
+#[derive(Clone, Debug)]
+pub struct NoemieFile {
+    pub index: usize,
+    /// Offset of the header in the input.
+    pub offset: usize,
+    pub header: Vec<u8>,
+    pub trailer: Vec<u8>,
+    /// Offset of the trailer in the input.
+    pub trailer_offset: usize,
+    stream: Vec<u8>,
+    /// (stream offset, input offset) at the start of each physical segment.
+    segments: Vec<(usize, usize)>,
+    pub entities: Vec<Entity>,
+    pub totals: FileTotals,
+}
+
+/// A parsed input: one or more files and everything noticed on the way.
+#[derive(Clone, Debug)]
+pub struct Noemie {
+    pub packaging: Packaging,
+    pub files: Vec<NoemieFile>,
+    pub findings: Vec<Finding>,
+    /// Findings beyond [`MAX_FINDINGS`], counted only.
+    pub findings_suppressed: usize,
+}
+
+/// A field value with its raw text and its decoded form.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldValue {
+    pub name: &'static str,
+    /// The bytes as found (Latin-1), NUL bytes included.
+    pub raw: String,
+    pub value: Decoded,
+}
+
+/// A decoded field value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decoded {
+    Blank,
+    Text(String),
+    Number(u64),
+    /// ISO `YYYY-MM-DD`, with the format it was read with.
+    Date {
+        iso: String,
+        format: DateFormat,
+    },
+    /// Does not decode (not digits, impossible date).
+    Invalid,
+}
+
+/// A date field: raw text plus its ISO reading when valid.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DateValue {
+    pub raw: String,
+    pub iso: Option<String>,
+}
+
+/// A borrowed view of one entity with field access by name.
+#[derive(Clone, Copy, Debug)]
+pub struct EntityRef<'a> {
+    pub index: usize,
+    pub entity: Entity,
+    pub layout: Option<&'static Layout>,
+    /// The entity bytes including the `@`.
+    pub raw: &'a [u8],
+    /// Year of the file's creation, used to choose the century of 2-digit years.
+    pub file_year: u16,
+}
+
+fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
+
+impl<'a> EntityRef<'a> {
+    /// The entity without its `@`.
+    pub fn body(&self) -> &'a [u8] {
+        self.raw.strip_suffix(b"@").unwrap_or(self.raw)
+    }
+
+    /// The type as 3 characters (`"102"`), or the first bytes as found.
+    pub fn code_str(&self) -> String {
+        latin1(self.raw.get(..3).unwrap_or(self.raw))
+    }
+
+    /// Bytes of a field, NUL read as space, padded with spaces when the entity is short.
+    pub fn field_bytes(&self, f: &Field) -> Vec<u8> {
+        let body = self.body();
+        let r = f.range();
+        let mut out = Vec::with_capacity(f.len());
+        for i in r {
+            let b = body.get(i).copied().unwrap_or(b' ');
+            out.push(if b == 0 { b' ' } else { b });
+        }
+        out
+    }
+
+    fn field(&self, name: &str) -> Option<&'static Field> {
+        self.layout?.field(name)
+    }
+
+    /// A text field, trailing spaces (and NULs) removed; empty when absent.
+    pub fn text(&self, name: &str) -> String {
+        match self.field(name) {
+            Some(f) => latin1(&self.field_bytes(f)).trim_end().to_string(),
+            None => String::new(),
+        }
+    }
+
+    /// A digits field as a number; `None` when blank, not digits or absent.
+    pub fn number(&self, name: &str) -> Option<u64> {
+        let f = self.field(name)?;
+        parse_digits(&self.field_bytes(f))
+    }
+
+    /// A date field, raw and decoded.
+    pub fn date(&self, name: &str) -> DateValue {
+        let Some(f) = self.field(name) else {
+            return DateValue {
+                raw: String::new(),
+                iso: None,
+            };
+        };
+        let bytes = self.field_bytes(f);
+        let code = self.layout.map(|l| l.code).unwrap_or("");
+        let fmt = layouts::date_format(code, name).unwrap_or(DateFormat::Yymmdd);
+        DateValue {
+            raw: latin1(&bytes),
+            iso: decode_date(&bytes, fmt, self.file_year),
+        }
+    }
+
+    /// Every field of the layout, raw and decoded (empty for an unknown entity).
+    pub fn fields(&self) -> Vec<FieldValue> {
+        let Some(layout) = self.layout else {
+            return Vec::new();
+        };
+        layout
+            .fields
+            .iter()
+            .map(|f| {
+                let raw_bytes: Vec<u8> = f.range().filter_map(|i| self.body().get(i).copied()).collect();
+                let bytes = self.field_bytes(f);
+                let blank = bytes.iter().all(|&b| b == b' ');
+                let value = if f.name == "end" {
+                    Decoded::Text(latin1(self.raw.last().map(std::slice::from_ref).unwrap_or(&[])))
+                } else if blank {
+                    Decoded::Blank
+                } else if let Some(fmt) = layouts::date_format(layout.code, f.name) {
+                    match decode_date(&bytes, fmt, self.file_year) {
+                        Some(iso) => Decoded::Date { iso, format: fmt },
+                        None => Decoded::Invalid,
+                    }
+                } else {
+                    match f.kind {
+                        Kind::Digits => parse_digits(&bytes)
+                            .map(Decoded::Number)
+                            .unwrap_or(Decoded::Invalid),
+                        Kind::Text => Decoded::Text(latin1(&bytes).trim_end().to_string()),
+                    }
+                };
+                FieldValue {
+                    name: f.name,
+                    raw: latin1(&raw_bytes),
+                    value,
+                }
+            })
+            .collect()
+    }
+
+    /// The signed amount this entity contributes to the controls (cents), if any.
+    pub fn controlled_amount(&self) -> Option<Result<i128, &'static Field>> {
+        let (amount, sign) = layouts::controlled_amount(self.entity.code?)?;
+        Some(signed_amount(self.body(), amount, sign))
+    }
+}
+
+/// Read an amount field and its optional sign field. Blank optional amount reads 0; blank
+/// sign reads positive.
+fn signed_amount(
+    body: &[u8],
+    amount: &'static Field,
+    sign: Option<&'static Field>,
+) -> Result<i128, &'static Field> {
+    let raw = body.get(amount.range());
+    let value = match raw {
+        Some(r) if r.iter().all(|&b| b == b' ' || b == 0) => 0,
+        Some(r) => parse_digits(r).ok_or(amount)?,
+        None => 0,
+    };
+    let negative = match sign {
+        Some(s) => match body.get(s.range()) {
+            Some(b"N") => true,
+            Some(b"P") | Some(b" ") | Some(b"\0") | None => false,
+            Some(_) => return Err(s),
+        },
+        None => false,
+    };
+    Ok(if negative { -(value as i128) } else { value as i128 })
+}
+
+/// Decode a 6- or 8-digit date to ISO `YYYY-MM-DD`. Two-digit years take the century that puts
+/// the date at or before `ref_year` (for birth dates) — processing dates use the same rule, as
+/// they are never in the future of the file either.
+pub fn decode_date(bytes: &[u8], fmt: DateFormat, ref_year: u16) -> Option<String> {
+    let d = |r: std::ops::Range<usize>| bytes.get(r).and_then(parse_digits);
+    let (y, m, day) = match fmt {
+        DateFormat::Yymmdd if bytes.len() == 6 => (expand_year(d(0..2)?, ref_year), d(2..4)?, d(4..6)?),
+        DateFormat::Ddmmyy if bytes.len() == 6 => (expand_year(d(4..6)?, ref_year), d(2..4)?, d(0..2)?),
+        DateFormat::Yyyymmdd if bytes.len() == 8 => (d(0..4)?, d(4..6)?, d(6..8)?),
+        _ => return None,
+    };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let max = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if day == 0 || day > max {
+        return None;
+    }
+    Some(format!("{y:04}-{m:02}-{day:02}"))
+}
+
+fn expand_year(yy: u64, ref_year: u16) -> u64 {
+    let ref_year = u64::from(ref_year.max(1900));
+    let century = ref_year / 100 * 100;
+    if century + yy <= ref_year + 1 {
+        century + yy
+    } else {
+        century.saturating_sub(100) + yy
+    }
+}
+
+impl NoemieFile {
+    /// The entity stream (everything between header and trailer, packaging removed).
+    pub fn stream(&self) -> &[u8] {
+        &self.stream
+    }
+
+    /// The bytes of one entity (including `@`).
+    pub fn raw(&self, e: &Entity) -> &[u8] {
+        self.stream
+            .get(e.start..e.start.saturating_add(e.len))
+            .unwrap_or(&[])
+    }
+
+    /// Year of the header's creation date (2000 + AA), used to expand 2-digit years.
+    pub fn year(&self) -> u16 {
+        let yy = self.header.get(55..57).and_then(parse_digits).unwrap_or(0);
+        2000 + yy as u16
+    }
+
+    /// A header field, trailing spaces removed.
+    pub fn header_text(&self, name: &str) -> String {
+        H000.field(name)
+            .and_then(|f| f.raw(&self.header))
+            .map(|b| latin1(b).trim_end().to_string())
+            .unwrap_or_default()
+    }
+
+    /// A trailer field, trailing spaces removed.
+    pub fn trailer_text(&self, name: &str) -> String {
+        T999.field(name)
+            .and_then(|f| f.raw(&self.trailer))
+            .map(|b| latin1(b).trim_end().to_string())
+            .unwrap_or_default()
+    }
+
+    /// The exchange reference of the header (positions 62-65), trimmed: `580`, `576`, `900`...
+    pub fn reference(&self) -> String {
+        self.header_text("reference").trim().to_string()
+    }
+
+    /// Entity `i` with field access.
+    pub fn entity(&self, i: usize) -> Option<EntityRef<'_>> {
+        let e = *self.entities.get(i)?;
+        Some(EntityRef {
+            index: i,
+            entity: e,
+            layout: e.code.and_then(layouts::entity_layout),
+            raw: self.raw(&e),
+            file_year: self.year(),
+        })
+    }
+
+    /// All entities with field access.
+    pub fn iter(&self) -> impl Iterator<Item = EntityRef<'_>> + '_ {
+        (0..self.entities.len()).filter_map(|i| self.entity(i))
+    }
+
+    /// The input offset of a stream offset.
+    pub fn input_offset(&self, stream_offset: usize) -> usize {
+        let i = self.segments.partition_point(|&(s, _)| s <= stream_offset);
+        match i.checked_sub(1).and_then(|i| self.segments.get(i)) {
+            Some(&(s, inp)) => inp + (stream_offset - s),
+            None => self.offset,
+        }
+    }
+}
+
+struct Sink {
+    findings: Vec<Finding>,
+    suppressed: usize,
+}
+
+impl Sink {
+    fn push(&mut self, f: Finding) {
+        if self.findings.len() < MAX_FINDINGS {
+            self.findings.push(f);
+        } else {
+            self.suppressed += 1;
+        }
+    }
+}
+
+fn is_pad(b: u8) -> bool {
+    matches!(b, b' ' | 0 | b'\r' | b'\n')
+}
+
+fn skip_pad(input: &[u8], mut pos: usize) -> usize {
+    while input.get(pos).is_some_and(|&b| is_pad(b)) {
+        pos += 1;
+    }
+    pos
+}
+
+fn at_boundary(stream: &[u8]) -> bool {
+    match stream.iter().rposition(|&b| !is_pad(b)) {
+        None => true,
+        Some(i) => stream.get(i) == Some(&b'@'),
+    }
+}
+
+/// Parse an input holding one or more NOEMIE files in either packaging.
+pub fn parse(input: &[u8]) -> Result<Noemie, NoemieError> {
+    let start = skip_pad(input, 0);
+    let head = input.get(start..).unwrap_or(&[]);
+    if head.is_empty() {
+        return Err(NoemieError::Empty);
+    }
+    let prefixed = head.get(..4).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let packaging = if prefixed && head.get(4..7) == Some(b"000".as_slice()) {
+        Packaging::Lines
+    } else if head.starts_with(b"000") {
+        Packaging::Blocks
+    } else {
+        return Err(NoemieError::UnknownPackaging { offset: start });
+    };
+    let mut sink = Sink {
+        findings: Vec::new(),
+        suppressed: 0,
+    };
+    let mut files = Vec::new();
+    let mut pos = start;
+    loop {
+        pos = skip_pad(input, pos);
+        if pos >= input.len() {
+            break;
+        }
+        if files.len() >= MAX_FILES {
+            return Err(NoemieError::TooManyFiles);
+        }
+        let index = files.len();
+        let (mut file, next) = match packaging {
+            Packaging::Lines => split_lines(input, pos, index)?,
+            Packaging::Blocks => split_blocks(input, pos, index, &mut sink)?,
+        };
+        scan_entities(&mut file, &mut sink)?;
+        check_file(&file, &mut sink);
+        files.push(file);
+        pos = next;
+    }
+    Ok(Noemie {
+        packaging,
+        files,
+        findings: sink.findings,
+        findings_suppressed: sink.suppressed,
+    })
+}
+
+/// One length-prefixed line at `pos`: (payload, payload offset, next line offset).
+fn read_line(input: &[u8], pos: usize, file: usize) -> Result<(&[u8], usize, usize), NoemieError> {
+    let declared = input
+        .get(pos..pos.saturating_add(4))
+        .and_then(parse_digits)
+        .ok_or(NoemieError::BadLineLength { file, offset: pos })? as usize;
+    let from = pos + 4;
+    let payload = input
+        .get(from..from + declared)
+        .ok_or(NoemieError::LineTruncated {
+            file,
+            offset: pos,
+            declared,
+            available: input.len().saturating_sub(from),
+        })?;
+    let mut next = from + declared;
+    if input.get(next) == Some(&b'\r') {
+        next += 1;
+    }
+    if input.get(next) == Some(&b'\n') {
+        next += 1;
+    }
+    Ok((payload, from, next))
+}
+
+fn new_file(index: usize, offset: usize, header: &[u8]) -> NoemieFile {
+    NoemieFile {
+        index,
+        offset,
+        header: header.to_vec(),
+        trailer: Vec::new(),
+        trailer_offset: 0,
+        stream: Vec::new(),
+        segments: Vec::new(),
+        entities: Vec::new(),
+        totals: FileTotals::default(),
+    }
+}
+
+fn split_lines(input: &[u8], pos: usize, index: usize) -> Result<(NoemieFile, usize), NoemieError> {
+    let (header, hoff, mut next) = read_line(input, pos, index)?;
+    if header.len() != 128 || !header.starts_with(b"000") {
+        return Err(NoemieError::MissingHeader {
+            file: index,
+            offset: hoff,
+        });
+    }
+    let mut file = new_file(index, hoff, header);
+    loop {
+        if next >= input.len() {
+            return Err(NoemieError::MissingTrailer {
+                file: index,
+                offset: input.len(),
+            });
+        }
+        let (payload, poff, n2) = read_line(input, next, index)?;
+        next = n2;
+        if payload.len() == 128 && payload.starts_with(b"999") && at_boundary(&file.stream) {
+            file.trailer = payload.to_vec();
+            file.trailer_offset = poff;
+            return Ok((file, next));
+        }
+        file.segments.push((file.stream.len(), poff));
+        file.stream.extend_from_slice(payload);
+    }
+}
+
+fn skip_newline(input: &[u8], mut pos: usize) -> usize {
+    if input.get(pos) == Some(&b'\r') {
+        pos += 1;
+    }
+    if input.get(pos) == Some(&b'\n') {
+        pos += 1;
+    }
+    pos
+}
+
+fn split_blocks(
+    input: &[u8],
+    pos: usize,
+    index: usize,
+    sink: &mut Sink,
+) -> Result<(NoemieFile, usize), NoemieError> {
+    let header = input
+        .get(pos..pos + 128)
+        .filter(|h| h.starts_with(b"000"))
+        .ok_or(NoemieError::MissingHeader {
+            file: index,
+            offset: pos,
+        })?;
+    let mut file = new_file(index, pos, header);
+    let mut pos = skip_newline(input, pos + 128);
+    loop {
+        let block = input.get(pos..pos + 128).ok_or(NoemieError::MissingTrailer {
+            file: index,
+            offset: pos.min(input.len()),
+        })?;
+        if block.starts_with(b"999") && at_boundary(&file.stream) {
+            if !file.stream.is_empty() {
+                sink.push(Finding {
+                    file: index,
+                    entity: None,
+                    offset: pos,
+                    code: Some("999".into()),
+                    field: None,
+                    kind: FindingKind::Packaging,
+                    message: "no data block carries the last-block flag `1`".into(),
+                });
+            }
+            file.trailer = block.to_vec();
+            file.trailer_offset = pos;
+            return Ok((file, skip_newline(input, pos + 128)));
+        }
+        let flag = block.first().copied().unwrap_or(b'1');
+        file.segments.push((file.stream.len(), pos + 1));
+        file.stream.extend_from_slice(block.get(1..).unwrap_or(&[]));
+        pos = skip_newline(input, pos + 128);
+        if flag == b'1' {
+            break;
+        }
+    }
+    let trailer = input
+        .get(pos..pos + 128)
+        .filter(|t| t.starts_with(b"999"))
+        .ok_or(NoemieError::MissingTrailer {
+            file: index,
+            offset: pos.min(input.len()),
+        })?;
+    file.trailer = trailer.to_vec();
+    file.trailer_offset = pos;
+    Ok((file, skip_newline(input, pos + 128)))
+}
+
+fn looks_like_entity_start(s: &[u8], at: usize) -> bool {
+    match s.get(at..) {
+        None | Some([]) => true,
+        Some(rest) => {
+            let rest_trim = skip_pad(rest, 0);
+            if rest_trim >= rest.len() {
+                return true;
+            }
+            rest.get(rest_trim..rest_trim + 5)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_digit))
+        }
+    }
+}
+
+/// Running accumulators of the `990` controls, per level.
+struct Controls {
+    acc: [(u64, i128); 100],
+    deepest: usize,
+}
+
+/// Which entity types each public reference is expected to hold (the project's reading,
+/// `docs/formats/noemie.md`). `None` for references with no expectation.
+pub fn expected_entities(reference: &str) -> Option<&'static [u16]> {
+    const R580: &[u16] = &[
+        20, 40, 70, 71, 80, 81, 100, 102, 103, 110, 120, 150, 160, 198, 199, 210, 250, 290, 294, 295, 990,
+    ];
+    const R576: &[u16] = &[
+        20, 40, 70, 71, 81, 100, 102, 103, 110, 120, 250, 261, 262, 290, 295, 990,
+    ];
+    const R900: &[u16] = &[
+        20, 40, 80, 81, 100, 102, 103, 110, 120, 150, 160, 290, 294, 295, 990,
+    ];
+    match reference {
+        "580" => Some(R580),
+        "576" => Some(R576),
+        "900" => Some(R900),
+        _ => None,
+    }
+}
+
+fn scan_entities(file: &mut NoemieFile, sink: &mut Sink) -> Result<(), NoemieError> {
+    let reference = file.reference();
+    let expected = expected_entities(&reference);
+    let mut unexpected_reported: Vec<u16> = Vec::new();
+    let mut ctl = Controls {
+        acc: [(0, 0); 100],
+        deepest: 0,
+    };
+    let mut totals = FileTotals::default();
+    let mut entities = Vec::with_capacity(file.stream.len() / 40);
+    let s = &file.stream;
+    let mut p = 0usize;
+    let mut findings: Vec<PendingFinding> = Vec::new();
+    while let Some(&b) = s.get(p) {
+        if is_pad(b) {
+            p += 1;
+            continue;
+        }
+        let idx = entities.len();
+        let code = s.get(p..p + 3).and_then(parse_digits).map(|c| c as u16);
+        let level = s.get(p + 3..p + 5).and_then(parse_digits).map(|l| l as u8);
+        let layout = code.and_then(layouts::entity_layout);
+        let window = s.get(p..s.len().min(p + MAX_ENTITY_LEN)).unwrap_or(&[]);
+        let first_at = window.iter().position(|&b| b == b'@');
+        let len = match (first_at, layout) {
+            (None, _) => {
+                return Err(NoemieError::Unterminated {
+                    file: file.index,
+                    entity: idx,
+                    offset: p,
+                });
+            }
+            (Some(q), Some(l)) if q + 1 < l.len && window.get(l.len - 1) == Some(&b'@') => {
+                // An `@` inside the entity: take the layout's end unless what follows the
+                // early `@` looks like the next entity.
+                if looks_like_entity_start(s, p + q + 1) && !looks_like_entity_start(s, p + l.len) {
+                    q + 1
+                } else {
+                    l.len
+                }
+            }
+            (Some(q), _) => q + 1,
+        };
+        let e = Entity {
+            code,
+            level,
+            start: p,
+            len,
+        };
+        entities.push(e);
+        totals.entities += 1;
+        let body = s.get(p..p + len - 1).unwrap_or(&[]);
+        match (code, layout) {
+            (None, _) => findings.push((
+                p,
+                Some(idx),
+                None,
+                None,
+                FindingKind::UnknownEntity,
+                "entity type is not 3 digits; kept raw".into(),
+            )),
+            (Some(c), None) => findings.push((
+                p,
+                Some(idx),
+                Some(c),
+                None,
+                FindingKind::UnknownEntity,
+                format!("entity type {c:03} has no published layout; kept raw"),
+            )),
+            (Some(c), Some(l)) => {
+                if len != l.len {
+                    let extra_blank = len > l.len
+                        && body
+                            .get(l.len - 1..)
+                            .is_some_and(|x| x.iter().all(|&b| b == b' ' || b == 0));
+                    if !extra_blank {
+                        findings.push((
+                            p,
+                            Some(idx),
+                            Some(c),
+                            None,
+                            FindingKind::EntityLength,
+                            format!("entity is {len} bytes, layout {} says {}", l.code, l.len),
+                        ));
+                    }
+                }
+                validate_fields(l, body, |f, msg| {
+                    findings.push((
+                        p + f.range().start,
+                        Some(idx),
+                        Some(c),
+                        Some(f.name),
+                        FindingKind::Field,
+                        msg,
+                    ))
+                });
+                if let Some(exp) = expected
+                    && !exp.contains(&c)
+                    && !unexpected_reported.contains(&c)
+                {
+                    unexpected_reported.push(c);
+                    findings.push((
+                        p,
+                        Some(idx),
+                        Some(c),
+                        None,
+                        FindingKind::UnexpectedForReference,
+                        format!("entity {c:03} is not expected in reference {reference}"),
+                    ));
+                }
+            }
+        }
+        if code.is_some() && level.is_none() {
+            findings.push((
+                p + 3,
+                Some(idx),
+                code,
+                Some("level"),
+                FindingKind::Field,
+                "break level is not 2 digits".into(),
+            ));
+        }
+        if code == Some(990) {
+            if let Some(level) = level {
+                totals.controls_checked += 1;
+                check_990(&mut ctl, level, body, |field, kind, msg| {
+                    findings.push((p, Some(idx), Some(990), Some(field), kind, msg))
+                });
+            }
+        } else {
+            if code == Some(80) {
+                totals.lots += 1;
+            }
+            let amount = match code.and_then(layouts::controlled_amount) {
+                // A bad amount is reported by validate_fields.
+                Some((a, sign)) => signed_amount(body, a, sign).unwrap_or_default(),
+                None => 0,
+            };
+            totals.amount = clamp(totals.amount + amount);
+            if let Some(level) = level {
+                ctl.data(level as usize, amount);
+            }
+        }
+        p += len;
+        if findings.len() > 64 {
+            flush(file.index, &file.segments, file.offset, &mut findings, sink);
+        }
+    }
+    flush(file.index, &file.segments, file.offset, &mut findings, sink);
+    file.entities = entities;
+    file.totals = totals;
+    Ok(())
+}
+
+fn clamp(v: i128) -> i128 {
+    v.clamp(-AMOUNT_LIMIT, AMOUNT_LIMIT)
+}
+
+type PendingFinding = (
+    usize,
+    Option<usize>,
+    Option<u16>,
+    Option<&'static str>,
+    FindingKind,
+    String,
+);
+
+fn flush(
+    file: usize,
+    segments: &[(usize, usize)],
+    base: usize,
+    pending: &mut Vec<PendingFinding>,
+    sink: &mut Sink,
+) {
+    for (p, entity, code, field, kind, message) in pending.drain(..) {
+        let i = segments.partition_point(|&(s, _)| s <= p);
+        let offset = match i.checked_sub(1).and_then(|i| segments.get(i)) {
+            Some(&(s, inp)) => inp + (p - s),
+            None => base,
+        };
+        sink.push(Finding {
+            file,
+            entity,
+            offset,
+            code: code.map(|c| format!("{c:03}")),
+            field,
+            kind,
+            message,
+        });
+    }
+}
+
+impl Controls {
+    /// A data entity at `level`: it is "lower" for every group of a level above it (smaller
+    /// number), and it restarts every group below it.
+    fn data(&mut self, level: usize, amount: i128) {
+        for slot in self.acc.iter_mut().take(level.min(100)) {
+            slot.0 += 1;
+            slot.1 = clamp(slot.1 + amount);
+        }
+        if self.deepest > level {
+            for slot in self.acc.iter_mut().take(self.deepest + 1).skip(level + 1) {
+                *slot = (0, 0);
+            }
+        }
+        self.deepest = self.deepest.max(level.min(99));
+    }
+
+    /// Close group `level` (`99` closes the file-level group 0).
+    fn close(&mut self, level: usize) -> (u64, i128) {
+        let k = if level == 99 { 0 } else { level.min(99) };
+        let got = self.acc.get(k).copied().unwrap_or((0, 0));
+        for slot in self.acc.iter_mut().take(self.deepest.max(k) + 1).skip(k) {
+            *slot = (0, 0);
+        }
+        got
+    }
+}
+
+fn check_990(
+    ctl: &mut Controls,
+    level: u8,
+    body: &[u8],
+    mut report: impl FnMut(&'static str, FindingKind, String),
+) {
+    let (count, sum) = ctl.close(level as usize);
+    let fields = E990.fields;
+    let (Some(fc), Some(fa), Some(fs)) = (fields.get(3), fields.get(4), fields.get(5)) else {
+        return;
+    };
+    match body.get(fc.range()).and_then(parse_digits) {
+        Some(stated) if stated != count => report(
+            "count",
+            FindingKind::ControlCount,
+            format!("990 closing level {level:02} counts {stated} lower entities, found {count}"),
+        ),
+        _ => {}
+    }
+    if let Ok(stated) = signed_amount(body, fa, Some(fs))
+        && stated != sum
+    {
+        report(
+            "amount_total",
+            FindingKind::ControlSum,
+            format!("990 closing level {level:02} sums {stated} cents, found {sum}"),
+        );
+    }
+}
+
+/// Check digits, fixed values and mandatory digits of one entity (text is free, NUL tolerated).
+fn validate_fields(l: &Layout, body: &[u8], mut report: impl FnMut(&'static Field, String)) {
+    for f in l.fields {
+        if f.name == "end" {
+            continue;
+        }
+        let r = f.range();
+        let Some(raw) = body.get(r) else {
+            if f.req == Req::Mandatory {
+                report(f, "missing: the entity ends before this field".into());
+            }
+            continue;
+        };
+        if let Some(fixed) = f.fixed {
+            if raw != fixed.as_bytes() {
+                report(f, format!("expected {fixed:?}, found {:?}", latin1(raw)));
+            }
+            continue;
+        }
+        if f.kind == Kind::Digits && !raw.iter().all(u8::is_ascii_digit) {
+            let blank = raw.iter().all(|&b| b == b' ' || b == 0);
+            if !blank {
+                report(f, format!("not digits: {:?}", latin1(raw)));
+            } else if f.req == Req::Mandatory {
+                report(f, "mandatory but blank".into());
+            }
+        }
+        if f.name.ends_with("sign") && !matches!(raw, b"P" | b"N" | b" " | b"\0") {
+            report(f, format!("sign is {:?}, expected P or N", latin1(raw)));
+        }
+    }
+}
+
+fn check_file(file: &NoemieFile, sink: &mut Sink) {
+    let mut push =
+        |offset: usize, code: &str, field: Option<&'static str>, kind: FindingKind, message: String| {
+            sink.push(Finding {
+                file: file.index,
+                entity: None,
+                offset,
+                code: Some(code.into()),
+                field,
+                kind,
+                message,
+            })
+        };
+    for e in H000.check(&file.header) {
+        push(
+            file.offset + e.from as usize - 1,
+            "000",
+            Some(e.field),
+            FindingKind::Header,
+            e.to_string(),
+        );
+    }
+    if file.header.get(69) != Some(&b'U') {
+        push(
+            file.offset + 69,
+            "000",
+            Some("currency"),
+            FindingKind::Header,
+            "currency unit is not `U` (euro)".into(),
+        );
+    }
+    let toff = file.trailer_offset;
+    for e in T999.check(&file.trailer) {
+        push(
+            toff + e.from as usize - 1,
+            "999",
+            Some(e.field),
+            FindingKind::TrailerHeader,
+            e.to_string(),
+        );
+    }
+    for name in [
+        "sender_type",
+        "sender_number",
+        "recipient_type",
+        "recipient_number",
+        "file_id",
+    ] {
+        let (Some(hf), Some(tf)) = (H000.field(name), T999.field(name)) else {
+            continue;
+        };
+        if hf.raw(&file.header) != tf.raw(&file.trailer) {
+            push(
+                toff + tf.from as usize - 1,
+                "999",
+                Some(tf.name),
+                FindingKind::TrailerHeader,
+                format!("trailer {name} differs from the header's"),
+            );
+        }
+    }
+    let t = &file.totals;
+    let num = |name: &str| {
+        T999.field(name)
+            .and_then(|f| f.raw(&file.trailer))
+            .and_then(parse_digits)
+    };
+    if let Some(stated) = num("record_count")
+        && stated != t.entities
+        && stated != t.entities + 2
+    {
+        push(
+            toff + 55,
+            "999",
+            Some("record_count"),
+            FindingKind::TrailerCount,
+            format!("trailer counts {stated} entities, the file holds {}", t.entities),
+        );
+    }
+    if let Some(stated) = num("lot_count")
+        && stated != t.lots
+    {
+        push(
+            toff + 82,
+            "999",
+            Some("lot_count"),
+            FindingKind::TrailerLots,
+            format!(
+                "trailer counts {stated} lots, the file holds {} 080 entities",
+                t.lots
+            ),
+        );
+    }
+    if let (Some(a), Some(s)) = (T999.field("amount_total"), T999.field("amount_sign"))
+        && let Ok(stated) = signed_amount(&file.trailer, a, Some(s))
+        && stated != t.amount
+    {
+        push(
+            toff + 85,
+            "999",
+            Some("amount_total"),
+            FindingKind::TrailerSum,
+            format!("trailer sums {stated} cents, the entities sum {}", t.amount),
+        );
+    }
+}

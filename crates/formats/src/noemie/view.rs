@@ -1,0 +1,599 @@
+//! Business views of a parsed NOEMIE input: payments and invoices with their states and amounts,
+//! gathered in the [`NoemieReport`] that `svoct inspect --json` prints.
+
+use serde::Serialize;
+
+use super::reader::{DateValue, EntityRef, Finding, Noemie, NoemieFile, Packaging};
+
+/// A calendar date (year with century), as the builder takes it and the views give it back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Ymd {
+    pub year: u16,
+    pub month: u8,
+    pub day: u8,
+}
+
+impl Ymd {
+    pub const fn new(year: u16, month: u8, day: u8) -> Ymd {
+        Ymd { year, month, day }
+    }
+
+    /// `AAMMJJ`, the processing-date format of NOEMIE.
+    pub fn yymmdd(&self) -> String {
+        format!("{:02}{:02}{:02}", self.year % 100, self.month, self.day)
+    }
+}
+
+impl DateValue {
+    /// The decoded date as [`Ymd`], if valid.
+    pub fn ymd(&self) -> Option<Ymd> {
+        let iso = self.iso.as_deref()?;
+        let y = iso.get(0..4)?.parse().ok()?;
+        let m = iso.get(5..7)?.parse().ok()?;
+        let d = iso.get(8..10)?.parse().ok()?;
+        Some(Ymd::new(y, m, d))
+    }
+}
+
+/// Payment state of an AMO or AMC part (`198`/`199` position 14).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartState {
+    /// `P`
+    Paid,
+    /// `R`
+    Rejected,
+    /// `D`
+    Deferred,
+    /// blank: this part was not processed.
+    NotProcessed,
+    /// anything else.
+    Unknown,
+}
+
+impl PartState {
+    pub fn from_code(c: &str) -> PartState {
+        match c {
+            "P" => PartState::Paid,
+            "R" => PartState::Rejected,
+            "D" => PartState::Deferred,
+            "" => PartState::NotProcessed,
+            _ => PartState::Unknown,
+        }
+    }
+
+    /// The one-character code written in the entity.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PartState::Paid => "P",
+            PartState::Rejected => "R",
+            PartState::Deferred => "D",
+            PartState::NotProcessed | PartState::Unknown => " ",
+        }
+    }
+}
+
+/// Overall state of an invoice, from its parts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvoiceState {
+    Paid,
+    Rejected,
+    Deferred,
+    /// Parts in different states (e.g. AMO paid, AMC rejected).
+    Partial,
+    /// No processed part and no reject line.
+    NotProcessed,
+}
+
+/// One part (`198` AMO, `199` AMC) of an invoice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Part {
+    pub state: PartState,
+    pub requested_cents: u64,
+    /// Signed paid amount.
+    pub paid_cents: i64,
+    /// `199` only: the AMC organisation number.
+    pub amc_number: Option<String>,
+    pub amc_member_id: Option<String>,
+}
+
+/// A reject, signalement (`290`, `294`) line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Notice {
+    /// `290` or `294`.
+    pub entity: String,
+    pub code: String,
+    pub label: String,
+    /// `294`: `F` invoice, `L` line, `A` refined code.
+    pub reject_level: Option<String>,
+    /// `294`: `O` mandatory part, `C` complementary part.
+    pub part: Option<String>,
+    pub line: Option<u64>,
+}
+
+/// A deduction (`250`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Deduction {
+    pub line: Option<u64>,
+    pub debt_reference: String,
+    pub debt_date: DateValue,
+    pub debt_nature: String,
+    pub recovery_nature: String,
+    pub amount_cents: i64,
+    pub balance_cents: Option<u64>,
+}
+
+/// A one-off or flat-rate payment (`261`) and its details (`262`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FlatPayment {
+    pub code: String,
+    pub amount_cents: u64,
+    pub details: Vec<FlatDetail>,
+}
+
+/// A `262` detail line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FlatDetail {
+    pub code: String,
+    pub label: String,
+    pub period: String,
+    pub period_start: DateValue,
+    pub period_end: DateValue,
+    pub amount_cents: u64,
+}
+
+/// One payment: a settlement recipient (`040`) with its accounting date (`070`/`071`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Payment {
+    pub file: usize,
+    /// `020` mandataire, if any.
+    pub agent: Option<String>,
+    /// `040` settlement recipient.
+    pub settlement_recipient: Option<String>,
+    pub accounting_date: Option<DateValue>,
+    /// `071` transfer label lines (non-blank ones).
+    pub transfer_label: Vec<String>,
+    pub payer: Option<String>,
+    /// `081` return type codes (`01`..`05`).
+    pub return_types: Vec<String>,
+    pub deductions: Vec<Deduction>,
+    pub flat_payments: Vec<FlatPayment>,
+    /// Reject and comment lines not attached to an invoice.
+    pub notices: Vec<Notice>,
+    pub comments: Vec<String>,
+    /// Indexes into [`NoemieReport::invoices`].
+    pub invoices: Vec<usize>,
+    /// Signed sum of the controlled amounts of this payment (parts, deductions, flat payments).
+    pub amount_cents: i64,
+}
+
+/// One invoice (`100`/`102`) and what the insurer did with it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Invoice {
+    pub file: usize,
+    /// Index into [`NoemieReport::payments`].
+    pub payment: Option<usize>,
+    pub invoice_number: String,
+    pub invoice_number_complement: String,
+    /// From `102` (falls back to the enclosing `080`).
+    pub lot_number: String,
+    pub lot_date: DateValue,
+    /// `F` FSE, `D` DRE, ...
+    pub invoice_type: String,
+    pub billing_date: DateValue,
+    pub amc_processing: String,
+    pub insurance_nature: String,
+    /// Insured identification (`103`/`110` NIR), if given.
+    pub insured: Option<String>,
+    pub state: InvoiceState,
+    pub amo: Option<Part>,
+    pub amc: Option<Part>,
+    /// Sum of the paid parts.
+    pub paid_cents: i64,
+    /// Number of `210` act lines and their signed reimbursed total.
+    pub acts: usize,
+    pub acts_reimbursed_cents: i64,
+    pub rejects: Vec<Notice>,
+    pub comments: Vec<String>,
+}
+
+/// Summary of one file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FileSummary {
+    pub index: usize,
+    pub offset: usize,
+    pub reference: String,
+    pub sender_type: String,
+    pub sender_number: String,
+    pub sender_program: String,
+    pub recipient_type: String,
+    pub recipient_number: String,
+    pub file_id: String,
+    pub created: DateValue,
+    pub flow_type: String,
+    pub entities: u64,
+    pub lots: u64,
+    pub controls_checked: u64,
+    pub amount_cents: i64,
+}
+
+/// Everything a user (or `svoct inspect --json`) needs to know about a NOEMIE input.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NoemieReport {
+    /// Always `"noemie"`.
+    pub format: &'static str,
+    /// The reference of the files (`580`, `576`, `900`...); several distinct ones are joined
+    /// with `,`.
+    pub reference: String,
+    pub packaging: Packaging,
+    /// Number of `000`..`999` files.
+    pub files: usize,
+    pub file_summaries: Vec<FileSummary>,
+    pub payments: Vec<Payment>,
+    pub invoices: Vec<Invoice>,
+    pub findings: Vec<Finding>,
+    pub findings_suppressed: usize,
+}
+
+fn to_i64(v: i128) -> i64 {
+    v.clamp(i64::MIN as i128, i64::MAX as i128) as i64
+}
+
+fn opt(s: String) -> Option<String> {
+    if s.is_empty() { None } else { Some(s) }
+}
+
+fn part(e: &EntityRef<'_>) -> Part {
+    let paid = e.controlled_amount().and_then(Result::ok).unwrap_or(0);
+    let amc = e.entity.code == Some(199);
+    Part {
+        state: PartState::from_code(e.text("state").trim()),
+        requested_cents: e.number("requested").unwrap_or(0),
+        paid_cents: to_i64(paid),
+        amc_number: if amc { opt(e.text("amc_number")) } else { None },
+        amc_member_id: if amc { opt(e.text("amc_member_id")) } else { None },
+    }
+}
+
+fn notice(e: &EntityRef<'_>) -> Notice {
+    let is294 = e.entity.code == Some(294);
+    Notice {
+        entity: e.code_str(),
+        code: e.text("code"),
+        label: e.text("label"),
+        reject_level: if is294 { opt(e.text("reject_level")) } else { None },
+        part: if is294 { opt(e.text("part")) } else { None },
+        line: e.number("line_number"),
+    }
+}
+
+fn state_of(inv: &Invoice) -> InvoiceState {
+    let states: Vec<PartState> = [&inv.amo, &inv.amc]
+        .into_iter()
+        .flatten()
+        .map(|p| p.state)
+        .filter(|s| *s != PartState::NotProcessed)
+        .collect();
+    let Some(first) = states.first() else {
+        return if inv.rejects.is_empty() {
+            InvoiceState::NotProcessed
+        } else {
+            InvoiceState::Rejected
+        };
+    };
+    if states.iter().any(|s| s != first) {
+        return InvoiceState::Partial;
+    }
+    match first {
+        PartState::Paid => InvoiceState::Paid,
+        PartState::Rejected => InvoiceState::Rejected,
+        PartState::Deferred => InvoiceState::Deferred,
+        PartState::NotProcessed | PartState::Unknown => InvoiceState::Partial,
+    }
+}
+
+fn empty_payment(file: usize) -> Payment {
+    Payment {
+        file,
+        agent: None,
+        settlement_recipient: None,
+        accounting_date: None,
+        transfer_label: Vec::new(),
+        payer: None,
+        return_types: Vec::new(),
+        deductions: Vec::new(),
+        flat_payments: Vec::new(),
+        notices: Vec::new(),
+        comments: Vec::new(),
+        invoices: Vec::new(),
+        amount_cents: 0,
+    }
+}
+
+struct Walk<'r> {
+    payments: &'r mut Vec<Payment>,
+    invoices: &'r mut Vec<Invoice>,
+    file: usize,
+    /// The payment being filled (index), opened by `020`/`040`/`070`/`071`.
+    payment: Option<usize>,
+    /// Whether the current payment already has its settlement recipient (a new `040` opens a
+    /// new payment).
+    payment_has_recipient: bool,
+    payment_has_date: bool,
+    lot: Option<(String, DateValue)>,
+    invoice: Option<usize>,
+    pending_agent: Option<String>,
+}
+
+impl Walk<'_> {
+    fn payment_mut(&mut self) -> &mut Payment {
+        let idx = match self.payment {
+            Some(i) if i < self.payments.len() => i,
+            _ => {
+                self.payments.push(empty_payment(self.file));
+                self.payment_has_recipient = false;
+                self.payment_has_date = false;
+                let i = self.payments.len() - 1;
+                self.payment = Some(i);
+                i
+            }
+        };
+        &mut self.payments[idx]
+    }
+
+    fn new_payment(&mut self) {
+        self.payment = None;
+        self.invoice = None;
+        self.lot = None;
+        let agent = self.pending_agent.take();
+        self.payment_mut().agent = agent;
+    }
+
+    fn invoice_mut(&mut self) -> Option<&mut Invoice> {
+        let i = self.invoice?;
+        self.invoices.get_mut(i)
+    }
+
+    fn entity(&mut self, e: &EntityRef<'_>) {
+        let Some(code) = e.entity.code else { return };
+        match code {
+            20 => {
+                self.pending_agent = opt(e.text("settlement_recipient"));
+                self.payment = None;
+            }
+            40 => {
+                if self.payment.is_none() || self.payment_has_recipient {
+                    self.new_payment();
+                }
+                self.payment_has_recipient = true;
+                self.payment_mut().settlement_recipient = opt(e.text("settlement_recipient"));
+            }
+            70 | 71 => {
+                if self.payment.is_none() || self.payment_has_date {
+                    self.new_payment();
+                }
+                self.payment_has_date = true;
+                let p = self.payment_mut();
+                p.accounting_date = Some(e.date("accounting_date"));
+                if code == 71 {
+                    p.transfer_label = ["transfer_label_1", "transfer_label_2"]
+                        .iter()
+                        .map(|n| e.text(n))
+                        .filter(|s| !s.trim().is_empty())
+                        .collect();
+                    p.payer = opt(e.text("payer"));
+                }
+            }
+            81 => {
+                let t = e.text("return_type");
+                self.payment_mut().return_types.push(t);
+            }
+            80 => {
+                self.invoice = None;
+                self.lot = Some((e.text("lot_number"), e.date("lot_date")));
+            }
+            100 | 102 => {
+                let (lot_number, lot_date) = match (&self.lot, code) {
+                    (Some((n, d)), 100) => (n.clone(), d.clone()),
+                    (lot, _) => {
+                        let n = e.text("lot_number");
+                        let d = e.date("lot_date");
+                        match lot {
+                            Some((ln, ld)) if n.trim().is_empty() => (ln.clone(), ld.clone()),
+                            _ => (n, d),
+                        }
+                    }
+                };
+                let _ = self.payment_mut();
+                let pidx = self.payment;
+                let inv = Invoice {
+                    file: self.file,
+                    payment: pidx,
+                    invoice_number: e.text("invoice_number"),
+                    invoice_number_complement: e.text("invoice_number_complement"),
+                    lot_number,
+                    lot_date,
+                    invoice_type: e.text("invoice_type"),
+                    billing_date: e.date("billing_date"),
+                    amc_processing: e.text("amc_processing"),
+                    insurance_nature: e.text("insurance_nature"),
+                    insured: None,
+                    state: InvoiceState::NotProcessed,
+                    amo: None,
+                    amc: None,
+                    paid_cents: 0,
+                    acts: 0,
+                    acts_reimbursed_cents: 0,
+                    rejects: Vec::new(),
+                    comments: Vec::new(),
+                };
+                self.invoices.push(inv);
+                let idx = self.invoices.len() - 1;
+                self.invoice = Some(idx);
+                self.payment_mut().invoices.push(idx);
+            }
+            103 | 110 => {
+                let nir = opt(e.text("nir"));
+                if let Some(inv) = self.invoice_mut() {
+                    inv.insured = nir;
+                }
+            }
+            150 => {
+                let n = e.text("insurance_nature");
+                if let Some(inv) = self.invoice_mut() {
+                    inv.insurance_nature = n;
+                }
+            }
+            198 | 199 => {
+                let p = part(e);
+                if let Some(inv) = self.invoice_mut() {
+                    if code == 198 {
+                        inv.amo = Some(p);
+                    } else {
+                        inv.amc = Some(p);
+                    }
+                }
+            }
+            210 => {
+                let v = e.number("reimbursed").unwrap_or(0) as i64;
+                let v = if e.text("sign") == "N" { -v } else { v };
+                if let Some(inv) = self.invoice_mut() {
+                    inv.acts += 1;
+                    inv.acts_reimbursed_cents = inv.acts_reimbursed_cents.saturating_add(v);
+                }
+            }
+            250 => {
+                let amount = e.controlled_amount().and_then(Result::ok).unwrap_or(0);
+                let d = Deduction {
+                    line: e.number("line_number"),
+                    debt_reference: e.text("debt_reference"),
+                    debt_date: e.date("debt_date"),
+                    debt_nature: e.text("debt_nature"),
+                    recovery_nature: e.text("recovery_nature"),
+                    amount_cents: to_i64(amount),
+                    balance_cents: e.number("balance"),
+                };
+                self.payment_mut().deductions.push(d);
+            }
+            261 => {
+                let f = FlatPayment {
+                    code: e.text("code"),
+                    amount_cents: e.number("amount").unwrap_or(0),
+                    details: Vec::new(),
+                };
+                self.payment_mut().flat_payments.push(f);
+            }
+            262 => {
+                let d = FlatDetail {
+                    code: e.text("code"),
+                    label: e.text("label"),
+                    period: e.text("period"),
+                    period_start: e.date("period_start"),
+                    period_end: e.date("period_end"),
+                    amount_cents: e.number("amount").unwrap_or(0),
+                };
+                if let Some(f) = self.payment_mut().flat_payments.last_mut() {
+                    f.details.push(d);
+                }
+            }
+            290 | 294 => {
+                let n = notice(e);
+                match self.invoice_mut() {
+                    Some(inv) => inv.rejects.push(n),
+                    None => self.payment_mut().notices.push(n),
+                }
+            }
+            295 => {
+                let c = e.text("comment");
+                match self.invoice_mut() {
+                    Some(inv) => inv.comments.push(c),
+                    None => self.payment_mut().comments.push(c),
+                }
+            }
+            _ => {}
+        }
+        if let Some(Ok(a)) = e.controlled_amount()
+            && let Some(p) = self.payment.and_then(|i| self.payments.get_mut(i))
+        {
+            p.amount_cents = p.amount_cents.saturating_add(to_i64(a));
+        }
+    }
+}
+
+fn summary(f: &NoemieFile) -> FileSummary {
+    let created = {
+        let raw = f.header_text("created");
+        let bytes = f.header.get(55..61).unwrap_or(&[]);
+        DateValue {
+            iso: super::reader::decode_date(bytes, super::layouts::DateFormat::Yymmdd, f.year()),
+            raw,
+        }
+    };
+    FileSummary {
+        index: f.index,
+        offset: f.offset,
+        reference: f.reference(),
+        sender_type: f.header_text("sender_type"),
+        sender_number: f.header_text("sender_number"),
+        sender_program: f.header_text("sender_program"),
+        recipient_type: f.header_text("recipient_type"),
+        recipient_number: f.header_text("recipient_number"),
+        file_id: f.header_text("file_id"),
+        created,
+        flow_type: f.header_text("flow_type"),
+        entities: f.totals.entities,
+        lots: f.totals.lots,
+        controls_checked: f.totals.controls_checked,
+        amount_cents: to_i64(f.totals.amount),
+    }
+}
+
+impl Noemie {
+    /// Build the payment and invoice views of every file.
+    pub fn report(&self) -> NoemieReport {
+        let mut payments = Vec::new();
+        let mut invoices = Vec::new();
+        for f in &self.files {
+            let mut w = Walk {
+                payments: &mut payments,
+                invoices: &mut invoices,
+                file: f.index,
+                payment: None,
+                payment_has_recipient: false,
+                payment_has_date: false,
+                lot: None,
+                invoice: None,
+                pending_agent: None,
+            };
+            for e in f.iter() {
+                w.entity(&e);
+            }
+        }
+        for inv in &mut invoices {
+            inv.state = state_of(inv);
+            inv.paid_cents = [&inv.amo, &inv.amc]
+                .into_iter()
+                .flatten()
+                .fold(0i64, |a, p| a.saturating_add(p.paid_cents));
+        }
+        let mut refs: Vec<String> = Vec::new();
+        for f in &self.files {
+            let r = f.reference();
+            if !refs.contains(&r) {
+                refs.push(r);
+            }
+        }
+        NoemieReport {
+            format: "noemie",
+            reference: refs.join(","),
+            packaging: self.packaging,
+            files: self.files.len(),
+            file_summaries: self.files.iter().map(summary).collect(),
+            payments,
+            invoices,
+            findings: self.findings.clone(),
+            findings_suppressed: self.findings_suppressed,
+        }
+    }
+}
