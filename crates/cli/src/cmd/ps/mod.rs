@@ -1,0 +1,227 @@
+//! `svoct ps ...`: the billing-software side from the command line.
+//!
+//! Every subcommand is a thin shell over `svoct_ps`: it loads the configuration, calls the
+//! library, and prints a human table or JSON (`--json`) for integration.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Subcommand, ValueEnum};
+use svoct_ps::config::{self, Config, ConfigFile, Mode, OctChanges, SendOption};
+
+use crate::CmdResult;
+
+mod output;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The PS configuration file (TOML; every setting is described in docs/ps-config.md).
+    #[arg(long, global = true, env = "SVOCT_PS_CONFIG", default_value = "svoct-ps.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a starting configuration file (refuses to overwrite one unless --force).
+    Init {
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Switch the exchange mode (R1): `direct` (PS -> AM) or `oct` (PS -> OCT -> AM). Only the
+    /// `mode` key of the file changes.
+    Mode {
+        #[arg(value_enum)]
+        mode: ModeArg,
+    },
+    /// Set, change or remove the OCT (R2). Direct-mode settings are never touched.
+    #[command(subcommand)]
+    Oct(OctCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the configuration in effect, credentials redacted.
+    Show {
+        /// JSON instead of `key = value` lines.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum OctCommand {
+    /// Set the OCT's settings; keys not given keep their value. The first time, --address,
+    /// --certificate and --identifier are required.
+    Set {
+        /// The OCT's mail address (R2.2).
+        #[arg(long)]
+        address: Option<String>,
+        /// The OCT's attachment-encryption certificate, PEM or DER (R2.2).
+        #[arg(long)]
+        certificate: Option<PathBuf>,
+        /// The recipient number of the OCT single-file header (up to 14 characters).
+        #[arg(long)]
+        identifier: Option<String>,
+        /// How lots travel to the OCT (R3.1 split, R3.2 single, R3.3 enriched).
+        #[arg(long, value_enum)]
+        option: Option<OptionArg>,
+        /// Compress before encrypting (`FACTURE/SV/ZK`).
+        #[arg(long, overrides_with = "no_compress")]
+        compress: bool,
+        /// Encrypt without compressing (`FACTURE/SV/K`).
+        #[arg(long)]
+        no_compress: bool,
+    },
+    /// Remove the OCT settings and go back to direct mode (R1.2: direct settings untouched).
+    Remove,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Direct,
+    Oct,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OptionArg {
+    Split,
+    Single,
+    Enriched,
+}
+
+pub fn run(args: Args) -> CmdResult {
+    let path = args.config.as_path();
+    match args.command {
+        Command::Init { force } => init(path, force),
+        Command::Config(ConfigCommand::Show { json }) => show(path, json),
+        Command::Mode { mode } => set_mode(path, mode),
+        Command::Oct(OctCommand::Set {
+            address,
+            certificate,
+            identifier,
+            option,
+            compress,
+            no_compress,
+        }) => {
+            let compress = match (compress, no_compress) {
+                (true, _) => Some(true),
+                (false, true) => Some(false),
+                (false, false) => None,
+            };
+            let option = option.map(|o| match o {
+                OptionArg::Split => SendOption::Split,
+                OptionArg::Single => SendOption::Single,
+                OptionArg::Enriched => SendOption::Enriched,
+            });
+            oct_set(
+                path,
+                OctChanges {
+                    address,
+                    certificate,
+                    identifier,
+                    option,
+                    compress,
+                },
+            )
+        }
+        Command::Oct(OctCommand::Remove) => oct_remove(path),
+    }
+}
+
+fn init(path: &Path, force: bool) -> CmdResult {
+    if path.exists() && !force {
+        return Err(format!("{} already exists; use --force to overwrite it", path.display()).into());
+    }
+    std::fs::write(path, config::EXAMPLE).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    println!(
+        "wrote {}; edit [identity], [network] and [direct.routes] before sending",
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(path: &Path, json: bool) -> CmdResult {
+    let config = Config::load(path)?;
+    let value = config.redacted();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        for (key, value) in output::flatten(&value) {
+            println!("{key} = {value}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn set_mode(path: &Path, mode: ModeArg) -> CmdResult {
+    let mode = match mode {
+        ModeArg::Direct => Mode::Direct,
+        ModeArg::Oct => Mode::Oct,
+    };
+    let mut file = ConfigFile::open(path)?;
+    file.set_mode(mode);
+    let config = file.save()?;
+    match config.mode {
+        Mode::Direct => println!("mode: direct"),
+        Mode::Oct => {
+            let address = config.oct.as_ref().map(|o| o.address.as_str()).unwrap_or("");
+            println!("mode: oct ({address})");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn oct_set(path: &Path, changes: OctChanges) -> CmdResult {
+    let mut file = ConfigFile::open(path)?;
+    let before = Config::load(path)?;
+    if before.oct.is_none() {
+        let mut missing = Vec::new();
+        if changes.address.is_none() {
+            missing.push("--address");
+        }
+        if changes.certificate.is_none() {
+            missing.push("--certificate");
+        }
+        if changes.identifier.is_none() {
+            missing.push("--identifier");
+        }
+        if !missing.is_empty() {
+            return Err(format!(
+                "no OCT is configured yet: {} required the first time",
+                missing.join(", ")
+            )
+            .into());
+        }
+    }
+    file.set_oct(&changes);
+    let config = file.save()?;
+    if let Some(oct) = &config.oct {
+        println!(
+            "oct: {} (identifier {}, option {}, {}); mode is {}",
+            oct.address,
+            oct.identifier,
+            output::option_name(oct.option),
+            if oct.compress {
+                "compressed"
+            } else {
+                "not compressed"
+            },
+            output::mode_name(config.mode)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn oct_remove(path: &Path) -> CmdResult {
+    let mut file = ConfigFile::open(path)?;
+    file.remove_oct();
+    file.save()?;
+    println!("oct settings removed; mode: direct");
+    Ok(ExitCode::SUCCESS)
+}
