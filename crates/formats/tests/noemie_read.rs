@@ -250,3 +250,349 @@ fn builder_writes_the_hand_written_bytes() {
     let hand = hand_file();
     assert_eq!(String::from_utf8_lossy(&built), String::from_utf8_lossy(&hand));
 }
+
+/// Offset in `hand_file()` of entity `i` (after `0128` + header + CRLF + stream length prefix).
+fn entity_offset(i: usize) -> usize {
+    4 + 128 + 2 + 4 + entities().iter().take(i).map(String::len).sum::<usize>()
+}
+
+fn with_entity(i: usize, new: &str) -> Vec<u8> {
+    let mut e = entities();
+    e[i] = new.to_string();
+    lines(
+        &header(),
+        &e.concat(),
+        &trailer("00000014", "001", "00000003750", "P"),
+    )
+}
+
+#[test]
+fn blocks_packaging_reads_like_lines() {
+    let stream = entities().concat();
+    let mut input = header().into_bytes();
+    let chunks: Vec<&[u8]> = stream.as_bytes().chunks(127).collect();
+    for (i, c) in chunks.iter().enumerate() {
+        input.push(if i + 1 == chunks.len() { b'1' } else { b'0' });
+        input.extend_from_slice(c);
+        input.extend(std::iter::repeat_n(b' ', 127 - c.len()));
+    }
+    input.extend_from_slice(trailer("00000014", "001", "00000003750", "P").as_bytes());
+    assert_eq!(input.len() % 128, 0);
+    let n = noemie::parse(&input).unwrap();
+    assert_eq!(n.packaging, Packaging::Blocks);
+    assert!(n.findings.is_empty(), "{:#?}", n.findings);
+    let mut from_blocks = n.report();
+    let from_lines = noemie::report(&hand_file()).unwrap();
+    assert_eq!(from_blocks.invoices, from_lines.invoices);
+    assert_eq!(from_blocks.payments, from_lines.payments);
+    // Offsets map back to the input: entity 4 (the 102) starts at 128 + 1 + 208 in block 1.
+    let f = &n.files[0];
+    let start = entities().iter().take(4).map(String::len).sum::<usize>();
+    assert_eq!(start, 144);
+    assert_eq!(f.input_offset(f.entities[4].start), 128 + 128 + 1 + (144 - 127));
+    from_blocks.packaging = Packaging::Lines;
+    assert_eq!(from_blocks.file_summaries[0].entities, 14);
+    // The builder's blocks packaging is read back the same.
+    let built = noemie::build_580_packaged(&params(), &outcomes(), Packaging::Blocks).unwrap();
+    assert_eq!(built, input);
+}
+
+#[test]
+fn several_files_back_to_back() {
+    let mut input = hand_file();
+    input.extend_from_slice(&hand_file());
+    let r = noemie::report(&input).unwrap();
+    assert_eq!(r.files, 2);
+    assert_eq!(r.invoices.len(), 4);
+    assert_eq!(r.invoices[2].file, 1);
+    assert_eq!(r.file_summaries[1].offset, hand_file().len() + 4);
+    assert!(r.findings.is_empty());
+}
+
+#[test]
+fn wrong_990_count_and_sum_are_findings_naming_the_entity() {
+    let bad = with_entity(8, &format!("99004{}0000000400000001751P@", sp(17)));
+    let n = noemie::parse(&bad).unwrap();
+    let kinds: Vec<_> = n.findings.iter().map(|f| f.kind).collect();
+    assert_eq!(kinds, vec![FindingKind::ControlCount, FindingKind::ControlSum]);
+    let f = &n.findings[0];
+    assert_eq!((f.file, f.entity, f.offset), (0, Some(8), entity_offset(8)));
+    assert_eq!(f.code.as_deref(), Some("990"));
+    assert_eq!(f.field, Some("count"));
+    assert!(
+        f.message.contains("counts 4") && f.message.contains("found 3"),
+        "{}",
+        f.message
+    );
+    assert_eq!(n.findings[1].field, Some("amount_total"));
+    // The invoice view is still produced.
+    assert_eq!(n.report().invoices.len(), 2);
+}
+
+#[test]
+fn wrong_sign_in_990_is_a_sum_finding() {
+    let bad = with_entity(13, &format!("99002{}0000000700000003750N@", sp(17)));
+    let n = noemie::parse(&bad).unwrap();
+    assert_eq!(n.findings.len(), 1);
+    assert_eq!(n.findings[0].kind, FindingKind::ControlSum);
+    assert_eq!(n.findings[0].entity, Some(13));
+}
+
+#[test]
+fn wrong_999_counts_and_sum_are_findings() {
+    for (t, kind, field) in [
+        (
+            trailer("00000013", "001", "00000003750", "P"),
+            FindingKind::TrailerCount,
+            "record_count",
+        ),
+        (
+            trailer("00000014", "002", "00000003750", "P"),
+            FindingKind::TrailerLots,
+            "lot_count",
+        ),
+        (
+            trailer("00000014", "001", "00000003751", "P"),
+            FindingKind::TrailerSum,
+            "amount_total",
+        ),
+        (
+            trailer("00000014", "001", "00000003750", "N"),
+            FindingKind::TrailerSum,
+            "amount_total",
+        ),
+    ] {
+        let input = lines(&header(), &entities().concat(), &t);
+        let n = noemie::parse(&input).unwrap();
+        assert_eq!(n.findings.len(), 1, "{:#?}", n.findings);
+        let f = &n.findings[0];
+        assert_eq!(
+            (f.kind, f.field, f.code.as_deref()),
+            (kind, Some(field), Some("999"))
+        );
+        let trailer_at = hand_file().len() - 130;
+        assert!(f.offset > trailer_at && f.offset < trailer_at + 128);
+    }
+    // Counting header and trailer (14 + 2) is accepted as the other convention.
+    let input = lines(
+        &header(),
+        &entities().concat(),
+        &trailer("00000016", "001", "00000003750", "P"),
+    );
+    assert!(noemie::parse(&input).unwrap().findings.is_empty());
+}
+
+#[test]
+fn unknown_entity_is_kept_raw_and_reported() {
+    let mut e = entities();
+    e.insert(3, "77703ABC DEF@".into());
+    let input = lines(
+        &header(),
+        &e.concat(),
+        &trailer("00000015", "001", "00000003750", "P"),
+    );
+    let n = noemie::parse(&input).unwrap();
+    let kinds: Vec<_> = n.findings.iter().map(|f| f.kind).collect();
+    // The unknown entity is level 03 inside the payment: not counted by the lot's 990 (it
+    // precedes the lot) but by the payment's, which now finds 8.
+    assert_eq!(kinds, vec![FindingKind::UnknownEntity, FindingKind::ControlCount]);
+    let f = &n.findings[0];
+    assert_eq!(
+        (f.kind, f.entity, f.code.as_deref()),
+        (FindingKind::UnknownEntity, Some(3), Some("777"))
+    );
+    assert_eq!(n.findings[1].entity, Some(14));
+    let file = &n.files[0];
+    assert_eq!(file.raw(&file.entities[3]), b"77703ABC DEF@");
+    let mut e = entities();
+    e.insert(3, "77703ABC DEF@".into());
+    e[14] = format!("99002{}0000000800000003750P@", sp(17));
+    let input = lines(
+        &header(),
+        &e.concat(),
+        &trailer("00000015", "001", "00000003750", "P"),
+    );
+    assert_eq!(noemie::parse(&input).unwrap().findings.len(), 1);
+}
+
+#[test]
+fn nul_bytes_and_trailing_spaces_are_tolerated() {
+    let mut e = entities();
+    // NULs in the transfer label's padding, spaces before the `@` of the 040.
+    e[1] = e[1].replacen(
+        "                                CPAM75",
+        &"\0".repeat(32).to_string(),
+        1,
+    );
+    e[1] = e[1].replace(&"\0".repeat(32), &format!("{}CPAM75", "\0".repeat(32)));
+    e[0] = "04002000000123456789   @".into();
+    let input = lines(
+        &header(),
+        &e.concat(),
+        &trailer("00000014", "001", "00000003750", "P"),
+    );
+    let n = noemie::parse(&input).unwrap();
+    assert!(n.findings.is_empty(), "{:#?}", n.findings);
+    let r = n.report();
+    assert_eq!(r.payments[0].payer.as_deref(), Some("CPAM75"));
+    assert_eq!(
+        r.payments[0].settlement_recipient.as_deref(),
+        Some("000000123456789")
+    );
+    assert_eq!(r.invoices, noemie::report(&hand_file()).unwrap().invoices);
+}
+
+#[test]
+fn short_or_long_entities_are_findings() {
+    // 080 missing its last digit: 14 bytes instead of 15.
+    let n = noemie::parse(&with_entity(3, "0800326112004@")).unwrap();
+    let f = n
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingKind::EntityLength)
+        .unwrap();
+    assert_eq!((f.entity, f.offset), (Some(3), entity_offset(3)));
+    assert!(
+        n.findings
+            .iter()
+            .any(|f| f.kind == FindingKind::Field && f.field == Some("lot_number"))
+    );
+    // 080 with garbage before the `@`.
+    let n = noemie::parse(&with_entity(3, "08003261120042XY@")).unwrap();
+    assert_eq!(n.findings.len(), 1);
+    assert_eq!(n.findings[0].kind, FindingKind::EntityLength);
+}
+
+#[test]
+fn bad_field_values_are_findings_naming_the_field() {
+    let n = noemie::parse(&with_entity(5, "1980500002500P0000175XP@")).unwrap();
+    let f = &n.findings[0];
+    assert_eq!(
+        (f.kind, f.field, f.entity),
+        (FindingKind::Field, Some("paid"), Some(5))
+    );
+    assert_eq!(f.offset, entity_offset(5) + 14);
+}
+
+#[test]
+fn truncated_inputs_are_typed_errors() {
+    let full = hand_file();
+    // Cut inside the trailer line: the declared length no longer fits.
+    let cut = &full[..full.len() - 10];
+    assert!(matches!(
+        noemie::parse(cut),
+        Err(NoemieError::LineTruncated { file: 0, .. })
+    ));
+    // Cut right before the trailer line.
+    let cut = &full[..full.len() - 134];
+    assert_eq!(
+        noemie::parse(cut).unwrap_err(),
+        NoemieError::MissingTrailer {
+            file: 0,
+            offset: cut.len()
+        }
+    );
+    // A second file that is cut names file 1.
+    let mut two = full.clone();
+    two.extend_from_slice(&full[..200]);
+    assert!(matches!(
+        noemie::parse(&two),
+        Err(NoemieError::LineTruncated { file: 1, .. })
+    ));
+    // Every prefix either parses or fails with an error: never a panic.
+    for n in 0..full.len() {
+        let _ = noemie::parse(&full[..n]);
+    }
+    assert_eq!(noemie::parse(b"").unwrap_err(), NoemieError::Empty);
+    assert_eq!(
+        noemie::parse(b"hello").unwrap_err(),
+        NoemieError::UnknownPackaging { offset: 0 }
+    );
+}
+
+#[test]
+fn unterminated_entity_is_an_error_naming_entity_and_offset() {
+    let mut e = entities();
+    e.truncate(3);
+    e.push(format!("08003{}", "1".repeat(2000)));
+    let input = lines(
+        &header(),
+        &e.concat(),
+        &trailer("00000014", "001", "00000003750", "P"),
+    );
+    assert_eq!(
+        noemie::parse(&input).unwrap_err(),
+        NoemieError::Unterminated {
+            file: 0,
+            entity: 3,
+            offset: entities().iter().take(3).map(String::len).sum()
+        }
+    );
+}
+
+#[test]
+fn blocks_without_last_flag_are_read_with_a_finding() {
+    let stream = entities().concat();
+    let mut input = header().into_bytes();
+    for c in stream.as_bytes().chunks(127) {
+        input.push(b'0');
+        input.extend_from_slice(c);
+        input.extend(std::iter::repeat_n(b' ', 127 - c.len()));
+    }
+    input.extend_from_slice(trailer("00000014", "001", "00000003750", "P").as_bytes());
+    let n = noemie::parse(&input).unwrap();
+    assert_eq!(n.findings.len(), 1);
+    assert_eq!(n.findings[0].kind, FindingKind::Packaging);
+}
+
+#[test]
+fn entity_spanning_two_lines_is_joined() {
+    let stream = entities().concat();
+    let (a, b) = stream.split_at(100);
+    let input = format!(
+        "0128{}\r\n{:04}{a}\r\n{:04}{b}\r\n0128{}\r\n",
+        header(),
+        a.len(),
+        b.len(),
+        trailer("00000014", "001", "00000003750", "P")
+    );
+    let n = noemie::parse(input.as_bytes()).unwrap();
+    assert!(n.findings.is_empty());
+    assert_eq!(
+        n.report().invoices,
+        noemie::report(&hand_file()).unwrap().invoices
+    );
+}
+
+#[test]
+fn other_references_and_unexpected_entities() {
+    let h = header().replace("580 ", "900 ");
+    let mut e = entities();
+    e.insert(3, "261030004200001500@".into());
+    let input = lines(&h, &e.concat(), &trailer("00000015", "001", "00000005250", "P"));
+    let n = noemie::parse(&input).unwrap();
+    let r = n.report();
+    assert_eq!(r.reference, "900");
+    // 261 is not expected in a 900; its amount (15.00) makes the payment's 990 sum wrong.
+    let kinds: Vec<_> = r.findings.iter().map(|f| (f.kind, f.code.clone())).collect();
+    assert!(
+        kinds.contains(&(FindingKind::UnexpectedForReference, Some("261".into()))),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&(FindingKind::ControlSum, Some("990".into()))),
+        "{kinds:?}"
+    );
+    assert_eq!(r.payments[0].flat_payments[0].amount_cents, 1500);
+}
+
+#[test]
+fn builder_refuses_values_that_do_not_fit() {
+    let mut o = outcomes();
+    o[0].invoice_number = "1234567890".into();
+    let err = noemie::build_580(&params(), &o).unwrap_err();
+    assert!(err.to_string().contains("102"), "{err}");
+    let mut o = outcomes();
+    o[0].rejects[0].label = "A@B".into();
+    assert!(noemie::build_580(&params(), &o).is_err());
+}

@@ -109,6 +109,11 @@ pub enum BuildError {
         #[source]
         source: FieldError,
     },
+    #[error("entity {entity}, field {field}: text holds the `@` delimiter")]
+    Delimiter {
+        entity: &'static str,
+        field: &'static str,
+    },
     #[error("unknown field {field} in layout {entity}")]
     NoField {
         entity: &'static str,
@@ -152,6 +157,12 @@ impl Rec {
 
     fn put(&mut self, name: &'static str, value: &str) -> Result<&mut Rec, BuildError> {
         let f = self.field(name)?;
+        if value.contains('@') {
+            return Err(BuildError::Delimiter {
+                entity: self.layout.code,
+                field: name,
+            });
+        }
         f.put(&mut self.bytes, value).map_err(|e| self.err(e))?;
         Ok(self)
     }

@@ -570,7 +570,7 @@ fn split_lines(input: &[u8], pos: usize, index: usize) -> Result<(NoemieFile, us
         }
         let (payload, poff, n2) = read_line(input, next, index)?;
         next = n2;
-        if payload.len() == 128 && payload.starts_with(b"999") && at_boundary(&file.stream) {
+        if payload.len() == 128 && payload.starts_with(b"999") {
             file.trailer = payload.to_vec();
             file.trailer_offset = poff;
             return Ok((file, next));
