@@ -1,1 +1,972 @@
-//! (in progress)
+//! Message profiles: which headers a message of each flow carries, how to build it, and how to
+//! parse and check one.
+//!
+//! Two profiles are public: the PS → OCT invoice file (R5: `FACTURE/SV`, `/K`, `/ZK`) and the
+//! OCT → PS text receipt (R6.2: `ART/XX`). The others (DRE file, ARL, RSP, dLOI request, dLOI
+//! increments) are **provisional** and live in one table, [`Profile`], documented in
+//! `docs/formats/messages.md`.
+//!
+//! Shape (provisional, formats.md §3): one single-part message whose body *is* the file,
+//! `Content-Type: Application/EDI-consent; name="..."`, base64. The parser accepts both a
+//! single-part message and a `multipart/mixed` one whose file part carries the headers.
+//!
+//! The parser tells which profile a message is and checks it: subject shape against the
+//! Content-Description, attachment state (CMS envelope or not, compressed or not) against the
+//! `K`/`ZK` sub-field, and, through [`FileFacts`], the subject's invoice count and `exercice`
+//! against the file itself.
+
+mod inspect;
+
+pub use inspect::{Finding, MessageReport, Severity, fuzz_message, inspect_message};
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine as _;
+use mail_parser::{HeaderName, MessageParser, MimeHeaders};
+use time::OffsetDateTime;
+
+use crate::cms::{self, CmsCipher, CmsError, PrivateKeyAndCert, RecipientCert};
+use crate::compress::{self, CompressError, Compression};
+use crate::subject::{FileKind, PartyNumber, ReturnKind, Subject, SubjectError};
+
+/// The Content-Type of every profile, in the annex's case (R5.4, R6.2).
+pub const CONTENT_TYPE: &str = "Application/EDI-consent";
+
+/// The Content-Transfer-Encoding written, in the annex's case (R6.2).
+pub const TRANSFER_ENCODING: &str = "BASE64";
+
+/// Longest header value accepted in configuration (addresses, names, file names).
+pub const MAX_HEADER_VALUE: usize = 256;
+
+/// PS categories of the ART Content-Description (R6.2 table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+pub enum PsCategory {
+    /// `IF`: nurses.
+    If,
+    /// `MK`: physiotherapists.
+    Mk,
+    /// `OO`: speech therapists.
+    Oo,
+    /// `OY`: orthoptists.
+    Oy,
+    /// `PE`: chiropodists.
+    Pe,
+    /// `LB`: biology laboratories.
+    Lb,
+    /// `PH`: pharmacists.
+    Ph,
+    /// `FR`: LPP products delivered by an approved professional.
+    Fr,
+    /// `ER`: general practitioners and specialists, dentists, midwives.
+    Er,
+    /// `CP`: private clinics and hospitals.
+    Cp,
+    /// `CS`: health centres.
+    Cs,
+    /// `CT`: spa centres.
+    Ct,
+    /// `XX`: the default, valid for any category.
+    #[default]
+    Xx,
+}
+
+impl PsCategory {
+    /// Every category with its code, in the annex's order.
+    pub const ALL: [(PsCategory, &'static str); 13] = [
+        (PsCategory::If, "IF"),
+        (PsCategory::Mk, "MK"),
+        (PsCategory::Oo, "OO"),
+        (PsCategory::Oy, "OY"),
+        (PsCategory::Pe, "PE"),
+        (PsCategory::Lb, "LB"),
+        (PsCategory::Ph, "PH"),
+        (PsCategory::Fr, "FR"),
+        (PsCategory::Er, "ER"),
+        (PsCategory::Cp, "CP"),
+        (PsCategory::Cs, "CS"),
+        (PsCategory::Ct, "CT"),
+        (PsCategory::Xx, "XX"),
+    ];
+
+    /// The two-letter code.
+    pub fn code(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(c, _)| *c == self)
+            .map(|(_, s)| *s)
+            .unwrap_or("XX")
+    }
+
+    /// From the two-letter code (exact upper case).
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(_, s)| *s == code).map(|(c, _)| *c)
+    }
+}
+
+/// Which flow a message carries. The Content-Description and subject of each are in
+/// [`Profile::description_base`] and [`Profile::subject_matches`]: that is the one table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Profile {
+    /// PS → OCT invoice file: `FACTURE/SV` (public, R5) or `FACTURE/DR` (DRE only, provisional).
+    Invoice(FileKind),
+    /// OCT → PS text receipt `ART/XX` (public, R6.2).
+    Art(PsCategory),
+    /// OCT → PS ARL file (provisional).
+    Arl,
+    /// OCT → PS RSP (NOEMIE) file (provisional).
+    Rsp,
+    /// PS → OCT dLOI request (provisional).
+    DloiRequest,
+    /// OCT → PS dLOI increment file (provisional).
+    DloiIncrement,
+}
+
+impl Profile {
+    /// The Content-Description without the `K`/`ZK` sub-field.
+    pub fn description_base(self) -> String {
+        match self {
+            Profile::Invoice(FileKind::Fse) => "FACTURE/SV".to_owned(),
+            Profile::Invoice(FileKind::Dre) => "FACTURE/DR".to_owned(),
+            Profile::Art(c) => format!("ART/{}", c.code()),
+            Profile::Arl => "ARL".to_owned(),
+            Profile::Rsp => "RSP".to_owned(),
+            Profile::DloiRequest => "LOI/DEMANDE".to_owned(),
+            Profile::DloiIncrement => "LOI/INCREMENT".to_owned(),
+        }
+    }
+
+    /// Whether the attachment may be encrypted (`/K`, `/ZK`). The ART envelope is fixed by the
+    /// annex with no such sub-field.
+    pub fn allows_protection(self) -> bool {
+        !matches!(self, Profile::Art(_))
+    }
+
+    /// Whether `subject` has the shape this profile uses.
+    pub fn subject_matches(self, subject: &Subject) -> bool {
+        match (self, subject) {
+            (Profile::Invoice(k), Subject::Invoice(s)) => s.kind == k,
+            (Profile::Art(_), Subject::Return(r)) => r.kind == ReturnKind::Art,
+            (Profile::Arl, Subject::Return(r)) => r.kind == ReturnKind::Arl,
+            (Profile::Rsp, Subject::Return(r)) => r.kind == ReturnKind::Rsp,
+            (Profile::DloiIncrement, Subject::Return(r)) => r.kind == ReturnKind::LoiIncrement,
+            (Profile::DloiRequest, Subject::DloiRequest(_)) => true,
+            _ => false,
+        }
+    }
+}
+
+/// The state of the attachment that the Content-Description's third sub-field announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+pub enum Protection {
+    /// No sub-field: the file as it is.
+    #[default]
+    Plain,
+    /// `K`: CMS EnvelopedData.
+    Encrypted,
+    /// `ZK`: compressed, then CMS EnvelopedData.
+    CompressedEncrypted,
+}
+
+impl Protection {
+    fn suffix(self) -> &'static str {
+        match self {
+            Protection::Plain => "",
+            Protection::Encrypted => "/K",
+            Protection::CompressedEncrypted => "/ZK",
+        }
+    }
+}
+
+/// A Content-Description: profile plus protection, e.g. `FACTURE/SV/ZK`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ContentDescription {
+    pub profile: Profile,
+    pub protection: Protection,
+}
+
+impl fmt::Display for ContentDescription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}{}",
+            self.profile.description_base(),
+            self.protection.suffix()
+        )
+    }
+}
+
+impl FromStr for ContentDescription {
+    type Err = ProfileError;
+
+    /// Exact match against the table (surrounding blanks ignored, case-insensitive).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let up = s.trim().to_ascii_uppercase();
+        let (base, protection) = if let Some(b) = up.strip_suffix("/ZK") {
+            (b, Protection::CompressedEncrypted)
+        } else if let Some(b) = up.strip_suffix("/K") {
+            (b, Protection::Encrypted)
+        } else {
+            (up.as_str(), Protection::Plain)
+        };
+        let profile = match base {
+            "FACTURE/SV" => Profile::Invoice(FileKind::Fse),
+            "FACTURE/DR" => Profile::Invoice(FileKind::Dre),
+            "ARL" => Profile::Arl,
+            "RSP" => Profile::Rsp,
+            "LOI/DEMANDE" => Profile::DloiRequest,
+            "LOI/INCREMENT" => Profile::DloiIncrement,
+            other => match other.strip_prefix("ART/").and_then(PsCategory::from_code) {
+                Some(c) => Profile::Art(c),
+                None => return Err(ProfileError::UnknownContentDescription { value: shown(s) }),
+            },
+        };
+        if protection != Protection::Plain && !profile.allows_protection() {
+            return Err(ProfileError::UnknownContentDescription { value: shown(s) });
+        }
+        Ok(Self { profile, protection })
+    }
+}
+
+/// Why a message could not be built, parsed or opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("configured {header} value is refused: {reason}")]
+    HeaderValue { header: &'static str, reason: String },
+    #[error("subject {subject:?} does not fit profile {profile}")]
+    SubjectProfileMismatch { subject: String, profile: String },
+    #[error("message is {len} bytes, more than the {max} accepted")]
+    MessageTooLarge { len: usize, max: usize },
+    #[error("not a MIME message (no header section)")]
+    NotAMessage,
+    #[error("missing header {0}")]
+    MissingHeader(&'static str),
+    #[error("unknown Content-Description {value:?}")]
+    UnknownContentDescription { value: String },
+    #[error("Content-Type is {value:?}, expected Application/EDI-consent")]
+    WrongContentType { value: String },
+    #[error("multipart message holds no file part (Application/EDI-consent or Content-Description)")]
+    NoFilePart,
+    #[error("multipart message holds {count} file parts, expected one")]
+    SeveralFileParts { count: usize },
+    #[error("Content-Transfer-Encoding {value:?} is not supported (expected base64)")]
+    TransferEncoding { value: String },
+    #[error("body is not base64: byte {byte:#04x} at offset {offset} of the body")]
+    NotBase64 { offset: usize, byte: u8 },
+    #[error("body is not valid base64: {reason}")]
+    BadBase64 { reason: String },
+    #[error("attachment is empty")]
+    EmptyAttachment,
+    #[error("subject: {0}")]
+    Subject(#[from] SubjectError),
+    #[error("Content-Description {description} announces {expected}, but the attachment {found}")]
+    AttachmentState {
+        description: String,
+        expected: &'static str,
+        found: &'static str,
+    },
+    #[error("subject says {subject} invoices, the file holds {file}")]
+    InvoiceCountMismatch { subject: u32, file: u32 },
+    #[error("subject exercice {subject:?} is not the file's sender number {file:?}")]
+    ExerciceMismatch { subject: String, file: String },
+    #[error("the attachment is encrypted and no private key was given")]
+    KeyRequired,
+    #[error("attachment encryption: {0}")]
+    Cms(#[from] CmsError),
+    #[error("attachment compression: {0}")]
+    Compress(#[from] CompressError),
+}
+
+fn shown(value: &str) -> String {
+    let mut out: String = value.chars().take(60).collect();
+    if out.len() < value.len() {
+        out.push_str("...");
+    }
+    out
+}
+
+/// Refuses header values that could inject headers or break the line (CR, LF, other controls).
+fn check_header_value(header: &'static str, value: &str) -> Result<(), ProfileError> {
+    if value.len() > MAX_HEADER_VALUE {
+        return Err(ProfileError::HeaderValue {
+            header,
+            reason: format!("longer than {MAX_HEADER_VALUE} bytes"),
+        });
+    }
+    if let Some(pos) = value.chars().position(char::is_control) {
+        return Err(ProfileError::HeaderValue {
+            header,
+            reason: format!("control character (CR, LF, ...) at character {pos}"),
+        });
+    }
+    Ok(())
+}
+
+/// A configured mailbox (`From`, `To`), checked against header injection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    name: Option<String>,
+    address: String,
+}
+
+impl Mailbox {
+    /// An address `local@domain`: printable ASCII, no blanks, no `<>()",;:\[]`, one `@`.
+    pub fn new(address: &str) -> Result<Self, ProfileError> {
+        Self::with_name(None, address)
+    }
+
+    /// An address with a display name (any printable Unicode; non-ASCII is RFC 2047 encoded).
+    pub fn with_name(name: Option<&str>, address: &str) -> Result<Self, ProfileError> {
+        check_header_value("address", address)?;
+        let bad = |reason: &str| ProfileError::HeaderValue {
+            header: "address",
+            reason: format!("{:?}: {reason}", shown(address)),
+        };
+        if !address
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"<>()\",;:\\[]".contains(&b))
+        {
+            return Err(bad(
+                "only printable ASCII without blanks or <>()\",;:\\[] is allowed",
+            ));
+        }
+        let mut halves = address.split('@');
+        let (local, domain) = (halves.next().unwrap_or(""), halves.next().unwrap_or(""));
+        if local.is_empty() || domain.is_empty() || halves.next().is_some() {
+            return Err(bad("expected exactly one @ between a local part and a domain"));
+        }
+        if let Some(n) = name {
+            check_header_value("display name", n)?;
+        }
+        Ok(Self {
+            name: name.filter(|n| !n.is_empty()).map(str::to_owned),
+            address: address.to_owned(),
+        })
+    }
+
+    /// The bare address.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    fn domain(&self) -> &str {
+        self.address.rsplit('@').next().unwrap_or("svoct.invalid")
+    }
+
+    fn header_value(&self) -> String {
+        match &self.name {
+            None => self.address.clone(),
+            Some(n) if n.is_ascii() => {
+                let escaped = n.replace('\\', "\\\\").replace('"', "\\\"");
+                format!("\"{escaped}\" <{}>", self.address)
+            }
+            Some(n) => format!(
+                "=?UTF-8?B?{}?= <{}>",
+                base64::engine::general_purpose::STANDARD.encode(n.as_bytes()),
+                self.address
+            ),
+        }
+    }
+}
+
+/// Everything a message needs besides the file.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub from: Mailbox,
+    pub to: Mailbox,
+    pub subject: Subject,
+    pub profile: Profile,
+    /// The attachment's name (`name=` parameter); printable ASCII, no quotes or backslashes.
+    pub file_name: String,
+    pub date: OffsetDateTime,
+    /// Without angle brackets; generated (random, at the sender's domain) when `None`.
+    pub message_id: Option<String>,
+}
+
+/// How to protect the attachment on output.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Protect<'a> {
+    /// Send the file as it is (`FACTURE/SV`).
+    #[default]
+    None,
+    /// Encrypt for these certificates (`/K`), or compress then encrypt (`/ZK`).
+    Encrypt {
+        recipients: &'a [RecipientCert],
+        cipher: CmsCipher,
+        compress: bool,
+    },
+}
+
+fn check_file_name(name: &str) -> Result<(), ProfileError> {
+    check_header_value("file name", name)?;
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        return Err(ProfileError::HeaderValue {
+            header: "file name",
+            reason: "must be non-empty printable ASCII without quotes or backslashes".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn random_id(domain: &str) -> String {
+    let mut buf = [0u8; 12];
+    let hex: String = match openssl::rand::rand_bytes(&mut buf) {
+        Ok(()) => buf.iter().map(|b| format!("{b:02x}")).collect(),
+        Err(_) => format!("{:x}", OffsetDateTime::now_utc().unix_timestamp_nanos()),
+    };
+    format!("{hex}.svoct@{domain}")
+}
+
+/// Base64 with 76-character CRLF lines (RFC 2045).
+fn base64_lines(data: &[u8], out: &mut Vec<u8>) {
+    let text = base64::engine::general_purpose::STANDARD.encode(data);
+    out.reserve(text.len() + text.len() / 76 * 2 + 2);
+    for chunk in text.as_bytes().chunks(76) {
+        out.extend_from_slice(chunk);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Builds a complete message (CRLF line ends, ready for SMTP `DATA`) carrying `file`, protected
+/// as asked; the Content-Description follows from the profile and the protection.
+pub fn build_message(
+    envelope: &Envelope,
+    file: &[u8],
+    protect: Protect<'_>,
+) -> Result<Vec<u8>, ProfileError> {
+    let profile = envelope.profile;
+    if !profile.subject_matches(&envelope.subject) {
+        return Err(ProfileError::SubjectProfileMismatch {
+            subject: envelope.subject.to_string(),
+            profile: profile.description_base(),
+        });
+    }
+    check_file_name(&envelope.file_name)?;
+    if let Some(id) = &envelope.message_id {
+        check_header_value("Message-ID", id)?;
+        if id.contains(['<', '>', ' ']) || !id.contains('@') {
+            return Err(ProfileError::HeaderValue {
+                header: "Message-ID",
+                reason: "expected left@right without brackets or blanks".to_owned(),
+            });
+        }
+    }
+    let (protection, body) = match protect {
+        Protect::None => (Protection::Plain, file.to_vec()),
+        Protect::Encrypt {
+            recipients,
+            cipher,
+            compress,
+        } => {
+            if !profile.allows_protection() {
+                return Err(ProfileError::HeaderValue {
+                    header: "Content-Description",
+                    reason: format!("profile {} is never encrypted", profile.description_base()),
+                });
+            }
+            if compress {
+                let z = compress::compress(file)?;
+                (
+                    Protection::CompressedEncrypted,
+                    cms::encrypt(&z, recipients, cipher)?,
+                )
+            } else {
+                (Protection::Encrypted, cms::encrypt(file, recipients, cipher)?)
+            }
+        }
+    };
+    let description = ContentDescription { profile, protection };
+    let date = envelope
+        .date
+        .format(&time::format_description::well_known::Rfc2822)
+        .map_err(|e| ProfileError::HeaderValue {
+            header: "Date",
+            reason: e.to_string(),
+        })?;
+    let message_id = envelope
+        .message_id
+        .clone()
+        .unwrap_or_else(|| random_id(envelope.from.domain()));
+    let mut out = Vec::with_capacity(body.len() * 4 / 3 + body.len() / 38 + 1024);
+    let headers = [
+        ("From", envelope.from.header_value()),
+        ("To", envelope.to.header_value()),
+        ("Subject", envelope.subject.to_string()),
+        ("Date", date),
+        ("Message-ID", format!("<{message_id}>")),
+        ("MIME-Version", "1.0".to_owned()),
+        (
+            "Content-Type",
+            format!("{CONTENT_TYPE}; name=\"{}\"", envelope.file_name),
+        ),
+        ("Content-Transfer-Encoding", TRANSFER_ENCODING.to_owned()),
+        ("Content-Description", description.to_string()),
+        (
+            "Content-Disposition",
+            format!("attachment; filename=\"{}\"", envelope.file_name),
+        ),
+    ];
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    base64_lines(&body, &mut out);
+    Ok(out)
+}
+
+/// Bounds applied when parsing and opening messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParseLimits {
+    /// Largest raw message accepted.
+    pub max_message_bytes: usize,
+    /// Largest decompressed attachment.
+    pub max_decompressed: u64,
+}
+
+impl Default for ParseLimits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 96 * 1024 * 1024,
+            max_decompressed: compress::DEFAULT_MAX_DECOMPRESSED,
+        }
+    }
+}
+
+/// The facts of the attached file that the subject must agree with (from the B2 parser, or
+/// given by hand): kept as a trait so this crate does not depend on the B2 internals.
+pub trait FileFacts {
+    /// Number of invoices in the file (type 2 records).
+    fn invoice_count(&self) -> u32;
+    /// The file's sender number (B2 `000` positions 6-19), spaces allowed around it.
+    fn sender_number(&self) -> &str;
+}
+
+/// [`FileFacts`] as plain values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlainFileFacts {
+    pub invoice_count: u32,
+    pub sender_number: String,
+}
+
+impl FileFacts for PlainFileFacts {
+    fn invoice_count(&self) -> u32 {
+        self.invoice_count
+    }
+    fn sender_number(&self) -> &str {
+        &self.sender_number
+    }
+}
+
+/// Header values as found, before validation (also what the inspector reports).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RawHeaders {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_transfer_encoding: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+}
+
+/// The file part found in a message, with its body decoded from the transfer encoding.
+struct Extracted {
+    headers: RawHeaders,
+    multipart: bool,
+    /// `Err` when the body is not valid base64.
+    body: Result<Vec<u8>, ProfileError>,
+    content_type_ok: bool,
+}
+
+fn raw_header_text(raw: &[u8], h: &mail_parser::Header<'_>) -> Option<String> {
+    let from = usize::try_from(h.offset_start).ok()?;
+    let to = usize::try_from(h.offset_end).ok()?;
+    let bytes = raw.get(from..to)?;
+    let text = String::from_utf8_lossy(bytes);
+    // Unfold and trim.
+    let unfolded: String = text.replace("\r\n", "").replace('\n', "");
+    Some(unfolded.trim().to_owned())
+}
+
+/// Strict base64 decoding of a body: whitespace is skipped, anything else outside the alphabet
+/// is an error that names its offset.
+fn decode_base64(body: &[u8]) -> Result<Vec<u8>, ProfileError> {
+    let mut clean = Vec::with_capacity(body.len());
+    for (offset, &b) in body.iter().enumerate() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' | b'=' => clean.push(b),
+            b' ' | b'\t' | b'\r' | b'\n' => {}
+            byte => return Err(ProfileError::NotBase64 { offset, byte }),
+        }
+    }
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    engine.decode(&clean).map_err(|e| ProfileError::BadBase64 {
+        reason: e.to_string(),
+    })
+}
+
+fn extract(bytes: &[u8], limits: &ParseLimits) -> Result<Extracted, ProfileError> {
+    if bytes.len() > limits.max_message_bytes {
+        return Err(ProfileError::MessageTooLarge {
+            len: bytes.len(),
+            max: limits.max_message_bytes,
+        });
+    }
+    let msg = MessageParser::default()
+        .parse(bytes)
+        .ok_or(ProfileError::NotAMessage)?;
+    if msg.headers().is_empty() {
+        return Err(ProfileError::NotAMessage);
+    }
+    let raw = msg.raw_message();
+    let root = msg.root_part();
+    let multipart = root
+        .content_type()
+        .is_some_and(|c| c.ctype().eq_ignore_ascii_case("multipart"));
+    let part = if multipart {
+        let candidates: Vec<&mail_parser::MessagePart<'_>> = msg
+            .parts
+            .iter()
+            .skip(1)
+            .filter(|p| !p.is_multipart())
+            .filter(|p| p.is_content_type("application", "edi-consent") || p.content_description().is_some())
+            .collect();
+        match candidates.as_slice() {
+            [] => return Err(ProfileError::NoFilePart),
+            [one] => *one,
+            many => return Err(ProfileError::SeveralFileParts { count: many.len() }),
+        }
+    } else {
+        root
+    };
+    let top_text = |name: HeaderName<'_>| {
+        msg.headers()
+            .iter()
+            .find(|h| h.name == name)
+            .and_then(|h| raw_header_text(raw, h))
+    };
+    let part_text = |name: HeaderName<'_>| {
+        part.headers
+            .iter()
+            .find(|h| h.name == name)
+            .and_then(|h| raw_header_text(raw, h))
+    };
+    let headers = RawHeaders {
+        from: top_text(HeaderName::From),
+        to: top_text(HeaderName::To),
+        subject: msg
+            .subject()
+            .map(str::to_owned)
+            .or_else(|| top_text(HeaderName::Subject)),
+        date: top_text(HeaderName::Date),
+        message_id: msg.message_id().map(str::to_owned),
+        content_type: part_text(HeaderName::ContentType),
+        content_transfer_encoding: part_text(HeaderName::ContentTransferEncoding),
+        content_description: part
+            .content_description()
+            .or_else(|| msg.content_description())
+            .map(|s| s.trim().to_owned()),
+        file_name: part.attachment_name().map(str::to_owned),
+    };
+    let content_type_ok = part.is_content_type("application", "edi-consent");
+    let start = usize::try_from(part.offset_body).unwrap_or(usize::MAX);
+    let end = usize::try_from(part.offset_end).unwrap_or(0);
+    let raw_body = raw.get(start..end).unwrap_or(&[]);
+    let cte = headers
+        .content_transfer_encoding
+        .as_deref()
+        .map(|s| s.trim().to_ascii_lowercase());
+    let body = match cte.as_deref() {
+        Some("base64") => decode_base64(raw_body),
+        None | Some("7bit") | Some("8bit") | Some("binary") => Ok(raw_body.to_vec()),
+        Some("quoted-printable") => Ok(part.contents().to_vec()),
+        Some(other) => Err(ProfileError::TransferEncoding { value: shown(other) }),
+    };
+    Ok(Extracted {
+        headers,
+        multipart,
+        body,
+        content_type_ok,
+    })
+}
+
+/// A parsed and checked message; the attachment is still as transported (encrypted if `K`).
+#[derive(Debug, Clone)]
+pub struct ParsedMessage {
+    pub description: ContentDescription,
+    pub subject: Subject,
+    pub headers: RawHeaders,
+    pub multipart: bool,
+    /// The attachment after transfer decoding (a CMS envelope for `K`/`ZK`).
+    pub attachment: Vec<u8>,
+}
+
+/// The attachment once decrypted and decompressed.
+#[derive(Debug, Clone)]
+pub struct OpenedAttachment {
+    pub bytes: Vec<u8>,
+    /// The content-encryption algorithm the envelope named.
+    pub encryption: Option<cms::EnvelopeInfo>,
+    pub compression: Option<Compression>,
+}
+
+/// Checks that the transported attachment's state agrees with the Content-Description.
+fn check_state(description: &ContentDescription, attachment: &[u8]) -> Result<(), ProfileError> {
+    let enveloped = cms::is_enveloped(attachment);
+    let mismatch = |expected, found| ProfileError::AttachmentState {
+        description: description.to_string(),
+        expected,
+        found,
+    };
+    match description.protection {
+        Protection::Plain if enveloped => Err(mismatch("a plain file", "is a CMS envelope")),
+        Protection::Encrypted | Protection::CompressedEncrypted if !enveloped => {
+            Err(mismatch("a CMS EnvelopedData", "is not a DER CMS EnvelopedData"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Parses a message (single-part or `multipart/mixed`), tells its profile and checks it:
+/// known Content-Description, Content-Type, subject shape for that profile, base64 body,
+/// attachment state against `K`/`ZK`.
+pub fn parse_message(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedMessage, ProfileError> {
+    let ex = extract(bytes, limits)?;
+    let cd_text = ex
+        .headers
+        .content_description
+        .as_deref()
+        .ok_or(ProfileError::MissingHeader("Content-Description"))?;
+    let description: ContentDescription = cd_text.parse()?;
+    if !ex.content_type_ok {
+        return Err(ProfileError::WrongContentType {
+            value: ex.headers.content_type.clone().unwrap_or_default(),
+        });
+    }
+    let subject: Subject = ex
+        .headers
+        .subject
+        .as_deref()
+        .ok_or(ProfileError::MissingHeader("Subject"))?
+        .parse()?;
+    if !description.profile.subject_matches(&subject) {
+        return Err(ProfileError::SubjectProfileMismatch {
+            subject: subject.to_string(),
+            profile: description.to_string(),
+        });
+    }
+    let attachment = ex.body?;
+    if attachment.is_empty() {
+        return Err(ProfileError::EmptyAttachment);
+    }
+    check_state(&description, &attachment)?;
+    Ok(ParsedMessage {
+        description,
+        subject,
+        headers: ex.headers,
+        multipart: ex.multipart,
+        attachment,
+    })
+}
+
+impl ParsedMessage {
+    /// The profile name, e.g. `FACTURE/SV/ZK`.
+    pub fn profile_name(&self) -> String {
+        self.description.to_string()
+    }
+
+    /// Decrypts (`K`, `ZK`) and decompresses (`ZK`) the attachment; `key` is needed only when
+    /// the attachment is encrypted.
+    pub fn open(
+        &self,
+        key: Option<&PrivateKeyAndCert>,
+        limits: &ParseLimits,
+    ) -> Result<OpenedAttachment, ProfileError> {
+        open_attachment(&self.description, &self.attachment, key, limits)
+    }
+
+    /// Checks the subject against the file: invoice count (`nnnnn`) and `exercice` (sender
+    /// number, leading zeros and blanks ignored). Only invoice and dLOI subjects carry these.
+    pub fn check_file(&self, facts: &dyn FileFacts) -> Result<(), ProfileError> {
+        check_subject_against(&self.subject, facts)
+    }
+}
+
+/// The checks of [`ParsedMessage::check_file`], on a subject alone.
+pub fn check_subject_against(subject: &Subject, facts: &dyn FileFacts) -> Result<(), ProfileError> {
+    let exercice = match subject {
+        Subject::Invoice(s) => {
+            if s.invoice_count != facts.invoice_count() {
+                return Err(ProfileError::InvoiceCountMismatch {
+                    subject: s.invoice_count,
+                    file: facts.invoice_count(),
+                });
+            }
+            &s.exercice
+        }
+        Subject::DloiRequest(s) => &s.exercice,
+        Subject::Return(_) => return Ok(()),
+    };
+    let same = PartyNumber::new(facts.sender_number()).is_ok_and(|n| n.same_as(exercice));
+    if !same {
+        return Err(ProfileError::ExerciceMismatch {
+            subject: exercice.to_string(),
+            file: shown(facts.sender_number().trim()),
+        });
+    }
+    Ok(())
+}
+
+fn open_attachment(
+    description: &ContentDescription,
+    attachment: &[u8],
+    key: Option<&PrivateKeyAndCert>,
+    limits: &ParseLimits,
+) -> Result<OpenedAttachment, ProfileError> {
+    check_state(description, attachment)?;
+    match description.protection {
+        Protection::Plain => Ok(OpenedAttachment {
+            bytes: attachment.to_vec(),
+            encryption: None,
+            compression: None,
+        }),
+        Protection::Encrypted | Protection::CompressedEncrypted => {
+            let key = key.ok_or(ProfileError::KeyRequired)?;
+            let info = cms::envelope_info(attachment)?;
+            let clear = cms::decrypt(attachment, key)?;
+            if description.protection == Protection::Encrypted {
+                return Ok(OpenedAttachment {
+                    bytes: clear,
+                    encryption: Some(info),
+                    compression: None,
+                });
+            }
+            let (format, bytes) = match compress::decompress(&clear, limits.max_decompressed) {
+                Err(CompressError::NotCompressed) => {
+                    return Err(ProfileError::AttachmentState {
+                        description: description.to_string(),
+                        expected: "compressed content inside the envelope",
+                        found: "decrypts to uncompressed data",
+                    });
+                }
+                other => other?,
+            };
+            Ok(OpenedAttachment {
+                bytes,
+                encryption: Some(info),
+                compression: Some(format),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn description_table_round_trips() {
+        let mut all = vec![
+            Profile::Invoice(FileKind::Fse),
+            Profile::Invoice(FileKind::Dre),
+            Profile::Arl,
+            Profile::Rsp,
+            Profile::DloiRequest,
+            Profile::DloiIncrement,
+        ];
+        all.extend(PsCategory::ALL.iter().map(|(c, _)| Profile::Art(*c)));
+        for p in all {
+            for prot in [
+                Protection::Plain,
+                Protection::Encrypted,
+                Protection::CompressedEncrypted,
+            ] {
+                let cd = ContentDescription {
+                    profile: p,
+                    protection: prot,
+                };
+                let text = cd.to_string();
+                if p.allows_protection() || prot == Protection::Plain {
+                    assert_eq!(text.parse::<ContentDescription>().unwrap(), cd, "{text}");
+                } else {
+                    assert!(text.parse::<ContentDescription>().is_err(), "{text}");
+                }
+            }
+        }
+        assert_eq!(
+            ContentDescription {
+                profile: Profile::Invoice(FileKind::Fse),
+                protection: Protection::CompressedEncrypted
+            }
+            .to_string(),
+            "FACTURE/SV/ZK"
+        );
+        assert!("FACTURE/SV/Z".parse::<ContentDescription>().is_err());
+        assert!("ART/ZZ".parse::<ContentDescription>().is_err());
+        assert!("".parse::<ContentDescription>().is_err());
+    }
+
+    #[test]
+    fn mailbox_refuses_injection() {
+        assert!(Mailbox::new("ps@example.org").is_ok());
+        for bad in [
+            "ps@example.org\r\nBcc: x@y.z",
+            "ps@example.org\n",
+            "ps example@org",
+            "ps",
+            "a@b@c",
+            "<ps@example.org>",
+        ] {
+            assert!(
+                matches!(Mailbox::new(bad), Err(ProfileError::HeaderValue { .. })),
+                "{bad:?}"
+            );
+        }
+        assert!(Mailbox::with_name(Some("Dr X\r\nBcc: y@z"), "ps@example.org").is_err());
+        assert_eq!(
+            Mailbox::with_name(Some("Dr \"X\""), "a@b")
+                .unwrap()
+                .header_value(),
+            "\"Dr \\\"X\\\"\" <a@b>"
+        );
+    }
+
+    #[test]
+    fn base64_strict() {
+        assert_eq!(decode_base64(b"QUJD\r\nREVG\r\n").unwrap(), b"ABCDEF");
+        assert!(matches!(
+            decode_base64(b"QUJD\r\n*EVG"),
+            Err(ProfileError::NotBase64 {
+                offset: 6,
+                byte: b'*'
+            })
+        ));
+        assert!(
+            matches!(decode_base64(b"QUJ"), Err(ProfileError::BadBase64 { .. }))
+                || decode_base64(b"QUJ").is_ok()
+        );
+        assert!(matches!(decode_base64(b"Q"), Err(ProfileError::BadBase64 { .. })));
+    }
+}
