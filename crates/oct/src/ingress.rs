@@ -1,1 +1,490 @@
-//! (in progress)
+//! The tokio shell of the SMTP ingress: sockets, limits, timeouts, TLS and the spool.
+//!
+//! Every protocol decision is made by the sans-IO [`Session`]; this module only moves bytes
+//! and carries out its [`Action`]s. A message is answered `250` only after
+//! [`Spool::put`] returned, i.e. after the message file and its directory are fsynced.
+//!
+//! Limits applied before a session starts: a global connection cap and a per-IP concurrent
+//! cap (`421 4.7.0` beyond), and a per-IP token bucket on new connections. Within a session:
+//! a timeout on every read (the command timeout, or the data timeout inside DATA) and on every
+//! write. Logs carry peers, sizes and spool identifiers, never message content.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use openssl::ssl::{Ssl, SslAcceptor, SslFiletype, SslMethod};
+use svoct_store::spool::{Envelope, Spool};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_openssl::SslStream;
+
+use crate::smtp::{Action, PersistOutcome, ReceivedMessage, Session, SessionConfig};
+
+/// Certificate and key files for STARTTLS (PEM). Only paths are held: the key never enters
+/// a log or a `Debug` output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain, PEM.
+    pub cert_chain: PathBuf,
+    /// Private key, PEM.
+    pub private_key: PathBuf,
+}
+
+/// New-connection rate limit per client IP: a token bucket.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Connections allowed at once after a quiet period.
+    pub burst: u32,
+    /// Tokens regained per second.
+    pub per_second: f64,
+}
+
+/// Configuration of [`Ingress::bind`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngressConfig {
+    /// Protocol limits of each session.
+    pub session: SessionConfig,
+    /// Most connections served at once; beyond, `421` and close.
+    pub max_connections: usize,
+    /// Most connections at once from one IP address.
+    pub max_connections_per_ip: usize,
+    /// New connections per IP address.
+    pub rate: RateLimit,
+    /// Longest wait for a command line (RFC 5321 §4.5.3.2 suggests 5 minutes).
+    pub command_timeout: Duration,
+    /// Longest wait for the next bytes inside DATA (RFC 5321 suggests 3 minutes per block).
+    pub data_timeout: Duration,
+    /// How long [`IngressHandle::shutdown`] lets in-flight sessions finish.
+    pub shutdown_grace: Duration,
+    /// STARTTLS certificate; `None` (the default) does not offer STARTTLS.
+    pub tls: Option<TlsFiles>,
+}
+
+impl Default for IngressConfig {
+    fn default() -> Self {
+        Self {
+            session: SessionConfig::default(),
+            max_connections: 256,
+            max_connections_per_ip: 32,
+            rate: RateLimit {
+                burst: 64,
+                per_second: 16.0,
+            },
+            command_timeout: Duration::from_secs(300),
+            data_timeout: Duration::from_secs(180),
+            shutdown_grace: Duration::from_secs(30),
+            tls: None,
+        }
+    }
+}
+
+/// Errors of starting the ingress (a running ingress reports per-connection problems in logs).
+#[derive(Debug, thiserror::Error)]
+pub enum IngressError {
+    /// The listening socket could not be bound.
+    #[error("ingress: binding {addr}: {source}")]
+    Bind {
+        /// Address asked for.
+        addr: SocketAddr,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// The STARTTLS certificate or key could not be loaded.
+    #[error("ingress: TLS setup with {path}: {source}")]
+    Tls {
+        /// File involved.
+        path: PathBuf,
+        /// OpenSSL error.
+        source: openssl::error::ErrorStack,
+    },
+}
+
+/// Counters of a running ingress.
+#[derive(Debug, Default)]
+pub struct IngressStats {
+    /// Connections accepted and served.
+    pub connections: AtomicU64,
+    /// Connections refused by the connection or rate limits.
+    pub refused: AtomicU64,
+    /// Messages stored in the spool (and answered 250).
+    pub messages: AtomicU64,
+    /// Octets of stored messages.
+    pub bytes: AtomicU64,
+    /// Messages the spool failed to store (answered 451).
+    pub persist_failures: AtomicU64,
+}
+
+/// A running ingress. Dropping it stops accepting too; [`IngressHandle::shutdown`] also waits.
+#[derive(Debug)]
+pub struct IngressHandle {
+    local_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    stats: Arc<IngressStats>,
+}
+
+impl IngressHandle {
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Live counters.
+    pub fn stats(&self) -> &IngressStats {
+        &self.stats
+    }
+
+    /// Stops accepting, lets sessions finish their current transaction (idle ones get `421`),
+    /// and returns when all are done or the grace period is over.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// The SMTP ingress service.
+#[derive(Debug)]
+pub struct Ingress;
+
+struct Shared {
+    config: IngressConfig,
+    spool: Arc<Spool>,
+    tls: Option<SslAcceptor>,
+    stats: Arc<IngressStats>,
+    per_ip: Mutex<HashMap<IpAddr, IpState>>,
+}
+
+#[derive(Debug)]
+struct IpState {
+    active: usize,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Ingress {
+    /// Binds `addr` and starts serving in the background of the current tokio runtime.
+    pub async fn bind(
+        addr: SocketAddr,
+        mut config: IngressConfig,
+        spool: Arc<Spool>,
+    ) -> Result<IngressHandle, IngressError> {
+        let tls = match &config.tls {
+            None => None,
+            Some(files) => Some(tls_acceptor(files)?),
+        };
+        config.session.starttls = tls.is_some();
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| IngressError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| IngressError::Bind { addr, source })?;
+        let stats = Arc::new(IngressStats::default());
+        let shared = Arc::new(Shared {
+            config,
+            spool,
+            tls,
+            stats: stats.clone(),
+            per_ip: Mutex::new(HashMap::new()),
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        tracing::info!(%local_addr, "smtp ingress listening");
+        let task = tokio::spawn(accept_loop(listener, shared, stop_rx));
+        Ok(IngressHandle {
+            local_addr,
+            stop,
+            task,
+            stats,
+        })
+    }
+}
+
+fn tls_acceptor(files: &TlsFiles) -> Result<SslAcceptor, IngressError> {
+    let err = |path: &PathBuf| {
+        let path = path.clone();
+        move |source| IngressError::Tls { path, source }
+    };
+    let mut b =
+        SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).map_err(err(&files.cert_chain))?;
+    b.set_certificate_chain_file(&files.cert_chain)
+        .map_err(err(&files.cert_chain))?;
+    b.set_private_key_file(&files.private_key, SslFiletype::PEM)
+        .map_err(err(&files.private_key))?;
+    b.check_private_key().map_err(err(&files.private_key))?;
+    Ok(b.build())
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut tasks = JoinSet::new();
+    loop {
+        while tasks.try_join_next().is_some() {}
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = stop.changed() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and the like: back off briefly rather than spin.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let admitted = admit(&shared, peer.ip(), tasks.len());
+        let shared2 = shared.clone();
+        let stop2 = stop.clone();
+        tasks.spawn(async move {
+            match admitted {
+                Err(reason) => {
+                    shared2.stats.refused.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(%peer, reason, "connection refused");
+                    refuse(stream, &shared2.config, reason).await;
+                }
+                Ok(()) => {
+                    shared2.stats.connections.fetch_add(1, Ordering::Relaxed);
+                    serve(stream, peer, &shared2, stop2).await;
+                    release(&shared2, peer.ip());
+                }
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!(in_flight = tasks.len(), "smtp ingress stopping");
+    let grace = shared.config.shutdown_grace;
+    let drained = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(left = tasks.len(), "grace period over, aborting sessions");
+        tasks.shutdown().await;
+    }
+    tracing::info!("smtp ingress stopped");
+}
+
+/// Applies the connection and rate limits; on success counts the connection in.
+fn admit(shared: &Shared, ip: IpAddr, active_total: usize) -> Result<(), &'static str> {
+    let cfg = &shared.config;
+    if active_total >= cfg.max_connections {
+        return Err("too many connections");
+    }
+    let mut map = shared.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+    let now = Instant::now();
+    if map.len() > 65_536 {
+        // Bound the table: forget idle addresses whose bucket is full again.
+        let burst = f64::from(cfg.rate.burst);
+        let rate = cfg.rate.per_second;
+        map.retain(|_, s| s.active > 0 || s.tokens + now.duration_since(s.last).as_secs_f64() * rate < burst);
+    }
+    let state = map.entry(ip).or_insert(IpState {
+        active: 0,
+        tokens: f64::from(cfg.rate.burst),
+        last: now,
+    });
+    let elapsed = now.duration_since(state.last).as_secs_f64();
+    state.tokens = (state.tokens + elapsed * cfg.rate.per_second).min(f64::from(cfg.rate.burst));
+    state.last = now;
+    if state.active >= cfg.max_connections_per_ip {
+        return Err("too many connections from this address");
+    }
+    if state.tokens < 1.0 {
+        return Err("connection rate exceeded");
+    }
+    state.tokens -= 1.0;
+    state.active = state.active.saturating_add(1);
+    Ok(())
+}
+
+fn release(shared: &Shared, ip: IpAddr) {
+    let mut map = shared.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(s) = map.get_mut(&ip) {
+        s.active = s.active.saturating_sub(1);
+    }
+}
+
+async fn refuse(mut stream: TcpStream, config: &IngressConfig, reason: &str) {
+    let mut session = Session::new(config.session.clone());
+    let _ = session.take_replies();
+    session.refuse(&format!("Service not available: {reason}, try again later"));
+    let out = session.take_replies();
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = stream.write_all(&out).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+/// The client connection, before or after STARTTLS.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<SslStream<TcpStream>>),
+    /// Transient, while upgrading.
+    Gone,
+}
+
+impl Conn {
+    async fn read(&mut self, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read_buf(buf).await,
+            Conn::Tls(s) => s.read_buf(buf).await,
+            Conn::Gone => Ok(0),
+        }
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.write_all(bytes).await,
+            Conn::Tls(s) => s.write_all(bytes).await,
+            Conn::Gone => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        let _ = match self {
+            Conn::Plain(s) => s.shutdown().await,
+            Conn::Tls(s) => s.shutdown().await,
+            Conn::Gone => Ok(()),
+        };
+    }
+}
+
+/// Size of each socket read; the session consumes every read in full unless it waits for
+/// the shell, and the shell does not read while it waits, so the buffer stays near this.
+const READ_CHUNK: usize = 64 * 1024;
+
+async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, mut stop: watch::Receiver<bool>) {
+    let cfg = &shared.config;
+    let mut conn = Conn::Plain(stream);
+    let mut session = Session::new(cfg.session.clone());
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut draining = *stop.borrow();
+    tracing::debug!(%peer, "session start");
+    let end = loop {
+        let used = session.feed(&buf);
+        buf.drain(..used.min(buf.len()));
+        if draining && !session.in_data() && !session.awaiting_persist() && buf.is_empty() {
+            session.shutdown();
+        }
+        let out = session.take_replies();
+        if !out.is_empty() {
+            match tokio::time::timeout(cfg.command_timeout, conn.write_all(&out)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => break format!("write error: {e}"),
+                Err(_) => break "write timeout".to_owned(),
+            }
+        }
+        if let Some(action) = session.next_action() {
+            match action {
+                Action::Persist(msg) => {
+                    let outcome = persist(shared, peer, msg).await;
+                    session.persisted(outcome);
+                }
+                Action::StartTls => {
+                    // RFC 3207 §4.2: anything pipelined after STARTTLS is discarded.
+                    buf.clear();
+                    match upgrade(&mut conn, shared, cfg.command_timeout).await {
+                        Ok(()) => session.tls_started(),
+                        Err(e) => break format!("TLS handshake failed: {e}"),
+                    }
+                }
+                Action::Close => {
+                    conn.shutdown().await;
+                    break "closed".to_owned();
+                }
+            }
+            continue;
+        }
+        if session.is_closed() {
+            break "closed".to_owned();
+        }
+        if !buf.is_empty() {
+            // The session neither consumed nor asked for anything: a bug, not a client fault.
+            break "session stalled".to_owned();
+        }
+        let limit = if session.in_data() {
+            cfg.data_timeout
+        } else {
+            cfg.command_timeout
+        };
+        buf.reserve(READ_CHUNK);
+        let read = tokio::select! {
+            r = tokio::time::timeout(limit, conn.read(&mut buf)) => Some(r),
+            changed = stop.changed(), if !draining => {
+                // A closed channel means the handle is gone: treat it as a stop too.
+                let _ = changed;
+                draining = true;
+                None
+            }
+        };
+        match read {
+            None => continue,
+            Some(Err(_)) => {
+                tracing::info!(%peer, in_data = session.in_data(), "session timeout");
+                session.timeout();
+            }
+            Some(Ok(Err(e))) => break format!("read error: {e}"),
+            Some(Ok(Ok(0))) => break "client closed the connection".to_owned(),
+            Some(Ok(Ok(_))) => {}
+        }
+    };
+    tracing::debug!(%peer, end, "session end");
+}
+
+async fn upgrade(conn: &mut Conn, shared: &Shared, limit: Duration) -> Result<(), String> {
+    let Some(acceptor) = &shared.tls else {
+        return Err("STARTTLS without a TLS configuration".to_owned());
+    };
+    let Conn::Plain(tcp) = std::mem::replace(conn, Conn::Gone) else {
+        return Err("TLS already active".to_owned());
+    };
+    let ssl = Ssl::new(acceptor.context()).map_err(|e| e.to_string())?;
+    let mut stream = SslStream::new(ssl, tcp).map_err(|e| e.to_string())?;
+    match tokio::time::timeout(limit, Pin::new(&mut stream).accept()).await {
+        Ok(Ok(())) => {
+            *conn = Conn::Tls(Box::new(stream));
+            Ok(())
+        }
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("handshake timeout".to_owned()),
+    }
+}
+
+async fn persist(shared: &Shared, peer: SocketAddr, msg: ReceivedMessage) -> PersistOutcome {
+    let envelope = Envelope {
+        helo: msg.helo,
+        mail_from: msg.mail_from,
+        rcpt_to: msg.rcpt_to,
+        peer: peer.to_string(),
+        received_at: time::OffsetDateTime::now_utc().unix_timestamp(),
+    };
+    let size = msg.data.len();
+    let spool = shared.spool.clone();
+    let result = tokio::task::spawn_blocking(move || spool.put(&envelope, &msg.data)).await;
+    match result {
+        Ok(Ok(id)) => {
+            shared.stats.messages.fetch_add(1, Ordering::Relaxed);
+            shared
+                .stats
+                .bytes
+                .fetch_add(u64::try_from(size).unwrap_or(u64::MAX), Ordering::Relaxed);
+            tracing::info!(%peer, %id, size, "message spooled");
+            PersistOutcome::Stored { id: id.to_string() }
+        }
+        Ok(Err(e)) => {
+            shared.stats.persist_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(%peer, size, error = %e, "spool write failed");
+            PersistOutcome::Failed
+        }
+        Err(e) => {
+            shared.stats.persist_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(%peer, size, error = %e, "spool task failed");
+            PersistOutcome::Failed
+        }
+    }
+}
