@@ -1,1 +1,258 @@
-//! (in progress)
+//! A Maildir directory (`new/ cur/ tmp/`) as a [`Mailbox`], and an atomic writer.
+//!
+//! Where the PS's mail is delivered locally (or for the concentrator's own mailboxes), reading the
+//! Maildir replaces POP3 with the same retrieval loop. Messages are identified by their unique
+//! file name (without the `:2,flags` suffix), stable across sessions like a POP3 UIDL.
+//!
+//! Messages are returned with CRLF line ends, whatever the file holds (MTAs such as Exim store
+//! LF), so the bytes equal what a POP3 server serves for the same file.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::pop3::Mailbox;
+
+/// Why a Maildir operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MaildirError {
+    #[error("maildir {path}: {what}: {source}")]
+    Io {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a Maildir (missing new/, cur/ or tmp/)")]
+    NotAMaildir { path: PathBuf },
+    #[error("maildir {path}: no message {uidl:?} in the last listing")]
+    UnknownUidl { path: PathBuf, uidl: String },
+    #[error("maildir message {uidl:?} is {size} bytes, over the {limit}-byte limit")]
+    TooLarge { uidl: String, size: u64, limit: u64 },
+}
+
+/// An open Maildir.
+#[derive(Debug)]
+pub struct Maildir {
+    root: PathBuf,
+    max_message: u64,
+    /// From the last `list`: uidl -> file.
+    index: HashMap<String, PathBuf>,
+    /// Files to remove at `finish`.
+    doomed: Vec<PathBuf>,
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+fn io(path: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> MaildirError {
+    let path = path.to_owned();
+    move |source| MaildirError::Io { path, what, source }
+}
+
+fn hostname() -> String {
+    let h = fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let h: String = h
+        .trim()
+        .chars()
+        .map(|c| if c == '/' || c == ':' { '_' } else { c })
+        .collect();
+    if h.is_empty() { "localhost".into() } else { h }
+}
+
+/// The unique part of a Maildir file name: everything before the `:2,` info.
+fn uidl_of(file_name: &str) -> &str {
+    file_name.split_once(':').map_or(file_name, |(u, _)| u)
+}
+
+/// Bare LF to CRLF; CRLF kept as is.
+fn to_crlf(raw: Vec<u8>) -> Vec<u8> {
+    if !raw.contains(&b'\n') {
+        return raw;
+    }
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 32);
+    let mut prev = 0u8;
+    for b in raw {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev = b;
+    }
+    out
+}
+
+impl Maildir {
+    /// Opens an existing Maildir. `max_message` bounds what [`Mailbox::fetch`] reads.
+    pub fn open(root: impl Into<PathBuf>, max_message: u64) -> Result<Maildir, MaildirError> {
+        let root = root.into();
+        for sub in ["new", "cur", "tmp"] {
+            if !root.join(sub).is_dir() {
+                return Err(MaildirError::NotAMaildir { path: root });
+            }
+        }
+        Ok(Maildir {
+            root,
+            max_message,
+            index: HashMap::new(),
+            doomed: Vec::new(),
+        })
+    }
+
+    /// Creates the Maildir (and parents) if needed, then opens it.
+    pub fn create(root: impl Into<PathBuf>, max_message: u64) -> Result<Maildir, MaildirError> {
+        let root = root.into();
+        for sub in ["new", "cur", "tmp"] {
+            let d = root.join(sub);
+            fs::create_dir_all(&d).map_err(io(&d, "create directory"))?;
+        }
+        Maildir::open(root, max_message)
+    }
+
+    /// The Maildir's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Delivers a message the Maildir way: written and synced in `tmp/`, then renamed into
+    /// `new/` (atomic: readers never see a partial file), then `new/` synced. Returns the uidl.
+    pub fn deliver(&self, raw: &[u8]) -> Result<String, MaildirError> {
+        let now = time::OffsetDateTime::now_utc();
+        let name = format!(
+            "{}.M{}P{}Q{}.{}",
+            now.unix_timestamp(),
+            now.microsecond(),
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed),
+            hostname()
+        );
+        let tmp = self.root.join("tmp").join(&name);
+        let dest = self.root.join("new").join(&name);
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(io(&tmp, "create"))?;
+        f.write_all(raw).map_err(io(&tmp, "write"))?;
+        f.sync_all().map_err(io(&tmp, "sync"))?;
+        drop(f);
+        fs::rename(&tmp, &dest).map_err(io(&dest, "rename into new/"))?;
+        let new_dir = self.root.join("new");
+        fs::File::open(&new_dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(&new_dir, "sync directory"))?;
+        Ok(name)
+    }
+}
+
+impl Mailbox for Maildir {
+    type Error = MaildirError;
+
+    /// Messages of `new/` then `cur/`, each sorted by name (delivery time for standard names);
+    /// sizes are the on-disk sizes.
+    fn list(&mut self) -> Result<Vec<(String, u64)>, MaildirError> {
+        self.index.clear();
+        let mut out = Vec::new();
+        for sub in ["new", "cur"] {
+            let dir = self.root.join(sub);
+            let mut names = Vec::new();
+            for entry in fs::read_dir(&dir).map_err(io(&dir, "list"))? {
+                let entry = entry.map_err(io(&dir, "list"))?;
+                let Ok(name) = entry.file_name().into_string() else {
+                    continue; // not a Maildir name
+                };
+                if name.starts_with('.') {
+                    continue;
+                }
+                let meta = entry.metadata().map_err(io(&entry.path(), "stat"))?;
+                if meta.is_file() {
+                    names.push((name, meta.len(), entry.path()));
+                }
+            }
+            names.sort();
+            for (name, size, path) in names {
+                let uidl = uidl_of(&name).to_owned();
+                if self.index.insert(uidl.clone(), path).is_none() {
+                    out.push((uidl, size));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn fetch(&mut self, uidl: &str) -> Result<Vec<u8>, MaildirError> {
+        let path = self.index.get(uidl).ok_or_else(|| MaildirError::UnknownUidl {
+            path: self.root.clone(),
+            uidl: uidl.to_owned(),
+        })?;
+        let f = fs::File::open(path).map_err(io(path, "open"))?;
+        let mut raw = Vec::new();
+        // Read at most one byte past the limit to detect an oversized (or growing) file.
+        f.take(self.max_message.saturating_add(1))
+            .read_to_end(&mut raw)
+            .map_err(io(path, "read"))?;
+        let too_large = |size: u64| MaildirError::TooLarge {
+            uidl: uidl.to_owned(),
+            size,
+            limit: self.max_message,
+        };
+        if raw.len() as u64 > self.max_message {
+            return Err(too_large(raw.len() as u64));
+        }
+        let raw = to_crlf(raw);
+        if raw.len() as u64 > self.max_message {
+            return Err(too_large(raw.len() as u64));
+        }
+        Ok(raw)
+    }
+
+    /// Marks for deletion; the file is removed at [`Mailbox::finish`].
+    fn delete(&mut self, uidl: &str) -> Result<(), MaildirError> {
+        let path = self.index.get(uidl).ok_or_else(|| MaildirError::UnknownUidl {
+            path: self.root.clone(),
+            uidl: uidl.to_owned(),
+        })?;
+        self.doomed.push(path.clone());
+        Ok(())
+    }
+
+    /// Removes the files marked for deletion and syncs the directories.
+    fn finish(&mut self) -> Result<(), MaildirError> {
+        for path in std::mem::take(&mut self.doomed) {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(&path, "remove")(e)),
+            }
+        }
+        for sub in ["new", "cur"] {
+            let d = self.root.join(sub);
+            fs::File::open(&d)
+                .and_then(|f| f.sync_all())
+                .map_err(io(&d, "sync directory"))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crlf_normalisation() {
+        assert_eq!(to_crlf(b"a\nb\r\nc\n".to_vec()), b"a\r\nb\r\nc\r\n");
+        assert_eq!(to_crlf(b"no newline".to_vec()), b"no newline");
+        assert_eq!(to_crlf(b"\n\n".to_vec()), b"\r\n\r\n");
+    }
+
+    #[test]
+    fn uidl_is_the_name_without_info() {
+        assert_eq!(
+            uidl_of("1795671869.M346380P13537.mx.test:2,S"),
+            "1795671869.M346380P13537.mx.test"
+        );
+        assert_eq!(uidl_of("plain"), "plain");
+    }
+}

@@ -1,1 +1,574 @@
-//! (in progress)
+//! Sending built messages: one small [`Transport`] trait and its backends.
+//!
+//! The profiles module builds the exact bytes of a message; sending must not touch them. So the
+//! trait takes the raw bytes plus an SMTP [`Envelope`], and the backends are:
+//!
+//! - [`SmtpTransport`]: a real SMTP server through lettre (`send_raw`: lettre only dot-stuffs),
+//!   without TLS, with STARTTLS or with implicit TLS, optionally authenticated.
+//! - [`DirTransport`]: a directory of `.eml` files (the CLI's `--out`), for dry runs and for
+//!   handing messages to another mailer.
+//! - [`MemoryTransport`]: in memory, with scripted failures, for unit tests.
+//!
+//! Errors are one opaque [`SendError`] that says what the caller must decide: retry later
+//! ([`SendError::is_transient`]: 4xx, server unreachable, network cut) or give up
+//! ([`SendError::is_permanent`]: 5xx, invalid address, TLS refused), with the server's answer to
+//! journal.
+//!
+//! The calls block; the concentrator's async code calls them from `spawn_blocking`.
+
+use std::fmt;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use lettre::Transport as _;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use serde::{Deserialize, Serialize};
+
+use crate::cms::Secret;
+
+/// The SMTP envelope: the reverse path and the recipients (not the headers).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// `MAIL FROM`; `None` for the null reverse path `<>`.
+    pub from: Option<String>,
+    /// `RCPT TO`, at least one.
+    pub to: Vec<String>,
+}
+
+impl Envelope {
+    /// An envelope from one sender to one recipient.
+    pub fn new(from: impl Into<String>, to: impl Into<String>) -> Envelope {
+        Envelope {
+            from: Some(from.into()),
+            to: vec![to.into()],
+        }
+    }
+}
+
+/// A successful hand-over: the server's final answer, to journal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendOk {
+    /// Reply code (250 for SMTP; 0 for backends that are not SMTP).
+    pub code: u16,
+    /// The answer text (e.g. `250 OK id=1xWSHV-0003WJ-16`, or the `.eml` path written).
+    pub answer: String,
+}
+
+/// Whether a failure is worth retrying.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Class {
+    Transient,
+    Permanent,
+}
+
+/// Why a message was not handed over. Opaque: ask [`is_transient`](Self::is_transient),
+/// [`is_permanent`](Self::is_permanent), [`code`](Self::code) and
+/// [`server_answer`](Self::server_answer).
+pub struct SendError {
+    class: Class,
+    code: Option<u16>,
+    answer: Option<String>,
+    context: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl SendError {
+    /// A failure to retry later (4xx, connection refused...). `answer` is the server's text, if it
+    /// gave one.
+    pub fn transient(context: impl Into<String>, code: Option<u16>, answer: Option<String>) -> SendError {
+        SendError {
+            class: Class::Transient,
+            code,
+            answer,
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// A failure that retrying will not fix (5xx, bad address...).
+    pub fn permanent(context: impl Into<String>, code: Option<u16>, answer: Option<String>) -> SendError {
+        SendError {
+            class: Class::Permanent,
+            code,
+            answer,
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> SendError {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// Retry later: the server said 4xx, or could not be reached, or the connection broke.
+    pub fn is_transient(&self) -> bool {
+        self.class == Class::Transient
+    }
+
+    /// Do not retry as is: the server said 5xx, or the envelope or TLS setup is wrong.
+    pub fn is_permanent(&self) -> bool {
+        self.class == Class::Permanent
+    }
+
+    /// The SMTP reply code, when the server answered.
+    pub fn code(&self) -> Option<u16> {
+        self.code
+    }
+
+    /// The server's answer (`550 unknown mailbox`), when it answered.
+    pub fn server_answer(&self) -> Option<&str> {
+        self.answer.as_deref()
+    }
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let class = match self.class {
+            Class::Transient => "transient",
+            Class::Permanent => "permanent",
+        };
+        write!(f, "{} ({class} failure)", self.context)?;
+        if let Some(a) = &self.answer {
+            write!(f, ": server answered {a:?}")?;
+        } else if let Some(s) = &self.source {
+            write!(f, ": {s}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendError")
+            .field("class", &self.class)
+            .field("code", &self.code)
+            .field("answer", &self.answer)
+            .field("context", &self.context)
+            .field("source", &self.source.as_ref().map(|s| s.to_string()))
+            .finish()
+    }
+}
+
+impl std::error::Error for SendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Something that hands a built message over.
+pub trait Transport: Send + Sync {
+    /// Sends `raw` (a complete RFC 5322 message, CRLF line ends) to `envelope.to`. Returns once
+    /// the server took responsibility for it.
+    fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<SendOk, SendError>;
+}
+
+impl<T: Transport + ?Sized> Transport for &T {
+    fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<SendOk, SendError> {
+        (**self).send(envelope, raw)
+    }
+}
+
+impl<T: Transport + ?Sized> Transport for Box<T> {
+    fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<SendOk, SendError> {
+        (**self).send(envelope, raw)
+    }
+}
+
+/// How the SMTP connection is secured.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    /// Plain SMTP (a provider's private network, loopback tests).
+    None,
+    /// Plain connection upgraded with STARTTLS, which must be offered (port 587 or 25).
+    #[default]
+    StartTls,
+    /// TLS from the first byte (SMTPS, port 465).
+    Implicit,
+}
+
+/// SMTP login. The password is a [`Secret`]: `Debug` never shows it.
+#[derive(Debug)]
+pub struct SmtpCredentials {
+    pub user: String,
+    pub password: Secret<String>,
+}
+
+/// Where and how to reach the SMTP server.
+#[derive(Debug)]
+pub struct SmtpConfig {
+    /// Host name or IP address to connect to.
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    /// Name the server certificate must carry (defaults to `host`).
+    pub tls_domain: Option<String>,
+    /// Extra trusted root certificates (PEM), e.g. a provider's private CA.
+    pub extra_roots_pem: Vec<Vec<u8>>,
+    pub credentials: Option<SmtpCredentials>,
+    /// Name sent in EHLO (defaults to the machine's host name).
+    pub hello_name: Option<String>,
+    /// Per-command timeout.
+    pub timeout: Duration,
+}
+
+impl SmtpConfig {
+    /// Plain SMTP to `host:port`, 60 s timeout, no login.
+    pub fn plain(host: impl Into<String>, port: u16) -> SmtpConfig {
+        SmtpConfig {
+            host: host.into(),
+            port,
+            security: Security::None,
+            tls_domain: None,
+            extra_roots_pem: Vec::new(),
+            credentials: None,
+            hello_name: None,
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A real SMTP server, through lettre. One connection per message.
+pub struct SmtpTransport {
+    inner: lettre::SmtpTransport,
+    endpoint: String,
+}
+
+impl fmt::Debug for SmtpTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpTransport")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SmtpTransport {
+    /// Prepares the transport (no connection yet). Fails permanently on a bad TLS setup.
+    pub fn new(cfg: &SmtpConfig) -> Result<SmtpTransport, SendError> {
+        let endpoint = format!("{}:{}", cfg.host, cfg.port);
+        let mut b = lettre::SmtpTransport::builder_dangerous(cfg.host.as_str())
+            .port(cfg.port)
+            .timeout(Some(cfg.timeout));
+        let tls_params = || -> Result<TlsParameters, SendError> {
+            let domain = cfg.tls_domain.clone().unwrap_or_else(|| cfg.host.clone());
+            let mut tb = TlsParameters::builder(domain);
+            for pem in &cfg.extra_roots_pem {
+                let cert = Certificate::from_pem(pem).map_err(|e| {
+                    SendError::permanent(format!("SMTP {endpoint}: extra root certificate"), None, None)
+                        .with_source(e)
+                })?;
+                tb = tb.add_root_certificate(cert);
+            }
+            tb.build().map_err(|e| {
+                SendError::permanent(format!("SMTP {endpoint}: TLS setup"), None, None).with_source(e)
+            })
+        };
+        b = match cfg.security {
+            Security::None => b.tls(Tls::None),
+            Security::StartTls => b.tls(Tls::Required(tls_params()?)),
+            Security::Implicit => b.tls(Tls::Wrapper(tls_params()?)),
+        };
+        if let Some(c) = &cfg.credentials {
+            b = b.credentials(Credentials::new(c.user.clone(), c.password.expose().clone()));
+        }
+        if let Some(h) = &cfg.hello_name {
+            b = b.hello_name(lettre::transport::smtp::extension::ClientId::Domain(h.clone()));
+        }
+        Ok(SmtpTransport {
+            inner: b.build(),
+            endpoint,
+        })
+    }
+}
+
+fn address(s: &str, role: &str) -> Result<lettre::Address, SendError> {
+    s.parse::<lettre::Address>()
+        .map_err(|e| SendError::permanent(format!("invalid {role} address {s:?}"), None, None).with_source(e))
+}
+
+impl Transport for SmtpTransport {
+    fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<SendOk, SendError> {
+        let from = envelope
+            .from
+            .as_deref()
+            .map(|f| address(f, "sender"))
+            .transpose()?;
+        let to = envelope
+            .to
+            .iter()
+            .map(|t| address(t, "recipient"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let env = lettre::address::Envelope::new(from, to)
+            .map_err(|e| SendError::permanent("invalid SMTP envelope", None, None).with_source(e))?;
+        // lettre always ends DATA with "\r\n.\r\n"; RFC 5321 counts that first CRLF as the end
+        // of the last line, so give lettre the message without its final line end, or the
+        // server would store one extra empty line.
+        let body = raw
+            .strip_suffix(b"\r\n")
+            .or_else(|| raw.strip_suffix(b"\n"))
+            .unwrap_or(raw);
+        match self.inner.send_raw(&env, body) {
+            Ok(resp) => {
+                let code = u16::from(resp.code());
+                let text = resp.message().collect::<Vec<_>>().join(" ");
+                Ok(SendOk {
+                    code,
+                    answer: format!("{code} {text}"),
+                })
+            }
+            Err(e) => Err(classify(&self.endpoint, e)),
+        }
+    }
+}
+
+/// Maps lettre's error kinds to transient/permanent.
+fn classify(endpoint: &str, e: lettre::transport::smtp::Error) -> SendError {
+    let context = format!("SMTP {endpoint}");
+    if let Some(code) = e.status() {
+        let code = u16::from(code);
+        let text = std::error::Error::source(&e)
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        let answer = Some(format!("{code} {text}").trim_end().to_owned());
+        return if e.is_permanent() {
+            SendError::permanent(context, Some(code), answer)
+        } else {
+            SendError::transient(context, Some(code), answer)
+        };
+    }
+    if e.is_tls() || e.is_client() || tls_handshake_failed(&e) {
+        // A certificate that does not verify or a server without STARTTLS does not heal by
+        // itself; neither does a message lettre refuses to send.
+        return SendError::permanent(context, None, None).with_source(e);
+    }
+    // Connection refused, DNS, timeouts, a connection cut mid-transaction, garbled replies.
+    SendError::transient(context, None, None).with_source(e)
+}
+
+/// Whether an OpenSSL error is in the cause chain (lettre reports a failed handshake, such as
+/// an untrusted certificate, as a connection error).
+fn tls_handshake_failed(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<openssl::ssl::Error>() || err.is::<openssl::error::ErrorStack>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// Writes each message as a `.eml` file in a directory (and its envelope next to it as
+/// `.envelope.json`), never overwriting. The file is written under a temporary name, synced and
+/// renamed, so a reader never sees half a message.
+#[derive(Debug)]
+pub struct DirTransport {
+    dir: PathBuf,
+    seq: AtomicU64,
+}
+
+impl DirTransport {
+    /// Writes into `dir`, created if missing.
+    pub fn new(dir: impl Into<PathBuf>) -> Result<DirTransport, SendError> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(|e| {
+            SendError::permanent(format!("create output directory {}", dir.display()), None, None)
+                .with_source(e)
+        })?;
+        Ok(DirTransport {
+            dir,
+            seq: AtomicU64::new(0),
+        })
+    }
+
+    /// The output directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn write_new(&self, stem: &str, ext: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+        let tmp = self.dir.join(format!(".{stem}.{ext}.tmp"));
+        let path = self.dir.join(format!("{stem}.{ext}"));
+        let mut f = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        // Refuse to replace an existing file (hard link fails if the target exists).
+        fs::hard_link(&tmp, &path)?;
+        fs::remove_file(&tmp)?;
+        Ok(path)
+    }
+}
+
+impl Transport for DirTransport {
+    fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<SendOk, SendError> {
+        let now = time::OffsetDateTime::now_utc();
+        let stamp = format!(
+            "{:04}{:02}{:02}T{:02}{:02}{:02}",
+            now.year(),
+            u8::from(now.month()),
+            now.day(),
+            now.hour(),
+            now.minute(),
+            now.second()
+        );
+        let pid = std::process::id();
+        let mut last_err = None;
+        for _ in 0..1000 {
+            let n = self.seq.fetch_add(1, Ordering::Relaxed);
+            let stem = format!("{stamp}-{pid}-{n:06}");
+            match self.write_new(&stem, "eml", raw) {
+                Ok(path) => {
+                    let env = serde_json::to_vec_pretty(envelope).unwrap_or_default();
+                    self.write_new(&stem, "envelope.json", &env).map_err(|e| {
+                        SendError::permanent(format!("write envelope next to {}", path.display()), None, None)
+                            .with_source(e)
+                    })?;
+                    return Ok(SendOk {
+                        code: 0,
+                        answer: format!("written to {}", path.display()),
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last_err = Some(e),
+                Err(e) => {
+                    return Err(SendError::transient(
+                        format!("write into {}", self.dir.display()),
+                        None,
+                        None,
+                    )
+                    .with_source(e));
+                }
+            }
+        }
+        Err(
+            SendError::transient(format!("no free file name in {}", self.dir.display()), None, None)
+                .with_source(last_err.unwrap_or_else(|| std::io::Error::other("name collision"))),
+        )
+    }
+}
+
+/// One message captured by a [`MemoryTransport`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Captured {
+    pub envelope: Envelope,
+    pub raw: Vec<u8>,
+}
+
+/// Keeps sent messages in memory; failures can be scripted. For unit tests.
+#[derive(Debug, Default)]
+pub struct MemoryTransport {
+    sent: Mutex<Vec<Captured>>,
+    script: Mutex<std::collections::VecDeque<SendError>>,
+}
+
+impl MemoryTransport {
+    pub fn new() -> MemoryTransport {
+        MemoryTransport::default()
+    }
+
+    /// Makes the next `send` fail with `err` (queued: several calls fail in order).
+    pub fn fail_next(&self, err: SendError) {
+        if let Ok(mut s) = self.script.lock() {
+            s.push_back(err);
+        }
+    }
+
+    /// The messages sent so far, in order.
+    pub fn sent(&self) -> Vec<Captured> {
+        self.sent.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+impl Transport for MemoryTransport {
+    fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<SendOk, SendError> {
+        if let Some(err) = self.script.lock().ok().and_then(|mut s| s.pop_front()) {
+            return Err(err);
+        }
+        if envelope.to.is_empty() {
+            return Err(SendError::permanent("envelope without recipient", None, None));
+        }
+        let mut sent = self
+            .sent
+            .lock()
+            .map_err(|_| SendError::transient("memory transport poisoned", None, None))?;
+        sent.push(Captured {
+            envelope: envelope.clone(),
+            raw: raw.to_vec(),
+        });
+        Ok(SendOk {
+            code: 250,
+            answer: format!("250 OK memory #{}", sent.len()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_transport_captures_and_scripts_failures() {
+        let t = MemoryTransport::new();
+        t.fail_next(SendError::transient("x", Some(451), Some("451 try later".into())));
+        let env = Envelope::new("ps@ps.test", "oct@oct.test");
+        let e = t.send(&env, b"m").unwrap_err();
+        assert!(e.is_transient() && !e.is_permanent());
+        assert_eq!(e.code(), Some(451));
+        assert_eq!(e.server_answer(), Some("451 try later"));
+        let ok = t.send(&env, b"m").unwrap();
+        assert_eq!(ok.code, 250);
+        assert_eq!(
+            t.sent(),
+            vec![Captured {
+                envelope: env,
+                raw: b"m".to_vec()
+            }]
+        );
+    }
+
+    #[test]
+    fn credentials_never_show_in_debug() {
+        let mut cfg = SmtpConfig::plain("127.0.0.1", 25);
+        cfg.credentials = Some(SmtpCredentials {
+            user: "ps1".into(),
+            password: Secret::new("hunter2-very-secret".into()),
+        });
+        let dbg = format!("{cfg:?}");
+        assert!(dbg.contains("ps1"));
+        assert!(!dbg.contains("hunter2"), "{dbg}");
+    }
+
+    #[test]
+    fn dir_transport_writes_exact_bytes_and_never_overwrites() {
+        let d = tempfile::tempdir().unwrap();
+        let t = DirTransport::new(d.path().join("out")).unwrap();
+        let env = Envelope::new("ps@ps.test", "oct@oct.test");
+        let raw = b"Subject: a\r\n\r\nline\r\n.\r\n".to_vec();
+        t.send(&env, &raw).unwrap();
+        t.send(&env, &raw).unwrap();
+        let mut emls: Vec<_> = fs::read_dir(t.dir())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            .collect();
+        emls.sort();
+        assert_eq!(emls.len(), 2);
+        for p in &emls {
+            assert_eq!(fs::read(p).unwrap(), raw);
+            let env_path = p.with_extension("envelope.json");
+            let back: Envelope = serde_json::from_slice(&fs::read(env_path).unwrap()).unwrap();
+            assert_eq!(back, env);
+        }
+        // No temporary file left behind.
+        assert_eq!(fs::read_dir(t.dir()).unwrap().count(), 4);
+    }
+}
