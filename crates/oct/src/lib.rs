@@ -2,7 +2,17 @@
 //!
 //! - [`smtp`]: the sans-IO SMTP server state machine.
 //! - [`ingress`]: the tokio shell around it that writes accepted messages to the spool.
+//! - [`config`]: the service configuration (TOML).
+//! - [`pipeline`]: processing one spooled message (split, forward, ART, relay).
+//! - [`receipt`]: the content of the ART.
+//! - [`returns`]: what the relay reads inside ARL, RSP and dLOI files.
+//! - [`state`]: the pipeline's SQLite state: processed messages, outbox, quarantine.
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod ingress;
+pub mod pipeline;
+pub mod receipt;
+pub mod returns;
 pub mod smtp;
+pub mod state;

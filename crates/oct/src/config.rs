@@ -1,0 +1,854 @@
+//! The concentrator's configuration: one TOML file (`svoct oct serve --config oct.toml`).
+//!
+//! Every setting is documented in `docs/oct.md`; `examples/oct.toml` is a complete example. The
+//! file is read once at start; nothing here opens a socket or a key file: [`Config::load`] parses
+//! and checks consistency (unique senders, addresses without CR/LF, routes that name either an
+//! organisation or a régime + caisse), and the service loads keys and certificates afterwards so
+//! that a bad key file is reported with its path.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Largest configuration file read, so a wrong path (a device, a huge log) fails fast.
+pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read configuration {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is larger than [`MAX_CONFIG_BYTES`].
+    #[error("configuration {path} is {len} bytes, more than the {max} accepted")]
+    TooLarge { path: PathBuf, len: u64, max: u64 },
+    /// The TOML is malformed or a setting has the wrong type (the message names the key and line).
+    #[error("configuration {path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    /// A setting is inconsistent with another or out of range.
+    #[error("configuration setting {key}: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+/// A value that must never be printed: `Debug`, `Display` and serialisation show `[redacted]`.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that needs it (SMTP authentication).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Who the OCT is.
+    pub oct: Identity,
+    /// The SMTP ingress the PS and AM send to.
+    #[serde(default)]
+    pub ingress: IngressSettings,
+    /// Where the spool and the state database live.
+    pub paths: Paths,
+    /// The OCT's own private key and certificate (attachments to the OCT are encrypted for it).
+    pub keys: Keys,
+    /// Registered PS senders.
+    #[serde(default, rename = "sender")]
+    pub senders: Vec<Sender>,
+    /// AMO routing table.
+    #[serde(default, rename = "route")]
+    pub routes: Vec<Route>,
+    /// AMC routing table for the complementary flow (R8.3).
+    #[serde(default, rename = "amc")]
+    pub amc: Vec<AmcRoute>,
+    /// How outgoing messages leave the OCT.
+    #[serde(default)]
+    pub delivery: Delivery,
+    /// Where dLOI increments come from.
+    #[serde(default)]
+    pub loi: LoiSettings,
+    /// Retries of outgoing messages.
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    /// Pipeline workers.
+    #[serde(default)]
+    pub pipeline: PipelineSettings,
+}
+
+/// The OCT's identity, written in the files it builds and the messages it sends.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    /// The OCT identifier PS software puts as recipient number in single files (R3.2, B2 `000`
+    /// positions 28-41, 14 characters): SIREN-based or association number.
+    pub identifier: String,
+    /// Sender type of the files the OCT builds (B2 `000` positions 4-5); `OT` per the norm.
+    #[serde(default = "default_sender_type")]
+    pub sender_type: String,
+    /// Sender number of the files the OCT builds (B2 `000` positions 6-19, digits).
+    pub sender_number: String,
+    /// The OCT's mail address: `From` of every message it sends, and the address PS write to.
+    pub address: String,
+    /// Name of the OCT (B2 lot header `Nom ou raison sociale`, for the AMC lots it builds).
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// Specification version of the subjects the OCT writes (`SVvvvvvv`).
+    #[serde(default = "default_spec_version")]
+    pub spec_version: String,
+}
+
+fn default_sender_type() -> String {
+    "OT".into()
+}
+fn default_name() -> String {
+    "OCT".into()
+}
+fn default_spec_version() -> String {
+    "140700".into()
+}
+
+/// Ingress settings, handed to the SMTP ingress.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngressSettings {
+    /// Listen address (`127.0.0.1:2525`).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Largest message accepted (SIZE), bytes.
+    #[serde(default = "default_max_message")]
+    pub max_message_bytes: usize,
+    /// Simultaneous connections beyond which new ones get `421`.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Recipients per message.
+    #[serde(default = "default_max_recipients")]
+    pub max_recipients: usize,
+    /// Idle timeout between commands, seconds.
+    #[serde(default = "default_command_timeout")]
+    pub command_timeout_secs: u64,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 2525))
+}
+fn default_max_message() -> usize {
+    64 * 1024 * 1024
+}
+fn default_max_connections() -> usize {
+    64
+}
+fn default_max_recipients() -> usize {
+    16
+}
+fn default_command_timeout() -> u64 {
+    300
+}
+
+impl Default for IngressSettings {
+    fn default() -> Self {
+        IngressSettings {
+            listen: default_listen(),
+            max_message_bytes: default_max_message(),
+            max_connections: default_max_connections(),
+            max_recipients: default_max_recipients(),
+            command_timeout_secs: default_command_timeout(),
+        }
+    }
+}
+
+/// Paths of the durable state.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Paths {
+    /// The ingress spool directory.
+    pub spool: PathBuf,
+    /// The pipeline's SQLite database (processed messages, outbox, quarantine, OCT-built lots).
+    pub state: PathBuf,
+}
+
+/// The OCT's key pair.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Keys {
+    /// PEM private key; the file must not be readable by group or others.
+    pub private_key: PathBuf,
+    /// PEM or DER certificate matching the key.
+    pub certificate: PathBuf,
+}
+
+/// ART category codes of R6.2 (`XX` is the default for any category).
+pub const ART_CATEGORIES: &[&str] = &[
+    "IF", "MK", "OO", "OY", "PE", "LB", "PH", "FR", "ER", "CP", "CS", "CT", "XX",
+];
+
+/// A PS registered with the OCT.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sender {
+    /// The `From` address the PS's messages carry (compared case-insensitively).
+    pub address: String,
+    /// The sender number of the PS's files (B2 `000` positions 6-19 / subject `exercice`).
+    pub sender_number: String,
+    /// The PS number (B2 lot header positions 2-10), for ART subjects and return routing.
+    pub ps_number: String,
+    /// ART category code (R6.2).
+    #[serde(default = "default_category")]
+    pub category: String,
+    /// Where ART, relayed returns and dLOI increments go; defaults to `address`.
+    #[serde(default)]
+    pub mailbox: Option<String>,
+    /// Certificate to encrypt relayed returns for this PS; plain when absent.
+    #[serde(default)]
+    pub certificate: Option<PathBuf>,
+}
+
+fn default_category() -> String {
+    "XX".into()
+}
+
+impl Sender {
+    /// The mailbox returns go to.
+    pub fn return_mailbox(&self) -> &str {
+        self.mailbox.as_deref().unwrap_or(&self.address)
+    }
+}
+
+/// One AMO destination.
+///
+/// A lot matches the first route whose `organisation` equals the lot's destination organisation
+/// (B2 lot header 17-19), else the first whose `regime` + `caisse` equal the lot's pivot régime and
+/// caisse (89-93).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Destination organisation (3 digits).
+    #[serde(default)]
+    pub organisation: Option<String>,
+    /// Pivot grand régime (2 characters).
+    #[serde(default)]
+    pub regime: Option<String>,
+    /// Pivot caisse (3 characters).
+    #[serde(default)]
+    pub caisse: Option<String>,
+    /// Mailbox of the destination.
+    pub mailbox: String,
+    /// Recipient type written in the forwarded file header (B2 `000` 26-27).
+    #[serde(default = "default_recipient_type")]
+    pub recipient_type: String,
+    /// Recipient number written in the forwarded file header (B2 `000` 28-41); defaults to the
+    /// organisation, or régime + caisse.
+    #[serde(default)]
+    pub recipient_number: Option<String>,
+    /// Encrypt forwarded attachments for this certificate; plain when absent.
+    #[serde(default)]
+    pub certificate: Option<PathBuf>,
+}
+
+fn default_recipient_type() -> String {
+    "AM".into()
+}
+
+impl Route {
+    /// A short label for logs and ART lines.
+    pub fn label(&self) -> String {
+        match (&self.organisation, &self.regime, &self.caisse) {
+            (Some(o), _, _) => format!("organisation {o}"),
+            (None, Some(r), Some(c)) => format!("regime {r} caisse {c}"),
+            _ => "route".into(),
+        }
+    }
+
+    /// Recipient number for the forwarded file header.
+    pub fn recipient(&self) -> String {
+        if let Some(n) = &self.recipient_number {
+            return n.clone();
+        }
+        match (&self.organisation, &self.regime, &self.caisse) {
+            (Some(o), _, _) => o.clone(),
+            (None, Some(r), Some(c)) => format!("{r}{c}"),
+            _ => String::new(),
+        }
+    }
+}
+
+/// One AMC destination of the complementary flow (R8.3).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmcRoute {
+    /// AMC organisation number (B2 type 2 positions 119-128), compared without trailing spaces.
+    pub organisation: String,
+    /// Mailbox of the AMC.
+    pub mailbox: String,
+    /// Encrypt for this certificate; plain when absent.
+    #[serde(default)]
+    pub certificate: Option<PathBuf>,
+}
+
+/// TLS mode of the downstream SMTP connection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain SMTP (loopback or a trusted relay only).
+    #[default]
+    None,
+    /// STARTTLS required.
+    Starttls,
+    /// Implicit TLS (port 465).
+    Implicit,
+}
+
+/// The downstream SMTP relay every outgoing message goes through (unless delivered locally).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub host: String,
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    #[serde(default)]
+    pub tls: SmtpTls,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Redacted everywhere it could be printed.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// Seconds before a connection or command times out.
+    #[serde(default = "default_smtp_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_smtp_port() -> u16 {
+    25
+}
+fn default_smtp_timeout() -> u64 {
+    60
+}
+
+/// A mailbox hosted by the operator, delivered by writing into its Maildir.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalMailbox {
+    /// The address (compared case-insensitively).
+    pub address: String,
+    /// The Maildir (`new/`, `cur/`, `tmp/` are created when missing).
+    pub maildir: PathBuf,
+}
+
+/// How outgoing messages leave: local Maildirs first (exact address match), SMTP otherwise.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Delivery {
+    #[serde(default)]
+    pub smtp: Option<SmtpSettings>,
+    #[serde(default, rename = "local")]
+    pub local: Vec<LocalMailbox>,
+}
+
+/// Where dLOI requests are answered from.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoiSettings {
+    /// A directory of increment files (any name); a request for version `v` is answered with
+    /// every increment whose starting version is at least `v`, in version order.
+    #[serde(default)]
+    pub source: Option<PathBuf>,
+}
+
+/// Retries of outgoing messages after transient failures: exponential backoff.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// First delay, seconds.
+    #[serde(default = "default_initial_backoff")]
+    pub initial_backoff_secs: u64,
+    /// Largest delay, seconds.
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff_secs: u64,
+    /// Attempts before the message is marked failed (and shown in `svoct oct status`).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+}
+
+fn default_initial_backoff() -> u64 {
+    5
+}
+fn default_max_backoff() -> u64 {
+    3600
+}
+fn default_max_attempts() -> u32 {
+    20
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            initial_backoff_secs: default_initial_backoff(),
+            max_backoff_secs: default_max_backoff(),
+            max_attempts: default_max_attempts(),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay before attempt number `attempts + 1`, given `attempts` failed ones (≥ 1):
+    /// `initial * 2^(attempts-1)`, capped at `max`.
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let shift = attempts.saturating_sub(1).min(30);
+        let secs = self
+            .initial_backoff_secs
+            .saturating_mul(1u64 << shift)
+            .min(self.max_backoff_secs.max(self.initial_backoff_secs));
+        Duration::from_secs(secs)
+    }
+}
+
+/// Pipeline settings.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSettings {
+    /// Worker threads over the spool.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+    /// Seconds a worker sleeps when the spool is empty (it is also woken by the ingress).
+    #[serde(default = "default_poll_ms")]
+    pub poll_interval_ms: u64,
+    /// Largest decrypted, decompressed attachment, bytes.
+    #[serde(default = "default_max_attachment")]
+    pub max_attachment_bytes: u64,
+}
+
+fn default_workers() -> usize {
+    2
+}
+fn default_poll_ms() -> u64 {
+    200
+}
+fn default_max_attachment() -> u64 {
+    256 * 1024 * 1024
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        PipelineSettings {
+            workers: default_workers(),
+            poll_interval_ms: default_poll_ms(),
+            max_attachment_bytes: default_max_attachment(),
+        }
+    }
+}
+
+fn check_address(key: &str, value: &str) -> Result<(), ConfigError> {
+    if value.is_empty() || value.len() > 254 {
+        return Err(invalid(key, "an address must be 1 to 254 characters"));
+    }
+    if value
+        .bytes()
+        .any(|b| b.is_ascii_control() || b == b' ' || !b.is_ascii())
+    {
+        return Err(invalid(
+            key,
+            "an address may not contain spaces, control or non-ASCII characters",
+        ));
+    }
+    let at = value
+        .find('@')
+        .ok_or_else(|| invalid(key, "an address needs an '@'"))?;
+    if at == 0 || at + 1 == value.len() || value[at + 1..].contains('@') {
+        return Err(invalid(key, format!("{value:?} is not a mail address")));
+    }
+    Ok(())
+}
+
+fn check_digits(key: &str, value: &str, max: usize) -> Result<(), ConfigError> {
+    if value.is_empty() || value.len() > max || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(key, format!("must be 1 to {max} digits, got {value:?}")));
+    }
+    Ok(())
+}
+
+fn check_text(key: &str, value: &str, max: usize) -> Result<(), ConfigError> {
+    if value.is_empty() || value.len() > max || value.bytes().any(|b| !b.is_ascii() || b.is_ascii_control()) {
+        return Err(invalid(
+            key,
+            format!("must be 1 to {max} ASCII characters, got {value:?}"),
+        ));
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let read = |source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let len = std::fs::metadata(path).map_err(read)?.len();
+        if len > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLarge {
+                path: path.to_owned(),
+                len,
+                max: MAX_CONFIG_BYTES,
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(read)?;
+        let mut config = Config::parse(&text).map_err(|e| match e {
+            ConfigError::Syntax { message, .. } => ConfigError::Syntax {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })?;
+        // Relative paths are relative to the configuration file, so a config directory can move.
+        if let Some(base) = path.parent() {
+            config.resolve_relative(base);
+        }
+        Ok(config)
+    }
+
+    /// Parses and checks configuration text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: PathBuf::new(),
+            message: e.to_string().lines().collect::<Vec<_>>().join(" "),
+        })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn resolve_relative(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.paths.spool);
+        fix(&mut self.paths.state);
+        fix(&mut self.keys.private_key);
+        fix(&mut self.keys.certificate);
+        for s in &mut self.senders {
+            if let Some(c) = &mut s.certificate {
+                fix(c);
+            }
+        }
+        for r in &mut self.routes {
+            if let Some(c) = &mut r.certificate {
+                fix(c);
+            }
+        }
+        for a in &mut self.amc {
+            if let Some(c) = &mut a.certificate {
+                fix(c);
+            }
+        }
+        for l in &mut self.delivery.local {
+            fix(&mut l.maildir);
+        }
+        if let Some(s) = &mut self.loi.source {
+            fix(s);
+        }
+    }
+
+    /// Consistency checks that serde cannot express.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        check_text("oct.identifier", &self.oct.identifier, 14)?;
+        check_text("oct.sender_type", &self.oct.sender_type, 2)?;
+        check_digits("oct.sender_number", &self.oct.sender_number, 14)?;
+        check_address("oct.address", &self.oct.address)?;
+        check_text("oct.name", &self.oct.name, 40)?;
+        check_digits("oct.spec_version", &self.oct.spec_version, 6)?;
+        let mut by_address = BTreeMap::new();
+        for (i, s) in self.senders.iter().enumerate() {
+            let key = |f: &str| format!("sender[{i}].{f}");
+            check_address(&key("address"), &s.address)?;
+            check_digits(&key("sender_number"), &s.sender_number, 14)?;
+            check_digits(&key("ps_number"), &s.ps_number, 14)?;
+            if !ART_CATEGORIES.contains(&s.category.as_str()) {
+                return Err(invalid(
+                    key("category"),
+                    format!(
+                        "{:?} is not an ART category ({})",
+                        s.category,
+                        ART_CATEGORIES.join(" ")
+                    ),
+                ));
+            }
+            if let Some(m) = &s.mailbox {
+                check_address(&key("mailbox"), m)?;
+            }
+            if by_address
+                .insert(s.address.to_ascii_lowercase(), s.sender_number.clone())
+                .is_some()
+            {
+                return Err(invalid(
+                    key("address"),
+                    format!("{} is registered twice", s.address),
+                ));
+            }
+        }
+        for (i, r) in self.routes.iter().enumerate() {
+            let key = |f: &str| format!("route[{i}].{f}");
+            check_address(&key("mailbox"), &r.mailbox)?;
+            check_text(&key("recipient_type"), &r.recipient_type, 2)?;
+            match (&r.organisation, &r.regime, &r.caisse) {
+                (Some(o), None, None) => check_digits(&key("organisation"), o, 3)?,
+                (None, Some(g), Some(c)) => {
+                    check_text(&key("regime"), g, 2)?;
+                    check_text(&key("caisse"), c, 3)?;
+                }
+                _ => {
+                    return Err(invalid(
+                        format!("route[{i}]"),
+                        "a route names either `organisation`, or `regime` and `caisse`",
+                    ));
+                }
+            }
+            if let Some(n) = &r.recipient_number {
+                check_text(&key("recipient_number"), n, 14)?;
+            }
+        }
+        for (i, a) in self.amc.iter().enumerate() {
+            check_text(&format!("amc[{i}].organisation"), a.organisation.trim_end(), 10)?;
+            check_address(&format!("amc[{i}].mailbox"), &a.mailbox)?;
+        }
+        for (i, l) in self.delivery.local.iter().enumerate() {
+            check_address(&format!("delivery.local[{i}].address"), &l.address)?;
+        }
+        if let Some(smtp) = &self.delivery.smtp {
+            check_text("delivery.smtp.host", &smtp.host, 253)?;
+            if smtp.password.is_some() && smtp.username.is_none() {
+                return Err(invalid("delivery.smtp.password", "a password needs a username"));
+            }
+        }
+        if self.pipeline.workers == 0 || self.pipeline.workers > 64 {
+            return Err(invalid("pipeline.workers", "must be 1 to 64"));
+        }
+        if self.retry.max_attempts == 0 {
+            return Err(invalid("retry.max_attempts", "must be at least 1"));
+        }
+        if self.retry.initial_backoff_secs == 0 {
+            return Err(invalid("retry.initial_backoff_secs", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The registered sender whose `From` address is `address` (case-insensitive).
+    pub fn sender_by_address(&self, address: &str) -> Option<&Sender> {
+        self.senders
+            .iter()
+            .find(|s| s.address.eq_ignore_ascii_case(address))
+    }
+
+    /// The registered sender with this PS number (leading zeros ignored).
+    pub fn sender_by_ps_number(&self, ps_number: &str) -> Option<&Sender> {
+        let want = ps_number.trim().trim_start_matches('0');
+        self.senders
+            .iter()
+            .find(|s| s.ps_number.trim_start_matches('0') == want)
+    }
+
+    /// The registered sender with this file sender number (leading zeros ignored).
+    pub fn sender_by_number(&self, number: &str) -> Option<&Sender> {
+        let want = number.trim().trim_start_matches('0');
+        self.senders
+            .iter()
+            .find(|s| s.sender_number.trim_start_matches('0') == want)
+    }
+
+    /// The AMO route for a lot's destination organisation and pivot régime + caisse.
+    pub fn route_for(&self, organisation: &str, regime: &str, caisse: &str) -> Option<&Route> {
+        let org = organisation.trim();
+        self.routes
+            .iter()
+            .find(|r| r.organisation.as_deref() == Some(org))
+            .or_else(|| {
+                self.routes.iter().find(|r| {
+                    r.organisation.is_none()
+                        && r.regime.as_deref() == Some(regime.trim())
+                        && r.caisse.as_deref() == Some(caisse.trim())
+                })
+            })
+    }
+
+    /// The AMC route for an AMC organisation number.
+    pub fn amc_for(&self, organisation: &str) -> Option<&AmcRoute> {
+        let org = organisation.trim();
+        self.amc.iter().find(|a| a.organisation.trim_end() == org)
+    }
+
+    /// The Maildir of an operator-hosted mailbox, if `address` is one.
+    pub fn local_maildir(&self, address: &str) -> Option<&Path> {
+        self.delivery
+            .local
+            .iter()
+            .find(|l| l.address.eq_ignore_ascii_case(address))
+            .map(|l| l.maildir.as_path())
+    }
+
+    /// The domain of the OCT's address, used in the Message-IDs it generates.
+    pub fn domain(&self) -> &str {
+        self.oct
+            .address
+            .rsplit_once('@')
+            .map(|(_, d)| d)
+            .unwrap_or("oct.invalid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) const EXAMPLE: &str = r#"
+[oct]
+identifier = "OCT12345678901"
+sender_number = "12345678901234"
+address = "oct@oct.example"
+
+[paths]
+spool = "spool"
+state = "state.sqlite"
+
+[keys]
+private_key = "oct.key"
+certificate = "oct.crt"
+
+[[sender]]
+address = "Ps1@ps.example"
+sender_number = "00000123456789"
+ps_number = "123456789"
+category = "ER"
+
+[[route]]
+organisation = "011"
+mailbox = "cpam@am.example"
+
+[[route]]
+regime = "01"
+caisse = "751"
+mailbox = "cpam75@am.example"
+recipient_number = "01751"
+
+[[amc]]
+organisation = "0123456789"
+mailbox = "mutuelle@amc.example"
+
+[delivery.smtp]
+host = "127.0.0.1"
+port = 2526
+username = "oct"
+password = "hunter2"
+
+[[delivery.local]]
+address = "ps1@ps.example"
+maildir = "maildirs/ps1"
+"#;
+
+    #[test]
+    fn parses_example_and_looks_up() {
+        let c = Config::parse(EXAMPLE).expect("example parses");
+        assert_eq!(c.oct.sender_type, "OT");
+        assert_eq!(c.domain(), "oct.example");
+        let s = c.sender_by_address("ps1@PS.example").expect("case-insensitive");
+        assert_eq!(s.return_mailbox(), "Ps1@ps.example");
+        assert!(c.sender_by_number("123456789").is_some());
+        assert!(c.sender_by_ps_number("000123456789").is_some());
+        assert_eq!(
+            c.route_for("011", "", "").map(|r| r.mailbox.as_str()),
+            Some("cpam@am.example")
+        );
+        let r = c.route_for("999", "01", "751").expect("by regime and caisse");
+        assert_eq!(r.recipient(), "01751");
+        assert!(c.route_for("999", "02", "751").is_none());
+        assert!(c.amc_for("0123456789").is_some());
+        assert!(c.local_maildir("PS1@ps.example").is_some());
+        assert_eq!(c.retry.backoff(1), Duration::from_secs(5));
+        assert_eq!(c.retry.backoff(3), Duration::from_secs(20));
+        assert_eq!(c.retry.backoff(40), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn password_is_redacted() {
+        let c = Config::parse(EXAMPLE).expect("example parses");
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        let json = serde_json::to_string(&c).expect("serialises");
+        assert!(!json.contains("hunter2"), "{json}");
+        assert!(json.contains("[redacted]"));
+    }
+
+    #[test]
+    fn refuses_inconsistencies() {
+        let dup = EXAMPLE.replace(
+            "[[route]]\norganisation = \"011\"",
+            "[[sender]]\naddress = \"ps1@ps.example\"\nsender_number = \"1\"\nps_number = \"1\"\n\n[[route]]\norganisation = \"011\"",
+        );
+        let e = Config::parse(&dup).expect_err("duplicate sender");
+        assert!(e.to_string().contains("registered twice"), "{e}");
+
+        let bad_route = EXAMPLE.replace("regime = \"01\"\n", "");
+        let e = Config::parse(&bad_route).expect_err("caisse without regime");
+        assert!(e.to_string().contains("route[1]"), "{e}");
+
+        let crlf = EXAMPLE.replace("oct@oct.example", "oct@oct.example\\r\\nBcc: x@y");
+        let e = Config::parse(&crlf).expect_err("header injection");
+        assert!(e.to_string().contains("oct.address"), "{e}");
+
+        let cat = EXAMPLE.replace("\"ER\"", "\"ZZ\"");
+        assert!(Config::parse(&cat).is_err());
+
+        let unknown = format!("{EXAMPLE}\n[bogus]\nx = 1\n");
+        let e = Config::parse(&unknown).expect_err("unknown table");
+        assert!(e.to_string().contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn relative_paths_follow_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("oct.toml");
+        std::fs::write(&path, EXAMPLE).expect("write");
+        let c = Config::load(&path).expect("loads");
+        assert_eq!(c.paths.state, dir.path().join("state.sqlite"));
+        assert_eq!(c.delivery.local[0].maildir, dir.path().join("maildirs/ps1"));
+    }
+}

@@ -1,0 +1,915 @@
+//! The pipeline's durable state (SQLite): processed messages, the outbox, the quarantine and the
+//! lots the OCT built itself.
+//!
+//! # Exactly-once
+//!
+//! The spool (the ingress's) and this database are two stores, so "processed" is recorded here:
+//! a worker commits, in **one transaction**, the row saying spooled message `S` was processed,
+//! every outgoing message it produced (forwarded files, ART, relayed returns) and, when refused,
+//! its quarantine row. Only then does it tell the spool `complete(S)` (or `quarantine(S)`). After
+//! a crash:
+//!
+//! - before the commit: nothing of `S` exists here; the spool hands `S` out again; it is processed
+//!   from scratch (its outputs were never visible);
+//! - after the commit, before `complete`: the spool hands `S` out again; [`State::is_processed`]
+//!   says so and the worker only completes it.
+//!
+//! Outgoing messages carry Message-IDs derived from the spooled message (see
+//! [`crate::pipeline::message_id`]) and are stored as final bytes, so a resend after a crash
+//! between "sent" and "marked sent" carries the same Message-ID: the SMTP hop is at-least-once,
+//! and receivers can de-duplicate on Message-ID (local Maildir delivery de-duplicates itself).
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde::Serialize;
+
+/// Why the state database failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state database {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("state database, {what}: {source}")]
+    Sql {
+        what: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("state database: {0}")]
+    Invalid(String),
+}
+
+fn sql(what: &'static str) -> impl FnOnce(rusqlite::Error) -> StateError {
+    move |source| StateError::Sql { what, source }
+}
+
+/// Seconds since the epoch, for timestamps stored in the database.
+pub fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS processed (
+    spool_id   TEXT PRIMARY KEY,
+    digest     TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    outcome    TEXT NOT NULL,
+    reason     TEXT,
+    mail_from  TEXT NOT NULL,
+    subject    TEXT NOT NULL,
+    summary    TEXT NOT NULL,
+    at         INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id           INTEGER PRIMARY KEY,
+    message_id   TEXT NOT NULL UNIQUE,
+    spool_id     TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    mail_from    TEXT NOT NULL,
+    rcpt         TEXT NOT NULL,
+    raw          BLOB NOT NULL,
+    state        TEXT NOT NULL DEFAULT 'pending',
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    next_attempt INTEGER NOT NULL,
+    last_error   TEXT,
+    created      INTEGER NOT NULL,
+    sent         INTEGER
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_attempt);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id         INTEGER PRIMARY KEY,
+    spool_id   TEXT NOT NULL UNIQUE,
+    code       TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    mail_from  TEXT NOT NULL,
+    rcpt       TEXT NOT NULL,
+    subject    TEXT NOT NULL,
+    raw        BLOB NOT NULL,
+    state      TEXT NOT NULL DEFAULT 'held',
+    at         INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS own_lots (
+    lot_number   TEXT NOT NULL,
+    lot_date     TEXT NOT NULL,
+    organisation TEXT NOT NULL,
+    message_id   TEXT NOT NULL,
+    spool_id     TEXT NOT NULL,
+    arl_status   TEXT,
+    arl_detail   TEXT,
+    arl_at       INTEGER,
+    PRIMARY KEY (lot_number, lot_date)
+);
+CREATE TABLE IF NOT EXISTS sequence (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#;
+
+/// What a processed message was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    /// An invoice file from a PS (forwarded per destination).
+    Invoice,
+    /// A return from AM relayed to a PS (ARL, RSP, dLOI increments).
+    Relay,
+    /// An ARL for a lot the OCT built itself (recorded, R4.2).
+    OwnArl,
+    /// A dLOI request from a PS (answered from the LOI source).
+    LoiRequest,
+    /// Could not even be classified.
+    Unknown,
+}
+
+impl MessageKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Invoice => "invoice",
+            MessageKind::Relay => "relay",
+            MessageKind::OwnArl => "own_arl",
+            MessageKind::LoiRequest => "loi_request",
+            MessageKind::Unknown => "unknown",
+        }
+    }
+}
+
+/// What kind of message an outbox row carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutKind {
+    /// A file forwarded to an AMO destination.
+    Forward,
+    /// The complementary flow to an AMC (R8.3).
+    Amc,
+    /// The OCT's text receipt to the PS.
+    Art,
+    /// A return relayed to a PS.
+    Relay,
+    /// dLOI increments answering a request.
+    Loi,
+}
+
+impl OutKind {
+    /// Stable name, stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutKind::Forward => "forward",
+            OutKind::Amc => "amc",
+            OutKind::Art => "art",
+            OutKind::Relay => "relay",
+            OutKind::Loi => "loi",
+        }
+    }
+}
+
+/// One message to send.
+#[derive(Clone, Debug)]
+pub struct Outgoing {
+    pub message_id: String,
+    pub kind: OutKind,
+    pub mail_from: String,
+    pub rcpt: String,
+    pub raw: Vec<u8>,
+}
+
+/// A lot the OCT built itself, whose ARL the OCT handles (R4.2).
+#[derive(Clone, Debug, Serialize)]
+pub struct OwnLot {
+    pub lot_number: String,
+    pub lot_date: String,
+    pub organisation: String,
+    pub message_id: String,
+}
+
+/// The ARL status of an own lot: (status, detail), both `None` until an ARL arrived.
+pub type ArlStatus = (Option<String>, Option<String>);
+
+/// A quarantine decision.
+#[derive(Clone, Debug)]
+pub struct QuarantineEntry {
+    /// Stable reason code (`undecryptable`, `unknown_sender`, ...).
+    pub code: String,
+    /// Human explanation.
+    pub reason: String,
+    pub rcpt: Vec<String>,
+    pub raw: Vec<u8>,
+}
+
+/// Everything one spooled message produced, committed atomically by [`State::commit`].
+#[derive(Clone, Debug)]
+pub struct Processed {
+    pub spool_id: String,
+    pub digest: String,
+    pub kind: MessageKind,
+    pub mail_from: String,
+    pub subject: String,
+    /// JSON summary (lots and their fate), shown by `status` and `quarantine show`.
+    pub summary: serde_json::Value,
+    pub outgoing: Vec<Outgoing>,
+    pub own_lots: Vec<OwnLot>,
+    /// ARL received for lots the OCT built: (lot number, lot date, status, detail) (R4.2).
+    pub own_arls: Vec<(String, String, String, String)>,
+    pub quarantine: Option<QuarantineEntry>,
+}
+
+/// An outbox row due for delivery.
+#[derive(Clone, Debug)]
+pub struct Due {
+    pub id: i64,
+    pub message_id: String,
+    pub kind: String,
+    pub mail_from: String,
+    pub rcpt: String,
+    pub raw: Vec<u8>,
+    pub attempts: u32,
+}
+
+/// A quarantined message, as listed.
+#[derive(Clone, Debug, Serialize)]
+pub struct QuarantineRow {
+    pub id: i64,
+    pub spool_id: String,
+    pub code: String,
+    pub reason: String,
+    pub mail_from: String,
+    pub rcpt: Vec<String>,
+    pub subject: String,
+    pub state: String,
+    pub at: i64,
+    pub bytes: usize,
+}
+
+/// An outbox row as shown by `status`.
+#[derive(Clone, Debug, Serialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub message_id: String,
+    pub spool_id: String,
+    pub kind: String,
+    pub rcpt: String,
+    pub state: String,
+    pub attempts: u32,
+    pub next_attempt: i64,
+    pub last_error: Option<String>,
+}
+
+/// Counters and queue depths for `svoct oct status`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Counters {
+    /// Processed messages by kind and outcome (`invoice/processed`, `relay/quarantined`...).
+    pub processed: std::collections::BTreeMap<String, u64>,
+    /// Outbox rows by state (`pending`, `sent`, `failed`).
+    pub outbox: std::collections::BTreeMap<String, u64>,
+    /// Outbox rows by kind (`forward`, `art`, ...).
+    pub outbox_by_kind: std::collections::BTreeMap<String, u64>,
+    /// Quarantine rows by state (`held`, `retried`).
+    pub quarantine: std::collections::BTreeMap<String, u64>,
+    /// Lots the OCT built, and how many have an ARL.
+    pub own_lots: u64,
+    pub own_lots_acknowledged: u64,
+}
+
+/// The state database.
+pub struct State {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State").finish_non_exhaustive()
+    }
+}
+
+impl State {
+    /// Opens (creating when missing) the database: WAL, `synchronous=FULL` (a commit survives a
+    /// power cut), busy timeout so that the CLI and the service can share it.
+    pub fn open(path: &Path) -> Result<State, StateError> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StateError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path).map_err(|source| StateError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        conn.busy_timeout(Duration::from_secs(30))
+            .map_err(sql("busy timeout"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql("WAL mode"))?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sql("synchronous"))?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(sql("schema version"))?;
+        if version > SCHEMA_VERSION {
+            return Err(StateError::Invalid(format!(
+                "schema version {version} is newer than this program's {SCHEMA_VERSION}"
+            )));
+        }
+        conn.execute_batch(SCHEMA).map_err(sql("schema"))?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(sql("schema version"))?;
+        Ok(State { conn })
+    }
+
+    /// Whether spooled message `spool_id` was already committed.
+    pub fn is_processed(&self, spool_id: &str) -> Result<bool, StateError> {
+        self.conn
+            .query_row("SELECT 1 FROM processed WHERE spool_id = ?1", [spool_id], |_| {
+                Ok(())
+            })
+            .optional()
+            .map(|o| o.is_some())
+            .map_err(sql("processed lookup"))
+    }
+
+    /// Records everything one spooled message produced, in one transaction. Returns `false`
+    /// (and changes nothing) when the message was already committed. Outgoing messages whose
+    /// Message-ID is already in the outbox are not queued twice.
+    pub fn commit(&mut self, p: &Processed) -> Result<bool, StateError> {
+        let now = now_secs();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql("begin"))?;
+        let outcome = if p.quarantine.is_some() {
+            "quarantined"
+        } else {
+            "processed"
+        };
+        let inserted = tx
+            .execute(
+                "INSERT OR IGNORE INTO processed
+                 (spool_id, digest, kind, outcome, reason, mail_from, subject, summary, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    p.spool_id,
+                    p.digest,
+                    p.kind.as_str(),
+                    outcome,
+                    p.quarantine.as_ref().map(|q| q.reason.as_str()),
+                    p.mail_from,
+                    p.subject,
+                    p.summary.to_string(),
+                    now
+                ],
+            )
+            .map_err(sql("insert processed"))?;
+        if inserted == 0 {
+            return Ok(false);
+        }
+        for o in &p.outgoing {
+            tx.execute(
+                "INSERT OR IGNORE INTO outbox
+                 (message_id, spool_id, kind, mail_from, rcpt, raw, next_attempt, created)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                params![
+                    o.message_id,
+                    p.spool_id,
+                    o.kind.as_str(),
+                    o.mail_from,
+                    o.rcpt,
+                    o.raw,
+                    now
+                ],
+            )
+            .map_err(sql("insert outbox"))?;
+        }
+        for l in &p.own_lots {
+            tx.execute(
+                "INSERT OR REPLACE INTO own_lots
+                 (lot_number, lot_date, organisation, message_id, spool_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![l.lot_number, l.lot_date, l.organisation, l.message_id, p.spool_id],
+            )
+            .map_err(sql("insert own lot"))?;
+        }
+        for (number, date, status, detail) in &p.own_arls {
+            tx.execute(
+                "UPDATE own_lots SET arl_status = ?3, arl_detail = ?4, arl_at = ?5
+                 WHERE lot_number = ?1 AND lot_date = ?2",
+                params![number, date, status, detail, now],
+            )
+            .map_err(sql("record ARL"))?;
+        }
+        if let Some(q) = &p.quarantine {
+            tx.execute(
+                "INSERT OR REPLACE INTO quarantine
+                 (spool_id, code, reason, mail_from, rcpt, subject, raw, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    p.spool_id,
+                    q.code,
+                    q.reason,
+                    p.mail_from,
+                    serde_json::to_string(&q.rcpt).unwrap_or_default(),
+                    p.subject,
+                    q.raw,
+                    now
+                ],
+            )
+            .map_err(sql("insert quarantine"))?;
+        }
+        tx.commit().map_err(sql("commit"))?;
+        Ok(true)
+    }
+
+    /// The next outbox row due at `now` (oldest first), if any.
+    pub fn next_due(&self, now: i64) -> Result<Option<Due>, StateError> {
+        self.conn
+            .query_row(
+                "SELECT id, message_id, kind, mail_from, rcpt, raw, attempts FROM outbox
+                 WHERE state = 'pending' AND next_attempt <= ?1
+                 ORDER BY next_attempt, id LIMIT 1",
+                [now],
+                |r| {
+                    Ok(Due {
+                        id: r.get(0)?,
+                        message_id: r.get(1)?,
+                        kind: r.get(2)?,
+                        mail_from: r.get(3)?,
+                        rcpt: r.get(4)?,
+                        raw: r.get(5)?,
+                        attempts: r.get(6)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(sql("next due"))
+    }
+
+    /// When the next pending row becomes due (to sleep until then).
+    pub fn next_due_at(&self) -> Result<Option<i64>, StateError> {
+        self.conn
+            .query_row(
+                "SELECT MIN(next_attempt) FROM outbox WHERE state = 'pending'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sql("next due time"))
+    }
+
+    /// Marks a row delivered.
+    pub fn mark_sent(&self, id: i64) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "UPDATE outbox SET state = 'sent', sent = ?2, attempts = attempts + 1,
+                 last_error = NULL WHERE id = ?1",
+                params![id, now_secs()],
+            )
+            .map_err(sql("mark sent"))?;
+        Ok(())
+    }
+
+    /// Records a transient failure and the time of the next attempt.
+    pub fn mark_retry(&self, id: i64, next_attempt: i64, error: &str) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?2, last_error = ?3
+                 WHERE id = ?1",
+                params![id, next_attempt, error],
+            )
+            .map_err(sql("mark retry"))?;
+        Ok(())
+    }
+
+    /// Records a permanent failure (or retries exhausted).
+    pub fn mark_failed(&self, id: i64, error: &str) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?2
+                 WHERE id = ?1",
+                params![id, error],
+            )
+            .map_err(sql("mark failed"))?;
+        Ok(())
+    }
+
+    /// Puts failed outbox rows back in the queue (operator action after fixing the cause).
+    pub fn requeue_failed(&self) -> Result<usize, StateError> {
+        self.conn
+            .execute(
+                "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt = ?1
+                 WHERE state = 'failed'",
+                [now_secs()],
+            )
+            .map_err(sql("requeue failed"))
+    }
+
+    /// Records an ARL for a lot the OCT built. Returns `false` when the lot is not one of the
+    /// OCT's own.
+    pub fn record_own_arl(
+        &self,
+        lot_number: &str,
+        lot_date: &str,
+        status: &str,
+        detail: &str,
+    ) -> Result<bool, StateError> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE own_lots SET arl_status = ?3, arl_detail = ?4, arl_at = ?5
+                 WHERE lot_number = ?1 AND lot_date = ?2",
+                params![lot_number, lot_date, status, detail, now_secs()],
+            )
+            .map_err(sql("record ARL"))?;
+        Ok(n > 0)
+    }
+
+    /// Whether (lot number, lot date) is a lot the OCT built.
+    pub fn is_own_lot(&self, lot_number: &str, lot_date: &str) -> Result<bool, StateError> {
+        self.conn
+            .query_row(
+                "SELECT 1 FROM own_lots WHERE lot_number = ?1 AND lot_date = ?2",
+                [lot_number, lot_date],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|o| o.is_some())
+            .map_err(sql("own lot lookup"))
+    }
+
+    /// The own-lot ARL status, if recorded.
+    pub fn own_lot_arl(&self, lot_number: &str, lot_date: &str) -> Result<Option<ArlStatus>, StateError> {
+        self.conn
+            .query_row(
+                "SELECT arl_status, arl_detail FROM own_lots WHERE lot_number = ?1 AND lot_date = ?2",
+                [lot_number, lot_date],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(sql("own lot ARL"))
+    }
+
+    /// Allocates the next value of a named counter, cycling in `1..=max`, in its own
+    /// transaction (used for the lot numbers and file names of what the OCT builds).
+    pub fn next_sequence(&self, name: &str, max: u64) -> Result<u64, StateError> {
+        let tx = self.conn.unchecked_transaction().map_err(sql("begin sequence"))?;
+        let current: Option<String> = tx
+            .query_row("SELECT value FROM sequence WHERE name = ?1", [name], |r| r.get(0))
+            .optional()
+            .map_err(sql("read sequence"))?;
+        let current: u64 = current.and_then(|v| v.parse().ok()).unwrap_or(0);
+        let next = if current >= max { 1 } else { current + 1 };
+        tx.execute(
+            "INSERT OR REPLACE INTO sequence (name, value) VALUES (?1, ?2)",
+            params![name, next.to_string()],
+        )
+        .map_err(sql("write sequence"))?;
+        tx.commit().map_err(sql("commit sequence"))?;
+        Ok(next)
+    }
+
+    /// Reads and replaces a named text value under the write lock: `f` gets the current value
+    /// and returns the new one (used by the compostage allocator).
+    pub fn update_value<T>(
+        &self,
+        name: &str,
+        f: impl FnOnce(Option<&str>) -> (String, T),
+    ) -> Result<T, StateError> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(sql("begin value"))?;
+        let result = (|| {
+            let current: Option<String> = self
+                .conn
+                .query_row("SELECT value FROM sequence WHERE name = ?1", [name], |r| r.get(0))
+                .optional()
+                .map_err(sql("read value"))?;
+            let (new, out) = f(current.as_deref());
+            self.conn
+                .execute(
+                    "INSERT OR REPLACE INTO sequence (name, value) VALUES (?1, ?2)",
+                    params![name, new],
+                )
+                .map_err(sql("write value"))?;
+            Ok(out)
+        })();
+        match result {
+            Ok(out) => {
+                self.conn.execute_batch("COMMIT").map_err(sql("commit value"))?;
+                Ok(out)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    /// Counters and queue depths.
+    pub fn counters(&self) -> Result<Counters, StateError> {
+        let mut c = Counters::default();
+        let group = |q: &str, what: &'static str| -> Result<Vec<(String, u64)>, StateError> {
+            let mut stmt = self.conn.prepare(q).map_err(sql(what))?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .map_err(sql(what))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (k, v) = row.map_err(sql(what))?;
+                out.push((k, u64::try_from(v).unwrap_or(0)));
+            }
+            Ok(out)
+        };
+        c.processed = group(
+            "SELECT kind || '/' || outcome, COUNT(*) FROM processed GROUP BY 1",
+            "count processed",
+        )?
+        .into_iter()
+        .collect();
+        c.outbox = group("SELECT state, COUNT(*) FROM outbox GROUP BY 1", "count outbox")?
+            .into_iter()
+            .collect();
+        c.outbox_by_kind = group(
+            "SELECT kind, COUNT(*) FROM outbox GROUP BY 1",
+            "count outbox kinds",
+        )?
+        .into_iter()
+        .collect();
+        c.quarantine = group(
+            "SELECT state, COUNT(*) FROM quarantine GROUP BY 1",
+            "count quarantine",
+        )?
+        .into_iter()
+        .collect();
+        let (n, acked): (i64, i64) = self
+            .conn
+            .query_row("SELECT COUNT(*), COUNT(arl_status) FROM own_lots", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(sql("count own lots"))?;
+        c.own_lots = u64::try_from(n).unwrap_or(0);
+        c.own_lots_acknowledged = u64::try_from(acked).unwrap_or(0);
+        Ok(c)
+    }
+
+    /// Outbox rows not yet delivered (pending and failed), oldest first, at most `limit`.
+    pub fn undelivered(&self, limit: usize) -> Result<Vec<OutboxRow>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, message_id, spool_id, kind, rcpt, state, attempts, next_attempt,
+                 last_error FROM outbox WHERE state != 'sent' ORDER BY id LIMIT ?1",
+            )
+            .map_err(sql("list outbox"))?;
+        let rows = stmt
+            .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                Ok(OutboxRow {
+                    id: r.get(0)?,
+                    message_id: r.get(1)?,
+                    spool_id: r.get(2)?,
+                    kind: r.get(3)?,
+                    rcpt: r.get(4)?,
+                    state: r.get(5)?,
+                    attempts: r.get(6)?,
+                    next_attempt: r.get(7)?,
+                    last_error: r.get(8)?,
+                })
+            })
+            .map_err(sql("list outbox"))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(sql("list outbox"))
+    }
+
+    /// Every outbox row's (Message-ID, kind, recipient, state), for tests and audits.
+    pub fn outbox_ids(&self) -> Result<Vec<(String, String, String, String)>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT message_id, kind, rcpt, state FROM outbox ORDER BY id")
+            .map_err(sql("outbox ids"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .map_err(sql("outbox ids"))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(sql("outbox ids"))
+    }
+
+    /// The raw bytes of an outbox row by Message-ID.
+    pub fn outbox_raw(&self, message_id: &str) -> Result<Option<Vec<u8>>, StateError> {
+        self.conn
+            .query_row(
+                "SELECT raw FROM outbox WHERE message_id = ?1",
+                [message_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql("outbox raw"))
+    }
+
+    fn quarantine_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QuarantineRow> {
+        let rcpt: String = r.get(5)?;
+        let bytes: i64 = r.get(9)?;
+        Ok(QuarantineRow {
+            id: r.get(0)?,
+            spool_id: r.get(1)?,
+            code: r.get(2)?,
+            reason: r.get(3)?,
+            mail_from: r.get(4)?,
+            rcpt: serde_json::from_str(&rcpt).unwrap_or_default(),
+            subject: r.get(6)?,
+            state: r.get(7)?,
+            at: r.get(8)?,
+            bytes: usize::try_from(bytes).unwrap_or(0),
+        })
+    }
+
+    /// Quarantined messages, newest first (`all` includes the ones already retried).
+    pub fn quarantine_list(&self, all: bool) -> Result<Vec<QuarantineRow>, StateError> {
+        let q = if all {
+            "SELECT id, spool_id, code, reason, mail_from, rcpt, subject, state, at, length(raw)
+             FROM quarantine ORDER BY id DESC"
+        } else {
+            "SELECT id, spool_id, code, reason, mail_from, rcpt, subject, state, at, length(raw)
+             FROM quarantine WHERE state = 'held' ORDER BY id DESC"
+        };
+        let mut stmt = self.conn.prepare(q).map_err(sql("list quarantine"))?;
+        let rows = stmt
+            .query_map([], Self::quarantine_row)
+            .map_err(sql("list quarantine"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(sql("list quarantine"))
+    }
+
+    /// One quarantined message with its raw bytes and the processing summary.
+    pub fn quarantine_get(
+        &self,
+        id: i64,
+    ) -> Result<Option<(QuarantineRow, Vec<u8>, serde_json::Value)>, StateError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT id, spool_id, code, reason, mail_from, rcpt, subject, state, at,
+                 length(raw), raw FROM quarantine WHERE id = ?1",
+                [id],
+                |r| Ok((Self::quarantine_row(r)?, r.get::<_, Vec<u8>>(10)?)),
+            )
+            .optional()
+            .map_err(sql("get quarantine"))?;
+        let Some((row, raw)) = row else {
+            return Ok(None);
+        };
+        let summary: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT summary FROM processed WHERE spool_id = ?1",
+                [&row.spool_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql("get summary"))?;
+        let summary = summary
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or(serde_json::Value::Null);
+        Ok(Some((row, raw, summary)))
+    }
+
+    /// Marks a quarantined message as handed back to the pipeline.
+    pub fn quarantine_mark_retried(&self, id: i64) -> Result<bool, StateError> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE quarantine SET state = 'retried' WHERE id = ?1 AND state = 'held'",
+                [id],
+            )
+            .map_err(sql("mark retried"))?;
+        Ok(n > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn processed(id: &str, n: usize, quarantine: bool) -> Processed {
+        Processed {
+            spool_id: id.into(),
+            digest: "d".into(),
+            kind: MessageKind::Invoice,
+            mail_from: "ps@x".into(),
+            subject: "s".into(),
+            summary: serde_json::json!({"lots": n}),
+            outgoing: (0..n)
+                .map(|i| Outgoing {
+                    message_id: format!("<{id}.{i}@oct>"),
+                    kind: if i == 0 { OutKind::Art } else { OutKind::Forward },
+                    mail_from: "oct@oct".into(),
+                    rcpt: "am@am".into(),
+                    raw: vec![b'x'; i + 1],
+                })
+                .collect(),
+            own_lots: vec![],
+            own_arls: vec![],
+            quarantine: quarantine.then(|| QuarantineEntry {
+                code: "unknown_sender".into(),
+                reason: "nobody".into(),
+                rcpt: vec!["oct@oct".into()],
+                raw: b"raw".to_vec(),
+            }),
+        }
+    }
+
+    #[test]
+    fn commit_is_once_and_outbox_flows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = State::open(&dir.path().join("s.db")).expect("open");
+        assert!(!s.is_processed("a").expect("lookup"));
+        assert!(s.commit(&processed("a", 3, false)).expect("commit"));
+        assert!(s.is_processed("a").expect("lookup"));
+        // A second commit of the same spooled message changes nothing.
+        assert!(!s.commit(&processed("a", 5, false)).expect("commit"));
+        assert_eq!(s.outbox_ids().expect("ids").len(), 3);
+
+        let now = now_secs();
+        let d = s.next_due(now).expect("due").expect("one due");
+        assert_eq!(d.message_id, "<a.0@oct>");
+        s.mark_retry(d.id, now + 100, "451 try later").expect("retry");
+        let d2 = s.next_due(now).expect("due").expect("next");
+        assert_eq!(d2.message_id, "<a.1@oct>");
+        s.mark_sent(d2.id).expect("sent");
+        let d3 = s.next_due(now).expect("due").expect("next");
+        s.mark_failed(d3.id, "550 no").expect("failed");
+        assert!(s.next_due(now).expect("due").is_none());
+        assert_eq!(s.next_due_at().expect("at"), Some(now + 100));
+        assert!(s.next_due(now + 100).expect("due").is_some());
+
+        let c = s.counters().expect("counters");
+        assert_eq!(c.outbox.get("pending"), Some(&1));
+        assert_eq!(c.outbox.get("sent"), Some(&1));
+        assert_eq!(c.outbox.get("failed"), Some(&1));
+        assert_eq!(c.processed.get("invoice/processed"), Some(&1));
+        assert_eq!(s.requeue_failed().expect("requeue"), 1);
+    }
+
+    #[test]
+    fn quarantine_round_trip_survives_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.db");
+        {
+            let mut s = State::open(&path).expect("open");
+            s.commit(&processed("q", 1, true)).expect("commit");
+        }
+        let s = State::open(&path).expect("reopen");
+        let list = s.quarantine_list(false).expect("list");
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].code, "unknown_sender");
+        assert_eq!(list[0].bytes, 3);
+        let (row, raw, summary) = s.quarantine_get(list[0].id).expect("get").expect("exists");
+        assert_eq!(row.rcpt, vec!["oct@oct".to_string()]);
+        assert_eq!(raw, b"raw");
+        assert_eq!(summary["lots"], 1);
+        assert!(s.quarantine_mark_retried(row.id).expect("mark"));
+        assert!(!s.quarantine_mark_retried(row.id).expect("mark twice"));
+        assert!(s.quarantine_list(false).expect("list").is_empty());
+        assert_eq!(s.quarantine_list(true).expect("list").len(), 1);
+    }
+
+    #[test]
+    fn sequences_cycle_and_own_lots() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = State::open(&dir.path().join("s.db")).expect("open");
+        assert_eq!(s.next_sequence("lot", 2).expect("seq"), 1);
+        assert_eq!(s.next_sequence("lot", 2).expect("seq"), 2);
+        assert_eq!(s.next_sequence("lot", 2).expect("seq"), 1);
+        let mut p = processed("o", 0, false);
+        p.own_lots.push(OwnLot {
+            lot_number: "001".into(),
+            lot_date: "261126".into(),
+            organisation: "0123456789".into(),
+            message_id: "<m@oct>".into(),
+        });
+        s.commit(&p).expect("commit");
+        assert!(s.is_own_lot("001", "261126").expect("lookup"));
+        assert!(!s.is_own_lot("002", "261126").expect("lookup"));
+        assert!(s.record_own_arl("001", "261126", "positive", "").expect("arl"));
+        assert!(!s.record_own_arl("009", "261126", "positive", "").expect("arl"));
+        assert_eq!(
+            s.own_lot_arl("001", "261126").expect("arl"),
+            Some((Some("positive".into()), Some(String::new())))
+        );
+        let c = s.counters().expect("counters");
+        assert_eq!((c.own_lots, c.own_lots_acknowledged), (1, 1));
+        let v = s
+            .update_value("c", |cur| {
+                assert!(cur.is_none());
+                ("7".into(), 7)
+            })
+            .expect("update");
+        assert_eq!(v, 7);
+        s.update_value("c", |cur| {
+            assert_eq!(cur, Some("7"));
+            ("8".into(), ())
+        })
+        .expect("update");
+    }
+}

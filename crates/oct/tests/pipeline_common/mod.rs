@@ -1,0 +1,237 @@
+//! Shared fixtures of the pipeline tests: a configured OCT in a temporary directory with
+//! throw-away keys, and builders for the messages a PS and an AM send it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use svoct_formats::b2::{self, SingleFileParams, synth::SynthParams};
+use svoct_mail::cms::{CmsCipher, PrivateKeyAndCert, RecipientCert};
+use svoct_mail::profile::{self, Envelope, Mailbox, Profile, Protect};
+use svoct_mail::subject::{Compostage, FileKind, InvoiceSubject, PartyNumber, SpecVersion, Subject};
+use svoct_oct::config::Config;
+use svoct_oct::pipeline::{Env, Keys, PipelineError};
+use svoct_testkit::certs::TestIdentity;
+use time::{OffsetDateTime, PrimitiveDateTime};
+
+pub const PS_ADDRESS: &str = "ps1@ps.example";
+pub const PS_NUMBER: &str = "123456789";
+pub const OCT_ADDRESS: &str = "oct@oct.example";
+pub const OCT_ID: &str = "12345678900000";
+
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub oct: TestIdentity,
+    pub am: TestIdentity,
+    pub config_path: PathBuf,
+    pub am_key: PrivateKeyAndCert,
+}
+
+/// The configuration text: three AMO routes (the synthetic destinations 100, 101 by
+/// organisation, 102 by régime + caisse), one AMC, one PS.
+pub fn config_text(dir: &Path, smtp_port: u16, extra: &str) -> String {
+    let caisse_102 = format!("{:03}", 100 + (2 * 37 + 651) % 900);
+    format!(
+        r#"
+[oct]
+identifier = "{OCT_ID}"
+sender_number = "98765432100000"
+address = "{OCT_ADDRESS}"
+
+[ingress]
+listen = "127.0.0.1:0"
+
+[paths]
+spool = "{d}/spool"
+state = "{d}/state.sqlite"
+
+[keys]
+private_key = "{d}/oct.key"
+certificate = "{d}/oct.crt"
+
+[[sender]]
+address = "{PS_ADDRESS}"
+sender_number = "{PS_NUMBER}"
+ps_number = "{PS_NUMBER}"
+category = "ER"
+
+[[route]]
+organisation = "100"
+mailbox = "cpam100@am.example"
+certificate = "{d}/am.crt"
+
+[[route]]
+organisation = "101"
+mailbox = "cpam101@am.example"
+
+[[route]]
+regime = "01"
+caisse = "{caisse_102}"
+mailbox = "caisse102@am.example"
+
+[[amc]]
+organisation = "AMC0000001"
+mailbox = "mutuelle@amc.example"
+
+[delivery.smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+
+[retry]
+initial_backoff_secs = 1
+max_backoff_secs = 2
+max_attempts = 3
+
+{extra}
+"#,
+        d = dir.display()
+    )
+}
+
+impl World {
+    pub fn new(smtp_port: u16, extra: &str) -> World {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let oct = TestIdentity::new("oct.example");
+        let am = TestIdentity::new("am.example");
+        oct.write_pem(dir.path(), "oct");
+        am.write_pem(dir.path(), "am");
+        let config_path = dir.path().join("oct.toml");
+        std::fs::write(&config_path, config_text(dir.path(), smtp_port, extra)).expect("config");
+        let am_key = PrivateKeyAndCert::from_bytes(&am.key_pem(), &am.cert_pem()).expect("am key");
+        World {
+            dir,
+            oct,
+            am,
+            config_path,
+            am_key,
+        }
+    }
+
+    pub fn config(&self) -> Config {
+        Config::load(&self.config_path).expect("config loads")
+    }
+
+    pub fn keys(&self) -> Keys {
+        Keys::load(&self.config()).expect("keys load")
+    }
+
+    pub fn oct_cert(&self) -> RecipientCert {
+        RecipientCert::from_bytes(&self.oct.cert_pem()).expect("oct cert")
+    }
+}
+
+pub fn synth(invoices: usize, destinations: usize, enriched: bool, seed: u64) -> SynthParams {
+    SynthParams {
+        seed,
+        invoices,
+        destinations,
+        enriched,
+        ps_number: PS_NUMBER.into(),
+        lot_size: 20,
+        ..SynthParams::default()
+    }
+}
+
+/// An OCT single file (R3.2) of synthetic lots.
+pub fn single_file(p: &SynthParams) -> Vec<u8> {
+    b2::synth::generate_single_file(
+        p,
+        &SingleFileParams {
+            sender_type: "TP".into(),
+            oct_id: OCT_ID.into(),
+            file_id: "F00001".into(),
+            date: "261126".into(),
+            message: String::new(),
+        },
+    )
+    .expect("single file")
+}
+
+pub fn compostage(counter: u32) -> Compostage {
+    let at = PrimitiveDateTime::new(
+        time::Date::from_calendar_date(2026, time::Month::November, 26).expect("date"),
+        time::Time::from_hms(10, 0, 0).expect("time"),
+    );
+    Compostage::new(at, counter).expect("compostage")
+}
+
+/// The PS → OCT message of R5 carrying `file`, encrypted for the OCT unless `plain`.
+pub fn ps_message(
+    world: &World,
+    from: &str,
+    file: &[u8],
+    exercice: &str,
+    invoices: u32,
+    counter: u32,
+    plain: bool,
+) -> Vec<u8> {
+    let subject = Subject::Invoice(
+        InvoiceSubject::new(
+            FileKind::Fse,
+            SpecVersion::v140700(),
+            PartyNumber::new(exercice).expect("exercice"),
+            compostage(counter),
+            invoices,
+        )
+        .expect("subject"),
+    );
+    let envelope = Envelope {
+        from: Mailbox::new(from).expect("from"),
+        to: Mailbox::new(OCT_ADDRESS).expect("to"),
+        subject,
+        profile: Profile::Invoice(FileKind::Fse),
+        file_name: "F00001.B2".into(),
+        date: OffsetDateTime::now_utc(),
+        message_id: Some(format!("ps.{counter}@ps.example")),
+    };
+    let certs = [world.oct_cert()];
+    let protect = if plain {
+        Protect::None
+    } else {
+        Protect::Encrypt {
+            recipients: &certs,
+            cipher: CmsCipher::Aes256Cbc,
+            compress: counter % 2 == 0,
+        }
+    };
+    profile::build_message(&envelope, file, protect).expect("message")
+}
+
+/// An [`Env`] with in-memory counters.
+pub struct TestEnv {
+    pub counter: u32,
+    pub file: u32,
+    pub lot: u32,
+    pub own: Vec<(String, String)>,
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        TestEnv {
+            counter: 0,
+            file: 0,
+            lot: 0,
+            own: Vec::new(),
+        }
+    }
+}
+
+impl Env for TestEnv {
+    fn compostage(&mut self) -> Result<Compostage, PipelineError> {
+        self.counter += 1;
+        Ok(compostage(self.counter))
+    }
+    fn file_id(&mut self) -> Result<String, PipelineError> {
+        self.file += 1;
+        Ok(format!("{:06}", self.file))
+    }
+    fn lot_number(&mut self) -> Result<u32, PipelineError> {
+        self.lot += 1;
+        Ok(self.lot)
+    }
+    fn is_own_lot(&mut self, number: &str, date: &str) -> Result<bool, PipelineError> {
+        Ok(self.own.iter().any(|(n, d)| n == number && d == date))
+    }
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}

@@ -1,0 +1,333 @@
+//! The pipeline on its own (no servers): what it forwards, to whom, with which bytes, and what it
+//! refuses and says in the ART.
+
+mod pipeline_common;
+
+use pipeline_common::*;
+use svoct_formats::b2;
+use svoct_mail::profile::{self, ParseLimits, Profile};
+use svoct_oct::pipeline::{Incoming, Pipeline};
+use svoct_oct::state::{OutKind, Processed};
+
+/// Findings of a file the OCT built. The B2 validator applies R3.2 (the file sender equals the
+/// lots' PS) to every file; files the OCT forwards have the OCT as sender (type `OT`), so that
+/// one finding is expected there and only there.
+fn oct_file_findings(f: &b2::B2Input<'_>) -> Vec<b2::Finding> {
+    b2::validate(f)
+        .into_iter()
+        .filter(|x| !(x.code == "file.sender_mismatch" && f.file_header().is_some_and(|h| &h[3..5] == b"OT")))
+        .collect()
+}
+
+fn run(world: &World, raw: &[u8], env: &mut TestEnv) -> Processed {
+    let config = world.config();
+    let keys = world.keys();
+    let pipeline = Pipeline::new(&config, &keys);
+    let rcpt = vec![OCT_ADDRESS.to_string()];
+    pipeline
+        .process(
+            Incoming {
+                spool_id: "0000000000000001",
+                mail_from: PS_ADDRESS,
+                rcpt_to: &rcpt,
+                raw,
+            },
+            env,
+        )
+        .expect("no infrastructure error")
+}
+
+fn opened(world: &World, raw: &[u8]) -> (profile::ParsedMessage, Vec<u8>) {
+    let parsed = profile::parse_message(raw, &ParseLimits::default()).expect("outgoing parses");
+    let bytes = parsed
+        .open(Some(&world.am_key), &ParseLimits::default())
+        .expect("opens")
+        .bytes;
+    (parsed, bytes)
+}
+
+fn art_text(world: &World, p: &Processed) -> String {
+    let art = p
+        .outgoing
+        .iter()
+        .find(|o| o.kind == OutKind::Art)
+        .expect("an ART");
+    assert_eq!(art.rcpt, PS_ADDRESS);
+    let (parsed, body) = opened(world, &art.raw);
+    assert!(matches!(parsed.description.profile, Profile::Art(_)));
+    assert_eq!(parsed.subject.to_string().get(..14), Some("ART/123456789/"));
+    String::from_utf8(body).expect("ascii ART")
+}
+
+#[test]
+fn single_file_is_split_per_destination_with_lots_byte_identical() {
+    let world = World::new(2525, "");
+    let params = synth(45, 3, false, 7);
+    let file = single_file(&params);
+    let raw = ps_message(&world, PS_ADDRESS, &file, PS_NUMBER, 45, 1, false);
+    let p = run(&world, &raw, &mut TestEnv::new());
+    assert!(p.quarantine.is_none(), "{:?}", p.summary);
+    let forwards: Vec<_> = p.outgoing.iter().filter(|o| o.kind == OutKind::Forward).collect();
+    assert_eq!(forwards.len(), 3);
+    let mut rcpts: Vec<&str> = forwards.iter().map(|o| o.rcpt.as_str()).collect();
+    rcpts.sort_unstable();
+    assert_eq!(
+        rcpts,
+        ["caisse102@am.example", "cpam100@am.example", "cpam101@am.example"]
+    );
+
+    // Every lot of the input appears exactly once, byte for byte, in the forwarded files.
+    let input = b2::parse(&file).expect("input");
+    let mut seen = 0;
+    for f in &forwards {
+        let parsed = profile::parse_message(&f.raw, &ParseLimits::default()).expect("parses");
+        let encrypted = f.rcpt == "cpam100@am.example";
+        assert_eq!(
+            parsed.profile_name(),
+            if encrypted { "FACTURE/SV/K" } else { "FACTURE/SV" }
+        );
+        let body = if encrypted {
+            parsed
+                .open(Some(&world.am_key), &ParseLimits::default())
+                .expect("am decrypts")
+                .bytes
+        } else {
+            parsed.attachment.clone()
+        };
+        let out = b2::parse(&body).expect("forwarded file parses");
+        assert!(
+            oct_file_findings(&out).is_empty(),
+            "{:?}",
+            oct_file_findings(&out)
+        );
+        // The OCT is the sender (type OT, its number), positions 4-5 and 6-19.
+        assert_eq!(&body[3..5], b"OT");
+        assert_eq!(&body[5..19], b"98765432100000");
+        // The subject's exercice is the OCT's sender number and the count is the file's.
+        let s = parsed.subject.fields();
+        assert_eq!(s.exercice.as_deref(), Some("98765432100000"));
+        assert_eq!(
+            s.invoice_count,
+            Some(u32::try_from(out.invoice_count()).expect("count"))
+        );
+        for lot in out.lots() {
+            assert!(input.lots().iter().any(|l| l.bytes() == lot.bytes()));
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, input.lots().len());
+
+    let art = art_text(&world, &p);
+    assert!(art.contains("STATUT;ACCEPTE"), "{art}");
+    assert_eq!(art.matches(";TRANSMIS;").count(), input.lots().len(), "{art}");
+
+    // Deterministic: the same spooled message gives the same Message-IDs.
+    let again = run(&world, &raw, &mut TestEnv::new());
+    let ids = |p: &Processed| {
+        p.outgoing
+            .iter()
+            .map(|o| o.message_id.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&p), ids(&again));
+    let unique: std::collections::BTreeSet<_> = ids(&p).into_iter().collect();
+    assert_eq!(unique.len(), p.outgoing.len());
+}
+
+#[test]
+fn enriched_fse_is_marked_and_the_amc_flow_is_built() {
+    let world = World::new(2525, "");
+    let mut params = synth(12, 1, true, 3);
+    params.destinations = 1;
+    let lots = b2::synth::generate_bytes(&params).expect("lots");
+    let input = b2::parse(&lots).expect("parse");
+    // Route every AMC number the generator used to our single AMC.
+    let amcs: std::collections::BTreeSet<String> = input
+        .lots()
+        .iter()
+        .flat_map(|l| l.invoices().iter().map(|i| i.amc_number().to_string()))
+        .collect();
+    let extra: String = amcs
+        .iter()
+        .filter(|a| a.as_str() != "AMC0000001")
+        .map(|a| format!("[[amc]]\norganisation = \"{a}\"\nmailbox = \"mutuelle@amc.example\"\n"))
+        .collect();
+    let world = if extra.is_empty() {
+        world
+    } else {
+        World::new(2525, &extra)
+    };
+    let file = single_file(&params);
+    let raw = ps_message(&world, PS_ADDRESS, &file, PS_NUMBER, 12, 3, false);
+    let mut env = TestEnv::new();
+    let p = run(&world, &raw, &mut env);
+    assert!(p.quarantine.is_none(), "{:?}", p.summary);
+
+    let fwd = p
+        .outgoing
+        .iter()
+        .find(|o| o.kind == OutKind::Forward)
+        .expect("AMO forward");
+    let (_, body) = opened(&world, &fwd.raw);
+    let out = b2::parse(&body).expect("AMO file");
+    let split = out
+        .lots()
+        .iter()
+        .flat_map(|l| l.invoices())
+        .filter(|i| i.split_by_oct())
+        .count();
+    assert_eq!(
+        split, 12,
+        "every contract-99 invoice is marked A at type 5 position 90"
+    );
+    // Only position 90 of each type 5 changed.
+    let orig = b2::parse(&file).expect("orig");
+    let (a, b) = (orig.lots()[0].bytes(), out.lots()[0].bytes());
+    let diffs: Vec<usize> = a
+        .iter()
+        .zip(b)
+        .enumerate()
+        .filter(|(_, (x, y))| x != y)
+        .map(|(i, _)| i % 128)
+        .collect();
+    assert!(!diffs.is_empty() && diffs.iter().all(|&d| d == 89), "{diffs:?}");
+
+    let amc: Vec<_> = p.outgoing.iter().filter(|o| o.kind == OutKind::Amc).collect();
+    assert!(!amc.is_empty());
+    let mut amc_invoices = 0;
+    for m in &amc {
+        assert_eq!(m.rcpt, "mutuelle@amc.example");
+        let parsed = profile::parse_message(&m.raw, &ParseLimits::default()).expect("parses");
+        let f = b2::parse(&parsed.attachment).expect("AMC file");
+        let findings = oct_file_findings(&f);
+        assert!(findings.is_empty(), "{findings:?}");
+        for lot in f.lots() {
+            assert_eq!(&lot.header()[10..13], b"OCT", "origin marks an OCT-built lot");
+            amc_invoices += lot.invoice_count();
+        }
+    }
+    assert_eq!(amc_invoices, 12);
+    assert_eq!(
+        p.own_lots.len(),
+        amc.iter().map(|_| 1).sum::<usize>().max(p.own_lots.len())
+    );
+    assert!(!p.own_lots.is_empty());
+    let art = art_text(&world, &p);
+    assert!(art.contains("AMC;"), "{art}");
+}
+
+fn refused(world: &World, raw: &[u8], code: &str, art: bool) -> Processed {
+    let p = run(world, raw, &mut TestEnv::new());
+    let q = p
+        .quarantine
+        .as_ref()
+        .unwrap_or_else(|| panic!("quarantined: {:?}", p.summary));
+    assert_eq!(q.code, code, "{}", q.reason);
+    assert_eq!(q.raw, raw, "the quarantine keeps the message");
+    assert!(
+        p.outgoing.iter().all(|o| o.kind == OutKind::Art),
+        "nothing forwarded"
+    );
+    assert_eq!(p.outgoing.len(), usize::from(art));
+    if art {
+        let text = art_text(world, &p);
+        assert!(text.contains("STATUT;REFUSE;"), "{text}");
+    }
+    p
+}
+
+#[test]
+fn unknown_sender_is_quarantined_without_art() {
+    let world = World::new(2525, "");
+    let file = single_file(&synth(5, 1, false, 1));
+    let raw = ps_message(&world, "stranger@ps.example", &file, PS_NUMBER, 5, 1, false);
+    refused(&world, &raw, "unknown_sender", false);
+}
+
+#[test]
+fn undecryptable_attachment_is_quarantined_and_explained() {
+    let world = World::new(2525, "");
+    let file = single_file(&synth(5, 1, false, 1));
+    // Encrypted for someone else (the AM), not the OCT.
+    let other = World::new(2525, "");
+    let mut raw = ps_message(&other, PS_ADDRESS, &file, PS_NUMBER, 5, 1, false);
+    // `other`'s OCT certificate is not ours.
+    let p = refused(&world, &raw, "undecryptable", true);
+    assert!(art_text(&world, &p).contains("OCT"));
+    // A truncated envelope as well.
+    let text = String::from_utf8(raw.clone()).expect("ascii");
+    let cut = text.rfind("\r\n\r\n").map(|i| i + 4).expect("body") + 200;
+    raw.truncate(cut);
+    raw.extend_from_slice(b"\r\n");
+    let p = run(&world, &raw, &mut TestEnv::new());
+    assert!(p.quarantine.is_some());
+}
+
+#[test]
+fn corrupt_file_is_quarantined_and_explained() {
+    let world = World::new(2525, "");
+    let mut file = single_file(&synth(5, 1, false, 1));
+    file.truncate(file.len() - 7);
+    let raw = ps_message(&world, PS_ADDRESS, &file, PS_NUMBER, 5, 1, false);
+    let p = refused(&world, &raw, "corrupt_file", true);
+    assert!(art_text(&world, &p).contains("not a multiple of 128"));
+}
+
+#[test]
+fn subject_count_disagreeing_with_file_is_quarantined() {
+    let world = World::new(2525, "");
+    let file = single_file(&synth(5, 1, false, 1));
+    let raw = ps_message(&world, PS_ADDRESS, &file, PS_NUMBER, 6, 1, false);
+    refused(&world, &raw, "profile_mismatch", true);
+}
+
+#[test]
+fn sender_number_of_another_ps_is_not_authorised() {
+    let world = World::new(2525, "");
+    let mut p = synth(5, 1, false, 1);
+    p.ps_number = "987654321".into();
+    let file = single_file(&p);
+    let raw = ps_message(&world, PS_ADDRESS, &file, "987654321", 5, 1, false);
+    refused(&world, &raw, "not_authorised", true);
+}
+
+#[test]
+fn destination_without_route_refuses_the_whole_message() {
+    let world = World::new(2525, "");
+    let file = single_file(&synth(20, 5, false, 1));
+    let raw = ps_message(&world, PS_ADDRESS, &file, PS_NUMBER, 20, 1, false);
+    let p = refused(&world, &raw, "no_route", true);
+    let art = art_text(&world, &p);
+    assert!(art.contains("NON TRANSMIS"), "{art}");
+    assert!(!art.contains(";TRANSMIS;"), "{art}");
+}
+
+#[test]
+fn invalid_lot_is_refused_and_the_others_forwarded() {
+    let world = World::new(2525, "");
+    let mut file = single_file(&synth(30, 2, false, 1));
+    // Break the invoice count of the first lot's trailer (type 6, positions 11-13).
+    let input = b2::parse(&file).expect("parse");
+    let first = &input.lots()[0];
+    let trailer_at = first.offset() + first.bytes().len() - 128;
+    drop(input);
+    file[trailer_at + 10..trailer_at + 13].copy_from_slice(b"999");
+    let raw = ps_message(&world, PS_ADDRESS, &file, PS_NUMBER, 30, 1, false);
+    let p = run(&world, &raw, &mut TestEnv::new());
+    assert!(p.quarantine.is_none());
+    let art = art_text(&world, &p);
+    assert_eq!(art.matches(";REFUSE;").count(), 1, "{art}");
+    assert!(art.matches(";TRANSMIS;").count() >= 1, "{art}");
+}
+
+#[test]
+fn garbage_is_quarantined() {
+    let world = World::new(2525, "");
+    let p = run(&world, b"this is not a message at all", &mut TestEnv::new());
+    assert_eq!(
+        p.quarantine.as_ref().map(|q| q.code.as_str()),
+        Some("unreadable_message")
+    );
+    let p = run(&world, &[0xff; 300], &mut TestEnv::new());
+    assert!(p.quarantine.is_some());
+}
