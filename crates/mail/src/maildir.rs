@@ -40,8 +40,8 @@ pub struct Maildir {
     max_message: u64,
     /// From the last `list`: uidl -> file.
     index: HashMap<String, PathBuf>,
-    /// Files to remove at `finish`.
-    doomed: Vec<PathBuf>,
+    /// Files to remove at `finish`: (uidl, path at listing time).
+    doomed: Vec<(String, PathBuf)>,
 }
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
@@ -115,6 +115,19 @@ impl Maildir {
         &self.root
     }
 
+    /// The current file of `uidl` in `new/` or `cur/`, whatever its flags.
+    fn find(&self, uidl: &str) -> Option<PathBuf> {
+        ["new", "cur"].iter().find_map(|sub| {
+            fs::read_dir(self.root.join(sub))
+                .ok()?
+                .filter_map(Result::ok)
+                .find_map(|e| {
+                    let name = e.file_name().into_string().ok()?;
+                    (uidl_of(&name) == uidl).then(|| e.path())
+                })
+        })
+    }
+
     /// Delivers a message the Maildir way: written and synced in `tmp/`, then renamed into
     /// `new/` (atomic: readers never see a partial file), then `new/` synced. Returns the uidl.
     pub fn deliver(&self, raw: &[u8]) -> Result<String, MaildirError> {
@@ -186,7 +199,14 @@ impl Mailbox for Maildir {
             path: self.root.clone(),
             uidl: uidl.to_owned(),
         })?;
-        let f = fs::File::open(path).map_err(io(path, "open"))?;
+        // Another agent (a POP3 server setting flags) may have renamed the file since `list`.
+        let f = match fs::File::open(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match self.find(uidl) {
+                Some(p) => fs::File::open(&p).map_err(io(&p, "open"))?,
+                None => return Err(io(path, "open")(e)),
+            },
+            other => other.map_err(io(path, "open"))?,
+        };
         let mut raw = Vec::new();
         // Read at most one byte past the limit to detect an oversized (or growing) file.
         f.take(self.max_message.saturating_add(1))
@@ -213,16 +233,21 @@ impl Mailbox for Maildir {
             path: self.root.clone(),
             uidl: uidl.to_owned(),
         })?;
-        self.doomed.push(path.clone());
+        self.doomed.push((uidl.to_owned(), path.clone()));
         Ok(())
     }
 
     /// Removes the files marked for deletion and syncs the directories.
     fn finish(&mut self) -> Result<(), MaildirError> {
-        for path in std::mem::take(&mut self.doomed) {
+        for (uidl, path) in std::mem::take(&mut self.doomed) {
             match fs::remove_file(&path) {
                 Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                // Renamed since `list` (flags changed): remove it under its new name.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    if let Some(p) = self.find(&uidl) {
+                        fs::remove_file(&p).map_err(io(&p, "remove"))?;
+                    }
+                }
                 Err(e) => return Err(io(&path, "remove")(e)),
             }
         }

@@ -95,6 +95,8 @@ protocols = pop3
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain apop
+# Tests assert refusals; do not wait the default 2 s before answering them.
+auth_failure_delay = 0
 default_internal_user = nobody
 default_login_user = nobody
 first_valid_uid = 1

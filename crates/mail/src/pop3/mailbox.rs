@@ -29,6 +29,12 @@ pub trait MessageSink {
     fn has(&mut self, uidl: &str) -> Result<bool, Self::Error>;
     /// Stores the message durably. Storing a uidl already stored must be a no-op.
     fn store(&mut self, uidl: &str, raw: &[u8]) -> Result<(), Self::Error>;
+    /// Told after the mailbox committed the deletion of these uidls (e.g. to mark them deleted
+    /// in the inbox). Does nothing by default.
+    fn deleted(&mut self, uidls: &[String]) -> Result<(), Self::Error> {
+        let _ = uidls;
+        Ok(())
+    }
 }
 
 /// What a retrieval run did.
@@ -92,6 +98,7 @@ pub fn retrieve<M: Mailbox, S: MessageSink>(
     policy: RetrievePolicy,
 ) -> Result<RetrieveReport, RetrieveError<M::Error, S::Error>> {
     let mut report = RetrieveReport::default();
+    let mut deleted = Vec::new();
     let entries = mailbox.list().map_err(RetrieveError::Mailbox)?;
     for (uidl, size) in entries {
         if sink.has(&uidl).map_err(RetrieveError::Sink)? {
@@ -107,8 +114,10 @@ pub fn retrieve<M: Mailbox, S: MessageSink>(
         }
         if policy.delete {
             mailbox.delete(&uidl).map_err(RetrieveError::Mailbox)?;
+            deleted.push(uidl);
         }
     }
     mailbox.finish().map_err(RetrieveError::Mailbox)?;
+    sink.deleted(&deleted).map_err(RetrieveError::Sink)?;
     Ok(report)
 }
