@@ -279,6 +279,20 @@ pub struct Config {
     pub store: PathBuf,
     #[serde(default)]
     pub returns: Returns,
+    /// The PS's own key and certificate, to open encrypted returns (`K`, `ZK`).
+    #[serde(default)]
+    pub decryption: Option<Decryption>,
+}
+
+/// The PS's private key and certificate: returns addressed to the PS may be encrypted for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decryption {
+    /// PEM or DER private key; the file must be mode 0600 or stricter. Its path is shown, never
+    /// its content.
+    pub key: PathBuf,
+    /// The matching certificate.
+    pub certificate: PathBuf,
 }
 
 fn default_store() -> PathBuf {
@@ -312,12 +326,38 @@ impl Config {
             },
             other => other,
         })?;
-        if config.store.is_relative()
-            && let Some(dir) = path.parent()
-        {
-            config.store = dir.join(&config.store);
+        if let Some(dir) = path.parent() {
+            config.resolve_paths(dir);
         }
         Ok(config)
+    }
+
+    /// Makes every relative path (store, certificates, key) relative to `dir`, the directory of
+    /// the configuration file, so that a command works from any working directory.
+    pub fn resolve_paths(&mut self, dir: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        };
+        fix(&mut self.store);
+        for route in self.direct.routes.values_mut() {
+            if let Some(c) = route.certificate.as_mut() {
+                fix(c);
+            }
+        }
+        if let Some(oct) = self.oct.as_mut() {
+            fix(&mut oct.certificate);
+        }
+        if let Some(d) = self.decryption.as_mut() {
+            fix(&mut d.key);
+            fix(&mut d.certificate);
+        }
+        if let Some(m) = self.network.mailbox.as_mut()
+            && let Some(md) = m.maildir.as_mut()
+        {
+            fix(md);
+        }
     }
 
     /// Parse and check configuration text.

@@ -1,9 +1,20 @@
 //! The transmission module a billing software embeds: configuration and modes, sending in the
 //! three options of the annex, the journal, retrieval and returns.
+//!
+//! - [`config`]: the TOML configuration, modes and OCT switching (R1, R2).
+//! - [`plan`]: which files for which recipient in each mode and option (R3), pure logic.
+//! - [`send`]: the [`Ps`] engine: build, journal, send, retry, resend (R5), dLOI request (R7.2).
+//! - [`fetch`]: retrieval from POP3 or a Maildir, store-before-delete, classification (R4, R6).
+//! - [`returns`]: the hook that processes classified returns.
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod error;
+pub mod loi;
+pub mod payload;
 pub mod plan;
+pub mod send;
 
 pub use error::PsError;
+pub use plan::{LotFile, PlannedFile};
+pub use send::{Ps, Sent};

@@ -1,0 +1,446 @@
+//! The PS engine: plan, build, journal, send, retry, resend (R3, R5).
+//!
+//! Every message follows one state machine, so that nothing is ever sent twice by accident and
+//! nothing is lost:
+//!
+//! 1. a fresh compostage is drawn from the store (unique, never reused);
+//! 2. the message is built (subject, profile, encryption for the recipient's certificate,
+//!    compression when configured);
+//! 3. the file is saved in the payload directory and the journal entry is inserted as
+//!    `pending`, both durably, **before** the message is handed to the transport;
+//! 4. the outcome is recorded: `sent`; `deferred` for a transient failure (4xx, server down),
+//!    re-sent by [`Ps::retry`] with a new compostage; `failed` with the server's answer for a
+//!    permanent one (5xx).
+//!
+//! A crash between 3 and 4 leaves a `pending` entry: it is never re-sent automatically (the
+//! server may have taken it); `svoct ps resend ID` does it on purpose. A retried or resent
+//! `deferred` entry is marked `failed` with "superseded by entry N" before the new message leaves,
+//! so it is not retried again.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use svoct_mail::cms::{CmsCipher, RecipientCert};
+use svoct_mail::profile::{
+    ContentDescription, Envelope, Mailbox, Profile, Protect, Protection, build_message,
+};
+use svoct_mail::smtp::{self, Transport};
+use svoct_mail::subject::{
+    Compostage, DloiRequestSubject, FileKind, InvoiceSubject, PartyNumber, SpecVersion, Subject,
+};
+use svoct_store::{Direction, Entry, EntryId, NewEntry, Status, Store};
+use time::OffsetDateTime;
+
+use crate::config::{Config, Mode};
+use crate::error::PsError;
+use crate::payload::{PayloadMeta, Payloads};
+use crate::plan::{self, LotFile, PlanParams, PlannedFile};
+
+/// What became of one message.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Sent {
+    /// The journal entry.
+    pub entry: EntryId,
+    pub subject: String,
+    pub compostage: String,
+    pub to: String,
+    /// `sent`, `deferred` (to retry) or `failed`.
+    pub status: Status,
+    /// The server's answer, or where the `.eml` was written.
+    pub answer: String,
+    pub invoices: usize,
+}
+
+/// The PS module: a configuration and its store.
+pub struct Ps {
+    config: Config,
+    store: Store,
+    payloads: Payloads,
+}
+
+impl std::fmt::Debug for Ps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ps")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn today_aammjj(now: OffsetDateTime) -> String {
+    format!(
+        "{:02}{:02}{:02}",
+        now.year().rem_euclid(100),
+        u8::from(now.month()),
+        now.day()
+    )
+}
+
+impl Ps {
+    /// Opens (creating if needed) the store named by the configuration.
+    pub fn open(config: Config) -> Result<Ps, PsError> {
+        if let Some(dir) = config.store.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| PsError::Payload {
+                path: dir.to_owned(),
+                reason: e.to_string(),
+            })?;
+        }
+        let store = Store::open(&config.store)?;
+        let payloads = Payloads::beside(&config.store)?;
+        Ok(Ps {
+            config,
+            store,
+            payloads,
+        })
+    }
+
+    /// The configuration in effect.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The store (journal, inbox).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Plans the files of a sending (see [`plan::plan`]), dated today, with file names following
+    /// the journal.
+    pub fn plan(&self, files: &[LotFile]) -> Result<Vec<PlannedFile>, PsError> {
+        let last = self
+            .store
+            .journal()
+            .recent(1)?
+            .first()
+            .map(|e| e.id.0)
+            .unwrap_or(0);
+        let params = PlanParams {
+            date: today_aammjj(OffsetDateTime::now_utc()),
+            first_file_number: u32::try_from(last.rem_euclid(1_000_000) + 1).unwrap_or(1),
+        };
+        plan::plan(&self.config, files, &params)
+    }
+
+    /// Plans and sends lot files; see [`Ps::send_planned`].
+    pub fn send(
+        &self,
+        transport: &dyn Transport,
+        files: &[LotFile],
+        progress: &mut dyn FnMut(&Sent),
+    ) -> Result<Vec<Sent>, PsError> {
+        let planned = self.plan(files)?;
+        self.send_planned(transport, planned, progress)
+    }
+
+    /// Sends planned files, one message each. Refuses invoices already sent, queued or in doubt
+    /// (use [`Ps::resend`] to send a file again on purpose). Certificates are all loaded first,
+    /// so a bad one stops the batch before anything leaves.
+    pub fn send_planned(
+        &self,
+        transport: &dyn Transport,
+        planned: Vec<PlannedFile>,
+        progress: &mut dyn FnMut(&Sent),
+    ) -> Result<Vec<Sent>, PsError> {
+        self.refuse_already_sent(&planned)?;
+        let mut certs = CertCache::default();
+        for p in &planned {
+            if let Some(c) = &p.certificate {
+                certs.get(c)?;
+            }
+        }
+        let mut out = Vec::with_capacity(planned.len());
+        for p in planned {
+            let meta = PayloadMeta {
+                kind: p.kind.letters().to_owned(),
+                to: p.to,
+                certificate: p.certificate,
+                compress: p.compress,
+                file_name: format!("{}.b2", p.file_id),
+                exercice: p.exercice,
+                lots: p.lots,
+                invoices: p.invoices,
+            };
+            let sent = self.transmit(transport, &mut certs, &meta, &p.bytes, |_| Ok(()))?;
+            progress(&sent);
+            out.push(sent);
+        }
+        Ok(out)
+    }
+
+    fn refuse_already_sent(&self, planned: &[PlannedFile]) -> Result<(), PsError> {
+        let wanted: HashSet<&str> = planned
+            .iter()
+            .flat_map(|p| p.invoices.iter().map(String::as_str))
+            .collect();
+        for e in self.store.journal().recent(u32::MAX)? {
+            if e.direction != Direction::Out
+                || !matches!(e.status, Status::Sent | Status::Pending | Status::Deferred)
+            {
+                continue;
+            }
+            if let Some(inv) = e.invoices.iter().find(|i| wanted.contains(i.as_str())) {
+                let hint = match e.status {
+                    Status::Deferred => "`svoct ps retry` sends it again",
+                    _ => "`svoct ps resend ID` sends it again on purpose",
+                };
+                return Err(PsError::NotResendable {
+                    id: e.id.0,
+                    reason: format!(
+                        "invoice {inv} is already in journal entry {} ({}, subject {}); {hint}",
+                        e.id.0,
+                        e.status.as_str(),
+                        e.subject
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-sends every `deferred` message, each with a new compostage (R5.3).
+    pub fn retry(
+        &self,
+        transport: &dyn Transport,
+        progress: &mut dyn FnMut(&Sent),
+    ) -> Result<Vec<Sent>, PsError> {
+        let deferred = self.store.journal().with_status(Status::Deferred)?;
+        let mut certs = CertCache::default();
+        let mut out = Vec::new();
+        for old in deferred {
+            if old.direction != Direction::Out {
+                continue;
+            }
+            let sent = self.again(transport, &mut certs, &old, "retry")?;
+            progress(&sent);
+            out.push(sent);
+        }
+        Ok(out)
+    }
+
+    /// Sends the file of journal entry `id` again, with a new compostage (R5.3).
+    pub fn resend(&self, transport: &dyn Transport, id: EntryId) -> Result<Sent, PsError> {
+        let old = self.store.journal().get(id)?.ok_or(PsError::NoEntry(id.0))?;
+        if old.direction != Direction::Out {
+            return Err(PsError::NotResendable {
+                id: id.0,
+                reason: "it is a received message".into(),
+            });
+        }
+        self.again(transport, &mut CertCache::default(), &old, "resend")
+    }
+
+    fn again(
+        &self,
+        transport: &dyn Transport,
+        certs: &mut CertCache,
+        old: &Entry,
+        why: &str,
+    ) -> Result<Sent, PsError> {
+        let compostage = old.compostage.as_deref().ok_or(PsError::NotResendable {
+            id: old.id.0,
+            reason: "it has no compostage".into(),
+        })?;
+        let (meta, bytes) = self.payloads.load(compostage)?;
+        let journal = self.store.journal();
+        let previous = old.server_answer.clone().unwrap_or_default();
+        let supersede = old.status == Status::Deferred;
+        self.transmit(transport, certs, &meta, &bytes, |new| {
+            if supersede {
+                journal.set_outcome(
+                    old.id,
+                    Status::Failed,
+                    Some(&format!(
+                        "superseded by entry {} ({why}); was deferred: {previous}",
+                        new.0
+                    )),
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Sends the dLOI request to the OCT (R7.2): `DLOI/<exercice>/<compostage>`, encrypted for
+    /// the OCT.
+    pub fn request_loi(&self, transport: &dyn Transport) -> Result<Sent, PsError> {
+        let oct = match (&self.config.mode, &self.config.oct) {
+            (Mode::Oct, Some(oct)) => oct,
+            _ => {
+                return Err(PsError::Other(
+                    "the dLOI request goes to the OCT: configure one (`svoct ps oct set`) and \
+                     switch to OCT mode (`svoct ps mode oct`)"
+                        .into(),
+                ));
+            }
+        };
+        let body = crate::loi::request_file(&self.config)?;
+        let meta = PayloadMeta {
+            kind: "DLOI".into(),
+            to: oct.address.clone(),
+            certificate: Some(oct.certificate.clone()),
+            compress: false,
+            file_name: "DLOI.txt".into(),
+            exercice: self.config.identity.sender_number.clone(),
+            lots: Vec::new(),
+            invoices: Vec::new(),
+        };
+        self.transmit(transport, &mut CertCache::default(), &meta, &body, |_| Ok(()))
+    }
+
+    /// Journal entries, oldest first; with a pattern, those whose subject matches the glob.
+    pub fn journal(&self, subject: Option<&str>) -> Result<Vec<Entry>, PsError> {
+        let j = self.store.journal();
+        Ok(match subject {
+            Some(p) => j.search_subject(p)?,
+            None => {
+                let mut all = j.recent(u32::MAX)?;
+                all.reverse();
+                all
+            }
+        })
+    }
+
+    /// Steps 1 to 4 of the module documentation for one file. `before_send` runs once the new
+    /// entry is durable and before the transport is called.
+    fn transmit(
+        &self,
+        transport: &dyn Transport,
+        certs: &mut CertCache,
+        meta: &PayloadMeta,
+        bytes: &[u8],
+        before_send: impl FnOnce(EntryId) -> Result<(), PsError>,
+    ) -> Result<Sent, PsError> {
+        let stamp = self.store.compostage().next()?;
+        let compostage: Compostage = stamp
+            .parse()
+            .map_err(|e| PsError::Other(format!("compostage {stamp}: {e}")))?;
+        let exercice = PartyNumber::new(&meta.exercice)?;
+        let (subject, profile) = match meta.kind.as_str() {
+            "DLOI" => (
+                Subject::DloiRequest(DloiRequestSubject { exercice, compostage }),
+                Profile::DloiRequest,
+            ),
+            kind => {
+                let kind = if kind == "DR" {
+                    FileKind::Dre
+                } else {
+                    FileKind::Fse
+                };
+                let count = u32::try_from(meta.invoices.len()).unwrap_or(u32::MAX);
+                (
+                    Subject::Invoice(InvoiceSubject::new(
+                        kind,
+                        SpecVersion::new(&self.config.direct.spec_version)?,
+                        exercice,
+                        compostage,
+                        count,
+                    )?),
+                    Profile::Invoice(kind),
+                )
+            }
+        };
+        let from = Mailbox::new(&self.config.identity.from)?;
+        let to = Mailbox::new(&meta.to)?;
+        let domain = from.address().rsplit('@').next().unwrap_or("svoct.invalid");
+        let message_id = format!("{stamp}.{}@{domain}", meta.exercice);
+        let envelope = Envelope {
+            from,
+            to,
+            subject: subject.clone(),
+            profile,
+            file_name: meta.file_name.clone(),
+            date: OffsetDateTime::now_utc(),
+            message_id: Some(message_id.clone()),
+        };
+        let recipients;
+        let (protect, protection) = match &meta.certificate {
+            Some(path) => {
+                recipients = [certs.get(path)?.clone()];
+                (
+                    Protect::Encrypt {
+                        recipients: &recipients,
+                        cipher: CmsCipher::default(),
+                        compress: meta.compress,
+                    },
+                    if meta.compress {
+                        Protection::CompressedEncrypted
+                    } else {
+                        Protection::Encrypted
+                    },
+                )
+            }
+            None => (Protect::None, Protection::Plain),
+        };
+        let raw = build_message(&envelope, bytes, protect)?;
+
+        self.payloads.save(&stamp, meta, bytes)?;
+        let journal = self.store.journal();
+        let subject_text = subject.to_string();
+        let id = journal.insert(&NewEntry {
+            direction: Direction::Out,
+            profile: ContentDescription { profile, protection }.to_string(),
+            subject: subject_text.clone(),
+            compostage: Some(stamp.clone()),
+            message_id: Some(message_id),
+            file_name: Some(meta.file_name.clone()),
+            lots: meta.lots.clone(),
+            invoices: meta.invoices.clone(),
+            status: Status::Pending,
+        })?;
+        before_send(id)?;
+
+        let smtp_envelope = smtp::Envelope::new(self.config.identity.from.clone(), meta.to.clone());
+        let (status, answer) = match transport.send(&smtp_envelope, &raw) {
+            Ok(ok) => (Status::Sent, ok.answer),
+            Err(e) => {
+                let answer = one_line(&e.to_string());
+                if e.is_transient() {
+                    (Status::Deferred, answer)
+                } else {
+                    (Status::Failed, answer)
+                }
+            }
+        };
+        journal.set_outcome(id, status, Some(&answer))?;
+        Ok(Sent {
+            entry: id,
+            subject: subject_text,
+            compostage: stamp,
+            to: meta.to.clone(),
+            status,
+            answer,
+            invoices: meta.invoices.len(),
+        })
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Certificates loaded once per batch, checked for validity.
+#[derive(Default)]
+struct CertCache(HashMap<PathBuf, RecipientCert>);
+
+impl CertCache {
+    fn get(&mut self, path: &Path) -> Result<&RecipientCert, PsError> {
+        if !self.0.contains_key(path) {
+            let crypto = |source| PsError::Crypto {
+                what: "encryption certificate",
+                path: path.to_owned(),
+                source,
+            };
+            let cert = RecipientCert::from_file(path).map_err(crypto)?;
+            cert.check_validity().map_err(crypto)?;
+            self.0.insert(path.to_owned(), cert);
+        }
+        self.0.get(path).ok_or_else(|| PsError::Crypto {
+            what: "encryption certificate",
+            path: path.to_owned(),
+            source: svoct_mail::cms::CmsError::NoRecipient,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,218 @@
+use svoct_formats::b2::synth::{SynthParams, generate_bytes};
+use svoct_mail::cms::PrivateKeyAndCert;
+use svoct_mail::profile::{ParseLimits, parse_message};
+use svoct_mail::smtp::{MemoryTransport, SendError};
+use svoct_testkit::certs::TestIdentity;
+
+use super::*;
+
+struct Setup {
+    dir: tempfile::TempDir,
+    oct_key: PrivateKeyAndCert,
+}
+
+fn setup(mode: &str, option: &str) -> (Setup, Ps) {
+    let dir = tempfile::tempdir().unwrap();
+    let id = TestIdentity::new("oct.test");
+    let (key, cert) = id.write_pem(dir.path(), "oct");
+    let oct_key = PrivateKeyAndCert::from_files(&key, &cert).unwrap();
+    let text = format!(
+        r#"mode = "{mode}"
+store = "ps.sqlite"
+[identity]
+sender_number = "123456789"
+ps_number = "123456789"
+from = "ps@ps.invalid"
+[network.smtp]
+host = "127.0.0.1"
+port = 25
+[direct.routes."100"]
+mailbox = "cpam100@am.invalid"
+[oct]
+address = "oct@oct.invalid"
+certificate = "oct.crt"
+identifier = "12345678900014"
+option = "{option}"
+"#
+    );
+    let path = dir.path().join("ps.toml");
+    std::fs::write(&path, text).unwrap();
+    let ps = Ps::open(Config::load(&path).unwrap()).unwrap();
+    (Setup { dir, oct_key }, ps)
+}
+
+fn lots(seed: u64, invoices: usize) -> LotFile {
+    LotFile {
+        name: format!("lots-{seed}.b2"),
+        bytes: generate_bytes(&SynthParams {
+            seed,
+            invoices,
+            lot_size: 4,
+            ..SynthParams::default()
+        })
+        .unwrap(),
+    }
+}
+
+fn no_progress(_: &Sent) {}
+
+#[test]
+fn single_file_message_is_journaled_encrypted_and_opens_to_the_planned_file() {
+    let (s, ps) = setup("oct", "single");
+    let t = MemoryTransport::new();
+    let input = [lots(1, 10)];
+    let planned = ps.plan(&input).unwrap();
+    let file = planned[0].bytes.clone();
+    let mut seen = 0;
+    let sent = ps.send_planned(&t, planned, &mut |_| seen += 1).unwrap();
+    assert_eq!(seen, 1);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].status, Status::Sent);
+    assert_eq!(sent[0].to, "oct@oct.invalid");
+
+    let captured = t.sent();
+    assert_eq!(captured.len(), 1);
+    assert_eq!(captured[0].envelope.to, vec!["oct@oct.invalid".to_owned()]);
+    let msg = parse_message(&captured[0].raw, &ParseLimits::default()).unwrap();
+    assert_eq!(msg.profile_name(), "FACTURE/SV/ZK");
+    let subject = msg.subject.to_string();
+    // R5.3: SVvvvvvv/exercice/compostage/nnnnn
+    let fields: Vec<&str> = subject.split('/').collect();
+    assert_eq!(fields[0], "SV140700");
+    assert_eq!(fields[1], "123456789");
+    assert_eq!(fields[2].len(), 19);
+    assert_eq!(fields[3], "00010");
+    let opened = msg.open(Some(&s.oct_key), &ParseLimits::default()).unwrap();
+    assert_eq!(opened.bytes, file);
+
+    let entry = ps.store().journal().get(sent[0].entry).unwrap().unwrap();
+    assert_eq!(entry.status, Status::Sent);
+    assert_eq!(entry.subject, subject);
+    assert_eq!(entry.compostage.as_deref(), Some(fields[2]));
+    assert_eq!(entry.profile, "FACTURE/SV/ZK");
+    assert_eq!(entry.invoices.len(), 10);
+    assert_eq!(entry.lots.len(), 3, "10 invoices in lots of 4");
+    assert!(entry.message_id.unwrap().starts_with(fields[2]));
+    drop(s);
+}
+
+#[test]
+fn transient_failure_defers_and_retry_sends_with_a_new_compostage() {
+    let (_s, ps) = setup("oct", "single");
+    let t = MemoryTransport::new();
+    t.fail_next(SendError::transient(
+        "SMTP",
+        Some(451),
+        Some("451 try later".into()),
+    ));
+    let first = ps.send(&t, &[lots(2, 3)], &mut no_progress).unwrap();
+    assert_eq!(first[0].status, Status::Deferred);
+    assert!(first[0].answer.contains("451"), "{}", first[0].answer);
+    assert!(t.sent().is_empty());
+
+    // The same invoices cannot be sent again by accident while they wait for a retry.
+    let e = ps.send(&t, &[lots(2, 3)], &mut no_progress).unwrap_err();
+    assert!(e.to_string().contains("svoct ps retry"), "{e}");
+
+    let retried = ps.retry(&t, &mut no_progress).unwrap();
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0].status, Status::Sent);
+    assert_ne!(retried[0].compostage, first[0].compostage);
+    assert_eq!(t.sent().len(), 1);
+    let old = ps.store().journal().get(first[0].entry).unwrap().unwrap();
+    assert_eq!(old.status, Status::Failed);
+    assert!(
+        old.server_answer
+            .unwrap()
+            .contains(&format!("superseded by entry {}", retried[0].entry.0))
+    );
+    // Nothing left to retry: never twice.
+    assert!(ps.retry(&t, &mut no_progress).unwrap().is_empty());
+    assert_eq!(t.sent().len(), 1);
+}
+
+#[test]
+fn permanent_failure_is_failed_with_the_server_answer_and_not_retried() {
+    let (_s, ps) = setup("oct", "single");
+    let t = MemoryTransport::new();
+    t.fail_next(SendError::permanent(
+        "SMTP",
+        Some(550),
+        Some("550 no such mailbox".into()),
+    ));
+    let sent = ps.send(&t, &[lots(3, 2)], &mut no_progress).unwrap();
+    assert_eq!(sent[0].status, Status::Failed);
+    let entry = ps.store().journal().get(sent[0].entry).unwrap().unwrap();
+    assert!(entry.server_answer.unwrap().contains("550 no such mailbox"));
+    assert!(ps.retry(&t, &mut no_progress).unwrap().is_empty());
+    // After a permanent failure the invoices may be sent again.
+    let again = ps.send(&t, &[lots(3, 2)], &mut no_progress).unwrap();
+    assert_eq!(again[0].status, Status::Sent);
+}
+
+#[test]
+fn resend_carries_the_same_file_under_a_new_compostage() {
+    let (s, ps) = setup("direct", "single");
+    let t = MemoryTransport::new();
+    let sent = ps.send(&t, &[lots(4, 5)], &mut no_progress).unwrap();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].to, "cpam100@am.invalid");
+    let e = ps.send(&t, &[lots(4, 5)], &mut no_progress).unwrap_err();
+    assert!(e.to_string().contains("resend"), "{e}");
+
+    let again = ps.resend(&t, sent[0].entry).unwrap();
+    assert_ne!(again.compostage, sent[0].compostage);
+    assert_ne!(again.entry, sent[0].entry);
+    let raws = t.sent();
+    assert_eq!(raws.len(), 2);
+    let a = parse_message(&raws[0].raw, &ParseLimits::default()).unwrap();
+    let b = parse_message(&raws[1].raw, &ParseLimits::default()).unwrap();
+    assert_eq!(
+        a.profile_name(),
+        "FACTURE/SV",
+        "no certificate on the route: clear"
+    );
+    assert_eq!(a.attachment, b.attachment);
+    assert!(matches!(ps.resend(&t, EntryId(999)), Err(PsError::NoEntry(999))));
+    drop(s);
+}
+
+#[test]
+fn a_bad_certificate_stops_the_batch_before_anything_is_journaled() {
+    let (s, ps) = setup("oct", "split");
+    std::fs::write(s.dir.path().join("oct.crt"), b"not a certificate").unwrap();
+    let t = MemoryTransport::new();
+    let e = ps.send(&t, &[lots(5, 3)], &mut no_progress).unwrap_err();
+    assert!(e.to_string().contains("oct.crt"), "{e}");
+    assert!(t.sent().is_empty());
+    assert!(ps.journal(None).unwrap().is_empty());
+}
+
+#[test]
+fn loi_request_goes_to_the_oct_only() {
+    let (s, ps) = setup("oct", "single");
+    let t = MemoryTransport::new();
+    let sent = ps.request_loi(&t).unwrap();
+    assert!(sent.subject.starts_with("DLOI/123456789/"), "{}", sent.subject);
+    let msg = parse_message(&t.sent()[0].raw, &ParseLimits::default()).unwrap();
+    assert_eq!(msg.profile_name(), "LOI/DEMANDE/K");
+    let opened = msg.open(Some(&s.oct_key), &ParseLimits::default()).unwrap();
+    assert!(opened.bytes.starts_with(b"DLOI-REQUEST/1 "));
+
+    let (_s2, direct) = setup("direct", "single");
+    let e = direct.request_loi(&t).unwrap_err();
+    assert!(e.to_string().contains("svoct ps mode oct"), "{e}");
+}
+
+#[test]
+fn journal_finds_by_subject_glob() {
+    let (_s, ps) = setup("oct", "split");
+    let t = MemoryTransport::new();
+    ps.send(&t, &[lots(6, 3)], &mut no_progress).unwrap();
+    ps.request_loi(&t).unwrap();
+    assert_eq!(ps.journal(None).unwrap().len(), 2);
+    let sv = ps.journal(Some("SV140700/*")).unwrap();
+    assert_eq!(sv.len(), 1);
+    assert_eq!(sv[0].invoices.len(), 3);
+    assert_eq!(ps.journal(Some("DLOI/*")).unwrap().len(), 1);
+}
