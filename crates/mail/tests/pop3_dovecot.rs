@@ -203,3 +203,46 @@ fn maildir_retrieval_deletes_only_at_finish() {
         Err(svoct_mail::maildir::MaildirError::UnknownUidl { .. })
     ));
 }
+
+#[test]
+fn stls_and_pop3s_with_a_trusted_certificate() {
+    use svoct_mail::pop3::Pop3Security;
+    let d = tempfile::tempdir().unwrap();
+    let id = svoct_testkit::certs::TestIdentity::new("localhost");
+    let (key, cert) = id.write_pem(d.path(), "pop");
+    let mx = Exim::start(&EximConfig {
+        mailboxes: &["ps1"],
+        ..Default::default()
+    })
+    .unwrap();
+    let pop = Dovecot::start_with_tls(
+        &[("ps1", "pw-ps1", mx.maildir("ps1").unwrap())],
+        &svoct_testkit::TlsFiles { cert, key },
+    )
+    .unwrap();
+    let s = Servers { mx, pop };
+    deliver(&s, &[message(0, 10)]);
+    for (security, port) in [
+        (Pop3Security::StartTls, s.pop.port()),
+        (Pop3Security::Implicit, s.pop.tls_port().unwrap()),
+    ] {
+        let mut c = config(&s, "pw-ps1");
+        c.port = port;
+        c.security = security;
+        c.tls_domain = Some("localhost".into());
+        c.extra_roots_pem = vec![id.cert_pem()];
+        let mut pop =
+            Pop3Session::connect(&c).unwrap_or_else(|e| panic!("{security:?}: {e}\n{}", s.pop.log()));
+        let list = pop.list().unwrap();
+        assert_eq!(list.len(), 1);
+        assert!(pop.fetch(&list[0].0).unwrap().ends_with(&message(0, 10)));
+        pop.quit().unwrap();
+        // Without trusting the certificate, the handshake is refused.
+        c.extra_roots_pem.clear();
+        assert!(
+            matches!(Pop3Session::connect(&c), Err(Pop3Error::Tls { .. })),
+            "{security:?}"
+        );
+    }
+    assert!(s.pop.log().contains("TLS"), "{}", s.pop.log());
+}

@@ -67,6 +67,23 @@ fn unknown_recipient_is_permanent_with_the_server_answer() {
 }
 
 #[test]
+fn temporary_refusal_is_transient() {
+    let mx = Exim::start(&EximConfig {
+        mailboxes: &["oct"],
+        defer_local_parts: &["busy"],
+        ..Default::default()
+    })
+    .unwrap();
+    let t = SmtpTransport::new(&SmtpConfig::plain("127.0.0.1", mx.port())).unwrap();
+    let e = t
+        .send(&Envelope::new("ps1@ps.test", "busy@oct.test"), &tricky_message())
+        .unwrap_err();
+    assert!(e.is_transient() && !e.is_permanent(), "{e:?}");
+    assert_eq!(e.code(), Some(451));
+    assert!(e.server_answer().unwrap().contains("try again later"), "{e:?}");
+}
+
+#[test]
 fn oversized_message_is_permanent() {
     let mx = exim();
     let t = SmtpTransport::new(&SmtpConfig::plain("127.0.0.1", mx.port())).unwrap();

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::process::{self, ServerProcess};
-use crate::{HarnessError, io_err};
+use crate::{HarnessError, TlsFiles, io_err};
 
 const DOVECOT: &str = "/usr/sbin/dovecot";
 const DOVECOT_PACKAGES: &str = "dovecot-core dovecot-pop3d";
@@ -16,6 +16,7 @@ const POP3_BINARY: &str = "/usr/lib/dovecot/pop3";
 pub struct Dovecot {
     process: ServerProcess,
     port: u16,
+    tls_port: Option<u16>,
     dir: tempfile::TempDir,
 }
 
@@ -38,6 +39,16 @@ impl Dovecot {
     ///
     /// Authentication: USER/PASS, AUTH PLAIN and APOP, without TLS (loopback only).
     pub fn start(users: &[(&str, &str, &Path)]) -> Result<Dovecot, HarnessError> {
+        Self::start_inner(users, None)
+    }
+
+    /// Like [`Dovecot::start`], with TLS: STLS offered on [`Dovecot::port`] and implicit TLS
+    /// (POP3S) on [`Dovecot::tls_port`].
+    pub fn start_with_tls(users: &[(&str, &str, &Path)], tls: &TlsFiles) -> Result<Dovecot, HarnessError> {
+        Self::start_inner(users, Some(tls))
+    }
+
+    fn start_inner(users: &[(&str, &str, &Path)], tls: Option<&TlsFiles>) -> Result<Dovecot, HarnessError> {
         process::require_binary(Path::new(DOVECOT), DOVECOT_PACKAGES)?;
         process::require_binary(Path::new(POP3_BINARY), DOVECOT_PACKAGES)?;
         for (user, password, maildir) in users {
@@ -49,7 +60,7 @@ impl Dovecot {
         }
         let mut last = None;
         for _attempt in 0..5 {
-            match Self::start_once(users) {
+            match Self::start_once(users, tls) {
                 Ok(d) => return Ok(d),
                 Err(HarnessError::NotReady { log, .. }) if process::port_taken(&log) => last = Some(log),
                 Err(e) => return Err(e),
@@ -63,7 +74,7 @@ impl Dovecot {
         })
     }
 
-    fn start_once(users: &[(&str, &str, &Path)]) -> Result<Dovecot, HarnessError> {
+    fn start_once(users: &[(&str, &str, &Path)], tls: Option<&TlsFiles>) -> Result<Dovecot, HarnessError> {
         let (uid, gid) = process::delivery_user()?;
         let dir = tempfile::Builder::new()
             .prefix("svoct-dovecot-")
@@ -84,6 +95,23 @@ impl Dovecot {
         let passwd_path = root.join("passwd");
         fs::write(&passwd_path, passwd).map_err(io_err("write the passwd file"))?;
         let port = process::free_port()?;
+        let tls_port = match tls {
+            Some(_) => Some(process::free_port()?),
+            None => None,
+        };
+        let (ssl, pop3s) = match (tls, tls_port) {
+            (Some(t), Some(tp)) => (
+                format!(
+                    "ssl = yes\nssl_cert = <{}\nssl_key = <{}\n",
+                    t.cert.display(),
+                    t.key.display()
+                ),
+                format!(
+                    "  inet_listener pop3s {{\n    address = 127.0.0.1\n    port = {tp}\n    ssl = yes\n  }}\n"
+                ),
+            ),
+            _ => ("ssl = no\n".to_owned(), String::new()),
+        };
         let r = root.display();
         let conf = format!(
             "\
@@ -92,8 +120,7 @@ state_dir = {r}/state
 log_path = {r}/dovecot.log
 listen = 127.0.0.1
 protocols = pop3
-ssl = no
-disable_plaintext_auth = no
+{ssl}disable_plaintext_auth = no
 auth_mechanisms = plain apop
 # Tests assert refusals; do not wait the default 2 s before answering them.
 auth_failure_delay = 0
@@ -115,7 +142,7 @@ service pop3-login {{
     address = 127.0.0.1
     port = {port}
   }}
-}}
+{pop3s}}}
 "
         );
         let conf_path = root.join("dovecot.conf");
@@ -126,12 +153,22 @@ service pop3-login {{
         let mut process = ServerProcess::spawn(cmd, &out)?;
         let logs = [out, root.join("dovecot.log")];
         process.wait_ready("dovecot", port, &|| process::read_logs(&logs))?;
-        Ok(Dovecot { process, port, dir })
+        Ok(Dovecot {
+            process,
+            port,
+            tls_port,
+            dir,
+        })
     }
 
     /// The POP3 port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The POP3S (implicit TLS) port, when started with TLS.
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls_port
     }
 
     /// The POP3 address, `127.0.0.1:port`.

@@ -14,14 +14,17 @@ use crate::{HarnessError, io_err};
 const EXIM: &str = "/usr/sbin/exim4";
 const EXIM_PACKAGES: &str = "exim4-daemon-light";
 
-/// Certificate and key (PEM files) for Exim's TLS.
+/// Certificate and key (PEM files) for a server's TLS.
 #[derive(Clone, Debug)]
-pub struct EximTls {
+pub struct TlsFiles {
     /// Server certificate (chain), PEM.
     pub cert: PathBuf,
     /// Private key, PEM, unencrypted.
     pub key: PathBuf,
 }
+
+/// Exim's TLS files (the same type as Dovecot's).
+pub type EximTls = TlsFiles;
 
 /// What the test's Exim does with the mail it accepts.
 #[derive(Clone, Debug, Default)]
@@ -33,6 +36,8 @@ pub struct EximConfig<'a> {
     /// Relay every recipient that is not one of `mailboxes` to this SMTP server (plain SMTP, no
     /// TLS, no auth), retrying every second while it is down.
     pub smarthost: Option<SocketAddr>,
+    /// Local parts answered `451` (temporary failure) at RCPT, to test retry paths.
+    pub defer_local_parts: &'a [&'a str],
     /// `message_size_limit` in bytes (Exim's default, 50 MB, when `None`).
     pub message_size_limit: Option<u64>,
     /// Offer STARTTLS on the main port and implicit TLS on a second port ([`Exim::tls_port`]).
@@ -71,7 +76,7 @@ impl Exim {
     /// Starts Exim on a free loopback port and waits until it accepts connections.
     pub fn start(cfg: &EximConfig<'_>) -> Result<Exim, HarnessError> {
         process::require_binary(Path::new(EXIM), EXIM_PACKAGES)?;
-        for name in cfg.mailboxes {
+        for name in cfg.mailboxes.iter().chain(cfg.defer_local_parts) {
             if !valid_mailbox(name) {
                 return Err(HarnessError::Config(format!(
                     "mailbox name {name:?} is not [A-Za-z0-9._-]+"
@@ -308,6 +313,13 @@ acl_smtp_rcpt = acl_rcpt
     }
     let locals = cfg.mailboxes.join(" : ");
     c.push_str("\nbegin acl\nacl_rcpt:\n");
+    if !cfg.defer_local_parts.is_empty() {
+        let _ = writeln!(
+            c,
+            "  defer local_parts = {}\n        message = try again later",
+            cfg.defer_local_parts.join(" : ")
+        );
+    }
     if !cfg.mailboxes.is_empty() {
         let _ = writeln!(c, "  accept local_parts = {locals}");
     }

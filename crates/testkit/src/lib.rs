@@ -20,7 +20,7 @@ mod exim;
 mod process;
 
 pub use dovecot::Dovecot;
-pub use exim::{Exim, EximConfig, EximTls};
+pub use exim::{Exim, EximConfig, EximTls, TlsFiles};
 pub use process::free_port;
 
 use std::path::PathBuf;
