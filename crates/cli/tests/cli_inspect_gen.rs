@@ -1,0 +1,329 @@
+//! `svoct gen` and `svoct inspect`, through the real binary.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn svoct(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_svoct"))
+        .args(args)
+        .env_remove("SVOCT_LOG")
+        .output()
+        .expect("run svoct")
+}
+
+fn gen_to(dir: &Path, name: &str, args: &[&str]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let mut all = vec!["gen", "--out", path.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = svoct(&all);
+    assert!(
+        out.status.success(),
+        "gen failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}
+
+fn inspect_json(path: &Path) -> (Output, Value) {
+    let out = svoct(&["inspect", path.to_str().unwrap(), "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "inspect --json printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    (out, v)
+}
+
+/// stderr is exactly one line starting with `svoct: `.
+fn one_line_error(out: &Output) -> String {
+    assert!(!out.status.success(), "expected a failure");
+    let err = String::from_utf8(out.stderr.clone()).unwrap();
+    assert_eq!(err.lines().count(), 1, "one line on stderr: {err:?}");
+    assert!(err.starts_with("svoct: "), "{err}");
+    err
+}
+
+#[test]
+fn gen_lots_then_inspect_counts_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = gen_to(
+        dir.path(),
+        "lots.b2",
+        &[
+            "--seed",
+            "7",
+            "--invoices",
+            "23",
+            "--dre",
+            "4",
+            "--destinations",
+            "3",
+        ],
+    );
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(bytes.len() % 128, 0);
+    assert_eq!(bytes[0], b'1', "bare lots start with a lot header");
+    let (out, v) = inspect_json(&path);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(v["format"], "b2-lots");
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["invoice_count"], 23);
+    // 19 FSE invoices over 3 destinations (7, 6, 6) and 4 DRE (2, 1, 1): one lot each.
+    assert_eq!(v["lot_count"], 6);
+    assert_eq!(v["findings"], Value::Array(vec![]));
+    let lots = v["lots"].as_array().unwrap();
+    let dre: u64 = lots
+        .iter()
+        .filter(|l| l["kind"] == "DRE")
+        .map(|l| l["invoice_count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(dre, 4);
+    let mut dests: Vec<&str> = lots
+        .iter()
+        .map(|l| l["destination"]["organisme"].as_str().unwrap())
+        .collect();
+    dests.sort();
+    dests.dedup();
+    assert_eq!(dests.len(), 3);
+}
+
+#[test]
+fn gen_single_file_then_inspect() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = gen_to(
+        dir.path(),
+        "file.b2",
+        &[
+            "--format",
+            "single-file",
+            "--invoices",
+            "12",
+            "--lot-size",
+            "5",
+            "--oct-id",
+            "98765432100011",
+            "--ps",
+            "111111118",
+            "--file-id",
+            "ABC123",
+        ],
+    );
+    let bytes = std::fs::read(&path).unwrap();
+    // The 000 record, positions from b2-records.md (1-based inclusive).
+    assert_eq!(&bytes[0..3], b"000");
+    assert_eq!(&bytes[25..27], b"OT", "recipient type 26-27");
+    assert_eq!(&bytes[27..41], b"98765432100011", "recipient number 28-41");
+    assert_eq!(&bytes[47..49], b"TO", "application 48-49");
+    assert_eq!(&bytes[49..55], b"ABC123", "file identification 50-55");
+    assert_eq!(&bytes[bytes.len() - 128..][..3], b"999");
+    let (out, v) = inspect_json(&path);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(v["format"], "b2-file");
+    assert_eq!(v["invoice_count"], 12);
+    assert_eq!(v["lot_count"], 3, "12 invoices in lots of at most 5");
+    assert_eq!(v["findings"], Value::Array(vec![]));
+    assert_eq!(v["file_header"]["fields"]["application"], "TO");
+    assert_eq!(
+        v["lots"][0]["destination"]["organisme"].as_str().unwrap().len(),
+        3
+    );
+    for lot in v["lots"].as_array().unwrap() {
+        assert_eq!(lot["kind"], "FSE");
+    }
+}
+
+#[test]
+fn gen_is_deterministic_and_stdout_equals_out_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = gen_to(
+        dir.path(),
+        "a",
+        &["--seed", "42", "--invoices", "9", "--enriched"],
+    );
+    let b = svoct(&["gen", "--seed", "42", "--invoices", "9", "--enriched"]);
+    assert!(b.status.success());
+    assert_eq!(std::fs::read(&a).unwrap(), b.stdout);
+    let c = svoct(&["gen", "--seed", "43", "--invoices", "9", "--enriched"]);
+    assert_ne!(c.stdout, b.stdout, "another seed gives other bytes");
+}
+
+#[test]
+fn gen_refuses_bad_flags_with_one_line() {
+    let out = svoct(&["gen", "--invoices", "3", "--dre", "4"]);
+    let err = one_line_error(&out);
+    assert!(err.contains("--dre 4"), "{err}");
+    let out = svoct(&["gen", "--ps", "12ab"]);
+    let err = one_line_error(&out);
+    assert!(err.contains("--ps"), "{err}");
+}
+
+#[test]
+fn gen_zone_is_detected_and_counts_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = gen_to(
+        dir.path(),
+        "lots.zone",
+        &[
+            "--format",
+            "zone",
+            "--invoices",
+            "11",
+            "--dre",
+            "3",
+            "--destinations",
+            "2",
+        ],
+    );
+    let (out, v) = inspect_json(&path);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(v["format"], "ssv-zone");
+    assert_eq!(v["lot_count"], 4, "8 FSE over 2 destinations, 3 DRE over 2");
+    assert_eq!(v["invoice_count"], 11);
+    assert_eq!(v["findings"], Value::Array(vec![]));
+    let ids: Vec<u64> = v["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![12, 13, 13, 92, 93, 93, 14]);
+
+    // An independent decoder of the grammar of formats.md section 1, in Python.
+    let script = r#"
+import sys
+data = open(sys.argv[1], 'rb').read()
+def length(buf, i):
+    b = buf[i]
+    if b < 0x80:
+        return b, i + 1
+    n = b - 0x80
+    assert 1 <= n <= 4
+    return int.from_bytes(buf[i + 1:i + 1 + n], 'big'), i + 1 + n
+i = 0
+out = []
+while i < len(data):
+    gid = int.from_bytes(data[i:i + 2], 'big')
+    glen, i = length(data, i + 2)
+    end = i + glen
+    fields = []
+    while i < end:
+        flen, i = length(data, i)
+        fields.append(data[i:i + flen])
+        i += flen
+    assert i == end
+    out.append((gid, fields))
+lots = [f for gid, f in out if gid in (13, 93)]
+print(len(lots), sum(int(f[3]) for f in lots), out[0][1][4].decode(), out[0][1][5].decode(),
+      lots[0][6].decode(), sum(len(f[8]) % 128 for f in lots))
+"#;
+    let py = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&path)
+        .output()
+        .expect("python3");
+    assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+    assert_eq!(
+        String::from_utf8(py.stdout).unwrap().trim(),
+        "4 11 TO OT 140700 0"
+    );
+}
+
+#[test]
+fn corrupted_b2_fails_with_record_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = gen_to(
+        dir.path(),
+        "f.b2",
+        &["--format", "single-file", "--invoices", "4"],
+    );
+    let good = std::fs::read(&path).unwrap();
+
+    // A letter inside the invoice number (type 2, positions 27-35) of record 2.
+    let mut bad = good.clone();
+    assert_eq!(bad[2 * 128], b'2');
+    bad[2 * 128 + 30] = b'X';
+    std::fs::write(&path, &bad).unwrap();
+    let (out, v) = inspect_json(&path);
+    let err = one_line_error(&out);
+    assert!(err.contains("record 2"), "{err}");
+    assert!(err.contains(&format!("offset {}", 2 * 128 + 26)), "{err}");
+    assert_eq!(v["valid"], false);
+    assert!(!v["findings"].as_array().unwrap().is_empty());
+
+    // A record type that does not exist.
+    let mut bad = good.clone();
+    bad[3 * 128] = b'8';
+    std::fs::write(&path, &bad).unwrap();
+    let out = svoct(&["inspect", path.to_str().unwrap()]);
+    let err = one_line_error(&out);
+    assert!(err.contains("record 3"), "{err}");
+    assert!(err.contains("offset 384"), "{err}");
+
+    // Truncated.
+    std::fs::write(&path, &good[..good.len() - 10]).unwrap();
+    let out = svoct(&["inspect", path.to_str().unwrap()]);
+    let err = one_line_error(&out);
+    assert!(err.contains("not a multiple of 128"), "{err}");
+    assert!(err.contains("offset"), "{err}");
+}
+
+#[test]
+fn corrupted_zone_fails_with_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = gen_to(dir.path(), "z", &["--format", "zone", "--invoices", "2"]);
+    let good = std::fs::read(&path).unwrap();
+    // Group 12 comes first: id 00 0C, then a short length; make the length overrun.
+    assert_eq!(&good[..2], &[0x00, 0x0C]);
+    let mut bad = good.clone();
+    bad[2] = 0x84;
+    std::fs::write(&path, &bad).unwrap();
+    let (out, v) = inspect_json(&path);
+    assert_eq!(v["format"], "ssv-zone");
+    let err = one_line_error(&out);
+    assert!(err.contains("offset 0") && err.contains("group 12"), "{err}");
+    // Cut inside the last group.
+    std::fs::write(&path, &good[..good.len() - 1]).unwrap();
+    let out = svoct(&["inspect", path.to_str().unwrap()]);
+    let err = one_line_error(&out);
+    assert!(err.contains("group 14"), "{err}");
+    // Invoice count of the lot group disagreeing with the embedded lot: findings, non-zero.
+    let zone = svoct_formats::zone::Zone::decode(&good).unwrap();
+    let mut model = zone.to_buf();
+    let lot = model.groups.iter_mut().find(|g| g.id == 13).unwrap();
+    lot.set(4, "9");
+    std::fs::write(&path, model.encode().unwrap()).unwrap();
+    let (out, v) = inspect_json(&path);
+    let err = one_line_error(&out);
+    assert!(err.contains("invoice_count"), "{err}");
+    assert_eq!(v["valid"], false);
+}
+
+#[test]
+fn unknown_and_missing_files_fail_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.txt");
+    std::fs::write(&path, b"hello, this is not a B2 file").unwrap();
+    let out = svoct(&["inspect", path.to_str().unwrap()]);
+    let err = one_line_error(&out);
+    assert!(err.contains("unrecognised format"), "{err}");
+    let out = svoct(&["inspect", dir.path().join("absent").to_str().unwrap()]);
+    let err = one_line_error(&out);
+    assert!(err.contains("cannot open"), "{err}");
+}
+
+#[test]
+fn text_report_names_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = gen_to(dir.path(), "f", &["--format", "single-file", "--invoices", "1"]);
+    let out = svoct(&["inspect", path.to_str().unwrap()]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("b2-file: "), "{text}");
+    assert!(text.contains("file_id"), "{text}");
+    assert!(text.contains("Identification du fichier"), "{text}");
+    assert!(text.contains("lot 0: number 1, FSE"), "{text}");
+}
