@@ -382,6 +382,10 @@ pub struct Delivery {
     pub smtp: Option<SmtpSettings>,
     #[serde(default, rename = "local")]
     pub local: Vec<LocalMailbox>,
+    /// Write every message that is not for a local mailbox as an `.eml` file in this directory
+    /// instead of sending it by SMTP (dry runs, benchmarks).
+    #[serde(default)]
+    pub directory: Option<PathBuf>,
 }
 
 /// Where dLOI requests are answered from.
@@ -583,6 +587,9 @@ impl Config {
         }
         for l in &mut self.delivery.local {
             fix(&mut l.maildir);
+        }
+        if let Some(d) = &mut self.delivery.directory {
+            fix(d);
         }
         if let Some(s) = &mut self.loi.source {
             fix(s);

@@ -6,6 +6,7 @@
 //! - [`pipeline`]: processing one spooled message (split, forward, ART, relay).
 //! - [`receipt`]: the content of the ART.
 //! - [`returns`]: what the relay reads inside ARL, RSP and dLOI files.
+//! - [`service`]: the running concentrator: ingress, workers, outbox sender, shutdown.
 //! - [`state`]: the pipeline's SQLite state: processed messages, outbox, quarantine.
 #![forbid(unsafe_code)]
 
@@ -14,5 +15,6 @@ pub mod ingress;
 pub mod pipeline;
 pub mod receipt;
 pub mod returns;
+pub mod service;
 pub mod smtp;
 pub mod state;

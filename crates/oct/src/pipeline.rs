@@ -363,6 +363,7 @@ impl<'a> Pipeline<'a> {
             own_lots: Vec::new(),
             own_arls: Vec::new(),
             quarantine: None,
+            retried_quarantine: None,
         };
         let sender = self.config.sender_by_address(&from);
         let parsed = match parsed {

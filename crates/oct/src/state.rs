@@ -220,6 +220,19 @@ pub struct Processed {
     /// ARL received for lots the OCT built: (lot number, lot date, status, detail) (R4.2).
     pub own_arls: Vec<(String, String, String, String)>,
     pub quarantine: Option<QuarantineEntry>,
+    /// When this is the retry of a quarantined message: its quarantine id, marked `retried` in
+    /// the same transaction.
+    pub retried_quarantine: Option<i64>,
+}
+
+/// A quarantined message an operator asked to retry.
+#[derive(Clone, Debug)]
+pub struct RetryItem {
+    pub id: i64,
+    pub spool_id: String,
+    pub mail_from: String,
+    pub rcpt: Vec<String>,
+    pub raw: Vec<u8>,
 }
 
 /// An outbox row due for delivery.
@@ -335,6 +348,53 @@ impl State {
             .map_err(sql("processed lookup"))
     }
 
+    /// The outcome (`processed` or `quarantined`) and reason of a committed message.
+    pub fn outcome(&self, spool_id: &str) -> Result<Option<(String, Option<String>)>, StateError> {
+        self.conn
+            .query_row(
+                "SELECT outcome, reason FROM processed WHERE spool_id = ?1",
+                [spool_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(sql("processed outcome"))
+    }
+
+    /// Asks for a quarantined message to be processed again (by the running service, or at its
+    /// next start). Returns `false` when there is no such message still held.
+    pub fn quarantine_request_retry(&self, id: i64) -> Result<bool, StateError> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE quarantine SET state = 'retry' WHERE id = ?1 AND state = 'held'",
+                [id],
+            )
+            .map_err(sql("request retry"))?;
+        Ok(n > 0)
+    }
+
+    /// The oldest quarantined message waiting for a retry.
+    pub fn take_retry(&self) -> Result<Option<RetryItem>, StateError> {
+        self.conn
+            .query_row(
+                "SELECT id, spool_id, mail_from, rcpt, raw FROM quarantine
+                 WHERE state = 'retry' ORDER BY id LIMIT 1",
+                [],
+                |r| {
+                    let rcpt: String = r.get(3)?;
+                    Ok(RetryItem {
+                        id: r.get(0)?,
+                        spool_id: r.get(1)?,
+                        mail_from: r.get(2)?,
+                        rcpt: serde_json::from_str(&rcpt).unwrap_or_default(),
+                        raw: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(sql("take retry"))
+    }
+
     /// Records everything one spooled message produced, in one transaction. Returns `false`
     /// (and changes nothing) when the message was already committed. Outgoing messages whose
     /// Message-ID is already in the outbox are not queued twice.
@@ -403,6 +463,10 @@ impl State {
                 params![number, date, status, detail, now],
             )
             .map_err(sql("record ARL"))?;
+        }
+        if let Some(id) = p.retried_quarantine {
+            tx.execute("UPDATE quarantine SET state = 'retried' WHERE id = ?1", [id])
+                .map_err(sql("mark retried"))?;
         }
         if let Some(q) = &p.quarantine {
             tx.execute(
@@ -810,6 +874,7 @@ mod tests {
                 .collect(),
             own_lots: vec![],
             own_arls: vec![],
+            retried_quarantine: None,
             quarantine: quarantine.then(|| QuarantineEntry {
                 code: "unknown_sender".into(),
                 reason: "nobody".into(),

@@ -1,8 +1,294 @@
+//! `svoct oct`: run and operate the concentrator.
+//!
+//! - `serve`: the service (ingress, pipeline workers, outbox sender) until SIGINT/SIGTERM, then a
+//!   graceful shutdown.
+//! - `status [--json]`: queue depths, counters, undelivered messages, quarantined messages.
+//! - `quarantine list|show|retry`: what was refused and why; hand a message back to the pipeline
+//!   after fixing the cause (a route, a registration).
+//! - `outbox requeue`: put failed deliveries back in the queue.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use serde::Serialize;
+use svoct_oct::config::Config;
+use svoct_oct::state::State;
+
 use crate::CmdResult;
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The concentrator configuration (see docs/oct.md).
+    #[arg(
+        long,
+        global = true,
+        env = "SVOCT_OCT_CONFIG",
+        default_value = "svoct-oct.toml"
+    )]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
 
-pub fn run(_args: Args) -> CmdResult {
-    Err("this subcommand is not implemented yet".into())
+#[derive(Subcommand)]
+enum Command {
+    /// Run the concentrator until SIGINT or SIGTERM (graceful: in-flight work is finished).
+    Serve,
+    /// Queue depths, counters, undelivered and quarantined messages.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Quarantined messages.
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
+    /// The outbox of outgoing messages.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum QuarantineCommand {
+    /// List quarantined messages with their reasons.
+    List {
+        /// Include messages already handed back to the pipeline.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one quarantined message: reason, envelope, processing summary.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+        /// Write the raw message to this file (it holds health data: mode 0600).
+        #[arg(long)]
+        raw: Option<PathBuf>,
+    },
+    /// Process a quarantined message again (by the running service, or at its next start).
+    Retry { id: i64 },
+}
+
+#[derive(Subcommand)]
+enum OutboxCommand {
+    /// Put every failed delivery back in the queue.
+    Requeue,
+}
+
+pub fn run(args: Args) -> CmdResult {
+    let config = Config::load(&args.config)?;
+    match args.command {
+        Command::Serve => serve(config),
+        Command::Status { json } => status(&config, json),
+        Command::Quarantine { command } => quarantine(&config, command),
+        Command::Outbox {
+            command: OutboxCommand::Requeue,
+        } => {
+            let state = State::open(&config.paths.state)?;
+            let n = state.requeue_failed()?;
+            println!("{n} failed message(s) queued again");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn serve(config: Config) -> CmdResult {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let running = svoct_oct::service::Running::start(config).await?;
+        if let Some(addr) = running.local_addr() {
+            // Tests and scripts read this line to find the port when listening on port 0.
+            println!("listening on {addr}");
+            let _ = std::io::stdout().flush();
+        }
+        wait_for_signal().await;
+        tracing::info!("shutdown requested");
+        running.shutdown().await;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Counts the entries of a spool sub-directory (`new`, `quarantine`) without opening the spool,
+/// which the running service holds locked.
+fn spool_count(spool: &Path, sub: &str) -> u64 {
+    std::fs::read_dir(spool.join(sub))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| {
+                    let n = e.file_name();
+                    let n = n.to_string_lossy();
+                    n.len() == 16 && n.bytes().all(|b| b.is_ascii_hexdigit())
+                })
+                .count() as u64
+        })
+        .unwrap_or(0)
+}
+
+#[derive(Serialize)]
+struct StatusReport {
+    spool_waiting: u64,
+    spool_quarantined: u64,
+    counters: svoct_oct::state::Counters,
+    undelivered: Vec<svoct_oct::state::OutboxRow>,
+    quarantined: Vec<svoct_oct::state::QuarantineRow>,
+}
+
+fn status(config: &Config, json: bool) -> CmdResult {
+    let state = State::open(&config.paths.state)?;
+    let report = StatusReport {
+        spool_waiting: spool_count(&config.paths.spool, "new"),
+        spool_quarantined: spool_count(&config.paths.spool, "quarantine"),
+        counters: state.counters()?,
+        undelivered: state.undelivered(50)?,
+        quarantined: state.quarantine_list(false)?,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let c = &report.counters;
+    let get = |m: &std::collections::BTreeMap<String, u64>, k: &str| m.get(k).copied().unwrap_or(0);
+    println!(
+        "spool: {} waiting, {} set aside",
+        report.spool_waiting, report.spool_quarantined
+    );
+    println!(
+        "outbox: {} pending, {} sent, {} failed",
+        get(&c.outbox, "pending"),
+        get(&c.outbox, "sent"),
+        get(&c.outbox, "failed")
+    );
+    for (k, v) in &c.outbox_by_kind {
+        println!("  {k}: {v}");
+    }
+    println!("processed:");
+    for (k, v) in &c.processed {
+        println!("  {k}: {v}");
+    }
+    println!(
+        "lots built by the OCT: {} ({} acknowledged by ARL)",
+        c.own_lots, c.own_lots_acknowledged
+    );
+    if !report.undelivered.is_empty() {
+        println!("undelivered:");
+        for r in &report.undelivered {
+            println!(
+                "  #{} {} {} to {} attempts {}{}",
+                r.id,
+                r.state,
+                r.kind,
+                r.rcpt,
+                r.attempts,
+                r.last_error
+                    .as_deref()
+                    .map(|e| format!(": {}", one_line(e)))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    print_quarantine(&report.quarantined);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn print_quarantine(rows: &[svoct_oct::state::QuarantineRow]) {
+    if rows.is_empty() {
+        println!("quarantine: empty");
+        return;
+    }
+    println!("quarantine:");
+    for q in rows {
+        println!(
+            "  #{} [{}] {} from {} subject {:?}: {}",
+            q.id,
+            q.state,
+            q.code,
+            q.mail_from,
+            q.subject,
+            one_line(&q.reason)
+        );
+    }
+}
+
+fn quarantine(config: &Config, command: QuarantineCommand) -> CmdResult {
+    let state = State::open(&config.paths.state)?;
+    match command {
+        QuarantineCommand::List { all, json } => {
+            let rows = state.quarantine_list(all)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print_quarantine(&rows);
+            }
+        }
+        QuarantineCommand::Show { id, json, raw } => {
+            let Some((row, bytes, summary)) = state.quarantine_get(id)? else {
+                return Err(format!("no quarantined message #{id}").into());
+            };
+            if let Some(path) = raw {
+                use std::os::unix::fs::OpenOptionsExt;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                f.write_all(&bytes)?;
+            }
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({ "message": row, "summary": summary }))?
+                );
+            } else {
+                println!("#{} [{}] {}", row.id, row.state, row.code);
+                println!("reason: {}", one_line(&row.reason));
+                println!("from: {}", row.mail_from);
+                println!("to: {}", row.rcpt.join(", "));
+                println!("subject: {}", row.subject);
+                println!("spool id: {}", row.spool_id);
+                println!("bytes: {}", row.bytes);
+                if !summary.is_null() {
+                    println!("summary: {}", serde_json::to_string_pretty(&summary)?);
+                }
+            }
+        }
+        QuarantineCommand::Retry { id } => {
+            if !state.quarantine_request_retry(id)? {
+                return Err(format!(
+                    "no quarantined message #{id} waiting (see `svoct oct quarantine list`)"
+                )
+                .into());
+            }
+            println!("#{id} will be processed again by the running service (or at its next start)");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

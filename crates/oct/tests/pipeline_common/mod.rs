@@ -29,7 +29,8 @@ pub struct World {
 /// The configuration text: three AMO routes (the synthetic destinations 100, 101 by
 /// organisation, 102 by régime + caisse), one AMC, one PS.
 pub fn config_text(dir: &Path, smtp_port: u16, extra: &str) -> String {
-    let caisse_102 = format!("{:03}", 100 + (2 * 37 + 651) % 900);
+    // The synthetic generator puts destination 2 under pivot caisse 100 + (2 * 37 + 651) % 900.
+    let caisse_102 = "825";
     format!(
         r#"
 [oct]
@@ -190,7 +191,7 @@ pub fn ps_message(
         Protect::Encrypt {
             recipients: &certs,
             cipher: CmsCipher::Aes256Cbc,
-            compress: counter % 2 == 0,
+            compress: counter.is_multiple_of(2),
         }
     };
     profile::build_message(&envelope, file, protect).expect("message")

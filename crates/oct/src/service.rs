@@ -1,0 +1,523 @@
+//! The running concentrator: ingress, pipeline workers over the spool, and the outbox sender.
+//!
+//! - The ingress (the SMTP shell of [`crate::ingress`]) acknowledges a message only once it is
+//!   durably in the spool.
+//! - Each worker thread loops `claim_next` → [`Pipeline::process`] → [`State::commit`] (one
+//!   transaction: processed row + outbox + quarantine) → `complete` / `quarantine` on the spool.
+//!   A message already committed (crash between commit and `complete`) is only completed.
+//! - The sender thread delivers the outbox: local Maildirs for mailboxes the operator hosts, an
+//!   `.eml` directory when configured, SMTP otherwise; transient failures are retried with
+//!   exponential backoff, permanent ones (or exhausted retries) mark the row failed.
+//! - Shutdown stops the ingress (in-flight SMTP sessions finish), then lets every worker finish
+//!   the message in hand and the sender finish the delivery in hand. Nothing else is needed:
+//!   everything not finished is durable and resumes at the next start.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use svoct_mail::smtp::{
+    DirTransport, Envelope as SmtpEnvelope, Security, SmtpConfig, SmtpCredentials, SmtpTransport, Transport,
+};
+use svoct_mail::subject::Compostage;
+use svoct_store::spool::{Spool, SpoolEntry, SpoolId};
+use time::OffsetDateTime;
+
+use crate::config::{Config, SmtpTls};
+use crate::ingress::{Ingress, IngressConfig, IngressHandle};
+use crate::pipeline::{Env, Incoming, Keys, Pipeline, PipelineError};
+use crate::state::{State, StateError, now_secs};
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    Keys(#[from] PipelineError),
+    #[error("{0}")]
+    State(#[from] StateError),
+    #[error("{0}")]
+    Spool(#[from] svoct_store::spool::SpoolError),
+    #[error("{0}")]
+    Ingress(#[from] crate::ingress::IngressError),
+    #[error("compostage store {path}: {message}")]
+    Compostage { path: String, message: String },
+    #[error("downstream SMTP: {0}")]
+    Smtp(String),
+    #[error("thread: {0}")]
+    Thread(String),
+}
+
+/// Live counters of a running service.
+#[derive(Debug, Default)]
+pub struct ServiceStats {
+    /// Spooled messages committed by the workers.
+    pub processed: AtomicU64,
+    /// Of which quarantined.
+    pub quarantined: AtomicU64,
+    /// Outbox messages delivered.
+    pub delivered: AtomicU64,
+    /// Delivery attempts that failed (transient or permanent).
+    pub delivery_failures: AtomicU64,
+}
+
+/// The pipeline's [`Env`] over the state database and the compostage store.
+struct StateEnv<'s> {
+    state: &'s State,
+    compostage: &'s svoct_store::Store,
+}
+
+impl Env for StateEnv<'_> {
+    fn compostage(&mut self) -> Result<Compostage, PipelineError> {
+        let s = self
+            .compostage
+            .compostage()
+            .next()
+            .map_err(|e| PipelineError::Build(format!("compostage allocation: {e}")))?;
+        s.parse::<Compostage>()
+            .map_err(|e| PipelineError::Build(format!("compostage {s}: {e}")))
+    }
+    fn file_id(&mut self) -> Result<String, PipelineError> {
+        Ok(format!("{:06}", self.state.next_sequence("file_id", 999_999)?))
+    }
+    fn lot_number(&mut self) -> Result<u32, PipelineError> {
+        let n = self.state.next_sequence("oct_lot", 999)?;
+        Ok(u32::try_from(n).unwrap_or(1))
+    }
+    fn is_own_lot(&mut self, number: &str, date: &str) -> Result<bool, PipelineError> {
+        Ok(self.state.is_own_lot(number, date)?)
+    }
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}
+
+/// Path of the compostage store: next to the state database.
+pub fn compostage_path(config: &Config) -> std::path::PathBuf {
+    let mut p = config.paths.state.clone().into_os_string();
+    p.push(".compostage");
+    p.into()
+}
+
+fn open_compostage(config: &Config) -> Result<svoct_store::Store, ServiceError> {
+    let path = compostage_path(config);
+    svoct_store::Store::open(&path).map_err(|e| ServiceError::Compostage {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// One worker step: processes one spooled message. Returns `false` when the spool was empty.
+///
+/// Public so that tests and benchmarks can drive the pipeline without threads.
+pub fn work_once(
+    spool: &Spool,
+    state: &mut State,
+    compostage: &svoct_store::Store,
+    pipeline: &Pipeline<'_>,
+    stats: &ServiceStats,
+) -> Result<bool, ServiceError> {
+    if let Some(entry) = spool.claim_next()? {
+        handle_entry(spool, state, compostage, pipeline, stats, entry)?;
+        return Ok(true);
+    }
+    // Quarantined messages an operator asked to retry (`svoct oct quarantine retry`).
+    if let Some(retry) = state.take_retry()? {
+        let spool_id = format!("{}-retry{}", retry.spool_id, retry.id);
+        let mut env = StateEnv { state, compostage };
+        let mut processed = pipeline.process(
+            Incoming {
+                spool_id: &spool_id,
+                mail_from: &retry.mail_from,
+                rcpt_to: &retry.rcpt,
+                raw: &retry.raw,
+            },
+            &mut env,
+        )?;
+        processed.retried_quarantine = Some(retry.id);
+        let quarantined = processed.quarantine.is_some();
+        state.commit(&processed)?;
+        tracing::info!(
+            quarantine_id = retry.id,
+            quarantined,
+            "quarantined message retried"
+        );
+        stats.processed.fetch_add(1, Ordering::Relaxed);
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+fn handle_entry(
+    spool: &Spool,
+    state: &mut State,
+    compostage: &svoct_store::Store,
+    pipeline: &Pipeline<'_>,
+    stats: &ServiceStats,
+    entry: SpoolEntry,
+) -> Result<(), ServiceError> {
+    let id = entry.id;
+    let key = id.to_string();
+    if let Some((outcome, reason)) = state.outcome(&key)? {
+        // Committed before a crash, not yet completed in the spool: only complete it.
+        tracing::info!(spool_id = %key, %outcome, "already processed; completing");
+        finish(spool, id, &outcome, reason.as_deref())?;
+        return Ok(());
+    }
+    let mut env = StateEnv { state, compostage };
+    let processed = match pipeline.process(
+        Incoming {
+            spool_id: &key,
+            mail_from: &entry.envelope.mail_from,
+            rcpt_to: &entry.envelope.rcpt_to,
+            raw: &entry.data,
+        },
+        &mut env,
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = spool.release(id);
+            return Err(e.into());
+        }
+    };
+    if let Err(e) = state.commit(&processed) {
+        let _ = spool.release(id);
+        return Err(e.into());
+    }
+    let outcome = if processed.quarantine.is_some() {
+        "quarantined"
+    } else {
+        "processed"
+    };
+    tracing::info!(
+        spool_id = %key,
+        kind = ?processed.kind,
+        outcome,
+        reason = processed.quarantine.as_ref().map(|q| q.code.as_str()),
+        outgoing = processed.outgoing.len(),
+        "message processed"
+    );
+    stats.processed.fetch_add(1, Ordering::Relaxed);
+    if processed.quarantine.is_some() {
+        stats.quarantined.fetch_add(1, Ordering::Relaxed);
+    }
+    finish(
+        spool,
+        id,
+        outcome,
+        processed.quarantine.as_ref().map(|q| q.reason.as_str()),
+    )?;
+    Ok(())
+}
+
+fn finish(spool: &Spool, id: SpoolId, outcome: &str, reason: Option<&str>) -> Result<(), ServiceError> {
+    if outcome == "quarantined" {
+        spool.quarantine(id, reason.unwrap_or("quarantined by the pipeline"))?;
+    } else {
+        spool.complete(id)?;
+    }
+    Ok(())
+}
+
+/// Where outgoing messages go.
+pub struct Delivery {
+    config: Arc<Config>,
+    smtp: Option<SmtpTransport>,
+    directory: Option<DirTransport>,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery").finish_non_exhaustive()
+    }
+}
+
+/// The outcome of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivered {
+    Ok(String),
+    Transient(String),
+    Permanent(String),
+}
+
+impl Delivery {
+    /// Prepares the transports named by the configuration (no connection yet).
+    pub fn new(config: Arc<Config>) -> Result<Delivery, ServiceError> {
+        let smtp = match &config.delivery.smtp {
+            None => None,
+            Some(s) => {
+                let mut c = SmtpConfig::plain(s.host.clone(), s.port);
+                c.security = match s.tls {
+                    SmtpTls::None => Security::None,
+                    SmtpTls::Starttls => Security::StartTls,
+                    SmtpTls::Implicit => Security::Implicit,
+                };
+                c.timeout = Duration::from_secs(s.timeout_secs.max(1));
+                c.hello_name = Some(config.domain().to_owned());
+                if let (Some(user), Some(pw)) = (&s.username, &s.password) {
+                    c.credentials = Some(SmtpCredentials {
+                        user: user.clone(),
+                        password: svoct_mail::cms::Secret::new(pw.expose().to_owned()),
+                    });
+                }
+                Some(SmtpTransport::new(&c).map_err(|e| ServiceError::Smtp(e.to_string()))?)
+            }
+        };
+        let directory = match &config.delivery.directory {
+            None => None,
+            Some(d) => Some(DirTransport::new(d.clone()).map_err(|e| ServiceError::Smtp(e.to_string()))?),
+        };
+        Ok(Delivery {
+            config,
+            smtp,
+            directory,
+        })
+    }
+
+    /// Delivers one message.
+    pub fn deliver(&self, from: &str, rcpt: &str, raw: &[u8]) -> Delivered {
+        if let Some(dir) = self.config.local_maildir(rcpt) {
+            let max = u64::try_from(raw.len()).unwrap_or(u64::MAX).saturating_add(1);
+            let md = match svoct_mail::maildir::Maildir::create(dir, max.max(1 << 30)) {
+                Ok(m) => m,
+                Err(e) => return Delivered::Transient(format!("Maildir {}: {e}", dir.display())),
+            };
+            return match md.deliver(raw) {
+                Ok(name) => Delivered::Ok(format!("maildir {name}")),
+                Err(e) => Delivered::Transient(format!("Maildir {}: {e}", dir.display())),
+            };
+        }
+        let envelope = SmtpEnvelope::new(from, rcpt);
+        let transport: &dyn Transport = match (&self.directory, &self.smtp) {
+            (Some(d), _) => d,
+            (None, Some(s)) => s,
+            (None, None) => {
+                return Delivered::Permanent(format!(
+                    "no delivery for {rcpt}: not a local mailbox and no [delivery.smtp] configured"
+                ));
+            }
+        };
+        match transport.send(&envelope, raw) {
+            Ok(ok) => Delivered::Ok(ok.answer),
+            Err(e) if e.is_permanent() => Delivered::Permanent(e.to_string()),
+            Err(e) => Delivered::Transient(e.to_string()),
+        }
+    }
+}
+
+/// One sender step: delivers the oldest due outbox row. Returns `false` when none was due.
+pub fn send_once(
+    state: &State,
+    delivery: &Delivery,
+    config: &Config,
+    stats: &ServiceStats,
+) -> Result<bool, ServiceError> {
+    let Some(due) = state.next_due(now_secs())? else {
+        return Ok(false);
+    };
+    match delivery.deliver(&due.mail_from, &due.rcpt, &due.raw) {
+        Delivered::Ok(answer) => {
+            state.mark_sent(due.id)?;
+            stats.delivered.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(message_id = %due.message_id, kind = %due.kind, rcpt = %due.rcpt, %answer, "delivered");
+        }
+        Delivered::Transient(err) => {
+            stats.delivery_failures.fetch_add(1, Ordering::Relaxed);
+            let attempts = due.attempts.saturating_add(1);
+            if attempts >= config.retry.max_attempts {
+                tracing::warn!(message_id = %due.message_id, rcpt = %due.rcpt, attempts, error = %err, "delivery failed: retries exhausted");
+                state.mark_failed(due.id, &err)?;
+            } else {
+                let delay = config.retry.backoff(attempts);
+                let next = now_secs().saturating_add(i64::try_from(delay.as_secs()).unwrap_or(i64::MAX));
+                tracing::warn!(message_id = %due.message_id, rcpt = %due.rcpt, attempts, retry_in_secs = delay.as_secs(), error = %err, "delivery deferred");
+                state.mark_retry(due.id, next, &err)?;
+            }
+        }
+        Delivered::Permanent(err) => {
+            stats.delivery_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(message_id = %due.message_id, rcpt = %due.rcpt, error = %err, "delivery failed permanently");
+            state.mark_failed(due.id, &err)?;
+        }
+    }
+    Ok(true)
+}
+
+/// A running concentrator.
+pub struct Running {
+    ingress: Option<IngressHandle>,
+    stop: Arc<AtomicBool>,
+    workers: Vec<JoinHandle<()>>,
+    sender: Option<JoinHandle<()>>,
+    stats: Arc<ServiceStats>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("ingress", &self.ingress.as_ref().map(IngressHandle::local_addr))
+            .finish_non_exhaustive()
+    }
+}
+
+fn sleep_unless_stopped(stop: &AtomicBool, total: Duration) {
+    let step = Duration::from_millis(20);
+    let mut left = total;
+    while !stop.load(Ordering::Relaxed) && !left.is_zero() {
+        let d = left.min(step);
+        std::thread::sleep(d);
+        left = left.saturating_sub(d);
+    }
+}
+
+impl Running {
+    /// Loads keys, opens the spool and the state, binds the ingress and starts the workers and
+    /// the sender. Must be called inside a tokio runtime (the ingress runs on it).
+    pub async fn start(config: Config) -> Result<Running, ServiceError> {
+        let config = Arc::new(config);
+        let keys = Arc::new(Keys::load(&config)?);
+        let spool = Arc::new(Spool::open(&config.paths.spool)?);
+        // Open once here so that schema problems stop the start, not a thread.
+        drop(State::open(&config.paths.state)?);
+        drop(open_compostage(&config)?);
+        let delivery = Delivery::new(config.clone())?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(ServiceStats::default());
+
+        let mut workers = Vec::new();
+        for n in 0..config.pipeline.workers {
+            let (config, keys, spool, stop, stats) = (
+                config.clone(),
+                keys.clone(),
+                spool.clone(),
+                stop.clone(),
+                stats.clone(),
+            );
+            let handle = std::thread::Builder::new()
+                .name(format!("oct-worker-{n}"))
+                .spawn(move || worker_loop(&config, &keys, &spool, &stop, &stats))
+                .map_err(|e| ServiceError::Thread(e.to_string()))?;
+            workers.push(handle);
+        }
+        let sender = {
+            let (config, stop, stats) = (config.clone(), stop.clone(), stats.clone());
+            std::thread::Builder::new()
+                .name("oct-sender".into())
+                .spawn(move || sender_loop(&config, &delivery, &stop, &stats))
+                .map_err(|e| ServiceError::Thread(e.to_string()))?
+        };
+        let mut ic = IngressConfig::default();
+        ic.session.hostname = config.domain().to_owned();
+        ic.session.max_message_size = config.ingress.max_message_bytes;
+        ic.session.max_recipients = config.ingress.max_recipients;
+        ic.max_connections = config.ingress.max_connections;
+        ic.command_timeout = Duration::from_secs(config.ingress.command_timeout_secs.max(1));
+        let ingress = match Ingress::bind(config.ingress.listen, ic, spool.clone()).await {
+            Ok(h) => h,
+            Err(e) => {
+                stop.store(true, Ordering::Relaxed);
+                for w in workers {
+                    let _ = w.join();
+                }
+                let _ = sender.join();
+                return Err(e.into());
+            }
+        };
+        tracing::info!(listen = %ingress.local_addr(), workers = config.pipeline.workers, "concentrator started");
+        Ok(Running {
+            ingress: Some(ingress),
+            stop,
+            workers,
+            sender: Some(sender),
+            stats,
+        })
+    }
+
+    /// The address the ingress listens on.
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.ingress.as_ref().map(IngressHandle::local_addr)
+    }
+
+    /// Live counters.
+    pub fn stats(&self) -> &ServiceStats {
+        &self.stats
+    }
+
+    /// Graceful shutdown: the ingress stops accepting and finishes its sessions, then workers
+    /// finish the message in hand and the sender the delivery in hand.
+    pub async fn shutdown(mut self) {
+        if let Some(ingress) = self.ingress.take() {
+            ingress.shutdown().await;
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        let workers = std::mem::take(&mut self.workers);
+        let sender = self.sender.take();
+        let _ = tokio::task::spawn_blocking(move || {
+            for w in workers {
+                let _ = w.join();
+            }
+            if let Some(s) = sender {
+                let _ = s.join();
+            }
+        })
+        .await;
+        tracing::info!("concentrator stopped");
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn worker_loop(config: &Config, keys: &Keys, spool: &Spool, stop: &AtomicBool, stats: &ServiceStats) {
+    let pipeline = Pipeline::new(config, keys);
+    let poll = Duration::from_millis(config.pipeline.poll_interval_ms.max(1));
+    let mut opened = None;
+    while !stop.load(Ordering::Relaxed) {
+        if opened.is_none() {
+            match (State::open(&config.paths.state), open_compostage(config)) {
+                (Ok(s), Ok(c)) => opened = Some((s, c)),
+                (Err(e), _) => tracing::error!(error = %e, "worker cannot open the state database"),
+                (_, Err(e)) => tracing::error!(error = %e, "worker cannot open the compostage store"),
+            }
+        }
+        let Some((state, compostage)) = opened.as_mut() else {
+            sleep_unless_stopped(stop, Duration::from_secs(1));
+            continue;
+        };
+        match work_once(spool, state, compostage, &pipeline, stats) {
+            Ok(true) => {}
+            Ok(false) => sleep_unless_stopped(stop, poll),
+            Err(e) => {
+                tracing::error!(error = %e, "worker step failed; retrying");
+                sleep_unless_stopped(stop, Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+fn sender_loop(config: &Config, delivery: &Delivery, stop: &AtomicBool, stats: &ServiceStats) {
+    let mut state = None;
+    while !stop.load(Ordering::Relaxed) {
+        if state.is_none() {
+            match State::open(&config.paths.state) {
+                Ok(s) => state = Some(s),
+                Err(e) => tracing::error!(error = %e, "sender cannot open the state database"),
+            }
+        }
+        let Some(s) = state.as_ref() else {
+            sleep_unless_stopped(stop, Duration::from_secs(1));
+            continue;
+        };
+        match send_once(s, delivery, config, stats) {
+            Ok(true) => {}
+            Ok(false) => sleep_unless_stopped(stop, Duration::from_millis(100)),
+            Err(e) => {
+                tracing::error!(error = %e, "sender step failed; retrying");
+                sleep_unless_stopped(stop, Duration::from_secs(1));
+            }
+        }
+    }
+}

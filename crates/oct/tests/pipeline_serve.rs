@@ -1,0 +1,198 @@
+//! The running concentrator against real peers: messages sent over TCP to the ingress (lettre's
+//! SMTP client and Python's smtplib), forwarded through a real Exim delivering to AM Maildirs,
+//! ART delivered to the PS mailbox, downstream failures retried with backoff.
+
+mod pipeline_common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use pipeline_common::*;
+use svoct_formats::b2;
+use svoct_mail::profile::{self, ParseLimits};
+use svoct_mail::smtp::{Envelope, SmtpConfig, SmtpTransport, Transport};
+use svoct_oct::config::Config;
+use svoct_oct::service::{Delivered, Delivery, Running};
+use svoct_oct::state::State;
+use svoct_testkit::{Exim, EximConfig};
+
+const MAILBOXES: &[&str] = &["cpam100", "cpam101", "caisse102", "mutuelle", "ps1"];
+
+fn message_id(raw: &[u8]) -> String {
+    profile::parse_message(raw, &ParseLimits::default())
+        .expect("delivered message parses")
+        .headers
+        .message_id
+        .expect("has a Message-ID")
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwards_through_exim_and_answers_with_art() {
+    let exim = Exim::start(&EximConfig {
+        mailboxes: MAILBOXES,
+        ..EximConfig::default()
+    })
+    .expect("exim");
+    let world = World::new(exim.port(), "");
+    let config: Config = world.config();
+    let running = Running::start(config.clone()).await.expect("service starts");
+    let addr = running.local_addr().expect("listening");
+
+    // Three single files from the PS, over real SMTP to the ingress.
+    let mut inputs = Vec::new();
+    for n in 1..=3u32 {
+        let file = single_file(&synth(15, 3, false, u64::from(n)));
+        let raw = ps_message(&world, PS_ADDRESS, &file, PS_NUMBER, 15, n, false);
+        let c = SmtpTransport::new(&SmtpConfig::plain("127.0.0.1", addr.port())).expect("client");
+        tokio::task::spawn_blocking(move || c.send(&Envelope::new(PS_ADDRESS, OCT_ADDRESS), &raw))
+            .await
+            .expect("join")
+            .expect("ingress accepts");
+        inputs.push(file);
+    }
+    // And one from a stranger, through Python's smtplib as an independent client.
+    let stranger = ps_message(&world, "stranger@ps.example", &inputs[0], PS_NUMBER, 15, 9, false);
+    let path = world.dir.path().join("stranger.eml");
+    std::fs::write(&path, &stranger).expect("write");
+    let script = format!(
+        "import smtplib\ns=smtplib.SMTP('127.0.0.1',{})\ns.sendmail('stranger@ps.example',['{}'],open('{}','rb').read())\ns.quit()\n",
+        addr.port(),
+        OCT_ADDRESS,
+        path.display()
+    );
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let wait = Duration::from_secs(60);
+    let mut forwarded_lots = 0;
+    let mut ids = BTreeSet::new();
+    for mb in ["cpam100", "cpam101", "caisse102"] {
+        let msgs = exim.wait_for_messages(mb, 3, wait).expect("forwarded files");
+        for raw in &msgs {
+            assert!(ids.insert(message_id(raw)), "unique Message-IDs");
+            let parsed = profile::parse_message(raw, &ParseLimits::default()).expect("parses");
+            let body = parsed
+                .open(Some(&world.am_key), &ParseLimits::default())
+                .expect("opens")
+                .bytes;
+            let f = b2::parse(&body).expect("B2");
+            for lot in f.lots() {
+                assert!(inputs.iter().any(|i| {
+                    b2::parse(i)
+                        .expect("input")
+                        .lots()
+                        .iter()
+                        .any(|l| l.bytes() == lot.bytes())
+                }));
+                forwarded_lots += 1;
+            }
+        }
+    }
+    let total_lots: usize = inputs
+        .iter()
+        .map(|i| b2::parse(i).expect("input").lots().len())
+        .sum();
+    assert_eq!(forwarded_lots, total_lots);
+    let arts = exim.wait_for_messages("ps1", 3, wait).expect("ARTs");
+    for raw in &arts {
+        let parsed = profile::parse_message(raw, &ParseLimits::default()).expect("ART parses");
+        assert!(parsed.profile_name().starts_with("ART/ER"));
+        assert!(String::from_utf8_lossy(&parsed.attachment).contains("STATUT;ACCEPTE"));
+    }
+    // The stranger is quarantined, not answered.
+    let state = State::open(&config.paths.state).expect("state");
+    wait_until("the quarantine", wait, || {
+        state
+            .quarantine_list(false)
+            .map(|l| l.len() == 1)
+            .unwrap_or(false)
+    });
+    let q = state.quarantine_list(false).expect("list");
+    assert_eq!(q[0].code, "unknown_sender");
+    wait_until("the outbox to drain", wait, || {
+        state
+            .counters()
+            .map(|c| !c.outbox.contains_key("pending"))
+            .unwrap_or(false)
+    });
+    running.shutdown().await;
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(exim.messages("ps1").len(), 3, "no ART for the stranger");
+    let c = state.counters().expect("counters");
+    assert_eq!(c.processed.get("invoice/processed"), Some(&3));
+    assert_eq!(c.processed.get("invoice/quarantined"), Some(&1));
+    assert_eq!(c.outbox.get("sent"), Some(&12));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downstream_refusals_are_retried_with_backoff_then_failed() {
+    let exim = Exim::start(&EximConfig {
+        mailboxes: MAILBOXES,
+        defer_local_parts: &["cpam101"],
+        ..EximConfig::default()
+    })
+    .expect("exim");
+    let world = World::new(exim.port(), "");
+    let config = world.config();
+    let running = Running::start(config.clone()).await.expect("service starts");
+    let addr = running.local_addr().expect("listening");
+    let client = SmtpTransport::new(&SmtpConfig::plain("127.0.0.1", addr.port())).expect("client");
+    let file = single_file(&synth(15, 3, false, 5));
+    let raw = ps_message(&world, PS_ADDRESS, &file, PS_NUMBER, 15, 1, false);
+    tokio::task::spawn_blocking(move || client.send(&Envelope::new(PS_ADDRESS, OCT_ADDRESS), &raw))
+        .await
+        .expect("join")
+        .expect("ingress accepts");
+    exim.wait_for_messages("cpam100", 1, Duration::from_secs(60))
+        .expect("cpam100");
+    let state = State::open(&config.paths.state).expect("state");
+    // max_attempts = 3 with 1 s then 2 s of backoff: failed after the third 451.
+    wait_until("the deferred message to fail", Duration::from_secs(60), || {
+        state
+            .counters()
+            .map(|c| c.outbox.get("failed") == Some(&1))
+            .unwrap_or(false)
+    });
+    let failed = state.undelivered(10).expect("undelivered");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].rcpt, "cpam101@am.example");
+    assert_eq!(failed[0].attempts, 3);
+    assert!(
+        failed[0].last_error.as_deref().unwrap_or("").contains("451"),
+        "{:?}",
+        failed[0].last_error
+    );
+    running.shutdown().await;
+    assert!(exim.messages("cpam101").is_empty());
+}
+
+#[test]
+fn a_server_down_is_transient_and_no_route_is_permanent() {
+    let port = svoct_testkit::free_port().expect("free port");
+    let world = World::new(port, "");
+    let config = std::sync::Arc::new(world.config());
+    let d = Delivery::new(config.clone()).expect("delivery");
+    match d.deliver(OCT_ADDRESS, "cpam100@am.example", b"Subject: x\r\n\r\nx\r\n") {
+        Delivered::Transient(_) => {}
+        other => panic!("expected transient, got {other:?}"),
+    }
+    let mut no_smtp: Config = (*config).clone();
+    no_smtp.delivery.smtp = None;
+    let d = Delivery::new(std::sync::Arc::new(no_smtp)).expect("delivery");
+    assert!(matches!(
+        d.deliver(OCT_ADDRESS, "x@y.z", b"x"),
+        Delivered::Permanent(_)
+    ));
+}
