@@ -194,7 +194,7 @@ pub struct DirectRoute {
 }
 
 /// Direct-mode settings: untouched by everything that belongs to the OCT mode (R1.2).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Direct {
     /// Specification version for the subject prefix (`SVvvvvvv`), e.g. `140700`.
@@ -203,6 +203,16 @@ pub struct Direct {
     /// Destination organisation (B2 type 1 positions 17-19, 3 digits) -> route.
     #[serde(default)]
     pub routes: BTreeMap<String, DirectRoute>,
+}
+
+impl Default for Direct {
+    /// What a file without a `[direct]` table means: version 140700, no routes.
+    fn default() -> Direct {
+        Direct {
+            spec_version: default_spec_version(),
+            routes: BTreeMap::new(),
+        }
+    }
 }
 
 fn default_spec_version() -> String {
@@ -616,6 +626,14 @@ mod tests {
             .map(|i| i + header.len())
             .unwrap_or(rest.len());
         &rest[..end]
+    }
+
+    #[test]
+    fn a_file_without_direct_table_gets_the_default_version() {
+        let text = EXAMPLE.replace("[direct]\nspec_version = \"140700\"\n", "");
+        assert!(!text.contains("spec_version"));
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(c.direct.spec_version, "140700");
     }
 
     #[test]

@@ -10,11 +10,14 @@
 
 pub mod config;
 pub mod error;
+pub mod fetch;
 pub mod loi;
 pub mod payload;
 pub mod plan;
+pub mod returns;
 pub mod send;
 
 pub use error::PsError;
+pub use fetch::FetchReport;
 pub use plan::{LotFile, PlannedFile};
 pub use send::{Ps, Sent};

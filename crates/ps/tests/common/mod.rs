@@ -1,0 +1,75 @@
+//! Shared helpers: a PS configuration in a temporary directory, return messages as an OCT
+//! would build them.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use svoct_mail::cms::{CmsCipher, RecipientCert};
+use svoct_mail::profile::{Envelope, Mailbox, Profile, Protect, PsCategory, build_message};
+use svoct_mail::subject::{MinuteStamp, PartyNumber, ReturnKind, ReturnSubject, Subject};
+use svoct_testkit::certs::TestIdentity;
+use time::OffsetDateTime;
+
+pub struct Keys {
+    pub oct_key: PathBuf,
+    pub oct_cert: PathBuf,
+    pub ps_key: PathBuf,
+    pub ps_cert: PathBuf,
+}
+
+pub fn keys(dir: &Path) -> Keys {
+    let (oct_key, oct_cert) = TestIdentity::new("oct.test").write_pem(dir, "oct");
+    let (ps_key, ps_cert) = TestIdentity::new("ps.test").write_pem(dir, "ps");
+    Keys {
+        oct_key,
+        oct_cert,
+        ps_key,
+        ps_cert,
+    }
+}
+
+/// A return message (ART, ARL, RSP, dLOI increment) from the OCT to the PS, encrypted for the PS
+/// certificate when given (never for ART, whose envelope is fixed by R6.2).
+pub fn return_message(kind: ReturnKind, file: &[u8], encrypt_for: Option<&Path>) -> Vec<u8> {
+    let profile = match kind {
+        ReturnKind::Art => Profile::Art(PsCategory::If),
+        ReturnKind::Arl => Profile::Arl,
+        ReturnKind::Rsp => Profile::Rsp,
+        ReturnKind::LoiIncrement => Profile::DloiIncrement,
+    };
+    let now = OffsetDateTime::now_utc();
+    let subject = Subject::Return(ReturnSubject {
+        kind,
+        ps_number: PartyNumber::new("123456789").unwrap(),
+        timestamp: MinuteStamp::new(time::PrimitiveDateTime::new(now.date(), now.time())).unwrap(),
+    });
+    let envelope = Envelope {
+        from: Mailbox::new("oct@oct.invalid").unwrap(),
+        to: Mailbox::new("ps@ps.invalid").unwrap(),
+        subject,
+        profile,
+        file_name: format!("{}.txt", kind.keyword()),
+        date: now,
+        message_id: None,
+    };
+    let certs: Vec<RecipientCert> = encrypt_for
+        .map(|p| vec![RecipientCert::from_file(p).unwrap()])
+        .unwrap_or_default();
+    let protect = if certs.is_empty() {
+        Protect::None
+    } else {
+        Protect::Encrypt {
+            recipients: &certs,
+            cipher: CmsCipher::default(),
+            compress: true,
+        }
+    };
+    build_message(&envelope, file, protect).unwrap()
+}
+
+/// A message of no known profile.
+pub fn unknown_message() -> Vec<u8> {
+    b"From: someone@else.invalid\r\nTo: ps@ps.invalid\r\nSubject: hello\r\n\
+      Message-ID: <x1@else.invalid>\r\nContent-Type: text/plain\r\n\r\nJust saying hello.\r\n"
+        .to_vec()
+}

@@ -1,0 +1,152 @@
+//! Retrieval from a Maildir: store before delete, classification, decryption, quarantine.
+
+mod common;
+
+use svoct_mail::maildir::Maildir;
+use svoct_mail::subject::ReturnKind;
+use svoct_ps::Ps;
+use svoct_ps::config::Config;
+use svoct_store::{Direction, InboxState, Status};
+
+fn config(dir: &std::path::Path, keys: &common::Keys, decryption: bool) -> Config {
+    let mut text = format!(
+        r#"mode = "direct"
+store = "ps.sqlite"
+[identity]
+sender_number = "123456789"
+ps_number = "123456789"
+from = "ps@ps.invalid"
+[network.smtp]
+host = "127.0.0.1"
+port = 25
+[network.mailbox]
+maildir = "{}"
+"#,
+        dir.join("Maildir").display()
+    );
+    if decryption {
+        text.push_str(&format!(
+            "[decryption]\nkey = \"{}\"\ncertificate = \"{}\"\n",
+            keys.ps_key.display(),
+            keys.ps_cert.display()
+        ));
+    }
+    let path = dir.join("ps.toml");
+    std::fs::write(&path, text).unwrap();
+    Config::load(&path).unwrap()
+}
+
+#[test]
+fn returns_are_stored_classified_and_unreadable_ones_quarantined() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = common::keys(dir.path());
+    let md = Maildir::create(dir.path().join("Maildir"), 1 << 20).unwrap();
+    let art = common::return_message(ReturnKind::Art, b"Fichier recu, 3 lots.\r\n", None);
+    let rsp = common::return_message(ReturnKind::Rsp, b"NOEMIE 580 ...", Some(&keys.ps_cert));
+    // Encrypted for someone else: cannot be opened with the PS key.
+    let arl = common::return_message(ReturnKind::Arl, b"ARL", Some(&keys.oct_cert));
+    md.deliver(&art).unwrap();
+    md.deliver(&rsp).unwrap();
+    md.deliver(&arl).unwrap();
+    md.deliver(&common::unknown_message()).unwrap();
+
+    let ps = Ps::open(config(dir.path(), &keys, true)).unwrap();
+    let report = ps.fetch().unwrap();
+    assert_eq!(report.stored, 4);
+    let mut kinds: Vec<&str> = report.classified.iter().map(|h| h.what.as_str()).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["ART", "RSP"]);
+    assert_eq!(report.quarantined.len(), 2);
+    assert!(
+        report
+            .quarantined
+            .iter()
+            .any(|h| h.subject == "hello" && h.what.contains("not a known message profile")),
+        "{:?}",
+        report.quarantined
+    );
+    assert!(
+        report
+            .quarantined
+            .iter()
+            .any(|h| h.subject.starts_with("ARL/") && h.what.contains("cannot open")),
+        "{:?}",
+        report.quarantined
+    );
+
+    // Everything is in the store, nothing is left in the mailbox.
+    let new_dir = std::fs::read_dir(dir.path().join("Maildir/new")).unwrap().count();
+    let cur_dir = std::fs::read_dir(dir.path().join("Maildir/cur")).unwrap().count();
+    assert_eq!(new_dir + cur_dir, 0);
+    let kept = ps.inbox(InboxState::New).unwrap();
+    assert_eq!(kept.len(), 2);
+    assert!(kept.iter().all(|m| m.deleted_on_server));
+    let q = ps.inbox(InboxState::Quarantined).unwrap();
+    assert_eq!(q.len(), 2);
+    assert!(
+        q.iter().any(|m| m.raw == common::unknown_message()),
+        "raw kept as received"
+    );
+
+    // Every received message is journaled.
+    let journal = ps.journal(None).unwrap();
+    assert_eq!(journal.len(), 4);
+    assert!(journal.iter().all(|e| e.direction == Direction::In));
+    assert_eq!(
+        journal.iter().filter(|e| e.status == Status::Quarantined).count(),
+        2
+    );
+
+    // A second run finds nothing and changes nothing.
+    let again = ps.fetch().unwrap();
+    assert_eq!(again.stored, 0);
+    assert!(again.classified.is_empty() && again.quarantined.is_empty());
+    assert_eq!(ps.journal(None).unwrap().len(), 4);
+}
+
+#[test]
+fn encrypted_return_without_a_key_is_quarantined_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = common::keys(dir.path());
+    let md = Maildir::create(dir.path().join("Maildir"), 1 << 20).unwrap();
+    md.deliver(&common::return_message(
+        ReturnKind::Rsp,
+        b"NOEMIE",
+        Some(&keys.ps_cert),
+    ))
+    .unwrap();
+    let ps = Ps::open(config(dir.path(), &keys, false)).unwrap();
+    let report = ps.fetch().unwrap();
+    assert_eq!(report.quarantined.len(), 1);
+    assert!(
+        report.quarantined[0].what.contains("no [decryption] key"),
+        "{:?}",
+        report.quarantined
+    );
+    assert_eq!(ps.inbox(InboxState::Quarantined).unwrap().len(), 1);
+}
+
+#[test]
+fn a_message_too_large_stays_on_the_server_and_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = common::keys(dir.path());
+    let md = Maildir::create(dir.path().join("Maildir"), 1 << 20).unwrap();
+    md.deliver(&common::return_message(ReturnKind::Art, &vec![b'A'; 5000], None))
+        .unwrap();
+    let cfg = config(dir.path(), &keys, false);
+    let path = dir.path().join("ps.toml");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "[network.mailbox]\n",
+        "[network.mailbox]\nmax_message_bytes = 1000\n",
+    );
+    std::fs::write(&path, text).unwrap();
+    drop(cfg);
+    let ps = Ps::open(Config::load(&path).unwrap()).unwrap();
+    let report = ps.fetch().unwrap();
+    assert_eq!(report.stored, 0);
+    assert_eq!(report.too_large.len(), 1);
+    assert!(report.too_large[0].1 > 1000);
+    let left = std::fs::read_dir(dir.path().join("Maildir/new")).unwrap().count()
+        + std::fs::read_dir(dir.path().join("Maildir/cur")).unwrap().count();
+    assert_eq!(left, 1, "left on the server");
+}
