@@ -1,5 +1,2 @@
-//! B2 parser, validator and splitters: never panic.
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    svoct_formats::b2::fuzz_parse(data);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| svoct_formats::b2::fuzz_parse(data));

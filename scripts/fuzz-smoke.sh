@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Short libFuzzer run of every fuzz target (fuzz/): N seconds each (default 20).
+#
+#   scripts/fuzz-smoke.sh [SECONDS]
+#
+# Needs cargo-fuzz (`cargo install cargo-fuzz`). libFuzzer instrumentation needs unstable rustc
+# flags: on the stable toolchain this script sets RUSTC_BOOTSTRAP=1 for the fuzz build only (the
+# fuzz crate is its own workspace and shares nothing with the main build). Without cargo-fuzz it
+# says so and exits 0, so that it can sit in a test script on machines that lack it.
+# Exit status: non-zero if any target finds a crash (the input is left in fuzz/artifacts/<target>/).
+set -euo pipefail
+cd "$(dirname "$0")/../fuzz"
+secs="${1:-20}"
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "fuzz-smoke: cargo-fuzz is not installed (cargo install cargo-fuzz); skipping" >&2
+    exit 0
+fi
+
+export RUSTC_BOOTSTRAP=1
+status=0
+for target in $(cargo fuzz list); do
+    mkdir -p "corpus/$target"
+    args=(-max_total_time="$secs" -rss_limit_mb=2048)
+    [[ -f "dict/$target.dict" ]] && args+=(-dict="dict/$target.dict")
+    dirs=("corpus/$target")
+    [[ -d "seeds/$target" ]] && dirs+=("seeds/$target")
+    echo "== fuzz $target for ${secs}s" >&2
+    if ! cargo fuzz run "$target" "${dirs[@]}" -- "${args[@]}" 2>"corpus/$target.log"; then
+        echo "fuzz-smoke: $target FAILED, see fuzz/corpus/$target.log and fuzz/artifacts/$target/" >&2
+        tail -n 30 "corpus/$target.log" >&2
+        status=1
+    else
+        grep -E "^Done [0-9]+ runs" "corpus/$target.log" >&2 || true
+    fi
+done
+exit "$status"
