@@ -289,7 +289,10 @@ fn blocks_packaging_reads_like_lines() {
     let f = &n.files[0];
     let start = entities().iter().take(4).map(String::len).sum::<usize>();
     assert_eq!(start, 144);
-    assert_eq!(f.input_offset(f.entities[4].start), 128 + 128 + 1 + (144 - 127));
+    assert_eq!(
+        f.input_offset(f.entities[4].start as usize),
+        128 + 128 + 1 + (144 - 127)
+    );
     from_blocks.packaging = Packaging::Lines;
     assert_eq!(from_blocks.file_summaries[0].entities, 14);
     // The builder's blocks packaging is read back the same.

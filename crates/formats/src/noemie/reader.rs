@@ -9,6 +9,8 @@ use crate::layout::{Field, Kind, Layout, Req, parse_digits};
 pub const MAX_FILES: usize = 10_000;
 /// Longest entity accepted (the longest published layout is 153 bytes).
 pub const MAX_ENTITY_LEN: usize = 1024;
+/// Largest entity stream of one file (4 GiB - 1): offsets are kept as `u32`.
+pub const MAX_STREAM: usize = u32::MAX as usize;
 /// Most findings kept; further ones are only counted.
 pub const MAX_FINDINGS: usize = 1000;
 /// Largest absolute amount the controls accumulate (cents); beyond it a finding is raised.
@@ -52,6 +54,8 @@ pub enum NoemieError {
         entity: usize,
         offset: usize,
     },
+    #[error("file {file}: entity stream of {len} bytes exceeds {MAX_STREAM}")]
+    TooLarge { file: usize, len: usize },
     #[error("more than {MAX_FILES} files in one input")]
     TooManyFiles,
 }
@@ -110,10 +114,10 @@ pub struct Entity {
     pub code: Option<u16>,
     /// The break level (positions 4-5), `None` when not 2 digits.
     pub level: Option<u8>,
-    /// Start in the file's entity stream.
-    pub start: usize,
-    /// Length including the `@`.
-    pub len: usize,
+    /// Start in the file's entity stream (streams are bounded by [`MAX_STREAM`]).
+    pub start: u32,
+    /// Length including the `@` (bounded by [`MAX_ENTITY_LEN`]).
+    pub len: u16,
 }
 
 /// Totals computed from the entities of one file, as the `999` trailer should state them.
@@ -374,9 +378,8 @@ impl NoemieFile {
 
     /// The bytes of one entity (including `@`).
     pub fn raw(&self, e: &Entity) -> &[u8] {
-        self.stream
-            .get(e.start..e.start.saturating_add(e.len))
-            .unwrap_or(&[])
+        let start = e.start as usize;
+        self.stream.get(start..start + usize::from(e.len)).unwrap_or(&[])
     }
 
     /// Year of the header's creation date (2000 + AA), used to expand 2-digit years.
@@ -561,6 +564,9 @@ fn split_lines(input: &[u8], pos: usize, index: usize) -> Result<(NoemieFile, us
         });
     }
     let mut file = new_file(index, hoff, header);
+    // First pass: find the data lines and the trailer, so the stream is allocated once.
+    let mut lines: Vec<(usize, usize)> = Vec::new();
+    let mut total = 0usize;
     loop {
         if next >= input.len() {
             return Err(NoemieError::MissingTrailer {
@@ -573,11 +579,24 @@ fn split_lines(input: &[u8], pos: usize, index: usize) -> Result<(NoemieFile, us
         if payload.len() == 128 && payload.starts_with(b"999") {
             file.trailer = payload.to_vec();
             file.trailer_offset = poff;
-            return Ok((file, next));
+            break;
         }
-        file.segments.push((file.stream.len(), poff));
-        file.stream.extend_from_slice(payload);
+        lines.push((poff, payload.len()));
+        total += payload.len();
     }
+    if total > MAX_STREAM {
+        return Err(NoemieError::TooLarge {
+            file: index,
+            len: total,
+        });
+    }
+    file.stream.reserve_exact(total);
+    for (poff, len) in lines {
+        file.segments.push((file.stream.len(), poff));
+        file.stream
+            .extend_from_slice(input.get(poff..poff + len).unwrap_or(&[]));
+    }
+    Ok((file, next))
 }
 
 fn skip_newline(input: &[u8], mut pos: usize) -> usize {
@@ -625,6 +644,12 @@ fn split_blocks(
             file.trailer = block.to_vec();
             file.trailer_offset = pos;
             return Ok((file, skip_newline(input, pos + 128)));
+        }
+        if file.stream.len() + 127 > MAX_STREAM {
+            return Err(NoemieError::TooLarge {
+                file: index,
+                len: file.stream.len() + 127,
+            });
         }
         let flag = block.first().copied().unwrap_or(b'1');
         file.segments.push((file.stream.len(), pos + 1));
@@ -688,8 +713,13 @@ pub fn expected_entities(reference: &str) -> Option<&'static [u16]> {
 
 fn scan_entities(file: &mut NoemieFile, sink: &mut Sink) -> Result<(), NoemieError> {
     let reference = file.reference();
-    let expected = expected_entities(&reference);
-    let mut unexpected_reported: Vec<u16> = Vec::new();
+    // Per type: 0 = expected or no expectation, 1 = unexpected, 2 = unexpected and reported.
+    let mut unexpected = [0u8; 1000];
+    if let Some(exp) = expected_entities(&reference) {
+        for (c, slot) in unexpected.iter_mut().enumerate() {
+            *slot = u8::from(!exp.iter().any(|&e| usize::from(e) == c));
+        }
+    }
     let mut ctl = Controls {
         acc: [(0, 0); 100],
         deepest: 0,
@@ -709,7 +739,16 @@ fn scan_entities(file: &mut NoemieFile, sink: &mut Sink) -> Result<(), NoemieErr
         let level = s.get(p + 3..p + 5).and_then(parse_digits).map(|l| l as u8);
         let layout = code.and_then(layouts::entity_layout);
         let window = s.get(p..s.len().min(p + MAX_ENTITY_LEN)).unwrap_or(&[]);
-        let first_at = window.iter().position(|&b| b == b'@');
+        // Fast path: the `@` where the layout puts it and none before (`contains` on bytes is
+        // a word-at-a-time memchr).
+        let exact = layout.and_then(|l| {
+            let head = window.get(..l.len.checked_sub(1)?)?;
+            (window.get(l.len - 1) == Some(&b'@') && !head.contains(&b'@')).then_some(l.len)
+        });
+        let first_at = match exact {
+            Some(len) => Some(len - 1),
+            None => window.iter().position(|&b| b == b'@'),
+        };
         let len = match (first_at, layout) {
             (None, _) => {
                 return Err(NoemieError::Unterminated {
@@ -732,8 +771,8 @@ fn scan_entities(file: &mut NoemieFile, sink: &mut Sink) -> Result<(), NoemieErr
         let e = Entity {
             code,
             level,
-            start: p,
-            len,
+            start: p as u32,
+            len: len as u16,
         };
         entities.push(e);
         totals.entities += 1;
@@ -772,21 +811,22 @@ fn scan_entities(file: &mut NoemieFile, sink: &mut Sink) -> Result<(), NoemieErr
                         ));
                     }
                 }
-                validate_fields(l, body, |f, msg| {
-                    findings.push((
-                        p + f.range().start,
-                        Some(idx),
-                        Some(c),
-                        Some(f.name),
-                        FindingKind::Field,
-                        msg,
-                    ))
-                });
-                if let Some(exp) = expected
-                    && !exp.contains(&c)
-                    && !unexpected_reported.contains(&c)
+                if !fast_valid(c, body) {
+                    validate_fields(l, body, |f, msg| {
+                        findings.push((
+                            p + f.range().start,
+                            Some(idx),
+                            Some(c),
+                            Some(f.name),
+                            FindingKind::Field,
+                            msg,
+                        ))
+                    });
+                }
+                if let Some(slot) = unexpected.get_mut(usize::from(c))
+                    && *slot == 1
                 {
-                    unexpected_reported.push(c);
+                    *slot = 2;
                     findings.push((
                         p,
                         Some(idx),
@@ -935,6 +975,88 @@ fn check_990(
     }
 }
 
+/// A validation plan precomputed from a layout: the byte ranges that must be digits (merged),
+/// the fixed values to compare (level), the sign positions.
+struct Plan {
+    digits: Vec<std::ops::Range<usize>>,
+    fixed: Vec<(std::ops::Range<usize>, &'static [u8])>,
+    signs: Vec<usize>,
+    len: usize,
+}
+
+fn plan(l: &Layout) -> Plan {
+    let mut digits: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut fixed = Vec::new();
+    let mut signs = Vec::new();
+    for f in l.fields {
+        if f.name == "end" || f.name == "type" {
+            continue;
+        }
+        if let Some(v) = f.fixed {
+            fixed.push((f.range(), v.as_bytes()));
+        } else if f.kind == Kind::Digits {
+            let r = f.range();
+            match digits.last_mut() {
+                Some(last) if last.end == r.start => last.end = r.end,
+                _ => digits.push(r),
+            }
+        } else if f.name.ends_with("sign") {
+            signs.push(f.range().start);
+        }
+    }
+    Plan {
+        digits,
+        fixed,
+        signs,
+        len: l.len - 1,
+    }
+}
+
+fn plans() -> &'static [Option<Plan>] {
+    static PLANS: std::sync::OnceLock<Vec<Option<Plan>>> = std::sync::OnceLock::new();
+    PLANS.get_or_init(|| {
+        (0u16..1000)
+            .map(|c| layouts::entity_layout(c).map(plan))
+            .collect()
+    })
+}
+
+/// All bytes are ASCII digits; 8 bytes at a time (SWAR) for the long runs of amounts.
+fn all_digits(b: &[u8]) -> bool {
+    const HI: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const ZERO: u64 = 0x3030_3030_3030_3030;
+    const SIX: u64 = 0x0606_0606_0606_0606;
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let x = u64::from_le_bytes(w);
+        // High nibble 3 for every byte, and adding 6 does not carry into it (low nibble <= 9).
+        if x & HI != ZERO || (x.wrapping_add(SIX)) & HI != ZERO {
+            return false;
+        }
+    }
+    chunks.remainder().iter().all(u8::is_ascii_digit)
+}
+
+/// True when the entity is certainly valid (full length, all digits where digits go, fixed
+/// values and signs right); false sends it to [`validate_fields`] for precise findings.
+fn fast_valid(code: u16, body: &[u8]) -> bool {
+    let Some(Some(p)) = plans().get(usize::from(code)) else {
+        return false;
+    };
+    if body.len() != p.len {
+        return false;
+    }
+    p.digits
+        .iter()
+        .all(|r| body.get(r.clone()).is_some_and(all_digits))
+        && p.fixed.iter().all(|(r, v)| body.get(r.clone()) == Some(v))
+        && p.signs
+            .iter()
+            .all(|&i| matches!(body.get(i), Some(b'P' | b'N' | b' ')))
+}
+
 /// Check digits, fixed values and mandatory digits of one entity (text is free, NUL tolerated).
 fn validate_fields(l: &Layout, body: &[u8], mut report: impl FnMut(&'static Field, String)) {
     for f in l.fields {
@@ -1072,5 +1194,59 @@ fn check_file(file: &NoemieFile, sink: &mut Sink) {
             FindingKind::TrailerSum,
             format!("trailer sums {stated} cents, the entities sum {}", t.amount),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_digits_matches_the_naive_check() {
+        for len in [0usize, 1, 7, 8, 9, 16, 17] {
+            for pos in 0..len {
+                for b in 0..=255u8 {
+                    let mut v = vec![b'5'; len];
+                    v[pos] = b;
+                    assert_eq!(
+                        all_digits(&v),
+                        v.iter().all(u8::is_ascii_digit),
+                        "{len} {pos} {b}"
+                    );
+                }
+            }
+        }
+        assert!(all_digits(b"0123456789012345678"));
+    }
+
+    #[test]
+    fn two_digit_years_take_the_century_before_the_file() {
+        assert_eq!(
+            decode_date(b"261120", DateFormat::Yymmdd, 2026).as_deref(),
+            Some("2026-11-20")
+        );
+        assert_eq!(
+            decode_date(b"270101", DateFormat::Yymmdd, 2026).as_deref(),
+            Some("2027-01-01")
+        );
+        assert_eq!(
+            decode_date(b"280101", DateFormat::Yymmdd, 2026).as_deref(),
+            Some("1928-01-01")
+        );
+        assert_eq!(
+            decode_date(b"150385", DateFormat::Ddmmyy, 2026).as_deref(),
+            Some("1985-03-15")
+        );
+        assert_eq!(
+            decode_date(b"290224", DateFormat::Ddmmyy, 2026).as_deref(),
+            Some("2024-02-29")
+        );
+        assert_eq!(decode_date(b"290223", DateFormat::Ddmmyy, 2026), None);
+        assert_eq!(
+            decode_date(b"20261120", DateFormat::Yyyymmdd, 2026).as_deref(),
+            Some("2026-11-20")
+        );
+        assert_eq!(decode_date(b"2611", DateFormat::Yymmdd, 2026), None);
+        assert_eq!(decode_date(b"26 120", DateFormat::Yymmdd, 2026), None);
     }
 }
