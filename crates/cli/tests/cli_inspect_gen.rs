@@ -327,3 +327,106 @@ fn text_report_names_fields() {
     assert!(text.contains("Identification du fichier"), "{text}");
     assert!(text.contains("lot 0: number 1, FSE"), "{text}");
 }
+
+/// SplitMix64, for reproducible mutations without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Flip, insert, delete bytes or truncate, 1 to 4 times.
+fn mutate(rng: &mut Rng, good: &[u8]) -> Vec<u8> {
+    let mut b = good.to_vec();
+    for _ in 0..1 + rng.below(4) {
+        let n = b.len();
+        match rng.below(4) {
+            0 if n > 0 => {
+                let i = rng.below(n);
+                b[i] = rng.next() as u8;
+            }
+            1 => {
+                let i = rng.below(n + 1);
+                b.insert(i, rng.next() as u8);
+            }
+            2 if n > 0 => {
+                let i = rng.below(n);
+                b.remove(i);
+            }
+            _ => b.truncate(rng.below(n + 1)),
+        }
+    }
+    b
+}
+
+#[test]
+fn inspect_never_panics_on_mutated_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = [
+        gen_to(
+            dir.path(),
+            "f",
+            &["--format", "single-file", "--invoices", "3", "--enriched"],
+        ),
+        gen_to(dir.path(), "l", &["--invoices", "2", "--dre", "1"]),
+        gen_to(
+            dir.path(),
+            "z",
+            &["--format", "zone", "--invoices", "2", "--dre", "1"],
+        ),
+    ];
+    let mut rng = Rng(2026);
+    let path = dir.path().join("mutant");
+    for good in &inputs {
+        let good = std::fs::read(good).unwrap();
+        for _ in 0..80 {
+            let bad = mutate(&mut rng, &good);
+            std::fs::write(&path, &bad).unwrap();
+            let out = svoct(&["inspect", path.to_str().unwrap(), "--json"]);
+            let code = out.status.code();
+            assert!(
+                matches!(code, Some(0) | Some(2)),
+                "exit {code:?} (panic?) on a mutant: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                out.stderr
+                    .split(|&b| b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .count()
+                    <= 1
+            );
+            if !out.stdout.is_empty() {
+                let v: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+                assert_eq!(v["valid"], code == Some(0));
+            }
+        }
+    }
+}
+
+#[test]
+fn parsers_never_panic_on_random_and_mutated_bytes() {
+    let lots = svoct(&["gen", "--invoices", "4", "--enriched", "--dre", "1"]).stdout;
+    let file = svoct(&["gen", "--format", "single-file", "--invoices", "3"]).stdout;
+    let zone = svoct(&["gen", "--format", "zone", "--invoices", "2"]).stdout;
+    let mut rng = Rng(7);
+    for i in 0..3000 {
+        let data = match i % 4 {
+            0 => mutate(&mut rng, &lots),
+            1 => mutate(&mut rng, &file),
+            2 => mutate(&mut rng, &zone),
+            _ => (0..rng.below(600)).map(|_| rng.next() as u8).collect(),
+        };
+        svoct_formats::b2::fuzz_parse(&data);
+        svoct_formats::zone::fuzz_decode(&data);
+    }
+}
