@@ -1,0 +1,238 @@
+//! Exactly-once across crashes: N messages go into a running `svoct oct serve`, the process is
+//! killed with SIGKILL while it processes and delivers them, it is started again, and every
+//! forwarded file and every ART must exist exactly once.
+//!
+//! The SMTP hop to the downstream MTA is at-least-once: a kill between the MTA's `250` and the
+//! outbox update makes the restarted service send that message again with the same Message-ID.
+//! So the test checks by Message-ID (each expected one delivered, none unexpected, every lot of
+//! every input in exactly one distinct forwarded file) and bounds the raw count: at most one
+//! duplicate per kill (the sender delivers one message at a time).
+
+mod pipeline_common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pipeline_common::*;
+use svoct_formats::b2;
+use svoct_mail::profile::{self, ParseLimits};
+use svoct_mail::smtp::{Envelope, SmtpConfig, SmtpTransport, Transport};
+use svoct_oct::state::State;
+use svoct_testkit::{Exim, EximConfig};
+
+const N: u32 = 24;
+const FORWARD_BOXES: &[&str] = &["cpam100", "cpam101", "caisse102"];
+
+/// Builds the `svoct` binary (the CLI crate) and returns its path.
+fn svoct_binary() -> PathBuf {
+    let out = Command::new(env!("CARGO"))
+        .args(["build", "-p", "svoct", "--bin", "svoct", "--message-format=json"])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run cargo build");
+    assert!(out.status.success(), "cargo build -p svoct failed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v.get("executable").and_then(|e| e.as_str()).map(PathBuf::from))
+        .next_back()
+        .expect("cargo reports the svoct executable")
+}
+
+struct Server {
+    child: Child,
+}
+
+impl Server {
+    fn start(bin: &PathBuf, config: &std::path::Path) -> (Server, u16) {
+        let mut child = Command::new(bin)
+            .args(["--log", "info", "oct", "serve", "--config"])
+            .arg(config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn svoct oct serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        (Server { child }, port)
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().expect("SIGKILL");
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn delivered(exim: &Exim, mailbox: &str) -> Vec<Vec<u8>> {
+    exim.messages(mailbox)
+        .iter()
+        .filter_map(|p| std::fs::read(p).ok())
+        .collect()
+}
+
+fn message_id(raw: &[u8]) -> String {
+    profile::parse_message(raw, &ParseLimits::default())
+        .expect("delivered message parses")
+        .headers
+        .message_id
+        .expect("Message-ID")
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn kill_9_mid_way_then_restart_forwards_everything_exactly_once() {
+    let bin = svoct_binary();
+    let mut boxes = FORWARD_BOXES.to_vec();
+    boxes.extend(["mutuelle", "ps1"]);
+    let exim = Exim::start(&EximConfig {
+        mailboxes: &boxes,
+        ..EximConfig::default()
+    })
+    .expect("exim");
+    let world = World::new(exim.port(), "");
+    let config = world.config();
+
+    let (server, port) = Server::start(&bin, &world.config_path);
+    let mut inputs = Vec::new();
+    for n in 1..=N {
+        let file = single_file(&synth(30, 3, false, u64::from(n)));
+        let raw = ps_message(&world, PS_ADDRESS, &file, PS_NUMBER, 30, n, false);
+        SmtpTransport::new(&SmtpConfig::plain("127.0.0.1", port))
+            .expect("client")
+            .send(&Envelope::new(PS_ADDRESS, OCT_ADDRESS), &raw)
+            .expect("the ingress acknowledges (durably spooled)");
+        inputs.push(file);
+    }
+    // First kill: while the pipeline and the sender are busy.
+    wait_until("the first deliveries", Duration::from_secs(120), || {
+        exim.messages("cpam100").len() >= 2
+    });
+    let at_kill: usize = boxes.iter().map(|b| exim.messages(b).len()).sum();
+    server.kill9();
+    eprintln!("first kill after {at_kill} deliveries of {}", N * 4);
+    assert!(
+        at_kill < (N as usize) * 4,
+        "the kill came too late to test anything ({at_kill} delivered)"
+    );
+
+    // Second run, killed again mid-way, then a third that finishes.
+    let (server, _) = Server::start(&bin, &world.config_path);
+    wait_until("progress after the restart", Duration::from_secs(120), || {
+        boxes.iter().map(|b| exim.messages(b).len()).sum::<usize>() > at_kill + 3
+    });
+    server.kill9();
+    let (server, _) = Server::start(&bin, &world.config_path);
+    let want = N as usize;
+    wait_until("every forward and ART", Duration::from_secs(180), || {
+        boxes.iter().filter(|b| **b != "mutuelle").all(|b| {
+            delivered(&exim, b)
+                .iter()
+                .map(|r| message_id(r))
+                .collect::<BTreeSet<_>>()
+                .len()
+                >= want
+        })
+    });
+    let state = State::open(&config.paths.state).expect("state");
+    wait_until("the outbox to drain", Duration::from_secs(60), || {
+        state
+            .counters()
+            .map(|c| !c.outbox.contains_key("pending"))
+            .unwrap_or(false)
+    });
+    drop(server);
+
+    let counters = state.counters().expect("counters");
+    assert_eq!(counters.processed.get("invoice/processed"), Some(&(N as u64)));
+    assert_eq!(counters.outbox.get("sent"), Some(&(4 * N as u64)));
+    let expected: BTreeMap<String, String> = state
+        .outbox_ids()
+        .expect("ids")
+        .into_iter()
+        .map(|(id, _, rcpt, _)| (id, rcpt))
+        .collect();
+    assert_eq!(expected.len(), 4 * N as usize);
+
+    let mut seen_lots: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
+    let mut duplicates = 0;
+    for b in boxes.iter().filter(|b| **b != "mutuelle") {
+        let msgs = delivered(&exim, b);
+        let mut ids = BTreeSet::new();
+        for raw in &msgs {
+            let id = message_id(raw);
+            let rcpt = expected
+                .get(&id)
+                .unwrap_or_else(|| panic!("unexpected Message-ID {id}"));
+            assert!(
+                rcpt.starts_with(&format!("{b}@")),
+                "{id} went to {b}, queued for {rcpt}"
+            );
+            if !ids.insert(id) {
+                duplicates += 1;
+                continue;
+            }
+            if *b == "ps1" {
+                continue;
+            }
+            let parsed = profile::parse_message(raw, &ParseLimits::default()).expect("parses");
+            let body = if parsed.profile_name().ends_with("/K") {
+                parsed
+                    .open(Some(&world.am_key), &ParseLimits::default())
+                    .expect("opens")
+                    .bytes
+            } else {
+                parsed.attachment.clone()
+            };
+            for lot in b2::parse(&body).expect("B2").lots() {
+                *seen_lots.entry(lot.bytes().to_vec()).or_default() += 1;
+            }
+        }
+        assert_eq!(ids.len(), want, "{b}: one distinct message per input");
+    }
+    for input in &inputs {
+        for lot in b2::parse(input).expect("input").lots() {
+            assert_eq!(
+                seen_lots.get(lot.bytes()),
+                Some(&1),
+                "every lot forwarded exactly once"
+            );
+        }
+    }
+    let lot_total: usize = inputs
+        .iter()
+        .map(|i| b2::parse(i).expect("input").lots().len())
+        .sum();
+    assert_eq!(seen_lots.len(), lot_total);
+    eprintln!("duplicates by SMTP redelivery (same Message-ID): {duplicates}");
+    assert!(
+        duplicates <= 2,
+        "at most one redelivery per kill, saw {duplicates}"
+    );
+}
