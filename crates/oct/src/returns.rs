@@ -27,9 +27,25 @@ pub fn arl_facts(_bytes: &[u8]) -> Option<ArlFacts> {
     None
 }
 
-/// The PS number a return file names as its recipient, when the format says it.
-pub fn recipient_in_file(_profile: Profile, _bytes: &[u8]) -> Option<String> {
-    None
+/// The PS number a return file names as its recipient, when the format says it: the NOEMIE
+/// `000` header's *Numéro de destinataire* (positions 28-41) of an RSP (every file of the
+/// attachment must name the same one; otherwise the first is returned and the relay's
+/// cross-check with the subject refuses the message). `None` when the file cannot be read or
+/// the format has no recipient.
+pub fn recipient_in_file(profile: Profile, bytes: &[u8]) -> Option<String> {
+    match profile {
+        Profile::Rsp => {
+            let parsed = svoct_formats::noemie::parse(bytes).ok()?;
+            let field = svoct_formats::noemie::layouts::H000.field("recipient_number")?;
+            let mut numbers = parsed
+                .files
+                .iter()
+                .filter_map(|f| field.str(&f.header).map(|s| s.trim().to_owned()));
+            let first = numbers.next()?;
+            Some(first).filter(|f| !f.is_empty())
+        }
+        _ => None,
+    }
 }
 
 /// The answer to a dLOI request.

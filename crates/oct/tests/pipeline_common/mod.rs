@@ -236,3 +236,86 @@ impl Env for TestEnv {
         OffsetDateTime::now_utc()
     }
 }
+
+/// A return message from AM (profile `ARL`, `RSP` or `LOI`) for `ps_number`, encrypted for the OCT
+/// unless `plain`.
+pub fn am_return(
+    world: &World,
+    from: &str,
+    profile: Profile,
+    ps_number: &str,
+    file: &[u8],
+    plain: bool,
+) -> Vec<u8> {
+    use svoct_mail::subject::{MinuteStamp, ReturnKind, ReturnSubject};
+    let kind = match profile {
+        Profile::Arl => ReturnKind::Arl,
+        Profile::Rsp => ReturnKind::Rsp,
+        _ => ReturnKind::LoiIncrement,
+    };
+    let at = PrimitiveDateTime::new(
+        time::Date::from_calendar_date(2026, time::Month::November, 26).expect("date"),
+        time::Time::from_hms(11, 0, 0).expect("time"),
+    );
+    let subject = Subject::Return(ReturnSubject {
+        kind,
+        ps_number: PartyNumber::new(ps_number).expect("ps number"),
+        timestamp: MinuteStamp::new(at).expect("stamp"),
+    });
+    let envelope = Envelope {
+        from: Mailbox::new(from).expect("from"),
+        to: Mailbox::new(OCT_ADDRESS).expect("to"),
+        subject,
+        profile,
+        file_name: "RETOUR.DAT".into(),
+        date: OffsetDateTime::now_utc(),
+        message_id: None,
+    };
+    let certs = [world.oct_cert()];
+    let protect = if plain {
+        Protect::None
+    } else {
+        Protect::Encrypt {
+            recipients: &certs,
+            cipher: CmsCipher::Aes256Cbc,
+            compress: false,
+        }
+    };
+    profile::build_message(&envelope, file, protect).expect("return message")
+}
+
+/// A NOEMIE 580 return for `ps_number` paying one invoice.
+pub fn rsp_580(ps_number: &str) -> Vec<u8> {
+    use svoct_formats::noemie::{InvoiceOutcome, PartOutcome, PartState, RspParams, Ymd, build_580};
+    let params = RspParams {
+        sender_type: "CP".into(),
+        sender_number: "100".into(),
+        sender_program: "SIMAM".into(),
+        recipient_type: "TP".into(),
+        recipient_number: ps_number.into(),
+        file_id: "R00001".into(),
+        created: Ymd::new(2026, 11, 26),
+        flow_type: 'T',
+        settlement_recipient: ps_number.into(),
+        accounting_date: Ymd::new(2026, 11, 26),
+        transfer_label: "VIREMENT".into(),
+        payer: "CPAM100".into(),
+    };
+    let invoice = InvoiceOutcome {
+        lot_number: "001".into(),
+        lot_date: Ymd::new(2026, 11, 26),
+        invoice_number: "000000001".into(),
+        invoice_type: 'F',
+        billing_date: Some(Ymd::new(2026, 11, 26)),
+        amo: Some(PartOutcome {
+            state: PartState::Paid,
+            requested_cents: 2500,
+            paid_cents: 2500,
+            amc_number: String::new(),
+        }),
+        amc: None,
+        rejects: Vec::new(),
+        comments: Vec::new(),
+    };
+    build_580(&params, &[invoice]).expect("580")
+}
