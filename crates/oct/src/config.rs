@@ -792,6 +792,15 @@ maildir = "maildirs/ps1"
 "#;
 
     #[test]
+    fn the_documented_example_parses() {
+        let c = Config::parse(include_str!("../../../docs/oct.example.toml"))
+            .expect("docs/oct.example.toml is valid");
+        assert_eq!(c.delivery.smtp.as_ref().map(|s| s.tls), Some(SmtpTls::Starttls));
+        assert_eq!(c.routes.len(), 2);
+        assert!(!format!("{c:?}").contains("change-me"));
+    }
+
+    #[test]
     fn parses_example_and_looks_up() {
         let c = Config::parse(EXAMPLE).expect("example parses");
         assert_eq!(c.oct.sender_type, "OT");
