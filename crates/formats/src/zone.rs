@@ -150,24 +150,78 @@ pub enum LookupError {
 }
 
 /// One occurrence of a group, its fields borrowed from the decoded input.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// A group keeps its validated body and walks it on demand: decoding allocates nothing per
+/// group, and groups hold a handful of fields, so field access by number stays cheap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Group<'a> {
     /// The group number (e.g. 12 for file information).
     pub id: u16,
     /// Offset of the group identifier in the zone, for error messages.
     pub offset: usize,
-    fields: Vec<&'a [u8]>,
+    /// The group body: the encoded fields, already checked to fill it exactly.
+    body: &'a [u8],
+    /// Number of fields in the body.
+    count: usize,
 }
 
+/// Iterator over the fields of a [`Group`], in order (champ 1 first).
+#[derive(Clone, Debug)]
+pub struct Fields<'a> {
+    body: &'a [u8],
+    pos: usize,
+    left: usize,
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.left == 0 {
+            return None;
+        }
+        // The body was validated by `Zone::decode_with`; an error here cannot happen and simply
+        // ends the iteration.
+        let of = LengthOf::Group { group: 0 };
+        let (len, used) = read_length(self.body, self.pos, self.body.len(), of).ok()?;
+        let start = self.pos.checked_add(used)?;
+        let end = start.checked_add(usize::try_from(len).ok()?)?;
+        let value = self.body.get(start..end)?;
+        self.pos = end;
+        self.left -= 1;
+        Some(value)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for Fields<'_> {}
+
 impl<'a> Group<'a> {
-    /// All fields, in order: index 0 is *champ 1*.
-    pub fn fields(&self) -> &[&'a [u8]] {
-        &self.fields
+    /// All fields, in order: the first is *champ 1*.
+    pub fn fields(&self) -> Fields<'a> {
+        Fields {
+            body: self.body,
+            pos: 0,
+            left: self.count,
+        }
+    }
+
+    /// Number of fields.
+    pub fn field_count(&self) -> usize {
+        self.count
+    }
+
+    /// The encoded body (the fields with their length prefixes), exactly as in the input.
+    pub fn body(&self) -> &'a [u8] {
+        self.body
     }
 
     /// Field `n` (1-based, as the API documentation numbers them), if present.
     pub fn field(&self, n: usize) -> Option<&'a [u8]> {
-        n.checked_sub(1).and_then(|i| self.fields.get(i)).copied()
+        self.fields().nth(n.checked_sub(1)?)
     }
 
     /// Field `n` (1-based), or an error naming the group, its offset and the field.
@@ -176,7 +230,7 @@ impl<'a> Group<'a> {
             group: self.id,
             field: n,
             offset: self.offset,
-            found: self.fields.len(),
+            found: self.count,
         })
     }
 
@@ -184,7 +238,7 @@ impl<'a> Group<'a> {
     pub fn to_buf(&self) -> GroupBuf {
         GroupBuf {
             id: self.id,
-            fields: self.fields.iter().map(|f| f.to_vec()).collect(),
+            fields: self.fields().map(<[u8]>::to_vec).collect(),
         }
     }
 }
@@ -243,17 +297,18 @@ impl<'a> Zone<'a> {
                     });
                 }
             };
+            let body_start = pos;
             let end = pos + body_len;
-            let mut fields = Vec::new();
+            let mut count = 0usize;
             while pos < end {
-                if fields.len() >= limits.max_fields_per_group {
+                if count >= limits.max_fields_per_group {
                     return Err(ZoneError::TooManyFields {
                         group: id,
                         offset: group_offset,
                         max: limits.max_fields_per_group,
                     });
                 }
-                let number = fields.len() + 1;
+                let number = count + 1;
                 let field_offset = pos;
                 let (flen, used) = read_length(
                     input,
@@ -278,15 +333,14 @@ impl<'a> Zone<'a> {
                         });
                     }
                 };
-                // In bounds: pos + flen_usize <= end <= input.len().
-                let value = input.get(pos..pos + flen_usize).unwrap_or_default();
-                fields.push(value);
                 pos += flen_usize;
+                count += 1;
             }
             groups.push(Group {
                 id,
                 offset: group_offset,
-                fields,
+                body: input.get(body_start..end).unwrap_or_default(),
+                count,
             });
         }
         Ok(Zone { groups })
@@ -329,7 +383,8 @@ impl<'a> Zone<'a> {
     pub fn encode(&self) -> Result<Vec<u8>, ZoneError> {
         let mut out = Vec::new();
         for g in &self.groups {
-            encode_group(&mut out, g.id, &g.fields)?;
+            let fields: Vec<&[u8]> = g.fields().collect();
+            encode_group(&mut out, g.id, &fields)?;
         }
         Ok(out)
     }
@@ -820,7 +875,7 @@ impl<'a> ReimbursementFramework<'a> {
             });
         }
         Ok(ReimbursementFramework {
-            fields: g.fields().to_vec(),
+            fields: g.fields().collect(),
         })
     }
 }

@@ -81,11 +81,11 @@ fn report(zone: &Zone<'_>, len: usize, opts: &Options) -> Detected {
                 g.id,
                 g.offset,
                 group_name(g.id).map(|n| format!(" {n}")).unwrap_or_default(),
-                g.fields().len()
+                g.field_count()
             );
         }
         let mut fields = Vec::new();
-        for (i, value) in g.fields().iter().enumerate() {
+        for (i, value) in g.fields().enumerate() {
             let n = i + 1;
             let name = field_name(g.id, n);
             let lot_field = matches!(g.id, ids::LOT_INFO_FSE | ids::LOT_INFO_DRE) && n == 9;
