@@ -18,6 +18,20 @@ impl Ymd {
         Ymd { year, month, day }
     }
 
+    /// A real calendar date (Gregorian leap years).
+    pub fn is_valid(&self) -> bool {
+        let y = self.year;
+        let leap = (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
+        let max = match self.month {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            2 if leap => 29,
+            2 => 28,
+            _ => return false,
+        };
+        (1..=max).contains(&self.day)
+    }
+
     /// `AAMMJJ`, the processing-date format of NOEMIE.
     pub fn yymmdd(&self) -> String {
         format!("{:02}{:02}{:02}", self.year % 100, self.month, self.day)
