@@ -21,3 +21,9 @@ pub use error::PsError;
 pub use fetch::FetchReport;
 pub use plan::{LotFile, PlannedFile};
 pub use send::{Ps, Sent};
+
+/// A timestamp as RFC 3339 (`2026-11-26T06:11:46Z`), for listings.
+pub fn rfc3339(t: &time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}

@@ -31,7 +31,7 @@ use svoct_mail::subject::{
 use svoct_store::{Direction, Entry, EntryId, NewEntry, Status, Store};
 use time::OffsetDateTime;
 
-use crate::config::{Config, Mode};
+use crate::config::{Config, Mode, Tls};
 use crate::error::PsError;
 use crate::payload::{PayloadMeta, Payloads};
 use crate::plan::{self, LotFile, PlanParams, PlannedFile};
@@ -285,6 +285,31 @@ impl Ps {
             invoices: Vec::new(),
         };
         self.transmit(transport, &mut CertCache::default(), &meta, &body, |_| Ok(()))
+    }
+
+    /// The SMTP transport of `[network.smtp]` (no connection yet).
+    pub fn smtp_transport(&self) -> Result<smtp::SmtpTransport, PsError> {
+        let s = &self.config.network.smtp;
+        let mut cfg = smtp::SmtpConfig::plain(s.host.clone(), s.port);
+        cfg.security = match s.tls {
+            Tls::None => smtp::Security::None,
+            Tls::Starttls => smtp::Security::StartTls,
+            Tls::Implicit => smtp::Security::Implicit,
+        };
+        if let (Some(user), Some(password)) = (&s.username, &s.password) {
+            cfg.credentials = Some(smtp::SmtpCredentials {
+                user: user.clone(),
+                password: svoct_mail::cms::Secret::new(password.expose().to_owned()),
+            });
+        }
+        smtp::SmtpTransport::new(&cfg).map_err(|e| {
+            PsError::Other(format!(
+                "SMTP {}:{}: {}",
+                s.host,
+                s.port,
+                one_line(&e.to_string())
+            ))
+        })
     }
 
     /// Journal entries, oldest first; with a pattern, those whose subject matches the glob.

@@ -11,7 +11,9 @@ use svoct_ps::config::{self, Config, ConfigFile, Mode, OctChanges, SendOption};
 
 use crate::CmdResult;
 
+mod fetch;
 mod output;
+mod send;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -42,6 +44,29 @@ enum Command {
     /// Set, change or remove the OCT (R2). Direct-mode settings are never touched.
     #[command(subcommand)]
     Oct(OctCommand),
+    /// Send lot files (B2 bare lots or framed files) in the configured mode and option.
+    Send(send::SendArgs),
+    /// Send again every deferred message (transient failure), each with a new compostage.
+    Retry(send::RetryArgs),
+    /// Send the file of a journal entry again, with a new compostage (R5.3).
+    Resend(send::ResendArgs),
+    /// List the journal: every message sent or received.
+    Journal(send::JournalArgs),
+    /// Retrieve returns from the mailbox (POP3 or Maildir), store, classify, quarantine.
+    Fetch(fetch::FetchArgs),
+    /// List received messages kept for processing.
+    Inbox(fetch::ListArgs),
+    /// List received messages set aside, with the reason.
+    Quarantine(fetch::ListArgs),
+    /// Opposition list (LOI) exchanges.
+    #[command(subcommand)]
+    Loi(LoiCommand),
+}
+
+#[derive(Subcommand)]
+enum LoiCommand {
+    /// Send the dLOI request to the OCT (R7.2).
+    Request(send::OutArgs),
 }
 
 #[derive(Subcommand)]
@@ -131,6 +156,14 @@ pub fn run(args: Args) -> CmdResult {
             )
         }
         Command::Oct(OctCommand::Remove) => oct_remove(path),
+        Command::Send(a) => send::send(path, a),
+        Command::Retry(a) => send::retry(path, a),
+        Command::Resend(a) => send::resend(path, a),
+        Command::Journal(a) => send::journal(path, a),
+        Command::Fetch(a) => fetch::fetch(path, a),
+        Command::Inbox(a) => fetch::list(path, a, false),
+        Command::Quarantine(a) => fetch::list(path, a, true),
+        Command::Loi(LoiCommand::Request(a)) => send::loi_request(path, a),
     }
 }
 

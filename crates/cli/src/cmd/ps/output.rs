@@ -42,7 +42,6 @@ pub fn option_name(option: SendOption) -> &'static str {
 }
 
 /// A plain text table: a header row and left-aligned columns separated by two spaces.
-#[allow(dead_code)]
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {

@@ -1,0 +1,203 @@
+//! `svoct ps send | retry | resend | journal | loi request`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use svoct_mail::smtp::{DirTransport, Transport};
+use svoct_ps::config::Config;
+use svoct_ps::{LotFile, Ps, Sent};
+use svoct_store::{EntryId, Status};
+
+use super::output::table;
+use crate::CmdResult;
+
+#[derive(clap::Args)]
+pub struct OutArgs {
+    /// Write the messages as .eml files in this directory instead of sending them (still
+    /// journaled).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct SendArgs {
+    /// Lot files: B2 bare lots or framed files (000 ... 999).
+    #[arg(value_name = "LOTS", required_unless_present = "retry")]
+    lots: Vec<PathBuf>,
+    /// Send again the deferred messages instead (same as `svoct ps retry`).
+    #[arg(long, conflicts_with = "lots")]
+    retry: bool,
+    #[command(flatten)]
+    out: OutArgs,
+}
+
+#[derive(clap::Args)]
+pub struct RetryArgs {
+    #[command(flatten)]
+    out: OutArgs,
+}
+
+#[derive(clap::Args)]
+pub struct ResendArgs {
+    /// The journal entry (first column of `svoct ps journal`).
+    id: i64,
+    #[command(flatten)]
+    out: OutArgs,
+}
+
+#[derive(clap::Args)]
+pub struct JournalArgs {
+    /// Only entries whose subject matches this glob (`*`, `?`, `[...]`), e.g. `SV140700/*`.
+    #[arg(long)]
+    subject: Option<String>,
+    /// JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn open(path: &Path) -> Result<Ps, Box<dyn std::error::Error + Send + Sync>> {
+    Ok(Ps::open(Config::load(path)?)?)
+}
+
+fn transport(
+    ps: &Ps,
+    out: &Option<PathBuf>,
+) -> Result<Box<dyn Transport>, Box<dyn std::error::Error + Send + Sync>> {
+    Ok(match out {
+        Some(dir) => Box::new(DirTransport::new(dir).map_err(|e| e.to_string())?),
+        None => Box::new(ps.smtp_transport()?),
+    })
+}
+
+/// A progress bar on a terminal for batches; nothing otherwise.
+fn progress(len: usize) -> indicatif::ProgressBar {
+    if len > 1 && std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(len as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} messages {msg}") {
+            bar.set_style(style);
+        }
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    }
+}
+
+fn report(sent: &[Sent], json: bool) -> CmdResult {
+    if json {
+        println!("{}", serde_json::to_string_pretty(sent)?);
+    } else if sent.is_empty() {
+        println!("nothing to send");
+    } else {
+        let rows: Vec<Vec<String>> = sent
+            .iter()
+            .map(|s| {
+                vec![
+                    s.entry.0.to_string(),
+                    s.status.as_str().to_owned(),
+                    s.invoices.to_string(),
+                    s.to.clone(),
+                    s.subject.clone(),
+                    s.answer.clone(),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table(&["ID", "STATUS", "INVOICES", "TO", "SUBJECT", "ANSWER"], &rows)
+        );
+    }
+    // Anything not handed over is worth a non-zero exit for scripts.
+    if sent.iter().any(|s| s.status != Status::Sent) {
+        Ok(ExitCode::from(1))
+    } else {
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+pub fn send(path: &Path, args: SendArgs) -> CmdResult {
+    if args.retry {
+        return retry(path, RetryArgs { out: args.out });
+    }
+    let ps = open(path)?;
+    let files = args
+        .lots
+        .iter()
+        .map(|p| LotFile::read(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let planned = ps.plan(&files)?;
+    let t = transport(&ps, &args.out.out)?;
+    let bar = progress(planned.len());
+    let sent = ps.send_planned(&*t, planned, &mut |s| {
+        bar.inc(1);
+        bar.set_message(s.status.as_str());
+    })?;
+    bar.finish_and_clear();
+    report(&sent, args.out.json)
+}
+
+pub fn retry(path: &Path, args: RetryArgs) -> CmdResult {
+    let ps = open(path)?;
+    let t = transport(&ps, &args.out.out)?;
+    let bar = progress(2);
+    let sent = ps.retry(&*t, &mut |_| bar.inc(1))?;
+    bar.finish_and_clear();
+    report(&sent, args.out.json)
+}
+
+pub fn resend(path: &Path, args: ResendArgs) -> CmdResult {
+    let ps = open(path)?;
+    let t = transport(&ps, &args.out.out)?;
+    let sent = ps.resend(&*t, EntryId(args.id))?;
+    report(&[sent], args.out.json)
+}
+
+pub fn loi_request(path: &Path, args: OutArgs) -> CmdResult {
+    let ps = open(path)?;
+    let t = transport(&ps, &args.out)?;
+    let sent = ps.request_loi(&*t)?;
+    report(&[sent], args.json)
+}
+
+pub fn journal(path: &Path, args: JournalArgs) -> CmdResult {
+    let ps = open(path)?;
+    let entries = ps.journal(args.subject.as_deref())?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            let when = svoct_ps::rfc3339(&e.created_at);
+            vec![
+                e.id.0.to_string(),
+                match e.direction {
+                    svoct_store::Direction::Out => "out".into(),
+                    svoct_store::Direction::In => "in".into(),
+                },
+                e.status.as_str().to_owned(),
+                when,
+                e.profile.clone(),
+                e.subject.clone(),
+                e.file_name.clone().unwrap_or_default(),
+                e.lots.len().to_string(),
+                e.invoices.len().to_string(),
+                e.server_answer.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &[
+                "ID", "DIR", "STATUS", "CREATED", "PROFILE", "SUBJECT", "FILE", "LOTS", "INVOICES", "ANSWER"
+            ],
+            &rows
+        )
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,178 @@
+//! `svoct ps send | resend | retry | journal | fetch | inbox | quarantine | loi request` through
+//! the real binary, writing .eml files (`--out`) and reading a Maildir.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use svoct_formats::b2::synth::{SynthParams, generate_bytes};
+
+fn svoct(config: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_svoct"))
+        .arg("ps")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("SVOCT_PS_CONFIG")
+        .output()
+        .unwrap()
+}
+
+fn stdout(out: &Output, want: i32) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(want),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn setup(dir: &Path) -> PathBuf {
+    let cfg = dir.join("ps.toml");
+    stdout(&svoct(&cfg, &["init"]), 0);
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("[direct.routes.\"011\"]", "[direct.routes.\"100\"]")
+        .replace("# maildir = \"/var/mail/ps\"", "maildir = \"Maildir\"");
+    std::fs::write(&cfg, text).unwrap();
+    let lots = generate_bytes(&SynthParams {
+        seed: 7,
+        invoices: 12,
+        lot_size: 5,
+        ..SynthParams::default()
+    })
+    .unwrap();
+    std::fs::write(dir.join("lots.b2"), lots).unwrap();
+    cfg
+}
+
+fn emls(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn send_to_out_dir_journal_and_resend() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    let out = dir.path().join("out");
+    let lots = dir.path().join("lots.b2");
+    let json = stdout(
+        &svoct(
+            &cfg,
+            &[
+                "send",
+                lots.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--json",
+            ],
+        ),
+        0,
+    );
+    let sent: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(sent.as_array().unwrap().len(), 1);
+    assert_eq!(sent[0]["status"], "sent");
+    assert_eq!(sent[0]["invoices"], 12);
+    assert_eq!(sent[0]["to"], "cpam011@am.invalid", "the route of organisme 100");
+    let subject = sent[0]["subject"].as_str().unwrap().to_owned();
+    assert!(subject.starts_with("SV140700/123456789/"), "{subject}");
+    assert!(subject.ends_with("/00012"), "{subject}");
+    let files = emls(&out);
+    assert_eq!(files.len(), 1);
+    let eml = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(eml.contains(&format!("Subject: {subject}\r\n")));
+    assert!(eml.contains("Content-Description: FACTURE/SV\r\n"));
+
+    // The same lots again: refused, one line, nothing written.
+    let again = svoct(
+        &cfg,
+        &["send", lots.to_str().unwrap(), "--out", out.to_str().unwrap()],
+    );
+    assert_eq!(again.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&again.stderr).into_owned();
+    assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+    assert!(e.contains("resend"), "{e}");
+    assert_eq!(emls(&out).len(), 1);
+
+    // On purpose: a new compostage.
+    let json = stdout(
+        &svoct(&cfg, &["resend", "1", "--out", out.to_str().unwrap(), "--json"]),
+        0,
+    );
+    let resent: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_ne!(resent[0]["compostage"], sent[0]["compostage"]);
+    assert_eq!(emls(&out).len(), 2);
+
+    let journal: serde_json::Value =
+        serde_json::from_str(&stdout(&svoct(&cfg, &["journal", "--json"]), 0)).unwrap();
+    let entries = journal.as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0]["invoices"].as_array().unwrap().len(), 12);
+    assert_eq!(entries[0]["lots"].as_array().unwrap().len(), 3);
+    assert_eq!(entries[0]["file_name"], "000001.b2");
+    let table = stdout(&svoct(&cfg, &["journal", "--subject", &subject]), 0);
+    assert_eq!(table.lines().count(), 2, "header and one entry: {table}");
+    assert!(table.contains(&subject));
+
+    // Nothing deferred: retry has nothing to do.
+    let r = stdout(&svoct(&cfg, &["retry", "--out", out.to_str().unwrap()]), 0);
+    assert!(r.contains("nothing to send"), "{r}");
+}
+
+#[test]
+fn fetch_from_maildir_lists_inbox_and_quarantine() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    let md = dir.path().join("Maildir");
+    for sub in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(md.join(sub)).unwrap();
+    }
+    std::fs::write(
+        md.join("new/1.unknown"),
+        b"From: x@y.invalid\r\nSubject: not a return\r\nContent-Type: text/plain\r\n\r\nhello\r\n",
+    )
+    .unwrap();
+    let out = svoct(&cfg, &["fetch"]);
+    let text = stdout(&out, 1);
+    assert!(text.contains("1 new") && text.contains("1 quarantined"), "{text}");
+    let q = stdout(&svoct(&cfg, &["quarantine"]), 0);
+    assert!(q.contains("not a return"), "{q}");
+    assert!(q.contains("not a known message profile"), "{q}");
+    let inbox: serde_json::Value =
+        serde_json::from_str(&stdout(&svoct(&cfg, &["inbox", "--json"]), 0)).unwrap();
+    assert_eq!(inbox.as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn loi_request_needs_oct_mode_and_help_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    let out = svoct(&cfg, &["loi", "request", "--out", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("svoct ps mode oct"));
+    for args in [
+        &["send", "--help"][..],
+        &["retry", "--help"],
+        &["resend", "--help"],
+        &["journal", "--help"],
+        &["fetch", "--help"],
+        &["inbox", "--help"],
+        &["quarantine", "--help"],
+        &["loi", "request", "--help"],
+    ] {
+        assert!(stdout(&svoct(&cfg, args), 0).contains("Usage:"), "{args:?}");
+    }
+    let missing = svoct(&cfg, &["send", "nope.b2"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.b2"));
+}
