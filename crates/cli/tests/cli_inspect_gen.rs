@@ -430,3 +430,34 @@ fn parsers_never_panic_on_random_and_mutated_bytes() {
         svoct_formats::zone::fuzz_decode(&data);
     }
 }
+
+#[test]
+fn files_over_one_gib_are_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge");
+    // Sparse: no disk space used, nothing read.
+    let f = std::fs::File::create(&path).unwrap();
+    f.set_len((1 << 30) + 1).unwrap();
+    drop(f);
+    let out = svoct(&["inspect", path.to_str().unwrap()]);
+    let err = one_line_error(&out);
+    assert!(err.contains("exceeds the limit of 1073741824 bytes"), "{err}");
+}
+
+#[test]
+fn inspect_reads_stdin() {
+    let zone = svoct(&["gen", "--format", "zone", "--invoices", "1"]).stdout;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_svoct"))
+        .args(["inspect", "-", "--json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(&zone).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["format"], "ssv-zone");
+    assert_eq!(v["invoice_count"], 1);
+}
