@@ -1,0 +1,171 @@
+//! References 576 and 900, written by hand from the published positions, controls computed by
+//! hand (see `docs/formats/noemie.md` for what a 990 counts).
+
+use svoct_formats::noemie::{self, FindingKind, InvoiceState};
+
+fn sp(n: usize) -> String {
+    " ".repeat(n)
+}
+
+fn header(reference: &str) -> String {
+    let h = format!(
+        "000CP00000000000123NOEMIETP12345678901234{}RSP002261126{reference:<4}{}U{}000{}",
+        sp(8),
+        sp(4),
+        sp(12),
+        sp(43)
+    );
+    assert_eq!(h.len(), 128);
+    h
+}
+
+fn trailer(count: &str, lots: &str, amount: &str, sign: &str) -> String {
+    let t = format!(
+        "999CP00000000000123NOEMIETP12345678901234{}RSP002{count}{}{lots}{amount}{sign}00000000000{}",
+        sp(8),
+        sp(19),
+        sp(20)
+    );
+    assert_eq!(t.len(), 128);
+    t
+}
+
+fn lines(h: &str, entities: &[String], t: &str) -> Vec<u8> {
+    let stream = entities.concat();
+    format!("0128{h}\r\n{:04}{stream}\r\n0128{t}\r\n", stream.len()).into_bytes()
+}
+
+fn r576() -> Vec<String> {
+    vec![
+        "02001000000123456789@".into(),
+        "04002000000123456789@".into(),
+        format!("07102261125{:<32}{}CPAM75    @", "VIREMENT FORFAITS", sp(32)),
+        format!("0810203{}@", sp(14)),
+        // 261: code 00042, 150.00
+        "261030004200015000@".into(),
+        // 262: detail, monthly, 2026-11-01..2026-11-30, 150.00 (not counted: detail of the 261)
+        format!(
+            "26204FORF1{:<80}{}000000000M26110126113000015000@",
+            "FORFAIT STRUCTURE",
+            sp(13)
+        ),
+        format!("0810205{}@", sp(14)),
+        // 250: deduction of 25.00 (negative), balance 75.00
+        "2500301DETTE00001261015INDRPR00002500N00007500@".into(),
+        // Closes level 02: 261, 262, 250 are lower (03, 04, 03): 3 entities, 150.00 - 25.00.
+        format!("99002{}0000000300000012500P@", sp(17)),
+        // Closes level 01: everything after the 020 but the 990: 7 entities.
+        format!("99001{}0000000700000012500P@", sp(17)),
+    ]
+}
+
+#[test]
+fn entity_lengths_are_the_published_ones() {
+    let l: Vec<usize> = r576().iter().map(String::len).collect();
+    assert_eq!(l, vec![21, 21, 86, 22, 19, 134, 22, 47, 43, 43]);
+    let l: Vec<usize> = r900().iter().map(String::len).collect();
+    assert_eq!(l, vec![21, 15, 40, 98, 135, 43, 43]);
+}
+
+#[test]
+fn reference_576_payments_deductions_flat_payments() {
+    let input = lines(
+        &header("576"),
+        &r576(),
+        &trailer("00000010", "000", "00000012500", "P"),
+    );
+    let n = noemie::parse(&input).unwrap();
+    assert!(n.findings.is_empty(), "{:#?}", n.findings);
+    let r = n.report();
+    assert_eq!(r.reference, "576");
+    assert!(r.invoices.is_empty());
+    assert_eq!(r.payments.len(), 1);
+    let p = &r.payments[0];
+    assert_eq!(p.agent.as_deref(), Some("000000123456789"));
+    assert_eq!(p.return_types, vec!["03".to_string(), "05".to_string()]);
+    assert_eq!(p.amount_cents, 12500);
+    let f = &p.flat_payments[0];
+    assert_eq!((f.code.as_str(), f.amount_cents), ("00042", 15000));
+    let d = &f.details[0];
+    assert_eq!(
+        (d.code.as_str(), d.label.as_str(), d.period.as_str()),
+        ("FORF1", "FORFAIT STRUCTURE", "M")
+    );
+    assert_eq!(d.period_start.iso.as_deref(), Some("2026-11-01"));
+    assert_eq!(d.period_end.iso.as_deref(), Some("2026-11-30"));
+    assert_eq!(d.amount_cents, 15000);
+    let ded = &p.deductions[0];
+    assert_eq!(ded.debt_reference, "DETTE00001");
+    assert_eq!(ded.debt_date.iso.as_deref(), Some("2026-10-15"));
+    assert_eq!(
+        (ded.debt_nature.as_str(), ded.recovery_nature.as_str()),
+        ("IND", "RPR")
+    );
+    assert_eq!(ded.amount_cents, -2500);
+    assert_eq!(ded.balance_cents, Some(7500));
+}
+
+#[test]
+fn reference_576_counting_the_detail_would_be_wrong() {
+    let mut e = r576();
+    e[8] = format!("99002{}0000000300000027500P@", sp(17));
+    let input = lines(
+        &header("576"),
+        &e,
+        &trailer("00000010", "000", "00000012500", "P"),
+    );
+    let n = noemie::parse(&input).unwrap();
+    assert_eq!(n.findings.len(), 1);
+    assert_eq!(n.findings[0].kind, FindingKind::ControlSum);
+}
+
+fn r900() -> Vec<String> {
+    vec![
+        "04002000000123456789@".into(),
+        "08003261120042@".into(),
+        format!("10204000001234{}042261120F261119   @", sp(6)),
+        format!("2900501R123      {:<80}@", "ASSURE INCONNU DE LA CAISSE"),
+        format!("29505A{:<128}@", "MERCI DE VERIFIER LE NIR"),
+        format!("99003{}0000000300000000000P@", sp(17)),
+        format!("99002{}0000000400000000000P@", sp(17)),
+    ]
+}
+
+#[test]
+fn reference_900_reject_notice() {
+    let input = lines(
+        &header("900"),
+        &r900(),
+        &trailer("00000007", "001", "00000000000", "P"),
+    );
+    let n = noemie::parse(&input).unwrap();
+    assert!(n.findings.is_empty(), "{:#?}", n.findings);
+    let r = n.report();
+    assert_eq!(r.reference, "900");
+    let i = &r.invoices[0];
+    assert_eq!(i.state, InvoiceState::Rejected);
+    assert!(i.amo.is_none() && i.amc.is_none());
+    assert_eq!(i.rejects[0].entity, "290");
+    assert_eq!(i.rejects[0].code, "R123");
+    assert_eq!(i.rejects[0].label, "ASSURE INCONNU DE LA CAISSE");
+    assert_eq!(i.rejects[0].line, Some(1));
+    assert_eq!(i.comments, vec!["MERCI DE VERIFIER LE NIR".to_string()]);
+}
+
+#[test]
+fn mixed_references_in_one_input() {
+    let mut input = lines(
+        &header("576"),
+        &r576(),
+        &trailer("00000010", "000", "00000012500", "P"),
+    );
+    input.extend(lines(
+        &header("900"),
+        &r900(),
+        &trailer("00000007", "001", "00000000000", "P"),
+    ));
+    let r = noemie::report(&input).unwrap();
+    assert_eq!((r.files, r.reference.as_str()), (2, "576,900"));
+    assert_eq!(r.invoices[0].file, 1);
+    assert_eq!(r.invoices[0].payment, Some(1));
+}
