@@ -599,3 +599,17 @@ fn builder_refuses_values_that_do_not_fit() {
     o[0].rejects[0].label = "A@B".into();
     assert!(noemie::build_580(&params(), &o).is_err());
 }
+
+#[test]
+fn trailing_bytes_after_the_last_file_are_a_finding() {
+    let mut input = hand_file();
+    let end = input.len();
+    input.extend_from_slice(b"-- \r\nsignature\r\n");
+    let n = noemie::parse(&input).unwrap();
+    assert_eq!(n.files.len(), 1);
+    assert_eq!(n.findings.len(), 1);
+    assert_eq!(
+        (n.findings[0].kind, n.findings[0].offset),
+        (FindingKind::Packaging, end)
+    );
+}

@@ -220,15 +220,20 @@ impl<'a> EntityRef<'a> {
     }
 
     /// Bytes of a field, NUL read as space, padded with spaces when the entity is short.
-    pub fn field_bytes(&self, f: &Field) -> Vec<u8> {
+    pub fn field_bytes(&self, f: &Field) -> std::borrow::Cow<'a, [u8]> {
         let body = self.body();
         let r = f.range();
+        if let Some(b) = body.get(r.clone())
+            && !b.contains(&0)
+        {
+            return std::borrow::Cow::Borrowed(b);
+        }
         let mut out = Vec::with_capacity(f.len());
         for i in r {
             let b = body.get(i).copied().unwrap_or(b' ');
             out.push(if b == 0 { b' ' } else { b });
         }
-        out
+        std::borrow::Cow::Owned(out)
     }
 
     fn field(&self, name: &str) -> Option<&'static Field> {
@@ -499,6 +504,23 @@ pub fn parse(input: &[u8]) -> Result<Noemie, NoemieError> {
             return Err(NoemieError::TooManyFiles);
         }
         let index = files.len();
+        let rest = input.get(pos..).unwrap_or(&[]);
+        let starts_file = match packaging {
+            Packaging::Lines => rest.get(4..7) == Some(b"000".as_slice()),
+            Packaging::Blocks => rest.starts_with(b"000"),
+        };
+        if index > 0 && !starts_file {
+            sink.push(Finding {
+                file: index - 1,
+                entity: None,
+                offset: pos,
+                code: None,
+                field: None,
+                kind: FindingKind::Packaging,
+                message: format!("{} bytes after the last file ignored", rest.len()),
+            });
+            break;
+        }
         let (mut file, next) = match packaging {
             Packaging::Lines => split_lines(input, pos, index)?,
             Packaging::Blocks => split_blocks(input, pos, index, &mut sink)?,
