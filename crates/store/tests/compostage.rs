@@ -44,6 +44,27 @@ fn counter_overflow_moves_to_the_next_second() {
 }
 
 #[test]
+fn batch_allocation_continues_the_sequence() {
+    let s = Store::open_in_memory().unwrap();
+    let c = s.compostage();
+    assert_eq!(c.next_at(T0).unwrap(), "2026112605432700000");
+    assert_eq!(
+        c.next_many_at(T0, 3).unwrap(),
+        vec![
+            "2026112605432700001",
+            "2026112605432700002",
+            "2026112605432700003"
+        ]
+    );
+    assert_eq!(c.next_at(T0).unwrap(), "2026112605432700004");
+    assert!(c.next_many_at(T0, 0).unwrap().is_empty());
+    assert_eq!(c.next_at(T0).unwrap(), "2026112605432700005");
+    // A batch crossing the counter's end moves to the next second.
+    let batch = c.next_many_at(T0, 100_000).unwrap();
+    assert_eq!(batch.last().unwrap(), "2026112605432800005");
+}
+
+#[test]
 fn state_survives_restart() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.db");
