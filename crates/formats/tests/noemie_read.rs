@@ -613,3 +613,20 @@ fn trailing_bytes_after_the_last_file_are_a_finding() {
         (FindingKind::Packaging, end)
     );
 }
+
+#[test]
+fn debug_output_redacts_the_header_password() {
+    let h = header();
+    let with_pw = format!("{}S3CR3T{}", &h[..85], &h[91..]);
+    let input = lines(
+        &with_pw,
+        &entities().concat(),
+        &trailer("00000014", "001", "00000003750", "P"),
+    );
+    let n = noemie::parse(&input).unwrap();
+    let dbg = format!("{n:?}");
+    assert!(!dbg.contains("S3CR3T"), "{dbg}");
+    assert!(dbg.contains("******"));
+    let json = serde_json::to_string(&n.report()).unwrap();
+    assert!(!json.contains("S3CR3T"));
+}

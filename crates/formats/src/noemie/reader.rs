@@ -133,8 +133,9 @@ pub struct FileTotals {
     pub controls_checked: u64,
 }
 
-/// One NOEMIE file (`000` .. `999`).
-#[derive(Clone, Debug)]
+/// One NOEMIE file (`000` .. `999`). Its `Debug` output redacts the header's password field
+/// (*mot de passe*, positions 86-91).
+#[derive(Clone)]
 pub struct NoemieFile {
     pub index: usize,
     /// Offset of the header in the input.
@@ -372,6 +373,30 @@ fn expand_year(yy: u64, ref_year: u16) -> u64 {
         century + yy
     } else {
         century.saturating_sub(100) + yy
+    }
+}
+
+/// The header as text with the password field (positions 86-91) masked.
+fn redacted_header(header: &[u8]) -> String {
+    header
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| if (85..91).contains(&i) { '*' } else { char::from(b) })
+        .collect()
+}
+
+impl std::fmt::Debug for NoemieFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NoemieFile")
+            .field("index", &self.index)
+            .field("offset", &self.offset)
+            .field("header", &redacted_header(&self.header))
+            .field("trailer", &latin1(&self.trailer))
+            .field("trailer_offset", &self.trailer_offset)
+            .field("stream_len", &self.stream.len())
+            .field("entities", &self.entities.len())
+            .field("totals", &self.totals)
+            .finish()
     }
 }
 
