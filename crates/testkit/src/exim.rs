@@ -138,7 +138,11 @@ impl Exim {
             .map_err(io_err("write exim.conf"))?;
 
         let mut cmd = Command::new(EXIM);
-        cmd.arg("-C").arg(&config).args(["-bdf", "-q1s"]);
+        cmd.arg("-C").arg(&config).arg("-bdf");
+        if cfg.smarthost.is_some() {
+            // Retry queued relays every second (local deliveries are immediate, no queue).
+            cmd.arg("-q1s");
+        }
         let out = root.join("exim.out");
         let mut process = ServerProcess::spawn(cmd, &out)?;
         let logs = [

@@ -670,5 +670,21 @@ mod tests {
             prop_assert_eq!(split.len(), 4);
             prop_assert_eq!(&split[2], &Event::Message { number: 1, raw: msg.clone() });
         }
+
+        #[test]
+        fn arbitrary_server_bytes_never_panic(
+            data in proptest::collection::vec(any::<u8>(), 0..2000),
+            cut in 0usize..2000,
+        ) {
+            let mut c = Client::new(Limits { max_line: 256, max_message: 1000, max_listing: 10 });
+            for cmd in [Command::Uidl, Command::List, Command::Retr(1), Command::Stat, Command::Capa] {
+                c.send(cmd).unwrap();
+            }
+            // Start inside the UIDL listing, so that the random bytes reach the body parsers.
+            c.feed(b"+OK hi\r\n+OK\r\n").unwrap();
+            let cut = cut.min(data.len());
+            let _ = c.feed(&data[..cut]).and_then(|_| c.feed(&data[cut..]));
+            while c.next_event().is_some() {}
+        }
     }
 }

@@ -477,3 +477,31 @@ impl Mailbox for Pop3Session {
         self.quit()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_never_shows_in_debug() {
+        let cfg = Pop3Config::plain("127.0.0.1", 110, "ps1", Secret::new("s3cret-pop-password".into()));
+        let dbg = format!("{cfg:?}");
+        assert!(dbg.contains("ps1"));
+        assert!(!dbg.contains("s3cret"), "{dbg}");
+        let cmd = format!("{:?}", Command::Pass(Secret::new("s3cret-pop-password".into())));
+        assert!(!cmd.contains("s3cret"), "{cmd}");
+    }
+
+    #[test]
+    fn connection_refused_names_the_endpoint() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let mut cfg = Pop3Config::plain("127.0.0.1", port, "ps1", Secret::new("pw".into()));
+        cfg.timeout = Duration::from_secs(5);
+        let e = Pop3Session::connect(&cfg).unwrap_err();
+        assert!(matches!(e, Pop3Error::Io { what: "connect", .. }), "{e:?}");
+        assert!(e.to_string().contains(&format!("127.0.0.1:{port}")));
+    }
+}
