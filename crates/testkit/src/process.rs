@@ -162,3 +162,23 @@ pub(crate) fn mkdir_owned(dir: &Path, mode: u32, uid: u32, gid: u32) -> Result<(
 pub(crate) fn port_taken(log: &str) -> bool {
     log.contains("Address already in use") || log.contains("address already in use")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_binary_names_the_debian_packages() {
+        let e = require_binary(Path::new("/nonexistent/exim4"), "exim4-daemon-light").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("/nonexistent/exim4"), "{msg}");
+        assert!(msg.contains("exim4-daemon-light"), "{msg}");
+        assert!(msg.contains("scripts/setup.sh"), "{msg}");
+    }
+
+    #[test]
+    fn port_conflicts_are_recognised_in_logs() {
+        assert!(port_taken("bind failed: Address already in use"));
+        assert!(!port_taken("daemon started"));
+    }
+}
