@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use svoct_mail::smtp::{Envelope, Security, SmtpConfig, SmtpTransport, Transport};
+use svoct_mail::cms::Secret;
+use svoct_mail::smtp::{Envelope, Security, SmtpConfig, SmtpCredentials, SmtpTransport, Transport};
 use svoct_testkit::certs::TestIdentity;
 use svoct_testkit::{Exim, EximConfig, EximTls, free_port};
 
@@ -171,4 +172,37 @@ fn untrusted_certificate_is_permanent() {
         .unwrap_err();
     assert!(e.is_permanent(), "{e:?}");
     assert!(mx.messages("oct").is_empty());
+}
+
+#[test]
+fn smtp_auth_with_credentials() {
+    let mx = Exim::start(&EximConfig {
+        mailboxes: &["oct"],
+        auth: Some(("ps1", "s3cret")),
+        ..Default::default()
+    })
+    .unwrap();
+    let env = Envelope::new("ps1@ps.test", "oct@oct.test");
+    let with = |password: Option<&str>| {
+        let mut cfg = SmtpConfig::plain("127.0.0.1", mx.port());
+        cfg.credentials = password.map(|p| SmtpCredentials {
+            user: "ps1".into(),
+            password: Secret::new(p.to_owned()),
+        });
+        SmtpTransport::new(&cfg).unwrap()
+    };
+    with(Some("s3cret"))
+        .send(&env, &tricky_message())
+        .unwrap_or_else(|e| panic!("{e}\n{}", mx.log()));
+    mx.wait_for_messages("oct", 1, WAIT).unwrap();
+    let e = with(Some("wrong")).send(&env, &tricky_message()).unwrap_err();
+    assert!(e.is_permanent(), "{e:?}");
+    assert_eq!(e.code(), Some(535), "{e:?}");
+    let e = with(None).send(&env, &tricky_message()).unwrap_err();
+    assert!(e.is_permanent(), "{e:?}");
+    assert!(
+        e.server_answer().unwrap().contains("authentication required"),
+        "{e:?}"
+    );
+    assert_eq!(mx.messages("oct").len(), 1);
 }

@@ -38,6 +38,9 @@ pub struct EximConfig<'a> {
     pub smarthost: Option<SocketAddr>,
     /// Local parts answered `451` (temporary failure) at RCPT, to test retry paths.
     pub defer_local_parts: &'a [&'a str],
+    /// Require SMTP AUTH (PLAIN or LOGIN) with this user and password before any recipient.
+    /// Both must be `[A-Za-z0-9._-]+`.
+    pub auth: Option<(&'a str, &'a str)>,
     /// `message_size_limit` in bytes (Exim's default, 50 MB, when `None`).
     pub message_size_limit: Option<u64>,
     /// Offer STARTTLS on the main port and implicit TLS on a second port ([`Exim::tls_port`]).
@@ -82,6 +85,13 @@ impl Exim {
                     "mailbox name {name:?} is not [A-Za-z0-9._-]+"
                 )));
             }
+        }
+        if let Some((user, password)) = cfg.auth
+            && !(valid_mailbox(user) && valid_mailbox(password))
+        {
+            return Err(HarnessError::Config(
+                "auth user and password must be [A-Za-z0-9._-]+".into(),
+            ));
         }
         if let Some(sh) = cfg.smarthost
             && !matches!(sh.ip(), IpAddr::V4(_))
@@ -317,6 +327,9 @@ acl_smtp_rcpt = acl_rcpt
     }
     let locals = cfg.mailboxes.join(" : ");
     c.push_str("\nbegin acl\nacl_rcpt:\n");
+    if cfg.auth.is_some() {
+        c.push_str("  deny !authenticated = *\n       message = authentication required\n");
+    }
     if !cfg.defer_local_parts.is_empty() {
         let _ = writeln!(
             c,
@@ -369,5 +382,23 @@ maildir_delivery:
         );
     }
     c.push_str("\nbegin retry\n* * F,1h,1s\n");
+    if let Some((user, password)) = cfg.auth {
+        let template = "
+begin authenticators
+plain_server:
+  driver = plaintext
+  public_name = PLAIN
+  server_prompts = :
+  server_condition = ${if and {{eq{$auth2}{@USER@}}{eq{$auth3}{@PASS@}}}}
+  server_set_id = $auth2
+login_server:
+  driver = plaintext
+  public_name = LOGIN
+  server_prompts = Username:: : Password::
+  server_condition = ${if and {{eq{$auth1}{@USER@}}{eq{$auth2}{@PASS@}}}}
+  server_set_id = $auth1
+";
+        c.push_str(&template.replace("@USER@", user).replace("@PASS@", password));
+    }
     c
 }
