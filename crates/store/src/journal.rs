@@ -322,6 +322,29 @@ impl Journal<'_> {
             .next())
     }
 
+    /// Entries that carried this invoice number, oldest first (an invoice sent twice shows twice).
+    pub fn by_invoice(&self, invoice: &str) -> Result<Vec<Entry>, StoreError> {
+        self.query(
+            &format!(
+                "SELECT {COLUMNS} FROM journal WHERE EXISTS
+                   (SELECT 1 FROM json_each(journal.invoices) WHERE json_each.value = ?1) ORDER BY id"
+            ),
+            invoice,
+        )
+    }
+
+    /// Entries that carried a lot with this number, oldest first.
+    pub fn by_lot(&self, lot_number: &str) -> Result<Vec<Entry>, StoreError> {
+        self.query(
+            &format!(
+                "SELECT {COLUMNS} FROM journal WHERE EXISTS
+                   (SELECT 1 FROM json_each(journal.lots) WHERE json_extract(json_each.value, '$.number') = ?1)
+                 ORDER BY id"
+            ),
+            lot_number,
+        )
+    }
+
     /// The `limit` most recent entries, newest first.
     pub fn recent(&self, limit: u32) -> Result<Vec<Entry>, StoreError> {
         let mut stmt = self

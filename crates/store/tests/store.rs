@@ -118,6 +118,30 @@ fn journal_search_by_subject_glob() {
 }
 
 #[test]
+fn journal_finds_messages_by_invoice_and_lot() {
+    let s = Store::open_in_memory().unwrap();
+    let j = s.journal();
+    let a = j.insert(&entry("A", "1")).unwrap();
+    let mut other = entry("B", "2");
+    other.invoices = vec!["000000009".into()];
+    other.lots = vec![Lot {
+        number: "007".into(),
+        date: "20261125".into(),
+    }];
+    let b = j.insert(&other).unwrap();
+    let ids = |v: Vec<svoct_store::Entry>| v.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    assert_eq!(ids(j.by_invoice("000000002").unwrap()), vec![a]);
+    assert_eq!(ids(j.by_invoice("000000009").unwrap()), vec![b]);
+    assert!(j.by_invoice("00000000").unwrap().is_empty(), "exact match only");
+    assert_eq!(ids(j.by_lot("001").unwrap()), vec![a]);
+    assert_eq!(ids(j.by_lot("007").unwrap()), vec![b]);
+    assert!(
+        j.by_lot("20261126").unwrap().is_empty(),
+        "dates are not lot numbers"
+    );
+}
+
+#[test]
 fn journal_reports_corrupt_rows_with_table_and_column() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("svoct.db");
