@@ -295,8 +295,33 @@ fn address(s: &str, role: &str) -> Result<lettre::Address, SendError> {
         .map_err(|e| SendError::permanent(format!("invalid {role} address {s:?}"), None, None).with_source(e))
 }
 
+/// The offset of the first CR or LF that is not part of a CRLF pair.
+///
+/// lettre dot-stuffs only after CRLF, while servers such as Exim also end lines at a bare LF: a
+/// bare `\n.\n` would end the DATA early and the rest would be read as commands. Such a message
+/// is not valid RFC 5322 anyway, so it is refused before connecting.
+fn bare_line_end(raw: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(&b) = raw.get(i) {
+        match b {
+            b'\r' if raw.get(i + 1) == Some(&b'\n') => i += 2,
+            b'\r' | b'\n' => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
 impl Transport for SmtpTransport {
+    /// Refuses (permanently) a message with a bare CR or LF (see `bare_line_end`).
     fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<SendOk, SendError> {
+        if let Some(offset) = bare_line_end(raw) {
+            return Err(SendError::permanent(
+                format!("message has a bare CR or LF at byte {offset}; lines must end with CRLF"),
+                None,
+                None,
+            ));
+        }
         let from = envelope
             .from
             .as_deref()
@@ -533,6 +558,24 @@ mod tests {
                 raw: b"m".to_vec()
             }]
         );
+    }
+
+    #[test]
+    fn bare_line_ends_are_found() {
+        assert_eq!(bare_line_end(b"a\r\nb\r\n"), None);
+        assert_eq!(bare_line_end(b""), None);
+        assert_eq!(bare_line_end(b"a\n.\nb"), Some(1));
+        assert_eq!(bare_line_end(b"ab\r\ncd\r"), Some(6));
+        assert_eq!(bare_line_end(b"ab\rcd"), Some(2));
+        let t = SmtpTransport::new(&SmtpConfig::plain("127.0.0.1", 1)).unwrap();
+        let e = t
+            .send(
+                &Envelope::new("a@b.test", "c@d.test"),
+                b"Subject: x\r\n\r\na\n.\nRSET\r\n",
+            )
+            .unwrap_err();
+        assert!(e.is_permanent());
+        assert!(e.to_string().contains("byte 15"), "{e}");
     }
 
     #[test]
