@@ -421,14 +421,23 @@ fn random_id(domain: &str) -> String {
     format!("{hex}.svoct@{domain}")
 }
 
-/// Base64 with 76-character CRLF lines (RFC 2045).
+/// Base64 with 76-character CRLF lines (RFC 2045), encoded straight into `out`.
 fn base64_lines(data: &[u8], out: &mut Vec<u8>) {
-    let text = base64::engine::general_purpose::STANDARD.encode(data);
-    out.reserve(text.len() + text.len() / 76 * 2 + 2);
-    for chunk in text.as_bytes().chunks(76) {
-        out.extend_from_slice(chunk);
-        out.extend_from_slice(b"\r\n");
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let lines = data.len().div_ceil(57);
+    let start = out.len();
+    out.resize(start + lines * 78, 0);
+    let mut at = start;
+    for chunk in data.chunks(57) {
+        let line = out.get_mut(at..at + 76).unwrap_or_default();
+        let n = engine.encode_slice(chunk, line).unwrap_or(0);
+        at += n;
+        if let Some(end) = out.get_mut(at..at + 2) {
+            end.copy_from_slice(b"\r\n");
+        }
+        at += 2;
     }
+    out.truncate(at);
 }
 
 /// Builds a complete message (CRLF line ends, ready for SMTP `DATA`) carrying `file`, protected
@@ -627,6 +636,25 @@ fn decode_base64(body: &[u8]) -> Result<Vec<u8>, ProfileError> {
     })
 }
 
+/// Offset of the body: just after the first empty line at or after `from`.
+fn body_start(raw: &[u8], from: usize) -> Option<usize> {
+    let tail = raw.get(from..)?;
+    let mut i = 0usize;
+    while let Some(nl) = tail.get(i..)?.iter().position(|b| *b == b'\n') {
+        let at = i + nl + 1;
+        match tail.get(at..at.saturating_add(2)) {
+            Some([b'\n', _]) => return Some(from + at + 1),
+            Some([b'\r', b'\n']) => return Some(from + at + 2),
+            _ => {}
+        }
+        if tail.get(at) == Some(&b'\n') {
+            return Some(from + at + 1);
+        }
+        i = at;
+    }
+    None
+}
+
 fn extract(bytes: &[u8], limits: &ParseLimits) -> Result<Extracted, ProfileError> {
     if bytes.len() > limits.max_message_bytes {
         return Err(ProfileError::MessageTooLarge {
@@ -634,18 +662,27 @@ fn extract(bytes: &[u8], limits: &ParseLimits) -> Result<Extracted, ProfileError
             max: limits.max_message_bytes,
         });
     }
-    let msg = MessageParser::default()
-        .parse(bytes)
-        .ok_or(ProfileError::NotAMessage)?;
-    if msg.headers().is_empty() {
+    // Headers first: a single-part message (the emitted shape) needs no body parsing by
+    // mail-parser, whose own decoding of a large base64 body would be wasted work.
+    let parser = MessageParser::default();
+    let head = parser.parse_headers(bytes).ok_or(ProfileError::NotAMessage)?;
+    if head.headers().is_empty() {
         return Err(ProfileError::NotAMessage);
     }
-    let raw = msg.raw_message();
-    let root = msg.root_part();
-    let multipart = root
+    let multipart = head
+        .root_part()
         .content_type()
         .is_some_and(|c| c.ctype().eq_ignore_ascii_case("multipart"));
-    let part = if multipart {
+    let full;
+    let msg = if multipart {
+        full = parser.parse(bytes).ok_or(ProfileError::NotAMessage)?;
+        &full
+    } else {
+        &head
+    };
+    let raw = msg.raw_message();
+    let root = msg.root_part();
+    let (part, body_range) = if multipart {
         let candidates: Vec<&mail_parser::MessagePart<'_>> = msg
             .parts
             .iter()
@@ -653,13 +690,25 @@ fn extract(bytes: &[u8], limits: &ParseLimits) -> Result<Extracted, ProfileError
             .filter(|p| !p.is_multipart())
             .filter(|p| p.is_content_type("application", "edi-consent") || p.content_description().is_some())
             .collect();
-        match candidates.as_slice() {
+        let part = match candidates.as_slice() {
             [] => return Err(ProfileError::NoFilePart),
             [one] => *one,
             many => return Err(ProfileError::SeveralFileParts { count: many.len() }),
-        }
+        };
+        let start = usize::try_from(part.offset_body).unwrap_or(usize::MAX);
+        let end = usize::try_from(part.offset_end).unwrap_or(0);
+        (part, start..end)
     } else {
-        root
+        let after_headers = msg
+            .headers()
+            .iter()
+            .map(|h| usize::try_from(h.offset_end).unwrap_or(0))
+            .max()
+            .unwrap_or(0);
+        (
+            root,
+            body_start(raw, after_headers.saturating_sub(2)).unwrap_or(raw.len())..raw.len(),
+        )
     };
     let top_text = |name: HeaderName<'_>| {
         msg.headers()
@@ -691,9 +740,7 @@ fn extract(bytes: &[u8], limits: &ParseLimits) -> Result<Extracted, ProfileError
         file_name: part.attachment_name().map(str::to_owned),
     };
     let content_type_ok = part.is_content_type("application", "edi-consent");
-    let start = usize::try_from(part.offset_body).unwrap_or(usize::MAX);
-    let end = usize::try_from(part.offset_end).unwrap_or(0);
-    let raw_body = raw.get(start..end).unwrap_or(&[]);
+    let raw_body = raw.get(body_range).unwrap_or(&[]);
     let cte = headers
         .content_transfer_encoding
         .as_deref()
@@ -701,7 +748,11 @@ fn extract(bytes: &[u8], limits: &ParseLimits) -> Result<Extracted, ProfileError
     let body = match cte.as_deref() {
         Some("base64") => decode_base64(raw_body),
         None | Some("7bit") | Some("8bit") | Some("binary") => Ok(raw_body.to_vec()),
-        Some("quoted-printable") => Ok(part.contents().to_vec()),
+        Some("quoted-printable") if multipart => Ok(part.contents().to_vec()),
+        Some("quoted-printable") => Ok(parser
+            .parse(bytes)
+            .map(|m| m.root_part().contents().to_vec())
+            .unwrap_or_default()),
         Some(other) => Err(ProfileError::TransferEncoding { value: shown(other) }),
     };
     Ok(Extracted {

@@ -352,6 +352,16 @@ fn bad_messages_give_typed_errors() {
         parse_message(&wrong_type, &limits),
         Err(ProfileError::WrongContentType { .. })
     ));
+    // Quoted-printable and LF-only line ends are read too.
+    let qp = format!("{GOOD_HEADERS}\r\nContent-Description: FACTURE/SV")
+        .replace("BASE64", "quoted-printable")
+        .replace("\r\n", "\n");
+    let qp = handmade(&qp, "000=20=20=20=\n=20\n")
+        .iter()
+        .copied()
+        .filter(|b| *b != b'\r')
+        .collect::<Vec<u8>>();
+    assert_eq!(parse_message(&qp, &limits).unwrap().attachment, b"000    \n");
     let small = ParseLimits {
         max_message_bytes: 100,
         ..ParseLimits::default()
