@@ -455,6 +455,12 @@ pub fn build_message(
         });
     }
     check_file_name(&envelope.file_name)?;
+    if matches!(profile, Profile::Art(_)) && !envelope.file_name.to_ascii_lowercase().ends_with(".txt") {
+        return Err(ProfileError::HeaderValue {
+            header: "file name",
+            reason: "the ART text file is named <file name>.txt (R6.2)".to_owned(),
+        });
+    }
     if let Some(id) = &envelope.message_id {
         check_header_value("Message-ID", id)?;
         if id.contains(['<', '>', ' ']) || !id.contains('@') {

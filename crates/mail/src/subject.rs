@@ -105,7 +105,8 @@ fn all_digits(s: &str) -> bool {
 /// Parses a run of ASCII digits (already checked) into a number.
 fn digits_value(s: &str) -> u32 {
     s.bytes().fold(0u32, |acc, b| {
-        acc.saturating_mul(10).saturating_add(u32::from(b - b'0'))
+        acc.saturating_mul(10)
+            .saturating_add(u32::from(b.saturating_sub(b'0')))
     })
 }
 

@@ -175,3 +175,45 @@ fn project_reads_what_python_builds() {
     }
     let _ = b64(b"");
 }
+
+const COMPRESS: &str = r#"
+import sys, zlib, gzip, zipfile, io
+data = sys.stdin.buffer.read()
+fmt = sys.argv[1]
+if fmt == "zlib":
+    out = zlib.compress(data, 9)
+elif fmt == "gzip":
+    out = gzip.compress(data)
+else:
+    buf = io.BytesIO()
+    method = zipfile.ZIP_DEFLATED if fmt == "zip-deflated" else zipfile.ZIP_STORED
+    with zipfile.ZipFile(buf, "w", compression=method) as z:
+        z.writestr("F00042.B2", data)
+    out = buf.getvalue()
+sys.stdout.buffer.write(out)
+"#;
+
+const DECOMPRESS: &str = r#"
+import sys, gzip
+sys.stdout.buffer.write(gzip.decompress(sys.stdin.buffer.read()))
+"#;
+
+#[test]
+fn compression_interop_with_python() {
+    use svoct_mail::compress::{self, Compression};
+    let data = file_bytes().repeat(20);
+    for (fmt, expected) in [
+        ("zlib", Compression::Zlib),
+        ("gzip", Compression::Gzip),
+        ("zip-deflated", Compression::Zip),
+        ("zip-stored", Compression::Zip),
+    ] {
+        let packed = python(COMPRESS, &data, &[fmt]);
+        let (found, out) = compress::decompress(&packed, 1 << 24).unwrap_or_else(|e| panic!("{fmt}: {e}"));
+        assert_eq!(found, expected, "{fmt}");
+        assert_eq!(out, data, "{fmt}");
+    }
+    // What the project emits, Python's gzip reads.
+    let ours = compress::compress(&data).unwrap();
+    assert_eq!(python(DECOMPRESS, &ours, &[]), data);
+}

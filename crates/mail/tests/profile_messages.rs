@@ -237,6 +237,15 @@ fn art_and_other_profiles() {
         ps_number: ps,
         timestamp: stamp,
     });
+    assert!(matches!(
+        build_message(&env, b"x", Protect::None),
+        Err(ProfileError::HeaderValue {
+            header: "file name",
+            ..
+        })
+    ));
+    env.file_name = "ART0001.TXT".to_owned();
+    assert!(build_message(&env, b"x", Protect::None).is_ok());
     let protect = Protect::Encrypt {
         recipients: std::slice::from_ref(&k.cert),
         cipher: CmsCipher::default(),
