@@ -529,3 +529,62 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn inspect_reports_decryption_problems_and_file_checks() {
+    let k = keys();
+    let other = TestIdentity::new("intruder.example");
+    let other_key = PrivateKeyAndCert::from_bytes(&other.key_pem(), &other.cert_pem()).unwrap();
+    let protect = Protect::Encrypt {
+        recipients: std::slice::from_ref(&k.cert),
+        cipher: CmsCipher::DesEde3Cbc,
+        compress: true,
+    };
+    let msg = build_message(&invoice_envelope(), &b2_file(), protect).unwrap();
+    // Without a key: profile and algorithm are known, content is not.
+    let r = inspect_message(&msg, None);
+    assert!(!r.has_errors(), "{:?}", r.findings);
+    assert_eq!(
+        r.encryption.as_ref().and_then(|e| e.algorithm.as_deref()),
+        Some("DES-EDE3-CBC")
+    );
+    assert!(r.attachment_bytes.is_none());
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.code == "decrypt" && f.severity == Severity::Info)
+    );
+    // With someone else's key: an error finding that names the key's certificate.
+    let r = inspect_message(&msg, Some(&other_key));
+    let f = r.findings.iter().find(|f| f.code == "decrypt").unwrap();
+    assert_eq!(f.severity, Severity::Error);
+    assert!(f.message.contains("intruder.example"), "{}", f.message);
+    // With the right key, then the file checks added by the caller.
+    let mut r = inspect_message(&msg, Some(&k.key));
+    assert_eq!(r.compression, Some(Compression::Gzip));
+    assert_eq!(r.attachment_len, Some(b2_file().len()));
+    let subject: Subject = SUBJECT.parse().unwrap();
+    r.check_file(
+        &subject,
+        &PlainFileFacts {
+            invoice_count: 7,
+            sender_number: "123456789".to_owned(),
+        },
+    );
+    assert!(r.has_errors());
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["profile"], "FACTURE/SV/ZK");
+    assert_eq!(json["compression"], "gzip");
+    assert_eq!(json["encryption"]["algorithm_oid"], "1.2.840.113549.3.7");
+    assert_eq!(
+        json["headers"]["content_type"],
+        "Application/EDI-consent; name=\"F00042.B2\""
+    );
+    assert!(
+        json["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["code"] == "subject_file")
+    );
+}
