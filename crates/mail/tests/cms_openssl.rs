@@ -212,3 +212,43 @@ fn key_file_permissions_and_redaction() {
     let e = PrivateKeyAndCert::from_bytes(&other.key_pem(), &id.cert_pem()).unwrap_err();
     assert!(matches!(e, CmsError::KeyCertMismatch { .. }));
 }
+
+mod mutation {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    fn fixture() -> &'static (Vec<u8>, PrivateKeyAndCert) {
+        static F: OnceLock<(Vec<u8>, PrivateKeyAndCert)> = OnceLock::new();
+        F.get_or_init(|| {
+            let id = TestIdentity::new("oct.example");
+            let key = PrivateKeyAndCert::from_bytes(&id.key_pem(), &id.cert_pem()).unwrap();
+            let r = RecipientCert::from_bytes(&id.cert_pem()).unwrap();
+            (
+                cms::encrypt(b"000 small file", &[r], CmsCipher::Aes256Cbc).unwrap(),
+                key,
+            )
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Mutated or truncated envelopes give an error or (rarely) other bytes, never a panic.
+        #[test]
+        fn mutated_envelopes_never_panic(
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+            cut in any::<usize>(),
+        ) {
+            let (env, key) = fixture();
+            let mut bad = env.clone();
+            for (at, b) in flips {
+                let i = at % bad.len();
+                bad[i] = b;
+            }
+            bad.truncate(cut % (bad.len() + 1));
+            let _ = cms::envelope_info(&bad);
+            let _ = cms::decrypt(&bad, key);
+        }
+    }
+}
