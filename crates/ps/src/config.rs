@@ -531,7 +531,11 @@ impl ConfigFile {
     /// Check the edited document, then write it atomically (temporary file + rename).
     pub fn save(&self) -> Result<Config, ConfigError> {
         let text = self.doc.to_string();
-        let config = Config::parse(&text)?;
+        let mut config = Config::parse(&text)?;
+        // The same paths as `Config::load` gives: relative to the file, not to the process.
+        if let Some(dir) = self.path.parent() {
+            config.resolve_paths(dir);
+        }
         let tmp = self.path.with_extension("toml.tmp");
         let write = |p: &Path| -> std::io::Result<()> {
             use std::io::Write;

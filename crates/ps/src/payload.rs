@@ -2,9 +2,11 @@
 //! compostage from the very same bytes.
 //!
 //! The journal (in `svoct-store`) records *that* a message was sent; this directory keeps *what*
-//! it carried: `<compostage>.b2` (the file) and `<compostage>.json` ([`PayloadMeta`]: recipient,
-//! certificate, compression, lots, invoices). Both are written to a temporary name, synced and
-//! renamed before the journal entry is inserted, so a journal entry always has its payload.
+//! it carried: one file `<compostage>.payload` per message, a line of JSON ([`PayloadMeta`]:
+//! recipient, certificate, compression, lots, invoices), a line feed, then the file bytes. It is
+//! written to a temporary name, synced and renamed before the journal entry is inserted, so a
+//! journal entry always has its payload (one fsync per message: sending speed is bound by
+//! fsyncs).
 
 use std::fs;
 use std::io::{Read, Write};
@@ -75,22 +77,20 @@ impl Payloads {
         Ok(Payloads { dir })
     }
 
-    fn paths(&self, compostage: &str) -> Result<(PathBuf, PathBuf), PsError> {
+    fn path(&self, compostage: &str) -> Result<PathBuf, PsError> {
         if compostage.is_empty() || !compostage.bytes().all(|b| b.is_ascii_digit()) {
             return Err(payload_err(&self.dir, format!("bad key {compostage:?}")));
         }
-        Ok((
-            self.dir.join(format!("{compostage}.b2")),
-            self.dir.join(format!("{compostage}.json")),
-        ))
+        Ok(self.dir.join(format!("{compostage}.payload")))
     }
 
-    /// Saves durably (file, metadata, then the directory entry).
+    /// Saves durably (the file, then the directory entry).
     pub fn save(&self, compostage: &str, meta: &PayloadMeta, bytes: &[u8]) -> Result<(), PsError> {
-        let (data, json) = self.paths(compostage)?;
-        write_synced(&data, bytes)?;
-        let text = serde_json::to_vec(meta).map_err(|e| payload_err(&json, e))?;
-        write_synced(&json, &text)?;
+        let path = self.path(compostage)?;
+        let mut out = serde_json::to_vec(meta).map_err(|e| payload_err(&path, e))?;
+        out.push(b'\n');
+        out.extend_from_slice(bytes);
+        write_synced(&path, &out)?;
         if let Ok(d) = fs::File::open(&self.dir) {
             // Best effort: directory fsync is not supported everywhere.
             let _ = d.sync_all();
@@ -100,10 +100,15 @@ impl Payloads {
 
     /// Reads back what [`save`](Self::save) wrote.
     pub fn load(&self, compostage: &str) -> Result<(PayloadMeta, Vec<u8>), PsError> {
-        let (data, json) = self.paths(compostage)?;
+        let path = self.path(compostage)?;
+        let mut all = read_bounded(&path, MAX_META + MAX_LOT_FILE * 2)?;
+        let nl = all
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| payload_err(&path, "no metadata line"))?;
         let meta: PayloadMeta =
-            serde_json::from_slice(&read_bounded(&json, MAX_META)?).map_err(|e| payload_err(&json, e))?;
-        let bytes = read_bounded(&data, MAX_LOT_FILE * 2)?;
+            serde_json::from_slice(all.get(..nl).unwrap_or_default()).map_err(|e| payload_err(&path, e))?;
+        let bytes = all.split_off(nl + 1);
         Ok((meta, bytes))
     }
 }
