@@ -782,25 +782,31 @@ pub fn invoice_continuation(record: &[u8]) -> Option<u8> {
 /// (types 2 and 4) or 36/39 (type 3). `None` for a record type this module has no table for
 /// (unknown types, and 3S/3F/3H/4x variants): such a record is kept as opaque bytes.
 pub fn layout_of(record: &[u8]) -> Option<&'static Layout> {
+    layout_index(record).and_then(|i| ALL.get(i).copied())
+}
+
+/// Index in [`ALL`] of the layout of `record` (see [`layout_of`]).
+#[inline]
+pub(crate) fn layout_index(record: &[u8]) -> Option<usize> {
     match RecordType::of(record) {
-        RecordType::FileHeader => Some(&FILE_HEADER),
-        RecordType::LotHeader => Some(&LOT_HEADER),
+        RecordType::FileHeader => Some(0),
+        RecordType::LotHeader => Some(1),
         RecordType::InvoiceHeader => Some(match invoice_continuation(record) {
-            None => &INVOICE_HEADER,
-            Some(b'S') => &INVOICE_2S,
-            Some(b'M') => &INVOICE_2M,
-            Some(b'P') => &INVOICE_2P,
-            Some(b'B') => &INVOICE_2B,
-            Some(_) => &INVOICE_2C,
+            None => 2,
+            Some(b'S') => 3,
+            Some(b'M') => 4,
+            Some(b'P') => 5,
+            Some(b'B') => 6,
+            Some(_) => 7,
         }),
         RecordType::Line => {
             let variant = matches!(record.get(35), Some(b'F' | b'H')) || record.get(38) == Some(&b'S');
-            (!variant).then_some(&LINE_3)
+            (!variant).then_some(8)
         }
-        RecordType::Act => (record.get(35) == Some(&b' ')).then_some(&ACT_4),
-        RecordType::InvoiceTotal => Some(&INVOICE_TOTAL),
-        RecordType::LotTrailer => Some(&LOT_TRAILER),
-        RecordType::FileTrailer => Some(&FILE_TRAILER),
+        RecordType::Act => (record.get(35) == Some(&b' ')).then_some(9),
+        RecordType::InvoiceTotal => Some(10),
+        RecordType::LotTrailer => Some(11),
+        RecordType::FileTrailer => Some(12),
         RecordType::Unknown => None,
     }
 }

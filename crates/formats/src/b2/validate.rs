@@ -3,15 +3,15 @@
 use serde::Serialize;
 
 use super::layouts::{
-    ACT_4, F0_APPLICATION, F0_FILE_ID, F0_RECIPIENT_NUMBER, F0_RECIPIENT_TYPE, F0_SENDER_NUMBER,
+    ALL, F0_APPLICATION, F0_FILE_ID, F0_RECIPIENT_NUMBER, F0_RECIPIENT_TYPE, F0_SENDER_NUMBER,
     F0_SENDER_TYPE, F1_LOT_NUMBER, F1_NORM_VERSION, F1_PS, F4_AMOUNT_AMC, F4_AMOUNT_AMO, F4_AMOUNT_BILLED,
     F5_ACT_COUNT, F5_AMC, F5_AMO, F5_BILLED, F6_ACTS, F6_AMC, F6_AMO, F6_BILLED, F6_INVOICES, F6_LOT_NUMBER,
     F6_PS, F6_TYPE2, F6_TYPE5, F9_APPLICATION, F9_FILE_ID, F9_LOTS, F9_RECIPIENT_NUMBER, F9_RECIPIENT_TYPE,
-    F9_RECORDS, F9_SENDER_NUMBER, F9_SENDER_TYPE, FI_INVOICE, FI_PS, RecordType, layout_of,
+    F9_RECORDS, F9_SENDER_NUMBER, F9_SENDER_TYPE, FI_INVOICE, FI_PS, RecordType, layout_index,
 };
 use super::model::{B2Input, Invoice, Lot};
 use super::{DRE_NORM_VERSION, FSE_NORM_VERSIONS, RECORD_LEN};
-use crate::layout::{Field, FieldProblem, parse_digits};
+use crate::layout::{Field, FieldProblem, Kind, Layout, Req, parse_digits};
 
 /// One problem found by [`validate`]: where (record index, byte offset, field) and what (a
 /// stable machine `code` plus a human `message`).
@@ -29,8 +29,125 @@ pub struct Finding {
     pub message: String,
 }
 
+/// Index of the base type 4 table in [`ALL`].
+const ACT_4_INDEX: usize = 9;
+
 struct Sink {
     out: Vec<Finding>,
+    fast: Vec<FastCheck>,
+}
+
+/// A layout compiled to bit masks over the 128 positions, so that a valid record is checked with
+/// one pass over its bytes and a few mask operations instead of field by field. Only a record
+/// that fails it goes through [`Layout::check`], which produces the findings: the result is the
+/// same, only faster.
+struct FastCheck {
+    /// Positions of mandatory digits fields: must all be digits.
+    digits: u128,
+    /// Optional digits fields: all digits or all spaces.
+    optional_digits: Vec<u128>,
+    /// Mandatory text fields (not fillers): not all spaces.
+    mandatory_text: Vec<u128>,
+    /// Fixed values: 0-based start and the bytes.
+    fixed: Vec<(usize, &'static [u8])>,
+}
+
+fn span(f: &Field) -> u128 {
+    let len = f.len() as u32;
+    let ones = if len >= 128 { u128::MAX } else { (1u128 << len) - 1 };
+    ones << (u32::from(f.from) - 1)
+}
+
+impl FastCheck {
+    fn new(layout: &Layout) -> FastCheck {
+        let mut c = FastCheck {
+            digits: 0,
+            optional_digits: Vec::new(),
+            mandatory_text: Vec::new(),
+            fixed: Vec::new(),
+        };
+        for f in layout.fields {
+            if let Some(v) = f.fixed {
+                c.fixed.push((f.range().start, v.as_bytes()));
+                continue;
+            }
+            match (f.kind, f.req) {
+                (Kind::Digits, Req::Mandatory) => c.digits |= span(f),
+                (Kind::Digits, Req::Optional) => c.optional_digits.push(span(f)),
+                (Kind::Text, Req::Mandatory) if !f.name.starts_with("filler") => {
+                    c.mandatory_text.push(span(f))
+                }
+                (Kind::Text, _) => {}
+            }
+        }
+        c
+    }
+
+    /// True when `rec` has no problem `Layout::check` would report.
+    #[inline]
+    fn passes(&self, rec: &[u8]) -> bool {
+        let Ok(rec) = <&[u8; RECORD_LEN]>::try_from(rec) else {
+            return false;
+        };
+        // Printable ASCII everywhere (the tables cover all 128 positions).
+        let Some((digit, space)) = scan(rec) else {
+            return false;
+        };
+        (digit & self.digits) == self.digits
+            && self
+                .optional_digits
+                .iter()
+                .all(|&m| (digit & m) == m || (space & m) == m)
+            && self.mandatory_text.iter().all(|&m| (space & m) != m)
+            && self
+                .fixed
+                .iter()
+                .all(|&(at, v)| rec.get(at..at + v.len()) == Some(v))
+    }
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Gather the high bit of each byte of `x` (byte i → bit i). The multiplier puts byte i's bit at
+/// position 56 + i without two partial products ever meeting, so no carry disturbs the result.
+#[inline]
+fn pack(x: u64) -> u64 {
+    ((x & HI) >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
+}
+
+/// One pass over a record, eight bytes at a time: `None` if a byte is not printable ASCII
+/// (0x20-0x7E), else the masks (bit i set when byte i is an ASCII digit / a space).
+#[inline]
+fn scan(rec: &[u8; RECORD_LEN]) -> Option<(u128, u128)> {
+    let mut bad = 0u64;
+    let mut digit = [0u64; 2];
+    let mut space = [0u64; 2];
+    for (half, block) in rec.chunks_exact(64).enumerate() {
+        let (mut dm, mut sm) = (0u64, 0u64);
+        for (j, chunk) in block.chunks_exact(8).enumerate() {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            let w = u64::from_le_bytes(word);
+            // >= 0x80, == 0x7F, < 0x20. Lanes are exact when no byte is >= 0x80; when one is,
+            // the first term alone makes `bad` non-zero, whatever the carries did to the others.
+            bad |= (w | w.wrapping_add(LO) | !w.wrapping_add(0x60 * LO)) & HI;
+            // Digit: b + 0x50 reaches 0x80 (b >= '0') and b + 0x46 does not (b <= '9').
+            let d = w.wrapping_add(0x50 * LO) & !w.wrapping_add(0x46 * LO);
+            // Space: the byte of w ^ 0x20.. is zero.
+            let x = w ^ (0x20 * LO);
+            let z = !(((x & !HI).wrapping_add(!HI)) | x);
+            dm |= pack(d) << (8 * j);
+            sm |= pack(z) << (8 * j);
+        }
+        if let (Some(d), Some(s)) = (digit.get_mut(half), space.get_mut(half)) {
+            *d = dm;
+            *s = sm;
+        }
+    }
+    let digit = u128::from(digit[0]) | (u128::from(digit[1]) << 64);
+    let space = u128::from(space[0]) | (u128::from(space[1]) << 64);
+    (bad == 0).then_some((digit, space))
 }
 
 impl Sink {
@@ -77,7 +194,10 @@ fn num(field: &Field, rec: &[u8]) -> u64 {
 /// contract type 99); lot totals in type 6 (invoice, act, type 2, type 5 counts and the three
 /// amounts, lot number, sender); file trailer counts and repeated fields; one sender in every lot.
 pub fn validate(input: &B2Input<'_>) -> Vec<Finding> {
-    let mut sink = Sink { out: Vec::new() };
+    let mut sink = Sink {
+        out: Vec::new(),
+        fast: ALL.iter().map(|l| FastCheck::new(l)).collect(),
+    };
     if let Some(h) = input.file_header() {
         check_fields(&mut sink, 0, h);
     }
@@ -109,7 +229,13 @@ pub fn validate(input: &B2Input<'_>) -> Vec<Finding> {
 }
 
 fn check_fields(sink: &mut Sink, record: usize, rec: &[u8]) {
-    let Some(layout) = layout_of(rec) else {
+    let index = layout_index(rec);
+    if let Some(fast) = index.and_then(|i| sink.fast.get(i))
+        && fast.passes(rec)
+    {
+        return;
+    }
+    let Some(layout) = index.and_then(|i| ALL.get(i)) else {
         if let Some(pos) = rec.iter().position(|b| !b.is_ascii() || b.is_ascii_control()) {
             sink.out.push(Finding {
                 record_index: record,
@@ -229,7 +355,8 @@ fn validate_invoice(sink: &mut Sink, inv: &Invoice<'_>, ps: &[u8], sums: &mut Su
                 );
             }
         }
-        if kind == RecordType::Act && std::ptr::eq(layout_of(rec).unwrap_or(&ACT_4), &ACT_4) {
+        // Amounts of base type 4 records only: the 4x variants carry no such fields.
+        if kind == RecordType::Act && layout_index(rec) == Some(ACT_4_INDEX) {
             billed = billed.saturating_add(num(&F4_AMOUNT_BILLED, rec));
             amo = amo.saturating_add(num(&F4_AMOUNT_AMO, rec));
             amc = amc.saturating_add(num(&F4_AMOUNT_AMC, rec));
@@ -335,5 +462,67 @@ fn validate_file(
             "file.sender_mismatch",
             format!("the file sender {file_sender} differs from the lots' PS number {lot_sender} (R3.2)"),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn valid_record(layout: &Layout) -> Vec<u8> {
+        let mut r = layout.blank();
+        for f in layout.fields {
+            if f.fixed.is_none() && f.kind == Kind::Text && f.req == Req::Mandatory {
+                let _ = f.put(&mut r, "X");
+            }
+        }
+        r
+    }
+
+    #[test]
+    fn fast_path_accepts_valid_records_of_every_layout() {
+        for (i, l) in ALL.iter().enumerate() {
+            let r = valid_record(l);
+            assert!(l.check(&r).is_empty(), "{}: {:?}", l.code, l.check(&r));
+            assert!(FastCheck::new(l).passes(&r), "{}", l.code);
+            assert_eq!(layout_index(&r), Some(i), "{}", l.code);
+        }
+    }
+
+    fn naive(rec: &[u8; RECORD_LEN]) -> Option<(u128, u128)> {
+        if !rec.iter().all(|&b| (0x20..0x7f).contains(&b)) {
+            return None;
+        }
+        let mut d = 0u128;
+        let mut s = 0u128;
+        for (i, &b) in rec.iter().enumerate() {
+            d |= u128::from(b.is_ascii_digit()) << i;
+            s |= u128::from(b == b' ') << i;
+        }
+        Some((d, s))
+    }
+
+    proptest! {
+        /// The word-at-a-time scan equals the obvious byte loop, on any bytes.
+        #[test]
+        fn scan_equals_the_byte_loop(bytes in prop::collection::vec(prop_oneof![0x1eu8..0x80, any::<u8>()], 128)) {
+            let rec: [u8; RECORD_LEN] = bytes.try_into().unwrap();
+            prop_assert_eq!(scan(&rec), naive(&rec));
+        }
+
+        /// The fast path says "clean" exactly when the field-by-field check finds nothing.
+        #[test]
+        fn fast_path_agrees_with_layout_check(
+            which in 0usize..13,
+            edits in prop::collection::vec((0usize..128, prop::sample::select(vec![b' ', b'0', b'7', b'A', 0xE9, 0x00, b'X', b'~', 0x7f])), 0..4),
+        ) {
+            let l = ALL[which];
+            let mut r = valid_record(l);
+            for (at, b) in edits {
+                r[at] = b;
+            }
+            prop_assert_eq!(FastCheck::new(l).passes(&r), l.check(&r).is_empty());
+        }
     }
 }
