@@ -261,8 +261,8 @@ impl Ps {
     }
 
     /// Sends the dLOI request to the OCT (R7.2): `DLOI/<exercice>/<compostage>`, encrypted for
-    /// the OCT.
-    pub fn request_loi(&self, transport: &dyn Transport) -> Result<Sent, PsError> {
+    /// the OCT, asking for the increments after list `version` (0 when the PS holds none).
+    pub fn request_loi(&self, transport: &dyn Transport, version: u64) -> Result<Sent, PsError> {
         let oct = match (&self.config.mode, &self.config.oct) {
             (Mode::Oct, Some(oct)) => oct,
             _ => {
@@ -273,7 +273,7 @@ impl Ps {
                 ));
             }
         };
-        let body = crate::loi::request_file(&self.config)?;
+        let body = crate::loi::request_file(&self.config, version, OffsetDateTime::now_utc())?;
         let meta = PayloadMeta {
             kind: "DLOI".into(),
             to: oct.address.clone(),

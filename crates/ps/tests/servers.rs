@@ -119,6 +119,20 @@ fn oct_single_file_reaches_the_oct_mailbox_and_decrypts_to_the_same_bytes() {
     let key = PrivateKeyAndCert::from_files(&keys.oct_key, &keys.oct_cert).unwrap();
     let opened = msg.open(Some(&key), &ParseLimits::default()).unwrap();
     assert_eq!(opened.bytes, file, "the OCT gets the single file byte for byte");
+
+    // R7.2: the dLOI request goes to the same OCT, encrypted for it.
+    let loi = ps.request_loi(&t, 7).unwrap();
+    assert_eq!(loi.status, Status::Sent, "{}", loi.answer);
+    let delivered = exim.wait_for_messages("oct", 2, WAIT).unwrap();
+    let request = delivered
+        .iter()
+        .map(|raw| parse_message(raw, &ParseLimits::default()).unwrap())
+        .find(|m| m.profile_name() == "LOI/DEMANDE/K")
+        .unwrap();
+    assert_eq!(request.subject.to_string(), loi.subject);
+    let opened = request.open(Some(&key), &ParseLimits::default()).unwrap();
+    let parsed = svoct_formats::loi::DloiRequest::parse(&opened.bytes).unwrap();
+    assert_eq!(parsed.version, 7);
 }
 
 #[test]

@@ -192,15 +192,17 @@ fn a_bad_certificate_stops_the_batch_before_anything_is_journaled() {
 fn loi_request_goes_to_the_oct_only() {
     let (s, ps) = setup("oct", "single");
     let t = MemoryTransport::new();
-    let sent = ps.request_loi(&t).unwrap();
+    let sent = ps.request_loi(&t, 0).unwrap();
     assert!(sent.subject.starts_with("DLOI/123456789/"), "{}", sent.subject);
     let msg = parse_message(&t.sent()[0].raw, &ParseLimits::default()).unwrap();
     assert_eq!(msg.profile_name(), "LOI/DEMANDE/K");
     let opened = msg.open(Some(&s.oct_key), &ParseLimits::default()).unwrap();
-    assert!(opened.bytes.starts_with(b"DLOI-REQUEST/1 "));
+    let request = svoct_formats::loi::DloiRequest::parse(&opened.bytes).unwrap();
+    assert_eq!(request.ps_number, "123456789");
+    assert_eq!(request.version, 0);
 
     let (_s2, direct) = setup("direct", "single");
-    let e = direct.request_loi(&t).unwrap_err();
+    let e = direct.request_loi(&t, 0).unwrap_err();
     assert!(e.to_string().contains("svoct ps mode oct"), "{e}");
 }
 
@@ -209,7 +211,7 @@ fn journal_finds_by_subject_glob() {
     let (_s, ps) = setup("oct", "split");
     let t = MemoryTransport::new();
     ps.send(&t, &[lots(6, 3)], &mut no_progress).unwrap();
-    ps.request_loi(&t).unwrap();
+    ps.request_loi(&t, 0).unwrap();
     assert_eq!(ps.journal(None).unwrap().len(), 2);
     let sv = ps.journal(Some("SV140700/*")).unwrap();
     assert_eq!(sv.len(), 1);

@@ -66,7 +66,7 @@ enum Command {
 #[derive(Subcommand)]
 enum LoiCommand {
     /// Send the dLOI request to the OCT (R7.2).
-    Request(send::OutArgs),
+    Request(send::LoiRequestArgs),
 }
 
 #[derive(Subcommand)]

@@ -155,11 +155,20 @@ pub fn resend(path: &Path, args: ResendArgs) -> CmdResult {
     report(&[sent], args.out.json)
 }
 
-pub fn loi_request(path: &Path, args: OutArgs) -> CmdResult {
+#[derive(clap::Args)]
+pub struct LoiRequestArgs {
+    /// The opposition-list version the PS holds (0 = none yet): the OCT sends what follows.
+    #[arg(long, default_value_t = 0)]
+    version: u64,
+    #[command(flatten)]
+    out: OutArgs,
+}
+
+pub fn loi_request(path: &Path, args: LoiRequestArgs) -> CmdResult {
     let ps = open(path)?;
-    let t = transport(&ps, &args.out)?;
-    let sent = ps.request_loi(&*t)?;
-    report(&[sent], args.json)
+    let t = transport(&ps, &args.out.out)?;
+    let sent = ps.request_loi(&*t, args.version)?;
+    report(&[sent], args.out.json)
 }
 
 pub fn journal(path: &Path, args: JournalArgs) -> CmdResult {
