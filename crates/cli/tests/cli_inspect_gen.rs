@@ -158,6 +158,9 @@ fn gen_refuses_bad_flags_with_one_line() {
     let out = svoct(&["gen", "--ps", "12ab"]);
     let err = one_line_error(&out);
     assert!(err.contains("--ps"), "{err}");
+    let out = svoct(&["gen", "--invoices", "0"]);
+    let err = one_line_error(&out);
+    assert!(err.contains("--invoices"), "{err}");
 }
 
 #[test]

@@ -119,6 +119,14 @@ pub fn generate(args: &Args) -> Result<Vec<u8>, Box<dyn std::error::Error + Send
         }
         .into());
     }
+    if args.invoices == 0 && args.format != Format::Zone {
+        return Err(GenError::BadFlag {
+            flag: "invoices",
+            value: "0".into(),
+            why: "a lot holds at least one invoice",
+        }
+        .into());
+    }
     check_digits("ps", &args.ps, 9)?;
     check_digits("oct-id", &args.oct_id, 14)?;
     check_digits("date", &args.date, 6)?;
