@@ -1,0 +1,157 @@
+//! Durable before acknowledged: the ingress process is killed (SIGKILL) while clients are
+//! sending; every message that got its `250` must be in the spool, byte for byte, after restart.
+//!
+//! The ingress runs in a child process: this test binary re-executes itself with
+//! `SVOCT_CRASH_CHILD_DIR` set, which turns `child_server` into the server.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use svoct_oct::ingress::{Ingress, IngressConfig};
+use svoct_store::spool::{Spool, SpoolId};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+const CHILD_ENV: &str = "SVOCT_CRASH_CHILD_DIR";
+
+/// In a child process: serves the ingress on the spool in `$SVOCT_CRASH_CHILD_DIR` until
+/// killed. In a normal test run: does nothing.
+#[test]
+fn child_server() {
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let spool = Arc::new(Spool::open(dir.join("spool")).unwrap());
+        let handle = Ingress::bind("127.0.0.1:0".parse().unwrap(), IngressConfig::default(), spool)
+            .await
+            .unwrap();
+        let port_file = dir.join("port");
+        std::fs::write(dir.join("port.tmp"), handle.local_addr().port().to_string()).unwrap();
+        std::fs::rename(dir.join("port.tmp"), &port_file).unwrap();
+        loop {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+    });
+}
+
+fn spawn_child(dir: &Path) -> (Child, u16) {
+    let _ = std::fs::remove_file(dir.join("port"));
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_server", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, dir)
+        .spawn()
+        .unwrap();
+    for _ in 0..1000 {
+        if let Ok(p) = std::fs::read_to_string(dir.join("port")) {
+            return (child, p.trim().parse().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("child server did not start");
+}
+
+type Acks = Arc<Mutex<Vec<(SpoolId, Vec<u8>)>>>;
+
+/// Sends messages until the connection breaks; records each acknowledged one.
+async fn client(port: u16, client_no: usize, acks: Acks) {
+    let Ok(stream) = TcpStream::connect(("127.0.0.1", port)).await else {
+        return;
+    };
+    let (r, mut w) = stream.into_split();
+    let mut r = BufReader::new(r);
+    let mut line = String::new();
+    let reply = async |r: &mut BufReader<_>, line: &mut String| -> Option<String> {
+        loop {
+            line.clear();
+            if r.read_line(line).await.ok()? == 0 {
+                return None;
+            }
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return Some(line.clone());
+            }
+        }
+    };
+    if reply(&mut r, &mut line).await.is_none() || w.write_all(b"EHLO crash\r\n").await.is_err() {
+        return;
+    }
+    if reply(&mut r, &mut line).await.is_none() {
+        return;
+    }
+    for seq in 0.. {
+        // Distinct bodies of varied sizes (up to ~300 KB) so that kills land mid-write too.
+        let mut body = format!("Subject: c{client_no} m{seq}\r\n\r\n").into_bytes();
+        let lines = (seq * 7919 + client_no * 104_729) % 4000;
+        for i in 0..lines {
+            body.extend_from_slice(format!("{client_no}-{seq}-{i:08} payload line\r\n").as_bytes());
+        }
+        let cmds = b"MAIL FROM:<ps@example.org>\r\nRCPT TO:<oct@example.net>\r\nDATA\r\n";
+        if w.write_all(cmds).await.is_err() {
+            return;
+        }
+        for _ in 0..3 {
+            if reply(&mut r, &mut line).await.is_none() {
+                return;
+            }
+        }
+        if w.write_all(&body).await.is_err() || w.write_all(b".\r\n").await.is_err() {
+            return;
+        }
+        let Some(done) = reply(&mut r, &mut line).await else {
+            return;
+        };
+        let Some(id) = done.trim_end().strip_prefix("250 2.0.0 OK queued as ") else {
+            panic!("unexpected reply {done:?}");
+        };
+        acks.lock()
+            .unwrap()
+            .push((SpoolId::parse(id).expect("spool id in reply"), body));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_ingest_loses_no_acknowledged_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let acks: Acks = Arc::new(Mutex::new(Vec::new()));
+    for round in 0..3usize {
+        let (mut child, port) = spawn_child(dir.path());
+        let before = acks.lock().unwrap().len();
+        let clients: Vec<_> = (0..3)
+            .map(|c| tokio::spawn(client(port, round * 10 + c, acks.clone())))
+            .collect();
+        // Kill once some messages of this round were acknowledged (clients are mid-stream).
+        let target = before + 5 + round * 7;
+        while acks.lock().unwrap().len() < target {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        for c in clients {
+            c.await.unwrap();
+        }
+        // After the kill: every acknowledged message is there, exactly.
+        let spool = Spool::open(dir.path().join("spool")).unwrap();
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("spool/tmp")).unwrap().count(),
+            0,
+            "unacknowledged partial writes are removed at open"
+        );
+        let acked = acks.lock().unwrap().clone();
+        for (id, body) in &acked {
+            let entry = spool
+                .get(*id)
+                .unwrap_or_else(|e| panic!("round {round}: {id} lost: {e}"));
+            assert_eq!(&entry.data, body, "round {round}: {id} differs");
+        }
+        // Nothing in the spool is unreadable (no torn entry reached new/).
+        for l in spool.list().unwrap() {
+            spool.get(l.id).unwrap();
+        }
+        assert!(spool.list().unwrap().len() >= acked.len());
+        drop(spool);
+    }
+}
