@@ -139,6 +139,9 @@ fn bench_cpu(c: &mut Criterion<CpuTime>) {
     g.bench_function(format!("parse_and_check_lines_{}MB", input.len() >> 20), |b| {
         b.iter(|| noemie::parse(black_box(&input)).map(|n| n.files.len()))
     });
+    g.bench_function(format!("parse_and_report_lines_{}MB", input.len() >> 20), |b| {
+        b.iter(|| noemie::report(black_box(&input)).map(|r| r.invoices.len()))
+    });
     g.finish();
 }
 

@@ -177,9 +177,9 @@ impl Rec {
         &mut self,
         amount: &'static str,
         sign: &'static str,
-        value: i128,
+        value: i64,
     ) -> Result<&mut Rec, BuildError> {
-        let abs = u64::try_from(value.unsigned_abs()).unwrap_or(u64::MAX);
+        let abs = value.unsigned_abs();
         self.num(amount, abs)?;
         self.put(sign, if value < 0 { "N" } else { "P" })
     }
@@ -190,7 +190,7 @@ struct Out {
     stream: Vec<Vec<u8>>,
     entities: u64,
     lots: u64,
-    total: i128,
+    total: i64,
 }
 
 impl Out {
@@ -204,7 +204,7 @@ impl Out {
 #[derive(Default, Clone, Copy)]
 struct Group {
     count: u64,
-    sum: i128,
+    sum: i64,
 }
 
 fn close(out: &mut Out, level: &str, g: Group) -> Result<(), BuildError> {
@@ -260,12 +260,12 @@ pub fn build_580_packaged(
             let g = invoice(&mut out, i, inv)?;
             // The 102 itself is lower for the lot and the payment; its children too.
             lot.count += g.count + 1;
-            lot.sum += g.sum;
+            lot.sum = lot.sum.saturating_add(g.sum);
             i += 1;
         }
         close(&mut out, "03", lot)?;
         payment.count += lot.count;
-        payment.sum += lot.sum;
+        payment.sum = payment.sum.saturating_add(lot.sum);
     }
     close(&mut out, "02", payment)?;
     out.total = payment.sum;
@@ -291,13 +291,13 @@ fn invoice(out: &mut Out, i: usize, inv: &InvoiceOutcome) -> Result<Group, Build
         let mut r = Rec::new(layout, Some("05"), Some(i))?;
         r.num("requested", p.requested_cents)?
             .put("state", p.state.code())?
-            .signed("paid", "paid_sign", p.paid_cents as i128)?;
+            .signed("paid", "paid_sign", p.paid_cents)?;
         if layout.code == "199" {
             r.put("amc_number", &p.amc_number)?;
         }
         out.push(r);
         g.count += 1;
-        g.sum += p.paid_cents as i128;
+        g.sum = g.sum.saturating_add(p.paid_cents);
     }
     for rej in &inv.rejects {
         let mut r = Rec::new(&E294, Some("05"), Some(i))?;

@@ -13,8 +13,6 @@ pub const MAX_ENTITY_LEN: usize = 1024;
 pub const MAX_STREAM: usize = u32::MAX as usize;
 /// Most findings kept; further ones are only counted.
 pub const MAX_FINDINGS: usize = 1000;
-/// Largest absolute amount the controls accumulate (cents); beyond it a finding is raised.
-const AMOUNT_LIMIT: i128 = 1 << 100;
 
 /// The physical packaging of the input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -128,7 +126,7 @@ pub struct FileTotals {
     /// `080` entities.
     pub lots: u64,
     /// Signed sum of controlled amounts, in cents.
-    pub amount: i128,
+    pub amount: i64,
     /// `990` entities checked.
     pub controls_checked: u64,
 }
@@ -311,7 +309,7 @@ impl<'a> EntityRef<'a> {
     }
 
     /// The signed amount this entity contributes to the controls (cents), if any.
-    pub fn controlled_amount(&self) -> Option<Result<i128, &'static Field>> {
+    pub fn controlled_amount(&self) -> Option<Result<i64, &'static Field>> {
         let (amount, sign) = layouts::controlled_amount(self.entity.code?)?;
         Some(signed_amount(self.body(), amount, sign))
     }
@@ -323,7 +321,7 @@ fn signed_amount(
     body: &[u8],
     amount: &'static Field,
     sign: Option<&'static Field>,
-) -> Result<i128, &'static Field> {
+) -> Result<i64, &'static Field> {
     let raw = body.get(amount.range());
     let value = match raw {
         Some(r) if r.iter().all(|&b| b == b' ' || b == 0) => 0,
@@ -338,7 +336,9 @@ fn signed_amount(
         },
         None => false,
     };
-    Ok(if negative { -(value as i128) } else { value as i128 })
+    // Amount fields have at most 11 digits: always within i64.
+    let value = i64::try_from(value).unwrap_or(i64::MAX);
+    Ok(if negative { -value } else { value })
 }
 
 /// Decode a 6- or 8-digit date to ISO `YYYY-MM-DD`. Two-digit years take the century that puts
@@ -734,7 +734,7 @@ fn looks_like_entity_start(s: &[u8], at: usize) -> bool {
 
 /// Running accumulators of the `990` controls, per level.
 struct Controls {
-    acc: [(u64, i128); 100],
+    acc: [(u64, i64); 100],
     deepest: usize,
 }
 
@@ -911,7 +911,7 @@ fn scan_entities(file: &mut NoemieFile, sink: &mut Sink) -> Result<(), NoemieErr
                 Some((a, sign)) => signed_amount(body, a, sign).unwrap_or_default(),
                 None => 0,
             };
-            totals.amount = clamp(totals.amount + amount);
+            totals.amount = totals.amount.saturating_add(amount);
             if let Some(level) = level {
                 ctl.data(level as usize, amount);
             }
@@ -925,10 +925,6 @@ fn scan_entities(file: &mut NoemieFile, sink: &mut Sink) -> Result<(), NoemieErr
     file.entities = entities;
     file.totals = totals;
     Ok(())
-}
-
-fn clamp(v: i128) -> i128 {
-    v.clamp(-AMOUNT_LIMIT, AMOUNT_LIMIT)
 }
 
 type PendingFinding = (
@@ -968,10 +964,10 @@ fn flush(
 impl Controls {
     /// A data entity at `level`: it is "lower" for every group of a level above it (smaller
     /// number), and it restarts every group below it.
-    fn data(&mut self, level: usize, amount: i128) {
+    fn data(&mut self, level: usize, amount: i64) {
         for slot in self.acc.iter_mut().take(level.min(100)) {
             slot.0 += 1;
-            slot.1 = clamp(slot.1 + amount);
+            slot.1 = slot.1.saturating_add(amount);
         }
         if self.deepest > level {
             for slot in self.acc.iter_mut().take(self.deepest + 1).skip(level + 1) {
@@ -982,7 +978,7 @@ impl Controls {
     }
 
     /// Close group `level` (`99` closes the file-level group 0).
-    fn close(&mut self, level: usize) -> (u64, i128) {
+    fn close(&mut self, level: usize) -> (u64, i64) {
         let k = if level == 99 { 0 } else { level.min(99) };
         let got = self.acc.get(k).copied().unwrap_or((0, 0));
         for slot in self.acc.iter_mut().take(self.deepest.max(k) + 1).skip(k) {

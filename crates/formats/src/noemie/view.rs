@@ -250,10 +250,6 @@ pub struct NoemieReport {
     pub findings_suppressed: usize,
 }
 
-fn to_i64(v: i128) -> i64 {
-    v.clamp(i64::MIN as i128, i64::MAX as i128) as i64
-}
-
 fn opt(s: String) -> Option<String> {
     if s.is_empty() { None } else { Some(s) }
 }
@@ -264,7 +260,7 @@ fn part(e: &EntityRef<'_>) -> Part {
     Part {
         state: PartState::from_code(e.text("state").trim()),
         requested_cents: e.number("requested").unwrap_or(0),
-        paid_cents: to_i64(paid),
+        paid_cents: paid,
         amc_number: if amc { opt(e.text("amc_number")) } else { None },
         amc_member_id: if amc { opt(e.text("amc_member_id")) } else { None },
     }
@@ -485,7 +481,7 @@ impl Walk<'_> {
                     debt_date: e.date("debt_date"),
                     debt_nature: e.text("debt_nature"),
                     recovery_nature: e.text("recovery_nature"),
-                    amount_cents: to_i64(amount),
+                    amount_cents: amount,
                     balance_cents: e.number("balance"),
                 };
                 self.payment_mut().deductions.push(d);
@@ -530,7 +526,7 @@ impl Walk<'_> {
         if let Some(Ok(a)) = e.controlled_amount()
             && let Some(p) = self.payment.and_then(|i| self.payments.get_mut(i))
         {
-            p.amount_cents = p.amount_cents.saturating_add(to_i64(a));
+            p.amount_cents = p.amount_cents.saturating_add(a);
         }
     }
 }
@@ -559,7 +555,7 @@ fn summary(f: &NoemieFile) -> FileSummary {
         entities: f.totals.entities,
         lots: f.totals.lots,
         controls_checked: f.totals.controls_checked,
-        amount_cents: to_i64(f.totals.amount),
+        amount_cents: f.totals.amount,
     }
 }
 
