@@ -176,3 +176,95 @@ fn loi_request_needs_oct_mode_and_help_exists() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.b2"));
 }
+
+/// Independent peers: Python's `email` reads the .eml, `openssl cms -decrypt` opens the
+/// attachment, Python's `zlib` inflates it (gzip); the result is the OCT single file around our lots.
+#[test]
+fn single_file_eml_opens_with_python_email_openssl_cms_and_zlib() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    let (key, cert) = svoct_testkit::certs::TestIdentity::new("oct.test").write_pem(dir.path(), "oct");
+    stdout(
+        &svoct(
+            &cfg,
+            &[
+                "oct",
+                "set",
+                "--address",
+                "oct@oct.invalid",
+                "--certificate",
+                cert.to_str().unwrap(),
+                "--identifier",
+                "12345678900014",
+                "--option",
+                "single",
+                "--compress",
+            ],
+        ),
+        0,
+    );
+    stdout(&svoct(&cfg, &["mode", "oct"]), 0);
+    let out = dir.path().join("out");
+    let lots = dir.path().join("lots.b2");
+    stdout(
+        &svoct(
+            &cfg,
+            &["send", lots.to_str().unwrap(), "--out", out.to_str().unwrap()],
+        ),
+        0,
+    );
+    let eml = emls(&out).pop().unwrap();
+    let der = dir.path().join("attachment.der");
+    let script = r#"
+import email, email.policy, sys
+msg = email.message_from_bytes(open(sys.argv[1], 'rb').read(), policy=email.policy.default)
+assert msg['Content-Description'] == 'FACTURE/SV/ZK', msg['Content-Description']
+assert msg.get_content_type() == 'application/edi-consent', msg.get_content_type()
+subject = str(msg['Subject'])
+parts = subject.split('/')
+assert parts[0] == 'SV140700' and parts[1] == '123456789' and len(parts[2]) == 19 and parts[3] == '00012', subject
+open(sys.argv[2], 'wb').write(msg.get_payload(decode=True))
+"#;
+    let py = Command::new("python3")
+        .args(["-c", script])
+        .arg(&eml)
+        .arg(&der)
+        .output()
+        .unwrap();
+    assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+    let z = dir.path().join("attachment.z");
+    let ossl = Command::new("openssl")
+        .args(["cms", "-decrypt", "-binary", "-inform", "DER", "-in"])
+        .arg(&der)
+        .arg("-inkey")
+        .arg(&key)
+        .arg("-recip")
+        .arg(&cert)
+        .arg("-out")
+        .arg(&z)
+        .output()
+        .unwrap();
+    assert!(ossl.status.success(), "{}", String::from_utf8_lossy(&ossl.stderr));
+    let file = dir.path().join("file.b2");
+    let inflate = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, zlib; open(sys.argv[2], 'wb').write(zlib.decompress(open(sys.argv[1], 'rb').read(), 47))",
+        ])
+        .arg(&z)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        inflate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inflate.stderr)
+    );
+    let file = std::fs::read(&file).unwrap();
+    let lots = std::fs::read(&lots).unwrap();
+    assert_eq!(file.len(), lots.len() + 256);
+    assert_eq!(&file[128..file.len() - 128], &lots[..], "the lots, byte for byte");
+    assert_eq!(&file[..3], b"000");
+    assert_eq!(&file[47..49], b"TO");
+    assert_eq!(&file[file.len() - 128..file.len() - 125], b"999");
+}
