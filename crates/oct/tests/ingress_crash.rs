@@ -41,7 +41,7 @@ fn child_server() {
 
 fn spawn_child(dir: &Path) -> (Child, u16) {
     let _ = std::fs::remove_file(dir.join("port"));
-    let child = Command::new(std::env::current_exe().unwrap())
+    let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child_server", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, dir)
         .spawn()
@@ -52,6 +52,8 @@ fn spawn_child(dir: &Path) -> (Child, u16) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("child server did not start");
 }
 
