@@ -28,7 +28,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -197,9 +197,23 @@ struct Index {
     last_id: u64,
 }
 
+/// Group commit of the `new/` directory fsync: one fsync covers every rename done before it
+/// started, so concurrent puts share it instead of queueing one fsync each.
+#[derive(Debug, Default)]
+struct DirSync {
+    /// Renames announced (a sequence number each).
+    requested: u64,
+    /// Every rename up to this number is durable.
+    synced: u64,
+    /// An fsync is running.
+    running: bool,
+}
+
 /// The durable spool. `Sync`: share it with an `Arc` between connections and workers.
 #[derive(Debug)]
 pub struct Spool {
+    dir_sync: Mutex<DirSync>,
+    dir_synced: Condvar,
     root: PathBuf,
     tmp: PathBuf,
     new: PathBuf,
@@ -279,6 +293,8 @@ impl Spool {
             new,
             quarantine,
             options,
+            dir_sync: Mutex::new(DirSync::default()),
+            dir_synced: Condvar::new(),
             index: Mutex::new(index),
             _lock: lock,
         })
@@ -293,6 +309,10 @@ impl Spool {
         // A panic while holding the lock cannot leave the index half-updated (each update is
         // one set operation), so a poisoned lock is still usable.
         self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_dir_sync(&self) -> std::sync::MutexGuard<'_, DirSync> {
+        self.dir_sync.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn next_id(&self) -> SpoolId {
@@ -328,10 +348,39 @@ impl Spool {
         }
         fs::rename(&tmp_path, &new_path).map_err(io("rename", &tmp_path))?;
         if self.options.fsync {
-            sync_dir(&self.new)?;
+            self.sync_new_dir_grouped()?;
         }
         self.lock_index().pending.insert(id);
         Ok(id)
+    }
+
+    /// Makes every rename into `new/` done so far durable, sharing the fsync with concurrent
+    /// callers: a caller returns once an fsync that started after its rename has succeeded.
+    fn sync_new_dir_grouped(&self) -> Result<(), SpoolError> {
+        let mut st = self.lock_dir_sync();
+        st.requested = st.requested.saturating_add(1);
+        let mine = st.requested;
+        loop {
+            if st.synced >= mine {
+                return Ok(());
+            }
+            if st.running {
+                st = self.dir_synced.wait(st).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            // Become the leader: this fsync covers every rename announced up to `target`.
+            st.running = true;
+            let target = st.requested;
+            drop(st);
+            let result = sync_dir(&self.new);
+            st = self.lock_dir_sync();
+            st.running = false;
+            if result.is_ok() {
+                st.synced = st.synced.max(target);
+            }
+            self.dir_synced.notify_all();
+            result?;
+        }
     }
 
     /// Claims the oldest pending message for processing; `None` when there is none.
@@ -612,6 +661,40 @@ mod tests {
         assert_eq!(spool.quarantine_reason(q).unwrap(), "bad lot");
         // New ids stay above every id seen before the crash.
         assert!(spool.put(&env(4), b"4").unwrap() > q);
+    }
+
+    #[test]
+    fn concurrent_puts_share_directory_fsyncs_and_all_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = std::sync::Arc::new(Spool::open(dir.path()).unwrap());
+        let ids: Vec<(SpoolId, Vec<u8>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|t| {
+                    let spool = spool.clone();
+                    s.spawn(move || {
+                        (0..10)
+                            .map(|i| {
+                                let body = format!("t{t} m{i}").into_bytes();
+                                (spool.put(&env(t), &body).unwrap(), body)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        });
+        {
+            let st = spool.dir_sync.lock().unwrap();
+            assert_eq!(st.requested, 80);
+            assert_eq!(st.synced, 80);
+            assert!(!st.running);
+        }
+        drop(spool);
+        let spool = Spool::open(dir.path()).unwrap();
+        assert_eq!(spool.list().unwrap().len(), 80);
+        for (id, body) in ids {
+            assert_eq!(spool.get(id).unwrap().data, body);
+        }
     }
 
     #[test]
