@@ -218,3 +218,30 @@ fn journal_finds_by_subject_glob() {
     assert_eq!(sv[0].invoices.len(), 3);
     assert_eq!(ps.journal(Some("DLOI/*")).unwrap().len(), 1);
 }
+
+#[test]
+fn a_pending_entry_after_a_crash_is_never_resent_automatically() {
+    let (_s, ps) = setup("oct", "single");
+    let t = MemoryTransport::new();
+    let planned = ps.plan(&[lots(7, 3)]).unwrap();
+    // What a crash between "journaled" and "outcome recorded" leaves behind.
+    let id = ps
+        .store()
+        .journal()
+        .insert(&svoct_store::NewEntry {
+            direction: Direction::Out,
+            profile: "FACTURE/SV/ZK".into(),
+            subject: "SV140700/123456789/2026112606000000000/00003".into(),
+            compostage: Some("2026112606000000000".into()),
+            message_id: None,
+            file_name: Some("000001.b2".into()),
+            lots: planned[0].lots.clone(),
+            invoices: planned[0].invoices.clone(),
+            status: Status::Pending,
+        })
+        .unwrap();
+    assert!(ps.retry(&t, &mut no_progress).unwrap().is_empty());
+    let e = ps.send_planned(&t, planned, &mut no_progress).unwrap_err();
+    assert!(e.to_string().contains(&format!("journal entry {}", id.0)), "{e}");
+    assert!(t.sent().is_empty(), "in doubt: nothing leaves without `resend`");
+}
