@@ -33,20 +33,45 @@ pub enum FileStatus {
 pub enum LotStatus {
     /// `TRANSMIS`: forwarded to the destination named in the detail.
     Forwarded,
-    /// `REFUSE`: not forwarded, for the reason in the detail.
+    /// `REFUSE`: this lot was refused, for the reason in the detail.
     Refused,
+    /// `NON_TRANSMIS`: not forwarded because the whole message was refused.
+    NotForwarded,
+}
+
+impl LotStatus {
+    fn code(self) -> &'static str {
+        match self {
+            LotStatus::Forwarded => "TRANSMIS",
+            LotStatus::Refused => "REFUSE",
+            LotStatus::NotForwarded => "NON_TRANSMIS",
+        }
+    }
 }
 
 /// One lot of the received file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ArtLot {
-    /// Lot number as in the B2 lot (1-3 digits).
+    /// Lot number as in the B2 lot (0-3 digits; empty when unreadable).
     pub number: String,
-    pub date: Ymd,
+    /// Lot creation date, when readable.
+    pub date: Option<Ymd>,
+    /// `FSE`, `DRE`, or empty.
+    pub kind: String,
     pub invoices: u32,
     pub status: LotStatus,
     /// Forwarded: the destination (e.g. `CPAM 751 (01 751)`); refused: the reason.
     pub detail: String,
+}
+
+/// A complementary (AMC) flow the OCT built from enriched invoices (R8.3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ArtAmc {
+    /// AMC organisation number.
+    pub organisation: String,
+    pub invoices: u32,
+    /// Where the flow was sent.
+    pub mailbox: String,
 }
 
 /// One technical receipt.
@@ -54,15 +79,24 @@ pub struct ArtLot {
 pub struct Art {
     /// The OCT's identifier (its recipient number).
     pub oct_id: String,
+    /// The PS number (the `exercice` of the received subject); may be empty when unreadable.
     pub ps_number: String,
     pub received: Stamp,
-    /// The compostage of the received message's subject (19 characters).
+    /// The compostage of the received message's subject (19 characters), or empty.
     pub compostage: String,
+    /// The file name of the received attachment, or empty.
     pub file_name: String,
+    /// The received message's subject, as is (the PS's key to find it, R5.6).
+    pub subject: String,
+    /// The received message's `Content-Description` (`FACTURE/SV/ZK`...).
+    pub profile: String,
+    /// Invoices in the received file (0 when unreadable).
+    pub invoices: u32,
     pub file_status: FileStatus,
     /// Why the whole file was refused, or a free note; may be empty.
     pub file_detail: String,
     pub lots: Vec<ArtLot>,
+    pub amc: Vec<ArtAmc>,
 }
 
 /// Why a body has no readable receipt, or a receipt cannot be written.
@@ -86,8 +120,13 @@ pub enum ArtError {
     },
     #[error("missing {0} line")]
     Missing(&'static str),
-    #[error("FIN announces {stated} lots, {found} given")]
-    LotCount { stated: usize, found: usize },
+    #[error("FIN announces {stated} lots and {stated_amc} AMC flows, {found} and {found_amc} given")]
+    Count {
+        stated: usize,
+        stated_amc: usize,
+        found: usize,
+        found_amc: usize,
+    },
     #[error("more than {MAX_LOTS} lots")]
     TooManyLots,
 }
@@ -162,69 +201,68 @@ fn parse_stamp(s: &str) -> Option<Stamp> {
     (hour < 24 && minute < 60).then_some(Stamp { date, hour, minute })
 }
 
-fn check_id(field: &'static str, v: &str) -> Result<(), ArtError> {
-    if v.is_empty() || v.len() > 64 || !v.bytes().all(|b| b.is_ascii_graphic() && b != b';') {
-        return Err(ArtError::Field {
-            line: 0,
-            field,
-            problem: "must be 1-64 printable ASCII characters without `;` or spaces".into(),
-        });
+fn bad(line: usize, field: &'static str, problem: &str) -> ArtError {
+    ArtError::Field {
+        line,
+        field,
+        problem: problem.into(),
     }
-    Ok(())
+}
+
+fn valid_lot_number(n: &str) -> bool {
+    n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit())
 }
 
 impl Art {
     /// Write the body: human-readable lines, then the machine block. Lines end with CRLF.
     pub fn build(&self) -> Result<String, ArtError> {
-        check_id("oct_id", &self.oct_id)?;
-        check_id("ps_number", &self.ps_number)?;
-        check_id("compostage", &self.compostage)?;
-        check_id("file_name", &self.file_name)?;
-        if self.lots.len() > MAX_LOTS {
+        if self.lots.len() > MAX_LOTS || self.amc.len() > MAX_LOTS {
             return Err(ArtError::TooManyLots);
         }
         let r = self.received;
         if !r.date.is_valid() || r.hour > 23 || r.minute > 59 || r.date.year > 9999 {
-            return Err(ArtError::Field {
-                line: 0,
-                field: "received",
-                problem: "not a valid time".into(),
-            });
+            return Err(bad(0, "received", "not a valid time"));
         }
         for l in &self.lots {
-            if l.number.is_empty() || l.number.len() > 3 || !l.number.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(ArtError::Field {
-                    line: 0,
-                    field: "lot.number",
-                    problem: format!("{:?} is not 1-3 digits", l.number),
-                });
+            if !valid_lot_number(&l.number) {
+                return Err(bad(0, "lot.number", "expected 0-3 digits"));
             }
-            if !l.date.is_valid() || l.date.year > 9999 {
-                return Err(ArtError::Field {
-                    line: 0,
-                    field: "lot.date",
-                    problem: "not a valid date".into(),
-                });
+            if l.date.is_some_and(|d| !d.is_valid() || d.year > 9999) {
+                return Err(bad(0, "lot.date", "not a valid date"));
             }
         }
+        let dash = |s: &str| {
+            if s.is_empty() {
+                "-".to_string()
+            } else {
+                one_line(s)
+            }
+        };
         let mut h: Vec<String> = vec![
             "ACCUSE DE RECEPTION TECHNIQUE".into(),
             String::new(),
-            format!("Organisme concentrateur : {}", self.oct_id),
-            format!("Professionnel de sante  : {}", self.ps_number),
+            format!("Organisme concentrateur : {}", dash(&self.oct_id)),
+            format!("Professionnel de sante  : {}", dash(&self.ps_number)),
             format!(
-                "Message recu le {} a {:02}h{:02}, compostage {}",
+                "Message recu le {} a {:02}h{:02} : {}",
                 fr_date(r.date),
                 r.hour,
                 r.minute,
-                self.compostage
+                dash(&self.subject)
+            ),
+            format!(
+                "Profil {}, fichier {}, {} facture(s), compostage {}",
+                dash(&self.profile),
+                dash(&self.file_name),
+                self.invoices,
+                dash(&self.compostage)
             ),
         ];
         let detail = one_line(&self.file_detail);
         h.push(match (self.file_status, detail.is_empty()) {
-            (FileStatus::Accepted, true) => format!("Fichier {} : accepte", self.file_name),
-            (FileStatus::Accepted, false) => format!("Fichier {} : accepte ({detail})", self.file_name),
-            (FileStatus::Refused, _) => format!("Fichier {} : REFUSE : {detail}", self.file_name),
+            (FileStatus::Accepted, true) => "Message accepte".into(),
+            (FileStatus::Accepted, false) => format!("Message accepte ({detail})"),
+            (FileStatus::Refused, _) => format!("Message REFUSE : {detail}"),
         });
         if !self.lots.is_empty() {
             h.push(String::new());
@@ -234,26 +272,46 @@ impl Art {
             let what = match l.status {
                 LotStatus::Forwarded => format!("transmis a {}", one_line(&l.detail)),
                 LotStatus::Refused => format!("REFUSE : {}", one_line(&l.detail)),
+                LotStatus::NotForwarded => format!("non transmis : {}", one_line(&l.detail)),
             };
             h.push(format!(
-                "  - lot {} du {}, {} facture(s) : {what}",
-                l.number,
-                fr_date(l.date),
+                "  - lot {} {} du {}, {} facture(s) : {what}",
+                dash(&l.number),
+                dash(&l.kind),
+                l.date.map(fr_date).unwrap_or_else(|| "?".into()),
                 l.invoices
+            ));
+        }
+        if !self.amc.is_empty() {
+            h.push(String::new());
+            h.push(format!("{} flux complementaire(s) cree(s) :", self.amc.len()));
+        }
+        for a in &self.amc {
+            h.push(format!(
+                "  - AMC {}, {} facture(s), envoye a {}",
+                dash(&a.organisation),
+                a.invoices,
+                dash(&a.mailbox)
             ));
         }
         h.push(String::new());
         h.push(BEGIN.into());
         h.push("ART;1".into());
-        h.push(format!("OCT;{}", self.oct_id));
-        h.push(format!("PS;{}", self.ps_number));
+        h.push(format!("OCT;{}", escape(&self.oct_id)));
+        h.push(format!("PS;{}", escape(&self.ps_number)));
         h.push(format!(
             "RECU;{}{:02}{:02};{};{}",
             ymd8(r.date),
             r.hour,
             r.minute,
-            self.compostage,
-            self.file_name
+            escape(&self.compostage),
+            escape(&self.file_name)
+        ));
+        h.push(format!(
+            "MESSAGE;{};{};{}",
+            escape(&self.subject),
+            escape(&self.profile),
+            self.invoices
         ));
         h.push(format!(
             "FICHIER;{};{}",
@@ -265,18 +323,24 @@ impl Art {
         ));
         for l in &self.lots {
             h.push(format!(
-                "LOT;{};{};{};{};{}",
+                "LOT;{};{};{};{};{};{}",
                 l.number,
-                ymd8(l.date),
-                match l.status {
-                    LotStatus::Forwarded => "TRANSMIS",
-                    LotStatus::Refused => "REFUSE",
-                },
+                l.date.map(ymd8).unwrap_or_default(),
+                escape(&l.kind),
                 l.invoices,
+                l.status.code(),
                 escape(&l.detail)
             ));
         }
-        h.push(format!("FIN;{}", self.lots.len()));
+        for a in &self.amc {
+            h.push(format!(
+                "AMC;{};{};{}",
+                escape(&a.organisation),
+                a.invoices,
+                escape(&a.mailbox)
+            ));
+        }
+        h.push(format!("FIN;{};{}", self.lots.len(), self.amc.len()));
         h.push(END.into());
         let mut out = h.join("\r\n");
         out.push_str("\r\n");
@@ -306,9 +370,11 @@ impl Art {
         let mut oct_id = None;
         let mut ps_number = None;
         let mut received = None;
+        let mut message = None;
         let mut file = None;
         let mut lots = Vec::new();
-        let mut fin = None;
+        let mut amc = Vec::new();
+        let mut fin = false;
         let mut version_seen = false;
         let mut ended = false;
         for (n, line) in lines.by_ref() {
@@ -320,75 +386,98 @@ impl Art {
             if line.is_empty() {
                 continue;
             }
-            if fin.is_some() {
+            if fin {
                 return Err(ArtError::UnexpectedLine {
                     line: n,
                     found: line.chars().take(80).collect(),
                 });
             }
             let parts: Vec<&str> = line.split(';').collect();
-            let bad = |field: &'static str, problem: &str| ArtError::Field {
-                line: n,
-                field,
-                problem: problem.into(),
+            let un =
+                |field: &'static str, s: &str| unescape(s).ok_or_else(|| bad(n, field, "bad %XX escape"));
+            let count = |field: &'static str, s: &str| -> Result<u32, ArtError> {
+                if s.is_empty() || s.len() > 9 || !s.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(bad(n, field, "expected a number"));
+                }
+                s.parse().map_err(|_| bad(n, field, "expected a number"))
             };
-            let un = |field: &'static str, s: &str| unescape(s).ok_or_else(|| bad(field, "bad %XX escape"));
             match parts.as_slice() {
                 ["ART", v] => {
                     if *v != "1" {
-                        return Err(bad("version", "unsupported version"));
+                        return Err(bad(n, "version", "unsupported version"));
                     }
                     version_seen = true;
                 }
-                ["OCT", id] if !id.is_empty() => oct_id = Some(id.to_string()),
-                ["PS", id] if !id.is_empty() => ps_number = Some(id.to_string()),
+                ["OCT", id] => oct_id = Some(un("oct_id", id)?),
+                ["PS", id] => ps_number = Some(un("ps_number", id)?),
                 ["RECU", stamp, comp, name] => {
-                    let s = parse_stamp(stamp).ok_or_else(|| bad("received", "expected AAAAMMJJhhmm"))?;
-                    received = Some((s, comp.to_string(), name.to_string()));
+                    let s = parse_stamp(stamp).ok_or_else(|| bad(n, "received", "expected AAAAMMJJhhmm"))?;
+                    received = Some((s, un("compostage", comp)?, un("file_name", name)?));
+                }
+                ["MESSAGE", subject, profile, invoices] => {
+                    message = Some((
+                        un("subject", subject)?,
+                        un("profile", profile)?,
+                        count("invoices", invoices)?,
+                    ));
                 }
                 ["FICHIER", status, detail] => {
                     let st = match *status {
                         "ACCEPTE" => FileStatus::Accepted,
                         "REFUSE" => FileStatus::Refused,
-                        _ => return Err(bad("file_status", "expected ACCEPTE or REFUSE")),
+                        _ => return Err(bad(n, "file_status", "expected ACCEPTE or REFUSE")),
                     };
                     file = Some((st, un("file_detail", detail)?));
                 }
-                ["LOT", num, date, status, invoices, detail] => {
+                ["LOT", num, date, kind, invoices, status, detail] => {
                     if lots.len() >= MAX_LOTS {
                         return Err(ArtError::TooManyLots);
                     }
-                    if num.is_empty() || num.len() > 3 || !num.bytes().all(|b| b.is_ascii_digit()) {
-                        return Err(bad("lot.number", "expected 1-3 digits"));
+                    if !valid_lot_number(num) {
+                        return Err(bad(n, "lot.number", "expected 0-3 digits"));
                     }
-                    let date = parse_ymd8(date).ok_or_else(|| bad("lot.date", "expected AAAAMMJJ"))?;
+                    let date = if date.is_empty() {
+                        None
+                    } else {
+                        Some(parse_ymd8(date).ok_or_else(|| bad(n, "lot.date", "expected AAAAMMJJ"))?)
+                    };
                     let status = match *status {
                         "TRANSMIS" => LotStatus::Forwarded,
                         "REFUSE" => LotStatus::Refused,
-                        _ => return Err(bad("lot.status", "expected TRANSMIS or REFUSE")),
+                        "NON_TRANSMIS" => LotStatus::NotForwarded,
+                        _ => return Err(bad(n, "lot.status", "expected TRANSMIS, REFUSE or NON_TRANSMIS")),
                     };
-                    let invoices = invoices
-                        .parse()
-                        .ok()
-                        .filter(|_| invoices.bytes().all(|b| b.is_ascii_digit()))
-                        .ok_or_else(|| bad("lot.invoices", "expected a number"))?;
                     lots.push(ArtLot {
                         number: num.to_string(),
                         date,
-                        invoices,
+                        kind: un("lot.kind", kind)?,
+                        invoices: count("lot.invoices", invoices)?,
                         status,
                         detail: un("lot.detail", detail)?,
                     });
                 }
-                ["FIN", count] => {
-                    let stated: usize = count.parse().map_err(|_| bad("count", "expected a number"))?;
-                    if stated != lots.len() {
-                        return Err(ArtError::LotCount {
+                ["AMC", org, invoices, mailbox] => {
+                    if amc.len() >= MAX_LOTS {
+                        return Err(ArtError::TooManyLots);
+                    }
+                    amc.push(ArtAmc {
+                        organisation: un("amc.organisation", org)?,
+                        invoices: count("amc.invoices", invoices)?,
+                        mailbox: un("amc.mailbox", mailbox)?,
+                    });
+                }
+                ["FIN", l, a] => {
+                    let stated = count("lots", l)? as usize;
+                    let stated_amc = count("amc", a)? as usize;
+                    if stated != lots.len() || stated_amc != amc.len() {
+                        return Err(ArtError::Count {
                             stated,
+                            stated_amc,
                             found: lots.len(),
+                            found_amc: amc.len(),
                         });
                     }
-                    fin = Some(stated);
+                    fin = true;
                 }
                 _ => {
                     return Err(ArtError::UnexpectedLine {
@@ -404,8 +493,11 @@ impl Art {
         if !version_seen {
             return Err(ArtError::Missing("ART"));
         }
-        fin.ok_or(ArtError::Missing("FIN"))?;
+        if !fin {
+            return Err(ArtError::Missing("FIN"));
+        }
         let (received, compostage, file_name) = received.ok_or(ArtError::Missing("RECU"))?;
+        let (subject, profile, invoices) = message.ok_or(ArtError::Missing("MESSAGE"))?;
         let (file_status, file_detail) = file.ok_or(ArtError::Missing("FICHIER"))?;
         Ok(Art {
             oct_id: oct_id.ok_or(ArtError::Missing("OCT"))?,
@@ -413,9 +505,13 @@ impl Art {
             received,
             compostage,
             file_name,
+            subject,
+            profile,
+            invoices,
             file_status,
             file_detail,
             lots,
+            amc,
         })
     }
 }

@@ -2,7 +2,7 @@
 
 use proptest::prelude::*;
 use svoct_formats::arl::Stamp;
-use svoct_formats::art::{Art, ArtError, ArtLot, FileStatus, LotStatus, escape, fuzz_art, unescape};
+use svoct_formats::art::{Art, ArtAmc, ArtError, ArtLot, FileStatus, LotStatus, escape, fuzz_art, unescape};
 use svoct_formats::noemie::Ymd;
 
 fn sample() -> Art {
@@ -16,24 +16,34 @@ fn sample() -> Art {
         },
         compostage: "2026112609050000042".into(),
         file_name: "F00042".into(),
+        subject: "SV140700/10987654321/2026112609050000042/00015".into(),
+        profile: "FACTURE/SV/ZK".into(),
+        invoices: 15,
         file_status: FileStatus::Accepted,
         file_detail: String::new(),
         lots: vec![
             ArtLot {
                 number: "001".into(),
-                date: Ymd::new(2026, 11, 25),
+                date: Some(Ymd::new(2026, 11, 25)),
+                kind: "FSE".into(),
                 invoices: 12,
                 status: LotStatus::Forwarded,
                 detail: "CPAM 751 (01 751)".into(),
             },
             ArtLot {
                 number: "002".into(),
-                date: Ymd::new(2026, 11, 25),
+                date: Some(Ymd::new(2026, 11, 25)),
+                kind: "FSE".into(),
                 invoices: 3,
                 status: LotStatus::Refused,
                 detail: "destination inconnue; 50% des factures sans caisse".into(),
             },
         ],
+        amc: vec![ArtAmc {
+            organisation: "0123456789".into(),
+            invoices: 2,
+            mailbox: "amc@example.invalid".into(),
+        }],
     }
 }
 
@@ -41,22 +51,28 @@ const EXPECTED: &str = "ACCUSE DE RECEPTION TECHNIQUE\r\n\
 \r\n\
 Organisme concentrateur : OCT123456789\r\n\
 Professionnel de sante  : 10987654321\r\n\
-Message recu le 26/11/2026 a 09h05, compostage 2026112609050000042\r\n\
-Fichier F00042 : accepte\r\n\
+Message recu le 26/11/2026 a 09h05 : SV140700/10987654321/2026112609050000042/00015\r\n\
+Profil FACTURE/SV/ZK, fichier F00042, 15 facture(s), compostage 2026112609050000042\r\n\
+Message accepte\r\n\
 \r\n\
 2 lot(s) :\r\n\
-\x20 - lot 001 du 25/11/2026, 12 facture(s) : transmis a CPAM 751 (01 751)\r\n\
-\x20 - lot 002 du 25/11/2026, 3 facture(s) : REFUSE : destination inconnue; 50% des factures sans caisse\r\n\
+\x20 - lot 001 FSE du 25/11/2026, 12 facture(s) : transmis a CPAM 751 (01 751)\r\n\
+\x20 - lot 002 FSE du 25/11/2026, 3 facture(s) : REFUSE : destination inconnue; 50% des factures sans caisse\r\n\
+\r\n\
+1 flux complementaire(s) cree(s) :\r\n\
+\x20 - AMC 0123456789, 2 facture(s), envoye a amc@example.invalid\r\n\
 \r\n\
 -----BEGIN SVOCT ART 1-----\r\n\
 ART;1\r\n\
 OCT;OCT123456789\r\n\
 PS;10987654321\r\n\
 RECU;202611260905;2026112609050000042;F00042\r\n\
+MESSAGE;SV140700/10987654321/2026112609050000042/00015;FACTURE/SV/ZK;15\r\n\
 FICHIER;ACCEPTE;\r\n\
-LOT;001;20261125;TRANSMIS;12;CPAM 751 (01 751)\r\n\
-LOT;002;20261125;REFUSE;3;destination inconnue%3B 50%25 des factures sans caisse\r\n\
-FIN;2\r\n\
+LOT;001;20261125;FSE;12;TRANSMIS;CPAM 751 (01 751)\r\n\
+LOT;002;20261125;FSE;3;REFUSE;destination inconnue%3B 50%25 des factures sans caisse\r\n\
+AMC;0123456789;2;amc@example.invalid\r\n\
+FIN;2;1\r\n\
 -----END SVOCT ART-----\r\n";
 
 #[test]
@@ -73,16 +89,36 @@ fn parse_reads_the_documented_text() {
 }
 
 #[test]
-fn refused_file() {
+fn refused_message_with_unreadable_lot() {
     let a = Art {
+        ps_number: String::new(),
+        compostage: String::new(),
+        invoices: 0,
         file_status: FileStatus::Refused,
         file_detail: "dechiffrement impossible".into(),
-        lots: vec![],
+        lots: vec![ArtLot {
+            number: String::new(),
+            date: None,
+            kind: String::new(),
+            invoices: 0,
+            status: LotStatus::NotForwarded,
+            detail: "message refuse".into(),
+        }],
+        amc: vec![],
         ..sample()
     };
     let body = a.build().unwrap();
-    assert!(body.contains("Fichier F00042 : REFUSE : dechiffrement impossible\r\n"));
-    assert!(body.contains("FICHIER;REFUSE;dechiffrement impossible\r\nFIN;0\r\n"));
+    assert!(
+        body.contains("Message REFUSE : dechiffrement impossible\r\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("  - lot - - du ?, 0 facture(s) : non transmis : message refuse\r\n"),
+        "{body}"
+    );
+    assert!(body.contains(
+        "FICHIER;REFUSE;dechiffrement impossible\r\nLOT;;;;0;NON_TRANSMIS;message refuse\r\nFIN;1;0\r\n"
+    ));
     assert_eq!(Art::parse(body.as_bytes()).unwrap(), a);
 }
 
@@ -94,24 +130,25 @@ fn errors_name_the_line() {
         Art::parse(cut.as_bytes()).unwrap_err(),
         ArtError::UnterminatedBlock
     );
-    let cut = &EXPECTED[..EXPECTED.len() - 30];
-    assert!(matches!(
-        Art::parse(cut.as_bytes()).unwrap_err(),
-        ArtError::UnexpectedLine { line: 20, .. }
-    ));
+    assert!(Art::parse(&EXPECTED.as_bytes()[..EXPECTED.len() - 30]).is_err());
     let bad = EXPECTED.replace("LOT;001;20261125", "LOT;001;20261131");
     assert!(matches!(
         Art::parse(bad.as_bytes()).unwrap_err(),
         ArtError::Field {
-            line: 18,
+            line: 23,
             field: "lot.date",
             ..
         }
     ));
-    let bad = EXPECTED.replace("FIN;2", "FIN;3");
+    let bad = EXPECTED.replace("FIN;2;1", "FIN;3;1");
     assert_eq!(
         Art::parse(bad.as_bytes()).unwrap_err(),
-        ArtError::LotCount { stated: 3, found: 2 }
+        ArtError::Count {
+            stated: 3,
+            stated_amc: 1,
+            found: 2,
+            found_amc: 1
+        }
     );
     let bad = EXPECTED.replace("FICHIER;ACCEPTE;\r\n", "");
     assert_eq!(
@@ -122,6 +159,7 @@ fn errors_name_the_line() {
     assert!(matches!(
         Art::parse(bad.as_bytes()).unwrap_err(),
         ArtError::Field {
+            line: 24,
             field: "lot.detail",
             ..
         }
@@ -129,7 +167,7 @@ fn errors_name_the_line() {
     let bad = EXPECTED.replace("PS;10987654321", "XX;1");
     assert!(matches!(
         Art::parse(bad.as_bytes()).unwrap_err(),
-        ArtError::UnexpectedLine { line: 15, .. }
+        ArtError::UnexpectedLine { line: 19, .. }
     ));
     assert!(matches!(
         Art::parse(b"\xff\xfe").unwrap_err(),
@@ -138,19 +176,25 @@ fn errors_name_the_line() {
 }
 
 #[test]
-fn build_refuses_bad_identifiers() {
+fn build_refuses_bad_values() {
     let mut a = sample();
-    a.ps_number = "10 98".into();
+    a.lots[0].number = "1234".into();
     assert!(matches!(
         a.build().unwrap_err(),
         ArtError::Field {
-            field: "ps_number",
+            field: "lot.number",
             ..
         }
     ));
     let mut a = sample();
-    a.lots[0].number = "1234".into();
-    assert!(a.build().is_err());
+    a.lots[0].date = Some(Ymd::new(2026, 2, 30));
+    assert!(matches!(
+        a.build().unwrap_err(),
+        ArtError::Field {
+            field: "lot.date",
+            ..
+        }
+    ));
 }
 
 proptest! {
@@ -163,24 +207,39 @@ proptest! {
 
     #[test]
     fn build_parse_round_trip(
-        ps in "[0-9A-Z]{1,14}",
+        ps in ".{0,20}",
+        subject in ".{0,60}",
         detail in ".{0,40}",
         refused in any::<bool>(),
-        lots in proptest::collection::vec(("[0-9]{1,3}", 2000u16..2100, 1u8..=12, 1u8..=28, 0u32..100_000, any::<bool>(), ".{0,50}"), 0..6),
+        lots in proptest::collection::vec((
+            "[0-9]{0,3}",
+            proptest::option::of((2000u16..2100, 1u8..=12, 1u8..=28)),
+            ".{0,4}",
+            0u32..100_000,
+            0u8..3,
+            ".{0,50}",
+        ), 0..6),
+        amc in proptest::collection::vec(("[0-9]{10}", 0u32..1000, ".{0,30}"), 0..3),
     ) {
         let a = Art {
             ps_number: ps,
+            subject,
             file_status: if refused { FileStatus::Refused } else { FileStatus::Accepted },
             file_detail: detail,
             lots: lots
                 .into_iter()
-                .map(|(number, y, m, d, invoices, fwd, detail)| ArtLot {
+                .map(|(number, date, kind, invoices, st, detail)| ArtLot {
                     number,
-                    date: Ymd::new(y, m, d),
+                    date: date.map(|(y, m, d)| Ymd::new(y, m, d)),
+                    kind,
                     invoices,
-                    status: if fwd { LotStatus::Forwarded } else { LotStatus::Refused },
+                    status: [LotStatus::Forwarded, LotStatus::Refused, LotStatus::NotForwarded][st as usize],
                     detail,
                 })
+                .collect(),
+            amc: amc
+                .into_iter()
+                .map(|(organisation, invoices, mailbox)| ArtAmc { organisation, invoices, mailbox })
                 .collect(),
             ..sample()
         };
