@@ -262,3 +262,68 @@ fn dre_is_told_by_norm_version_200506() {
     assert_eq!(f[0].code, "lot.norm_version");
     assert_eq!(f[0].offset, 81);
 }
+
+#[test]
+fn continuations_and_opaque_act_variants_are_kept_and_counted() {
+    let base = hand_lot("062005");
+    let ps = "123456789";
+    let nir = "1800175123456";
+    let mut lot = Vec::new();
+    lot.extend_from_slice(&base[..256]); // type 1, type 2
+    // A 2S continuation.
+    lot.extend(record(&[
+        (1, "2"),
+        (2, ps),
+        (12, nir),
+        (25, "42"),
+        (27, "000000777"),
+        (36, "S"),
+        (65, "000000"),
+    ]));
+    lot.extend_from_slice(&base[256..384]); // type 4
+    // A 4M (CCAM) record: no table here, kept opaque; counts as a type 4 record.
+    let opaque = record(&[
+        (1, "4"),
+        (2, ps),
+        (12, nir),
+        (25, "42"),
+        (27, "000000777"),
+        (36, "M"),
+        (37, "01"),
+        (43, "YYYY0010"),
+    ]);
+    assert!(layout_of(&opaque).is_none());
+    lot.extend(opaque.clone());
+    let mut total = base[384..512].to_vec();
+    total[38..41].copy_from_slice(b"002");
+    lot.extend(total);
+    let mut trailer = base[512..640].to_vec();
+    trailer[13..17].copy_from_slice(b"0002");
+    trailer[17..21].copy_from_slice(b"0002");
+    lot.extend(trailer);
+
+    let input = parse(&lot).unwrap();
+    let inv = &input.lots()[0].invoices()[0];
+    assert_eq!(
+        (inv.type2_records(), inv.act_records(), inv.line_records()),
+        (2, 2, 0)
+    );
+    assert_eq!(
+        &inv.bytes()[4 * 128 - 128..4 * 128],
+        &opaque[..],
+        "kept byte for byte"
+    );
+    assert_eq!(input.lots()[0].bytes(), &lot[..]);
+    let f = svoct_formats::b2::validate(&input);
+    assert!(f.is_empty(), "{f:#?}");
+
+    // A non-ASCII byte in the opaque record is still reported, at its exact offset.
+    let mut bad = lot.clone();
+    bad[4 * 128 + 100] = 0xC3;
+    let f = svoct_formats::b2::validate(&parse(&bad).unwrap());
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(
+        (f[0].code, f[0].record_index, f[0].offset, f[0].field),
+        ("record.not_ascii", 4, 4 * 128 + 100, None)
+    );
+}

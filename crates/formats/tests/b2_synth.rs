@@ -59,3 +59,29 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
     assert_ne!(a, b);
     assert_eq!(a.len() % 128, 0);
 }
+
+#[test]
+fn many_acts_per_invoice_still_fit_the_lot_trailer() {
+    let p = SynthParams {
+        invoices: 300,
+        max_acts: 99,
+        lot_size: 999,
+        ..SynthParams::default()
+    };
+    let bytes = generate_bytes(&p).unwrap();
+    let input = parse(&bytes).unwrap();
+    assert!(input.lots().iter().all(|l| l.invoice_count() <= 101));
+    assert!(validate(&input).is_empty());
+}
+
+#[test]
+fn oversized_requests_are_refused_before_allocating() {
+    let p = SynthParams {
+        invoices: usize::MAX,
+        ..SynthParams::default()
+    };
+    assert!(matches!(
+        generate_bytes(&p),
+        Err(svoct_formats::b2::B2Error::TooMany { .. })
+    ));
+}

@@ -22,6 +22,10 @@ use super::model::parse;
 use super::{B2Error, DRE_NORM_VERSION, MAX_INVOICES_PER_LOT, RECORD_LEN};
 use crate::layout::{Field, Layout};
 
+/// Most invoices one call generates (about 1.4 GB of lots): bounds the memory a caller's
+/// parameters can ask for.
+pub const MAX_SYNTH_INVOICES: usize = 2_000_000;
+
 /// Norm version written in synthetic FSE lot headers (type 1 positions 82-87).
 pub const SYNTH_FSE_NORM_VERSION: &str = "062005";
 
@@ -49,7 +53,7 @@ pub struct SynthParams {
     pub ps_name: String,
     /// Acts per invoice: 1 to `max_acts` (1 to 99).
     pub max_acts: usize,
-    /// Invoices per lot, 1 to 999.
+    /// Invoices per lot, 1 to 999 (lowered so that a lot never exceeds 9 999 acts).
     pub lot_size: usize,
 }
 
@@ -178,9 +182,18 @@ pub fn generate_single_file(p: &SynthParams, file: &SingleFileParams) -> Result<
 }
 
 fn for_each_lot(p: &SynthParams, mut emit: impl FnMut(&[u8])) -> Result<(), B2Error> {
-    let lot_size = p.lot_size.clamp(1, MAX_INVOICES_PER_LOT);
+    if p.invoices > MAX_SYNTH_INVOICES {
+        return Err(B2Error::TooMany {
+            what: "synthetic invoices",
+            count: p.invoices,
+            max: MAX_SYNTH_INVOICES,
+        });
+    }
+    let max_acts = p.max_acts.clamp(1, 99);
+    // The type 6 act count has 4 digits: keep every lot's worst case under 10 000 acts.
+    let lot_size = p.lot_size.clamp(1, MAX_INVOICES_PER_LOT).min(9_999 / max_acts);
+    let max_acts = max_acts as u64;
     let destinations = p.destinations.clamp(1, 900);
-    let max_acts = p.max_acts.clamp(1, 99) as u64;
     let mut kinds = Vec::new();
     if p.fse {
         kinds.push(false);
