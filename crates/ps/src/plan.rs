@@ -166,6 +166,26 @@ fn parse_all<'a>(config: &Config, files: &'a [LotFile]) -> Result<Vec<Located<'a
             });
         }
     }
+    // The same invoice twice in one sending (a lot file given twice, a lot in two files).
+    let mut seen: HashMap<(LotKind, u64), &str> = HashMap::new();
+    for l in &out {
+        for inv in l.lot.invoices() {
+            if let Some(n) = inv.number()
+                && let Some(first) = seen.insert((l.lot.kind(), n), l.file)
+            {
+                return Err(PsError::Rule {
+                    path: l.file.to_owned(),
+                    invoice: invoice_label(inv),
+                    offset: inv.offset(),
+                    rule: "one sending",
+                    reason: format!(
+                        "this {} invoice is also in {first}: a lot given twice?",
+                        l.lot.kind()
+                    ),
+                });
+            }
+        }
+    }
     // The annex's rules first, with their own words; then anything else the validator found.
     check_contract_99(config, &out)?;
     if let Some(e) = invalid {

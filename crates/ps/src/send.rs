@@ -20,6 +20,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use svoct_formats::b2::LotKind;
 use svoct_mail::cms::{CmsCipher, RecipientCert};
 use svoct_mail::profile::{
     ContentDescription, Envelope, Mailbox, Profile, Protect, Protection, build_message,
@@ -168,18 +169,36 @@ impl Ps {
         Ok(out)
     }
 
+    /// Refuses invoices that are already in a `sent`, `pending` or `deferred` entry. An invoice
+    /// is its number *and* its kind: the FSE and the DRE of one invoice (split at the source) are
+    /// two invoices. The journal keeps numbers only, so an entry that shares a number is checked
+    /// against the kinds of the file it carried (its saved payload).
     fn refuse_already_sent(&self, planned: &[PlannedFile]) -> Result<(), PsError> {
-        let wanted: HashSet<&str> = planned
-            .iter()
-            .flat_map(|p| p.invoices.iter().map(String::as_str))
-            .collect();
+        let mut wanted: HashSet<(LotKind, String)> = HashSet::new();
+        for p in planned {
+            wanted.extend(invoice_keys(&p.bytes));
+        }
+        let numbers: HashSet<&str> = wanted.iter().map(|(_, n)| n.as_str()).collect();
         for e in self.store.journal().recent(u32::MAX)? {
             if e.direction != Direction::Out
                 || !matches!(e.status, Status::Sent | Status::Pending | Status::Deferred)
+                || !e.invoices.iter().any(|i| numbers.contains(i.as_str()))
             {
                 continue;
             }
-            if let Some(inv) = e.invoices.iter().find(|i| wanted.contains(i.as_str())) {
+            // Shares a number: compare kinds too. Without its payload, assume the worst.
+            let carried: HashSet<(LotKind, String)> = e
+                .compostage
+                .as_deref()
+                .and_then(|c| self.payloads.load(c).ok())
+                .map(|(_, bytes)| invoice_keys(&bytes))
+                .unwrap_or_else(|| {
+                    e.invoices
+                        .iter()
+                        .flat_map(|n| [(LotKind::Fse, n.clone()), (LotKind::Dre, n.clone())])
+                        .collect()
+                });
+            if let Some((kind, inv)) = carried.iter().find(|k| wanted.contains(*k)) {
                 let hint = match e.status {
                     Status::Deferred => "`svoct ps retry` sends it again",
                     _ => "`svoct ps resend ID` sends it again on purpose",
@@ -187,7 +206,7 @@ impl Ps {
                 return Err(PsError::NotResendable {
                     id: e.id.0,
                     reason: format!(
-                        "invoice {inv} is already in journal entry {} ({}, subject {}); {hint}",
+                        "{kind} invoice {inv} is already in journal entry {} ({}, subject {}); {hint}",
                         e.id.0,
                         e.status.as_str(),
                         e.subject
@@ -437,6 +456,22 @@ impl Ps {
             invoices: meta.invoices.len(),
         })
     }
+}
+
+/// (kind, invoice number) of every invoice of a B2 file; empty if it does not parse.
+fn invoice_keys(bytes: &[u8]) -> HashSet<(LotKind, String)> {
+    let Ok(input) = svoct_formats::b2::parse(bytes) else {
+        return HashSet::new();
+    };
+    input
+        .lots()
+        .iter()
+        .flat_map(|l| {
+            l.invoices()
+                .iter()
+                .filter_map(move |i| i.number().map(|n| (l.kind(), format!("{n:09}"))))
+        })
+        .collect()
 }
 
 fn one_line(s: &str) -> String {

@@ -348,3 +348,16 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn the_same_lots_twice_in_one_sending_are_refused() {
+    let a = lots(20, 3, 1, true, false);
+    let mut b = a.clone();
+    b.name = "copy.b2".into();
+    let e = plan(&config("direct", None), &[a, b], &params()).unwrap_err();
+    let s = e.to_string();
+    assert!(
+        s.starts_with("copy.b2: ") && s.contains("also in lots-20.b2"),
+        "{s}"
+    );
+}

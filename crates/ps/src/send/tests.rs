@@ -245,3 +245,39 @@ fn a_pending_entry_after_a_crash_is_never_resent_automatically() {
     assert!(e.to_string().contains(&format!("journal entry {}", id.0)), "{e}");
     assert!(t.sent().is_empty(), "in doubt: nothing leaves without `resend`");
 }
+
+#[test]
+fn the_dre_of_an_invoice_already_sent_as_fse_is_not_a_duplicate() {
+    let (_s, ps) = setup("direct", "single");
+    let t = MemoryTransport::new();
+    let fse = lots(8, 2);
+    let mut dre = LotFile {
+        name: "dre.b2".into(),
+        bytes: generate_bytes(&SynthParams {
+            seed: 9,
+            invoices: 1,
+            fse: false,
+            dre: true,
+            ..SynthParams::default()
+        })
+        .unwrap(),
+    };
+    // The DRE of the FSE's first invoice (split at the source): same number, other kind.
+    let f = svoct_formats::b2::parse(&fse.bytes).unwrap().lots()[0].invoices()[0].offset();
+    let d = svoct_formats::b2::parse(&dre.bytes).unwrap().lots()[0].invoices()[0].offset();
+    let number = fse.bytes[f + 26..f + 35].to_vec();
+    for inv in svoct_formats::b2::parse(&dre.bytes.clone()).unwrap().lots()[0].invoices() {
+        for (i, _) in inv.records().enumerate() {
+            let at = d + i * 128;
+            dre.bytes[at + 26..at + 35].copy_from_slice(&number);
+        }
+    }
+    ps.send(&t, &[fse.clone()], &mut no_progress).unwrap();
+    let sent = ps.send(&t, &[dre.clone()], &mut no_progress).unwrap();
+    assert_eq!(sent.len(), 1);
+    // The same DRE again is a duplicate.
+    let e = ps.send(&t, &[dre], &mut no_progress).unwrap_err();
+    assert!(e.to_string().contains("DRE invoice"), "{e}");
+    let e = ps.send(&t, &[fse], &mut no_progress).unwrap_err();
+    assert!(e.to_string().contains("FSE invoice"), "{e}");
+}
