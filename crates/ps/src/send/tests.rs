@@ -272,8 +272,8 @@ fn the_dre_of_an_invoice_already_sent_as_fse_is_not_a_duplicate() {
             dre.bytes[at + 26..at + 35].copy_from_slice(&number);
         }
     }
-    ps.send(&t, &[fse.clone()], &mut no_progress).unwrap();
-    let sent = ps.send(&t, &[dre.clone()], &mut no_progress).unwrap();
+    ps.send(&t, std::slice::from_ref(&fse), &mut no_progress).unwrap();
+    let sent = ps.send(&t, std::slice::from_ref(&dre), &mut no_progress).unwrap();
     assert_eq!(sent.len(), 1);
     // The same DRE again is a duplicate.
     let e = ps.send(&t, &[dre], &mut no_progress).unwrap_err();
