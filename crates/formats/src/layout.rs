@@ -457,6 +457,7 @@ mod tests {
             vec![
                 ("kind", FieldProblem::NotFixed { expected: "7" }),
                 ("amount", FieldProblem::NotDigits),
+                ("name", FieldProblem::Missing),
                 ("opt", FieldProblem::NotDigits),
             ]
         );
