@@ -364,3 +364,24 @@ fn findings_serialize_to_json_with_every_locating_field() {
     assert_eq!(v["code"], "field.not_digits");
     assert!(v["message"].is_string());
 }
+
+#[test]
+fn continuation_after_acts_and_empty_lot() {
+    let b = file();
+    // Invoice 1 is records 2 (type 2), 3 (type 4), 4 (type 5): add a 2S after the act.
+    let mut c = b[..4 * 128].to_vec();
+    let mut cont = b[2 * 128..3 * 128].to_vec();
+    cont[35] = b'S';
+    cont[36..].fill(b' ');
+    c.extend(cont);
+    c.extend_from_slice(&b[4 * 128..]);
+    let f = validate(&parse(&c).unwrap());
+    let got = codes(&f);
+    assert!(got.contains(&("invoice.order", 4, 4 * 128, None)), "{f:#?}");
+    // An empty lot: type 1 immediately followed by type 6.
+    let mut e = b[..2 * 128].to_vec();
+    e.extend_from_slice(&b[8 * 128..]);
+    let f = validate(&parse(&e).unwrap());
+    assert_eq!(f[0].code, "lot.empty");
+    assert_eq!((f[0].record_index, f[0].offset), (1, 128));
+}

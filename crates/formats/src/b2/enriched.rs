@@ -17,16 +17,19 @@ use super::{B2Error, RECORD_LEN};
 pub struct AmcInvoice<'a> {
     /// *N° facture*.
     pub invoice_number: u64,
-    /// Record index and byte offset of the invoice's type 2 record in the input.
+    /// Record index of the invoice's type 2 record in the input.
     pub record: usize,
+    /// Byte offset of the invoice's type 2 record in the input.
     pub offset: usize,
     /// *Destinataire du règlement* (`00` or `05`).
     pub settlement: String,
     /// *N° d'adhérent* (type 2 positions 105-112).
     pub member_number: String,
-    /// Type 5 totals, in cents.
+    /// Type 5 *Total des montants facturés*, in cents.
     pub total_billed: u64,
+    /// Type 5 *Total remboursable par la Caisse*, in cents.
     pub total_amo: u64,
+    /// Type 5 *Total remboursable par l'organisme complémentaire*, in cents.
     pub total_amc: u64,
     /// The 2M record (AMC routing data), if the invoice has one.
     #[serde(skip)]
@@ -41,6 +44,7 @@ pub struct AmcInvoice<'a> {
 pub struct AmcGroup<'a> {
     /// *N° d'organisme complémentaire* (type 2 positions 119-128).
     pub amc_number: String,
+    /// Its invoices, in lot order.
     pub invoices: Vec<AmcInvoice<'a>>,
 }
 

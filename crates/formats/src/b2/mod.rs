@@ -65,16 +65,25 @@ pub enum B2Error {
     Empty,
     /// More than [`MAX_INPUT_LEN`] bytes.
     #[error("input of {len} bytes exceeds the limit of {max} bytes")]
-    TooLarge { len: usize, max: usize },
+    TooLarge {
+        /// Input length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The length is not a multiple of 128: the last record is truncated.
     #[error(
         "input length {len} is not a multiple of 128: record {record} at byte offset {offset} \
          has only {tail} bytes"
     )]
     Truncated {
+        /// Input length in bytes.
         len: usize,
+        /// 0-based index of the record at fault.
         record: usize,
+        /// Byte offset of that record in the input.
         offset: usize,
+        /// Bytes of the truncated last record.
         tail: usize,
     },
     /// A record whose type (field `record_type`, positions 1-3) is none of the B2 types.
@@ -83,10 +92,13 @@ pub enum B2Error {
          record_type, {context}"
     )]
     UnknownRecordType {
+        /// 0-based index of the record at fault.
         record: usize,
+        /// Byte offset of that record in the input.
         offset: usize,
         /// The first three bytes, lossily decoded.
         found: String,
+        /// Where the record was met.
         context: &'static str,
     },
     /// A known record type in a place where it cannot be.
@@ -95,9 +107,13 @@ pub enum B2Error {
          (field record_type)"
     )]
     Unexpected {
+        /// 0-based index of the record at fault.
         record: usize,
+        /// Byte offset of that record in the input.
         offset: usize,
+        /// What was found.
         found: &'static str,
+        /// What was expected there.
         expected: &'static str,
     },
     /// An invoice that is not closed by a type 5 record.
@@ -106,10 +122,13 @@ pub enum B2Error {
          (type 5): record {at} is {found}"
     )]
     InvoiceWithoutTotal {
+        /// 0-based index of the record at fault.
         record: usize,
+        /// Byte offset of that record in the input.
         offset: usize,
         /// The record index where a type 5 was expected at the latest.
         at: usize,
+        /// What was found.
         found: &'static str,
     },
     /// A lot that is not closed by a type 6 record.
@@ -118,23 +137,33 @@ pub enum B2Error {
          record {at} is {found}"
     )]
     LotWithoutTrailer {
+        /// 0-based index of the record at fault.
         record: usize,
+        /// Byte offset of that record in the input.
         offset: usize,
+        /// Record index where it was expected at the latest.
         at: usize,
+        /// What was found.
         found: &'static str,
     },
     /// A file that starts with `000` but does not end with `999`.
     #[error("file header without file trailer: last record {record} at byte offset {offset} is {found}")]
     FileWithoutTrailer {
+        /// 0-based index of the record at fault.
         record: usize,
+        /// Byte offset of that record in the input.
         offset: usize,
+        /// What was found.
         found: &'static str,
     },
     /// A field could not be read or written.
     #[error("record {record} at byte offset {offset}: {source}")]
     Field {
+        /// 0-based index of the record at fault.
         record: usize,
+        /// Byte offset of that record in the input.
         offset: usize,
+        /// The field problem.
         #[source]
         source: FieldError,
     },
@@ -144,17 +173,25 @@ pub enum B2Error {
          (field ps_number)"
     )]
     MixedSenders {
+        /// 0-based index of the lot at fault.
         lot: usize,
+        /// 0-based index of the record at fault.
         record: usize,
+        /// Byte offset of that record in the input.
         offset: usize,
+        /// What was expected there.
         expected: String,
+        /// What was found.
         found: String,
     },
     /// More lots than a file can count, or more invoices than a lot can count.
     #[error("{what}: {count} exceeds the maximum of {max}")]
     TooMany {
+        /// What is counted.
         what: &'static str,
+        /// How many there are.
         count: usize,
+        /// The limit.
         max: usize,
     },
     /// An operation that needs lots got none.
@@ -163,9 +200,13 @@ pub enum B2Error {
     /// R8.3 refused: the lot or invoice cannot be split by the OCT.
     #[error("record {record} at byte offset {offset}: cannot split enriched FSE: {reason} (field {field})")]
     NotEnrichable {
+        /// 0-based index of the record at fault.
         record: usize,
+        /// Byte offset of that record in the input.
         offset: usize,
+        /// Machine name of the field at fault.
         field: &'static str,
+        /// Why the split is refused.
         reason: &'static str,
     },
 }

@@ -187,7 +187,8 @@ fn num(field: &Field, rec: &[u8]) -> u64 {
 
 /// Check every record of a parsed input and the consistency between records.
 ///
-/// Reports, in input order: field problems from the layout tables (digits, mandatory, fixed
+/// Reports, in input order: a lot without invoices, a type 2 continuation after the acts;
+/// field problems from the layout tables (digits, mandatory, fixed
 /// values, non-ASCII bytes; records without a table are only checked to be printable ASCII);
 /// invoice consistency (type 5 act count == type 4 records, type 5 amounts == sums of the base
 /// type 4 amounts, same invoice number and PS number in every record, R3.3/R3.4 rules for
@@ -295,6 +296,9 @@ fn validate_lot(sink: &mut Sink, lot: &Lot<'_>) {
             ),
         );
     }
+    if lot.invoices().is_empty() {
+        sink.push(first, None, "lot.empty", "the lot holds no invoice".into());
+    }
     let ps = F1_PS.raw(header).unwrap_or(&[]);
     let mut sums = Sums::default();
     for inv in lot.invoices() {
@@ -333,10 +337,21 @@ fn validate_invoice(sink: &mut Sink, inv: &Invoice<'_>, ps: &[u8], sums: &mut Su
     let first = inv.first_record();
     let number = FI_INVOICE.raw(inv.header()).unwrap_or(&[]);
     let (mut billed, mut amo, mut amc) = (0u64, 0u64, 0u64);
+    let mut body_seen = false;
     for (i, rec) in inv.records().enumerate() {
         let index = first + i;
         check_fields(sink, index, rec);
         let kind = RecordType::of(rec);
+        match kind {
+            RecordType::Line | RecordType::Act => body_seen = true,
+            RecordType::InvoiceHeader if body_seen => sink.push(
+                index,
+                None,
+                "invoice.order",
+                "an invoice header continuation (type 2) after the invoice's type 3/4 records".into(),
+            ),
+            _ => {}
+        }
         if kind != RecordType::Line {
             if FI_PS.raw(rec) != Some(ps) {
                 sink.push(
