@@ -375,7 +375,7 @@ pub struct LocalMailbox {
 }
 
 /// How outgoing messages leave: local Maildirs first (exact address match), SMTP otherwise.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Delivery {
     #[serde(default)]
@@ -386,6 +386,24 @@ pub struct Delivery {
     /// instead of sending it by SMTP (dry runs, benchmarks).
     #[serde(default)]
     pub directory: Option<PathBuf>,
+    /// Parallel sender threads (each delivers one message at a time).
+    #[serde(default = "default_senders")]
+    pub senders: usize,
+}
+
+fn default_senders() -> usize {
+    4
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Delivery {
+            smtp: None,
+            local: Vec::new(),
+            directory: None,
+            senders: default_senders(),
+        }
+    }
 }
 
 /// Where dLOI requests are answered from.
@@ -669,6 +687,9 @@ impl Config {
         }
         if self.pipeline.workers == 0 || self.pipeline.workers > 64 {
             return Err(invalid("pipeline.workers", "must be 1 to 64"));
+        }
+        if self.delivery.senders == 0 || self.delivery.senders > 64 {
+            return Err(invalid("delivery.senders", "must be 1 to 64"));
         }
         if self.retry.max_attempts == 0 {
             return Err(invalid("retry.max_attempts", "must be at least 1"));

@@ -5,7 +5,7 @@
 //! - Each worker thread loops `claim_next` → [`Pipeline::process`] → [`State::commit`] (one
 //!   transaction: processed row + outbox + quarantine) → `complete` / `quarantine` on the spool.
 //!   A message already committed (crash between commit and `complete`) is only completed.
-//! - The sender thread delivers the outbox: local Maildirs for mailboxes the operator hosts, an
+//! - Sender threads (`delivery.senders`) deliver the outbox, each claiming a row first: local Maildirs for mailboxes the operator hosts, an
 //!   `.eml` directory when configured, SMTP otherwise; transient failures are retried with
 //!   exponential backoff, permanent ones (or exhausted retries) mark the row failed.
 //! - Shutdown stops the ingress (in-flight SMTP sessions finish), then lets every worker finish
@@ -40,8 +40,6 @@ pub enum ServiceError {
     Spool(#[from] svoct_store::spool::SpoolError),
     #[error("{0}")]
     Ingress(#[from] crate::ingress::IngressError),
-    #[error("compostage store {path}: {message}")]
-    Compostage { path: String, message: String },
     #[error("downstream SMTP: {0}")]
     Smtp(String),
     #[error("thread: {0}")]
@@ -61,24 +59,55 @@ pub struct ServiceStats {
     pub delivery_failures: AtomicU64,
 }
 
-/// The pipeline's [`Env`] over the state database and the compostage store.
+/// Per-worker blocks of file names and compostages reserved in the state database, so that the
+/// per-message path does not pay one durable transaction per allocation.
+#[derive(Debug, Default)]
+pub struct Blocks {
+    file_next: u64,
+    file_end: u64,
+    compostage: Option<(i64, u32, u32, std::time::Instant)>,
+}
+
+/// File names reserved per block.
+const FILE_BLOCK: u64 = 64;
+/// Compostages reserved per block; a block older than [`COMPOSTAGE_BLOCK_AGE`] is dropped so
+/// the stamp stays close to the real sending time.
+const COMPOSTAGE_BLOCK: u32 = 32;
+const COMPOSTAGE_BLOCK_AGE: Duration = Duration::from_secs(2);
+
+/// The pipeline's [`Env`] over the state database.
 struct StateEnv<'s> {
     state: &'s State,
-    compostage: &'s svoct_store::Store,
+    blocks: &'s mut Blocks,
 }
 
 impl Env for StateEnv<'_> {
     fn compostage(&mut self) -> Result<Compostage, PipelineError> {
-        let s = self
-            .compostage
-            .compostage()
-            .next()
-            .map_err(|e| PipelineError::Build(format!("compostage allocation: {e}")))?;
-        s.parse::<Compostage>()
-            .map_err(|e| PipelineError::Build(format!("compostage {s}: {e}")))
+        let fresh = matches!(self.blocks.compostage, Some((_, next, end, at))
+            if next < end && at.elapsed() < COMPOSTAGE_BLOCK_AGE);
+        if !fresh {
+            let (secs, first) = self.state.reserve_compostage(COMPOSTAGE_BLOCK, now_secs())?;
+            self.blocks.compostage = Some((secs, first, first + COMPOSTAGE_BLOCK, std::time::Instant::now()));
+        }
+        let Some((secs, next, _, _)) = self.blocks.compostage.as_mut() else {
+            return Err(PipelineError::Build("no compostage block".into()));
+        };
+        let counter = *next;
+        *next += 1;
+        let at = OffsetDateTime::from_unix_timestamp(*secs)
+            .map_err(|e| PipelineError::Build(format!("compostage time: {e}")))?;
+        Compostage::new(time::PrimitiveDateTime::new(at.date(), at.time()), counter)
+            .map_err(|e| PipelineError::Build(format!("compostage: {e}")))
     }
     fn file_id(&mut self) -> Result<String, PipelineError> {
-        Ok(format!("{:06}", self.state.next_sequence("file_id", 999_999)?))
+        if self.blocks.file_next >= self.blocks.file_end {
+            let first = self.state.reserve_sequence("file_id", FILE_BLOCK, 999_999)?;
+            self.blocks.file_next = first;
+            self.blocks.file_end = first + FILE_BLOCK;
+        }
+        let n = self.blocks.file_next;
+        self.blocks.file_next += 1;
+        Ok(format!("{n:06}"))
     }
     fn lot_number(&mut self) -> Result<u32, PipelineError> {
         let n = self.state.next_sequence("oct_lot", 999)?;
@@ -92,39 +121,24 @@ impl Env for StateEnv<'_> {
     }
 }
 
-/// Path of the compostage store: next to the state database.
-pub fn compostage_path(config: &Config) -> std::path::PathBuf {
-    let mut p = config.paths.state.clone().into_os_string();
-    p.push(".compostage");
-    p.into()
-}
-
-fn open_compostage(config: &Config) -> Result<svoct_store::Store, ServiceError> {
-    let path = compostage_path(config);
-    svoct_store::Store::open(&path).map_err(|e| ServiceError::Compostage {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    })
-}
-
 /// One worker step: processes one spooled message. Returns `false` when the spool was empty.
 ///
 /// Public so that tests and benchmarks can drive the pipeline without threads.
 pub fn work_once(
     spool: &Spool,
     state: &mut State,
-    compostage: &svoct_store::Store,
+    blocks: &mut Blocks,
     pipeline: &Pipeline<'_>,
     stats: &ServiceStats,
 ) -> Result<bool, ServiceError> {
     if let Some(entry) = spool.claim_next()? {
-        handle_entry(spool, state, compostage, pipeline, stats, entry)?;
+        handle_entry(spool, state, blocks, pipeline, stats, entry)?;
         return Ok(true);
     }
     // Quarantined messages an operator asked to retry (`svoct oct quarantine retry`).
     if let Some(retry) = state.take_retry()? {
         let spool_id = format!("{}-retry{}", retry.spool_id, retry.id);
-        let mut env = StateEnv { state, compostage };
+        let mut env = StateEnv { state, blocks };
         let mut processed = pipeline.process(
             Incoming {
                 spool_id: &spool_id,
@@ -151,7 +165,7 @@ pub fn work_once(
 fn handle_entry(
     spool: &Spool,
     state: &mut State,
-    compostage: &svoct_store::Store,
+    blocks: &mut Blocks,
     pipeline: &Pipeline<'_>,
     stats: &ServiceStats,
     entry: SpoolEntry,
@@ -164,7 +178,7 @@ fn handle_entry(
         finish(spool, id, &outcome, reason.as_deref())?;
         return Ok(());
     }
-    let mut env = StateEnv { state, compostage };
+    let mut env = StateEnv { state, blocks };
     let processed = match pipeline.process(
         Incoming {
             spool_id: &key,
@@ -312,7 +326,7 @@ pub fn send_once(
     config: &Config,
     stats: &ServiceStats,
 ) -> Result<bool, ServiceError> {
-    let Some(due) = state.next_due(now_secs())? else {
+    let Some(due) = state.claim_due(now_secs())? else {
         return Ok(false);
     };
     match delivery.deliver(&due.mail_from, &due.rcpt, &due.raw) {
@@ -348,7 +362,7 @@ pub struct Running {
     ingress: Option<IngressHandle>,
     stop: Arc<AtomicBool>,
     workers: Vec<JoinHandle<()>>,
-    sender: Option<JoinHandle<()>>,
+    senders: Vec<JoinHandle<()>>,
     stats: Arc<ServiceStats>,
 }
 
@@ -377,9 +391,15 @@ impl Running {
         let config = Arc::new(config);
         let keys = Arc::new(Keys::load(&config)?);
         let spool = Arc::new(Spool::open(&config.paths.spool)?);
-        // Open once here so that schema problems stop the start, not a thread.
-        drop(State::open(&config.paths.state)?);
-        drop(open_compostage(&config)?);
+        // Open once here so that schema problems stop the start, not a thread; rows a crash left
+        // in delivery go back in the queue.
+        let reset = State::open(&config.paths.state)?.reset_sending()?;
+        if reset > 0 {
+            tracing::warn!(
+                messages = reset,
+                "deliveries interrupted by a crash will be sent again (same Message-IDs)"
+            );
+        }
         let delivery = Delivery::new(config.clone())?;
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(ServiceStats::default());
@@ -399,13 +419,17 @@ impl Running {
                 .map_err(|e| ServiceError::Thread(e.to_string()))?;
             workers.push(handle);
         }
-        let sender = {
-            let (config, stop, stats) = (config.clone(), stop.clone(), stats.clone());
-            std::thread::Builder::new()
-                .name("oct-sender".into())
+        let delivery = Arc::new(delivery);
+        let mut senders = Vec::new();
+        for n in 0..config.delivery.senders.max(1) {
+            let (config, stop, stats, delivery) =
+                (config.clone(), stop.clone(), stats.clone(), delivery.clone());
+            let handle = std::thread::Builder::new()
+                .name(format!("oct-sender-{n}"))
                 .spawn(move || sender_loop(&config, &delivery, &stop, &stats))
-                .map_err(|e| ServiceError::Thread(e.to_string()))?
-        };
+                .map_err(|e| ServiceError::Thread(e.to_string()))?;
+            senders.push(handle);
+        }
         let mut ic = IngressConfig::default();
         ic.session.hostname = config.domain().to_owned();
         ic.session.max_message_size = config.ingress.max_message_bytes;
@@ -416,10 +440,9 @@ impl Running {
             Ok(h) => h,
             Err(e) => {
                 stop.store(true, Ordering::Relaxed);
-                for w in workers {
+                for w in workers.into_iter().chain(senders) {
                     let _ = w.join();
                 }
-                let _ = sender.join();
                 return Err(e.into());
             }
         };
@@ -428,7 +451,7 @@ impl Running {
             ingress: Some(ingress),
             stop,
             workers,
-            sender: Some(sender),
+            senders,
             stats,
         })
     }
@@ -451,13 +474,10 @@ impl Running {
         }
         self.stop.store(true, Ordering::Relaxed);
         let workers = std::mem::take(&mut self.workers);
-        let sender = self.sender.take();
+        let senders = std::mem::take(&mut self.senders);
         let _ = tokio::task::spawn_blocking(move || {
-            for w in workers {
+            for w in workers.into_iter().chain(senders) {
                 let _ = w.join();
-            }
-            if let Some(s) = sender {
-                let _ = s.join();
             }
         })
         .await;
@@ -475,19 +495,19 @@ fn worker_loop(config: &Config, keys: &Keys, spool: &Spool, stop: &AtomicBool, s
     let pipeline = Pipeline::new(config, keys);
     let poll = Duration::from_millis(config.pipeline.poll_interval_ms.max(1));
     let mut opened = None;
+    let mut blocks = Blocks::default();
     while !stop.load(Ordering::Relaxed) {
         if opened.is_none() {
-            match (State::open(&config.paths.state), open_compostage(config)) {
-                (Ok(s), Ok(c)) => opened = Some((s, c)),
-                (Err(e), _) => tracing::error!(error = %e, "worker cannot open the state database"),
-                (_, Err(e)) => tracing::error!(error = %e, "worker cannot open the compostage store"),
+            match State::open(&config.paths.state) {
+                Ok(s) => opened = Some(s),
+                Err(e) => tracing::error!(error = %e, "worker cannot open the state database"),
             }
         }
-        let Some((state, compostage)) = opened.as_mut() else {
+        let Some(state) = opened.as_mut() else {
             sleep_unless_stopped(stop, Duration::from_secs(1));
             continue;
         };
-        match work_once(spool, state, compostage, &pipeline, stats) {
+        match work_once(spool, state, &mut blocks, &pipeline, stats) {
             Ok(true) => {}
             Ok(false) => sleep_unless_stopped(stop, poll),
             Err(e) => {
@@ -502,7 +522,7 @@ fn sender_loop(config: &Config, delivery: &Delivery, stop: &AtomicBool, stats: &
     let mut state = None;
     while !stop.load(Ordering::Relaxed) {
         if state.is_none() {
-            match State::open(&config.paths.state) {
+            match State::open(&config.paths.state).and_then(|s| s.relax_durability().map(|()| s)) {
                 Ok(s) => state = Some(s),
                 Err(e) => tracing::error!(error = %e, "sender cannot open the state database"),
             }

@@ -514,6 +514,40 @@ impl State {
             .map_err(sql("next due"))
     }
 
+    /// Takes the next due row for delivery: marks it `sending` so that parallel senders never
+    /// deliver the same row. A crash leaves it `sending`; [`State::reset_sending`] at start puts
+    /// it back (the SMTP hop is at-least-once).
+    pub fn claim_due(&self, now: i64) -> Result<Option<Due>, StateError> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(sql("begin claim"))?;
+        let result = self.next_due(now).and_then(|due| {
+            if let Some(d) = &due {
+                self.conn
+                    .execute("UPDATE outbox SET state = 'sending' WHERE id = ?1", [d.id])
+                    .map_err(sql("claim"))?;
+            }
+            Ok(due)
+        });
+        match result {
+            Ok(due) => {
+                self.conn.execute_batch("COMMIT").map_err(sql("commit claim"))?;
+                Ok(due)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    /// Puts rows left `sending` by a crash back in the queue; returns how many.
+    pub fn reset_sending(&self) -> Result<usize, StateError> {
+        self.conn
+            .execute("UPDATE outbox SET state = 'pending' WHERE state = 'sending'", [])
+            .map_err(sql("reset sending"))
+    }
+
     /// When the next pending row becomes due (to sleep until then).
     pub fn next_due_at(&self) -> Result<Option<i64>, StateError> {
         self.conn
@@ -541,8 +575,8 @@ impl State {
     pub fn mark_retry(&self, id: i64, next_attempt: i64, error: &str) -> Result<(), StateError> {
         self.conn
             .execute(
-                "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?2, last_error = ?3
-                 WHERE id = ?1",
+                "UPDATE outbox SET state = 'pending', attempts = attempts + 1, next_attempt = ?2,
+                 last_error = ?3 WHERE id = ?1",
                 params![id, next_attempt, error],
             )
             .map_err(sql("mark retry"))?;
@@ -617,23 +651,61 @@ impl State {
             .map_err(sql("own lot ARL"))
     }
 
-    /// Allocates the next value of a named counter, cycling in `1..=max`, in its own
-    /// transaction (used for the lot numbers and file names of what the OCT builds).
+    /// Allocates the next value of a named counter, cycling in `1..=max`, under the write lock
+    /// (used for the lot numbers of what the OCT builds).
     pub fn next_sequence(&self, name: &str, max: u64) -> Result<u64, StateError> {
-        let tx = self.conn.unchecked_transaction().map_err(sql("begin sequence"))?;
-        let current: Option<String> = tx
-            .query_row("SELECT value FROM sequence WHERE name = ?1", [name], |r| r.get(0))
-            .optional()
-            .map_err(sql("read sequence"))?;
-        let current: u64 = current.and_then(|v| v.parse().ok()).unwrap_or(0);
-        let next = if current >= max { 1 } else { current + 1 };
-        tx.execute(
-            "INSERT OR REPLACE INTO sequence (name, value) VALUES (?1, ?2)",
-            params![name, next.to_string()],
-        )
-        .map_err(sql("write sequence"))?;
-        tx.commit().map_err(sql("commit sequence"))?;
-        Ok(next)
+        self.reserve_sequence(name, 1, max)
+    }
+
+    /// Reserves `count` consecutive values of a named counter cycling in `1..=max` and returns
+    /// the first: the caller owns `first..first + count` (a block never wraps; values skipped by
+    /// a crash are simply never used). One transaction per block keeps allocation off the
+    /// per-message path.
+    pub fn reserve_sequence(&self, name: &str, count: u64, max: u64) -> Result<u64, StateError> {
+        let count = count.clamp(1, max.max(1));
+        self.update_value(name, |cur| {
+            let current: u64 = cur.and_then(|v| v.parse().ok()).unwrap_or(0);
+            let first = if current.saturating_add(count) > max {
+                1
+            } else {
+                current + 1
+            };
+            let last = first + count - 1;
+            (last.to_string(), first)
+        })
+    }
+
+    /// Reserves `count` compostage counters within one second: returns `(unix second, first
+    /// counter)`. The second is the current one, or the last one used when the clock went back,
+    /// or the next one when the 5-digit counter is exhausted, so compostages never repeat and
+    /// never go backwards.
+    pub fn reserve_compostage(&self, count: u32, now: i64) -> Result<(i64, u32), StateError> {
+        let count = count.clamp(1, 1000);
+        self.update_value("compostage", |cur| {
+            let (last_secs, last_counter) = cur
+                .and_then(|v| v.split_once(':'))
+                .and_then(|(s, c)| Some((s.parse::<i64>().ok()?, c.parse::<u32>().ok()?)))
+                .unwrap_or((i64::MIN, 0));
+            let (secs, first) = if now > last_secs {
+                (now, 0)
+            } else if last_counter.saturating_add(count) <= 99_999 {
+                (last_secs, last_counter + 1)
+            } else {
+                (last_secs.saturating_add(1), 0)
+            };
+            let last = first + count - 1;
+            (format!("{secs}:{last}"), (secs, first))
+        })
+    }
+
+    /// Relaxes durability for this connection to `synchronous=NORMAL`: commits survive a
+    /// process crash but may be lost on power loss. Used by the sender for "sent" marks only:
+    /// losing one means a resend with the same Message-ID, which the at-least-once SMTP hop
+    /// allows anyway.
+    pub fn relax_durability(&self) -> Result<(), StateError> {
+        self.conn
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql("synchronous"))
     }
 
     /// Reads and replaces a named text value under the write lock: `f` gets the current value
@@ -896,8 +968,14 @@ mod tests {
         assert_eq!(s.outbox_ids().expect("ids").len(), 3);
 
         let now = now_secs();
-        let d = s.next_due(now).expect("due").expect("one due");
+        let d = s.claim_due(now).expect("due").expect("one due");
         assert_eq!(d.message_id, "<a.0@oct>");
+        // Claimed: another sender does not get it; a crash puts it back.
+        assert_eq!(
+            s.claim_due(now).expect("due").map(|d| d.message_id),
+            Some("<a.1@oct>".into())
+        );
+        assert_eq!(s.reset_sending().expect("reset"), 2);
         s.mark_retry(d.id, now + 100, "451 try later").expect("retry");
         let d2 = s.next_due(now).expect("due").expect("next");
         assert_eq!(d2.message_id, "<a.1@oct>");
@@ -946,6 +1024,19 @@ mod tests {
         assert_eq!(s.next_sequence("lot", 2).expect("seq"), 1);
         assert_eq!(s.next_sequence("lot", 2).expect("seq"), 2);
         assert_eq!(s.next_sequence("lot", 2).expect("seq"), 1);
+        assert_eq!(s.reserve_sequence("f", 10, 25).expect("block"), 1);
+        assert_eq!(s.reserve_sequence("f", 10, 25).expect("block"), 11);
+        // A block never wraps: 21..30 would pass 25, so it starts again at 1.
+        assert_eq!(s.reserve_sequence("f", 10, 25).expect("block"), 1);
+        assert_eq!(s.reserve_compostage(10, 1000).expect("c"), (1000, 0));
+        assert_eq!(s.reserve_compostage(10, 1000).expect("c"), (1000, 10));
+        // The clock went back: stay on the last second, keep counting.
+        assert_eq!(s.reserve_compostage(5, 900).expect("c"), (1000, 20));
+        assert_eq!(s.reserve_compostage(5, 1001).expect("c"), (1001, 0));
+        // Counter exhausted within a second: next second.
+        s.update_value("compostage", |_| ("1001:99995".into(), ()))
+            .expect("set");
+        assert_eq!(s.reserve_compostage(10, 1001).expect("c"), (1002, 0));
         let mut p = processed("o", 0, false);
         p.own_lots.push(OwnLot {
             lot_number: "001".into(),
