@@ -15,8 +15,10 @@
 //! `K`/`ZK` sub-field, and, through [`FileFacts`], the subject's invoice count and `exercice`
 //! against the file itself.
 
+mod b2_facts;
 mod inspect;
 
+pub use b2_facts::B2Facts;
 pub use inspect::{Finding, MessageReport, Severity, fuzz_message, inspect_message};
 
 use std::fmt;
