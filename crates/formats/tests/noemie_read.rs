@@ -630,3 +630,22 @@ fn debug_output_redacts_the_header_password() {
     let json = serde_json::to_string(&n.report()).unwrap();
     assert!(!json.contains("S3CR3T"));
 }
+
+#[test]
+fn dump_gives_every_entity_raw_and_decoded() {
+    let n = noemie::parse(&hand_file()).unwrap();
+    let d = n.dump();
+    assert_eq!(d.len(), 14);
+    let e = &d[3];
+    assert_eq!(
+        (e.code.as_str(), e.level, e.offset),
+        ("080", Some(3), entity_offset(3))
+    );
+    assert_eq!(e.raw, "08003261120042@");
+    assert_eq!(e.title, Some("Lot"));
+    let names: Vec<_> = e.fields.iter().map(|f| f.name).collect();
+    assert_eq!(names, vec!["type", "level", "lot_date", "lot_number", "end"]);
+    assert_eq!(e.fields[2].raw, "261120");
+    assert!(matches!(&e.fields[2].value, Decoded::Date { iso, .. } if iso == "2026-11-20"));
+    assert_eq!(e.fields[3].value, Decoded::Number(42));
+}

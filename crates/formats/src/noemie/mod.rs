@@ -26,8 +26,8 @@ pub use reader::{
     parse,
 };
 pub use view::{
-    Deduction, FileSummary, FlatDetail, FlatPayment, Invoice, InvoiceState, NoemieReport, Notice, Part,
-    PartState, Payment, Ymd,
+    Deduction, EntityDump, FileSummary, FlatDetail, FlatPayment, Invoice, InvoiceState, NoemieReport, Notice,
+    Part, PartState, Payment, Ymd,
 };
 
 /// Parse and build the report in one call (what `svoct inspect --json` needs).
@@ -45,5 +45,6 @@ pub fn fuzz_noemie(data: &[u8]) {
                 let _ = e.fields();
             }
         }
+        let _ = serde_json::to_string(&n.dump());
     }
 }

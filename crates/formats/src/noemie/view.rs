@@ -607,3 +607,42 @@ impl Noemie {
         }
     }
 }
+
+/// One entity as found, for a detailed dump (`svoct inspect --json --entities`): position, raw
+/// text and every field raw and decoded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EntityDump {
+    pub file: usize,
+    pub index: usize,
+    /// Byte offset in the input.
+    pub offset: usize,
+    /// The type as found (`102`).
+    pub code: String,
+    pub level: Option<u8>,
+    /// The layout title, `None` for an unknown entity.
+    pub title: Option<&'static str>,
+    /// The entity bytes (Latin-1), `@` included.
+    pub raw: String,
+    pub fields: Vec<super::reader::FieldValue>,
+}
+
+impl Noemie {
+    /// Every entity of every file, raw and decoded field by field.
+    pub fn dump(&self) -> Vec<EntityDump> {
+        self.files
+            .iter()
+            .flat_map(|f| {
+                f.iter().map(move |e| EntityDump {
+                    file: f.index,
+                    index: e.index,
+                    offset: f.input_offset(e.entity.start as usize),
+                    code: e.code_str(),
+                    level: e.entity.level,
+                    title: e.layout.map(|l| l.title),
+                    raw: e.raw.iter().map(|&b| char::from(b)).collect(),
+                    fields: e.fields(),
+                })
+            })
+            .collect()
+    }
+}
