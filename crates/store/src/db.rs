@@ -52,6 +52,8 @@ const MIGRATIONS: &[&str] = &[
         UNIQUE (source, uidl)
      );
      CREATE INDEX inbox_state ON inbox(state);",
+    // 2: reconciliation of returns and the local opposition list.
+    crate::returns::MIGRATION,
 ];
 
 /// The newest schema version this program knows.

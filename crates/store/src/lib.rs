@@ -9,18 +9,24 @@
 //! - [`compostage`]: the unique 19-character stamp of every sent message.
 //! - [`inbox`]: received messages stored durably before they are deleted on the server.
 //! - [`spool`]: the concentrator's SMTP ingress spool.
+//! - [`returns`]: reconciliation of ARL and RSP returns with sent lots and invoices.
+//! - [`loi`]: the local opposition list and its dLOI increments.
 #![forbid(unsafe_code)]
 
 pub mod compostage;
 pub mod db;
 pub mod inbox;
 pub mod journal;
+pub mod loi;
+pub mod returns;
 pub mod spool;
 
 pub use compostage::{COMPOSTAGE_LEN, CompostageAllocator};
 pub use db::Store;
 pub use inbox::{Inbox, InboxId, InboxMessage, InboxState, StoreOutcome};
 pub use journal::{Direction, Entry, EntryId, Journal, Lot, NewEntry, Status};
+pub use loi::{Loi, LoiOutcome, LoiReport};
+pub use returns::{ArlState, InvoiceKind, PaymentState, Returns};
 
 /// What can go wrong in the store. Each variant says which operation or which table/column.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,988 @@
+//! Reconciliation of returns with what was sent: the ARL state of every sent lot and the payment
+//! state of every sent invoice.
+//!
+//! Why a table of its own: the journal records messages; a nurse's support team needs lots and
+//! invoices. [`Returns::register_sent`] copies the lots and invoices of a sent message (once per
+//! journal entry); [`Returns::record_arl`] and [`Returns::record_rsp`] record each return item
+//! durably and apply it to the lot or invoice it names.
+//!
+//! Matching keys (all normalised by the caller, see [`lot_key`] and [`invoice_key`]):
+//! - lot: number (3 digits), date (`AAMMJJ`), kind when both sides know it;
+//! - invoice: number (9 digits), kind (FSE/DRE) when both sides know it, lot number and date when
+//!   the sent side knows which lot carried it.
+//!
+//! Tolerance:
+//! - a return that names nothing sent yet is kept (`matched` empty) and applied when
+//!   [`Returns::register_sent`] brings the lot or invoice it names;
+//! - the same return item recorded twice (same inbox message) is stored once; the same content in
+//!   another message is applied again with the same result;
+//! - when several returns concern one row, the one recorded last wins, whatever the order in
+//!   which they were matched (each row keeps the id of the return that set its state);
+//! - when a lot or invoice was sent several times, a return applies to the most recent sending.
+
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde::{Deserialize, Serialize};
+
+use crate::db::Store;
+use crate::{EntryId, InboxId, StoreError, now_ms, sql};
+
+/// FSE or DRE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum InvoiceKind {
+    Fse,
+    Dre,
+}
+
+impl InvoiceKind {
+    /// `FSE` or `DRE`, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvoiceKind::Fse => "FSE",
+            InvoiceKind::Dre => "DRE",
+        }
+    }
+
+    fn parse(s: &str) -> Option<InvoiceKind> {
+        match s {
+            "FSE" => Some(InvoiceKind::Fse),
+            "DRE" => Some(InvoiceKind::Dre),
+            _ => None,
+        }
+    }
+}
+
+/// Where a sent lot stands with its logical acknowledgement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArlState {
+    /// No ARL yet.
+    Awaiting,
+    /// The lot is conform (its invoices are not paid yet).
+    Positive,
+    /// The lot was refused: to resend.
+    Negative,
+}
+
+impl ArlState {
+    fn as_str(self) -> &'static str {
+        match self {
+            ArlState::Awaiting => "awaiting",
+            ArlState::Positive => "positive",
+            ArlState::Negative => "negative",
+        }
+    }
+    fn parse(s: &str) -> Option<ArlState> {
+        Some(match s {
+            "awaiting" => ArlState::Awaiting,
+            "positive" => ArlState::Positive,
+            "negative" => ArlState::Negative,
+            _ => return None,
+        })
+    }
+}
+
+/// Where a sent invoice stands with its payment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentState {
+    /// No RSP yet.
+    Awaiting,
+    Paid,
+    /// To correct and resend.
+    Rejected,
+    Deferred,
+    /// Parts in different states (e.g. AMO paid, AMC rejected).
+    Partial,
+    /// The insurer returned it without processing any part.
+    NotProcessed,
+}
+
+impl PaymentState {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentState::Awaiting => "awaiting",
+            PaymentState::Paid => "paid",
+            PaymentState::Rejected => "rejected",
+            PaymentState::Deferred => "deferred",
+            PaymentState::Partial => "partial",
+            PaymentState::NotProcessed => "not_processed",
+        }
+    }
+    fn parse(s: &str) -> Option<PaymentState> {
+        Some(match s {
+            "awaiting" => PaymentState::Awaiting,
+            "paid" => PaymentState::Paid,
+            "rejected" => PaymentState::Rejected,
+            "deferred" => PaymentState::Deferred,
+            "partial" => PaymentState::Partial,
+            "not_processed" => PaymentState::NotProcessed,
+            _ => return None,
+        })
+    }
+}
+
+/// Normalises a lot number: digits become 3 digits (`7` -> `007`), anything else is trimmed.
+pub fn lot_key(number: &str) -> String {
+    digits_key(number, 3)
+}
+
+/// Normalises an invoice number: digits become 9 digits, anything else is trimmed.
+pub fn invoice_key(number: &str) -> String {
+    digits_key(number, 9)
+}
+
+fn digits_key(s: &str, width: usize) -> String {
+    let t = s.trim();
+    match t.parse::<u64>() {
+        Ok(n) if t.bytes().all(|b| b.is_ascii_digit()) => format!("{n:0width$}"),
+        _ => t.to_owned(),
+    }
+}
+
+/// A lot of a sent message, with its invoices.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentLot {
+    /// Lot number (normalised with [`lot_key`] on insert).
+    pub number: String,
+    /// Lot date, `AAMMJJ`.
+    pub date: String,
+    /// Unknown when the sent file could not be read back.
+    pub kind: Option<InvoiceKind>,
+    /// Invoice numbers (normalised with [`invoice_key`] on insert).
+    pub invoices: Vec<String>,
+}
+
+/// One ARL, reduced to what reconciliation needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArlReturn {
+    pub lot_number: String,
+    /// `AAMMJJ`.
+    pub lot_date: String,
+    pub kind: Option<InvoiceKind>,
+    pub positive: bool,
+    /// `code label` of each reason.
+    pub reasons: Vec<String>,
+    /// When the AM issued it (`YYYY-MM-DD HH:MM`), for display.
+    pub issued: String,
+}
+
+/// What a NOEMIE return says of one invoice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RspReturn {
+    pub lot_number: String,
+    /// `AAMMJJ` (empty when the return does not say).
+    pub lot_date: String,
+    pub invoice_number: String,
+    pub kind: Option<InvoiceKind>,
+    pub state: PaymentState,
+    /// Signed paid amount (AMO + AMC parts).
+    pub paid_cents: i64,
+    /// Accounting date of the payment, `YYYY-MM-DD`.
+    pub paid_date: Option<String>,
+    /// `code label` of each reject line, and comments.
+    pub reasons: Vec<String>,
+}
+
+/// The outcome of recording return items.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Recorded {
+    /// Items applied to a sent lot or invoice.
+    pub matched: usize,
+    /// Items that name nothing sent (kept, matched later if it appears).
+    pub unmatched: usize,
+    /// Items of this message recorded before (a second call for the same message).
+    pub already_recorded: usize,
+}
+
+/// A sent lot and its ARL state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LotRow {
+    pub id: i64,
+    pub entry: EntryId,
+    pub number: String,
+    pub date: String,
+    pub kind: Option<InvoiceKind>,
+    pub invoices: usize,
+    /// Unix milliseconds when the message was sent.
+    pub sent_ms: i64,
+    pub arl: ArlState,
+    /// Unix milliseconds when the ARL was recorded.
+    pub arl_ms: Option<i64>,
+    pub arl_issued: Option<String>,
+    pub arl_reasons: Vec<String>,
+    /// A later sending of the same lot exists (a negative lot already resent).
+    pub superseded: bool,
+}
+
+/// A sent invoice and its payment state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct InvoiceRow {
+    pub id: i64,
+    pub entry: EntryId,
+    pub number: String,
+    pub kind: Option<InvoiceKind>,
+    pub lot_number: Option<String>,
+    pub lot_date: Option<String>,
+    pub sent_ms: i64,
+    pub state: PaymentState,
+    pub paid_cents: i64,
+    pub paid_date: Option<String>,
+    pub reasons: Vec<String>,
+    /// Unix milliseconds when the RSP was recorded.
+    pub rsp_ms: Option<i64>,
+    /// A later sending of the same invoice exists.
+    pub superseded: bool,
+}
+
+/// A return item that names nothing sent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UnmatchedReturn {
+    pub id: i64,
+    pub inbox: InboxId,
+    /// `ARL` or `RSP`.
+    pub kind: String,
+    pub lot_number: String,
+    pub lot_date: String,
+    pub invoice_number: Option<String>,
+    /// The item as recorded (JSON of [`ArlReturn`] or [`RspReturn`]).
+    pub detail: serde_json::Value,
+    pub received_ms: i64,
+}
+
+/// A recorded note about a return message: an ART, or findings of a NOEMIE file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReturnNote {
+    pub inbox: InboxId,
+    /// `ART` or `RSP`.
+    pub kind: String,
+    /// The compostage the note is about, when known (ART).
+    pub compostage: Option<String>,
+    /// A one-line summary.
+    pub summary: String,
+    /// The parsed content (ART as JSON), the findings, or the raw text.
+    pub detail: serde_json::Value,
+    pub received_ms: i64,
+}
+
+/// Paid total of one accounting day.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DayTotal {
+    /// `YYYY-MM-DD` (empty when the return gave no date).
+    pub date: String,
+    pub invoices: usize,
+    pub paid_cents: i64,
+}
+
+/// The reconciliation view of a [`Store`].
+#[derive(Debug, Clone, Copy)]
+pub struct Returns<'a> {
+    store: &'a Store,
+}
+
+impl Store {
+    /// Reconciliation of returns with sent lots and invoices.
+    pub fn returns(&self) -> Returns<'_> {
+        Returns { store: self }
+    }
+}
+
+fn corrupt(table: &'static str, column: &'static str, row: i64, value: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        table,
+        column,
+        row,
+        value: value.into(),
+    }
+}
+
+fn json_list(v: &[String]) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+fn parse_list(
+    table: &'static str,
+    column: &'static str,
+    row: i64,
+    s: &str,
+) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(s).map_err(|_| corrupt(table, column, row, s))
+}
+
+fn kind_opt(table: &'static str, row: i64, s: Option<String>) -> Result<Option<InvoiceKind>, StoreError> {
+    match s {
+        None => Ok(None),
+        Some(k) => InvoiceKind::parse(&k)
+            .map(Some)
+            .ok_or_else(|| corrupt(table, "kind", row, k)),
+    }
+}
+
+/// Finds the lot row an ARL names (most recent sending first).
+fn match_lot(tx: &Transaction<'_>, a: &ArlReturn) -> Result<Option<i64>, StoreError> {
+    tx.query_row(
+        "SELECT id FROM rec_lot WHERE number = ?1 AND date = ?2 AND (?3 IS NULL OR kind IS NULL OR kind = ?3)
+         ORDER BY id DESC LIMIT 1",
+        params![a.lot_number, a.lot_date, a.kind.map(InvoiceKind::as_str)],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(sql("match ARL to lot"))
+}
+
+/// Finds the invoice row an RSP item names (most recent sending first).
+fn match_invoice(tx: &Transaction<'_>, r: &RspReturn) -> Result<Option<i64>, StoreError> {
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT id FROM rec_invoice WHERE number = ?1
+               AND (?2 IS NULL OR kind IS NULL OR kind = ?2)
+               AND (lot_number IS NULL OR ?3 = '' OR lot_number = ?3)
+               AND (lot_date IS NULL OR ?4 = '' OR lot_date = ?4)
+             ORDER BY id DESC LIMIT 1",
+        )
+        .map_err(sql("prepare invoice match"))?;
+    stmt.query_row(
+        params![
+            r.invoice_number,
+            r.kind.map(InvoiceKind::as_str),
+            r.lot_number,
+            r.lot_date
+        ],
+        |row| row.get(0),
+    )
+    .optional()
+    .map_err(sql("match RSP to invoice"))
+}
+
+fn apply_arl(tx: &Transaction<'_>, ret_id: i64, lot: i64, a: &ArlReturn, at: i64) -> Result<(), StoreError> {
+    let state = if a.positive {
+        ArlState::Positive
+    } else {
+        ArlState::Negative
+    };
+    tx.execute(
+        "UPDATE rec_lot SET arl = ?2, arl_ms = ?3, arl_issued = ?4, arl_reasons = ?5, arl_return = ?6
+         WHERE id = ?1 AND (arl_return IS NULL OR arl_return <= ?6)",
+        params![lot, state.as_str(), at, a.issued, json_list(&a.reasons), ret_id],
+    )
+    .map_err(sql("apply ARL"))?;
+    tx.execute(
+        "UPDATE rec_return SET matched = ?2 WHERE id = ?1",
+        params![ret_id, lot],
+    )
+    .map_err(sql("mark ARL matched"))?;
+    Ok(())
+}
+
+fn apply_rsp(tx: &Transaction<'_>, ret_id: i64, inv: i64, r: &RspReturn, at: i64) -> Result<(), StoreError> {
+    let mut upd = tx
+        .prepare_cached(
+            "UPDATE rec_invoice SET state = ?2, paid_cents = ?3, paid_date = ?4, reasons = ?5, rsp_ms = ?6,
+                    rsp_return = ?7
+             WHERE id = ?1 AND (rsp_return IS NULL OR rsp_return <= ?7)",
+        )
+        .map_err(sql("prepare RSP apply"))?;
+    upd.execute(params![
+        inv,
+        r.state.as_str(),
+        r.paid_cents,
+        r.paid_date,
+        json_list(&r.reasons),
+        at,
+        ret_id
+    ])
+    .map_err(sql("apply RSP"))?;
+    let mut mark = tx
+        .prepare_cached("UPDATE rec_return SET matched = ?2 WHERE id = ?1")
+        .map_err(sql("prepare RSP mark"))?;
+    mark.execute(params![ret_id, inv])
+        .map_err(sql("mark RSP matched"))?;
+    Ok(())
+}
+
+/// Inserts a return item; `None` when this (message, item) was recorded before.
+fn insert_return(
+    tx: &Transaction<'_>,
+    inbox: InboxId,
+    kind: &str,
+    item: usize,
+    key: (&str, &str, Option<&str>),
+    detail: &str,
+    at: i64,
+) -> Result<Option<i64>, StoreError> {
+    let item = i64::try_from(item).unwrap_or(i64::MAX);
+    let mut stmt = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO rec_return (inbox, kind, item, lot_number, lot_date, invoice_number, detail,
+                                               received_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .map_err(sql("prepare return insert"))?;
+    let n = stmt
+        .execute(params![inbox.0, kind, item, key.0, key.1, key.2, detail, at])
+        .map_err(sql("insert return"))?;
+    Ok(if n == 0 {
+        None
+    } else {
+        Some(tx.last_insert_rowid())
+    })
+}
+
+impl Returns<'_> {
+    /// Whether the lots and invoices of journal entry `entry` are registered.
+    pub fn is_registered(&self, entry: EntryId) -> Result<bool, StoreError> {
+        self.store
+            .conn
+            .query_row("SELECT 1 FROM rec_entry WHERE entry = ?1", [entry.0], |_| Ok(()))
+            .optional()
+            .map(|o| o.is_some())
+            .map_err(sql("read rec_entry"))
+    }
+
+    /// Sent (`out`, status `sent`) journal entries whose lots are not registered yet, oldest first.
+    pub fn unregistered_sent(&self) -> Result<Vec<EntryId>, StoreError> {
+        let mut stmt = self
+            .store
+            .conn
+            .prepare(
+                "SELECT id FROM journal WHERE direction = 'out' AND status = 'sent' AND profile LIKE 'FACTURE%'
+                   AND id NOT IN (SELECT entry FROM rec_entry) ORDER BY id",
+            )
+            .map_err(sql("prepare unregistered query"))?;
+        let ids = stmt
+            .query_map([], |r| r.get::<_, i64>(0))
+            .map_err(sql("query unregistered"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sql("read unregistered"))?;
+        Ok(ids.into_iter().map(EntryId).collect())
+    }
+
+    /// Registers the lots and invoices of sent journal entry `entry` (sent at `sent_ms`), in one
+    /// transaction, then applies the kept returns that name them. `loose_invoices` are invoices
+    /// whose lot is unknown (the sent file could not be read back). Idempotent: a second call
+    /// for the same entry does nothing and returns 0. Returns the number of invoices registered.
+    pub fn register_sent(
+        &self,
+        entry: EntryId,
+        sent_ms: i64,
+        lots: &[SentLot],
+        loose_invoices: &[String],
+    ) -> Result<usize, StoreError> {
+        let tx = self
+            .store
+            .conn
+            .unchecked_transaction()
+            .map_err(sql("begin register"))?;
+        let fresh = tx
+            .execute("INSERT OR IGNORE INTO rec_entry (entry) VALUES (?1)", [entry.0])
+            .map_err(sql("insert rec_entry"))?;
+        if fresh == 0 {
+            return Ok(0);
+        }
+        let mut count = 0usize;
+        {
+            let mut lot_stmt = tx
+                .prepare_cached(
+                    "INSERT INTO rec_lot (entry, number, date, kind, invoices, sent_ms, arl)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'awaiting')",
+                )
+                .map_err(sql("prepare lot insert"))?;
+            let mut inv_stmt = tx
+                .prepare_cached(
+                    "INSERT INTO rec_invoice (entry, lot, number, kind, lot_number, lot_date, sent_ms, state)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'awaiting')",
+                )
+                .map_err(sql("prepare invoice insert"))?;
+            for l in lots {
+                let number = lot_key(&l.number);
+                let kind = l.kind.map(InvoiceKind::as_str);
+                lot_stmt
+                    .execute(params![
+                        entry.0,
+                        number,
+                        l.date,
+                        kind,
+                        i64::try_from(l.invoices.len()).unwrap_or(i64::MAX),
+                        sent_ms
+                    ])
+                    .map_err(sql("insert lot"))?;
+                let lot_id = tx.last_insert_rowid();
+                for i in &l.invoices {
+                    inv_stmt
+                        .execute(params![
+                            entry.0,
+                            lot_id,
+                            invoice_key(i),
+                            kind,
+                            number,
+                            l.date,
+                            sent_ms
+                        ])
+                        .map_err(sql("insert invoice"))?;
+                    count += 1;
+                }
+            }
+            for i in loose_invoices {
+                inv_stmt
+                    .execute(params![
+                        entry.0,
+                        Option::<i64>::None,
+                        invoice_key(i),
+                        Option::<&str>::None,
+                        Option::<&str>::None,
+                        Option::<&str>::None,
+                        sent_ms
+                    ])
+                    .map_err(sql("insert invoice"))?;
+                count += 1;
+            }
+        }
+        rematch(&tx)?;
+        tx.commit().map_err(sql("commit register"))?;
+        Ok(count)
+    }
+
+    /// Records an ARL received in inbox message `inbox` and applies it to the lot it names.
+    pub fn record_arl(&self, inbox: InboxId, a: &ArlReturn) -> Result<Recorded, StoreError> {
+        let tx = self
+            .store
+            .conn
+            .unchecked_transaction()
+            .map_err(sql("begin ARL"))?;
+        let a = ArlReturn {
+            lot_number: lot_key(&a.lot_number),
+            ..a.clone()
+        };
+        let detail = serde_json::to_string(&a).unwrap_or_default();
+        let at = now_ms();
+        let mut out = Recorded::default();
+        match insert_return(
+            &tx,
+            inbox,
+            "ARL",
+            0,
+            (&a.lot_number, &a.lot_date, None),
+            &detail,
+            at,
+        )? {
+            None => out.already_recorded += 1,
+            Some(ret) => match match_lot(&tx, &a)? {
+                Some(lot) => {
+                    apply_arl(&tx, ret, lot, &a, at)?;
+                    out.matched += 1;
+                }
+                None => out.unmatched += 1,
+            },
+        }
+        tx.commit().map_err(sql("commit ARL"))?;
+        Ok(out)
+    }
+
+    /// Records the invoice outcomes of a NOEMIE return received in inbox message `inbox` (item
+    /// `i` is `items[i]`), in one transaction, and applies each to the invoice it names.
+    pub fn record_rsp(&self, inbox: InboxId, items: &[RspReturn]) -> Result<Recorded, StoreError> {
+        let tx = self
+            .store
+            .conn
+            .unchecked_transaction()
+            .map_err(sql("begin RSP"))?;
+        let at = now_ms();
+        let mut out = Recorded::default();
+        for (i, r) in items.iter().enumerate() {
+            let r = RspReturn {
+                lot_number: lot_key(&r.lot_number),
+                invoice_number: invoice_key(&r.invoice_number),
+                ..r.clone()
+            };
+            let detail = serde_json::to_string(&r).unwrap_or_default();
+            let key = (
+                r.lot_number.as_str(),
+                r.lot_date.as_str(),
+                Some(r.invoice_number.as_str()),
+            );
+            match insert_return(&tx, inbox, "RSP", i, key, &detail, at)? {
+                None => out.already_recorded += 1,
+                Some(ret) => match match_invoice(&tx, &r)? {
+                    Some(inv) => {
+                        apply_rsp(&tx, ret, inv, &r, at)?;
+                        out.matched += 1;
+                    }
+                    None => out.unmatched += 1,
+                },
+            }
+        }
+        tx.commit().map_err(sql("commit RSP"))?;
+        Ok(out)
+    }
+
+    /// Records a note about a return message (an ART, findings of a NOEMIE file). One note per
+    /// (message, kind): a second call replaces nothing.
+    pub fn record_note(
+        &self,
+        inbox: InboxId,
+        kind: &str,
+        compostage: Option<&str>,
+        summary: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.store
+            .conn
+            .execute(
+                "INSERT OR IGNORE INTO rec_note (inbox, kind, compostage, summary, detail, received_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![inbox.0, kind, compostage, summary, detail.to_string(), now_ms()],
+            )
+            .map_err(sql("insert return note"))?;
+        Ok(())
+    }
+
+    /// Every sent lot, oldest first.
+    pub fn lots(&self) -> Result<Vec<LotRow>, StoreError> {
+        self.lots_where("1")
+    }
+
+    /// Lots still awaiting their ARL, sent before `sent_before_ms`.
+    pub fn lots_awaiting_arl(&self, sent_before_ms: i64) -> Result<Vec<LotRow>, StoreError> {
+        self.lots_where(&format!("l.arl = 'awaiting' AND l.sent_ms < {sent_before_ms}"))
+    }
+
+    /// Lots with a negative ARL not sent again since: to resend.
+    pub fn lots_to_resend(&self) -> Result<Vec<LotRow>, StoreError> {
+        self.lots_where(&format!("l.arl = 'negative' AND NOT ({LOT_SUPERSEDED})"))
+    }
+
+    fn lots_where(&self, cond: &str) -> Result<Vec<LotRow>, StoreError> {
+        let q = format!(
+            "SELECT l.id, l.entry, l.number, l.date, l.kind, l.invoices, l.sent_ms, l.arl, l.arl_ms, l.arl_issued,
+                    l.arl_reasons, ({LOT_SUPERSEDED})
+             FROM rec_lot l WHERE {cond} ORDER BY l.id"
+        );
+        let mut stmt = self.store.conn.prepare(&q).map_err(sql("prepare lot query"))?;
+        #[allow(clippy::type_complexity)]
+        let raws: Vec<(
+            i64,
+            i64,
+            String,
+            String,
+            Option<String>,
+            i64,
+            i64,
+            String,
+            Option<i64>,
+            Option<String>,
+            String,
+            bool,
+        )> = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
+                    r.get(10)?,
+                    r.get(11)?,
+                ))
+            })
+            .map_err(sql("query lots"))?
+            .collect::<Result<_, _>>()
+            .map_err(sql("read lots"))?;
+        raws.into_iter()
+            .map(
+                |(
+                    id,
+                    entry,
+                    number,
+                    date,
+                    kind,
+                    invoices,
+                    sent_ms,
+                    arl,
+                    arl_ms,
+                    arl_issued,
+                    reasons,
+                    sup,
+                )| {
+                    Ok(LotRow {
+                        id,
+                        entry: EntryId(entry),
+                        number,
+                        date,
+                        kind: kind_opt("rec_lot", id, kind)?,
+                        invoices: usize::try_from(invoices).unwrap_or(0),
+                        sent_ms,
+                        arl: ArlState::parse(&arl)
+                            .ok_or_else(|| corrupt("rec_lot", "arl", id, arl.clone()))?,
+                        arl_ms,
+                        arl_issued,
+                        arl_reasons: parse_list("rec_lot", "arl_reasons", id, &reasons)?,
+                        superseded: sup,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    /// Every sent invoice, oldest first.
+    pub fn invoices(&self) -> Result<Vec<InvoiceRow>, StoreError> {
+        self.invoices_where("1")
+    }
+
+    /// Invoices without RSP whose lot had a positive ARL recorded before `arl_before_ms`.
+    pub fn invoices_awaiting_rsp(&self, arl_before_ms: i64) -> Result<Vec<InvoiceRow>, StoreError> {
+        self.invoices_where(&format!(
+            "i.state = 'awaiting' AND EXISTS (SELECT 1 FROM rec_lot l WHERE l.id = i.lot AND l.arl = 'positive'
+               AND l.arl_ms < {arl_before_ms})"
+        ))
+    }
+
+    /// Rejected (or partly rejected) invoices not sent again since: to correct and resend.
+    pub fn invoices_to_correct(&self) -> Result<Vec<InvoiceRow>, StoreError> {
+        self.invoices_where(&format!(
+            "i.state IN ('rejected', 'partial') AND NOT ({INVOICE_SUPERSEDED})"
+        ))
+    }
+
+    fn invoices_where(&self, cond: &str) -> Result<Vec<InvoiceRow>, StoreError> {
+        let q = format!(
+            "SELECT i.id, i.entry, i.number, i.kind, i.lot_number, i.lot_date, i.sent_ms, i.state, i.paid_cents,
+                    i.paid_date, i.reasons, i.rsp_ms, ({INVOICE_SUPERSEDED})
+             FROM rec_invoice i WHERE {cond} ORDER BY i.id"
+        );
+        let mut stmt = self
+            .store
+            .conn
+            .prepare(&q)
+            .map_err(sql("prepare invoice query"))?;
+        let mut rows = stmt.query([]).map_err(sql("query invoices"))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(sql("read invoices"))? {
+            let g = |e| StoreError::Sql {
+                op: "read invoice column",
+                source: e,
+            };
+            let id: i64 = r.get(0).map_err(g)?;
+            let state: String = r.get(7).map_err(g)?;
+            let reasons: String = r.get(10).map_err(g)?;
+            out.push(InvoiceRow {
+                id,
+                entry: EntryId(r.get(1).map_err(g)?),
+                number: r.get(2).map_err(g)?,
+                kind: kind_opt("rec_invoice", id, r.get(3).map_err(g)?)?,
+                lot_number: r.get(4).map_err(g)?,
+                lot_date: r.get(5).map_err(g)?,
+                sent_ms: r.get(6).map_err(g)?,
+                state: PaymentState::parse(&state)
+                    .ok_or_else(|| corrupt("rec_invoice", "state", id, state.clone()))?,
+                paid_cents: r.get(8).map_err(g)?,
+                paid_date: r.get(9).map_err(g)?,
+                reasons: parse_list("rec_invoice", "reasons", id, &reasons)?,
+                rsp_ms: r.get(11).map_err(g)?,
+                superseded: r.get(12).map_err(g)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Paid totals per accounting day (paid and partly paid invoices), oldest day first.
+    pub fn paid_per_day(&self) -> Result<Vec<DayTotal>, StoreError> {
+        let mut stmt = self
+            .store
+            .conn
+            .prepare(
+                "SELECT COALESCE(paid_date, ''), COUNT(*), SUM(paid_cents) FROM rec_invoice
+                 WHERE state IN ('paid', 'partial') GROUP BY 1 ORDER BY 1",
+            )
+            .map_err(sql("prepare day totals"))?;
+        stmt.query_map([], |r| {
+            Ok(DayTotal {
+                date: r.get(0)?,
+                invoices: usize::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                paid_cents: r.get(2)?,
+            })
+        })
+        .map_err(sql("query day totals"))?
+        .collect::<Result<_, _>>()
+        .map_err(sql("read day totals"))
+    }
+
+    /// Return items that name nothing sent, oldest first.
+    pub fn unmatched(&self) -> Result<Vec<UnmatchedReturn>, StoreError> {
+        let mut stmt = self
+            .store
+            .conn
+            .prepare(
+                "SELECT id, inbox, kind, lot_number, lot_date, invoice_number, detail, received_ms FROM rec_return
+                 WHERE matched IS NULL ORDER BY id",
+            )
+            .map_err(sql("prepare unmatched query"))?;
+        stmt.query_map([], |r| {
+            let detail: String = r.get(6)?;
+            Ok(UnmatchedReturn {
+                id: r.get(0)?,
+                inbox: InboxId(r.get(1)?),
+                kind: r.get(2)?,
+                lot_number: r.get(3)?,
+                lot_date: r.get(4)?,
+                invoice_number: r.get(5)?,
+                detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+                received_ms: r.get(7)?,
+            })
+        })
+        .map_err(sql("query unmatched"))?
+        .collect::<Result<_, _>>()
+        .map_err(sql("read unmatched"))
+    }
+
+    /// Every recorded note (ARTs, NOEMIE findings), oldest first.
+    pub fn notes(&self) -> Result<Vec<ReturnNote>, StoreError> {
+        let mut stmt = self
+            .store
+            .conn
+            .prepare("SELECT inbox, kind, compostage, summary, detail, received_ms FROM rec_note ORDER BY id")
+            .map_err(sql("prepare note query"))?;
+        stmt.query_map([], |r| {
+            let detail: String = r.get(4)?;
+            Ok(ReturnNote {
+                inbox: InboxId(r.get(0)?),
+                kind: r.get(1)?,
+                compostage: r.get(2)?,
+                summary: r.get(3)?,
+                detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+                received_ms: r.get(5)?,
+            })
+        })
+        .map_err(sql("query notes"))?
+        .collect::<Result<_, _>>()
+        .map_err(sql("read notes"))
+    }
+}
+
+const LOT_SUPERSEDED: &str =
+    "EXISTS (SELECT 1 FROM rec_lot l2 WHERE l2.number = l.number AND l2.date = l.date
+                                 AND l2.id > l.id AND (l2.kind IS l.kind))";
+const INVOICE_SUPERSEDED: &str =
+    "EXISTS (SELECT 1 FROM rec_invoice i2 WHERE i2.number = i.number AND i2.id > i.id
+                                     AND (i2.kind IS NULL OR i.kind IS NULL OR i2.kind = i.kind))";
+
+/// Applies the kept (unmatched) returns that now find their lot or invoice, in recording order.
+fn rematch(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    let pending: Vec<(i64, String, String, i64)> = {
+        let mut stmt = tx
+            .prepare("SELECT id, kind, detail, received_ms FROM rec_return WHERE matched IS NULL ORDER BY id")
+            .map_err(sql("prepare rematch"))?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .map_err(sql("query rematch"))?
+            .collect::<Result<_, _>>()
+            .map_err(sql("read rematch"))?
+    };
+    for (id, kind, detail, at) in pending {
+        match kind.as_str() {
+            "ARL" => {
+                let a: ArlReturn = serde_json::from_str(&detail)
+                    .map_err(|_| corrupt("rec_return", "detail", id, detail.clone()))?;
+                if let Some(lot) = match_lot(tx, &a)? {
+                    apply_arl(tx, id, lot, &a, at)?;
+                }
+            }
+            "RSP" => {
+                let r: RspReturn = serde_json::from_str(&detail)
+                    .map_err(|_| corrupt("rec_return", "detail", id, detail.clone()))?;
+                if let Some(inv) = match_invoice(tx, &r)? {
+                    apply_rsp(tx, id, inv, &r, at)?;
+                }
+            }
+            other => return Err(corrupt("rec_return", "kind", id, other)),
+        }
+    }
+    Ok(())
+}
+
+/// The schema step that creates the reconciliation tables (appended to the migrations in `db`).
+pub(crate) const MIGRATION: &str = "
+    CREATE TABLE rec_entry (entry INTEGER PRIMARY KEY);
+    CREATE TABLE rec_lot (
+        id INTEGER PRIMARY KEY,
+        entry INTEGER NOT NULL,
+        number TEXT NOT NULL,
+        date TEXT NOT NULL,
+        kind TEXT,
+        invoices INTEGER NOT NULL,
+        sent_ms INTEGER NOT NULL,
+        arl TEXT NOT NULL,
+        arl_ms INTEGER,
+        arl_issued TEXT,
+        arl_reasons TEXT NOT NULL DEFAULT '[]',
+        arl_return INTEGER
+    );
+    CREATE INDEX rec_lot_key ON rec_lot(number, date);
+    CREATE INDEX rec_lot_arl ON rec_lot(arl);
+    CREATE TABLE rec_invoice (
+        id INTEGER PRIMARY KEY,
+        entry INTEGER NOT NULL,
+        lot INTEGER,
+        number TEXT NOT NULL,
+        kind TEXT,
+        lot_number TEXT,
+        lot_date TEXT,
+        sent_ms INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        paid_cents INTEGER NOT NULL DEFAULT 0,
+        paid_date TEXT,
+        reasons TEXT NOT NULL DEFAULT '[]',
+        rsp_ms INTEGER,
+        rsp_return INTEGER
+    );
+    CREATE INDEX rec_invoice_key ON rec_invoice(number, lot_number, lot_date);
+    CREATE INDEX rec_invoice_state ON rec_invoice(state);
+    CREATE INDEX rec_invoice_lot ON rec_invoice(lot);
+    CREATE TABLE rec_return (
+        id INTEGER PRIMARY KEY,
+        inbox INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        item INTEGER NOT NULL,
+        lot_number TEXT NOT NULL,
+        lot_date TEXT NOT NULL,
+        invoice_number TEXT,
+        detail TEXT NOT NULL,
+        received_ms INTEGER NOT NULL,
+        matched INTEGER,
+        UNIQUE (inbox, kind, item)
+    );
+    CREATE INDEX rec_return_unmatched ON rec_return(matched) WHERE matched IS NULL;
+    CREATE TABLE rec_note (
+        id INTEGER PRIMARY KEY,
+        inbox INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        compostage TEXT,
+        summary TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        received_ms INTEGER NOT NULL,
+        UNIQUE (inbox, kind)
+    );
+    CREATE TABLE loi_meta (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
+    INSERT INTO loi_meta (id, version) VALUES (1, 0);
+    CREATE TABLE loi_card (card TEXT PRIMARY KEY) WITHOUT ROWID;
+    CREATE TABLE loi_increment (
+        from_version INTEGER PRIMARY KEY,
+        to_version INTEGER NOT NULL,
+        digest TEXT NOT NULL,
+        added INTEGER NOT NULL,
+        removed INTEGER NOT NULL,
+        applied_ms INTEGER NOT NULL,
+        inbox INTEGER
+    );
+    CREATE TABLE loi_pending (
+        from_version INTEGER PRIMARY KEY,
+        to_version INTEGER NOT NULL,
+        file BLOB NOT NULL,
+        inbox INTEGER,
+        received_ms INTEGER NOT NULL
+    );
+";
