@@ -22,7 +22,10 @@ WORK="$(mktemp -d "${TMPDIR:-/var/tmp}/svoct-ingest-bench.XXXXXX")"
 EXIM_PID=""
 cleanup() {
   if [ -n "$EXIM_PID" ]; then kill "$EXIM_PID" 2>/dev/null || true; wait "$EXIM_PID" 2>/dev/null || true; fi
-  if [ "${KEEP:-0}" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
+  # Delivery processes the daemon forked may still be writing: retry the removal.
+  if [ "${KEEP:-0}" = 1 ]; then echo "kept $WORK"; else
+    for _ in 1 2 3 4 5; do rm -rf "$WORK" 2>/dev/null && break; sleep 1; done
+  fi
 }
 trap cleanup EXIT
 
@@ -46,6 +49,9 @@ rfc1413_hosts =
 rfc1413_query_timeout = 0s
 keep_environment =
 smtp_accept_max = 100
+# Exim's default closes a connection after 1000 messages with a 421; the client reuses its
+# connections for the whole run, as our ingress allows.
+smtp_accept_max_per_connection = 0
 message_size_limit = 10M
 tls_advertise_hosts =
 acl_smtp_rcpt = acl_rcpt
