@@ -758,15 +758,25 @@ pub fn expected_entities(reference: &str) -> Option<&'static [u16]> {
     }
 }
 
+/// Per entity type, whether it is unexpected in `reference` (computed once per reference).
+fn unexpected_mask(reference: &str) -> Option<&'static [bool]> {
+    type Masks = [Vec<bool>; 3];
+    static MASKS: std::sync::OnceLock<Masks> = std::sync::OnceLock::new();
+    let masks = MASKS.get_or_init(|| {
+        ["580", "576", "900"].map(|r| {
+            let exp = expected_entities(r).unwrap_or(&[]);
+            (0..1000u16).map(|c| !exp.contains(&c)).collect()
+        })
+    });
+    let i = ["580", "576", "900"].iter().position(|r| *r == reference)?;
+    masks.get(i).map(Vec::as_slice)
+}
+
 fn scan_entities(file: &mut NoemieFile, sink: &mut Sink) -> Result<(), NoemieError> {
     let reference = file.reference();
     // Per type: 0 = expected or no expectation, 1 = unexpected, 2 = unexpected and reported.
-    let mut unexpected = [0u8; 1000];
-    if let Some(exp) = expected_entities(&reference) {
-        for (c, slot) in unexpected.iter_mut().enumerate() {
-            *slot = u8::from(!exp.iter().any(|&e| usize::from(e) == c));
-        }
-    }
+    let unexpected = unexpected_mask(&reference);
+    let mut reported: Vec<u16> = Vec::new();
     let mut ctl = Controls {
         acc: [(0, 0); 100],
         deepest: 0,
@@ -870,10 +880,11 @@ fn scan_entities(file: &mut NoemieFile, sink: &mut Sink) -> Result<(), NoemieErr
                         ))
                     });
                 }
-                if let Some(slot) = unexpected.get_mut(usize::from(c))
-                    && *slot == 1
+                if let Some(mask) = unexpected
+                    && mask.get(usize::from(c)) == Some(&true)
+                    && !reported.contains(&c)
                 {
-                    *slot = 2;
+                    reported.push(c);
                     findings.push((
                         p,
                         Some(idx),
