@@ -375,6 +375,11 @@ impl<'a> Pipeline<'a> {
                 );
                 if let Some(s) = sender {
                     let receipt = Receipt {
+                        oct_id: self.config.oct.identifier.clone(),
+                        ps_number: s.ps_number.clone(),
+                        received: Some(env.now()),
+                        compostage: String::new(),
+                        file_name: String::new(),
                         subject: String::new(),
                         profile: String::new(),
                         sender_number: String::new(),
@@ -471,6 +476,11 @@ impl<'a> Pipeline<'a> {
         env: &mut dyn Env,
     ) -> Result<(), PipelineError> {
         let mut receipt = Receipt {
+            oct_id: self.config.oct.identifier.clone(),
+            ps_number: sender.map(|s| s.ps_number.clone()).unwrap_or_default(),
+            received: Some(env.now()),
+            compostage: parsed.subject.fields().compostage.unwrap_or_default(),
+            file_name: parsed.headers.file_name.clone().unwrap_or_default(),
             subject: parsed.subject.to_string(),
             profile: parsed.profile_name(),
             sender_number: String::new(),
@@ -932,9 +942,15 @@ impl<'a> Pipeline<'a> {
             }
         };
         let recipient = subject.ps_number.as_str();
-        // R4.2: an ARL addressed to the OCT acknowledges a lot the OCT built: handled here.
+        // R4.2: an ARL addressed to the OCT, or coming from an AMC (the OCT sends AMCs only the
+        // complementary flow it built), acknowledges a lot the OCT built: handled here.
+        let from_amc = self
+            .config
+            .amc
+            .iter()
+            .any(|a| a.mailbox.eq_ignore_ascii_case(from));
         if parsed.description.profile == Profile::Arl
-            && same_number(recipient, &self.config.oct.sender_number)
+            && (from_amc || same_number(recipient, &self.config.oct.sender_number))
         {
             let facts = crate::returns::arl_facts(&opened.bytes);
             let mut known = false;
@@ -1080,22 +1096,25 @@ impl<'a> Pipeline<'a> {
             PartyNumber::new(&sender.ps_number).map_err(|e| PipelineError::Build(e.to_string()))?;
         let timestamp = MinuteStamp::new(primitive(now))
             .ok_or_else(|| PipelineError::Build("clock out of range".into()))?;
-        let subject = Subject::Return(ReturnSubject {
-            kind: ReturnKind::LoiIncrement,
-            ps_number,
-            timestamp,
-        });
-        let id = out.push(
-            OutKind::Loi,
-            sender.return_mailbox(),
-            subject,
-            Profile::DloiIncrement,
-            format!("LOI{}.dat", out.spool_id),
-            &answer.bytes,
-            self.keys.cert(sender.certificate.as_ref()),
-            now,
-        )?;
-        result.summary = json!({ "loi": answer.summary, "to": sender.return_mailbox(), "message_id": id });
+        let mut id = Vec::new();
+        for (k, inc) in answer.increments.iter().enumerate() {
+            let subject = Subject::Return(ReturnSubject {
+                kind: ReturnKind::LoiIncrement,
+                ps_number: ps_number.clone(),
+                timestamp,
+            });
+            id.push(out.push(
+                OutKind::Loi,
+                sender.return_mailbox(),
+                subject,
+                Profile::DloiIncrement,
+                format!("LOI{}-{k}.dat", out.spool_id),
+                inc,
+                self.keys.cert(sender.certificate.as_ref()),
+                now,
+            )?);
+        }
+        result.summary = json!({ "loi": answer.summary, "to": sender.return_mailbox(), "message_ids": id });
         Ok(())
     }
 }

@@ -1,11 +1,14 @@
 //! What the OCT tells the PS about one received message: the content of the ART (R6.2).
 //!
 //! The pipeline fills a [`Receipt`] (what was received, and what became of every lot); this
-//! module is the only place that turns it into the ART text file, so the text format (the
-//! returns engineer's `svoct_formats::art`, provisional) can change without touching the
-//! pipeline.
+//! module is the only place that turns it into the ART text file, in the shared provisional
+//! format of [`svoct_formats::art`] (`docs/formats/art.md`), which the PS side parses back.
 
 use serde::Serialize;
+use svoct_formats::arl::Stamp;
+use svoct_formats::art::{Art, ArtAmc, ArtLot, FileStatus, LotStatus};
+use svoct_formats::noemie::Ymd;
+use time::OffsetDateTime;
 
 /// What became of one lot.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -55,6 +58,17 @@ pub struct AmcLine {
 /// Everything the ART says.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Receipt {
+    /// The OCT identifier (`oct.identifier`).
+    pub oct_id: String,
+    /// The PS number of the registered sender.
+    pub ps_number: String,
+    /// When the OCT processed the message.
+    #[serde(skip)]
+    pub received: Option<OffsetDateTime>,
+    /// The compostage of the received subject, when it has one.
+    pub compostage: String,
+    /// The attachment's file name, when given.
+    pub file_name: String,
     /// The subject of the message received (the PS's key to find it, R5.6).
     pub subject: String,
     /// `FACTURE/SV/ZK`, ...
@@ -71,11 +85,107 @@ pub struct Receipt {
     pub amc: Vec<AmcLine>,
 }
 
+/// `AAMMJJ` as a date of this century.
+fn ymd6(s: &str) -> Option<Ymd> {
+    if s.len() != 6 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<u16>().ok());
+    let d = Ymd::new(
+        2000 + n(0..2)?,
+        u8::try_from(n(2..4)?).ok()?,
+        u8::try_from(n(4..6)?).ok()?,
+    );
+    d.is_valid().then_some(d)
+}
+
 impl Receipt {
-    /// The ART text file. **Provisional** format (`docs/oct.md`): human-readable lines, then one
-    /// machine-readable line per lot `LOT;<number>;<date>;<kind>;<invoices>;<status>;<detail>`
-    /// and per AMC flow `AMC;<organisation>;<invoices>;<mailbox>`, CRLF line ends, ASCII only.
+    /// The shared ART model of this receipt.
+    pub fn to_art(&self) -> Art {
+        let at = self.received.unwrap_or_else(OffsetDateTime::now_utc);
+        let u32_of = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Art {
+            oct_id: self.oct_id.clone(),
+            ps_number: self.ps_number.clone(),
+            received: Stamp {
+                date: Ymd::new(
+                    u16::try_from(at.year()).unwrap_or(2000),
+                    u8::from(at.month()),
+                    at.day(),
+                ),
+                hour: at.hour(),
+                minute: at.minute(),
+            },
+            compostage: self.compostage.clone(),
+            file_name: self.file_name.clone(),
+            subject: self.subject.clone(),
+            profile: self.profile.clone(),
+            invoices: u32_of(self.invoices),
+            file_status: if self.accepted {
+                FileStatus::Accepted
+            } else {
+                FileStatus::Refused
+            },
+            file_detail: self.reason.clone().unwrap_or_default(),
+            lots: self
+                .lots
+                .iter()
+                .map(|l| {
+                    let (status, detail) = match &l.fate {
+                        LotFate::Forwarded {
+                            to,
+                            destination,
+                            split_invoices,
+                        } => (
+                            LotStatus::Forwarded,
+                            if *split_invoices > 0 {
+                                format!("{destination} {to} ({split_invoices} factures eclatees)")
+                            } else {
+                                format!("{destination} {to}")
+                            },
+                        ),
+                        LotFate::Refused { reason } => (LotStatus::Refused, reason.clone()),
+                        LotFate::NotForwarded { reason } => (LotStatus::NotForwarded, reason.clone()),
+                    };
+                    ArtLot {
+                        number: l.number.clone(),
+                        date: ymd6(&l.date),
+                        kind: l.kind.clone(),
+                        invoices: u32_of(l.invoices),
+                        status,
+                        detail,
+                    }
+                })
+                .collect(),
+            amc: self
+                .amc
+                .iter()
+                .map(|a| ArtAmc {
+                    organisation: a.organisation.clone(),
+                    invoices: u32_of(a.invoices),
+                    mailbox: a.to.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The ART text file in the shared format; should the receipt hold a value that format
+    /// cannot carry, the plain fallback of [`Receipt::render_plain`] is sent instead, so that a
+    /// PS always gets an answer.
     pub fn render(&self) -> Vec<u8> {
+        match self.to_art().build() {
+            Ok(text) => text.into_bytes(),
+            Err(e) => {
+                tracing::warn!(error = %e, "ART in the shared format refused; sending the plain form");
+                self.render_plain()
+            }
+        }
+    }
+
+    /// A plain-text form: human-readable lines, then one line per lot
+    /// `LOT;<number>;<date>;<kind>;<invoices>;<status>;<detail>` and per AMC flow
+    /// `AMC;<organisation>;<invoices>;<mailbox>`, CRLF line ends, ASCII only.
+    pub fn render_plain(&self) -> Vec<u8> {
         let mut out = String::new();
         let clean = |s: &str| -> String {
             s.chars()
@@ -150,6 +260,11 @@ mod tests {
     #[test]
     fn renders_every_lot_with_its_fate() {
         let r = Receipt {
+            oct_id: "12345678900000".into(),
+            ps_number: "123456789".into(),
+            received: None,
+            compostage: "2026112610101000001".into(),
+            file_name: "F1.B2".into(),
             subject: "SV140700/123/20261126101010000001/00003".into(),
             profile: "FACTURE/SV/K".into(),
             sender_number: "123".into(),
@@ -180,7 +295,7 @@ mod tests {
             ],
             amc: vec![],
         };
-        let text = String::from_utf8(r.render()).expect("ascii");
+        let text = String::from_utf8(r.render_plain()).expect("ascii");
         assert!(text.contains("STATUT;ACCEPTE\r\n"));
         assert!(text.contains("LOT;001;261126;FSE;2;TRANSMIS;organisation 011 cpam@am\r\n"));
         // Separators and line breaks inside a reason cannot break the line structure.

@@ -22,9 +22,24 @@ pub struct ArlFacts {
     pub detail: String,
 }
 
-/// Reads the lot an ARL acknowledges; `None` when the file is not a readable ARL.
-pub fn arl_facts(_bytes: &[u8]) -> Option<ArlFacts> {
-    None
+/// Reads the lot an ARL acknowledges ([`svoct_formats::arl`], provisional); `None` when the
+/// file is not a readable ARL.
+pub fn arl_facts(bytes: &[u8]) -> Option<ArlFacts> {
+    let arl = svoct_formats::arl::Arl::parse(bytes).ok()?;
+    Some(ArlFacts {
+        lot_number: format!("{:03}", arl.lot_number),
+        lot_date: arl.lot_date.yymmdd(),
+        status: match arl.status {
+            svoct_formats::arl::ArlStatus::Positive => "positive".into(),
+            svoct_formats::arl::ArlStatus::Negative => "negative".into(),
+        },
+        detail: arl
+            .reasons
+            .iter()
+            .map(|r| format!("{} {}", r.code, r.label))
+            .collect::<Vec<_>>()
+            .join("; "),
+    })
 }
 
 /// The PS number a return file names as its recipient, when the format says it: the NOEMIE
@@ -44,6 +59,10 @@ pub fn recipient_in_file(profile: Profile, bytes: &[u8]) -> Option<String> {
             let first = numbers.next()?;
             Some(first).filter(|f| !f.is_empty())
         }
+        Profile::Arl => {
+            let arl = svoct_formats::arl::Arl::parse(bytes).ok()?;
+            Some(arl.ps_number).filter(|p| !p.trim().is_empty())
+        }
         _ => None,
     }
 }
@@ -51,16 +70,62 @@ pub fn recipient_in_file(profile: Profile, bytes: &[u8]) -> Option<String> {
 /// The answer to a dLOI request.
 #[derive(Clone, Debug)]
 pub struct LoiAnswer {
-    /// The increment file sent to the PS.
-    pub bytes: Vec<u8>,
-    /// What it holds, for the processing summary.
+    /// The increment files to send, in version order (empty when the PS is up to date).
+    pub increments: Vec<Vec<u8>>,
+    /// What they hold, for the processing summary.
     pub summary: serde_json::Value,
 }
 
-/// Answers a dLOI request from the LOI source directory.
-pub fn loi_answer(_request: &[u8], source: &Path) -> Result<LoiAnswer, String> {
-    Err(format!(
-        "dLOI requests cannot be answered yet from {}",
-        source.display()
-    ))
+/// Most files read from the LOI source directory, and the largest one.
+const MAX_LOI_FILES: usize = 10_000;
+const MAX_LOI_FILE: u64 = 64 * 1024 * 1024;
+
+/// Answers a dLOI request ([`svoct_formats::loi`], provisional) from the LOI source directory:
+/// the chain of increments starting at the version the PS holds (`from == version`, then
+/// `from == previous to`, ...). Files that are not increments are ignored; an `Err` is a reason
+/// to refuse the request (unreadable request, unreadable source, no increment continues the
+/// PS's version while newer ones exist).
+pub fn loi_answer(request: &[u8], source: &Path) -> Result<LoiAnswer, String> {
+    use svoct_formats::loi::{DloiRequest, Increment};
+    let req = DloiRequest::parse(request).map_err(|e| format!("unreadable dLOI request: {e}"))?;
+    let dir = std::fs::read_dir(source).map_err(|e| format!("LOI source {}: {e}", source.display()))?;
+    let mut all: Vec<(Increment, Vec<u8>)> = Vec::new();
+    for (n, entry) in dir.enumerate() {
+        if n >= MAX_LOI_FILES {
+            return Err(format!(
+                "LOI source {} holds more than {MAX_LOI_FILES} files",
+                source.display()
+            ));
+        }
+        let Ok(entry) = entry else { continue };
+        let path = entry.path();
+        let Ok(meta) = entry.metadata() else { continue };
+        if !meta.is_file() || meta.len() > MAX_LOI_FILE {
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(&path) else { continue };
+        if let Ok(inc) = Increment::parse(&bytes) {
+            all.push((inc, bytes));
+        }
+    }
+    all.sort_by_key(|(i, _)| (i.from, i.to));
+    let mut chain = Vec::new();
+    let mut at = req.version;
+    while let Some((inc, bytes)) = all.iter().find(|(i, _)| i.from == at) {
+        chain.push(bytes.clone());
+        at = inc.to;
+    }
+    let latest = all.iter().map(|(i, _)| i.to).max().unwrap_or(req.version);
+    if at < latest {
+        return Err(format!(
+            "no increment chain from version {} to the latest version {latest} (stopped at {at})",
+            req.version
+        ));
+    }
+    Ok(LoiAnswer {
+        summary: serde_json::json!({
+            "requested_from": req.version, "answered_to": at, "increments": chain.len(),
+        }),
+        increments: chain,
+    })
 }

@@ -4,6 +4,7 @@
 mod pipeline_common;
 
 use pipeline_common::*;
+use svoct_formats::art::{Art, FileStatus, LotStatus};
 use svoct_formats::b2;
 use svoct_mail::profile::{self, ParseLimits, Profile};
 use svoct_oct::pipeline::{Incoming, Pipeline};
@@ -46,7 +47,7 @@ fn opened(world: &World, raw: &[u8]) -> (profile::ParsedMessage, Vec<u8>) {
     (parsed, bytes)
 }
 
-fn art_text(world: &World, p: &Processed) -> String {
+fn art_of(world: &World, p: &Processed) -> Art {
     let art = p
         .outgoing
         .iter()
@@ -56,7 +57,11 @@ fn art_text(world: &World, p: &Processed) -> String {
     let (parsed, body) = opened(world, &art.raw);
     assert!(matches!(parsed.description.profile, Profile::Art(_)));
     assert_eq!(parsed.subject.to_string().get(..14), Some("ART/123456789/"));
-    String::from_utf8(body).expect("ascii ART")
+    Art::parse(&body).expect("the ART parses back in the shared format")
+}
+
+fn count(art: &Art, status: LotStatus) -> usize {
+    art.lots.iter().filter(|l| l.status == status).count()
 }
 
 #[test]
@@ -117,9 +122,10 @@ fn single_file_is_split_per_destination_with_lots_byte_identical() {
     }
     assert_eq!(seen, input.lots().len());
 
-    let art = art_text(&world, &p);
-    assert!(art.contains("STATUT;ACCEPTE"), "{art}");
-    assert_eq!(art.matches(";TRANSMIS;").count(), input.lots().len(), "{art}");
+    let art = art_of(&world, &p);
+    assert_eq!(art.file_status, FileStatus::Accepted);
+    assert_eq!(art.ps_number, PS_NUMBER);
+    assert_eq!(count(&art, LotStatus::Forwarded), input.lots().len(), "{art:?}");
 
     // Deterministic: the same spooled message gives the same Message-IDs.
     let again = run(&world, &raw, &mut TestEnv::new());
@@ -212,8 +218,9 @@ fn enriched_fse_is_marked_and_the_amc_flow_is_built() {
         amc.iter().map(|_| 1).sum::<usize>().max(p.own_lots.len())
     );
     assert!(!p.own_lots.is_empty());
-    let art = art_text(&world, &p);
-    assert!(art.contains("AMC;"), "{art}");
+    let art = art_of(&world, &p);
+    assert!(!art.amc.is_empty(), "{art:?}");
+    assert_eq!(art.amc.iter().map(|a| a.invoices).sum::<u32>(), 12);
 }
 
 fn refused(world: &World, raw: &[u8], code: &str, art: bool) -> Processed {
@@ -230,8 +237,9 @@ fn refused(world: &World, raw: &[u8], code: &str, art: bool) -> Processed {
     );
     assert_eq!(p.outgoing.len(), usize::from(art));
     if art {
-        let text = art_text(world, &p);
-        assert!(text.contains("STATUT;REFUSE;"), "{text}");
+        let art = art_of(world, &p);
+        assert_eq!(art.file_status, FileStatus::Refused);
+        assert!(!art.file_detail.is_empty());
     }
     p
 }
@@ -253,7 +261,7 @@ fn undecryptable_attachment_is_quarantined_and_explained() {
     let mut raw = ps_message(&other, PS_ADDRESS, &file, PS_NUMBER, 5, 1, false);
     // `other`'s OCT certificate is not ours.
     let p = refused(&world, &raw, "undecryptable", true);
-    assert!(art_text(&world, &p).contains("OCT"));
+    assert!(art_of(&world, &p).file_detail.contains("OCT"));
     // A truncated envelope as well.
     let text = String::from_utf8(raw.clone()).expect("ascii");
     let cut = text.rfind("\r\n\r\n").map(|i| i + 4).expect("body") + 200;
@@ -270,7 +278,7 @@ fn corrupt_file_is_quarantined_and_explained() {
     file.truncate(file.len() - 7);
     let raw = ps_message(&world, PS_ADDRESS, &file, PS_NUMBER, 5, 1, false);
     let p = refused(&world, &raw, "corrupt_file", true);
-    assert!(art_text(&world, &p).contains("not a multiple of 128"));
+    assert!(art_of(&world, &p).file_detail.contains("not a multiple of 128"));
 }
 
 #[test]
@@ -297,9 +305,9 @@ fn destination_without_route_refuses_the_whole_message() {
     let file = single_file(&synth(20, 5, false, 1));
     let raw = ps_message(&world, PS_ADDRESS, &file, PS_NUMBER, 20, 1, false);
     let p = refused(&world, &raw, "no_route", true);
-    let art = art_text(&world, &p);
-    assert!(art.contains("NON TRANSMIS"), "{art}");
-    assert!(!art.contains(";TRANSMIS;"), "{art}");
+    let art = art_of(&world, &p);
+    assert!(count(&art, LotStatus::NotForwarded) > 0, "{art:?}");
+    assert_eq!(count(&art, LotStatus::Forwarded), 0, "{art:?}");
 }
 
 #[test]
@@ -315,9 +323,9 @@ fn invalid_lot_is_refused_and_the_others_forwarded() {
     let raw = ps_message(&world, PS_ADDRESS, &file, PS_NUMBER, 30, 1, false);
     let p = run(&world, &raw, &mut TestEnv::new());
     assert!(p.quarantine.is_none());
-    let art = art_text(&world, &p);
-    assert_eq!(art.matches(";REFUSE;").count(), 1, "{art}");
-    assert!(art.matches(";TRANSMIS;").count() >= 1, "{art}");
+    let art = art_of(&world, &p);
+    assert_eq!(count(&art, LotStatus::Refused), 1, "{art:?}");
+    assert!(count(&art, LotStatus::Forwarded) >= 1, "{art:?}");
 }
 
 #[test]

@@ -109,7 +109,8 @@ async fn forwards_through_exim_and_answers_with_art() {
     for raw in &arts {
         let parsed = profile::parse_message(raw, &ParseLimits::default()).expect("ART parses");
         assert!(parsed.profile_name().starts_with("ART/ER"));
-        assert!(String::from_utf8_lossy(&parsed.attachment).contains("STATUT;ACCEPTE"));
+        let art = svoct_formats::art::Art::parse(&parsed.attachment).expect("shared ART format");
+        assert_eq!(art.file_status, svoct_formats::art::FileStatus::Accepted);
     }
     // The stranger is quarantined, not answered.
     let state = State::open(&config.paths.state).expect("state");
