@@ -42,7 +42,11 @@ fn returns_are_stored_classified_and_unreadable_ones_quarantined() {
     let keys = common::keys(dir.path());
     let md = Maildir::create(dir.path().join("Maildir"), 1 << 20).unwrap();
     let art = common::return_message(ReturnKind::Art, b"Fichier recu, 3 lots.\r\n", None);
-    let rsp = common::return_message(ReturnKind::Rsp, b"NOEMIE 580 ...", Some(&keys.ps_cert));
+    let rsp = common::return_message(
+        ReturnKind::Rsp,
+        &common::rsp_580("000000001"),
+        Some(&keys.ps_cert),
+    );
     // Encrypted for someone else: cannot be opened with the PS key.
     let arl = common::return_message(ReturnKind::Arl, b"ARL", Some(&keys.oct_cert));
     md.deliver(&art).unwrap();

@@ -246,7 +246,7 @@ fn fetch_through_dovecot_keeps_every_message_and_dot_lines_intact() {
     let art_text = b"Lot 001 recu.\r\n.\r\nFin du message.\r\n".to_vec();
     t.send(&to_ps, &common::return_message(ReturnKind::Art, &art_text, None))
         .unwrap();
-    let rsp_file = b"0128000 NOEMIE\r\n.\r\n..\r\n".to_vec();
+    let rsp_file = common::rsp_580("000000001");
     t.send(
         &to_ps,
         &common::return_message(ReturnKind::Rsp, &rsp_file, Some(&keys.ps_cert)),

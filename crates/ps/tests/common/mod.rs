@@ -73,3 +73,39 @@ pub fn unknown_message() -> Vec<u8> {
       Message-ID: <x1@else.invalid>\r\nContent-Type: text/plain\r\n\r\nJust saying hello.\r\n"
         .to_vec()
 }
+
+/// A well-formed NOEMIE 580 return for one invoice (the returns processing parses RSP files).
+pub fn rsp_580(invoice_number: &str) -> Vec<u8> {
+    use svoct_formats::noemie::{InvoiceOutcome, PartOutcome, PartState, RspParams, Ymd, build_580};
+    let params = RspParams {
+        sender_type: "CP".into(),
+        sender_number: "011".into(),
+        sender_program: "SVOCT".into(),
+        recipient_type: "TP".into(),
+        recipient_number: "123456789".into(),
+        file_id: "000001".into(),
+        created: Ymd::new(2026, 11, 26),
+        flow_type: 'T',
+        settlement_recipient: "123456789".into(),
+        accounting_date: Ymd::new(2026, 11, 26),
+        transfer_label: "VIREMENT TEST".into(),
+        payer: "CPAM011".into(),
+    };
+    let invoice = InvoiceOutcome {
+        lot_number: "001".into(),
+        lot_date: Ymd::new(2026, 11, 26),
+        invoice_number: invoice_number.into(),
+        invoice_type: 'F',
+        billing_date: Some(Ymd::new(2026, 11, 26)),
+        amo: Some(PartOutcome {
+            state: PartState::Paid,
+            requested_cents: 2500,
+            paid_cents: 2500,
+            amc_number: String::new(),
+        }),
+        amc: None,
+        rejects: Vec::new(),
+        comments: Vec::new(),
+    };
+    build_580(&params, &[invoice]).unwrap()
+}
