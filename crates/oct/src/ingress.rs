@@ -61,6 +61,9 @@ pub struct IngressConfig {
     pub command_timeout: Duration,
     /// Longest wait for the next bytes inside DATA (RFC 5321 suggests 3 minutes per block).
     pub data_timeout: Duration,
+    /// Longest life of one connection, however active: a client trickling bytes just under
+    /// the read timeouts cannot hold a connection slot forever.
+    pub session_lifetime: Duration,
     /// How long [`IngressHandle::shutdown`] lets in-flight sessions finish.
     pub shutdown_grace: Duration,
     /// STARTTLS certificate; `None` (the default) does not offer STARTTLS.
@@ -79,6 +82,7 @@ impl Default for IngressConfig {
             },
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(180),
+            session_lifetime: Duration::from_secs(3600),
             shutdown_grace: Duration::from_secs(30),
             tls: None,
         }
@@ -364,6 +368,7 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, mut stop: w
     let mut session = Session::new(cfg.session.clone());
     let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut draining = *stop.borrow();
+    let deadline = Instant::now() + cfg.session_lifetime;
     tracing::debug!(%peer, "session start");
     let end = loop {
         let used = session.feed(&buf);
@@ -407,11 +412,17 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, mut stop: w
             // The session neither consumed nor asked for anything: a bug, not a client fault.
             break "session stalled".to_owned();
         }
+        if Instant::now() >= deadline {
+            tracing::info!(%peer, "session lifetime over");
+            session.timeout();
+            continue;
+        }
         let limit = if session.in_data() {
             cfg.data_timeout
         } else {
             cfg.command_timeout
-        };
+        }
+        .min(deadline.saturating_duration_since(Instant::now()));
         buf.reserve(READ_CHUNK);
         let read = tokio::select! {
             r = tokio::time::timeout(limit, conn.read(&mut buf)) => Some(r),

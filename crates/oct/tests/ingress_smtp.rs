@@ -343,6 +343,42 @@ async fn idle_client_gets_421_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_client_is_closed_at_the_session_lifetime() {
+    let mut cfg = config();
+    cfg.session_lifetime = Duration::from_millis(300);
+    let f = start(cfg).await;
+    let mut s = TcpStream::connect(f.handle.local_addr()).await.unwrap();
+    let mut out = Vec::new();
+    // Keep sending NOOPs, each well within the command timeout, until the server closes.
+    let mut closed = false;
+    for _ in 0..500 {
+        if s.write_all(b"NOOP\r\n").await.is_err() {
+            closed = true;
+            break;
+        }
+        let mut b = [0u8; 256];
+        match tokio::time::timeout(Duration::from_millis(20), s.read(&mut b)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed = true;
+                break;
+            }
+            Ok(Ok(n)) => out.extend_from_slice(&b[..n]),
+            Err(_) => {}
+        }
+    }
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest)).await;
+    out.extend_from_slice(&rest);
+    let out = String::from_utf8_lossy(&out);
+    assert!(closed || out.contains("421 4.4.2"), "connection never closed");
+    assert!(
+        out.contains("421 4.4.2 oct.test Timeout, closing connection\r\n"),
+        "{out}"
+    );
+    f.handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spool_failure_gets_451_and_the_client_may_retry() {
     let f = start(config()).await;
     // Take the spool's tmp/ away: the write fails, the client must not get a 250.
