@@ -26,23 +26,6 @@ use svoct_testkit::{Exim, EximConfig};
 const N: u32 = 24;
 const FORWARD_BOXES: &[&str] = &["cpam100", "cpam101", "caisse102"];
 
-/// Builds the `svoct` binary (the CLI crate) and returns its path.
-fn svoct_binary() -> PathBuf {
-    let out = Command::new(env!("CARGO"))
-        .args(["build", "-p", "svoct", "--bin", "svoct", "--message-format=json"])
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run cargo build");
-    assert!(out.status.success(), "cargo build -p svoct failed");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| v.get("executable").and_then(|e| e.as_str()).map(PathBuf::from))
-        .next_back()
-        .expect("cargo reports the svoct executable")
-}
-
 struct Server {
     child: Child,
 }
@@ -119,7 +102,7 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 
 #[test]
 fn kill_9_mid_way_then_restart_forwards_everything_exactly_once() {
-    let bin = svoct_binary();
+    let bin = pipeline_common::svoct_binary();
     let mut boxes = FORWARD_BOXES.to_vec();
     boxes.extend(["mutuelle", "ps1"]);
     let exim = Exim::start(&EximConfig {

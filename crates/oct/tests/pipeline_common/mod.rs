@@ -319,3 +319,21 @@ pub fn rsp_580(ps_number: &str) -> Vec<u8> {
     };
     build_580(&params, &[invoice]).expect("580")
 }
+
+/// Builds the `svoct` binary (the CLI crate) with the cargo running the tests, and returns its
+/// path: the crash and CLI tests drive the real `svoct oct` commands.
+pub fn svoct_binary() -> PathBuf {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["build", "-p", "svoct", "--bin", "svoct", "--message-format=json"])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("run cargo build");
+    assert!(out.status.success(), "cargo build -p svoct failed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v.get("executable").and_then(|e| e.as_str()).map(PathBuf::from))
+        .next_back()
+        .expect("cargo reports the svoct executable")
+}

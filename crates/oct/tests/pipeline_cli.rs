@@ -1,0 +1,141 @@
+//! The operator commands through the real `svoct` binary: `oct status --json`, `oct quarantine
+//! list|show|retry`, and a quarantined message (no route) forwarded once after the route is added
+//! and the message retried.
+
+mod pipeline_common;
+
+use std::process::Command;
+
+use pipeline_common::*;
+use svoct_oct::pipeline::Pipeline;
+use svoct_oct::service::{Blocks, ServiceStats, work_once};
+use svoct_oct::state::State;
+use svoct_store::spool::{Envelope, Spool};
+
+fn svoct(bin: &std::path::Path, world: &World, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(bin)
+        .arg("oct")
+        .arg("--config")
+        .arg(&world.config_path)
+        .args(args)
+        .output()
+        .expect("run svoct");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn status_quarantine_and_retry_after_adding_a_route() {
+    let bin = svoct_binary();
+    let world = World::new(2525, "");
+    // Five destinations: 103 and 104 have no route.
+    let file = single_file(&synth(25, 5, false, 11));
+    let raw = ps_message(&world, PS_ADDRESS, &file, PS_NUMBER, 25, 1, false);
+    let config = world.config();
+    {
+        let spool = Spool::open(&config.paths.spool).expect("spool");
+        spool
+            .put(
+                &Envelope {
+                    mail_from: PS_ADDRESS.into(),
+                    rcpt_to: vec![OCT_ADDRESS.into()],
+                    ..Envelope::default()
+                },
+                &raw,
+            )
+            .expect("put");
+        let keys = world.keys();
+        let pipeline = Pipeline::new(&config, &keys);
+        let mut state = State::open(&config.paths.state).expect("state");
+        let stats = ServiceStats::default();
+        assert!(work_once(&spool, &mut state, &mut Blocks::default(), &pipeline, &stats).expect("step"));
+        assert!(
+            spool
+                .list()
+                .expect("list")
+                .iter()
+                .all(|l| l.state == svoct_store::spool::EntryState::Quarantined)
+        );
+    }
+
+    let (ok, out, err) = svoct(&bin, &world, &["status", "--json"]);
+    assert!(ok, "{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).expect("status JSON");
+    assert_eq!(status["spool_waiting"], 0);
+    assert_eq!(status["spool_quarantined"], 1);
+    assert_eq!(status["counters"]["processed"]["invoice/quarantined"], 1);
+    assert_eq!(status["counters"]["outbox"]["pending"], 1, "the explanatory ART");
+    assert_eq!(status["quarantined"][0]["code"], "no_route");
+    let id = status["quarantined"][0]["id"].as_i64().expect("id");
+
+    let (ok, out, _) = svoct(&bin, &world, &["status"]);
+    assert!(ok);
+    assert!(out.contains("no_route"), "{out}");
+
+    let (ok, out, _) = svoct(&bin, &world, &["quarantine", "show", &id.to_string(), "--json"]);
+    assert!(ok);
+    let shown: serde_json::Value = serde_json::from_str(&out).expect("show JSON");
+    assert_eq!(shown["message"]["mail_from"], PS_ADDRESS);
+    assert!(
+        shown["summary"]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no route")
+    );
+    let dump = world.dir.path().join("q.eml");
+    let (ok, _, _) = svoct(
+        &bin,
+        &world,
+        &[
+            "quarantine",
+            "show",
+            &id.to_string(),
+            "--raw",
+            dump.to_str().expect("utf8"),
+        ],
+    );
+    assert!(ok);
+    assert_eq!(std::fs::read(&dump).expect("raw"), raw);
+
+    // Fix the routing table, then retry.
+    let mut text = std::fs::read_to_string(&world.config_path).expect("config");
+    text.push_str(
+        "\n[[route]]\norganisation = \"103\"\nmailbox = \"cpam103@am.example\"\n\n[[route]]\norganisation = \"104\"\nmailbox = \"cpam104@am.example\"\n",
+    );
+    std::fs::write(&world.config_path, text).expect("config");
+    let (ok, out, err) = svoct(&bin, &world, &["quarantine", "retry", &id.to_string()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("processed again"), "{out}");
+    let (ok, _, err) = svoct(&bin, &world, &["quarantine", "retry", &id.to_string()]);
+    assert!(!ok, "a second retry request is refused");
+    assert!(err.contains("no quarantined message"), "{err}");
+
+    // The running service picks the retry up (here: one worker step with the new config).
+    let config = world.config();
+    let keys = world.keys();
+    let pipeline = Pipeline::new(&config, &keys);
+    let spool = Spool::open(&config.paths.spool).expect("spool");
+    let mut state = State::open(&config.paths.state).expect("state");
+    let stats = ServiceStats::default();
+    let mut blocks = Blocks::default();
+    assert!(work_once(&spool, &mut state, &mut blocks, &pipeline, &stats).expect("retry step"));
+    assert!(!work_once(&spool, &mut state, &mut blocks, &pipeline, &stats).expect("idle"));
+    let c = state.counters().expect("counters");
+    assert_eq!(
+        c.outbox_by_kind.get("forward"),
+        Some(&5),
+        "five destinations, once each"
+    );
+    assert_eq!(
+        c.outbox_by_kind.get("art"),
+        Some(&2),
+        "the refusal, then the acceptance"
+    );
+    assert_eq!(c.quarantine.get("retried"), Some(&1));
+    let (ok, out, _) = svoct(&bin, &world, &["quarantine", "list", "--json"]);
+    assert!(ok);
+    assert_eq!(out.trim(), "[]");
+}
