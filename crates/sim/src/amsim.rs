@@ -197,7 +197,11 @@ pub fn answer_file(
             file_name: format!("ARL{:06}L{lot_number:03}.txt", file_seq % 1_000_000),
             bytes,
         });
-        if negative || lot.kind() == LotKind::Dre {
+        // DRE lots and the complementary lots an OCT built (R8.3) are AMC flows: acknowledged,
+        // but paid outside SESAM-Vitale (R4.4), so no NOEMIE return.
+        let built_by_oct =
+            b2::layouts::F1_ORIGIN.str(lot.header()) == Some(svoct_oct::pipeline::OCT_LOT_ORIGIN);
+        if negative || lot.kind() == LotKind::Dre || built_by_oct {
             continue;
         }
         let outcomes = rsp.entry(ps).or_default();
@@ -396,8 +400,11 @@ fn worker_loop(
             }
         };
         let id = entry.id;
+        // Each destination answers from its own mailbox: the one the OCT forwarded to.
+        let mailbox = entry.envelope.rcpt_to.first().cloned();
         match handle(
             config,
+            mailbox.as_deref(),
             &entry.data,
             transport,
             seq.fetch_add(1, Ordering::SeqCst),
@@ -424,6 +431,7 @@ fn worker_loop(
 
 fn handle(
     config: &AmSimConfig,
+    mailbox: Option<&str>,
     raw: &[u8],
     transport: &dyn Transport,
     seq: u64,
@@ -438,11 +446,15 @@ fn handle(
     let now = OffsetDateTime::now_utc();
     let files = answer_file(&opened.bytes, &config.rules, &config.identity, now.date(), seq)?;
     stats.files.fetch_add(1, Ordering::Relaxed);
+    let me = AmIdentity {
+        address: mailbox.unwrap_or(&config.identity.address).to_owned(),
+        ..config.identity.clone()
+    };
     for (i, file) in files.iter().enumerate() {
         // Deterministic per forwarded message, so a retried send can be recognised downstream.
-        let message_id = format!("amsim.{seq}.{i}@{}", domain_of(&config.identity.address));
-        let message = return_message(file, &config.identity, &config.oct_address, now, &message_id)?;
-        let envelope = mailsmtp::Envelope::new(config.identity.address.clone(), config.oct_address.clone());
+        let message_id = format!("amsim.{seq}.{i}@{}", domain_of(&me.address));
+        let message = return_message(file, &me, &config.oct_address, now, &message_id)?;
+        let envelope = mailsmtp::Envelope::new(me.address.clone(), config.oct_address.clone());
         transport.send(&envelope, &message)?;
         match file.profile {
             Profile::Arl => {

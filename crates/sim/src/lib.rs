@@ -5,3 +5,5 @@
 #![forbid(unsafe_code)]
 
 pub mod amsim;
+pub mod demo;
+pub mod report;

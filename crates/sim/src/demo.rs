@@ -1,0 +1,487 @@
+//! `svoct demo`: the whole exchange on one machine, with no setup.
+//!
+//! It starts a concentrator (OCT) and a simulated insurer (AM) on loopback ports, with
+//! throw-away certificates, SQLite files and Maildirs under one directory; then a PS generates
+//! lots and sends them in each of the three options of the annex (split at source, single file,
+//! enriched FSE), the OCT opens, splits and forwards them, the AM answers with ARL and NOEMIE
+//! returns, the OCT relays them with its own ART receipts, and the PS fetches and reconciles
+//! everything. What happens at each step is written to `out`.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use svoct_formats::b2::synth::{SynthParams, generate_bytes};
+use svoct_mail::cms::PrivateKeyAndCert;
+use svoct_oct::config::Config as OctConfig;
+use svoct_oct::service::Running;
+use svoct_ps::config::{Config as PsConfig, ConfigFile, Mode, OctChanges, SendOption};
+use svoct_ps::{LotFile, Ps};
+use svoct_testkit::certs::TestIdentity;
+
+use crate::amsim::{AmIdentity, AmSim, AmSimConfig, Rules};
+
+/// What the demo needs to know.
+#[derive(Clone, Debug)]
+pub struct DemoOptions {
+    /// Where everything is written; kept afterwards so it can be inspected.
+    pub dir: PathBuf,
+    /// Seed of the generated lots.
+    pub seed: u64,
+    /// Invoices per sending.
+    pub invoices: usize,
+    /// How long to wait for the returns.
+    pub timeout: Duration,
+}
+
+/// Why the demo stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("demo: {0}")]
+    Setup(String),
+    #[error("demo: {step}: {message}")]
+    Step { step: &'static str, message: String },
+    #[error("demo: writing the report: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+fn step<E: std::fmt::Display>(step: &'static str) -> impl FnOnce(E) -> DemoError {
+    move |e| DemoError::Step {
+        step,
+        message: e.to_string(),
+    }
+}
+
+/// What the demo ended with, for tests and the final table.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct DemoSummary {
+    pub messages_sent: usize,
+    pub invoices_sent: usize,
+    pub lots_sent: usize,
+    pub returns_fetched: usize,
+    pub art: usize,
+    pub arl: usize,
+    pub rsp: usize,
+    pub quarantined_at_ps: usize,
+    pub oct_quarantined: u64,
+    pub am_files: u64,
+    /// Whether every expected return arrived before the timeout.
+    pub complete: bool,
+    pub dir: PathBuf,
+}
+
+/// A port free right now on loopback (the demo's servers bind it a moment later).
+fn free_port() -> Result<u16, DemoError> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(step("finding a free port"))?;
+    Ok(l.local_addr().map_err(step("finding a free port"))?.port())
+}
+
+fn write_key_pair(id: &TestIdentity, dir: &Path, stem: &str) -> Result<(PathBuf, PathBuf), DemoError> {
+    std::fs::create_dir_all(dir).map_err(step("creating directories"))?;
+    let (key, cert) = id.write_pem(dir, stem);
+    Ok((key, cert))
+}
+
+struct Scenario {
+    title: &'static str,
+    option: SendOption,
+    params: SynthParams,
+}
+
+/// Runs the whole exchange. Must be called inside a multi-threaded tokio runtime.
+pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoSummary, DemoError> {
+    let dir = &options.dir;
+    std::fs::create_dir_all(dir).map_err(step("creating the demo directory"))?;
+    writeln!(out, "svoct demo — everything lives under {}", dir.display())?;
+
+    // 1. Throw-away identities.
+    let oct_id = TestIdentity::new("svoct demo OCT");
+    let am_id = TestIdentity::new("svoct demo AM");
+    let (oct_key, oct_cert) = write_key_pair(&oct_id, &dir.join("oct"), "oct")?;
+    let (am_key, am_cert) = write_key_pair(&am_id, &dir.join("am"), "am")?;
+    writeln!(
+        out,
+        "[1] generated throw-away RSA certificates for the OCT and the AM simulator"
+    )?;
+
+    // The lots of the four sendings, generated first so that the OCT can be given their routes.
+    let today = time::OffsetDateTime::now_utc().date();
+    let aammjj = |d: time::Date| format!("{:02}{:02}{:02}", d.year() % 100, d.month() as u8, d.day());
+    let base = SynthParams {
+        seed: options.seed,
+        invoices: options.invoices,
+        ps_number: "123456789".into(),
+        lot_size: 20,
+        ..Default::default()
+    };
+    let scenarios = [
+        Scenario {
+            title: "split at the source (R3.1): one file per destination, addressed and encrypted for the OCT",
+            option: SendOption::Split,
+            params: SynthParams {
+                destinations: 2,
+                date: aammjj(today),
+                ..base.clone()
+            },
+        },
+        Scenario {
+            title: "single file (R3.2): FSE and DRE lots of several destinations under one OCT header",
+            option: SendOption::Single,
+            params: SynthParams {
+                seed: options.seed + 1,
+                destinations: 3,
+                dre: true,
+                date: aammjj(today - time::Duration::days(1)),
+                ..base.clone()
+            },
+        },
+        Scenario {
+            title: "enriched FSE (R3.3): contract type 99, the OCT creates the complementary flow",
+            option: SendOption::Enriched,
+            params: SynthParams {
+                seed: options.seed + 2,
+                enriched: true,
+                destinations: 1,
+                date: aammjj(today - time::Duration::days(2)),
+                ..base.clone()
+            },
+        },
+        Scenario {
+            title: "a lot created 120 days ago (single file): the AM answers with a negative ARL",
+            option: SendOption::Single,
+            params: SynthParams {
+                seed: options.seed + 3,
+                invoices: 3,
+                date: aammjj(today - time::Duration::days(120)),
+                ..base.clone()
+            },
+        },
+    ];
+    let mut generated = Vec::new();
+    let mut organisations = std::collections::BTreeSet::new();
+    let mut amc = std::collections::BTreeSet::new();
+    for sc in &scenarios {
+        let lots = generate_bytes(&sc.params).map_err(step("generating lots"))?;
+        let input = svoct_formats::b2::parse(&lots).map_err(step("reading generated lots"))?;
+        for lot in input.lots() {
+            organisations.insert(lot.destination().organisme);
+            for inv in lot.invoices() {
+                let number = inv.amc_number().trim();
+                if !number.is_empty() {
+                    amc.insert(number.to_owned());
+                }
+            }
+        }
+        generated.push((input.lots().len(), lots));
+    }
+
+    // 2. The concentrator and the simulated insurer, on loopback.
+    let oct_port = free_port()?;
+    let am_port = free_port()?;
+    let ps_maildir = dir.join("ps").join("Maildir");
+    let oct_config_path = dir.join("oct").join("oct.toml");
+    std::fs::write(
+        &oct_config_path,
+        oct_config_text(&OctSetup {
+            dir,
+            oct_port,
+            am_port,
+            key: &oct_key,
+            cert: &oct_cert,
+            am_cert: &am_cert,
+            ps_maildir: &ps_maildir,
+            organisations: &organisations,
+            amc: &amc,
+        }),
+    )
+    .map_err(step("writing the OCT configuration"))?;
+    let oct_config = OctConfig::load(&oct_config_path).map_err(step("loading the OCT configuration"))?;
+    let oct = Running::start(oct_config)
+        .await
+        .map_err(step("starting the OCT"))?;
+    writeln!(
+        out,
+        "[2] OCT listening on 127.0.0.1:{oct_port} (config {})",
+        oct_config_path.display()
+    )?;
+
+    let am = AmSim::start(AmSimConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], am_port)),
+        spool_dir: dir.join("am").join("spool"),
+        key: Some(PrivateKeyAndCert::from_files(&am_key, &am_cert).map_err(step("loading the AM key"))?),
+        oct_smtp: ("127.0.0.1".into(), oct_port),
+        oct_address: "retours@oct.demo".into(),
+        identity: AmIdentity::default(),
+        rules: Rules::default(),
+    })
+    .await
+    .map_err(step("starting the AM simulator"))?;
+    writeln!(
+        out,
+        "    AM simulator listening on 127.0.0.1:{am_port} (negative ARL for lots older than 90 days, \
+         every 7th invoice rejected, every 11th deferred)"
+    )?;
+
+    // 3. The PS: its configuration, switched to OCT mode with the `svoct ps` edits.
+    let ps_dir = dir.join("ps");
+    let ps_config_path = ps_dir.join("svoct-ps.toml");
+    std::fs::create_dir_all(&ps_maildir).map_err(step("creating the PS Maildir"))?;
+    std::fs::write(&ps_config_path, ps_config_text(oct_port, &ps_maildir))
+        .map_err(step("writing the PS configuration"))?;
+    let mut f = ConfigFile::open(&ps_config_path).map_err(step("editing the PS configuration"))?;
+    f.set_oct(&OctChanges {
+        address: Some("factures@oct.demo".into()),
+        certificate: Some(oct_cert.clone()),
+        identifier: Some("12345678900017".into()),
+        option: Some(SendOption::Single),
+        compress: Some(true),
+    });
+    f.set_mode(Mode::Oct);
+    f.save().map_err(step("saving the PS configuration"))?;
+    writeln!(
+        out,
+        "[3] PS configured in OCT mode (config {})",
+        ps_config_path.display()
+    )?;
+
+    // 4. Three sendings, one per option, plus an old lot that the AM will refuse.
+
+    let mut summary = DemoSummary {
+        dir: dir.clone(),
+        ..Default::default()
+    };
+    for (n, sc) in scenarios.iter().enumerate() {
+        let mut f = ConfigFile::open(&ps_config_path).map_err(step("editing the PS configuration"))?;
+        f.set_oct(&OctChanges {
+            option: Some(sc.option),
+            ..Default::default()
+        });
+        let config = f.save().map_err(step("saving the PS configuration"))?;
+        let (lot_count, lots) = generated[n].clone();
+        let lot_path = ps_dir.join(format!("lots-{}.b2", n + 1));
+        std::fs::write(&lot_path, &lots).map_err(step("writing lots"))?;
+        let ps = Ps::open(config).map_err(step("opening the PS journal"))?;
+        let transport = ps.smtp_transport().map_err(step("preparing SMTP"))?;
+        let file = LotFile {
+            name: lot_path.display().to_string(),
+            bytes: lots,
+        };
+        let sent = tokio::task::block_in_place(|| ps.send(&transport, &[file], &mut |_| {}))
+            .map_err(step("sending"))?;
+        writeln!(out, "[4.{}] {}", n + 1, sc.title)?;
+        summary.lots_sent += lot_count;
+        for s in &sent {
+            writeln!(
+                out,
+                "      sent {:<45} to {:<20} {:>4} invoices  {}",
+                s.subject,
+                s.to,
+                s.invoices,
+                s.status.as_str()
+            )?;
+            summary.messages_sent += 1;
+            summary.invoices_sent += s.invoices;
+        }
+    }
+
+    // 5. Wait for the returns: an ART per message, an ARL per lot, RSP for accepted FSE lots.
+    writeln!(
+        out,
+        "[5] waiting for the OCT's receipts and the AM's returns (fetching the PS Maildir)"
+    )?;
+    let config = PsConfig::load(&ps_config_path).map_err(step("loading the PS configuration"))?;
+    let ps = Ps::open(config).map_err(step("opening the PS journal"))?;
+    let deadline = Instant::now() + options.timeout;
+    loop {
+        let report = tokio::task::block_in_place(|| ps.fetch()).map_err(step("fetching"))?;
+        summary.returns_fetched += report.stored;
+        for h in report.classified.iter() {
+            match h.what.as_str() {
+                "ART" => summary.art += 1,
+                "ARL" => summary.arl += 1,
+                "RSP" => summary.rsp += 1,
+                _ => {}
+            }
+            writeln!(out, "      received {:<4} {}", h.what, h.subject)?;
+        }
+        summary.quarantined_at_ps += report.quarantined.len();
+        for h in &report.quarantined {
+            writeln!(out, "      QUARANTINED {} ({})", h.subject, h.what)?;
+        }
+        let complete =
+            summary.art >= summary.messages_sent && summary.arl >= summary.lots_sent && summary.rsp >= 1;
+        if complete {
+            summary.complete = true;
+            break;
+        }
+        if Instant::now() > deadline {
+            writeln!(
+                out,
+                "      timed out after {:?}: {} ART / {} messages, {} ARL / {} lots, {} RSP",
+                options.timeout,
+                summary.art,
+                summary.messages_sent,
+                summary.arl,
+                summary.lots_sent,
+                summary.rsp
+            )?;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    summary.am_files = am.stats().files.load(std::sync::atomic::Ordering::Relaxed);
+    // Let the last relays finish before stopping.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    am.shutdown().await;
+    oct.shutdown().await;
+
+    // 6. The final state of every lot and invoice, as the PS sees it.
+    writeln!(out, "[6] final state at the PS")?;
+    crate::report::final_state(&ps, out).map_err(step("reading the final state"))?;
+    writeln!(
+        out,
+        "done: {} messages ({} lots, {} invoices) sent; {} returns fetched ({} ART, {} ARL, {} RSP); \
+         {} quarantined at the PS. Files kept under {}",
+        summary.messages_sent,
+        summary.lots_sent,
+        summary.invoices_sent,
+        summary.returns_fetched,
+        summary.art,
+        summary.arl,
+        summary.rsp,
+        summary.quarantined_at_ps,
+        dir.display()
+    )?;
+    Ok(summary)
+}
+
+fn path(p: &Path) -> String {
+    p.display().to_string().replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// What the generated OCT configuration is made of.
+struct OctSetup<'a> {
+    dir: &'a Path,
+    oct_port: u16,
+    am_port: u16,
+    key: &'a Path,
+    cert: &'a Path,
+    am_cert: &'a Path,
+    ps_maildir: &'a Path,
+    organisations: &'a std::collections::BTreeSet<String>,
+    amc: &'a std::collections::BTreeSet<String>,
+}
+
+fn oct_config_text(o: &OctSetup<'_>) -> String {
+    let OctSetup {
+        dir,
+        oct_port,
+        am_port,
+        key,
+        cert,
+        am_cert,
+        ps_maildir,
+        organisations,
+        amc,
+    } = *o;
+    let mut routes = String::new();
+    for org in organisations {
+        routes.push_str(&format!(
+            "[[route]]\norganisation = \"{org}\"\nmailbox = \"fse.{org}@am.demo\"\ncertificate = \"{}\"\n\n",
+            path(am_cert)
+        ));
+    }
+    for number in amc {
+        routes.push_str(&format!(
+            "[[amc]]\norganisation = \"{number}\"\nmailbox = \"amc.{number}@amc.demo\"\n\n"
+        ));
+    }
+    format!(
+        r#"# Generated by `svoct demo`.
+[oct]
+identifier = "12345678900017"
+sender_type = "OT"
+sender_number = "98765432100000"
+address = "factures@oct.demo"
+name = "OCT DE DEMONSTRATION"
+spec_version = "140700"
+
+[ingress]
+listen = "127.0.0.1:{oct_port}"
+
+[paths]
+spool = "{spool}"
+state = "{state}"
+
+[keys]
+private_key = "{key}"
+certificate = "{cert}"
+
+[[sender]]
+address = "cabinet@ps.demo"
+sender_number = "00000123456789"
+ps_number = "123456789"
+category = "IF"
+mailbox = "cabinet@ps.demo"
+
+{routes}
+[delivery.smtp]
+host = "127.0.0.1"
+port = {am_port}
+tls = "none"
+timeout_secs = 10
+
+[[delivery.local]]
+address = "cabinet@ps.demo"
+maildir = "{maildir}"
+
+[retry]
+initial_backoff_secs = 1
+max_backoff_secs = 5
+max_attempts = 20
+
+[pipeline]
+workers = 2
+poll_interval_ms = 50
+"#,
+        spool = path(&dir.join("oct").join("spool")),
+        state = path(&dir.join("oct").join("oct.sqlite")),
+        key = path(key),
+        cert = path(cert),
+        maildir = path(ps_maildir),
+        routes = routes,
+    )
+}
+
+fn ps_config_text(oct_port: u16, maildir: &Path) -> String {
+    format!(
+        r#"# Generated by `svoct demo`.
+mode = "direct"
+store = "svoct-ps.sqlite"
+
+[identity]
+sender_type = "TP"
+sender_number = "00000123456789"
+ps_number = "123456789"
+category = "IF"
+from = "cabinet@ps.demo"
+
+[network.smtp]
+host = "127.0.0.1"
+port = {oct_port}
+tls = "none"
+
+[network.mailbox]
+maildir = "{maildir}"
+
+[direct]
+spec_version = "140700"
+
+[direct.routes."011"]
+mailbox = "cpam011@am.demo"
+"#,
+        maildir = path(maildir)
+    )
+}

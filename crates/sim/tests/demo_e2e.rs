@@ -1,0 +1,28 @@
+//! The whole exchange of `svoct demo`, asserted: OCT, AM simulator and PS on loopback.
+
+use std::time::Duration;
+
+use svoct_sim::demo::{DemoOptions, run};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_message_lot_and_invoice_gets_its_return() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = DemoOptions {
+        dir: dir.path().join("demo"),
+        seed: 7,
+        invoices: 24,
+        timeout: Duration::from_secs(120),
+    };
+    let mut out = Vec::new();
+    let summary = run(&options, &mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(summary.complete, "returns missing:\n{text}");
+    // Four sendings: split (one message per destination: 2), single, enriched, old lot.
+    assert_eq!(summary.messages_sent, 5, "{text}");
+    assert_eq!(summary.art, summary.messages_sent, "one ART per message");
+    assert_eq!(summary.arl, summary.lots_sent, "one ARL per lot the PS built");
+    assert_eq!(summary.quarantined_at_ps, 0, "{text}");
+    assert!(text.contains("NEGATIVE"), "the 120-day-old lot is refused:\n{text}");
+    // 24 + 24 + 24 + 3 invoices were generated.
+    assert_eq!(summary.invoices_sent, 75, "{text}");
+}
