@@ -503,3 +503,57 @@ fn invalid_message_exits_with_one_line() {
     let out = svoct(&["inspect", p.to_str().unwrap(), "--key", "/nonexistent"]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn wrong_key_and_loose_key_file_are_reported() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let oct = TestIdentity::new("oct.example");
+    let other = TestIdentity::new("someone.example");
+    let (other_key, other_cert) = other.write_pem(dir.path(), "other");
+    let recipients = [RecipientCert::from_bytes(&oct.cert_pem()).unwrap()];
+    let protect = Protect::Encrypt {
+        recipients: &recipients,
+        cipher: CmsCipher::Aes256Cbc,
+        compress: false,
+    };
+    let p = write(dir.path(), "m.eml", &message(4, &b2_file(4), protect));
+
+    // A key the envelope was not made for: a decrypt finding, no attachment, exit non-zero.
+    let (out, v) = inspect_json(
+        &p,
+        &[
+            "--key",
+            other_key.to_str().unwrap(),
+            "--cert",
+            other_cert.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(v["profile"], "FACTURE/SV/K");
+    assert_eq!(v["valid"], false);
+    assert!(v.get("attachment").is_none());
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["code"] == "decrypt" && f["severity"] == "error"),
+        "{v}"
+    );
+    one_line_error(&out);
+
+    // A key file readable by others is refused before anything is read; its content never shows.
+    std::fs::set_permissions(&other_key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = svoct(&[
+        "inspect",
+        p.to_str().unwrap(),
+        "--key",
+        other_key.to_str().unwrap(),
+        "--cert",
+        other_cert.to_str().unwrap(),
+    ]);
+    let err = one_line_error(&out);
+    assert!(err.contains("cannot load key"), "{err}");
+    assert!(!err.contains("PRIVATE KEY"), "{err}");
+    assert!(out.stdout.is_empty());
+}
