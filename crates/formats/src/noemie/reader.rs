@@ -242,7 +242,11 @@ impl<'a> EntityRef<'a> {
     /// A text field, trailing spaces (and NULs) removed; empty when absent.
     pub fn text(&self, name: &str) -> String {
         match self.field(name) {
-            Some(f) => latin1(&self.field_bytes(f)).trim_end().to_string(),
+            Some(f) => {
+                let b = self.field_bytes(f);
+                let end = b.iter().rposition(|&c| c != b' ').map_or(0, |i| i + 1);
+                latin1(b.get(..end).unwrap_or(&[]))
+            }
             None => String::new(),
         }
     }
@@ -453,7 +457,14 @@ impl NoemieFile {
 
     /// All entities with field access.
     pub fn iter(&self) -> impl Iterator<Item = EntityRef<'_>> + '_ {
-        (0..self.entities.len()).filter_map(|i| self.entity(i))
+        let file_year = self.year();
+        self.entities.iter().enumerate().map(move |(i, &e)| EntityRef {
+            index: i,
+            entity: e,
+            layout: e.code.and_then(layouts::entity_layout),
+            raw: self.raw(&e),
+            file_year,
+        })
     }
 
     /// The input offset of a stream offset.
