@@ -157,3 +157,104 @@ async fn sigkill_during_ingest_loses_no_acknowledged_message() {
         drop(spool);
     }
 }
+
+const WORKER_ENV: &str = "SVOCT_CRASH_WORKER_DIR";
+
+/// In a child process: a pipeline-like worker over the spool in `$SVOCT_CRASH_WORKER_DIR`.
+/// Its commit is keyed by the spool id (`ledger/<id>` created with `create_new`), which is
+/// what makes re-delivery after a kill harmless. Exits when the spool is empty.
+#[test]
+fn worker_child() {
+    let Ok(dir) = std::env::var(WORKER_ENV) else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let spool = Spool::open(dir.join("spool")).unwrap();
+    let ledger = dir.join("ledger");
+    while let Some(entry) = spool.claim_next().unwrap() {
+        use std::io::Write;
+        // Every delivery attempt is logged, to show that re-delivery does happen.
+        let mut attempts = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(dir.join("attempts"))
+            .unwrap();
+        writeln!(attempts, "{}", entry.id).unwrap();
+        attempts.sync_data().unwrap();
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(ledger.join(entry.id.to_string()))
+        {
+            Ok(mut f) => {
+                f.write_all(&entry.data).unwrap();
+                f.sync_data().unwrap();
+                std::fs::File::open(&ledger).unwrap().sync_all().unwrap();
+            }
+            // Already committed by a run that was killed before `complete`.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => panic!("ledger: {e}"),
+        }
+        spool.complete(entry.id).unwrap();
+    }
+}
+
+#[test]
+fn sigkill_during_processing_processes_each_message_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("ledger")).unwrap();
+    let mut expected = std::collections::BTreeMap::new();
+    {
+        let spool = Spool::open(dir.path().join("spool")).unwrap();
+        for i in 0..150u32 {
+            let body = format!("message {i}\r\n").repeat(1 + (i as usize * 37) % 200);
+            let id = spool
+                .put(&svoct_store::spool::Envelope::default(), body.as_bytes())
+                .unwrap();
+            expected.insert(id, body.into_bytes());
+        }
+    }
+    let mut kills = 0;
+    let mut finished = false;
+    for round in 0..300u64 {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "worker_child", "--test-threads=1", "-q"])
+            .env(WORKER_ENV, dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Kill after a varying delay; every few rounds let it run to the end.
+        std::thread::sleep(Duration::from_millis(15 + (round * 37) % 90));
+        if round % 10 != 9 && child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        let status = child.wait().unwrap();
+        if status.success() && round % 10 == 9 {
+            let spool = Spool::open(dir.path().join("spool")).unwrap();
+            if spool.list().unwrap().is_empty() {
+                finished = true;
+                break;
+            }
+        }
+    }
+    assert!(finished, "worker never drained the spool");
+    assert!(kills > 0);
+    // Exactly once: one ledger entry per spooled message, with its exact content.
+    let ledger: Vec<_> = std::fs::read_dir(dir.path().join("ledger"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .collect();
+    assert_eq!(ledger.len(), expected.len());
+    for e in ledger {
+        let id = SpoolId::parse(e.file_name().to_str().unwrap()).unwrap();
+        assert_eq!(&std::fs::read(e.path()).unwrap(), &expected[&id], "{id}");
+    }
+    let attempts = std::fs::read_to_string(dir.path().join("attempts")).unwrap();
+    eprintln!(
+        "kills {kills}, attempts {}, messages {}",
+        attempts.lines().count(),
+        expected.len()
+    );
+    assert!(attempts.lines().count() >= expected.len());
+}
