@@ -339,3 +339,41 @@ fn garbage_is_quarantined() {
     let p = run(&world, &[0xff; 300], &mut TestEnv::new());
     assert!(p.quarantine.is_some());
 }
+
+#[test]
+fn file_framing_that_disagrees_with_its_lots_is_quarantined() {
+    let world = World::new(2525, "");
+    let mut file = single_file(&synth(5, 1, false, 1));
+    // The 999 trailer's lot count (positions 83-85) no longer matches the lots.
+    let n = file.len();
+    file[n - 128 + 82..n - 128 + 85].copy_from_slice(b"007");
+    let raw = ps_message(&world, PS_ADDRESS, &file, PS_NUMBER, 5, 1, false);
+    let p = refused(&world, &raw, "invalid_file", true);
+    assert_eq!(count(&art_of(&world, &p), LotStatus::NotForwarded), 1);
+}
+
+#[test]
+fn an_art_sent_to_the_oct_is_quarantined() {
+    use svoct_mail::profile::{Envelope, Mailbox, Protect, PsCategory};
+    use svoct_mail::subject::{MinuteStamp, PartyNumber, ReturnKind, ReturnSubject, Subject};
+    let world = World::new(2525, "");
+    let at = time::PrimitiveDateTime::new(
+        time::Date::from_calendar_date(2026, time::Month::November, 26).expect("date"),
+        time::Time::from_hms(8, 0, 0).expect("time"),
+    );
+    let envelope = Envelope {
+        from: Mailbox::new(PS_ADDRESS).expect("from"),
+        to: Mailbox::new(OCT_ADDRESS).expect("to"),
+        subject: Subject::Return(ReturnSubject {
+            kind: ReturnKind::Art,
+            ps_number: PartyNumber::new(PS_NUMBER).expect("n"),
+            timestamp: MinuteStamp::new(at).expect("stamp"),
+        }),
+        profile: Profile::Art(PsCategory::Xx),
+        file_name: "ART.txt".into(),
+        date: time::OffsetDateTime::now_utc(),
+        message_id: None,
+    };
+    let raw = profile::build_message(&envelope, b"hello", Protect::None).expect("message");
+    refused(&world, &raw, "unexpected_profile", false);
+}

@@ -297,3 +297,13 @@ fn dloi_requests_are_answered_from_the_loi_source() {
         Some("invalid_loi_request")
     );
 }
+
+#[test]
+fn dloi_request_without_loi_source_is_quarantined() {
+    let world = World::new(2525, "");
+    let p = run(&world, PS_ADDRESS, &loi_request(&world, 0));
+    assert_eq!(
+        p.quarantine.as_ref().map(|q| q.code.as_str()),
+        Some("no_loi_source")
+    );
+}
