@@ -26,7 +26,7 @@ use svoct_mail::profile::{self, Envelope, Mailbox, ParseLimits, Profile, Protect
 use svoct_mail::smtp::{self as mailsmtp, SmtpConfig, SmtpTransport, Transport};
 use svoct_mail::subject::{MinuteStamp, PartyNumber, ReturnKind, ReturnSubject, Subject};
 use svoct_oct::ingress::{Ingress, IngressConfig, IngressHandle};
-use svoct_store::spool::Spool;
+use svoct_store::spool::{EntryState, Spool, SpoolId};
 use time::{Date, OffsetDateTime, PrimitiveDateTime};
 
 /// How the simulator decides.
@@ -333,9 +333,19 @@ pub struct SimStats {
     pub quarantined: AtomicU64,
 }
 
+/// A forwarded message the simulator could not answer, kept in its spool.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quarantined {
+    /// The spool entry (`quarantine/<id>` under the spool directory).
+    pub id: SpoolId,
+    /// Why it was set aside (the error, one line).
+    pub reason: String,
+}
+
 /// A running simulator: its ingress and its worker.
 pub struct AmSim {
     ingress: IngressHandle,
+    spool: Arc<Spool>,
     stop: Arc<std::sync::atomic::AtomicBool>,
     worker: tokio::task::JoinHandle<()>,
     stats: Arc<SimStats>,
@@ -352,10 +362,12 @@ impl AmSim {
         let worker = {
             let stop = stop.clone();
             let stats = stats.clone();
+            let spool = spool.clone();
             tokio::task::spawn_blocking(move || worker_loop(&config, &spool, &transport, &stop, &stats))
         };
         Ok(AmSim {
             ingress,
+            spool,
             stop,
             worker,
             stats,
@@ -368,6 +380,21 @@ impl AmSim {
 
     pub fn stats(&self) -> &SimStats {
         &self.stats
+    }
+
+    /// The forwarded messages set aside (undecryptable, not an invoice file, unreadable B2),
+    /// with their reasons: the simulator never drops what it accepted.
+    pub fn quarantined(&self) -> Result<Vec<Quarantined>, SimError> {
+        let mut out = Vec::new();
+        for listing in self.spool.list()? {
+            if listing.state == EntryState::Quarantined {
+                out.push(Quarantined {
+                    id: listing.id,
+                    reason: self.spool.quarantine_reason(listing.id)?,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Stops accepting, lets the worker finish the message in hand, and returns.
@@ -404,6 +431,7 @@ fn worker_loop(
         let mailbox = entry.envelope.rcpt_to.first().cloned();
         match handle(
             config,
+            id,
             mailbox.as_deref(),
             &entry.data,
             transport,
@@ -421,9 +449,11 @@ fn worker_loop(
                 std::thread::sleep(Duration::from_millis(500));
             }
             Err(e) => {
-                tracing::warn!(error = %e, "am-sim: message quarantined");
+                tracing::warn!(spool_id = %id, error = %e, "am-sim: message quarantined");
                 stats.quarantined.fetch_add(1, Ordering::Relaxed);
-                let _ = spool.quarantine(id, &e.to_string());
+                if let Err(q) = spool.quarantine(id, &e.to_string()) {
+                    tracing::error!(spool_id = %id, error = %q, "am-sim: quarantining a message");
+                }
             }
         }
     }
@@ -431,6 +461,7 @@ fn worker_loop(
 
 fn handle(
     config: &AmSimConfig,
+    spool_id: SpoolId,
     mailbox: Option<&str>,
     raw: &[u8],
     transport: &dyn Transport,
@@ -464,6 +495,16 @@ fn handle(
             _ => stats.rsp_sent.fetch_add(1, Ordering::Relaxed),
         };
     }
+    // Identifiers and counts only: the files hold health data.
+    let arl = files.iter().filter(|f| f.profile == Profile::Arl).count();
+    tracing::info!(
+        spool_id = %spool_id,
+        profile = %parsed.profile_name(),
+        seq,
+        arl,
+        rsp = files.len().saturating_sub(arl),
+        "am-sim: answered a forwarded file"
+    );
     Ok(())
 }
 
