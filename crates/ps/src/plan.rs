@@ -290,8 +290,23 @@ fn b2_err(path: &str) -> impl FnOnce(b2::B2Error) -> PsError + '_ {
     }
 }
 
-/// Plans the files of one sending in the configured mode and option.
+/// Plans the files of one sending in the configured mode and option, numbering them from
+/// `params.first_file_number`.
 pub fn plan(config: &Config, files: &[LotFile], params: &PlanParams) -> Result<Vec<PlannedFile>, PsError> {
+    let first = u64::from(params.first_file_number);
+    plan_numbered(config, files, &params.date, &mut |_| Ok(first))
+}
+
+/// Plans the files of one sending, asking `reserve` for the numbers once it knows how many files
+/// there are: `reserve(count)` returns the first of `count` numbers nobody else will use (the
+/// store's counter, see `Journal::reserve_file_numbers`). File names are the number modulo
+/// 1 000 000, as 6 digits.
+pub fn plan_numbered(
+    config: &Config,
+    files: &[LotFile],
+    date: &str,
+    reserve: &mut dyn FnMut(u32) -> Result<u64, PsError>,
+) -> Result<Vec<PlannedFile>, PsError> {
     let lots = parse_all(config, files)?;
     let all_names = files
         .iter()
@@ -304,6 +319,23 @@ pub fn plan(config: &Config, files: &[LotFile], params: &PlanParams) -> Result<V
         Mode::Oct => Some(config.oct.as_ref().ok_or_else(|| {
             PsError::Other("mode is `oct` but no OCT is configured: run `svoct ps oct set`".into())
         })?),
+    };
+    let single = matches!(
+        oct.map(|o| o.option),
+        Some(SendOption::Single | SendOption::Enriched)
+    );
+    let count = if single {
+        1
+    } else {
+        // The builder makes one file per (destination, kind).
+        let keys: std::collections::HashSet<(Destination, LotKind)> =
+            lots.iter().map(|l| (l.lot.destination(), l.lot.kind())).collect();
+        u32::try_from(keys.len()).unwrap_or(u32::MAX)
+    };
+    let first_file_number = u32::try_from(reserve(count)? % 1_000_000).unwrap_or(0);
+    let params = PlanParams {
+        date: date.to_owned(),
+        first_file_number,
     };
     match oct.map(|o| (o, o.option)) {
         Some((oct, SendOption::Single | SendOption::Enriched)) => {

@@ -35,7 +35,7 @@ use time::OffsetDateTime;
 use crate::config::{Config, Mode, Tls};
 use crate::error::PsError;
 use crate::payload::{PayloadMeta, Payloads};
-use crate::plan::{self, LotFile, PlanParams, PlannedFile};
+use crate::plan::{self, LotFile, PlannedFile};
 
 /// What became of one message.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -106,21 +106,17 @@ impl Ps {
         &self.store
     }
 
-    /// Plans the files of a sending (see [`plan::plan`]), dated today, with file names following
-    /// the journal.
+    /// Plans the files of a sending (see [`plan::plan_numbered`]), dated today. File numbers are
+    /// reserved in the store's counter, so two processes planning at once never share one; a
+    /// plan that is never sent leaves a gap, which is harmless (names must differ, not follow).
     pub fn plan(&self, files: &[LotFile]) -> Result<Vec<PlannedFile>, PsError> {
-        let last = self
-            .store
-            .journal()
-            .recent(1)?
-            .first()
-            .map(|e| e.id.0)
-            .unwrap_or(0);
-        let params = PlanParams {
-            date: today_aammjj(OffsetDateTime::now_utc()),
-            first_file_number: u32::try_from(last.rem_euclid(1_000_000) + 1).unwrap_or(1),
-        };
-        plan::plan(&self.config, files, &params)
+        let journal = self.store.journal();
+        plan::plan_numbered(
+            &self.config,
+            files,
+            &today_aammjj(OffsetDateTime::now_utc()),
+            &mut |count| Ok(journal.reserve_file_numbers(count)?),
+        )
     }
 
     /// Plans and sends lot files; see [`Ps::send_planned`].
@@ -173,13 +169,16 @@ impl Ps {
     /// is its number *and* its kind: the FSE and the DRE of one invoice (split at the source) are
     /// two invoices. The journal keeps numbers only, so an entry that shares a number is checked
     /// against the kinds of the file it carried (its saved payload).
-    fn refuse_already_sent(&self, planned: &[PlannedFile]) -> Result<(), PsError> {
+    ///
+    /// The lookup goes through the journal's invoice index: its cost grows with the invoices of
+    /// the sending, not with the size of the journal.
+    pub fn refuse_already_sent(&self, planned: &[PlannedFile]) -> Result<(), PsError> {
         let mut wanted: HashSet<(LotKind, String)> = HashSet::new();
         for p in planned {
             wanted.extend(invoice_keys(&p.bytes));
         }
         let numbers: HashSet<&str> = wanted.iter().map(|(_, n)| n.as_str()).collect();
-        for e in self.store.journal().recent(u32::MAX)? {
+        for e in self.store.journal().carrying_any(numbers.iter().copied())? {
             if e.direction != Direction::Out
                 || !matches!(e.status, Status::Sent | Status::Pending | Status::Deferred)
                 || !e.invoices.iter().any(|i| numbers.contains(i.as_str()))

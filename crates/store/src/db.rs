@@ -54,6 +54,8 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX inbox_state ON inbox(state);",
     // 2: reconciliation of returns and the local opposition list.
     crate::returns::MIGRATION,
+    // 3: the journal's invoice index and the PS file-number counter.
+    crate::journal::MIGRATION,
 ];
 
 /// The newest schema version this program knows.

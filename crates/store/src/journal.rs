@@ -6,7 +6,7 @@
 //! without a trace. The subject is kept and searchable because operators and the PS use it to
 //! find lost or faulty messages (annex R5.6).
 
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, Row, Transaction, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -323,14 +323,76 @@ impl Journal<'_> {
     }
 
     /// Entries that carried this invoice number, oldest first (an invoice sent twice shows twice).
+    /// One probe of the invoice index (`journal_invoice`), whatever the size of the journal.
     pub fn by_invoice(&self, invoice: &str) -> Result<Vec<Entry>, StoreError> {
         self.query(
             &format!(
-                "SELECT {COLUMNS} FROM journal WHERE EXISTS
-                   (SELECT 1 FROM json_each(journal.invoices) WHERE json_each.value = ?1) ORDER BY id"
+                "SELECT {COLUMNS} FROM journal WHERE id IN
+                   (SELECT entry FROM journal_invoice WHERE invoice = ?1) ORDER BY id"
             ),
             invoice,
         )
+    }
+
+    /// The entries that carried at least one of these invoice numbers, each once, oldest first.
+    /// One index probe per number, then one read per entry found: the duplicate check of a
+    /// sending costs what the sending carries, not what the journal holds.
+    pub fn carrying_any<'s>(
+        &self,
+        invoices: impl IntoIterator<Item = &'s str>,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let mut ids = std::collections::BTreeSet::new();
+        {
+            let mut probe = self
+                .store
+                .conn
+                .prepare_cached("SELECT entry FROM journal_invoice WHERE invoice = ?1")
+                .map_err(sql("prepare invoice probe"))?;
+            for invoice in invoices {
+                let rows = probe
+                    .query_map([invoice], |r| r.get::<_, i64>(0))
+                    .map_err(sql("probe invoice index"))?;
+                for id in rows {
+                    ids.insert(id.map_err(sql("read invoice index"))?);
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(e) = self.get(EntryId(id))? {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reserves `count` consecutive file numbers for the files of one sending and returns the
+    /// first. The counter lives in the store and moves in an IMMEDIATE transaction, so two
+    /// processes (or threads with their own [`Store`]) sending at once never get the same
+    /// numbers. A fresh counter starts after the highest journal id, the numbering used before
+    /// the counter existed, so an upgraded installation does not reuse a recent file name.
+    pub fn reserve_file_numbers(&self, count: u32) -> Result<u64, StoreError> {
+        let tx = Transaction::new_unchecked(&self.store.conn, TransactionBehavior::Immediate)
+            .map_err(sql("begin file number transaction"))?;
+        let next: i64 = tx
+            .query_row(
+                "SELECT COALESCE((SELECT next FROM file_number_state WHERE id = 1),
+                                 (SELECT COALESCE(MAX(id), 0) + 1 FROM journal))",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sql("read file number counter"))?;
+        let after = next
+            .checked_add(i64::from(count))
+            .ok_or_else(|| corrupt("file_number_state.next", 1, next.to_string()))?;
+        tx.execute(
+            "INSERT INTO file_number_state (id, next) VALUES (1, ?1)
+             ON CONFLICT (id) DO UPDATE SET next = excluded.next",
+            [after],
+        )
+        .map_err(sql("write file number counter"))?;
+        tx.commit().map_err(sql("commit file numbers"))?;
+        u64::try_from(next).map_err(|_| corrupt("file_number_state.next", 1, next.to_string()))
     }
 
     /// Entries that carried a lot with this number, oldest first.
@@ -372,3 +434,33 @@ impl Journal<'_> {
         raws.into_iter().map(RawRow::decode).collect()
     }
 }
+
+/// Schema step 3: the invoice index of the journal (one row per invoice number and entry, kept by
+/// triggers so that every writer maintains it) and the file-number counter of the PS.
+pub(crate) const MIGRATION: &str = "
+    CREATE TABLE journal_invoice (
+        invoice TEXT NOT NULL,
+        entry INTEGER NOT NULL,
+        PRIMARY KEY (invoice, entry)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO journal_invoice (invoice, entry)
+        SELECT json_each.value, journal.id FROM journal, json_each(journal.invoices)
+        WHERE json_valid(journal.invoices);
+    CREATE TRIGGER journal_invoice_insert AFTER INSERT ON journal
+        WHEN json_valid(NEW.invoices) BEGIN
+        INSERT OR IGNORE INTO journal_invoice (invoice, entry)
+            SELECT value, NEW.id FROM json_each(NEW.invoices);
+    END;
+    CREATE TRIGGER journal_invoice_update AFTER UPDATE OF invoices ON journal BEGIN
+        DELETE FROM journal_invoice WHERE entry = OLD.id;
+        INSERT OR IGNORE INTO journal_invoice (invoice, entry)
+            SELECT value, NEW.id FROM json_each(CASE WHEN json_valid(NEW.invoices) THEN NEW.invoices ELSE '[]' END);
+    END;
+    CREATE TRIGGER journal_invoice_delete AFTER DELETE ON journal BEGIN
+        DELETE FROM journal_invoice WHERE entry = OLD.id;
+    END;
+    CREATE TABLE file_number_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        next INTEGER NOT NULL
+    );
+";

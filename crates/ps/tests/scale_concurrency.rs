@@ -1,0 +1,223 @@
+//! The journal's invoice index and the file-number counter: the duplicate check agrees with a
+//! plain scan of the journal, an existing journal is indexed on upgrade, and two senders working
+//! at once on one store never share a file name or a compostage.
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::{Arc, Barrier};
+
+use proptest::prelude::*;
+use svoct_formats::b2::synth::{SynthParams, generate_bytes};
+use svoct_mail::smtp::MemoryTransport;
+use svoct_ps::Ps;
+use svoct_ps::config::Config;
+use svoct_ps::plan::LotFile;
+use svoct_store::{Direction, NewEntry, Status, Store};
+
+fn oct_config(dir: &Path, keys: &common::Keys, option: &str) -> Config {
+    let text = format!(
+        r#"mode = "oct"
+store = "ps.sqlite"
+[identity]
+sender_number = "123456789"
+ps_number = "123456789"
+from = "ps@ps.invalid"
+[network.smtp]
+host = "127.0.0.1"
+port = 25
+[oct]
+address = "oct@oct.invalid"
+certificate = "{}"
+identifier = "12345678900014"
+option = "{option}"
+"#,
+        keys.oct_cert.display()
+    );
+    let path = dir.join("ps.toml");
+    std::fs::write(&path, text).unwrap();
+    Config::load(&path).unwrap()
+}
+
+fn lots(seed: u64, invoices: usize, destinations: usize) -> LotFile {
+    LotFile {
+        name: format!("lots-{seed}.b2"),
+        bytes: generate_bytes(&SynthParams {
+            seed,
+            invoices,
+            lot_size: 4,
+            destinations,
+            ..SynthParams::default()
+        })
+        .unwrap(),
+    }
+}
+
+fn entry(invoices: &[String]) -> NewEntry {
+    NewEntry {
+        direction: Direction::Out,
+        profile: "FACTURE/SV/K".into(),
+        subject: "SV140700/123456789/20261126000000000001/00001".into(),
+        compostage: None,
+        message_id: None,
+        file_name: None,
+        lots: Vec::new(),
+        invoices: invoices.to_vec(),
+        status: Status::Sent,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// The index answers what a scan of every entry answers, for numbers present and absent.
+    #[test]
+    fn invoice_index_agrees_with_a_scan(
+        entries in prop::collection::vec(prop::collection::vec(0u8..40, 0..6), 0..20),
+        probe in prop::collection::vec(0u8..50, 0..8),
+    ) {
+        let store = Store::open_in_memory().unwrap();
+        let name = |n: u8| format!("{n:09}");
+        for e in &entries {
+            let invoices: Vec<String> = e.iter().map(|&n| name(n)).collect();
+            store.journal().insert(&entry(&invoices)).unwrap();
+        }
+        let all = store.journal().recent(u32::MAX).unwrap();
+        for &n in &probe {
+            let mut expected: Vec<i64> = all
+                .iter()
+                .filter(|e| e.invoices.contains(&name(n)))
+                .map(|e| e.id.0)
+                .collect();
+            expected.sort_unstable();
+            let got: Vec<i64> = store.journal().by_invoice(&name(n)).unwrap().iter().map(|e| e.id.0).collect();
+            prop_assert_eq!(got, expected);
+        }
+        let wanted: HashSet<String> = probe.iter().map(|&n| name(n)).collect();
+        let mut expected: Vec<i64> = all
+            .iter()
+            .filter(|e| e.invoices.iter().any(|i| wanted.contains(i)))
+            .map(|e| e.id.0)
+            .collect();
+        expected.sort_unstable();
+        let got: Vec<i64> = store
+            .journal()
+            .carrying_any(wanted.iter().map(String::as_str))
+            .unwrap()
+            .iter()
+            .map(|e| e.id.0)
+            .collect();
+        prop_assert_eq!(got, expected);
+    }
+}
+
+#[test]
+fn a_journal_from_before_the_index_is_indexed_on_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite");
+    {
+        let store = Store::open(&path).unwrap();
+        for invoices in [vec!["000000001", "000000002"], vec!["000000002"], vec![]] {
+            let v: Vec<String> = invoices.into_iter().map(String::from).collect();
+            store.journal().insert(&entry(&v)).unwrap();
+        }
+    }
+    // Roll the file back to schema 2 (before the index and the counter), entries kept.
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP TRIGGER journal_invoice_insert; DROP TRIGGER journal_invoice_update;
+             DROP TRIGGER journal_invoice_delete; DROP TABLE journal_invoice;
+             DROP TABLE file_number_state; UPDATE schema_version SET version = 2;",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), svoct_store::db::SCHEMA_VERSION);
+    let ids = |n: &str| -> Vec<i64> {
+        store
+            .journal()
+            .by_invoice(n)
+            .unwrap()
+            .iter()
+            .map(|e| e.id.0)
+            .collect()
+    };
+    assert_eq!(ids("000000001"), vec![1]);
+    assert_eq!(ids("000000002"), vec![1, 2]);
+    assert_eq!(ids("000000003"), Vec::<i64>::new());
+    // The counter starts after the highest journal id (the numbering of earlier versions).
+    assert_eq!(store.journal().reserve_file_numbers(2).unwrap(), 4);
+    assert_eq!(store.journal().reserve_file_numbers(1).unwrap(), 6);
+}
+
+#[test]
+fn a_sending_is_refused_when_one_invoice_is_already_sent_and_accepted_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = common::keys(dir.path());
+    let ps = Ps::open(oct_config(dir.path(), &keys, "single")).unwrap();
+    let t = MemoryTransport::new();
+    let first = ps.send(&t, &[lots(7, 12, 1)], &mut |_| {}).unwrap();
+    assert_eq!(first.len(), 1);
+    // The same lots again: refused, naming the entry.
+    let err = ps
+        .send(&t, &[lots(7, 12, 1)], &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("journal entry {}", first[0].entry.0)),
+        "{err}"
+    );
+    // Other invoices: accepted.
+    assert_eq!(ps.send(&t, &[lots(8, 12, 1)], &mut |_| {}).unwrap().len(), 1);
+    assert_eq!(t.sent().len(), 2);
+}
+
+/// Two senders (threads with their own `Ps` and store connection) plan and send at the same time,
+/// round after round: every file name and every compostage differs.
+#[test]
+fn two_concurrent_senders_never_share_a_file_name_or_a_compostage() {
+    const ROUNDS: u64 = 6;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = common::keys(dir.path());
+    let config = oct_config(dir.path(), &keys, "split");
+    let barrier = Arc::new(Barrier::new(2));
+    let handles: Vec<_> = (0..2u64)
+        .map(|worker| {
+            let config = config.clone();
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                let ps = Ps::open(config).unwrap();
+                let t = MemoryTransport::new();
+                let mut out = Vec::new();
+                for round in 0..ROUNDS {
+                    let input = [lots(1000 + worker * 100 + round, 9, 3)];
+                    barrier.wait();
+                    let planned = ps.plan(&input).unwrap();
+                    let names: Vec<String> = planned.iter().map(|p| p.file_id.clone()).collect();
+                    barrier.wait();
+                    let sent = ps.send_planned(&t, planned, &mut |_| {}).unwrap();
+                    assert!(sent.iter().all(|s| s.status == Status::Sent));
+                    out.extend(names.into_iter().zip(sent.into_iter().map(|s| s.compostage)));
+                }
+                out
+            })
+        })
+        .collect();
+    let all: Vec<(String, String)> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    // 3 destinations per sending: 3 files each.
+    assert_eq!(all.len(), (2 * ROUNDS * 3) as usize);
+    let names: HashSet<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
+    let compostages: HashSet<&str> = all.iter().map(|(_, c)| c.as_str()).collect();
+    assert_eq!(names.len(), all.len(), "file names collide: {all:?}");
+    assert_eq!(compostages.len(), all.len(), "compostages collide: {all:?}");
+
+    // The journal agrees: one entry per file, each under its own file name.
+    let store = Store::open(dir.path().join("ps.sqlite")).unwrap();
+    let journal = store.journal().recent(u32::MAX).unwrap();
+    assert_eq!(journal.len(), all.len());
+    let journal_names: HashSet<String> = journal.iter().filter_map(|e| e.file_name.clone()).collect();
+    let expected: HashSet<String> = names.iter().map(|n| format!("{n}.b2")).collect();
+    assert_eq!(journal_names, expected);
+}
