@@ -29,7 +29,7 @@ use serde_json::json;
 use svoct_formats::b2::{
     self, B2Input, Lot, LotKind,
     layouts::{
-        F0_SENDER_NUMBER, F1_LOT_NUMBER, F1_ORIGIN, F6_ACTS, F6_AMC, F6_AMO, F6_BILLED, F6_INVOICES,
+        F0_SENDER_NUMBER, F1_DATE, F1_LOT_NUMBER, F1_ORIGIN, F6_ACTS, F6_AMC, F6_AMO, F6_BILLED, F6_INVOICES,
         F6_LOT_NUMBER, F6_SEAL, F6_TYPE2, F6_TYPE5, F9_SENDER_NUMBER,
     },
 };
@@ -1149,14 +1149,15 @@ fn file_sender_number(input: &B2Input<'_>) -> String {
 }
 
 /// Builds an OCT lot of the complementary flow (R8.3, **provisional**): the PS's lot header with
-/// a new lot number, the OCT origin and today's date kept from the source lot; the selected
+/// a new lot number, the OCT origin and the build date (the lot is the OCT's: its ARL is matched
+/// by this number and date, R4.2); the selected
 /// invoices' records exactly as sealed; a lot trailer recomputed over them whose seal zone is
 /// blank (the OCT cannot seal, and never re-signs the PS's seals, R3.5).
 fn build_amc_lot(
     lot: &Lot<'_>,
     invoice_indices: &[usize],
     number: u32,
-    _date: &str,
+    date: &str,
 ) -> Result<Vec<u8>, PipelineError> {
     let bad = |e: svoct_formats::layout::FieldError| PipelineError::Build(e.to_string());
     let mut header = lot.header().to_vec();
@@ -1164,6 +1165,7 @@ fn build_amc_lot(
         .put_number(&mut header, u64::from(number))
         .map_err(bad)?;
     F1_ORIGIN.put(&mut header, OCT_LOT_ORIGIN).map_err(bad)?;
+    F1_DATE.put(&mut header, date).map_err(bad)?;
     let mut trailer = lot.trailer().to_vec();
     let (mut n, mut acts, mut type2, mut billed, mut amo, mut amc) = (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
     let mut body = Vec::new();

@@ -209,6 +209,16 @@ fn enriched_fse_is_marked_and_the_amc_flow_is_built() {
         assert!(findings.is_empty(), "{findings:?}");
         for lot in f.lots() {
             assert_eq!(&lot.header()[10..13], b"OCT", "origin marks an OCT-built lot");
+            // Recorded with the number and date its ARL will carry (R4.2).
+            let number = format!("{:03}", lot.lot_number().expect("number"));
+            assert!(
+                p.own_lots
+                    .iter()
+                    .any(|o| o.lot_number == number && o.lot_date == lot.date()),
+                "{number} {} not in {:?}",
+                lot.date(),
+                p.own_lots
+            );
             amc_invoices += lot.invoice_count();
         }
     }
