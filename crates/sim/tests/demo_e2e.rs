@@ -22,7 +22,10 @@ async fn every_message_lot_and_invoice_gets_its_return() {
     assert_eq!(summary.art, summary.messages_sent, "one ART per message");
     assert_eq!(summary.arl, summary.lots_sent, "one ARL per lot the PS built");
     assert_eq!(summary.quarantined_at_ps, 0, "{text}");
-    assert!(text.contains("NEGATIVE"), "the 120-day-old lot is refused:\n{text}");
+    assert!(
+        text.contains("NEGATIVE"),
+        "the 120-day-old lot is refused:\n{text}"
+    );
     // 24 + 24 + 24 + 3 invoices were generated.
     assert_eq!(summary.invoices_sent, 75, "{text}");
 }
