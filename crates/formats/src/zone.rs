@@ -611,6 +611,48 @@ pub enum Flow {
     Dre,
 }
 
+/// A group that exists in an FSE and a DRE flavour (12/92, 13/93): one place maps the group
+/// identifier to its [`Flow`] and back, so reading and building cannot disagree.
+#[derive(Clone, Copy)]
+struct FlowIds {
+    fse: u16,
+    dre: u16,
+    /// What the group is, for [`LookupError::WrongGroup`].
+    expected: &'static str,
+}
+
+const FILE_INFO_IDS: FlowIds = FlowIds {
+    fse: ids::FILE_INFO_FSE,
+    dre: ids::FILE_INFO_DRE,
+    expected: "file information (12/92)",
+};
+
+const LOT_INFO_IDS: FlowIds = FlowIds {
+    fse: ids::LOT_INFO_FSE,
+    dre: ids::LOT_INFO_DRE,
+    expected: "lot information (13/93)",
+};
+
+impl FlowIds {
+    fn flow_of(self, g: &Group<'_>) -> Result<Flow, LookupError> {
+        match g.id {
+            id if id == self.fse => Ok(Flow::Fse),
+            id if id == self.dre => Ok(Flow::Dre),
+            group => Err(LookupError::WrongGroup {
+                group,
+                expected: self.expected,
+            }),
+        }
+    }
+
+    fn id_of(self, flow: Flow) -> u16 {
+        match flow {
+            Flow::Fse => self.fse,
+            Flow::Dre => self.dre,
+        }
+    }
+}
+
 /// Group 12 (FSE) or 92 (DRE): file information.
 ///
 /// Public: field 2 file name, 5 application, 6 recipient type, 7 recipient number.
@@ -638,16 +680,7 @@ pub struct FileInfo<'a> {
 impl<'a> FileInfo<'a> {
     /// Read a group 12 or 92.
     pub fn read(g: &Group<'a>) -> Result<FileInfo<'a>, LookupError> {
-        let flow = match g.id {
-            ids::FILE_INFO_FSE => Flow::Fse,
-            ids::FILE_INFO_DRE => Flow::Dre,
-            _ => {
-                return Err(LookupError::WrongGroup {
-                    group: g.id,
-                    expected: "file information (12/92)",
-                });
-            }
-        };
+        let flow = FILE_INFO_IDS.flow_of(g)?;
         Ok(FileInfo {
             flow,
             sender_type: g.require(1)?,
@@ -662,17 +695,14 @@ impl<'a> FileInfo<'a> {
 
     /// Build the group.
     pub fn to_buf(&self) -> GroupBuf {
-        GroupBuf::new(match self.flow {
-            Flow::Fse => ids::FILE_INFO_FSE,
-            Flow::Dre => ids::FILE_INFO_DRE,
-        })
-        .with(self.sender_type)
-        .with(self.file_name)
-        .with(self.created)
-        .with(self.sender_number)
-        .with(self.application)
-        .with(self.recipient_type)
-        .with(self.recipient_number)
+        GroupBuf::new(FILE_INFO_IDS.id_of(self.flow))
+            .with(self.sender_type)
+            .with(self.file_name)
+            .with(self.created)
+            .with(self.sender_number)
+            .with(self.application)
+            .with(self.recipient_type)
+            .with(self.recipient_number)
     }
 }
 
@@ -709,16 +739,7 @@ pub struct LotInfo<'a> {
 impl<'a> LotInfo<'a> {
     /// Read a group 13 or 93.
     pub fn read(g: &Group<'a>) -> Result<LotInfo<'a>, LookupError> {
-        let flow = match g.id {
-            ids::LOT_INFO_FSE => Flow::Fse,
-            ids::LOT_INFO_DRE => Flow::Dre,
-            _ => {
-                return Err(LookupError::WrongGroup {
-                    group: g.id,
-                    expected: "lot information (13/93)",
-                });
-            }
-        };
+        let flow = LOT_INFO_IDS.flow_of(g)?;
         Ok(LotInfo {
             flow,
             lot_number: g.require(1)?,
@@ -735,19 +756,16 @@ impl<'a> LotInfo<'a> {
 
     /// Build the group.
     pub fn to_buf(&self) -> GroupBuf {
-        GroupBuf::new(match self.flow {
-            Flow::Fse => ids::LOT_INFO_FSE,
-            Flow::Dre => ids::LOT_INFO_DRE,
-        })
-        .with(self.lot_number)
-        .with(self.created)
-        .with(self.destination)
-        .with(self.invoice_count)
-        .with(self.subject_prefix)
-        .with(self.mailbox)
-        .with(self.spec_version)
-        .with(self.crf)
-        .with(self.lot)
+        GroupBuf::new(LOT_INFO_IDS.id_of(self.flow))
+            .with(self.lot_number)
+            .with(self.created)
+            .with(self.destination)
+            .with(self.invoice_count)
+            .with(self.subject_prefix)
+            .with(self.mailbox)
+            .with(self.spec_version)
+            .with(self.crf)
+            .with(self.lot)
     }
 }
 

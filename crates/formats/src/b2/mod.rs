@@ -214,33 +214,28 @@ pub enum B2Error {
 impl B2Error {
     /// The 0-based index of the record at fault, when there is one.
     pub fn record(&self) -> Option<usize> {
-        match self {
-            B2Error::Empty | B2Error::TooLarge { .. } | B2Error::TooMany { .. } | B2Error::NoLots => None,
-            B2Error::Truncated { record, .. }
-            | B2Error::UnknownRecordType { record, .. }
-            | B2Error::Unexpected { record, .. }
-            | B2Error::InvoiceWithoutTotal { record, .. }
-            | B2Error::LotWithoutTrailer { record, .. }
-            | B2Error::FileWithoutTrailer { record, .. }
-            | B2Error::Field { record, .. }
-            | B2Error::MixedSenders { record, .. }
-            | B2Error::NotEnrichable { record, .. } => Some(*record),
-        }
+        self.location().map(|(record, _)| record)
     }
 
     /// The byte offset of the record at fault, when there is one.
     pub fn offset(&self) -> Option<usize> {
+        self.location().map(|(_, offset)| offset)
+    }
+
+    /// Record index and byte offset together: every located variant carries both, so one
+    /// match keeps [`B2Error::record`] and [`B2Error::offset`] in step when variants are added.
+    fn location(&self) -> Option<(usize, usize)> {
         match self {
             B2Error::Empty | B2Error::TooLarge { .. } | B2Error::TooMany { .. } | B2Error::NoLots => None,
-            B2Error::Truncated { offset, .. }
-            | B2Error::UnknownRecordType { offset, .. }
-            | B2Error::Unexpected { offset, .. }
-            | B2Error::InvoiceWithoutTotal { offset, .. }
-            | B2Error::LotWithoutTrailer { offset, .. }
-            | B2Error::FileWithoutTrailer { offset, .. }
-            | B2Error::Field { offset, .. }
-            | B2Error::MixedSenders { offset, .. }
-            | B2Error::NotEnrichable { offset, .. } => Some(*offset),
+            B2Error::Truncated { record, offset, .. }
+            | B2Error::UnknownRecordType { record, offset, .. }
+            | B2Error::Unexpected { record, offset, .. }
+            | B2Error::InvoiceWithoutTotal { record, offset, .. }
+            | B2Error::LotWithoutTrailer { record, offset, .. }
+            | B2Error::FileWithoutTrailer { record, offset, .. }
+            | B2Error::Field { record, offset, .. }
+            | B2Error::MixedSenders { record, offset, .. }
+            | B2Error::NotEnrichable { record, offset, .. } => Some((*record, *offset)),
         }
     }
 }
