@@ -149,8 +149,9 @@ pub trait Env {
     fn file_id(&mut self) -> Result<String, PipelineError>;
     /// A fresh lot number (1..=999) for a lot the OCT builds.
     fn lot_number(&mut self) -> Result<u32, PipelineError>;
-    /// Whether (lot number, lot date) is a lot the OCT built.
-    fn is_own_lot(&mut self, number: &str, date: &str) -> Result<bool, PipelineError>;
+    /// Whether (lot number, lot date, file name) is a lot the OCT built (an empty file name
+    /// matches any file).
+    fn is_own_lot(&mut self, number: &str, date: &str, file_id: &str) -> Result<bool, PipelineError>;
     /// The current time.
     fn now(&self) -> OffsetDateTime;
 }
@@ -779,6 +780,7 @@ impl<'a> Pipeline<'a> {
                 result.own_lots.push(OwnLot {
                     lot_number: format!("{number:03}"),
                     lot_date: date,
+                    file_id: String::new(),
                     organisation: org.clone(),
                     message_id: String::new(),
                 });
@@ -820,6 +822,7 @@ impl<'a> Pipeline<'a> {
             )?;
             for own in result.own_lots.iter_mut().filter(|l| &l.organisation == org) {
                 own.message_id = id.clone();
+                own.file_id = file_id.clone();
             }
             receipt.amc.push(AmcLine {
                 organisation: org.clone(),
@@ -942,43 +945,51 @@ impl<'a> Pipeline<'a> {
             }
         };
         let recipient = subject.ps_number.as_str();
-        // R4.2: an ARL addressed to the OCT, or coming from an AMC (the OCT sends AMCs only the
-        // complementary flow it built), acknowledges a lot the OCT built: handled here.
-        let from_amc = self
-            .config
-            .amc
-            .iter()
-            .any(|a| a.mailbox.eq_ignore_ascii_case(from));
-        if parsed.description.profile == Profile::Arl
-            && (from_amc || same_number(recipient, &self.config.oct.sender_number))
-        {
+        // R4.2: an ARL for a lot the OCT built (matched by lot number, date and the OCT file
+        // that carried it) is handled here, never relayed. An ARL addressed to the OCT, or from
+        // an AMC that is not also an AMO route (the OCT sends AMCs only its own lots), for a lot
+        // the OCT did not build is set aside.
+        if parsed.description.profile == Profile::Arl {
+            let from_amc = self
+                .config
+                .amc
+                .iter()
+                .any(|a| a.mailbox.eq_ignore_ascii_case(from));
+            let from_amo = self
+                .config
+                .routes
+                .iter()
+                .any(|r| r.mailbox.eq_ignore_ascii_case(from));
+            let addressed_to_oct = same_number(recipient, &self.config.oct.sender_number);
             let facts = crate::returns::arl_facts(&opened.bytes);
-            let mut known = false;
-            if let Some(f) = &facts {
-                known = env.is_own_lot(&f.lot_number, &f.lot_date)?;
-                if known {
-                    result.own_arls.push((
-                        f.lot_number.clone(),
-                        f.lot_date.clone(),
-                        f.status.clone(),
-                        f.detail.clone(),
-                    ));
-                }
+            let own = match &facts {
+                Some(f) => env.is_own_lot(&f.lot_number, &f.lot_date, &f.file_id)?,
+                None => false,
+            };
+            if own && let Some(f) = &facts {
+                result.kind = MessageKind::OwnArl;
+                result.own_arls.push(crate::state::OwnArl {
+                    lot_number: f.lot_number.clone(),
+                    lot_date: f.lot_date.clone(),
+                    file_id: f.file_id.clone(),
+                    status: f.status.clone(),
+                    detail: f.detail.clone(),
+                });
+                result.summary = json!({ "own_arl": facts });
+                return Ok(());
             }
-            result.kind = MessageKind::OwnArl;
-            if !known {
+            if addressed_to_oct || (from_amc && !from_amo) {
+                result.kind = MessageKind::OwnArl;
                 quarantine(
                     result,
                     out,
                     refuse(
                         "unknown_lot",
-                        "an ARL addressed to the OCT for a lot it did not build",
+                        "an ARL for the OCT's own flows names a lot the OCT did not build",
                     ),
                 );
                 return Ok(());
             }
-            result.summary = json!({ "own_arl": facts });
-            return Ok(());
         }
         if let Some(header_ps) = crate::returns::recipient_in_file(parsed.description.profile, &opened.bytes)
             && !same_number(&header_ps, recipient)

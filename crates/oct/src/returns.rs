@@ -16,6 +16,8 @@ pub struct ArlFacts {
     pub lot_number: String,
     /// *Date de création du lot* (AAMMJJ).
     pub lot_date: String,
+    /// The file that carried the lot, as the ARL names it (may be empty).
+    pub file_id: String,
     /// `positive` or `negative`.
     pub status: String,
     /// Reasons, joined.
@@ -29,6 +31,7 @@ pub fn arl_facts(bytes: &[u8]) -> Option<ArlFacts> {
     Some(ArlFacts {
         lot_number: format!("{:03}", arl.lot_number),
         lot_date: arl.lot_date.yymmdd(),
+        file_id: arl.file_id.trim().to_owned(),
         status: match arl.status {
             svoct_formats::arl::ArlStatus::Positive => "positive".into(),
             svoct_formats::arl::ArlStatus::Negative => "negative".into(),

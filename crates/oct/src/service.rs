@@ -113,8 +113,8 @@ impl Env for StateEnv<'_> {
         let n = self.state.next_sequence("oct_lot", 999)?;
         Ok(u32::try_from(n).unwrap_or(1))
     }
-    fn is_own_lot(&mut self, number: &str, date: &str) -> Result<bool, PipelineError> {
-        Ok(self.state.is_own_lot(number, date)?)
+    fn is_own_lot(&mut self, number: &str, date: &str, file_id: &str) -> Result<bool, PipelineError> {
+        Ok(self.state.is_own_lot(number, date, file_id)?)
     }
     fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc()

@@ -101,13 +101,14 @@ CREATE TABLE IF NOT EXISTS quarantine (
 CREATE TABLE IF NOT EXISTS own_lots (
     lot_number   TEXT NOT NULL,
     lot_date     TEXT NOT NULL,
+    file_id      TEXT NOT NULL,
     organisation TEXT NOT NULL,
     message_id   TEXT NOT NULL,
     spool_id     TEXT NOT NULL,
     arl_status   TEXT,
     arl_detail   TEXT,
     arl_at       INTEGER,
-    PRIMARY KEY (lot_number, lot_date)
+    PRIMARY KEY (lot_number, lot_date, file_id)
 );
 CREATE TABLE IF NOT EXISTS sequence (
     name  TEXT PRIMARY KEY,
@@ -187,8 +188,23 @@ pub struct Outgoing {
 pub struct OwnLot {
     pub lot_number: String,
     pub lot_date: String,
+    /// The file that carried it (an ARL names it), so that a PS lot with the same number and
+    /// date, forwarded in another OCT file, is never taken for it.
+    pub file_id: String,
     pub organisation: String,
     pub message_id: String,
+}
+
+/// An ARL for a lot the OCT built.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OwnArl {
+    pub lot_number: String,
+    pub lot_date: String,
+    /// The file the ARL names; empty when it names none (then number and date decide).
+    pub file_id: String,
+    /// `positive` or `negative`.
+    pub status: String,
+    pub detail: String,
 }
 
 /// The ARL status of an own lot: (status, detail), both `None` until an ARL arrived.
@@ -217,8 +233,8 @@ pub struct Processed {
     pub summary: serde_json::Value,
     pub outgoing: Vec<Outgoing>,
     pub own_lots: Vec<OwnLot>,
-    /// ARL received for lots the OCT built: (lot number, lot date, status, detail) (R4.2).
-    pub own_arls: Vec<(String, String, String, String)>,
+    /// ARL received for lots the OCT built (R4.2).
+    pub own_arls: Vec<OwnArl>,
     pub quarantine: Option<QuarantineEntry>,
     /// When this is the retry of a quarantined message: its quarantine id, marked `retried` in
     /// the same transaction.
@@ -450,17 +466,24 @@ impl State {
         for l in &p.own_lots {
             tx.execute(
                 "INSERT OR REPLACE INTO own_lots
-                 (lot_number, lot_date, organisation, message_id, spool_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![l.lot_number, l.lot_date, l.organisation, l.message_id, p.spool_id],
+                 (lot_number, lot_date, file_id, organisation, message_id, spool_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    l.lot_number,
+                    l.lot_date,
+                    l.file_id,
+                    l.organisation,
+                    l.message_id,
+                    p.spool_id
+                ],
             )
             .map_err(sql("insert own lot"))?;
         }
-        for (number, date, status, detail) in &p.own_arls {
+        for a in &p.own_arls {
             tx.execute(
                 "UPDATE own_lots SET arl_status = ?3, arl_detail = ?4, arl_at = ?5
-                 WHERE lot_number = ?1 AND lot_date = ?2",
-                params![number, date, status, detail, now],
+                 WHERE lot_number = ?1 AND lot_date = ?2 AND (?6 = '' OR file_id = ?6)",
+                params![a.lot_number, a.lot_date, a.status, a.detail, now, a.file_id],
             )
             .map_err(sql("record ARL"))?;
         }
@@ -626,12 +649,14 @@ impl State {
         Ok(n > 0)
     }
 
-    /// Whether (lot number, lot date) is a lot the OCT built.
-    pub fn is_own_lot(&self, lot_number: &str, lot_date: &str) -> Result<bool, StateError> {
+    /// Whether (lot number, lot date, file) is a lot the OCT built; an empty `file_id` matches
+    /// any file.
+    pub fn is_own_lot(&self, lot_number: &str, lot_date: &str, file_id: &str) -> Result<bool, StateError> {
         self.conn
             .query_row(
-                "SELECT 1 FROM own_lots WHERE lot_number = ?1 AND lot_date = ?2",
-                [lot_number, lot_date],
+                "SELECT 1 FROM own_lots WHERE lot_number = ?1 AND lot_date = ?2
+                 AND (?3 = '' OR file_id = ?3)",
+                [lot_number, lot_date, file_id],
                 |_| Ok(()),
             )
             .optional()
@@ -1041,12 +1066,15 @@ mod tests {
         p.own_lots.push(OwnLot {
             lot_number: "001".into(),
             lot_date: "261126".into(),
+            file_id: "000042".into(),
             organisation: "0123456789".into(),
             message_id: "<m@oct>".into(),
         });
         s.commit(&p).expect("commit");
-        assert!(s.is_own_lot("001", "261126").expect("lookup"));
-        assert!(!s.is_own_lot("002", "261126").expect("lookup"));
+        assert!(s.is_own_lot("001", "261126", "000042").expect("lookup"));
+        assert!(s.is_own_lot("001", "261126", "").expect("lookup"));
+        assert!(!s.is_own_lot("001", "261126", "000041").expect("other file"));
+        assert!(!s.is_own_lot("002", "261126", "000042").expect("lookup"));
         assert!(s.record_own_arl("001", "261126", "positive", "").expect("arl"));
         assert!(!s.record_own_arl("009", "261126", "positive", "").expect("arl"));
         assert_eq!(

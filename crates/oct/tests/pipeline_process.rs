@@ -205,6 +205,7 @@ fn enriched_fse_is_marked_and_the_amc_flow_is_built() {
         assert_eq!(m.rcpt, "mutuelle@amc.example");
         let parsed = profile::parse_message(&m.raw, &ParseLimits::default()).expect("parses");
         let f = b2::parse(&parsed.attachment).expect("AMC file");
+        let f_id = String::from_utf8_lossy(&parsed.attachment[49..55]).into_owned();
         let findings = oct_file_findings(&f);
         assert!(findings.is_empty(), "{findings:?}");
         for lot in f.lots() {
@@ -214,7 +215,7 @@ fn enriched_fse_is_marked_and_the_amc_flow_is_built() {
             assert!(
                 p.own_lots
                     .iter()
-                    .any(|o| o.lot_number == number && o.lot_date == lot.date()),
+                    .any(|o| o.lot_number == number && o.lot_date == lot.date() && o.file_id == f_id),
                 "{number} {} not in {:?}",
                 lot.date(),
                 p.own_lots

@@ -160,7 +160,7 @@ fn arl_for_a_ps_lot_is_relayed_and_arl_for_an_oct_lot_is_recorded() {
     );
     let rcpt = vec![OCT_ADDRESS.to_string()];
     let mut env = TestEnv::new();
-    env.own.push(("007".into(), "261126".into()));
+    env.own.push(("007".into(), "261126".into(), "000001".into()));
     let incoming = Incoming {
         spool_id: "00000000000000bb",
         mail_from: "mutuelle@amc.example",
@@ -173,10 +173,16 @@ fn arl_for_a_ps_lot_is_relayed_and_arl_for_an_oct_lot_is_recorded() {
     assert_eq!(p.kind, MessageKind::OwnArl);
     assert!(p.quarantine.is_none());
     assert!(p.outgoing.is_empty(), "not relayed");
+    assert_eq!(p.own_arls.len(), 1);
     assert_eq!(
-        p.own_arls,
-        vec![("007".into(), "261126".into(), "positive".into(), String::new())]
+        (
+            p.own_arls[0].lot_number.as_str(),
+            p.own_arls[0].lot_date.as_str(),
+            p.own_arls[0].file_id.as_str()
+        ),
+        ("007", "261126", "000001")
     );
+    assert_eq!(p.own_arls[0].status, "positive");
     // An ARL from the AMC for a lot the OCT never built is set aside.
     let p = Pipeline::new(&config, &keys)
         .process(incoming, &mut TestEnv::new())

@@ -202,7 +202,7 @@ pub struct TestEnv {
     pub counter: u32,
     pub file: u32,
     pub lot: u32,
-    pub own: Vec<(String, String)>,
+    pub own: Vec<(String, String, String)>,
 }
 
 impl TestEnv {
@@ -229,8 +229,11 @@ impl Env for TestEnv {
         self.lot += 1;
         Ok(self.lot)
     }
-    fn is_own_lot(&mut self, number: &str, date: &str) -> Result<bool, PipelineError> {
-        Ok(self.own.iter().any(|(n, d)| n == number && d == date))
+    fn is_own_lot(&mut self, number: &str, date: &str, file_id: &str) -> Result<bool, PipelineError> {
+        Ok(self
+            .own
+            .iter()
+            .any(|(n, d, f)| n == number && d == date && (file_id.is_empty() || f == file_id)))
     }
     fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc()
