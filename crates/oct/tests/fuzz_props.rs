@@ -1,0 +1,192 @@
+//! "Random and mutated input never panics", a few thousand cases, on stable Rust, for the sans-IO
+//! SMTP server session (`smtp::fuzz_session`, the body of the cargo-fuzz target `smtp`).
+//!
+//! The owners' tests (src/smtp/tests.rs) run 256 cases of byte flips on one dialogue; these run
+//! 3000 cases with structural edits (insert, delete, duplicate, truncate) over several
+//! transcripts (plain, STARTTLS, pipelined, dot-stuffed, refused BDAT, RSET). Inputs committed
+//! under fuzz/regressions/smtp/ are replayed. With `SVOCT_FUZZ_SEEDS=<dir>`,
+//! `valid_transcripts_deliver` writes the transcripts to `<dir>/smtp/` (fuzz/make-seeds.sh).
+//!
+//! `fuzz_session` reads its STARTTLS switch and chunk size from bytes 0 and 1, which are also
+//! client bytes: transcripts starting `EHLO` get STARTTLS (`E` is odd) and 72-byte chunks.
+
+use proptest::prelude::*;
+use std::path::{Path, PathBuf};
+use svoct_oct::smtp::{Action, PersistOutcome, Session, SessionConfig, fuzz_session};
+
+const CASES: u32 = 3000;
+
+/// The message as sent on the wire (dot-stuffed) ...
+const MESSAGE: &[u8] = b"Subject: SV140700/123456789/2026112606550000042/00003\r\n\
+Content-Description: FACTURE/SV\r\n\r\n..leading dot\r\nAAAA\r\n";
+
+/// ... and as delivered, unstuffed (hand-written, not computed by the code under test).
+const DELIVERED: &[u8] = b"Subject: SV140700/123456789/2026112606550000042/00003\r\n\
+Content-Description: FACTURE/SV\r\n\r\n.leading dot\r\nAAAA\r\n";
+
+/// Named client transcripts; each one delivers [`DELIVERED`] exactly once.
+fn transcripts() -> Vec<(&'static str, Vec<u8>)> {
+    let data = [b"DATA\r\n".as_slice(), MESSAGE, b".\r\n"].concat();
+    vec![
+        (
+            "plain.smtp",
+            [
+                b"EHLO ps.example\r\nMAIL FROM:<ps@fuzz.example> SIZE=90 BODY=8BITMIME\r\n\
+RCPT TO:<oct@fuzz.example>\r\n"
+                    .as_slice(),
+                &data,
+                b"QUIT\r\n",
+            ]
+            .concat(),
+        ),
+        (
+            "starttls.smtp",
+            [
+                b"EHLO ps.example\r\nSTARTTLS\r\nEHLO ps.example\r\nMAIL FROM:<>\r\n\
+RCPT TO:<oct@fuzz.example>\r\n"
+                    .as_slice(),
+                &data,
+                b"QUIT\r\n",
+            ]
+            .concat(),
+        ),
+        (
+            "pipelined-rset-bdat.smtp",
+            [
+                b"HELO ps\r\nMAIL FROM:<a@b>\r\nRSET\r\nNOOP\r\nBDAT 4 LAST\r\nxxxx\
+MAIL FROM:<ps@fuzz.example>\r\nRCPT TO:<nobody>\r\nRCPT TO:<oct@fuzz.example>\r\n"
+                    .as_slice(),
+                &data,
+                b"VRFY x\r\nQUIT\r\n",
+            ]
+            .concat(),
+        ),
+    ]
+}
+
+/// Runs a transcript whole and returns the delivered messages' contents.
+fn deliveries(transcript: &[u8]) -> Vec<Vec<u8>> {
+    let mut s = Session::new(SessionConfig {
+        starttls: true,
+        ..SessionConfig::default()
+    });
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < transcript.len() && !s.is_closed() {
+        let used = s.feed(transcript.get(pos..).unwrap_or_default());
+        pos += used;
+        let mut acted = false;
+        while let Some(a) = s.next_action() {
+            acted = true;
+            match a {
+                Action::Persist(m) => {
+                    out.push(m.data);
+                    s.persisted(PersistOutcome::Stored { id: "1".into() });
+                }
+                Action::StartTls => s.tls_started(),
+                Action::Close => {}
+            }
+        }
+        if used == 0 && !acted {
+            break;
+        }
+    }
+    out
+}
+
+#[test]
+fn valid_transcripts_deliver() {
+    for (name, t) in transcripts() {
+        assert_eq!(deliveries(&t), vec![DELIVERED.to_vec()], "{name}");
+        fuzz_session(&t);
+    }
+    if let Some(dir) = std::env::var_os("SVOCT_FUZZ_SEEDS") {
+        let d = Path::new(&dir).join("smtp");
+        std::fs::create_dir_all(&d).expect("seed dir");
+        for (name, t) in transcripts() {
+            std::fs::write(d.join(name), t).expect("seed file");
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Edit {
+    Set(prop::sample::Index, u8),
+    Insert(prop::sample::Index, Vec<u8>),
+    Delete(prop::sample::Index, usize),
+    Copy(prop::sample::Index, usize, prop::sample::Index),
+    Truncate(prop::sample::Index),
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    prop_oneof![
+        4 => (any::<prop::sample::Index>(), any::<u8>()).prop_map(|(i, b)| Edit::Set(i, b)),
+        2 => (any::<prop::sample::Index>(), prop::collection::vec(prop_oneof![
+            Just(b'\r'), Just(b'\n'), Just(b'.'), Just(b':'), Just(b'<'), Just(b'>'), Just(b' '), any::<u8>()], 1..8))
+            .prop_map(|(i, b)| Edit::Insert(i, b)),
+        2 => (any::<prop::sample::Index>(), 1usize..100).prop_map(|(i, n)| Edit::Delete(i, n)),
+        2 => (any::<prop::sample::Index>(), 1usize..100, any::<prop::sample::Index>())
+            .prop_map(|(i, n, j)| Edit::Copy(i, n, j)),
+        1 => any::<prop::sample::Index>().prop_map(Edit::Truncate),
+    ]
+}
+
+fn mutate(base: &[u8], edits: &[Edit]) -> Vec<u8> {
+    let mut b = base.to_vec();
+    for e in edits {
+        let len = b.len();
+        match e {
+            Edit::Set(i, v) if len > 0 => b[i.index(len)] = *v,
+            Edit::Insert(i, v) => {
+                let at = i.index(len + 1);
+                b.splice(at..at, v.iter().copied());
+            }
+            Edit::Delete(i, n) if len > 0 => {
+                let at = i.index(len);
+                let end = at.saturating_add(*n).min(len);
+                b.drain(at..end);
+            }
+            Edit::Copy(i, n, j) if len > 0 => {
+                let at = i.index(len);
+                let piece = b[at..at.saturating_add(*n).min(len)].to_vec();
+                let to = j.index(len + 1);
+                b.splice(to..to, piece);
+            }
+            Edit::Truncate(i) => b.truncate(i.index(len + 1)),
+            _ => {}
+        }
+    }
+    b
+}
+
+#[test]
+fn committed_regressions_never_panic() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions/smtp");
+    let mut n = 0;
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            fuzz_session(&std::fs::read(e.path()).expect("regression input readable"));
+            n += 1;
+        }
+    }
+    eprintln!("{n} committed regression inputs replayed");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+    #[test]
+    fn smtp_random_and_mutated_never_panic(
+        random in prop::collection::vec(any::<u8>(), 0..1500),
+        which in any::<prop::sample::Index>(),
+        edits in prop::collection::vec(edit(), 1..6),
+    ) {
+        fuzz_session(&random);
+        let all = transcripts();
+        let (_, base) = &all[which.index(all.len())];
+        fuzz_session(&mutate(base, &edits));
+    }
+}
