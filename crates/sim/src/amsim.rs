@@ -120,12 +120,15 @@ fn ymd(d: Date) -> Ymd {
     Ymd::new(d.year() as u16, d.month() as u8, d.day())
 }
 
-/// Reject reasons the simulator cycles through (code, label).
-const REJECTS: &[(&str, &str)] = &[
-    ("0510", "DROITS NON OUVERTS A LA DATE DES SOINS"),
-    ("0832", "ACTE NON REMBOURSABLE POUR CE BENEFICIAIRE"),
-    ("1201", "PRESCRIPTION ABSENTE OU PERIMEE"),
-];
+/// The reject reason (code, label) of the `k`-th rejected invoice: the simulator cycles
+/// through three, so a report shows more than one kind.
+fn reject_reason(k: u64) -> (&'static str, &'static str) {
+    match k % 3 {
+        0 => ("0510", "DROITS NON OUVERTS A LA DATE DES SOINS"),
+        1 => ("0832", "ACTE NON REMBOURSABLE POUR CE BENEFICIAIRE"),
+        _ => ("1201", "PRESCRIPTION ABSENTE OU PERIMEE"),
+    }
+}
 
 /// Answers one forwarded invoice file (already decrypted and decompressed): an ARL per lot, and
 /// one RSP (580) per PS for the invoices of accepted FSE lots.
@@ -209,7 +212,7 @@ pub fn answer_file(
             let number = invoice.number().unwrap_or(0);
             let requested = invoice.total_amo().unwrap_or(0);
             let (state, paid, rejects) = if rules.reject_every > 0 && number % rules.reject_every == 0 {
-                let (code, label) = REJECTS[(number / rules.reject_every.max(1)) as usize % REJECTS.len()];
+                let (code, label) = reject_reason(number / rules.reject_every);
                 let line = RejectLine {
                     code: code.into(),
                     label: label.into(),
@@ -255,15 +258,11 @@ pub fn answer_file(
             settlement_recipient: ps.clone(),
             accounting_date: ymd(today),
             transfer_label: format!("VIREMENT AMSIM {:06}", file_seq % 1_000_000),
-            payer: me
-                .sender_number
-                .chars()
-                .rev()
-                .take(10)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect(),
+            // The payer is the last 10 digits of the insurer's number.
+            payer: {
+                let n = &me.sender_number;
+                n.get(n.len().saturating_sub(10)..).unwrap_or(n).to_owned()
+            },
         };
         let bytes = svoct_formats::noemie::build_580(&params, &invoices)?;
         out.push(ReturnFile {
@@ -342,6 +341,30 @@ pub struct Quarantined {
     pub reason: String,
 }
 
+/// A snapshot of [`SimStats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SimTotals {
+    pub files: u64,
+    pub lots: u64,
+    pub arl_sent: u64,
+    pub rsp_sent: u64,
+    pub quarantined: u64,
+}
+
+impl SimStats {
+    /// The counters now.
+    pub fn totals(&self) -> SimTotals {
+        let get = |c: &AtomicU64| c.load(Ordering::SeqCst);
+        SimTotals {
+            files: get(&self.files),
+            lots: get(&self.lots),
+            arl_sent: get(&self.arl_sent),
+            rsp_sent: get(&self.rsp_sent),
+            quarantined: get(&self.quarantined),
+        }
+    }
+}
+
 /// A running simulator: its ingress and its worker.
 pub struct AmSim {
     ingress: IngressHandle,
@@ -397,11 +420,13 @@ impl AmSim {
         Ok(out)
     }
 
-    /// Stops accepting, lets the worker finish the message in hand, and returns.
-    pub async fn shutdown(self) {
+    /// Stops accepting, lets the worker finish the message in hand, and returns the final
+    /// counts (read after the worker stopped, so nothing is still in flight).
+    pub async fn shutdown(self) -> SimTotals {
         self.ingress.shutdown().await;
         self.stop.store(true, Ordering::SeqCst);
         let _ = self.worker.await;
+        self.stats.totals()
     }
 }
 

@@ -8,7 +8,6 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 
 use svoct_mail::cms::PrivateKeyAndCert;
 use svoct_sim::amsim::{AmIdentity, AmSim, AmSimConfig, Rules};
@@ -114,15 +113,15 @@ pub fn run(args: Args) -> CmdResult {
         let _ = std::io::stdout().flush();
         wait_for_signal().await;
         tracing::info!("am-sim: shutdown requested");
-        let stats = sim.stats();
+        let totals = sim.shutdown().await;
         tracing::info!(
-            files = stats.files.load(Ordering::Relaxed),
-            arl = stats.arl_sent.load(Ordering::Relaxed),
-            rsp = stats.rsp_sent.load(Ordering::Relaxed),
-            quarantined = stats.quarantined.load(Ordering::Relaxed),
-            "am-sim: stopping"
+            files = totals.files,
+            lots = totals.lots,
+            arl = totals.arl_sent,
+            rsp = totals.rsp_sent,
+            quarantined = totals.quarantined,
+            "am-sim: stopped"
         );
-        sim.shutdown().await;
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
     })?;
     Ok(ExitCode::SUCCESS)
