@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Regenerate the seed corpus fuzz/seeds/<target>/ from `svoct gen` and the worked examples of
-# formats.md section 1. Deterministic: the same svoct version writes the same seeds.
+# Regenerate the seed corpus fuzz/seeds/<target>/ from `svoct gen`, the worked examples of
+# formats.md section 1, and the builders (through the crates' tests/fuzz_props.rs). Deterministic
+# (the same svoct version writes the same seeds) except message/facture-sv-zk.eml, whose key and
+# CMS content key are fresh each time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build -q -p svoct
 svoct=target/debug/svoct
 seeds=fuzz/seeds
-rm -rf "$seeds/zone" "$seeds/b2"
+rm -rf "$seeds"/{zone,b2,noemie,arl,art,loi,message,pop3,smtp}
 mkdir -p "$seeds/zone" "$seeds/b2"
 
 # B2: bare lots and single files, FSE, DRE, enriched, several destinations, small lots.
@@ -35,4 +37,13 @@ w("example-12.zone", [0x00, 0x0C, 0x81, 0xCA, 0x81, 0xC8] + [i % 251 for i in ra
 w("long-forms.zone", [0x05, 0x29, 0x84, 0, 0, 0, 0x0A, 0x81, 0x02, b"9"[0], b"9"[0],
                       0x83, 0, 0, 0x02] + list(b"AB") + [0x00, 0x0E, 0x00])
 PY
+
+# NOEMIE 580 (build_580), ARL (Arl::build), ART, dLOI/LOI, messages (build_message, plain and
+# /ZK), a POP3 server session and SMTP client transcripts: written by the fuzz_props tests of
+# each crate, from the builders.
+seeds_abs="$(pwd)/$seeds"
+for crate in svoct-formats svoct-mail svoct-oct; do
+    SVOCT_FUZZ_SEEDS="$seeds_abs" cargo test -q -p "$crate" --test fuzz_props -- \
+        valid_samples_parse valid_transcripts_deliver >/dev/null
+done
 ls -l "$seeds"/*
