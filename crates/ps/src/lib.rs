@@ -5,7 +5,8 @@
 //! - [`plan`]: which files for which recipient in each mode and option (R3), pure logic.
 //! - [`send`]: the [`Ps`] engine: build, journal, send, retry, resend (R5), dLOI request (R7.2).
 //! - [`fetch`]: retrieval from POP3 or a Maildir, store-before-delete, classification (R4, R6).
-//! - [`returns`]: the hook that processes classified returns.
+//! - [`returns`]: the hook that processes classified returns (reconciliation, ART, dLOI).
+//! - [`status`]: lots and invoices with their states, worklists, LOI check.
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -16,6 +17,7 @@ pub mod payload;
 pub mod plan;
 pub mod returns;
 pub mod send;
+pub mod status;
 
 pub use error::PsError;
 pub use fetch::FetchReport;

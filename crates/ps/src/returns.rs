@@ -10,11 +10,30 @@
 //!   call returns), so it must be idempotent;
 //! - `Ok(Disposition::Kept)` leaves the message `new` and classified; `Ok(Disposition::Processed)`
 //!   marks it processed; `Err(reason)` quarantines it with that reason (nothing is deleted).
+//!
+//! What [`handle`] does (issue 5, `docs/returns.md`):
+//! - first, [`sync_sent`] registers the lots and invoices of every sent message not yet known to
+//!   the reconciliation tables (read back from the saved payload: lot number, date, kind and
+//!   invoices of each lot; from the journal when the payload is gone);
+//! - ARL: the lot's ARL state (`Processed`; `Kept` when it names no sent lot yet);
+//! - RSP: every invoice of the NOEMIE file gets its payment state; findings (a wrong `990`...)
+//!   are recorded as a note and the message is `Kept` for a human look, as is a return naming
+//!   an invoice never sent;
+//! - ART: parsed (or kept as text) and recorded for display;
+//! - dLOI: the increment is applied to the opposition list in version order; an early one is
+//!   held (`Kept`), a stale or conflicting one quarantined.
 
+use svoct_formats::arl::{Arl, ArlStatus};
+use svoct_formats::art::Art;
+use svoct_formats::b2::LotKind;
+use svoct_formats::loi::Increment;
+use svoct_formats::noemie::{self, InvoiceState, NoemieReport};
 use svoct_mail::subject::Subject;
-use svoct_store::{InboxId, Store};
+use svoct_store::returns::{ArlReturn, InvoiceKind, PaymentState, RspReturn, SentLot};
+use svoct_store::{EntryId, InboxId, LoiOutcome, Store, StoreError};
 
 use crate::config::Config;
+use crate::payload::Payloads;
 
 /// Which return a message carries (R4.1, R6, R7.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -67,9 +86,269 @@ pub enum Disposition {
 }
 
 /// Processes one classified return. See the module documentation for the contract.
-pub fn handle(_store: &Store, _config: &Config, msg: &ClassifiedMessage) -> Result<Disposition, String> {
+pub fn handle(store: &Store, config: &Config, msg: &ClassifiedMessage) -> Result<Disposition, String> {
     if msg.file.is_empty() {
         return Err(format!("{} return with an empty file", msg.kind.name()));
     }
+    let store_err = |e: StoreError| format!("store: {e}");
+    match msg.kind {
+        ReturnKind::Arl => {
+            sync_sent(store, config).map_err(store_err)?;
+            let arl = match Arl::parse(&msg.file) {
+                Ok(a) => a,
+                Err(e) => return unreadable(store, msg, &format!("unreadable ARL: {e}")),
+            };
+            let r = store
+                .returns()
+                .record_arl(msg.inbox_id, &arl_return(&arl))
+                .map_err(store_err)?;
+            Ok(if r.unmatched > 0 {
+                Disposition::Kept
+            } else {
+                Disposition::Processed
+            })
+        }
+        ReturnKind::Rsp => {
+            sync_sent(store, config).map_err(store_err)?;
+            let report = match noemie::report(&msg.file) {
+                Ok(r) => r,
+                Err(e) => return unreadable(store, msg, &format!("unreadable NOEMIE file: {e}")),
+            };
+            let items = rsp_returns(&report);
+            let r = store
+                .returns()
+                .record_rsp(msg.inbox_id, &items)
+                .map_err(store_err)?;
+            if !report.findings.is_empty() {
+                let summary = format!(
+                    "NOEMIE {} with {} finding(s): {}",
+                    report.reference,
+                    report.findings.len() + report.findings_suppressed,
+                    report.findings.first().map(|f| f.message.as_str()).unwrap_or("")
+                );
+                let detail = serde_json::to_value(&report.findings).unwrap_or_default();
+                store
+                    .returns()
+                    .record_note(msg.inbox_id, "RSP", None, &summary, &detail)
+                    .map_err(store_err)?;
+            }
+            Ok(if report.findings.is_empty() && r.unmatched == 0 {
+                Disposition::Processed
+            } else {
+                Disposition::Kept
+            })
+        }
+        ReturnKind::Art => match Art::parse(&msg.file) {
+            Ok(art) => {
+                let summary = format!(
+                    "{:?} {} lot(s): {}",
+                    art.file_status,
+                    art.lots.len(),
+                    one_line(&art.file_detail)
+                );
+                let detail = serde_json::to_value(&art).unwrap_or_default();
+                store
+                    .returns()
+                    .record_note(msg.inbox_id, "ART", Some(&art.compostage), &summary, &detail)
+                    .map_err(store_err)?;
+                Ok(Disposition::Processed)
+            }
+            Err(e) => {
+                // Shown as is (R6.2): the text is the message.
+                let text = String::from_utf8_lossy(&msg.file).into_owned();
+                let summary = format!("ART not in the structured form ({e})");
+                store
+                    .returns()
+                    .record_note(
+                        msg.inbox_id,
+                        "ART",
+                        None,
+                        &summary,
+                        &serde_json::Value::String(text),
+                    )
+                    .map_err(store_err)?;
+                Ok(Disposition::Kept)
+            }
+        },
+        ReturnKind::Dloi => {
+            let inc = match Increment::parse(&msg.file) {
+                Ok(i) => i,
+                Err(e) => return unreadable(store, msg, &format!("unreadable dLOI increment: {e}")),
+            };
+            let r = store
+                .loi()
+                .apply(&inc, &msg.file, Some(msg.inbox_id))
+                .map_err(store_err)?;
+            match r.outcome {
+                LoiOutcome::Done { .. } => Ok(Disposition::Processed),
+                LoiOutcome::Held { .. } => Ok(Disposition::Kept),
+                LoiOutcome::Refused { reason } => {
+                    Err(format!("dLOI increment {} -> {}: {reason}", inc.from, inc.to))
+                }
+            }
+        }
+    }
+}
+
+/// A return whose file does not read: kept in the inbox (`Kept`) with a note naming the error,
+/// shown by `svoct ps returns`; the raw message stays in the inbox for a human look.
+fn unreadable(store: &Store, msg: &ClassifiedMessage, why: &str) -> Result<Disposition, String> {
+    let head: String =
+        String::from_utf8_lossy(msg.file.get(..msg.file.len().min(512)).unwrap_or_default()).into_owned();
+    store
+        .returns()
+        .record_note(
+            msg.inbox_id,
+            msg.kind.name(),
+            None,
+            why,
+            &serde_json::Value::String(head),
+        )
+        .map_err(|e| format!("store: {e}"))?;
     Ok(Disposition::Kept)
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Registers the lots and invoices of every sent invoice message not yet known to the
+/// reconciliation tables. Idempotent; returns the number of invoices registered.
+pub fn sync_sent(store: &Store, config: &Config) -> Result<usize, StoreError> {
+    let pending = store.returns().unregistered_sent()?;
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let payloads = Payloads::beside(&config.store).ok();
+    let mut n = 0;
+    for id in pending {
+        n += register_entry(store, payloads.as_ref(), id)?;
+    }
+    Ok(n)
+}
+
+fn register_entry(store: &Store, payloads: Option<&Payloads>, id: EntryId) -> Result<usize, StoreError> {
+    let Some(e) = store.journal().get(id)? else {
+        return Ok(0);
+    };
+    let sent_ms = i64::try_from(e.updated_at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    let from_payload = e
+        .compostage
+        .as_deref()
+        .and_then(|c| payloads.and_then(|p| p.load(c).ok()))
+        .and_then(|(_, bytes)| lots_of(&bytes));
+    match from_payload {
+        Some(lots) => store.returns().register_sent(id, sent_ms, &lots, &[]),
+        None => {
+            // The file is gone: lots and invoices from the journal, kinds and lot membership
+            // unknown (matching then uses the invoice number alone).
+            let lots: Vec<SentLot> = e
+                .lots
+                .iter()
+                .map(|l| SentLot {
+                    number: l.number.clone(),
+                    date: l.date.clone(),
+                    kind: None,
+                    invoices: Vec::new(),
+                })
+                .collect();
+            store.returns().register_sent(id, sent_ms, &lots, &e.invoices)
+        }
+    }
+}
+
+/// The lots of a sent B2 file with their kinds and invoice numbers; `None` if it does not parse.
+pub fn lots_of(bytes: &[u8]) -> Option<Vec<SentLot>> {
+    let input = svoct_formats::b2::parse(bytes).ok()?;
+    Some(
+        input
+            .lots()
+            .iter()
+            .map(|l| SentLot {
+                number: l
+                    .lot_number()
+                    .map(|n| format!("{n:03}"))
+                    .unwrap_or_else(|| "(unnumbered)".into()),
+                date: l.date().to_owned(),
+                kind: Some(match l.kind() {
+                    LotKind::Fse => InvoiceKind::Fse,
+                    LotKind::Dre => InvoiceKind::Dre,
+                }),
+                invoices: l
+                    .invoices()
+                    .iter()
+                    .filter_map(|i| i.number().map(|n| format!("{n:09}")))
+                    .collect(),
+            })
+            .collect(),
+    )
+}
+
+fn kind_of(s: &str) -> Option<InvoiceKind> {
+    match s.trim() {
+        "FSE" | "F" => Some(InvoiceKind::Fse),
+        "DRE" | "D" => Some(InvoiceKind::Dre),
+        _ => None,
+    }
+}
+
+/// What reconciliation needs of an ARL.
+pub fn arl_return(a: &Arl) -> ArlReturn {
+    ArlReturn {
+        lot_number: format!("{:03}", a.lot_number),
+        lot_date: a.lot_date.yymmdd(),
+        kind: kind_of(&a.lot_kind),
+        positive: a.status == ArlStatus::Positive,
+        reasons: a
+            .reasons
+            .iter()
+            .map(|r| format!("{} {}", r.code, r.label).trim().to_owned())
+            .collect(),
+        issued: format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}",
+            a.issued.date.year, a.issued.date.month, a.issued.date.day, a.issued.hour, a.issued.minute
+        ),
+    }
+}
+
+/// What reconciliation needs of each invoice of a NOEMIE report.
+pub fn rsp_returns(report: &NoemieReport) -> Vec<RspReturn> {
+    report
+        .invoices
+        .iter()
+        .map(|i| {
+            let paid_date = i
+                .payment
+                .and_then(|p| report.payments.get(p))
+                .and_then(|p| p.accounting_date.as_ref())
+                .and_then(|d| d.iso.clone());
+            let mut reasons: Vec<String> = i
+                .rejects
+                .iter()
+                .map(|n| format!("{} {}", n.code, n.label).trim().to_owned())
+                .collect();
+            reasons.extend(
+                i.comments
+                    .iter()
+                    .map(|c| c.trim().to_owned())
+                    .filter(|c| !c.is_empty()),
+            );
+            RspReturn {
+                lot_number: i.lot_number.clone(),
+                lot_date: i.lot_date.ymd().map(|d| d.yymmdd()).unwrap_or_default(),
+                invoice_number: i.invoice_number.clone(),
+                kind: kind_of(&i.invoice_type),
+                state: match i.state {
+                    InvoiceState::Paid => PaymentState::Paid,
+                    InvoiceState::Rejected => PaymentState::Rejected,
+                    InvoiceState::Deferred => PaymentState::Deferred,
+                    InvoiceState::Partial => PaymentState::Partial,
+                    InvoiceState::NotProcessed => PaymentState::NotProcessed,
+                },
+                paid_cents: i.paid_cents,
+                paid_date,
+                reasons,
+            }
+        })
+        .collect()
 }

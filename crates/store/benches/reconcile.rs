@@ -11,7 +11,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use svoct_store::returns::{InvoiceKind, PaymentState, RspReturn, SentLot};
 use svoct_store::{EntryId, InboxId, Store};
 
-const LOTS: usize = 10_000;
+/// Lots of 100 invoices; `SVOCT_BENCH_LOTS` overrides (default 10,000 = 1,000,000 invoices).
+fn lots_count() -> usize {
+    std::env::var("SVOCT_BENCH_LOTS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000)
+}
 const PER_LOT: usize = 100;
 const LOTS_PER_MESSAGE: usize = 100;
 const ITEMS_PER_RETURN: usize = 10_000;
@@ -28,7 +31,7 @@ fn lot(i: usize) -> SentLot {
 fn setup() -> (tempfile::TempDir, Store, Vec<RspReturn>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(dir.path().join("bench.sqlite")).expect("store");
-    let lots: Vec<SentLot> = (0..LOTS).map(lot).collect();
+    let lots: Vec<SentLot> = (0..lots_count()).map(lot).collect();
     for (m, chunk) in lots.chunks(LOTS_PER_MESSAGE).enumerate() {
         store
             .returns()
@@ -73,7 +76,7 @@ fn reconcile(c: &mut Criterion) {
                         .matched;
                 }
                 total += start.elapsed();
-                assert_eq!(matched, LOTS * PER_LOT);
+                assert_eq!(matched, lots_count() * PER_LOT);
             }
             total
         })

@@ -56,6 +56,8 @@ const MIGRATIONS: &[&str] = &[
     crate::returns::MIGRATION,
     // 3: the journal's invoice index and the PS file-number counter.
     crate::journal::MIGRATION,
+    // 4: one row per recorded return message; no index on the payment state.
+    crate::returns::MIGRATION_4,
 ];
 
 /// The newest schema version this program knows.

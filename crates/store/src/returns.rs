@@ -14,10 +14,10 @@
 //! Tolerance:
 //! - a return that names nothing sent yet is kept (`matched` empty) and applied when
 //!   [`Returns::register_sent`] brings the lot or invoice it names;
-//! - the same return item recorded twice (same inbox message) is stored once; the same content in
+//! - a return message recorded twice (same inbox message) is applied once; the same content in
 //!   another message is applied again with the same result;
-//! - when several returns concern one row, the one recorded last wins, whatever the order in
-//!   which they were matched (each row keeps the id of the return that set its state);
+//! - when several returns concern one row, the message stored last (highest inbox id) wins,
+//!   whatever the order in which they were matched (each row keeps the inbox id that set it);
 //! - when a lot or invoice was sent several times, a return applies to the most recent sending.
 
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -322,40 +322,54 @@ fn kind_opt(table: &'static str, row: i64, s: Option<String>) -> Result<Option<I
 /// Finds the lot row an ARL names (most recent sending first).
 fn match_lot(tx: &Transaction<'_>, a: &ArlReturn) -> Result<Option<i64>, StoreError> {
     tx.query_row(
-        "SELECT id FROM rec_lot WHERE number = ?1 AND date = ?2 AND (?3 IS NULL OR kind IS NULL OR kind = ?3)
-         ORDER BY id DESC LIMIT 1",
+        // MAX(id), not ORDER BY id DESC LIMIT 1: the latter lets SQLite walk the table by rowid.
+        "SELECT MAX(id) FROM rec_lot WHERE number = ?1 AND date = ?2 AND (?3 IS NULL OR kind IS NULL OR kind = ?3)",
         params![a.lot_number, a.lot_date, a.kind.map(InvoiceKind::as_str)],
-        |r| r.get(0),
+        |r| r.get::<_, Option<i64>>(0),
     )
-    .optional()
     .map_err(sql("match ARL to lot"))
 }
 
-/// Finds the invoice row an RSP item names (most recent sending first).
+/// Finds the invoice row an RSP item names (most recent sending first). The SQL names the
+/// invoice number only and the other keys are compared here: with a parameter in an `OR`,
+/// SQLite re-plans the statement at every call (5x slower).
 fn match_invoice(tx: &Transaction<'_>, r: &RspReturn) -> Result<Option<i64>, StoreError> {
     let mut stmt = tx
-        .prepare_cached(
-            "SELECT id FROM rec_invoice WHERE number = ?1
-               AND (?2 IS NULL OR kind IS NULL OR kind = ?2)
-               AND (lot_number IS NULL OR ?3 = '' OR lot_number = ?3)
-               AND (lot_date IS NULL OR ?4 = '' OR lot_date = ?4)
-             ORDER BY id DESC LIMIT 1",
-        )
+        .prepare_cached("SELECT id, kind, lot_number, lot_date FROM rec_invoice WHERE number = ?1")
         .map_err(sql("prepare invoice match"))?;
-    stmt.query_row(
-        params![
-            r.invoice_number,
-            r.kind.map(InvoiceKind::as_str),
-            r.lot_number,
-            r.lot_date
-        ],
-        |row| row.get(0),
-    )
-    .optional()
-    .map_err(sql("match RSP to invoice"))
+    let mut rows = stmt
+        .query([&r.invoice_number])
+        .map_err(sql("match RSP to invoice"))?;
+    let want_kind = r.kind.map(InvoiceKind::as_str);
+    let mut best: Option<i64> = None;
+    while let Some(row) = rows.next().map_err(sql("match RSP to invoice"))? {
+        let g = |e| StoreError::Sql {
+            op: "read invoice match",
+            source: e,
+        };
+        let id: i64 = row.get(0).map_err(g)?;
+        let kind: Option<String> = row.get(1).map_err(g)?;
+        let lot_number: Option<String> = row.get(2).map_err(g)?;
+        let lot_date: Option<String> = row.get(3).map_err(g)?;
+        let kind_ok = match (want_kind, kind.as_deref()) {
+            (Some(w), Some(k)) => w == k,
+            _ => true,
+        };
+        let lot_ok = lot_number
+            .as_deref()
+            .is_none_or(|n| r.lot_number.is_empty() || n == r.lot_number);
+        let date_ok = lot_date
+            .as_deref()
+            .is_none_or(|d| r.lot_date.is_empty() || d == r.lot_date);
+        if kind_ok && lot_ok && date_ok && best.is_none_or(|b| id > b) {
+            best = Some(id);
+        }
+    }
+    Ok(best)
 }
 
-fn apply_arl(tx: &Transaction<'_>, ret_id: i64, lot: i64, a: &ArlReturn, at: i64) -> Result<(), StoreError> {
+/// Sets a lot's ARL state, unless a later message (higher inbox id, `order`) already did.
+fn apply_arl(tx: &Transaction<'_>, order: i64, lot: i64, a: &ArlReturn, at: i64) -> Result<(), StoreError> {
     let state = if a.positive {
         ArlState::Positive
     } else {
@@ -364,18 +378,15 @@ fn apply_arl(tx: &Transaction<'_>, ret_id: i64, lot: i64, a: &ArlReturn, at: i64
     tx.execute(
         "UPDATE rec_lot SET arl = ?2, arl_ms = ?3, arl_issued = ?4, arl_reasons = ?5, arl_return = ?6
          WHERE id = ?1 AND (arl_return IS NULL OR arl_return <= ?6)",
-        params![lot, state.as_str(), at, a.issued, json_list(&a.reasons), ret_id],
+        params![lot, state.as_str(), at, a.issued, json_list(&a.reasons), order],
     )
     .map_err(sql("apply ARL"))?;
-    tx.execute(
-        "UPDATE rec_return SET matched = ?2 WHERE id = ?1",
-        params![ret_id, lot],
-    )
-    .map_err(sql("mark ARL matched"))?;
     Ok(())
 }
 
-fn apply_rsp(tx: &Transaction<'_>, ret_id: i64, inv: i64, r: &RspReturn, at: i64) -> Result<(), StoreError> {
+/// Sets an invoice's payment state, unless a later message (higher inbox id, `order`) already
+/// did.
+fn apply_rsp(tx: &Transaction<'_>, order: i64, inv: i64, r: &RspReturn, at: i64) -> Result<(), StoreError> {
     let mut upd = tx
         .prepare_cached(
             "UPDATE rec_invoice SET state = ?2, paid_cents = ?3, paid_date = ?4, reasons = ?5, rsp_ms = ?6,
@@ -390,19 +401,26 @@ fn apply_rsp(tx: &Transaction<'_>, ret_id: i64, inv: i64, r: &RspReturn, at: i64
         r.paid_date,
         json_list(&r.reasons),
         at,
-        ret_id
+        order
     ])
     .map_err(sql("apply RSP"))?;
-    let mut mark = tx
-        .prepare_cached("UPDATE rec_return SET matched = ?2 WHERE id = ?1")
-        .map_err(sql("prepare RSP mark"))?;
-    mark.execute(params![ret_id, inv])
-        .map_err(sql("mark RSP matched"))?;
     Ok(())
 }
 
-/// Inserts a return item; `None` when this (message, item) was recorded before.
-fn insert_return(
+/// Marks message `inbox` as recorded for `kind`; `false` if it was before (the whole message is
+/// recorded in one transaction, so this makes a second call a no-op).
+fn first_time(tx: &Transaction<'_>, inbox: InboxId, kind: &str) -> Result<bool, StoreError> {
+    let n = tx
+        .execute(
+            "INSERT OR IGNORE INTO rec_message (inbox, kind) VALUES (?1, ?2)",
+            params![inbox.0, kind],
+        )
+        .map_err(sql("insert rec_message"))?;
+    Ok(n == 1)
+}
+
+/// Keeps a return item that names nothing sent yet.
+fn keep_unmatched(
     tx: &Transaction<'_>,
     inbox: InboxId,
     kind: &str,
@@ -410,7 +428,7 @@ fn insert_return(
     key: (&str, &str, Option<&str>),
     detail: &str,
     at: i64,
-) -> Result<Option<i64>, StoreError> {
+) -> Result<(), StoreError> {
     let item = i64::try_from(item).unwrap_or(i64::MAX);
     let mut stmt = tx
         .prepare_cached(
@@ -419,14 +437,9 @@ fn insert_return(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .map_err(sql("prepare return insert"))?;
-    let n = stmt
-        .execute(params![inbox.0, kind, item, key.0, key.1, key.2, detail, at])
+    stmt.execute(params![inbox.0, kind, item, key.0, key.1, key.2, detail, at])
         .map_err(sql("insert return"))?;
-    Ok(if n == 0 {
-        None
-    } else {
-        Some(tx.last_insert_rowid())
-    })
+    Ok(())
 }
 
 impl Returns<'_> {
@@ -543,7 +556,8 @@ impl Returns<'_> {
         Ok(count)
     }
 
-    /// Records an ARL received in inbox message `inbox` and applies it to the lot it names.
+    /// Records an ARL received in inbox message `inbox` and applies it to the lot it names
+    /// (kept for later if none). A second call for the same message does nothing.
     pub fn record_arl(&self, inbox: InboxId, a: &ArlReturn) -> Result<Recorded, StoreError> {
         let tx = self
             .store
@@ -554,33 +568,33 @@ impl Returns<'_> {
             lot_number: lot_key(&a.lot_number),
             ..a.clone()
         };
-        let detail = serde_json::to_string(&a).unwrap_or_default();
         let at = now_ms();
         let mut out = Recorded::default();
-        match insert_return(
-            &tx,
-            inbox,
-            "ARL",
-            0,
-            (&a.lot_number, &a.lot_date, None),
-            &detail,
-            at,
-        )? {
-            None => out.already_recorded += 1,
-            Some(ret) => match match_lot(&tx, &a)? {
-                Some(lot) => {
-                    apply_arl(&tx, ret, lot, &a, at)?;
-                    out.matched += 1;
-                }
-                None => out.unmatched += 1,
-            },
+        if !first_time(&tx, inbox, "ARL")? {
+            out.already_recorded = 1;
+        } else if let Some(lot) = match_lot(&tx, &a)? {
+            apply_arl(&tx, inbox.0, lot, &a, at)?;
+            out.matched = 1;
+        } else {
+            let detail = serde_json::to_string(&a).unwrap_or_default();
+            keep_unmatched(
+                &tx,
+                inbox,
+                "ARL",
+                0,
+                (&a.lot_number, &a.lot_date, None),
+                &detail,
+                at,
+            )?;
+            out.unmatched = 1;
         }
         tx.commit().map_err(sql("commit ARL"))?;
         Ok(out)
     }
 
-    /// Records the invoice outcomes of a NOEMIE return received in inbox message `inbox` (item
-    /// `i` is `items[i]`), in one transaction, and applies each to the invoice it names.
+    /// Records the invoice outcomes of a NOEMIE return received in inbox message `inbox`, in one
+    /// transaction, and applies each to the invoice it names (kept for later if none). A second
+    /// call for the same message does nothing.
     pub fn record_rsp(&self, inbox: InboxId, items: &[RspReturn]) -> Result<Recorded, StoreError> {
         let tx = self
             .store
@@ -589,27 +603,31 @@ impl Returns<'_> {
             .map_err(sql("begin RSP"))?;
         let at = now_ms();
         let mut out = Recorded::default();
+        if !first_time(&tx, inbox, "RSP")? {
+            out.already_recorded = items.len();
+            return Ok(out);
+        }
         for (i, r) in items.iter().enumerate() {
             let r = RspReturn {
                 lot_number: lot_key(&r.lot_number),
                 invoice_number: invoice_key(&r.invoice_number),
                 ..r.clone()
             };
-            let detail = serde_json::to_string(&r).unwrap_or_default();
-            let key = (
-                r.lot_number.as_str(),
-                r.lot_date.as_str(),
-                Some(r.invoice_number.as_str()),
-            );
-            match insert_return(&tx, inbox, "RSP", i, key, &detail, at)? {
-                None => out.already_recorded += 1,
-                Some(ret) => match match_invoice(&tx, &r)? {
-                    Some(inv) => {
-                        apply_rsp(&tx, ret, inv, &r, at)?;
-                        out.matched += 1;
-                    }
-                    None => out.unmatched += 1,
-                },
+            match match_invoice(&tx, &r)? {
+                Some(inv) => {
+                    apply_rsp(&tx, inbox.0, inv, &r, at)?;
+                    out.matched += 1;
+                }
+                None => {
+                    let detail = serde_json::to_string(&r).unwrap_or_default();
+                    let key = (
+                        r.lot_number.as_str(),
+                        r.lot_date.as_str(),
+                        Some(r.invoice_number.as_str()),
+                    );
+                    keep_unmatched(&tx, inbox, "RSP", i, key, &detail, at)?;
+                    out.unmatched += 1;
+                }
             }
         }
         tx.commit().map_err(sql("commit RSP"))?;
@@ -871,34 +889,54 @@ const INVOICE_SUPERSEDED: &str =
     "EXISTS (SELECT 1 FROM rec_invoice i2 WHERE i2.number = i.number AND i2.id > i.id
                                      AND (i2.kind IS NULL OR i.kind IS NULL OR i2.kind = i.kind))";
 
-/// Applies the kept (unmatched) returns that now find their lot or invoice, in recording order.
+/// Applies the kept (unmatched) returns that now find their lot or invoice, in message order.
 fn rematch(tx: &Transaction<'_>) -> Result<(), StoreError> {
-    let pending: Vec<(i64, String, String, i64)> = {
+    #[allow(clippy::type_complexity)]
+    let pending: Vec<(i64, i64, String, String, i64)> = {
         let mut stmt = tx
-            .prepare("SELECT id, kind, detail, received_ms FROM rec_return WHERE matched IS NULL ORDER BY id")
+            .prepare(
+                "SELECT id, inbox, kind, detail, received_ms FROM rec_return WHERE matched IS NULL ORDER BY inbox, id",
+            )
             .map_err(sql("prepare rematch"))?;
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .map_err(sql("query rematch"))?
-            .collect::<Result<_, _>>()
-            .map_err(sql("read rematch"))?
+        stmt.query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .map_err(sql("query rematch"))?
+        .collect::<Result<_, _>>()
+        .map_err(sql("read rematch"))?
     };
-    for (id, kind, detail, at) in pending {
-        match kind.as_str() {
+    for (id, inbox, kind, detail, at) in pending {
+        let found = match kind.as_str() {
             "ARL" => {
                 let a: ArlReturn = serde_json::from_str(&detail)
                     .map_err(|_| corrupt("rec_return", "detail", id, detail.clone()))?;
-                if let Some(lot) = match_lot(tx, &a)? {
-                    apply_arl(tx, id, lot, &a, at)?;
+                match match_lot(tx, &a)? {
+                    Some(lot) => {
+                        apply_arl(tx, inbox, lot, &a, at)?;
+                        Some(lot)
+                    }
+                    None => None,
                 }
             }
             "RSP" => {
                 let r: RspReturn = serde_json::from_str(&detail)
                     .map_err(|_| corrupt("rec_return", "detail", id, detail.clone()))?;
-                if let Some(inv) = match_invoice(tx, &r)? {
-                    apply_rsp(tx, id, inv, &r, at)?;
+                match match_invoice(tx, &r)? {
+                    Some(inv) => {
+                        apply_rsp(tx, inbox, inv, &r, at)?;
+                        Some(inv)
+                    }
+                    None => None,
                 }
             }
             other => return Err(corrupt("rec_return", "kind", id, other)),
+        };
+        if let Some(row) = found {
+            tx.execute(
+                "UPDATE rec_return SET matched = ?2 WHERE id = ?1",
+                params![id, row],
+            )
+            .map_err(sql("mark return matched"))?;
         }
     }
     Ok(())
@@ -986,3 +1024,124 @@ pub(crate) const MIGRATION: &str = "
         received_ms INTEGER NOT NULL
     );
 ";
+
+/// Schema step 4: one row per recorded return message (idempotence without a row per matched
+/// item); the payment-state index goes (its upkeep doubled the cost of applying an RSP, and the
+/// worklists scan the table anyway).
+pub(crate) const MIGRATION_4: &str = "
+    CREATE TABLE rec_message (inbox INTEGER NOT NULL, kind TEXT NOT NULL, PRIMARY KEY (inbox, kind)) WITHOUT ROWID;
+    DROP INDEX rec_invoice_state;
+";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lot() -> SentLot {
+        SentLot {
+            number: "7".into(),
+            date: "261126".into(),
+            kind: Some(InvoiceKind::Fse),
+            invoices: vec!["42".into(), "43".into()],
+        }
+    }
+
+    fn rsp(invoice: &str, state: PaymentState, paid: i64) -> RspReturn {
+        RspReturn {
+            lot_number: "007".into(),
+            lot_date: "261126".into(),
+            invoice_number: invoice.into(),
+            kind: Some(InvoiceKind::Fse),
+            state,
+            paid_cents: paid,
+            paid_date: Some("2026-11-27".into()),
+            reasons: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn keys_are_normalised() {
+        assert_eq!(lot_key("7"), "007");
+        assert_eq!(invoice_key(" 42"), "000000042");
+        assert_eq!(invoice_key("A42"), "A42");
+    }
+
+    #[test]
+    fn later_message_wins_whatever_the_matching_order() {
+        let s = Store::open_in_memory().unwrap();
+        let r = s.returns();
+        // Message 9 (paid) arrives before the send is registered; message 5 (rejected) after.
+        assert_eq!(
+            r.record_rsp(InboxId(9), &[rsp("42", PaymentState::Paid, 900)])
+                .unwrap()
+                .unmatched,
+            1
+        );
+        assert_eq!(r.register_sent(EntryId(1), 0, &[lot()], &[]).unwrap(), 2);
+        assert_eq!(
+            r.register_sent(EntryId(1), 0, &[lot()], &[]).unwrap(),
+            0,
+            "idempotent"
+        );
+        assert_eq!(
+            r.record_rsp(InboxId(5), &[rsp("42", PaymentState::Rejected, 0)])
+                .unwrap()
+                .matched,
+            1
+        );
+        let inv = r.invoices().unwrap();
+        assert_eq!(inv.len(), 2);
+        assert_eq!(
+            (inv[0].number.as_str(), inv[0].state, inv[0].paid_cents),
+            ("000000042", PaymentState::Paid, 900)
+        );
+        assert!(r.unmatched().unwrap().is_empty());
+        // The same message again: nothing recorded.
+        let again = r
+            .record_rsp(InboxId(5), &[rsp("43", PaymentState::Paid, 100)])
+            .unwrap();
+        assert_eq!(again.already_recorded, 1);
+        assert_eq!(r.invoices().unwrap()[1].state, PaymentState::Awaiting);
+    }
+
+    #[test]
+    fn arl_matches_lot_by_number_date_and_kind() {
+        let s = Store::open_in_memory().unwrap();
+        let r = s.returns();
+        r.register_sent(EntryId(1), 0, &[lot()], &[]).unwrap();
+        let arl = |kind, date: &str, positive| ArlReturn {
+            lot_number: "7".into(),
+            lot_date: date.into(),
+            kind,
+            positive,
+            reasons: Vec::new(),
+            issued: String::new(),
+        };
+        // A DRE lot 007, or lot 007 of another day, is not ours.
+        assert_eq!(
+            r.record_arl(InboxId(1), &arl(Some(InvoiceKind::Dre), "261126", true))
+                .unwrap()
+                .unmatched,
+            1
+        );
+        assert_eq!(
+            r.record_arl(InboxId(2), &arl(None, "261125", true))
+                .unwrap()
+                .unmatched,
+            1
+        );
+        assert_eq!(r.lots().unwrap()[0].arl, ArlState::Awaiting);
+        assert_eq!(
+            r.record_arl(InboxId(3), &arl(None, "261126", false))
+                .unwrap()
+                .matched,
+            1
+        );
+        assert_eq!(r.lots_to_resend().unwrap().len(), 1);
+        // Sent again: the new sending awaits its ARL, the old one is no longer to resend.
+        r.register_sent(EntryId(2), 10, &[lot()], &[]).unwrap();
+        assert!(r.lots_to_resend().unwrap().is_empty());
+        assert_eq!(r.lots_awaiting_arl(11).unwrap().len(), 1);
+        assert_eq!(r.unmatched().unwrap().len(), 2);
+    }
+}

@@ -1,0 +1,162 @@
+//! What the returns say, for people: every lot and invoice with its state
+//! ([`returns_view`], `svoct ps returns`), and the worklists ([`status`], `svoct ps status`).
+//!
+//! Why worklists: a missing ARL or RSP is silence, and silence is what costs a practice its
+//! money; the lists name what to chase (no ARL after `arl_days`, no RSP `rsp_days` after a
+//! positive ARL), what to redo (negative lots, rejected invoices) and what came in (paid per
+//! day). Both views first register any sent message not yet reconciled, so they are never
+//! behind the journal.
+
+use serde::Serialize;
+use svoct_store::returns::{DayTotal, InvoiceRow, LotRow, ReturnNote, UnmatchedReturn};
+use time::OffsetDateTime;
+
+use crate::error::PsError;
+use crate::returns::sync_sent;
+use crate::send::Ps;
+
+/// Every sent lot and invoice with its state, the returns that name nothing sent, and the
+/// recorded notes (ARTs, NOEMIE findings).
+#[derive(Clone, Debug, Serialize)]
+pub struct ReturnsView {
+    /// Sent lots, oldest first, each with its ARL state (`awaiting`, `positive`, `negative`).
+    pub lots: Vec<LotRow>,
+    /// Sent invoices, oldest first, each with its payment state (`awaiting`, `paid`,
+    /// `rejected`, `deferred`, `partial`, `not_processed`), amount, date and reasons.
+    pub invoices: Vec<InvoiceRow>,
+    /// Returns for lots or invoices never sent (kept, reported).
+    pub unmatched: Vec<UnmatchedReturn>,
+    pub notes: Vec<ReturnNote>,
+    pub totals: Totals,
+}
+
+/// Counts by state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub lots: usize,
+    pub lots_awaiting_arl: usize,
+    pub lots_positive: usize,
+    pub lots_negative: usize,
+    pub invoices: usize,
+    pub invoices_awaiting: usize,
+    pub invoices_paid: usize,
+    pub invoices_rejected: usize,
+    pub invoices_deferred: usize,
+    pub invoices_partial: usize,
+    pub invoices_not_processed: usize,
+    /// Signed sum of paid amounts, in cents.
+    pub paid_cents: i64,
+    pub unmatched_returns: usize,
+}
+
+/// The worklists.
+#[derive(Clone, Debug, Serialize)]
+pub struct StatusView {
+    /// The thresholds used (days).
+    pub arl_days: u32,
+    pub rsp_days: u32,
+    /// Lots sent more than `arl_days` ago with no ARL.
+    pub lots_without_arl: Vec<LotRow>,
+    /// Invoices without RSP more than `rsp_days` after their lot's positive ARL.
+    pub invoices_without_rsp: Vec<InvoiceRow>,
+    /// Lots with a negative ARL not sent again: to resend.
+    pub lots_to_resend: Vec<LotRow>,
+    /// Rejected or partly rejected invoices not sent again: to correct and resend.
+    pub invoices_to_correct: Vec<InvoiceRow>,
+    /// Returns for lots or invoices never sent.
+    pub unmatched: Vec<UnmatchedReturn>,
+    /// Paid totals per accounting day.
+    pub paid_per_day: Vec<DayTotal>,
+}
+
+/// Every lot and invoice with its state (what `svoct ps returns` and `svoct demo` print).
+pub fn returns_view(ps: &Ps) -> Result<ReturnsView, PsError> {
+    let store = ps.store();
+    sync_sent(store, ps.config())?;
+    let r = store.returns();
+    let lots = r.lots()?;
+    let invoices = r.invoices()?;
+    let unmatched = r.unmatched()?;
+    let notes = r.notes()?;
+    let mut t = Totals {
+        lots: lots.len(),
+        invoices: invoices.len(),
+        unmatched_returns: unmatched.len(),
+        ..Totals::default()
+    };
+    for l in &lots {
+        match l.arl {
+            svoct_store::ArlState::Awaiting => t.lots_awaiting_arl += 1,
+            svoct_store::ArlState::Positive => t.lots_positive += 1,
+            svoct_store::ArlState::Negative => t.lots_negative += 1,
+        }
+    }
+    for i in &invoices {
+        use svoct_store::PaymentState as S;
+        match i.state {
+            S::Awaiting => t.invoices_awaiting += 1,
+            S::Paid => t.invoices_paid += 1,
+            S::Rejected => t.invoices_rejected += 1,
+            S::Deferred => t.invoices_deferred += 1,
+            S::Partial => t.invoices_partial += 1,
+            S::NotProcessed => t.invoices_not_processed += 1,
+        }
+        if matches!(i.state, S::Paid | S::Partial) {
+            t.paid_cents = t.paid_cents.saturating_add(i.paid_cents);
+        }
+    }
+    Ok(ReturnsView {
+        lots,
+        invoices,
+        unmatched,
+        notes,
+        totals: t,
+    })
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The worklists as of `now`, with the thresholds of the configuration (`[returns]`).
+pub fn status(ps: &Ps, now: OffsetDateTime) -> Result<StatusView, PsError> {
+    let store = ps.store();
+    sync_sent(store, ps.config())?;
+    let cfg = &ps.config().returns;
+    let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    let r = store.returns();
+    Ok(StatusView {
+        arl_days: cfg.arl_days,
+        rsp_days: cfg.rsp_days,
+        lots_without_arl: r.lots_awaiting_arl(now_ms.saturating_sub(i64::from(cfg.arl_days) * DAY_MS))?,
+        invoices_without_rsp: r
+            .invoices_awaiting_rsp(now_ms.saturating_sub(i64::from(cfg.rsp_days) * DAY_MS))?,
+        lots_to_resend: r.lots_to_resend()?,
+        invoices_to_correct: r.invoices_to_correct()?,
+        unmatched: r.unmatched()?,
+        paid_per_day: r.paid_per_day()?,
+    })
+}
+
+/// Whether `card` is on the local opposition list, and the list version (`svoct ps loi check`).
+pub fn loi_check(ps: &Ps, card: &str) -> Result<LoiAnswer, PsError> {
+    let loi = ps.store().loi();
+    Ok(LoiAnswer {
+        card: card.to_owned(),
+        opposed: loi.is_opposed(card)?,
+        version: loi.version()?,
+        cards: loi.len()?,
+        held: loi.held()?,
+    })
+}
+
+/// The answer of [`loi_check`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LoiAnswer {
+    pub card: String,
+    pub opposed: bool,
+    /// The list version (0: no increment received yet, the answer means little).
+    pub version: u64,
+    /// Number of cards on the list.
+    pub cards: u64,
+    /// Increments waiting for a missing predecessor.
+    pub held: Vec<(u64, u64)>,
+}
