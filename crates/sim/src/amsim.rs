@@ -507,8 +507,9 @@ fn handle(
         ..config.identity.clone()
     };
     for (i, file) in files.iter().enumerate() {
-        // Deterministic per forwarded message, so a retried send can be recognised downstream.
-        let message_id = format!("amsim.{seq}.{i}@{}", domain_of(&me.address));
+        // Keyed by the spool entry, not the attempt: a send retried after a transient failure
+        // reuses the same identifiers, so the OCT can recognise a return it already has.
+        let message_id = format!("amsim.{spool_id}.{i}@{}", domain_of(&me.address));
         let message = return_message(file, &me, &config.oct_address, now, &message_id)?;
         let envelope = mailsmtp::Envelope::new(me.address.clone(), config.oct_address.clone());
         transport.send(&envelope, &message)?;

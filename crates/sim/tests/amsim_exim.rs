@@ -171,9 +171,16 @@ async fn returns_follow_the_rules_and_bad_messages_are_kept() {
     let limits = ParseLimits::default();
     let mut arls = Vec::new();
     let mut rsps = Vec::new();
+    let mut ids = std::collections::BTreeSet::new();
     for raw in &messages {
-        let parsed = profile::parse_message(raw, &limits).unwrap();
         let text = String::from_utf8_lossy(raw);
+        let id = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Message-ID: <"))
+            .unwrap_or_else(|| panic!("no Message-ID in {text}"));
+        assert!(id.starts_with("amsim.") && id.ends_with("@am.test>"), "{id}");
+        assert!(ids.insert(id.to_owned()), "Message-ID {id} used twice");
+        let parsed = profile::parse_message(raw, &limits).unwrap();
         assert!(text.contains(&format!("To: {OCT_RETURNS}")), "{text}");
         assert!(
             text.contains(&format!("From: {AM_MAILBOX}")),
