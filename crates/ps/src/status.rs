@@ -160,3 +160,15 @@ pub struct LoiAnswer {
     /// Increments waiting for a missing predecessor.
     pub held: Vec<(u64, u64)>,
 }
+
+/// [`status`] as of the current time.
+pub fn status_now(ps: &Ps) -> Result<StatusView, PsError> {
+    status(ps, OffsetDateTime::now_utc())
+}
+
+/// A Unix-milliseconds timestamp of these views as RFC 3339 (empty when out of range).
+pub fn rfc3339_ms(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map(|t| crate::rfc3339(&t))
+        .unwrap_or_default()
+}

@@ -65,7 +65,8 @@ pub enum ArlState {
 }
 
 impl ArlState {
-    fn as_str(self) -> &'static str {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
         match self {
             ArlState::Awaiting => "awaiting",
             ArlState::Positive => "positive",

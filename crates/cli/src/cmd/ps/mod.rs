@@ -12,8 +12,11 @@ use svoct_ps::config::{self, Config, ConfigFile, Mode, OctChanges, SendOption};
 use crate::CmdResult;
 
 mod fetch;
+mod loi_check;
 mod output;
+mod returns;
 mod send;
+mod status;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -58,6 +61,11 @@ enum Command {
     Inbox(fetch::ListArgs),
     /// List received messages set aside, with the reason.
     Quarantine(fetch::ListArgs),
+    /// Worklists: lots without ARL, invoices without RSP, lots to resend, invoices to correct,
+    /// returns for nothing sent, totals paid per day.
+    Status(status::StatusArgs),
+    /// Every sent lot and invoice with its state (ARL, payment), and the ART/NOEMIE notes.
+    Returns(returns::ReturnsArgs),
     /// Opposition list (LOI) exchanges.
     #[command(subcommand)]
     Loi(LoiCommand),
@@ -67,6 +75,8 @@ enum Command {
 enum LoiCommand {
     /// Send the dLOI request to the OCT (R7.2).
     Request(send::LoiRequestArgs),
+    /// Whether a card is on the local opposition list (exit code 1 when opposed).
+    Check(loi_check::CheckArgs),
 }
 
 #[derive(Subcommand)]
@@ -164,6 +174,9 @@ pub fn run(args: Args) -> CmdResult {
         Command::Inbox(a) => fetch::list(path, a, false),
         Command::Quarantine(a) => fetch::list(path, a, true),
         Command::Loi(LoiCommand::Request(a)) => send::loi_request(path, a),
+        Command::Loi(LoiCommand::Check(a)) => loi_check::check(path, a),
+        Command::Status(a) => status::status(path, a),
+        Command::Returns(a) => returns::returns(path, a),
     }
 }
 

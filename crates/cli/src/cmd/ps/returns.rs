@@ -1,0 +1,145 @@
+//! `svoct ps returns`: every sent lot and invoice with its state, what a support team reads.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use svoct_ps::Ps;
+use svoct_ps::config::Config;
+
+use super::output::table;
+use super::status::{date_of, euros, kind};
+use crate::CmdResult;
+
+#[derive(clap::Args)]
+pub struct ReturnsArgs {
+    /// JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn returns(path: &Path, args: ReturnsArgs) -> CmdResult {
+    let ps = Ps::open(Config::load(path)?)?;
+    let v = svoct_ps::status::returns_view(&ps)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let t = &v.totals;
+    println!(
+        "{} lot(s): {} awaiting ARL, {} positive, {} negative",
+        t.lots, t.lots_awaiting_arl, t.lots_positive, t.lots_negative
+    );
+    let rows: Vec<Vec<String>> = v
+        .lots
+        .iter()
+        .map(|l| {
+            vec![
+                l.number.clone(),
+                l.date.clone(),
+                kind(l.kind),
+                l.invoices.to_string(),
+                date_of(l.sent_ms),
+                format!(
+                    "{}{}",
+                    l.arl.as_str(),
+                    if l.superseded { " (sent again)" } else { "" }
+                ),
+                l.arl_issued.clone().unwrap_or_default(),
+                l.arl_reasons.join("; "),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &[
+                "lot",
+                "date",
+                "kind",
+                "invoices",
+                "sent",
+                "ARL",
+                "ARL issued",
+                "reasons"
+            ],
+            &rows
+        )
+    );
+    println!(
+        "\n{} invoice(s): {} awaiting, {} paid, {} rejected, {} deferred, {} partial, {} not processed; paid {} EUR",
+        t.invoices,
+        t.invoices_awaiting,
+        t.invoices_paid,
+        t.invoices_rejected,
+        t.invoices_deferred,
+        t.invoices_partial,
+        t.invoices_not_processed,
+        euros(t.paid_cents)
+    );
+    let rows: Vec<Vec<String>> = v
+        .invoices
+        .iter()
+        .map(|i| {
+            vec![
+                i.number.clone(),
+                kind(i.kind),
+                i.lot_number.clone().unwrap_or_default(),
+                i.lot_date.clone().unwrap_or_default(),
+                format!(
+                    "{}{}",
+                    i.state.as_str(),
+                    if i.superseded { " (sent again)" } else { "" }
+                ),
+                euros(i.paid_cents),
+                i.paid_date.clone().unwrap_or_default(),
+                i.reasons.join("; "),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &[
+                "invoice", "kind", "lot", "lot date", "state", "paid", "paid on", "reasons"
+            ],
+            &rows
+        )
+    );
+    if !v.unmatched.is_empty() {
+        println!("\n{} return item(s) for nothing sent (kept):", v.unmatched.len());
+        let rows: Vec<Vec<String>> = v
+            .unmatched
+            .iter()
+            .map(|u| {
+                vec![
+                    u.kind.clone(),
+                    u.lot_number.clone(),
+                    u.lot_date.clone(),
+                    u.invoice_number.clone().unwrap_or_default(),
+                    u.inbox.0.to_string(),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table(&["return", "lot", "lot date", "invoice", "inbox id"], &rows)
+        );
+    }
+    if !v.notes.is_empty() {
+        println!("\nNotes (ART, NOEMIE findings, unreadable returns):");
+        let rows: Vec<Vec<String>> = v
+            .notes
+            .iter()
+            .map(|n| {
+                vec![
+                    n.inbox.0.to_string(),
+                    n.kind.clone(),
+                    n.compostage.clone().unwrap_or_default(),
+                    n.summary.clone(),
+                ]
+            })
+            .collect();
+        print!("{}", table(&["inbox id", "kind", "compostage", "summary"], &rows));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,147 @@
+//! `svoct ps status`: the worklists (what to chase, what to redo, what was paid).
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use svoct_ps::Ps;
+use svoct_ps::config::Config;
+use svoct_store::returns::{InvoiceRow, LotRow};
+
+use super::output::table;
+use crate::CmdResult;
+
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    /// JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Euros from signed cents: `-12.05`.
+pub fn euros(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let c = cents.unsigned_abs();
+    format!("{sign}{}.{:02}", c / 100, c % 100)
+}
+
+pub fn date_of(ms: i64) -> String {
+    svoct_ps::status::rfc3339_ms(ms)
+}
+
+pub fn kind(k: Option<svoct_store::InvoiceKind>) -> String {
+    k.map(|k| k.as_str().to_owned()).unwrap_or_else(|| "?".into())
+}
+
+fn lot_rows(lots: &[LotRow]) -> Vec<Vec<String>> {
+    lots.iter()
+        .map(|l| {
+            vec![
+                l.number.clone(),
+                l.date.clone(),
+                kind(l.kind),
+                l.invoices.to_string(),
+                l.entry.0.to_string(),
+                date_of(l.sent_ms),
+                l.arl_reasons.join("; "),
+            ]
+        })
+        .collect()
+}
+
+fn invoice_rows(invoices: &[InvoiceRow]) -> Vec<Vec<String>> {
+    invoices
+        .iter()
+        .map(|i| {
+            vec![
+                i.number.clone(),
+                kind(i.kind),
+                i.lot_number.clone().unwrap_or_default(),
+                i.lot_date.clone().unwrap_or_default(),
+                i.state.as_str().to_owned(),
+                i.reasons.join("; "),
+            ]
+        })
+        .collect()
+}
+
+pub fn status(path: &Path, args: StatusArgs) -> CmdResult {
+    let ps = Ps::open(Config::load(path)?)?;
+    let s = svoct_ps::status::status_now(&ps)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let lot_header = ["lot", "date", "kind", "invoices", "entry", "sent", "reasons"];
+    let inv_header = ["invoice", "kind", "lot", "lot date", "state", "reasons"];
+    println!(
+        "Lots without ARL after {} day(s): {}",
+        s.arl_days,
+        s.lots_without_arl.len()
+    );
+    if !s.lots_without_arl.is_empty() {
+        print!("{}", table(&lot_header, &lot_rows(&s.lots_without_arl)));
+    }
+    println!(
+        "\nInvoices without RSP {} day(s) after a positive ARL: {}",
+        s.rsp_days,
+        s.invoices_without_rsp.len()
+    );
+    if !s.invoices_without_rsp.is_empty() {
+        print!("{}", table(&inv_header, &invoice_rows(&s.invoices_without_rsp)));
+    }
+    println!(
+        "\nLots with a negative ARL, to resend: {}",
+        s.lots_to_resend.len()
+    );
+    if !s.lots_to_resend.is_empty() {
+        print!("{}", table(&lot_header, &lot_rows(&s.lots_to_resend)));
+    }
+    println!(
+        "\nRejected invoices, to correct and resend: {}",
+        s.invoices_to_correct.len()
+    );
+    if !s.invoices_to_correct.is_empty() {
+        print!("{}", table(&inv_header, &invoice_rows(&s.invoices_to_correct)));
+    }
+    println!("\nReturns for nothing sent (kept): {}", s.unmatched.len());
+    if !s.unmatched.is_empty() {
+        let rows: Vec<Vec<String>> = s
+            .unmatched
+            .iter()
+            .map(|u| {
+                vec![
+                    u.kind.clone(),
+                    u.lot_number.clone(),
+                    u.lot_date.clone(),
+                    u.invoice_number.clone().unwrap_or_default(),
+                    u.inbox.0.to_string(),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table(&["return", "lot", "lot date", "invoice", "inbox id"], &rows)
+        );
+    }
+    println!("\nPaid per day:");
+    let rows: Vec<Vec<String>> = s
+        .paid_per_day
+        .iter()
+        .map(|d| vec![d.date.clone(), d.invoices.to_string(), euros(d.paid_cents)])
+        .collect();
+    print!("{}", table(&["date", "invoices", "paid (EUR)"], &rows));
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::euros;
+
+    #[test]
+    fn euros_from_cents() {
+        assert_eq!(euros(0), "0.00");
+        assert_eq!(euros(5600), "56.00");
+        assert_eq!(euros(-1205), "-12.05");
+        assert_eq!(euros(7), "0.07");
+    }
+}
