@@ -268,3 +268,55 @@ open(sys.argv[2], 'wb').write(msg.get_payload(decode=True))
     assert_eq!(&file[47..49], b"TO");
     assert_eq!(&file[file.len() - 128..file.len() - 125], b"999");
 }
+
+#[test]
+fn journal_finds_an_entry_by_compostage_invoice_and_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    let out = dir.path().join("out");
+    let lots = dir.path().join("lots.b2");
+    let sent: serde_json::Value = serde_json::from_str(&stdout(
+        &svoct(
+            &cfg,
+            &[
+                "send",
+                lots.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--json",
+            ],
+        ),
+        0,
+    ))
+    .unwrap();
+    let compostage = sent[0]["compostage"].as_str().unwrap().to_owned();
+    let all: serde_json::Value =
+        serde_json::from_str(&stdout(&svoct(&cfg, &["journal", "--json"]), 0)).unwrap();
+    let invoice = all[0]["invoices"][0].as_str().unwrap().to_owned();
+
+    let by = |args: &[&str]| -> Vec<i64> {
+        let mut a = vec!["journal", "--json"];
+        a.extend_from_slice(args);
+        let v: serde_json::Value = serde_json::from_str(&stdout(&svoct(&cfg, &a), 0)).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(by(&["--compostage", &compostage]), vec![1]);
+    assert_eq!(by(&["--compostage", "2000010100000000000"]), Vec::<i64>::new());
+    assert_eq!(by(&["--invoice", &invoice]), vec![1]);
+    // Leading zeros may be left out.
+    assert_eq!(by(&["--invoice", invoice.trim_start_matches('0')]), vec![1]);
+    assert_eq!(by(&["--status", "sent"]), vec![1]);
+    assert_eq!(by(&["--status", "deferred"]), Vec::<i64>::new());
+    // The same lots again are refused, naming the entry that carried them.
+    let again = svoct(
+        &cfg,
+        &["send", lots.to_str().unwrap(), "--out", out.to_str().unwrap()],
+    );
+    assert_eq!(again.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("already in journal entry 1"), "{err}");
+}

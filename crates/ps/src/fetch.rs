@@ -149,6 +149,15 @@ impl Ps {
         for uidl in r.stored.iter().chain(&r.already_had) {
             inbox.mark_deleted_on_server(source, uidl)?;
         }
+        tracing::info!(
+            source,
+            stored = r.stored.len(),
+            already_had = r.already_had.len(),
+            too_large = r.too_large.len(),
+            classified = classified.len(),
+            quarantined = quarantined.len(),
+            "mailbox retrieved"
+        );
         Ok(FetchReport {
             source: source.to_owned(),
             stored: r.stored.len(),
@@ -212,6 +221,10 @@ impl Ps {
                                 inbox.mark_processed(id)?;
                             }
                             self.journal_in(&c.profile, &subject, &c, Status::Received, None)?;
+                            tracing::info!(
+                                inbox = id.0, subject = %subject, kind = c.kind.name(),
+                                "return received and processed"
+                            );
                             ok.push(Handled {
                                 inbox_id: id,
                                 subject,
@@ -221,6 +234,7 @@ impl Ps {
                         Err(reason) => {
                             let reason = format!("returns processing: {reason}");
                             inbox.quarantine(id, &reason)?;
+                            tracing::warn!(inbox = id.0, subject = %subject, reason = %reason, "quarantined");
                             self.journal_in(&c.profile, &subject, &c, Status::Quarantined, Some(&reason))?;
                             bad.push(Handled {
                                 inbox_id: id,
@@ -232,6 +246,7 @@ impl Ps {
                 }
                 Err(reason) => {
                     inbox.quarantine(id, &reason)?;
+                    tracing::warn!(inbox = id.0, reason = %reason, "quarantined");
                     let subject = raw_header(&m.raw, "Subject").unwrap_or_default();
                     self.store()
                         .journal()

@@ -430,6 +430,15 @@ impl Ps {
             invoices: meta.invoices.clone(),
             status: Status::Pending,
         })?;
+        tracing::debug!(
+            entry = id.0,
+            compostage = %stamp,
+            subject = %subject_text,
+            to = %meta.to,
+            file = %meta.file_name,
+            invoices = meta.invoices.len(),
+            "journaled as pending, handing to the transport"
+        );
         before_send(id)?;
 
         let smtp_envelope = smtp::Envelope::new(self.config.identity.from.clone(), meta.to.clone());
@@ -445,6 +454,18 @@ impl Ps {
             }
         };
         journal.set_outcome(id, status, Some(&answer))?;
+        // What is logged: ids, subject, compostage, addresses, the server's answer. Never the
+        // file, the message, keys or passwords.
+        match status {
+            Status::Sent => tracing::info!(
+                entry = id.0, compostage = %stamp, subject = %subject_text, to = %meta.to,
+                status = status.as_str(), answer = %answer, "message sent"
+            ),
+            _ => tracing::warn!(
+                entry = id.0, compostage = %stamp, subject = %subject_text, to = %meta.to,
+                status = status.as_str(), answer = %answer, "message not delivered"
+            ),
+        }
         Ok(Sent {
             entry: id,
             subject: subject_text,

@@ -52,11 +52,46 @@ pub struct ResendArgs {
 #[derive(clap::Args)]
 pub struct JournalArgs {
     /// Only entries whose subject matches this glob (`*`, `?`, `[...]`), e.g. `SV140700/*`.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["compostage", "invoice"])]
     subject: Option<String>,
+    /// Only the entry that carried this compostage (19 digits, the third part of the subject).
+    #[arg(long, conflicts_with = "invoice")]
+    compostage: Option<String>,
+    /// Only the entries that carried this invoice (FSE/DRE) number, 9 digits.
+    #[arg(long)]
+    invoice: Option<String>,
+    /// Only the entries with this status (combines with the other filters).
+    #[arg(long, value_enum)]
+    status: Option<StatusArg>,
     /// JSON instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+/// Journal statuses, as `svoct ps journal` prints them.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum StatusArg {
+    Pending,
+    Sent,
+    Deferred,
+    Failed,
+    Received,
+    Quarantined,
+    Processed,
+}
+
+impl From<StatusArg> for Status {
+    fn from(s: StatusArg) -> Status {
+        match s {
+            StatusArg::Pending => Status::Pending,
+            StatusArg::Sent => Status::Sent,
+            StatusArg::Deferred => Status::Deferred,
+            StatusArg::Failed => Status::Failed,
+            StatusArg::Received => Status::Received,
+            StatusArg::Quarantined => Status::Quarantined,
+            StatusArg::Processed => Status::Processed,
+        }
+    }
 }
 
 fn open(path: &Path) -> Result<Ps, Box<dyn std::error::Error + Send + Sync>> {
@@ -173,7 +208,18 @@ pub fn loi_request(path: &Path, args: LoiRequestArgs) -> CmdResult {
 
 pub fn journal(path: &Path, args: JournalArgs) -> CmdResult {
     let ps = open(path)?;
-    let entries = ps.journal(args.subject.as_deref())?;
+    let entries = match (&args.compostage, &args.invoice) {
+        (Some(c), _) => ps.store().journal().by_compostage(c)?.into_iter().collect(),
+        (None, Some(i)) => ps.store().journal().by_invoice(&format!("{i:0>9}"))?,
+        (None, None) => ps.journal(args.subject.as_deref())?,
+    };
+    let entries: Vec<_> = match args.status {
+        Some(wanted) => {
+            let wanted = Status::from(wanted);
+            entries.into_iter().filter(|e| e.status == wanted).collect()
+        }
+        None => entries,
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(ExitCode::SUCCESS);
