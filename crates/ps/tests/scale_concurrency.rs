@@ -1,6 +1,6 @@
 //! The journal's invoice index and the file-number counter: the duplicate check agrees with a
-//! plain scan of the journal, an existing journal is indexed on upgrade, and two senders working
-//! at once on one store never share a file name or a compostage.
+//! plain scan of the journal, and two senders working at once on one store never share a file
+//! name or a compostage. (The upgrade of an existing journal is tested in `svoct_store::journal`.)
 
 mod common;
 
@@ -110,46 +110,6 @@ proptest! {
             .collect();
         prop_assert_eq!(got, expected);
     }
-}
-
-#[test]
-fn a_journal_from_before_the_index_is_indexed_on_upgrade() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("old.sqlite");
-    {
-        let store = Store::open(&path).unwrap();
-        for invoices in [vec!["000000001", "000000002"], vec!["000000002"], vec![]] {
-            let v: Vec<String> = invoices.into_iter().map(String::from).collect();
-            store.journal().insert(&entry(&v)).unwrap();
-        }
-    }
-    // Roll the file back to schema 2 (before the index and the counter), entries kept.
-    {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "DROP TRIGGER journal_invoice_insert; DROP TRIGGER journal_invoice_update;
-             DROP TRIGGER journal_invoice_delete; DROP TABLE journal_invoice;
-             DROP TABLE file_number_state; UPDATE schema_version SET version = 2;",
-        )
-        .unwrap();
-    }
-    let store = Store::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), svoct_store::db::SCHEMA_VERSION);
-    let ids = |n: &str| -> Vec<i64> {
-        store
-            .journal()
-            .by_invoice(n)
-            .unwrap()
-            .iter()
-            .map(|e| e.id.0)
-            .collect()
-    };
-    assert_eq!(ids("000000001"), vec![1]);
-    assert_eq!(ids("000000002"), vec![1, 2]);
-    assert_eq!(ids("000000003"), Vec::<i64>::new());
-    // The counter starts after the highest journal id (the numbering of earlier versions).
-    assert_eq!(store.journal().reserve_file_numbers(2).unwrap(), 4);
-    assert_eq!(store.journal().reserve_file_numbers(1).unwrap(), 6);
 }
 
 #[test]

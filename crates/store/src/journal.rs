@@ -464,3 +464,83 @@ pub(crate) const MIGRATION: &str = "
         next INTEGER NOT NULL
     );
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out(invoices: &[&str]) -> NewEntry {
+        NewEntry {
+            direction: Direction::Out,
+            profile: "FACTURE/SV/K".into(),
+            subject: "SV140700/123456789/2026112600000000001/00001".into(),
+            compostage: None,
+            message_id: None,
+            file_name: None,
+            lots: Vec::new(),
+            invoices: invoices.iter().map(|s| (*s).to_owned()).collect(),
+            status: Status::Sent,
+        }
+    }
+
+    /// Step 3 applied to a journal written before it: every invoice of every entry is indexed.
+    #[test]
+    fn the_invoice_index_migration_indexes_existing_entries() {
+        let store = Store::open_in_memory().unwrap();
+        // Back to the state before step 3: no index, no triggers, no counter.
+        store
+            .conn
+            .execute_batch(
+                "DROP TRIGGER journal_invoice_insert; DROP TRIGGER journal_invoice_update;
+                 DROP TRIGGER journal_invoice_delete; DROP TABLE journal_invoice;
+                 DROP TABLE file_number_state;",
+            )
+            .unwrap();
+        for inv in [&["000000001", "000000002"][..], &["000000002"], &[]] {
+            store.journal().insert(&out(inv)).unwrap();
+        }
+        // A row whose invoices column is not JSON must not stop the migration.
+        store
+            .conn
+            .execute("UPDATE journal SET invoices = 'garbage' WHERE id = 3", [])
+            .unwrap();
+        store.conn.execute_batch(MIGRATION).unwrap();
+        let ids = |n: &str| -> Vec<i64> {
+            store
+                .journal()
+                .by_invoice(n)
+                .unwrap()
+                .iter()
+                .map(|e| e.id.0)
+                .collect()
+        };
+        assert_eq!(ids("000000001"), vec![1]);
+        assert_eq!(ids("000000002"), vec![1, 2]);
+        assert_eq!(ids("000000003"), Vec::<i64>::new());
+        // New entries are indexed by the trigger; a changed invoice list is re-indexed.
+        let id = store.journal().insert(&out(&["000000003"])).unwrap();
+        assert_eq!(ids("000000003"), vec![id.0]);
+        store
+            .conn
+            .execute(
+                "UPDATE journal SET invoices = '[\"000000004\"]' WHERE id = ?1",
+                [id.0],
+            )
+            .unwrap();
+        assert_eq!(ids("000000003"), Vec::<i64>::new());
+        assert_eq!(ids("000000004"), vec![id.0]);
+    }
+
+    #[test]
+    fn file_numbers_start_after_the_journal_and_never_overlap() {
+        let store = Store::open_in_memory().unwrap();
+        for _ in 0..3 {
+            store.journal().insert(&out(&[])).unwrap();
+        }
+        let j = store.journal();
+        assert_eq!(j.reserve_file_numbers(2).unwrap(), 4);
+        assert_eq!(j.reserve_file_numbers(0).unwrap(), 6);
+        assert_eq!(j.reserve_file_numbers(5).unwrap(), 6);
+        assert_eq!(j.reserve_file_numbers(1).unwrap(), 11);
+    }
+}
