@@ -1,0 +1,53 @@
+//! The README's first command, through the real binary: `svoct demo` runs the whole exchange and
+//! exits 0 only when every expected return came back.
+
+use std::process::Command;
+
+#[test]
+fn demo_runs_the_whole_exchange_and_reports_every_lot() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_svoct"))
+        .args(["demo", "--invoices", "12", "--timeout", "120", "--json", "--dir"])
+        .arg(dir.path().join("demo"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "demo failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    for step in [
+        "[1]", "[2]", "[3]", "[4.1]", "[4.2]", "[4.3]", "[4.4]", "[5]", "[6]", "done:",
+    ] {
+        assert!(stdout.contains(step), "step {step} missing:\n{stdout}");
+    }
+    let json_start = stdout.find("\n{").expect("summary JSON after the report");
+    let summary: serde_json::Value = serde_json::from_str(&stdout[json_start..]).unwrap();
+    assert_eq!(summary["complete"], true);
+    assert_eq!(summary["art"], summary["messages_sent"]);
+    assert_eq!(summary["arl"], summary["lots_sent"]);
+    // 12 + 12 + 12 invoices in the three options, 3 in the old lot.
+    assert_eq!(summary["invoices_sent"], 39);
+    // The old lot is refused by the AM: its negative ARL is in the final table.
+    assert!(stdout.contains("NEGATIVE"), "{stdout}");
+}
+
+#[test]
+fn demo_refuses_a_directory_that_is_not_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("keep.txt"), b"x").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_svoct"))
+        .args(["demo", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not empty"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one-line error: {stderr}");
+    assert!(
+        dir.path().join("keep.txt").exists(),
+        "nothing of the user's is touched"
+    );
+}
