@@ -1034,6 +1034,13 @@ pub(crate) const MIGRATION_4: &str = "
     DROP INDEX rec_invoice_state;
 ";
 
+/// Schema step 5: the invoice key index covers the match (number, kind, lot number and date), so
+/// matching an RSP item reads the index only.
+pub(crate) const MIGRATION_5: &str = "
+    DROP INDEX rec_invoice_key;
+    CREATE INDEX rec_invoice_key ON rec_invoice(number, kind, lot_number, lot_date);
+";
+
 #[cfg(test)]
 mod tests {
     use super::*;
