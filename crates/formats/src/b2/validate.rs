@@ -466,10 +466,15 @@ fn validate_file(
             format!("the file trailer's recipient number {tr:?} differs from the header's {hr:?}"),
         );
     }
-    if let (Some(lot_sender), Some(file_sender)) = (
-        sender.and_then(parse_digits),
-        F0_SENDER_NUMBER.raw(h).and_then(parse_digits),
-    ) && lot_sender != file_sender
+    // R3.2 binds the PS's own single file; a file whose sender type is `OT` is one an OCT
+    // forwards (sender = the OCT), so its sender number is not a PS number.
+    let forwarded_by_oct = F0_SENDER_TYPE.raw(h) == Some(b"OT".as_slice());
+    if !forwarded_by_oct
+        && let (Some(lot_sender), Some(file_sender)) = (
+            sender.and_then(parse_digits),
+            F0_SENDER_NUMBER.raw(h).and_then(parse_digits),
+        )
+        && lot_sender != file_sender
     {
         sink.push(
             0,
@@ -493,6 +498,45 @@ mod tests {
             }
         }
         r
+    }
+
+    /// A single file whose 000 sender number is not the lots' PS: R3.2 flags it when the sender
+    /// type is a PS's (`TP`), not when it is `OT` (a file an OCT forwards, sender = the OCT).
+    #[test]
+    fn sender_mismatch_is_skipped_only_for_oct_forwarded_files() {
+        let p = crate::b2::synth::SynthParams {
+            invoices: 3,
+            ..Default::default()
+        };
+        let file = crate::b2::SingleFileParams {
+            sender_type: "TP".into(),
+            oct_id: "12345678901234".into(),
+            file_id: "F00001".into(),
+            date: "261126".into(),
+            message: String::new(),
+        };
+        let clean = crate::b2::synth::generate_single_file(&p, &file).unwrap();
+        let codes = |sender_type: &str| -> Vec<&'static str> {
+            let mut bytes = clean.clone();
+            F0_SENDER_NUMBER
+                .put(&mut bytes[..RECORD_LEN], "99999999999999")
+                .unwrap();
+            F0_SENDER_TYPE.put(&mut bytes[..RECORD_LEN], sender_type).unwrap();
+            let last = bytes.len() - RECORD_LEN;
+            F9_SENDER_NUMBER
+                .put(&mut bytes[last..], "99999999999999")
+                .unwrap();
+            F9_SENDER_TYPE.put(&mut bytes[last..], sender_type).unwrap();
+            let input = crate::b2::parse(&bytes).unwrap();
+            validate(&input).into_iter().map(|f| f.code).collect()
+        };
+        let unchanged: Vec<_> = validate(&crate::b2::parse(&clean).unwrap())
+            .into_iter()
+            .map(|f| f.code)
+            .collect();
+        assert!(unchanged.is_empty(), "{unchanged:?}");
+        assert_eq!(codes("TP"), vec!["file.sender_mismatch"]);
+        assert!(codes("OT").is_empty(), "{:?}", codes("OT"));
     }
 
     #[test]
