@@ -108,7 +108,11 @@ fn status_quarantine_and_retry_after_adding_a_route() {
     std::fs::write(&world.config_path, text).expect("config");
     let (ok, out, err) = svoct(&bin, &world, &["quarantine", "retry", &id.to_string()]);
     assert!(ok, "{err}");
-    assert!(out.contains("processed again"), "{out}");
+    assert!(out.contains("marked for retry"), "{out}");
+    assert!(
+        out.contains("svoct oct serve"),
+        "the command says who processes it: {out}"
+    );
     let (ok, _, err) = svoct(&bin, &world, &["quarantine", "retry", &id.to_string()]);
     assert!(!ok, "a second retry request is refused");
     assert!(err.contains("no quarantined message"), "{err}");

@@ -73,7 +73,8 @@ enum QuarantineCommand {
         #[arg(long)]
         raw: Option<PathBuf>,
     },
-    /// Process a quarantined message again (by the running service, or at its next start).
+    /// Mark a quarantined message for processing again. Only marks it: the running service
+    /// picks it up at its next poll (no restart needed), or the service does at its next start.
     Retry { id: i64 },
 }
 
@@ -287,7 +288,14 @@ fn quarantine(config: &Config, command: QuarantineCommand) -> CmdResult {
                 )
                 .into());
             }
-            println!("#{id} will be processed again by the running service (or at its next start)");
+            // This command only marks the entry: the service's worker loop takes marked entries
+            // (`State::take_retry`) before new spool entries, so no restart is needed.
+            println!(
+                "#{id} marked for retry; this command does not process it. A running `svoct oct serve` \
+                 processes it again at its next poll (every {} ms), otherwise at its next start; \
+                 `svoct oct quarantine show {id}` says `retried` once it is done.",
+                config.pipeline.poll_interval_ms.max(1)
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
