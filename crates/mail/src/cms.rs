@@ -68,26 +68,7 @@ pub enum CmsError {
     Decrypt(ErrorStack),
 }
 
-/// A value that must never reach logs: its `Debug` prints `[redacted]`.
-pub struct Secret<T>(T);
-
-impl<T> Secret<T> {
-    /// Wraps a secret.
-    pub fn new(value: T) -> Self {
-        Self(value)
-    }
-
-    /// The secret itself, for the code that really needs it.
-    pub fn expose(&self) -> &T {
-        &self.0
-    }
-}
-
-impl<T> fmt::Debug for Secret<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
+pub use crate::secret::Secret;
 
 /// Symmetric content-encryption algorithms offered on output.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -575,6 +556,6 @@ mod tests {
     #[test]
     fn secret_is_redacted() {
         let s = Secret::new("hunter2".to_owned());
-        assert_eq!(format!("{s:?}"), "Secret([redacted])");
+        assert_eq!(format!("{s:?}"), "[redacted]");
     }
 }

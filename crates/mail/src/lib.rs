@@ -7,6 +7,7 @@
 //! - [`smtp`]: sending (a small `Transport` trait, lettre backend).
 //! - [`pop3`]: mailbox retrieval (sans-IO POP3 client core and a thin shell).
 //! - [`maildir`]: a Maildir directory as a mailbox.
+//! - [`secret`]: [`Secret`], the redacting wrapper for passwords and keys.
 #![forbid(unsafe_code)]
 
 pub mod cms;
@@ -14,5 +15,8 @@ pub mod compress;
 pub mod maildir;
 pub mod pop3;
 pub mod profile;
+pub mod secret;
 pub mod smtp;
 pub mod subject;
+
+pub use secret::Secret;

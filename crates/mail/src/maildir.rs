@@ -280,4 +280,24 @@ mod tests {
         );
         assert_eq!(uidl_of("plain"), "plain");
     }
+
+    #[test]
+    fn a_message_over_the_limit_is_refused_not_read() {
+        let d = tempfile::tempdir().unwrap();
+        let mut m = Maildir::create(d.path().join("box"), 10).unwrap();
+        let small = m.deliver(b"ok\n").unwrap();
+        let big = m.deliver(&[b'x'; 11]).unwrap();
+        let grows = m.deliver(&[b'\n'; 9]).unwrap();
+        assert_eq!(m.list().unwrap().len(), 3);
+        assert_eq!(m.fetch(&small).unwrap(), b"ok\r\n");
+        match m.fetch(&big) {
+            Err(MaildirError::TooLarge { size, limit, .. }) => {
+                assert_eq!(limit, 10);
+                assert_eq!(size, 11);
+            }
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+        // A message that grows past the limit by CRLF normalisation is refused too (9 LF -> 18).
+        assert!(matches!(m.fetch(&grows), Err(MaildirError::TooLarge { size: 18, .. })));
+    }
 }
