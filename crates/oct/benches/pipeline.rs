@@ -6,11 +6,15 @@
 //! and measures the time until every message is processed (committed to the outbox) and until
 //! every outgoing message (3 forwards, one of them encrypted for the AM, and 1 ART per input) is
 //! written. Not a timed assertion: it prints the figures. Run it with
-//! `scripts/bench/pipeline.sh`.
+//! `scripts/bench/pipeline.sh`, which also starts an Exim on loopback and sets
+//! `SVOCT_BENCH_EXIM=host:port`: the same N messages are then first sent to that Exim (durable
+//! acceptance, `SVOCT_BENCH_CONC` connections, default 4) and both rates and their ratio printed.
 
 #[path = "../tests/pipeline_common/mod.rs"]
 mod pipeline_common;
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use pipeline_common::*;
@@ -68,6 +72,23 @@ fn main() {
         fill.elapsed().as_secs_f64()
     );
 
+    let exim: Option<SocketAddr> = std::env::var("SVOCT_BENCH_EXIM")
+        .ok()
+        .and_then(|s| s.parse().ok());
+    let conc: usize = std::env::var("SVOCT_BENCH_CONC")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    let exim_rate = exim.map(|addr| {
+        let t = send_all(addr, n, conc, &variants);
+        let rate = n as f64 / t.as_secs_f64();
+        println!(
+            "exim (durable acceptance, 250 after DATA): {n} messages in {:.2} s = {rate:.0} msg/s ({conc} connections)",
+            t.as_secs_f64()
+        );
+        rate
+    });
+
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -110,4 +131,74 @@ fn main() {
         n as f64 / done.as_secs_f64(),
         files
     );
+    if let Some(rate) = exim_rate {
+        let ours = n as f64 / done.as_secs_f64();
+        println!(
+            "ratio pipeline (spool -> forwarded files) / exim acceptance: {:.2} (target >= 0.50)",
+            ours / rate
+        );
+    }
+}
+
+/// Reads one (possibly multi-line) SMTP reply and returns its code.
+fn reply(r: &mut BufReader<TcpStream>) -> u16 {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let got = r.read_line(&mut line).expect("smtp read");
+        assert!(got > 0, "smtp connection closed");
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return line.get(..3).and_then(|c| c.parse().ok()).expect("smtp code");
+        }
+    }
+}
+
+/// Sends `n` messages (cycling through `variants`) over `conc` connections, one transaction at
+/// a time per connection, and returns the wall time until the last `250` after DATA.
+fn send_all(addr: SocketAddr, n: usize, conc: usize, variants: &[Vec<u8>]) -> Duration {
+    // Dot-stuffed, CRLF-terminated DATA payloads, prepared before the clock starts.
+    let payloads: Vec<Vec<u8>> = variants
+        .iter()
+        .map(|m| {
+            let mut out = Vec::with_capacity(m.len() + 64);
+            for line in m.split(|&b| b == b'\n') {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                if line.first() == Some(&b'.') {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(line);
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(b".\r\n");
+            out
+        })
+        .collect();
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for c in 0..conc.max(1) {
+            let payloads = &payloads;
+            s.spawn(move || {
+                let stream = TcpStream::connect(addr).expect("connect exim");
+                let mut w = stream.try_clone().expect("clone");
+                let mut r = BufReader::new(stream);
+                assert_eq!(reply(&mut r), 220);
+                w.write_all(b"EHLO bench.test\r\n").expect("write");
+                assert_eq!(reply(&mut r), 250);
+                let mut i = c;
+                while i < n {
+                    let cmd = format!("MAIL FROM:<{PS_ADDRESS}>\r\nRCPT TO:<{OCT_ADDRESS}>\r\nDATA\r\n");
+                    // Exim advertises PIPELINING: the three commands go in one write.
+                    w.write_all(cmd.as_bytes()).expect("write");
+                    assert_eq!(reply(&mut r), 250, "MAIL");
+                    assert_eq!(reply(&mut r), 250, "RCPT");
+                    assert_eq!(reply(&mut r), 354, "DATA");
+                    w.write_all(&payloads[i % payloads.len()]).expect("write");
+                    assert_eq!(reply(&mut r), 250, "end of data");
+                    i += conc.max(1);
+                }
+                let _ = w.write_all(b"QUIT\r\n");
+            });
+        }
+    });
+    start.elapsed()
 }
