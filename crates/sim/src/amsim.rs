@@ -330,6 +330,9 @@ pub struct SimStats {
     pub arl_sent: AtomicU64,
     pub rsp_sent: AtomicU64,
     pub quarantined: AtomicU64,
+    /// Messages put back in the spool because the OCT could not be reached (temporary SMTP
+    /// failure); each is tried again.
+    pub send_retries: AtomicU64,
 }
 
 /// A forwarded message the simulator could not answer, kept in its spool.
@@ -349,6 +352,7 @@ pub struct SimTotals {
     pub arl_sent: u64,
     pub rsp_sent: u64,
     pub quarantined: u64,
+    pub send_retries: u64,
 }
 
 impl SimStats {
@@ -361,7 +365,18 @@ impl SimStats {
             arl_sent: get(&self.arl_sent),
             rsp_sent: get(&self.rsp_sent),
             quarantined: get(&self.quarantined),
+            send_retries: get(&self.send_retries),
         }
+    }
+}
+
+/// Tells the worker to stop when the simulator is dropped without [`AmSim::shutdown`] (a
+/// panicking caller): otherwise the runtime would wait forever for the blocking worker.
+struct StopOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
     }
 }
 
@@ -369,7 +384,7 @@ impl SimStats {
 pub struct AmSim {
     ingress: IngressHandle,
     spool: Arc<Spool>,
-    stop: Arc<std::sync::atomic::AtomicBool>,
+    stop: StopOnDrop,
     worker: tokio::task::JoinHandle<()>,
     stats: Arc<SimStats>,
 }
@@ -391,7 +406,7 @@ impl AmSim {
         Ok(AmSim {
             ingress,
             spool,
-            stop,
+            stop: StopOnDrop(stop),
             worker,
             stats,
         })
@@ -403,6 +418,16 @@ impl AmSim {
 
     pub fn stats(&self) -> &SimStats {
         &self.stats
+    }
+
+    /// How many accepted messages wait to be answered (pending or in hand).
+    pub fn waiting(&self) -> Result<usize, SimError> {
+        Ok(self
+            .spool
+            .list()?
+            .iter()
+            .filter(|l| l.state != EntryState::Quarantined)
+            .count())
     }
 
     /// The forwarded messages set aside (undecryptable, not an invoice file, unreadable B2),
@@ -424,7 +449,7 @@ impl AmSim {
     /// counts (read after the worker stopped, so nothing is still in flight).
     pub async fn shutdown(self) -> SimTotals {
         self.ingress.shutdown().await;
-        self.stop.store(true, Ordering::SeqCst);
+        self.stop.0.store(true, Ordering::SeqCst);
         let _ = self.worker.await;
         self.stats.totals()
     }
@@ -469,7 +494,8 @@ fn worker_loop(
                 }
             }
             Err(e) if matches!(&e, SimError::Send(s) if s.is_transient()) => {
-                tracing::warn!(error = %e, "am-sim: OCT unreachable, will retry");
+                tracing::warn!(spool_id = %id, error = %e, "am-sim: OCT unreachable, will retry");
+                stats.send_retries.fetch_add(1, Ordering::Relaxed);
                 let _ = spool.release(id);
                 std::thread::sleep(Duration::from_millis(500));
             }
@@ -501,7 +527,6 @@ fn handle(
     let opened = parsed.open(config.key.as_ref(), &limits)?;
     let now = OffsetDateTime::now_utc();
     let files = answer_file(&opened.bytes, &config.rules, &config.identity, now.date(), seq)?;
-    stats.files.fetch_add(1, Ordering::Relaxed);
     let me = AmIdentity {
         address: mailbox.unwrap_or(&config.identity.address).to_owned(),
         ..config.identity.clone()
@@ -521,6 +546,7 @@ fn handle(
             _ => stats.rsp_sent.fetch_add(1, Ordering::Relaxed),
         };
     }
+    stats.files.fetch_add(1, Ordering::Relaxed);
     // Identifiers and counts only: the files hold health data.
     let arl = files.iter().filter(|f| f.profile == Profile::Arl).count();
     tracing::info!(

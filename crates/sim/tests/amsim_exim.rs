@@ -285,7 +285,62 @@ async fn returns_follow_the_rules_and_bad_messages_are_kept() {
             .is_file(),
         "the message itself stays in the spool"
     );
-    assert_eq!(sim.stats().files.load(Ordering::SeqCst), 2);
+    // Counted once the last return of a file is sent, which may trail its delivery.
+    until("two files answered", || {
+        sim.stats().files.load(Ordering::SeqCst) == 2
+    })
+    .await;
     assert_eq!(exim.messages("retours").len(), expected_messages);
     sim.shutdown().await;
+}
+
+/// The OCT answers `451` to the returns: the message stays in the spool and is tried again,
+/// never quarantined, never counted as answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_oct_is_retried_not_quarantined() {
+    let exim = Exim::start(&EximConfig {
+        mailboxes: &["retours"],
+        defer_local_parts: &["later"],
+        ..Default::default()
+    })
+    .unwrap();
+    let am = TestIdentity::new("AM retry test");
+    let key = PrivateKeyAndCert::from_bytes(&am.key_pem(), &am.cert_pem()).unwrap();
+    let am_cert = RecipientCert::from_bytes(&am.cert_pem()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sim = AmSim::start(AmSimConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        spool_dir: dir.path().join("spool"),
+        key: Some(key),
+        oct_smtp: ("127.0.0.1".into(), exim.port()),
+        oct_address: "later@oct.test".into(),
+        identity: AmIdentity::default(),
+        rules: RULES,
+    })
+    .await
+    .unwrap();
+    let addr = sim.local_addr();
+    let today = OffsetDateTime::now_utc().date();
+    let file = generate_bytes(&SynthParams {
+        seed: 3,
+        invoices: 2,
+        date: aammjj(today),
+        ..Default::default()
+    })
+    .unwrap();
+    let message = forwarded(&file, 2, &am_cert);
+    tokio::task::spawn_blocking(move || send(addr, &message))
+        .await
+        .unwrap();
+
+    until("two send attempts", || {
+        sim.stats().send_retries.load(Ordering::SeqCst) >= 2
+    })
+    .await;
+    assert!(sim.quarantined().unwrap().is_empty());
+    assert_eq!(sim.waiting().unwrap(), 1, "the message is still in the spool");
+    let totals = sim.shutdown().await;
+    assert_eq!(totals.files, 0, "{totals:?}");
+    assert_eq!(totals.quarantined, 0, "{totals:?}");
+    assert!(exim.messages("retours").is_empty());
 }
