@@ -45,6 +45,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = Cli::parse();
     init_logging(&cli.log, cli.log_json);
     let result = match cli.command {
@@ -81,3 +82,17 @@ fn init_logging(filter: &str, json: bool) {
         builder.init();
     }
 }
+
+/// `svoct ps returns --json | head` must end quietly like any Unix tool, not panic on the closed
+/// pipe: Rust ignores SIGPIPE by default, so put the default action back.
+#[cfg(unix)]
+fn restore_sigpipe() {
+    // SAFETY: called first thing in main, before any thread exists; resetting a signal to its
+    // default action has no other effect on the program's state.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn restore_sigpipe() {}

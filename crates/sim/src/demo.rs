@@ -66,6 +66,13 @@ pub struct DemoSummary {
     pub quarantined_at_ps: usize,
     pub oct_quarantined: u64,
     pub am_files: u64,
+    /// From the PS's reconciliation, after the returns.
+    pub lots_positive: usize,
+    pub lots_negative: usize,
+    pub invoices_paid: usize,
+    pub invoices_rejected: usize,
+    pub invoices_deferred: usize,
+    pub unmatched_returns: usize,
     /// Whether every expected return arrived before the timeout.
     pub complete: bool,
     pub dir: PathBuf,
@@ -332,6 +339,7 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoSumma
     }
 
     summary.am_files = am.stats().files.load(std::sync::atomic::Ordering::Relaxed);
+    summary.oct_quarantined = oct.stats().quarantined.load(std::sync::atomic::Ordering::Relaxed);
     // Let the last relays finish before stopping.
     tokio::time::sleep(Duration::from_millis(200)).await;
     am.shutdown().await;
@@ -339,7 +347,13 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoSumma
 
     // 6. The final state of every lot and invoice, as the PS sees it.
     writeln!(out, "[6] final state at the PS")?;
-    crate::report::final_state(&ps, out).map_err(step("reading the final state"))?;
+    let view = crate::report::final_state(&ps, out).map_err(step("reading the final state"))?;
+    summary.invoices_paid = view.totals.invoices_paid;
+    summary.invoices_rejected = view.totals.invoices_rejected;
+    summary.invoices_deferred = view.totals.invoices_deferred;
+    summary.lots_positive = view.totals.lots_positive;
+    summary.lots_negative = view.totals.lots_negative;
+    summary.unmatched_returns = view.totals.unmatched_returns;
     writeln!(
         out,
         "done: {} messages ({} lots, {} invoices) sent; {} returns fetched ({} ART, {} ARL, {} RSP); \

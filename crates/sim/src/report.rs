@@ -1,105 +1,107 @@
-//! The demo's closing table: every lot with its ARL and every invoice with its payment state,
-//! read from the returns the PS fetched.
+//! The demo's closing table: every lot with its ARL state and every invoice with its payment
+//! state, as the PS's reconciliation (`svoct ps returns`, `svoct ps status`) sees them.
 
 use std::io::Write;
 
-use svoct_formats::arl::{Arl, ArlStatus};
-use svoct_formats::noemie::InvoiceState;
-use svoct_mail::profile::{self, ParseLimits, Profile};
 use svoct_ps::Ps;
-use svoct_store::InboxState;
+use svoct_ps::status::{ReturnsView, returns_view, status_now};
 
-/// Writes the lots and invoices the returns speak of.
-pub fn final_state(ps: &Ps, out: &mut dyn Write) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let limits = ParseLimits::default();
-    let mut arls = Vec::new();
-    let mut invoices = Vec::new();
-    let mut arts = Vec::new();
-    for state in [InboxState::New, InboxState::Processed] {
-        for msg in ps.inbox(state)? {
-            let Ok(parsed) = profile::parse_message(&msg.raw, &limits) else {
-                continue;
-            };
-            let Ok(opened) = parsed.open(None, &limits) else {
-                continue;
-            };
-            match parsed.description.profile {
-                Profile::Arl => {
-                    if let Ok(arl) = Arl::parse(&opened.bytes) {
-                        arls.push(arl);
-                    }
-                }
-                Profile::Rsp => {
-                    if let Ok(report) = svoct_formats::noemie::report(&opened.bytes) {
-                        invoices.extend(report.invoices);
-                    }
-                }
-                Profile::Art(_) => arts.push((parsed.subject.to_string(), opened.bytes)),
-                _ => {}
-            }
-        }
+fn label<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => "?".into(),
     }
-    arls.sort_by_key(|a| (a.lot_date.yymmdd(), a.lot_number));
-    writeln!(out, "    lots ({}):", arls.len())?;
+}
+
+fn euros(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    format!("{sign}{}.{:02} EUR", cents.abs() / 100, cents.abs() % 100)
+}
+
+/// Writes the lots and invoices with their states, and the worklists.
+pub fn final_state(
+    ps: &Ps,
+    out: &mut dyn Write,
+) -> Result<ReturnsView, Box<dyn std::error::Error + Send + Sync>> {
+    let view = returns_view(ps)?;
+    let t = &view.totals;
     writeln!(
         out,
-        "      {:<4} {:<8} {:<4} {:>8}  {:<9} reason",
+        "    lots ({}): {} positive ARL, {} negative ARL, {} awaiting ARL",
+        t.lots, t.lots_positive, t.lots_negative, t.lots_awaiting_arl
+    )?;
+    writeln!(
+        out,
+        "      {:<4} {:<7} {:<4} {:>8}  {:<9} reason",
         "lot", "date", "kind", "invoices", "ARL"
     )?;
-    for a in &arls {
-        let status = match a.status {
-            ArlStatus::Positive => "positive",
-            ArlStatus::Negative => "NEGATIVE",
-        };
-        let reason = a
-            .reasons
-            .first()
-            .map(|r| format!("{} {}", r.code, r.label))
-            .unwrap_or_default();
+    for lot in &view.lots {
         writeln!(
             out,
-            "      {:03}  {:<8} {:<4} {:>8}  {:<9} {}",
-            a.lot_number,
-            a.lot_date.yymmdd(),
-            a.lot_kind,
-            a.invoice_count.map(|c| c.to_string()).unwrap_or_default(),
-            status,
-            reason
+            "      {:<4} {:<7} {:<4} {:>8}  {:<9} {}",
+            lot.number,
+            lot.date,
+            lot.kind.map(|k| k.as_str()).unwrap_or("?"),
+            lot.invoices,
+            label(&lot.arl),
+            lot.arl_reasons.join("; ")
         )?;
     }
-    let count = |s: InvoiceState| invoices.iter().filter(|i| i.state == s).count();
-    let paid: i64 = invoices.iter().map(|i| i.paid_cents).sum();
     writeln!(
         out,
-        "    invoices with a payment return: {} ({} paid, {} rejected, {} deferred), {}.{:02} EUR paid",
-        invoices.len(),
-        count(InvoiceState::Paid),
-        count(InvoiceState::Rejected),
-        count(InvoiceState::Deferred),
-        paid / 100,
-        paid % 100
+        "    invoices ({}): {} paid, {} rejected, {} deferred, {} partly paid, {} awaiting a payment return; {} paid",
+        t.invoices,
+        t.invoices_paid,
+        t.invoices_rejected,
+        t.invoices_deferred,
+        t.invoices_partial,
+        t.invoices_awaiting,
+        euros(t.paid_cents)
     )?;
-    for inv in invoices.iter().filter(|i| i.state != InvoiceState::Paid) {
-        let why = inv
-            .rejects
-            .first()
-            .map(|r| format!("{} {}", r.code, r.label))
-            .unwrap_or_default();
+    writeln!(
+        out,
+        "      (DRE invoices are paid by the AMC outside SESAM-Vitale, and a refused lot gets no payment \
+         return: they stay awaiting)"
+    )?;
+    let status = status_now(ps)?;
+    writeln!(
+        out,
+        "    worklists (svoct ps status): {} lot(s) to resend, {} invoice(s) to correct, {} return(s) matching nothing",
+        status.lots_to_resend.len(),
+        status.invoices_to_correct.len(),
+        status.unmatched.len()
+    )?;
+    for inv in status.invoices_to_correct.iter().take(8) {
         writeln!(
             out,
             "      invoice {:>9} (lot {}): {:<8} {}",
-            inv.invoice_number.trim_start_matches('0'),
-            inv.lot_number,
-            format!("{:?}", inv.state).to_lowercase(),
-            why
+            inv.number.trim_start_matches('0'),
+            inv.lot_number.as_deref().unwrap_or("?"),
+            label(&inv.state),
+            inv.reasons.join("; ")
         )?;
     }
-    writeln!(out, "    OCT receipts (ART): {}", arts.len())?;
-    for (subject, text) in arts.iter().take(2) {
-        writeln!(out, "      {subject}:")?;
-        for line in String::from_utf8_lossy(text).lines().take(6) {
-            writeln!(out, "        | {line}")?;
-        }
+    if status.invoices_to_correct.len() > 8 {
+        writeln!(
+            out,
+            "      ... and {} more (svoct ps status)",
+            status.invoices_to_correct.len() - 8
+        )?;
     }
-    Ok(())
+    for lot in &status.lots_to_resend {
+        writeln!(
+            out,
+            "      lot {} of {}: resend ({})",
+            lot.number,
+            lot.date,
+            lot.arl_reasons.join("; ")
+        )?;
+    }
+    let arts: Vec<_> = view.notes.iter().filter(|n| n.kind == "ART").collect();
+    writeln!(out, "    OCT receipts (ART): {}", arts.len())?;
+    if let Some(first) = arts.first() {
+        writeln!(out, "      {}", first.summary)?;
+    }
+    Ok(view)
 }
