@@ -29,8 +29,8 @@ fn demo_runs_the_whole_exchange_and_reports_every_lot() {
     assert_eq!(summary["arl"], summary["lots_sent"]);
     // 12 + 12 + 12 invoices in the three options, 3 in the old lot.
     assert_eq!(summary["invoices_sent"], 39);
-    // The old lot is refused by the AM: its negative ARL is in the final table.
-    assert!(stdout.contains("NEGATIVE"), "{stdout}");
+    // The old lot is refused by the AM: its negative ARL reaches the PS's reconciliation.
+    assert_eq!(summary["lots_negative"], 1, "{stdout}");
 }
 
 #[test]

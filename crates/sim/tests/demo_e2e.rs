@@ -22,9 +22,16 @@ async fn every_message_lot_and_invoice_gets_its_return() {
     assert_eq!(summary.art, summary.messages_sent, "one ART per message");
     assert_eq!(summary.arl, summary.lots_sent, "one ARL per lot the PS built");
     assert_eq!(summary.quarantined_at_ps, 0, "{text}");
-    assert!(
-        text.contains("NEGATIVE"),
+    assert_eq!(
+        summary.lots_negative, 1,
         "the 120-day-old lot is refused:\n{text}"
+    );
+    assert_eq!(summary.lots_positive, summary.lots_sent - 1, "{text}");
+    assert_eq!(summary.unmatched_returns, 0, "{text}");
+    // Every FSE invoice of an accepted lot got a payment return; the rules reject and defer some.
+    assert!(
+        summary.invoices_paid > 0 && summary.invoices_rejected > 0,
+        "{text}"
     );
     // 24 + 24 + 24 + 3 invoices were generated.
     assert_eq!(summary.invoices_sent, 75, "{text}");
