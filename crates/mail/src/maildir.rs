@@ -298,6 +298,9 @@ mod tests {
             other => panic!("expected TooLarge, got {other:?}"),
         }
         // A message that grows past the limit by CRLF normalisation is refused too (9 LF -> 18).
-        assert!(matches!(m.fetch(&grows), Err(MaildirError::TooLarge { size: 18, .. })));
+        assert!(matches!(
+            m.fetch(&grows),
+            Err(MaildirError::TooLarge { size: 18, .. })
+        ));
     }
 }

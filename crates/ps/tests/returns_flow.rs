@@ -353,7 +353,11 @@ fn the_same_returns_twice_change_nothing() {
     let cfg = e.ps.config().clone();
     let now = time::OffsetDateTime::now_utc();
     let again = svoct_ps::returns::ClassifiedMessage {
-        inbox_id: m.iter().find(|x| x.classification.as_deref() == Some("RSP")).unwrap().id,
+        inbox_id: m
+            .iter()
+            .find(|x| x.classification.as_deref() == Some("RSP"))
+            .unwrap()
+            .id,
         kind: svoct_ps::returns::ReturnKind::Rsp,
         subject: svoct_mail::subject::Subject::Return(svoct_mail::subject::ReturnSubject {
             kind: ReturnKind::Rsp,

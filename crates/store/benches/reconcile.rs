@@ -13,7 +13,10 @@ use svoct_store::{EntryId, InboxId, Store};
 
 /// Lots of 100 invoices; `SVOCT_BENCH_LOTS` overrides (default 10,000 = 1,000,000 invoices).
 fn lots_count() -> usize {
-    std::env::var("SVOCT_BENCH_LOTS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000)
+    std::env::var("SVOCT_BENCH_LOTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000)
 }
 const PER_LOT: usize = 100;
 const LOTS_PER_MESSAGE: usize = 100;
