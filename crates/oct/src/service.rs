@@ -271,7 +271,7 @@ impl Delivery {
                 if let (Some(user), Some(pw)) = (&s.username, &s.password) {
                     c.credentials = Some(SmtpCredentials {
                         user: user.clone(),
-                        password: svoct_mail::cms::Secret::new(pw.expose().to_owned()),
+                        password: pw.clone(),
                     });
                 }
                 Some(SmtpTransport::new(&c).map_err(|e| ServiceError::Smtp(e.to_string()))?)

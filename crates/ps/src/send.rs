@@ -317,7 +317,7 @@ impl Ps {
         if let (Some(user), Some(password)) = (&s.username, &s.password) {
             cfg.credentials = Some(smtp::SmtpCredentials {
                 user: user.clone(),
-                password: svoct_mail::cms::Secret::new(password.expose().to_owned()),
+                password: password.clone(),
             });
         }
         smtp::SmtpTransport::new(&cfg).map_err(|e| {

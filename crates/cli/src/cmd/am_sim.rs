@@ -111,7 +111,7 @@ pub fn run(args: Args) -> CmdResult {
         // Tests and scripts read this line to find the port when listening on port 0.
         println!("listening on {}", sim.local_addr());
         let _ = std::io::stdout().flush();
-        wait_for_signal().await;
+        super::wait_for_signal().await;
         tracing::info!("am-sim: shutdown requested");
         let totals = sim.shutdown().await;
         tracing::info!(
@@ -125,22 +125,6 @@ pub fn run(args: Args) -> CmdResult {
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Ctrl-C or SIGTERM (what service managers send).
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 #[cfg(test)]

@@ -4,3 +4,19 @@ pub mod generate;
 pub mod inspect;
 pub mod oct;
 pub mod ps;
+
+/// Ctrl-C or SIGTERM (what service managers send): when the long-running commands stop.
+pub(crate) async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -110,27 +110,12 @@ fn serve(config: Config) -> CmdResult {
             println!("listening on {addr}");
             let _ = std::io::stdout().flush();
         }
-        wait_for_signal().await;
+        super::wait_for_signal().await;
         tracing::info!("shutdown requested");
         running.shutdown().await;
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 /// Counts the entries of a spool sub-directory (`new`, `quarantine`) without opening the spool,
