@@ -7,7 +7,7 @@ use svoct_ps::Ps;
 use svoct_ps::config::Config;
 
 use super::output::table;
-use super::status::{date_of, euros, kind};
+use super::status::{date_of, euros, kind, unmatched_table};
 use crate::CmdResult;
 
 #[derive(clap::Args)]
@@ -107,23 +107,7 @@ pub fn returns(path: &Path, args: ReturnsArgs) -> CmdResult {
     );
     if !v.unmatched.is_empty() {
         println!("\n{} return item(s) for nothing sent (kept):", v.unmatched.len());
-        let rows: Vec<Vec<String>> = v
-            .unmatched
-            .iter()
-            .map(|u| {
-                vec![
-                    u.kind.clone(),
-                    u.lot_number.clone(),
-                    u.lot_date.clone(),
-                    u.invoice_number.clone().unwrap_or_default(),
-                    u.inbox.0.to_string(),
-                ]
-            })
-            .collect();
-        print!(
-            "{}",
-            table(&["return", "lot", "lot date", "invoice", "inbox id"], &rows)
-        );
+        print!("{}", unmatched_table(&v.unmatched));
     }
     if !v.notes.is_empty() {
         println!("\nNotes (ART, NOEMIE findings, unreadable returns):");

@@ -105,23 +105,7 @@ pub fn status(path: &Path, args: StatusArgs) -> CmdResult {
     }
     println!("\nReturns for nothing sent (kept): {}", s.unmatched.len());
     if !s.unmatched.is_empty() {
-        let rows: Vec<Vec<String>> = s
-            .unmatched
-            .iter()
-            .map(|u| {
-                vec![
-                    u.kind.clone(),
-                    u.lot_number.clone(),
-                    u.lot_date.clone(),
-                    u.invoice_number.clone().unwrap_or_default(),
-                    u.inbox.0.to_string(),
-                ]
-            })
-            .collect();
-        print!(
-            "{}",
-            table(&["return", "lot", "lot date", "invoice", "inbox id"], &rows)
-        );
+        print!("{}", unmatched_table(&s.unmatched));
     }
     println!("\nPaid per day:");
     let rows: Vec<Vec<String>> = s
@@ -131,6 +115,23 @@ pub fn status(path: &Path, args: StatusArgs) -> CmdResult {
         .collect();
     print!("{}", table(&["date", "invoices", "paid (EUR)"], &rows));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The returns that name nothing sent, as `svoct ps status` and `svoct ps returns` show them.
+pub(super) fn unmatched_table(unmatched: &[svoct_store::returns::UnmatchedReturn]) -> String {
+    let rows: Vec<Vec<String>> = unmatched
+        .iter()
+        .map(|u| {
+            vec![
+                u.kind.clone(),
+                u.lot_number.clone(),
+                u.lot_date.clone(),
+                u.invoice_number.clone().unwrap_or_default(),
+                u.inbox.0.to_string(),
+            ]
+        })
+        .collect();
+    table(&["return", "lot", "lot date", "invoice", "inbox id"], &rows)
 }
 
 #[cfg(test)]
