@@ -181,20 +181,20 @@ fn worker_child() {
             .unwrap();
         writeln!(attempts, "{}", entry.id).unwrap();
         attempts.sync_data().unwrap();
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(ledger.join(entry.id.to_string()))
-        {
-            Ok(mut f) => {
-                f.write_all(&entry.data).unwrap();
-                f.sync_data().unwrap();
-                std::fs::File::open(&ledger).unwrap().sync_all().unwrap();
-            }
+        // The commit must be atomic: a kill between creating the ledger file and writing it
+        // would otherwise leave an empty entry that the next run takes as committed. Write a
+        // private temporary file, then link it into place (fails if the entry exists).
+        let tmp = dir.join(format!("ledger-tmp-{}", entry.id));
+        let mut f = std::fs::File::create(&tmp).unwrap();
+        f.write_all(&entry.data).unwrap();
+        f.sync_data().unwrap();
+        match std::fs::hard_link(&tmp, ledger.join(entry.id.to_string())) {
+            Ok(()) => std::fs::File::open(&ledger).unwrap().sync_all().unwrap(),
             // Already committed by a run that was killed before `complete`.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => panic!("ledger: {e}"),
         }
+        let _ = std::fs::remove_file(&tmp);
         spool.complete(entry.id).unwrap();
     }
 }
