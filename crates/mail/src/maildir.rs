@@ -51,14 +51,18 @@ fn io(path: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> Maildir
     move |source| MaildirError::Io { path, what, source }
 }
 
-fn hostname() -> String {
-    let h = fs::read_to_string("/etc/hostname").unwrap_or_default();
-    let h: String = h
-        .trim()
-        .chars()
-        .map(|c| if c == '/' || c == ':' { '_' } else { c })
-        .collect();
-    if h.is_empty() { "localhost".into() } else { h }
+/// The host part of Maildir names, read once per process.
+fn hostname() -> &'static str {
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        let h = fs::read_to_string("/etc/hostname").unwrap_or_default();
+        let h: String = h
+            .trim()
+            .chars()
+            .map(|c| if c == '/' || c == ':' { '_' } else { c })
+            .collect();
+        if h.is_empty() { "localhost".into() } else { h }
+    })
 }
 
 /// The unique part of a Maildir file name: everything before the `:2,` info.

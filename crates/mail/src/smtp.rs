@@ -393,8 +393,9 @@ fn tls_handshake_failed(e: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// Writes each message as a `.eml` file in a directory (and its envelope next to it as
-/// `.envelope.json`), never overwriting. The file is written under a temporary name, synced and
-/// renamed, so a reader never sees half a message.
+/// `.envelope.json`), never overwriting. Each file is written under a temporary name, synced and
+/// renamed, so a reader never sees half a message; the directory is synced before `send`
+/// returns, so a message reported written survives a power cut.
 #[derive(Debug)]
 pub struct DirTransport {
     dir: PathBuf,
@@ -420,18 +421,43 @@ impl DirTransport {
         &self.dir
     }
 
+    /// Writes `bytes` as `<stem>.<ext>`: a hidden temporary name, synced, then renamed into
+    /// place without replacing anything (`RENAME_NOREPLACE`; a hard link where the file system
+    /// lacks it). The directory itself is synced by the caller once both files are in place.
     fn write_new(&self, stem: &str, ext: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
         let tmp = self.dir.join(format!(".{stem}.{ext}.tmp"));
         let path = self.dir.join(format!("{stem}.{ext}"));
         let mut f = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
+        let written = f.write_all(bytes).and_then(|()| f.sync_all());
         drop(f);
-        // Refuse to replace an existing file (hard link fails if the target exists).
-        fs::hard_link(&tmp, &path)?;
-        fs::remove_file(&tmp)?;
-        Ok(path)
+        let placed = written.and_then(|()| place_no_replace(&tmp, &path));
+        if placed.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        placed.map(|()| path)
     }
+}
+
+/// Moves `from` to `to` unless `to` exists (then `AlreadyExists`, and `from` stays).
+fn place_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(e)
+            if e == rustix::io::Errno::INVAL
+                || e == rustix::io::Errno::NOSYS
+                || e == rustix::io::Errno::NOTSUP =>
+        {
+            // A hard link also refuses an existing target.
+            fs::hard_link(from, to)?;
+            fs::remove_file(from)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    fs::File::open(dir)?.sync_all()
 }
 
 impl Transport for DirTransport {
@@ -456,6 +482,10 @@ impl Transport for DirTransport {
                     let env = serde_json::to_vec_pretty(envelope).unwrap_or_default();
                     self.write_new(&stem, "envelope.json", &env).map_err(|e| {
                         SendError::permanent(format!("write envelope next to {}", path.display()), None, None)
+                            .with_source(e)
+                    })?;
+                    sync_dir(&self.dir).map_err(|e| {
+                        SendError::transient(format!("sync {}", self.dir.display()), None, None)
                             .with_source(e)
                     })?;
                     return Ok(SendOk {

@@ -356,6 +356,14 @@ pub struct Delivery {
     /// Parallel sender threads (each delivers one message at a time).
     #[serde(default = "default_senders")]
     pub senders: usize,
+    /// Due messages a sender claims at once (one transaction); each outcome is still recorded
+    /// as soon as it is known.
+    #[serde(default = "default_delivery_batch")]
+    pub batch: usize,
+}
+
+fn default_delivery_batch() -> usize {
+    8
 }
 
 fn default_senders() -> usize {
@@ -369,6 +377,7 @@ impl Default for Delivery {
             local: Vec::new(),
             directory: None,
             senders: default_senders(),
+            batch: default_delivery_batch(),
         }
     }
 }
@@ -444,6 +453,14 @@ pub struct PipelineSettings {
     /// Largest decrypted, decompressed attachment, bytes.
     #[serde(default = "default_max_attachment")]
     pub max_attachment_bytes: u64,
+    /// Spooled messages a worker takes at once (only those already waiting) and commits in one
+    /// transaction: one durable write for the batch instead of one per message.
+    #[serde(default = "default_pipeline_batch")]
+    pub batch: usize,
+}
+
+fn default_pipeline_batch() -> usize {
+    16
 }
 
 fn default_workers() -> usize {
@@ -462,6 +479,7 @@ impl Default for PipelineSettings {
             workers: default_workers(),
             poll_interval_ms: default_poll_ms(),
             max_attachment_bytes: default_max_attachment(),
+            batch: default_pipeline_batch(),
         }
     }
 }
@@ -657,6 +675,12 @@ impl Config {
         }
         if self.delivery.senders == 0 || self.delivery.senders > 64 {
             return Err(invalid("delivery.senders", "must be 1 to 64"));
+        }
+        if self.pipeline.batch == 0 || self.pipeline.batch > 1024 {
+            return Err(invalid("pipeline.batch", "must be 1 to 1024"));
+        }
+        if self.delivery.batch == 0 || self.delivery.batch > 1024 {
+            return Err(invalid("delivery.batch", "must be 1 to 1024"));
         }
         if self.retry.max_attempts == 0 {
             return Err(invalid("retry.max_attempts", "must be at least 1"));

@@ -27,7 +27,7 @@ use time::OffsetDateTime;
 use crate::config::{Config, SmtpTls};
 use crate::ingress::{Ingress, IngressConfig, IngressHandle};
 use crate::pipeline::{Env, Incoming, Keys, Pipeline, PipelineError};
-use crate::state::{State, StateError, now_secs};
+use crate::state::{DeliveryOutcome, Due, State, StateError, WriteGate, now_secs};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -75,10 +75,18 @@ const FILE_BLOCK: u64 = 64;
 const COMPOSTAGE_BLOCK: u32 = 32;
 const COMPOSTAGE_BLOCK_AGE: Duration = Duration::from_secs(2);
 
-/// The pipeline's [`Env`] over the state database.
-struct StateEnv<'s> {
+/// The pipeline's [`Env`] over the state database: what the workers hand to
+/// [`Pipeline::process`]. Public so that tests can process a message without committing it.
+pub struct StateEnv<'s> {
     state: &'s State,
     blocks: &'s mut Blocks,
+}
+
+impl<'s> StateEnv<'s> {
+    /// Allocates file names and compostages from `state`, in blocks kept in `blocks`.
+    pub fn new(state: &'s State, blocks: &'s mut Blocks) -> Self {
+        StateEnv { state, blocks }
+    }
 }
 
 impl Env for StateEnv<'_> {
@@ -131,8 +139,33 @@ pub fn work_once(
     pipeline: &Pipeline<'_>,
     stats: &ServiceStats,
 ) -> Result<bool, ServiceError> {
-    if let Some(entry) = spool.claim_next()? {
-        handle_entry(spool, state, blocks, pipeline, stats, entry)?;
+    work_batch(spool, state, blocks, pipeline, stats, 1)
+}
+
+/// One worker step over up to `max` spooled messages (those already waiting; it never waits
+/// for more): each is processed, all are committed in one transaction, then removed from the
+/// spool. Returns `false` when the spool was empty and no quarantined message awaited a retry.
+pub fn work_batch(
+    spool: &Spool,
+    state: &mut State,
+    blocks: &mut Blocks,
+    pipeline: &Pipeline<'_>,
+    stats: &ServiceStats,
+    max: usize,
+) -> Result<bool, ServiceError> {
+    let mut entries = Vec::new();
+    while entries.len() < max.max(1) {
+        match spool.claim_next() {
+            Ok(Some(entry)) => entries.push(entry),
+            Ok(None) => break,
+            Err(e) => {
+                release_all(spool, entries.iter().map(|e| e.id));
+                return Err(e.into());
+            }
+        }
+    }
+    if !entries.is_empty() {
+        handle_entries(spool, state, blocks, pipeline, stats, entries)?;
         return Ok(true);
     }
     // Quarantined messages an operator asked to retry (`svoct oct quarantine retry`).
@@ -162,73 +195,104 @@ pub fn work_once(
     Ok(false)
 }
 
-fn handle_entry(
+/// Gives claimed entries back to the spool (best effort: they are claimed again later).
+fn release_all(spool: &Spool, ids: impl IntoIterator<Item = SpoolId>) {
+    for id in ids {
+        let _ = spool.release(id);
+    }
+}
+
+fn handle_entries(
     spool: &Spool,
     state: &mut State,
     blocks: &mut Blocks,
     pipeline: &Pipeline<'_>,
     stats: &ServiceStats,
-    entry: SpoolEntry,
+    entries: Vec<SpoolEntry>,
 ) -> Result<(), ServiceError> {
-    let id = entry.id;
-    let key = id.to_string();
-    if let Some((outcome, reason)) = state.outcome(&key)? {
-        // Committed before a crash, not yet completed in the spool: only complete it.
-        tracing::info!(spool_id = %key, %outcome, "already processed; completing");
-        finish(spool, id, &outcome, reason.as_deref())?;
+    let mut ids: Vec<SpoolId> = entries.iter().map(|e| e.id).collect();
+    let mut batch_ids = Vec::with_capacity(entries.len());
+    let mut processed = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        let id = entry.id;
+        let key = id.to_string();
+        let step = state
+            .outcome(&key)
+            .map_err(ServiceError::from)
+            .and_then(|done| match done {
+                Some((outcome, reason)) => {
+                    // Committed before a crash, not yet completed in the spool: only complete it.
+                    tracing::info!(spool_id = %key, %outcome, "already processed; completing");
+                    finish(spool, id, &outcome, reason.as_deref())?;
+                    Ok(None)
+                }
+                None => {
+                    let mut env = StateEnv { state, blocks };
+                    let incoming = Incoming {
+                        spool_id: &key,
+                        mail_from: &entry.envelope.mail_from,
+                        rcpt_to: &entry.envelope.rcpt_to,
+                        raw: &entry.data,
+                    };
+                    Ok(Some(pipeline.process(incoming, &mut env)?))
+                }
+            });
+        match step {
+            Ok(Some(p)) => {
+                batch_ids.push(id);
+                processed.push(p);
+            }
+            Ok(None) => ids.retain(|&x| x != id),
+            Err(e) => {
+                release_all(spool, ids);
+                return Err(e);
+            }
+        }
+    }
+    drop(entries);
+    if processed.is_empty() {
         return Ok(());
     }
-    let mut env = StateEnv { state, blocks };
-    let processed = match pipeline.process(
-        Incoming {
-            spool_id: &key,
-            mail_from: &entry.envelope.mail_from,
-            rcpt_to: &entry.envelope.rcpt_to,
-            raw: &entry.data,
-        },
-        &mut env,
-    ) {
-        Ok(p) => p,
-        Err(e) => {
-            let _ = spool.release(id);
-            return Err(e.into());
-        }
-    };
-    if let Err(e) = state.commit(&processed) {
-        let _ = spool.release(id);
+    if let Err(e) = state.commit_batch(&processed) {
+        release_all(spool, ids);
         return Err(e.into());
     }
-    let outcome = if processed.quarantine.is_some() {
-        "quarantined"
-    } else {
-        "processed"
-    };
-    tracing::info!(
-        spool_id = %key,
-        kind = ?processed.kind,
-        outcome,
-        reason = processed.quarantine.as_ref().map(|q| q.code.as_str()),
-        outgoing = processed.outgoing.len(),
-        "message processed"
-    );
-    stats.processed.fetch_add(1, Ordering::Relaxed);
-    if processed.quarantine.is_some() {
-        stats.quarantined.fetch_add(1, Ordering::Relaxed);
+    for (&id, p) in batch_ids.iter().zip(&processed) {
+        let outcome = if p.quarantine.is_some() {
+            "quarantined"
+        } else {
+            "processed"
+        };
+        tracing::info!(
+            spool_id = %p.spool_id,
+            kind = ?p.kind,
+            outcome,
+            reason = p.quarantine.as_ref().map(|q| q.code.as_str()),
+            outgoing = p.outgoing.len(),
+            "message processed"
+        );
+        stats.processed.fetch_add(1, Ordering::Relaxed);
+        if p.quarantine.is_some() {
+            stats.quarantined.fetch_add(1, Ordering::Relaxed);
+        }
+        finish(
+            spool,
+            id,
+            outcome,
+            p.quarantine.as_ref().map(|q| q.reason.as_str()),
+        )?;
     }
-    finish(
-        spool,
-        id,
-        outcome,
-        processed.quarantine.as_ref().map(|q| q.reason.as_str()),
-    )?;
     Ok(())
 }
 
+/// Removes a committed entry from the spool. The state database already holds its outcome,
+/// so a processed entry is removed without a directory sync (see
+/// [`Spool::complete_recorded`]); a quarantined one is moved aside with its reason.
 fn finish(spool: &Spool, id: SpoolId, outcome: &str, reason: Option<&str>) -> Result<(), ServiceError> {
     if outcome == "quarantined" {
         spool.quarantine(id, reason.unwrap_or("quarantined by the pipeline"))?;
     } else {
-        spool.complete(id)?;
+        spool.complete_recorded(id)?;
     }
     Ok(())
 }
@@ -238,6 +302,9 @@ pub struct Delivery {
     config: Arc<Config>,
     smtp: Option<SmtpTransport>,
     directory: Option<DirTransport>,
+    /// Local Maildirs opened (and their folders created) once, by directory.
+    maildirs:
+        std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, Arc<svoct_mail::maildir::Maildir>>>,
 }
 
 impl std::fmt::Debug for Delivery {
@@ -285,20 +352,45 @@ impl Delivery {
             config,
             smtp,
             directory,
+            maildirs: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
+    }
+
+    /// The Maildir at `dir`, created on first use (a failure is retried at the next delivery).
+    fn maildir(
+        &self,
+        dir: &std::path::Path,
+    ) -> Result<Arc<svoct_mail::maildir::Maildir>, svoct_mail::maildir::MaildirError> {
+        let mut open = self
+            .maildirs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(md) = open.get(dir) {
+            return Ok(md.clone());
+        }
+        // Delivery only writes; the size bound matters to readers.
+        let md = Arc::new(svoct_mail::maildir::Maildir::create(dir, 1 << 30)?);
+        open.insert(dir.to_path_buf(), md.clone());
+        Ok(md)
     }
 
     /// Delivers one message.
     pub fn deliver(&self, from: &str, rcpt: &str, raw: &[u8]) -> Delivered {
         if let Some(dir) = self.config.local_maildir(rcpt) {
-            let max = u64::try_from(raw.len()).unwrap_or(u64::MAX).saturating_add(1);
-            let md = match svoct_mail::maildir::Maildir::create(dir, max.max(1 << 30)) {
+            let md = match self.maildir(dir) {
                 Ok(m) => m,
                 Err(e) => return Delivered::Transient(format!("Maildir {}: {e}", dir.display())),
             };
             return match md.deliver(raw) {
                 Ok(name) => Delivered::Ok(format!("maildir {name}")),
-                Err(e) => Delivered::Transient(format!("Maildir {}: {e}", dir.display())),
+                Err(e) => {
+                    // Open it afresh next time (its folders may have been removed).
+                    self.maildirs
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .remove(dir);
+                    Delivered::Transient(format!("Maildir {}: {e}", dir.display()))
+                }
             };
         }
         let envelope = SmtpEnvelope::new(from, rcpt);
@@ -319,43 +411,109 @@ impl Delivery {
     }
 }
 
-/// One sender step: delivers the oldest due outbox row. Returns `false` when none was due.
+/// One sender step: claims up to `delivery.batch` due outbox rows (oldest first, one
+/// transaction) and delivers them one at a time, recording each outcome as soon as it is known,
+/// so that a crash re-sends at most the one message in flight. When `stop` is raised it gives
+/// the rows not yet attempted back. Returns `false` when none was due.
 pub fn send_once(
     state: &State,
     delivery: &Delivery,
     config: &Config,
     stats: &ServiceStats,
+    stop: &AtomicBool,
 ) -> Result<bool, ServiceError> {
-    let Some(due) = state.claim_due(now_secs())? else {
+    let due = state.claim_due_batch(now_secs(), config.delivery.batch.max(1))?;
+    if due.is_empty() {
         return Ok(false);
-    };
-    match delivery.deliver(&due.mail_from, &due.rcpt, &due.raw) {
-        Delivered::Ok(answer) => {
-            state.mark_sent(due.id)?;
-            stats.delivered.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(message_id = %due.message_id, kind = %due.kind, rcpt = %due.rcpt, %answer, "delivered");
+    }
+    let mut rest = due
+        .iter()
+        .map(|d| d.id)
+        .collect::<std::collections::VecDeque<_>>();
+    for d in &due {
+        if stop.load(Ordering::Relaxed) {
+            state.unclaim(rest.iter().copied())?;
+            break;
         }
-        Delivered::Transient(err) => {
-            stats.delivery_failures.fetch_add(1, Ordering::Relaxed);
-            let attempts = due.attempts.saturating_add(1);
-            if attempts >= config.retry.max_attempts {
-                tracing::warn!(message_id = %due.message_id, rcpt = %due.rcpt, attempts, error = %err, "delivery failed: retries exhausted");
-                state.mark_failed(due.id, &err)?;
-            } else {
-                let delay = config.retry.backoff(attempts);
-                let next = now_secs().saturating_add(i64::try_from(delay.as_secs()).unwrap_or(i64::MAX));
-                tracing::warn!(message_id = %due.message_id, rcpt = %due.rcpt, attempts, retry_in_secs = delay.as_secs(), error = %err, "delivery deferred");
-                state.mark_retry(due.id, next, &err)?;
-            }
+        let outcome = delivery_outcome(d, delivery.deliver(&d.mail_from, &d.rcpt, &d.raw), config, stats);
+        if let Err(e) = state.record_deliveries(&[(d.id, outcome)]) {
+            // Rows still claimed go back in the queue; the one just delivered may be sent again
+            // (the SMTP hop is at-least-once, Message-IDs are stable).
+            let _ = state.unclaim(rest.iter().copied());
+            return Err(e.into());
         }
-        Delivered::Permanent(err) => {
-            stats.delivery_failures.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(message_id = %due.message_id, rcpt = %due.rcpt, error = %err, "delivery failed permanently");
-            state.mark_failed(due.id, &err)?;
-        }
+        rest.pop_front();
     }
     Ok(true)
 }
+
+fn delivery_outcome(
+    due: &Due,
+    delivered: Delivered,
+    config: &Config,
+    stats: &ServiceStats,
+) -> DeliveryOutcome {
+    match delivered {
+        Delivered::Ok(answer) => {
+            stats.delivered.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(message_id = %due.message_id, kind = %due.kind, rcpt = %due.rcpt, %answer, "delivered");
+            DeliveryOutcome::Sent
+        }
+        Delivered::Transient(error) => {
+            stats.delivery_failures.fetch_add(1, Ordering::Relaxed);
+            let attempts = due.attempts.saturating_add(1);
+            if attempts >= config.retry.max_attempts {
+                tracing::warn!(message_id = %due.message_id, rcpt = %due.rcpt, attempts, %error, "delivery failed: retries exhausted");
+                DeliveryOutcome::Failed { error }
+            } else {
+                let delay = config.retry.backoff(attempts);
+                let at = now_secs().saturating_add(i64::try_from(delay.as_secs()).unwrap_or(i64::MAX));
+                tracing::warn!(message_id = %due.message_id, rcpt = %due.rcpt, attempts, retry_in_secs = delay.as_secs(), %error, "delivery deferred");
+                DeliveryOutcome::Retry { at, error }
+            }
+        }
+        Delivered::Permanent(error) => {
+            stats.delivery_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(message_id = %due.message_id, rcpt = %due.rcpt, %error, "delivery failed permanently");
+            DeliveryOutcome::Failed { error }
+        }
+    }
+}
+
+/// Wakes idle senders as soon as a worker has queued outgoing messages, instead of letting
+/// them poll the outbox.
+#[derive(Debug, Default)]
+struct OutboxSignal {
+    generation: std::sync::Mutex<u64>,
+    queued: std::sync::Condvar,
+}
+
+impl OutboxSignal {
+    fn lock(&self) -> std::sync::MutexGuard<'_, u64> {
+        self.generation
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn notify(&self) {
+        *self.lock() += 1;
+        self.queued.notify_all();
+    }
+
+    fn generation(&self) -> u64 {
+        *self.lock()
+    }
+
+    /// Waits until something was queued after `seen` was read, or `timeout`.
+    fn wait(&self, seen: u64, timeout: Duration) {
+        let guard = self.lock();
+        let _ = self.queued.wait_timeout_while(guard, timeout, |g| *g == seen);
+    }
+}
+
+/// How long an idle sender waits before looking at the outbox again without being woken
+/// (retries that became due, rows queued by another process).
+const SENDER_IDLE: Duration = Duration::from_millis(200);
 
 /// A running concentrator.
 pub struct Running {
@@ -397,36 +555,62 @@ impl Running {
         if reset > 0 {
             tracing::warn!(
                 messages = reset,
-                "deliveries interrupted by a crash will be sent again (same Message-IDs)"
+                "messages claimed for delivery when the service stopped are queued again (at most one per sender may already have been delivered: same Message-ID)"
             );
         }
         let delivery = Delivery::new(config.clone())?;
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(ServiceStats::default());
+        let gate = WriteGate::default();
+        let signal = Arc::new(OutboxSignal::default());
 
         let mut workers = Vec::new();
         for n in 0..config.pipeline.workers {
-            let (config, keys, spool, stop, stats) = (
+            let (config, keys, spool, stop, stats, gate, signal) = (
                 config.clone(),
                 keys.clone(),
                 spool.clone(),
                 stop.clone(),
                 stats.clone(),
+                gate.clone(),
+                signal.clone(),
             );
             let handle = std::thread::Builder::new()
                 .name(format!("oct-worker-{n}"))
-                .spawn(move || worker_loop(&config, &keys, &spool, &stop, &stats))
+                .spawn(move || {
+                    let shared = Shared {
+                        stop: &stop,
+                        stats: &stats,
+                        gate: &gate,
+                        signal: &signal,
+                    };
+                    worker_loop(&config, &keys, &spool, &shared);
+                })
                 .map_err(|e| ServiceError::Thread(e.to_string()))?;
             workers.push(handle);
         }
         let delivery = Arc::new(delivery);
         let mut senders = Vec::new();
         for n in 0..config.delivery.senders.max(1) {
-            let (config, stop, stats, delivery) =
-                (config.clone(), stop.clone(), stats.clone(), delivery.clone());
+            let (config, stop, stats, delivery, gate, signal) = (
+                config.clone(),
+                stop.clone(),
+                stats.clone(),
+                delivery.clone(),
+                gate.clone(),
+                signal.clone(),
+            );
             let handle = std::thread::Builder::new()
                 .name(format!("oct-sender-{n}"))
-                .spawn(move || sender_loop(&config, &delivery, &stop, &stats))
+                .spawn(move || {
+                    let shared = Shared {
+                        stop: &stop,
+                        stats: &stats,
+                        gate: &gate,
+                        signal: &signal,
+                    };
+                    sender_loop(&config, &delivery, &shared);
+                })
                 .map_err(|e| ServiceError::Thread(e.to_string()))?;
             senders.push(handle);
         }
@@ -491,52 +675,74 @@ impl Drop for Running {
     }
 }
 
-fn worker_loop(config: &Config, keys: &Keys, spool: &Spool, stop: &AtomicBool, stats: &ServiceStats) {
+/// What the worker and sender threads share.
+struct Shared<'a> {
+    stop: &'a AtomicBool,
+    stats: &'a ServiceStats,
+    gate: &'a WriteGate,
+    signal: &'a OutboxSignal,
+}
+
+fn worker_loop(config: &Config, keys: &Keys, spool: &Spool, shared: &Shared<'_>) {
     let pipeline = Pipeline::new(config, keys);
     let poll = Duration::from_millis(config.pipeline.poll_interval_ms.max(1));
     let mut opened = None;
     let mut blocks = Blocks::default();
-    while !stop.load(Ordering::Relaxed) {
+    while !shared.stop.load(Ordering::Relaxed) {
         if opened.is_none() {
-            match State::open(&config.paths.state) {
+            match State::open_gated(&config.paths.state, shared.gate.clone()) {
                 Ok(s) => opened = Some(s),
                 Err(e) => tracing::error!(error = %e, "worker cannot open the state database"),
             }
         }
         let Some(state) = opened.as_mut() else {
-            sleep_unless_stopped(stop, Duration::from_secs(1));
+            sleep_unless_stopped(shared.stop, Duration::from_secs(1));
             continue;
         };
-        match work_once(spool, state, &mut blocks, &pipeline, stats) {
-            Ok(true) => {}
-            Ok(false) => sleep_unless_stopped(stop, poll),
+        match work_batch(
+            spool,
+            state,
+            &mut blocks,
+            &pipeline,
+            shared.stats,
+            config.pipeline.batch,
+        ) {
+            Ok(true) => shared.signal.notify(),
+            // Woken by the ingress as soon as a message is spooled; the timeout also picks up
+            // quarantined messages an operator asked to retry.
+            Ok(false) => {
+                spool.wait_pending(poll);
+            }
             Err(e) => {
                 tracing::error!(error = %e, "worker step failed; retrying");
-                sleep_unless_stopped(stop, Duration::from_secs(1));
+                sleep_unless_stopped(shared.stop, Duration::from_secs(1));
             }
         }
     }
 }
 
-fn sender_loop(config: &Config, delivery: &Delivery, stop: &AtomicBool, stats: &ServiceStats) {
+fn sender_loop(config: &Config, delivery: &Delivery, shared: &Shared<'_>) {
     let mut state = None;
-    while !stop.load(Ordering::Relaxed) {
+    while !shared.stop.load(Ordering::Relaxed) {
         if state.is_none() {
-            match State::open(&config.paths.state).and_then(|s| s.relax_durability().map(|()| s)) {
+            match State::open_gated(&config.paths.state, shared.gate.clone())
+                .and_then(|s| s.relax_durability().map(|()| s))
+            {
                 Ok(s) => state = Some(s),
                 Err(e) => tracing::error!(error = %e, "sender cannot open the state database"),
             }
         }
         let Some(s) = state.as_ref() else {
-            sleep_unless_stopped(stop, Duration::from_secs(1));
+            sleep_unless_stopped(shared.stop, Duration::from_secs(1));
             continue;
         };
-        match send_once(s, delivery, config, stats) {
+        let seen = shared.signal.generation();
+        match send_once(s, delivery, config, shared.stats, shared.stop) {
             Ok(true) => {}
-            Ok(false) => sleep_unless_stopped(stop, Duration::from_millis(100)),
+            Ok(false) => shared.signal.wait(seen, SENDER_IDLE),
             Err(e) => {
                 tracing::error!(error = %e, "sender step failed; retrying");
-                sleep_unless_stopped(stop, Duration::from_secs(1));
+                sleep_unless_stopped(shared.stop, Duration::from_secs(1));
             }
         }
     }

@@ -56,7 +56,9 @@ pub fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
-const SCHEMA_VERSION: i64 = 1;
+/// Version 2 moved outgoing message bodies out of `outbox` into `outbox_body`, so that the
+/// state changes of a delivery rewrite a small row instead of the whole message.
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS processed (
@@ -77,7 +79,6 @@ CREATE TABLE IF NOT EXISTS outbox (
     kind         TEXT NOT NULL,
     mail_from    TEXT NOT NULL,
     rcpt         TEXT NOT NULL,
-    raw          BLOB NOT NULL,
     state        TEXT NOT NULL DEFAULT 'pending',
     attempts     INTEGER NOT NULL DEFAULT 0,
     next_attempt INTEGER NOT NULL,
@@ -86,6 +87,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     sent         INTEGER
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_attempt);
+CREATE TABLE IF NOT EXISTS outbox_body (
+    id  INTEGER PRIMARY KEY REFERENCES outbox(id),
+    raw BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS quarantine (
     id         INTEGER PRIMARY KEY,
     spool_id   TEXT NOT NULL UNIQUE,
@@ -263,6 +268,17 @@ pub struct Due {
     pub attempts: u32,
 }
 
+/// What became of one delivery attempt, recorded by [`State::record_deliveries`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// Delivered: the row is `sent`.
+    Sent,
+    /// Transient failure: pending again from `at` (seconds since the epoch).
+    Retry { at: i64, error: String },
+    /// Permanent failure, or retries exhausted: the row is `failed`.
+    Failed { error: String },
+}
+
 /// A quarantined message, as listed.
 #[derive(Clone, Debug, Serialize)]
 pub struct QuarantineRow {
@@ -308,9 +324,177 @@ pub struct Counters {
     pub own_lots_acknowledged: u64,
 }
 
+/// Version 1 → 2: bodies move from `outbox.raw` to `outbox_body`. In one immediate
+/// transaction that re-checks the column, so that two processes opening an old database at the
+/// same time migrate it once.
+fn migrate_outbox_body(conn: &Connection) -> Result<(), StateError> {
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(sql("begin migration"))?;
+    let result = (|| {
+        let has_raw: bool = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('outbox') WHERE name = 'raw'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(sql("inspect outbox"))?
+            > 0;
+        if has_raw {
+            conn.execute_batch(
+                "INSERT OR IGNORE INTO outbox_body (id, raw) SELECT id, raw FROM outbox;
+                 ALTER TABLE outbox DROP COLUMN raw;",
+            )
+            .map_err(sql("move outbox bodies"))?;
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT").map_err(sql("commit migration")),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// The rows of one processed message, inside the caller's transaction.
+fn insert_processed(tx: &rusqlite::Transaction<'_>, p: &Processed, now: i64) -> Result<bool, StateError> {
+    let outcome = if p.quarantine.is_some() {
+        "quarantined"
+    } else {
+        "processed"
+    };
+    let inserted = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO processed
+             (spool_id, digest, kind, outcome, reason, mail_from, subject, summary, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                p.spool_id,
+                p.digest,
+                p.kind.as_str(),
+                outcome,
+                p.quarantine.as_ref().map(|q| q.reason.as_str()),
+                p.mail_from,
+                p.subject,
+                p.summary.to_string(),
+                now
+            ])
+        })
+        .map_err(sql("insert processed"))?;
+    if inserted == 0 {
+        return Ok(false);
+    }
+    for o in &p.outgoing {
+        let id = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO outbox
+                 (message_id, spool_id, kind, mail_from, rcpt, next_attempt, created)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) RETURNING id",
+            )
+            .and_then(|mut st| {
+                st.query_row(
+                    params![
+                        o.message_id,
+                        p.spool_id,
+                        o.kind.as_str(),
+                        o.mail_from,
+                        o.rcpt,
+                        now
+                    ],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()
+            })
+            .map_err(sql("insert outbox"))?;
+        // None: the Message-ID is already queued (its body with it).
+        if let Some(id) = id {
+            tx.prepare_cached("INSERT INTO outbox_body (id, raw) VALUES (?1, ?2)")
+                .and_then(|mut st| st.execute(params![id, o.raw]))
+                .map_err(sql("insert outbox body"))?;
+        }
+    }
+    for l in &p.own_lots {
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO own_lots
+             (lot_number, lot_date, file_id, organisation, message_id, spool_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                l.lot_number,
+                l.lot_date,
+                l.file_id,
+                l.organisation,
+                l.message_id,
+                p.spool_id
+            ])
+        })
+        .map_err(sql("insert own lot"))?;
+    }
+    for a in &p.own_arls {
+        tx.prepare_cached(
+            "UPDATE own_lots SET arl_status = ?3, arl_detail = ?4, arl_at = ?5
+             WHERE lot_number = ?1 AND lot_date = ?2 AND (?6 = '' OR file_id = ?6)",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                a.lot_number,
+                a.lot_date,
+                a.status,
+                a.detail,
+                now,
+                a.file_id
+            ])
+        })
+        .map_err(sql("record ARL"))?;
+    }
+    if let Some(id) = p.retried_quarantine {
+        tx.execute("UPDATE quarantine SET state = 'retried' WHERE id = ?1", [id])
+            .map_err(sql("mark retried"))?;
+    }
+    if let Some(q) = &p.quarantine {
+        tx.execute(
+            "INSERT OR REPLACE INTO quarantine
+             (spool_id, code, reason, mail_from, rcpt, subject, raw, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                p.spool_id,
+                q.code,
+                q.reason,
+                p.mail_from,
+                serde_json::to_string(&q.rcpt).unwrap_or_default(),
+                p.subject,
+                q.raw,
+                now
+            ],
+        )
+        .map_err(sql("insert quarantine"))?;
+    }
+    Ok(true)
+}
+
 /// The state database.
 pub struct State {
     conn: Connection,
+    gate: WriteGate,
+}
+
+/// Serialises the write transactions of the connections one process holds on the state
+/// database. SQLite lets one writer in at a time and makes the others poll with growing sleeps
+/// (up to 100 ms) in its busy handler; queuing on a mutex instead wakes the next writer as soon
+/// as the previous commit ends. Other processes (the CLI) still meet SQLite's own lock and busy
+/// timeout.
+#[derive(Clone, Debug, Default)]
+pub struct WriteGate(std::sync::Arc<std::sync::Mutex<()>>);
+
+impl WriteGate {
+    fn enter(&self) -> std::sync::MutexGuard<'_, ()> {
+        // A panic in another holder poisons the mutex, not the database: carry on.
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl std::fmt::Debug for State {
@@ -323,6 +507,12 @@ impl State {
     /// Opens (creating when missing) the database: WAL, `synchronous=FULL` (a commit survives a
     /// power cut), busy timeout so that the CLI and the service can share it.
     pub fn open(path: &Path) -> Result<State, StateError> {
+        State::open_gated(path, WriteGate::default())
+    }
+
+    /// Like [`State::open`], with write transactions queued behind `gate`: give the same gate
+    /// to every connection of one process.
+    pub fn open_gated(path: &Path, gate: WriteGate) -> Result<State, StateError> {
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
         {
@@ -348,9 +538,12 @@ impl State {
             )));
         }
         conn.execute_batch(SCHEMA).map_err(sql("schema"))?;
+        if version == 1 {
+            migrate_outbox_body(&conn)?;
+        }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(sql("schema version"))?;
-        Ok(State { conn })
+        Ok(State { conn, gate })
     }
 
     /// Whether spooled message `spool_id` was already committed.
@@ -367,12 +560,11 @@ impl State {
     /// The outcome (`processed` or `quarantined`) and reason of a committed message.
     pub fn outcome(&self, spool_id: &str) -> Result<Option<(String, Option<String>)>, StateError> {
         self.conn
-            .query_row(
-                "SELECT outcome, reason FROM processed WHERE spool_id = ?1",
-                [spool_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
+            .prepare_cached("SELECT outcome, reason FROM processed WHERE spool_id = ?1")
+            .and_then(|mut st| {
+                st.query_row([spool_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
             .map_err(sql("processed outcome"))
     }
 
@@ -415,153 +607,155 @@ impl State {
     /// (and changes nothing) when the message was already committed. Outgoing messages whose
     /// Message-ID is already in the outbox are not queued twice.
     pub fn commit(&mut self, p: &Processed) -> Result<bool, StateError> {
+        let done = self.commit_batch(std::slice::from_ref(p))?;
+        Ok(done.first().copied().unwrap_or(false))
+    }
+
+    /// Records several processed messages in one transaction (one durable write for all).
+    /// Returns, per message, `false` when it was already committed (then nothing of it changes).
+    /// All or nothing: on error none of them is recorded.
+    pub fn commit_batch(&mut self, batch: &[Processed]) -> Result<Vec<bool>, StateError> {
         let now = now_secs();
+        let _gate = self.gate.enter();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql("begin"))?;
-        let outcome = if p.quarantine.is_some() {
-            "quarantined"
-        } else {
-            "processed"
-        };
-        let inserted = tx
-            .execute(
-                "INSERT OR IGNORE INTO processed
-                 (spool_id, digest, kind, outcome, reason, mail_from, subject, summary, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    p.spool_id,
-                    p.digest,
-                    p.kind.as_str(),
-                    outcome,
-                    p.quarantine.as_ref().map(|q| q.reason.as_str()),
-                    p.mail_from,
-                    p.subject,
-                    p.summary.to_string(),
-                    now
-                ],
-            )
-            .map_err(sql("insert processed"))?;
-        if inserted == 0 {
-            return Ok(false);
-        }
-        for o in &p.outgoing {
-            tx.execute(
-                "INSERT OR IGNORE INTO outbox
-                 (message_id, spool_id, kind, mail_from, rcpt, raw, next_attempt, created)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-                params![
-                    o.message_id,
-                    p.spool_id,
-                    o.kind.as_str(),
-                    o.mail_from,
-                    o.rcpt,
-                    o.raw,
-                    now
-                ],
-            )
-            .map_err(sql("insert outbox"))?;
-        }
-        for l in &p.own_lots {
-            tx.execute(
-                "INSERT OR REPLACE INTO own_lots
-                 (lot_number, lot_date, file_id, organisation, message_id, spool_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    l.lot_number,
-                    l.lot_date,
-                    l.file_id,
-                    l.organisation,
-                    l.message_id,
-                    p.spool_id
-                ],
-            )
-            .map_err(sql("insert own lot"))?;
-        }
-        for a in &p.own_arls {
-            tx.execute(
-                "UPDATE own_lots SET arl_status = ?3, arl_detail = ?4, arl_at = ?5
-                 WHERE lot_number = ?1 AND lot_date = ?2 AND (?6 = '' OR file_id = ?6)",
-                params![a.lot_number, a.lot_date, a.status, a.detail, now, a.file_id],
-            )
-            .map_err(sql("record ARL"))?;
-        }
-        if let Some(id) = p.retried_quarantine {
-            tx.execute("UPDATE quarantine SET state = 'retried' WHERE id = ?1", [id])
-                .map_err(sql("mark retried"))?;
-        }
-        if let Some(q) = &p.quarantine {
-            tx.execute(
-                "INSERT OR REPLACE INTO quarantine
-                 (spool_id, code, reason, mail_from, rcpt, subject, raw, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    p.spool_id,
-                    q.code,
-                    q.reason,
-                    p.mail_from,
-                    serde_json::to_string(&q.rcpt).unwrap_or_default(),
-                    p.subject,
-                    q.raw,
-                    now
-                ],
-            )
-            .map_err(sql("insert quarantine"))?;
+        let mut done = Vec::with_capacity(batch.len());
+        for p in batch {
+            done.push(insert_processed(&tx, p, now)?);
         }
         tx.commit().map_err(sql("commit"))?;
-        Ok(true)
+        Ok(done)
     }
 
     /// The next outbox row due at `now` (oldest first), if any.
     pub fn next_due(&self, now: i64) -> Result<Option<Due>, StateError> {
-        self.conn
-            .query_row(
-                "SELECT id, message_id, kind, mail_from, rcpt, raw, attempts FROM outbox
-                 WHERE state = 'pending' AND next_attempt <= ?1
-                 ORDER BY next_attempt, id LIMIT 1",
-                [now],
-                |r| {
-                    Ok(Due {
-                        id: r.get(0)?,
-                        message_id: r.get(1)?,
-                        kind: r.get(2)?,
-                        mail_from: r.get(3)?,
-                        rcpt: r.get(4)?,
-                        raw: r.get(5)?,
-                        attempts: r.get(6)?,
-                    })
-                },
+        Ok(self.due_rows(now, 1)?.into_iter().next())
+    }
+
+    fn due_rows(&self, now: i64, limit: usize) -> Result<Vec<Due>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT o.id, o.message_id, o.kind, o.mail_from, o.rcpt, b.raw, o.attempts
+                 FROM outbox o JOIN outbox_body b ON b.id = o.id
+                 WHERE o.state = 'pending' AND o.next_attempt <= ?1
+                 ORDER BY o.next_attempt, o.id LIMIT ?2",
             )
-            .optional()
-            .map_err(sql("next due"))
+            .map_err(sql("next due"))?;
+        let rows = stmt
+            .query_map(params![now, i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                Ok(Due {
+                    id: r.get(0)?,
+                    message_id: r.get(1)?,
+                    kind: r.get(2)?,
+                    mail_from: r.get(3)?,
+                    rcpt: r.get(4)?,
+                    raw: r.get(5)?,
+                    attempts: r.get(6)?,
+                })
+            })
+            .map_err(sql("next due"))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(sql("next due"))
     }
 
     /// Takes the next due row for delivery: marks it `sending` so that parallel senders never
     /// deliver the same row. A crash leaves it `sending`; [`State::reset_sending`] at start puts
     /// it back (the SMTP hop is at-least-once).
     pub fn claim_due(&self, now: i64) -> Result<Option<Due>, StateError> {
-        self.conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(sql("begin claim"))?;
-        let result = self.next_due(now).and_then(|due| {
-            if let Some(d) = &due {
-                self.conn
-                    .execute("UPDATE outbox SET state = 'sending' WHERE id = ?1", [d.id])
-                    .map_err(sql("claim"))?;
+        Ok(self.claim_due_batch(now, 1)?.into_iter().next())
+    }
+
+    /// Like [`State::claim_due`] for up to `limit` rows at once (one transaction).
+    pub fn claim_due_batch(&self, now: i64, limit: usize) -> Result<Vec<Due>, StateError> {
+        self.in_immediate("claim", || {
+            let due = self.due_rows(now, limit)?;
+            let mut claim = self
+                .conn
+                .prepare_cached("UPDATE outbox SET state = 'sending' WHERE id = ?1")
+                .map_err(sql("claim"))?;
+            for d in &due {
+                claim.execute([d.id]).map_err(sql("claim"))?;
             }
             Ok(due)
-        });
-        match result {
-            Ok(due) => {
-                self.conn.execute_batch("COMMIT").map_err(sql("commit claim"))?;
-                Ok(due)
+        })
+    }
+
+    /// Records the outcomes of several delivery attempts in one transaction.
+    pub fn record_deliveries(&self, outcomes: &[(i64, DeliveryOutcome)]) -> Result<(), StateError> {
+        self.in_immediate("record deliveries", || {
+            for (id, outcome) in outcomes {
+                self.apply_delivery(*id, outcome)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn apply_delivery(&self, id: i64, outcome: &DeliveryOutcome) -> Result<(), StateError> {
+        let (what, changed) = match outcome {
+            DeliveryOutcome::Sent => (
+                "mark sent",
+                self.conn
+                    .prepare_cached(
+                        "UPDATE outbox SET state = 'sent', sent = ?2, attempts = attempts + 1,
+                         last_error = NULL WHERE id = ?1",
+                    )
+                    .and_then(|mut st| st.execute(params![id, now_secs()])),
+            ),
+            DeliveryOutcome::Retry { at, error } => (
+                "mark retry",
+                self.conn
+                    .prepare_cached(
+                        "UPDATE outbox SET state = 'pending', attempts = attempts + 1,
+                         next_attempt = ?2, last_error = ?3 WHERE id = ?1",
+                    )
+                    .and_then(|mut st| st.execute(params![id, at, error])),
+            ),
+            DeliveryOutcome::Failed { error } => (
+                "mark failed",
+                self.conn
+                    .prepare_cached(
+                        "UPDATE outbox SET state = 'failed', attempts = attempts + 1,
+                         last_error = ?2 WHERE id = ?1",
+                    )
+                    .and_then(|mut st| st.execute(params![id, error])),
+            ),
+        };
+        changed.map_err(sql(what))?;
+        Ok(())
+    }
+
+    /// Runs `f` inside `BEGIN IMMEDIATE` … `COMMIT` (rolled back when it fails).
+    fn in_immediate<T>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce() -> Result<T, StateError>,
+    ) -> Result<T, StateError> {
+        let _gate = self.gate.enter();
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(sql(what))?;
+        match f() {
+            Ok(v) => {
+                self.conn.execute_batch("COMMIT").map_err(sql(what))?;
+                Ok(v)
             }
             Err(e) => {
                 let _ = self.conn.execute_batch("ROLLBACK");
                 Err(e)
             }
         }
+    }
+
+    /// Puts claimed rows back in the queue (a sender that could not finish its batch).
+    pub fn unclaim(&self, ids: impl IntoIterator<Item = i64>) -> Result<(), StateError> {
+        let mut st = self
+            .conn
+            .prepare_cached("UPDATE outbox SET state = 'pending' WHERE id = ?1 AND state = 'sending'")
+            .map_err(sql("unclaim"))?;
+        for id in ids {
+            st.execute([id]).map_err(sql("unclaim"))?;
+        }
+        Ok(())
     }
 
     /// Puts rows left `sending` by a crash back in the queue; returns how many.
@@ -584,38 +778,28 @@ impl State {
 
     /// Marks a row delivered.
     pub fn mark_sent(&self, id: i64) -> Result<(), StateError> {
-        self.conn
-            .execute(
-                "UPDATE outbox SET state = 'sent', sent = ?2, attempts = attempts + 1,
-                 last_error = NULL WHERE id = ?1",
-                params![id, now_secs()],
-            )
-            .map_err(sql("mark sent"))?;
-        Ok(())
+        self.apply_delivery(id, &DeliveryOutcome::Sent)
     }
 
     /// Records a transient failure and the time of the next attempt.
     pub fn mark_retry(&self, id: i64, next_attempt: i64, error: &str) -> Result<(), StateError> {
-        self.conn
-            .execute(
-                "UPDATE outbox SET state = 'pending', attempts = attempts + 1, next_attempt = ?2,
-                 last_error = ?3 WHERE id = ?1",
-                params![id, next_attempt, error],
-            )
-            .map_err(sql("mark retry"))?;
-        Ok(())
+        self.apply_delivery(
+            id,
+            &DeliveryOutcome::Retry {
+                at: next_attempt,
+                error: error.to_owned(),
+            },
+        )
     }
 
     /// Records a permanent failure (or retries exhausted).
     pub fn mark_failed(&self, id: i64, error: &str) -> Result<(), StateError> {
-        self.conn
-            .execute(
-                "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?2
-                 WHERE id = ?1",
-                params![id, error],
-            )
-            .map_err(sql("mark failed"))?;
-        Ok(())
+        self.apply_delivery(
+            id,
+            &DeliveryOutcome::Failed {
+                error: error.to_owned(),
+            },
+        )
     }
 
     /// Puts failed outbox rows back in the queue (operator action after fixing the cause).
@@ -740,34 +924,19 @@ impl State {
         name: &str,
         f: impl FnOnce(Option<&str>) -> (String, T),
     ) -> Result<T, StateError> {
-        self.conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(sql("begin value"))?;
-        let result = (|| {
+        self.in_immediate("update value", || {
             let current: Option<String> = self
                 .conn
-                .query_row("SELECT value FROM sequence WHERE name = ?1", [name], |r| r.get(0))
-                .optional()
+                .prepare_cached("SELECT value FROM sequence WHERE name = ?1")
+                .and_then(|mut st| st.query_row([name], |r| r.get(0)).optional())
                 .map_err(sql("read value"))?;
             let (new, out) = f(current.as_deref());
             self.conn
-                .execute(
-                    "INSERT OR REPLACE INTO sequence (name, value) VALUES (?1, ?2)",
-                    params![name, new],
-                )
+                .prepare_cached("INSERT OR REPLACE INTO sequence (name, value) VALUES (?1, ?2)")
+                .and_then(|mut st| st.execute(params![name, new]))
                 .map_err(sql("write value"))?;
             Ok(out)
-        })();
-        match result {
-            Ok(out) => {
-                self.conn.execute_batch("COMMIT").map_err(sql("commit value"))?;
-                Ok(out)
-            }
-            Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                Err(e)
-            }
-        }
+        })
     }
 
     /// Counters and queue depths.
@@ -860,7 +1029,8 @@ impl State {
     pub fn outbox_raw(&self, message_id: &str) -> Result<Option<Vec<u8>>, StateError> {
         self.conn
             .query_row(
-                "SELECT raw FROM outbox WHERE message_id = ?1",
+                "SELECT b.raw FROM outbox o JOIN outbox_body b ON b.id = o.id
+                 WHERE o.message_id = ?1",
                 [message_id],
                 |r| r.get(0),
             )
@@ -1017,6 +1187,133 @@ mod tests {
         assert_eq!(c.outbox.get("failed"), Some(&1));
         assert_eq!(c.processed.get("invoice/processed"), Some(&1));
         assert_eq!(s.requeue_failed().expect("requeue"), 1);
+    }
+
+    #[test]
+    fn a_batch_commits_all_or_nothing_and_skips_what_was_committed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = State::open(&dir.path().join("s.db")).expect("open");
+        assert!(s.commit(&processed("b", 2, false)).expect("commit"));
+        let done = s
+            .commit_batch(&[
+                processed("a", 3, false),
+                processed("b", 4, false),
+                processed("c", 1, true),
+            ])
+            .expect("batch");
+        assert_eq!(done, vec![true, false, true]);
+        // b keeps its first two rows; a brings 3 and c 1.
+        assert_eq!(s.outbox_ids().expect("ids").len(), 6);
+        assert_eq!(s.outbox_raw("<a.2@oct>").expect("raw"), Some(b"xxx".to_vec()));
+        assert_eq!(s.quarantine_list(true).expect("list").len(), 1);
+
+        // A failure on the second message of a batch leaves nothing of the first behind.
+        s.conn
+            .execute_batch(
+                "CREATE TEMP TRIGGER fail_e BEFORE INSERT ON processed WHEN NEW.spool_id = 'e'
+                 BEGIN SELECT RAISE(ABORT, 'disk on fire'); END;",
+            )
+            .expect("trigger");
+        assert!(
+            s.commit_batch(&[processed("d", 1, false), processed("e", 1, false)])
+                .is_err()
+        );
+        assert!(!s.is_processed("d").expect("lookup"));
+        assert!(!s.is_processed("e").expect("lookup"));
+    }
+
+    #[test]
+    fn senders_claim_disjoint_batches_and_record_each_outcome() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.db");
+        let mut s = State::open(&path).expect("open");
+        s.commit(&processed("a", 5, false)).expect("commit");
+        let other = State::open(&path).expect("second connection");
+        let now = now_secs();
+        let first = s.claim_due_batch(now, 3).expect("claim");
+        let second = other.claim_due_batch(now, 3).expect("claim");
+        let ids = |v: &[Due]| v.iter().map(|d| d.message_id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&first), ["<a.0@oct>", "<a.1@oct>", "<a.2@oct>"]);
+        assert_eq!(ids(&second), ["<a.3@oct>", "<a.4@oct>"]);
+        assert_eq!(first[2].raw, b"xxx");
+        assert!(s.claim_due_batch(now, 3).expect("claim").is_empty());
+
+        s.record_deliveries(&[
+            (first[0].id, DeliveryOutcome::Sent),
+            (
+                first[1].id,
+                DeliveryOutcome::Retry {
+                    at: now + 60,
+                    error: "451 later".into(),
+                },
+            ),
+            (
+                first[2].id,
+                DeliveryOutcome::Failed {
+                    error: "550 no".into(),
+                },
+            ),
+        ])
+        .expect("record");
+        // The second sender stops before delivering: its rows go back.
+        other.unclaim(second.iter().map(|d| d.id)).expect("unclaim");
+        let c = s.counters().expect("counters");
+        assert_eq!(c.outbox.get("sent"), Some(&1));
+        assert_eq!(c.outbox.get("failed"), Some(&1));
+        assert_eq!(c.outbox.get("pending"), Some(&3));
+        assert_eq!(c.outbox.get("sending"), None);
+        let again = s.claim_due_batch(now, 10).expect("claim");
+        assert_eq!(ids(&again), ["<a.3@oct>", "<a.4@oct>"]);
+        let later = s.claim_due_batch(now + 60, 10).expect("claim");
+        assert_eq!(ids(&later), ["<a.1@oct>"]);
+        assert_eq!(later[0].attempts, 1);
+    }
+
+    #[test]
+    fn a_version_1_database_keeps_its_outbox_bodies() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.db");
+        {
+            // The version 1 outbox, bodies inline, as earlier releases wrote it.
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(
+                "CREATE TABLE outbox (
+                    id INTEGER PRIMARY KEY, message_id TEXT NOT NULL UNIQUE,
+                    spool_id TEXT NOT NULL, kind TEXT NOT NULL, mail_from TEXT NOT NULL,
+                    rcpt TEXT NOT NULL, raw BLOB NOT NULL,
+                    state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
+                    next_attempt INTEGER NOT NULL, last_error TEXT, created INTEGER NOT NULL,
+                    sent INTEGER);
+                 INSERT INTO outbox (message_id, spool_id, kind, mail_from, rcpt, raw,
+                    next_attempt, created)
+                 VALUES ('<old@oct>', '7', 'forward', 'oct@oct', 'am@am', x'6f6c64', 0, 0);
+                 PRAGMA user_version = 1;",
+            )
+            .expect("v1 schema");
+        }
+        let s = State::open(&path).expect("migrate");
+        assert_eq!(s.outbox_raw("<old@oct>").expect("raw"), Some(b"old".to_vec()));
+        let due = s.claim_due_batch(now_secs(), 5).expect("claim");
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].raw, b"old");
+        let columns: i64 = s
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('outbox') WHERE name = 'raw'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("columns");
+        assert_eq!(columns, 0);
+        let version: i64 = s
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, SCHEMA_VERSION);
+        drop(s);
+        // Opening again is a no-op.
+        let s = State::open(&path).expect("reopen");
+        assert_eq!(s.outbox_raw("<old@oct>").expect("raw"), Some(b"old".to_vec()));
     }
 
     #[test]
