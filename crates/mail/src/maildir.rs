@@ -163,6 +163,60 @@ impl Maildir {
     }
 }
 
+impl Maildir {
+    /// Delivers under a name the caller chose (the unique part: no `/`, no `:`, not starting
+    /// with `.`), without syncing `new/`; call [`Maildir::sync_new`] once for a group of
+    /// deliveries. The name makes delivery idempotent: returns `Ok(false)`, writing nothing,
+    /// when a message of that name is already in `new/` (delivered before a crash, say).
+    pub fn deliver_unsynced_as(&self, unique: &str, raw: &[u8]) -> Result<bool, MaildirError> {
+        if unique.is_empty() || unique.starts_with('.') || unique.contains(['/', ':', '\0']) {
+            return Err(MaildirError::Io {
+                path: self.root.clone(),
+                what: "deliver",
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("{unique:?} is not a Maildir unique name"),
+                ),
+            });
+        }
+        let tmp = self.root.join("tmp").join(unique);
+        let dest = self.root.join("new").join(unique);
+        // A file of this name left in tmp/ by a crash is ours: overwrite it.
+        let mut f = fs::File::create(&tmp).map_err(io(&tmp, "create"))?;
+        let written = f.write_all(raw).and_then(|()| f.sync_all());
+        drop(f);
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(MaildirError::Io {
+                path: tmp,
+                what: "write",
+                source: e,
+            });
+        }
+        match crate::fsx::place_no_replace(&tmp, &dest) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let _ = fs::remove_file(&tmp);
+                Ok(false)
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(MaildirError::Io {
+                    path: dest,
+                    what: "rename into new/",
+                    source: e,
+                })
+            }
+        }
+    }
+
+    /// Makes the deliveries into `new/` durable.
+    pub fn sync_new(&self) -> Result<(), MaildirError> {
+        let new_dir = self.root.join("new");
+        crate::fsx::sync_dir(&new_dir).map_err(io(&new_dir, "sync directory"))
+    }
+}
+
 impl Mailbox for Maildir {
     type Error = MaildirError;
 
@@ -283,6 +337,32 @@ mod tests {
             "1795671869.M346380P13537.mx.test"
         );
         assert_eq!(uidl_of("plain"), "plain");
+    }
+
+    #[test]
+    fn delivery_under_a_chosen_name_is_idempotent() {
+        let d = tempfile::tempdir().unwrap();
+        let mut m = Maildir::create(d.path().join("box"), 1 << 20).unwrap();
+        // A crash left a half-written file of that name in tmp/: it is ours, overwritten.
+        fs::write(d.path().join("box/tmp/1795000000.Oab12Q7.oct.example"), b"half").unwrap();
+        assert!(
+            m.deliver_unsynced_as("1795000000.Oab12Q7.oct.example", b"first\r\n")
+                .unwrap()
+        );
+        m.sync_new().unwrap();
+        // The same name again (redelivery after a crash): nothing written, the first kept.
+        assert!(
+            !m.deliver_unsynced_as("1795000000.Oab12Q7.oct.example", b"second\r\n")
+                .unwrap()
+        );
+        assert_eq!(fs::read_dir(d.path().join("box/tmp")).unwrap().count(), 0);
+        let listed = m.list().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(m.fetch(&listed[0].0).unwrap(), b"first\r\n");
+        for bad in ["", ".hidden", "a/b", "a:2,S", "nul\0"] {
+            assert!(m.deliver_unsynced_as(bad, b"x").is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(m.list().unwrap().len(), 1);
     }
 
     #[test]

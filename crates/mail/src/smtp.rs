@@ -430,34 +430,12 @@ impl DirTransport {
         let mut f = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         let written = f.write_all(bytes).and_then(|()| f.sync_all());
         drop(f);
-        let placed = written.and_then(|()| place_no_replace(&tmp, &path));
+        let placed = written.and_then(|()| crate::fsx::place_no_replace(&tmp, &path));
         if placed.is_err() {
             let _ = fs::remove_file(&tmp);
         }
         placed.map(|()| path)
     }
-}
-
-/// Moves `from` to `to` unless `to` exists (then `AlreadyExists`, and `from` stays).
-fn place_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
-    use rustix::fs::{CWD, RenameFlags, renameat_with};
-    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
-        Ok(()) => Ok(()),
-        Err(e)
-            if e == rustix::io::Errno::INVAL
-                || e == rustix::io::Errno::NOSYS
-                || e == rustix::io::Errno::NOTSUP =>
-        {
-            // A hard link also refuses an existing target.
-            fs::hard_link(from, to)?;
-            fs::remove_file(from)
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    fs::File::open(dir)?.sync_all()
 }
 
 impl Transport for DirTransport {
@@ -484,7 +462,7 @@ impl Transport for DirTransport {
                         SendError::permanent(format!("write envelope next to {}", path.display()), None, None)
                             .with_source(e)
                     })?;
-                    sync_dir(&self.dir).map_err(|e| {
+                    crate::fsx::sync_dir(&self.dir).map_err(|e| {
                         SendError::transient(format!("sync {}", self.dir.display()), None, None)
                             .with_source(e)
                     })?;

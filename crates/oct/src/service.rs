@@ -374,6 +374,68 @@ impl Delivery {
         Ok(md)
     }
 
+    /// Delivers rows for local mailboxes as one group (see [`send_once`]): one outcome per
+    /// row, in order. `instance` ([`State::instance_id`]) keeps the file names of two OCTs
+    /// sharing a Maildir apart.
+    pub fn deliver_local_group(&self, rows: &[&Due], instance: &str) -> Vec<Delivered> {
+        let mut results = Vec::with_capacity(rows.len());
+        // Maildirs written to, with the rows that wait for their `new/` to be synced.
+        let mut written: Vec<(Arc<svoct_mail::maildir::Maildir>, Vec<usize>)> = Vec::new();
+        for (i, d) in rows.iter().enumerate() {
+            let Some(dir) = self.config.local_maildir(&d.rcpt) else {
+                results.push(Delivered::Permanent(format!("{} is not a local mailbox", d.rcpt)));
+                continue;
+            };
+            let md = match self.maildir(dir) {
+                Ok(m) => m,
+                Err(e) => {
+                    results.push(Delivered::Transient(format!("Maildir {}: {e}", dir.display())));
+                    continue;
+                }
+            };
+            // Maildir-style: time first, so that readers sorting by name see queue order.
+            let host: String = self
+                .config
+                .domain()
+                .chars()
+                .map(|c| if c == '/' || c == ':' { '_' } else { c })
+                .collect();
+            let name = format!("{}.O{instance}Q{}.{host}", d.created, d.id);
+            match md.deliver_unsynced_as(&name, &d.raw) {
+                Ok(fresh) => {
+                    results.push(Delivered::Ok(if fresh {
+                        format!("maildir {name}")
+                    } else {
+                        format!("maildir {name} (already there: written before a restart)")
+                    }));
+                    match written.iter_mut().find(|(m, _)| Arc::ptr_eq(m, &md)) {
+                        Some((_, rows)) => rows.push(i),
+                        None => written.push((md, vec![i])),
+                    }
+                }
+                Err(e) => {
+                    self.forget_maildir(dir);
+                    results.push(Delivered::Transient(format!("Maildir {}: {e}", dir.display())));
+                }
+            }
+        }
+        for (md, rows) in written {
+            if let Err(e) = md.sync_new() {
+                for i in rows {
+                    results[i] = Delivered::Transient(format!("Maildir {}: {e}", md.root().display()));
+                }
+            }
+        }
+        results
+    }
+
+    fn forget_maildir(&self, dir: &std::path::Path) {
+        self.maildirs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(dir);
+    }
+
     /// Delivers one message.
     pub fn deliver(&self, from: &str, rcpt: &str, raw: &[u8]) -> Delivered {
         if let Some(dir) = self.config.local_maildir(rcpt) {
@@ -385,10 +447,7 @@ impl Delivery {
                 Ok(name) => Delivered::Ok(format!("maildir {name}")),
                 Err(e) => {
                     // Open it afresh next time (its folders may have been removed).
-                    self.maildirs
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .remove(dir);
+                    self.forget_maildir(dir);
                     Delivered::Transient(format!("Maildir {}: {e}", dir.display()))
                 }
             };
@@ -412,9 +471,17 @@ impl Delivery {
 }
 
 /// One sender step: claims up to `delivery.batch` due outbox rows (oldest first, one
-/// transaction) and delivers them one at a time, recording each outcome as soon as it is known,
-/// so that a crash re-sends at most the one message in flight. When `stop` is raised it gives
-/// the rows not yet attempted back. Returns `false` when none was due.
+/// transaction) and delivers them.
+///
+/// - Rows for mailboxes the operator hosts (`[[delivery.local]]`) are delivered as a group:
+///   each file is written and synced under a name derived from its outbox row, each Maildir's
+///   `new/` is synced once, then all outcomes are recorded in one transaction. The names make a
+///   redelivery after a crash find the file already there and write nothing.
+/// - Other rows (SMTP, `.eml` directory) go one at a time, each outcome recorded as soon as it
+///   is known, so that a crash re-sends at most the one message in flight.
+///
+/// When `stop` is raised the rows not yet attempted go back in the queue. Returns `false` when
+/// none was due.
 pub fn send_once(
     state: &State,
     delivery: &Delivery,
@@ -426,11 +493,34 @@ pub fn send_once(
     if due.is_empty() {
         return Ok(false);
     }
-    let mut rest = due
-        .iter()
-        .map(|d| d.id)
-        .collect::<std::collections::VecDeque<_>>();
-    for d in &due {
+    let (local, remote): (Vec<&Due>, Vec<&Due>) =
+        due.iter().partition(|d| config.local_maildir(&d.rcpt).is_some());
+    let mut rest: std::collections::VecDeque<i64> = local.iter().chain(&remote).map(|d| d.id).collect();
+    if !local.is_empty() {
+        if stop.load(Ordering::Relaxed) {
+            state.unclaim(rest.iter().copied())?;
+            return Ok(true);
+        }
+        let instance = match state.instance_id() {
+            Ok(i) => i,
+            Err(e) => {
+                let _ = state.unclaim(rest.iter().copied());
+                return Err(e.into());
+            }
+        };
+        let outcomes: Vec<(i64, DeliveryOutcome)> = local
+            .iter()
+            .zip(delivery.deliver_local_group(&local, &instance))
+            .map(|(d, delivered)| (d.id, delivery_outcome(d, delivered, config, stats)))
+            .collect();
+        if let Err(e) = state.record_deliveries(&outcomes) {
+            // Delivered files stay; their redelivery finds them and writes nothing.
+            let _ = state.unclaim(rest.iter().copied());
+            return Err(e.into());
+        }
+        rest.drain(..local.len());
+    }
+    for d in remote {
         if stop.load(Ordering::Relaxed) {
             state.unclaim(rest.iter().copied())?;
             break;

@@ -48,6 +48,13 @@ fn sql(what: &'static str) -> impl FnOnce(rusqlite::Error) -> StateError {
     move |source| StateError::Sql { what, source }
 }
 
+fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 /// Seconds since the epoch, for timestamps stored in the database.
 pub fn now_secs() -> i64 {
     SystemTime::now()
@@ -266,6 +273,8 @@ pub struct Due {
     pub rcpt: String,
     pub raw: Vec<u8>,
     pub attempts: u32,
+    /// When the row was queued (seconds since the epoch).
+    pub created: i64,
 }
 
 /// What became of one delivery attempt, recorded by [`State::record_deliveries`].
@@ -480,6 +489,7 @@ fn insert_processed(tx: &rusqlite::Transaction<'_>, p: &Processed, now: i64) -> 
 pub struct State {
     conn: Connection,
     gate: WriteGate,
+    instance: std::cell::OnceCell<String>,
 }
 
 /// Serialises the write transactions of the connections one process holds on the state
@@ -543,7 +553,11 @@ impl State {
         }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(sql("schema version"))?;
-        Ok(State { conn, gate })
+        Ok(State {
+            conn,
+            gate,
+            instance: std::cell::OnceCell::new(),
+        })
     }
 
     /// Whether spooled message `spool_id` was already committed.
@@ -638,7 +652,7 @@ impl State {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT o.id, o.message_id, o.kind, o.mail_from, o.rcpt, b.raw, o.attempts
+                "SELECT o.id, o.message_id, o.kind, o.mail_from, o.rcpt, b.raw, o.attempts, o.created
                  FROM outbox o JOIN outbox_body b ON b.id = o.id
                  WHERE o.state = 'pending' AND o.next_attempt <= ?1
                  ORDER BY o.next_attempt, o.id LIMIT ?2",
@@ -654,6 +668,7 @@ impl State {
                     rcpt: r.get(4)?,
                     raw: r.get(5)?,
                     attempts: r.get(6)?,
+                    created: r.get(7)?,
                 })
             })
             .map_err(sql("next due"))?;
@@ -724,6 +739,29 @@ impl State {
         };
         changed.map_err(sql(what))?;
         Ok(())
+    }
+
+    /// A random identifier of this state database, drawn at first use and kept: it makes the
+    /// names of files the OCT writes unique across OCT instances sharing a Maildir.
+    pub fn instance_id(&self) -> Result<String, StateError> {
+        if let Some(id) = self.instance.get() {
+            return Ok(id.clone());
+        }
+        let id = self.update_value("instance", |current| {
+            let id = match current {
+                Some(id) if !id.is_empty() => id.to_owned(),
+                _ => {
+                    let mut bytes = [0u8; 8];
+                    // Without randomness (never seen), the clock still separates instances.
+                    if openssl::rand::rand_bytes(&mut bytes).is_err() {
+                        bytes = now_nanos().to_be_bytes();
+                    }
+                    bytes.iter().map(|b| format!("{b:02x}")).collect()
+                }
+            };
+            (id.clone(), id)
+        })?;
+        Ok(self.instance.get_or_init(|| id).clone())
     }
 
     /// Runs `f` inside `BEGIN IMMEDIATE` … `COMMIT` (rolled back when it fails).

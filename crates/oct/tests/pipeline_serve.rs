@@ -197,3 +197,80 @@ fn a_server_down_is_transient_and_no_route_is_permanent() {
         Delivered::Permanent(_)
     ));
 }
+
+#[test]
+fn local_deliveries_are_grouped_and_a_redelivery_writes_nothing() {
+    let port = svoct_testkit::free_port().expect("free port");
+    let boxes = tempfile::tempdir().expect("tempdir");
+    let extra = format!(
+        "[[delivery.local]]\naddress = \"{PS_ADDRESS}\"\nmaildir = \"{}\"\n\
+         [[delivery.local]]\naddress = \"cpam100@am.example\"\nmaildir = \"{}\"\n",
+        boxes.path().join("ps").display(),
+        boxes.path().join("am").display()
+    );
+    let world = World::new(port, &extra);
+    let config = std::sync::Arc::new(world.config());
+    let d = Delivery::new(config).expect("delivery");
+    let row = |id: i64, rcpt: &str, body: &str| svoct_oct::state::Due {
+        id,
+        message_id: format!("<{id}@oct.example>"),
+        kind: "forward".into(),
+        mail_from: OCT_ADDRESS.into(),
+        rcpt: rcpt.into(),
+        raw: format!("Subject: {body}\r\n\r\n{body}\r\n").into_bytes(),
+        attempts: 0,
+        created: 1_795_000_000,
+    };
+    let rows = [
+        row(1, PS_ADDRESS, "one"),
+        row(2, "cpam100@am.example", "two"),
+        row(3, PS_ADDRESS, "three"),
+        row(4, "stranger@elsewhere.example", "four"),
+    ];
+    let refs: Vec<_> = rows.iter().collect();
+    let count = |b: &str| {
+        std::fs::read_dir(boxes.path().join(b).join("new"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let first = d.deliver_local_group(&refs, "ab12");
+    assert!(
+        matches!(&first[0], Delivered::Ok(a) if !a.contains("already")),
+        "{first:?}"
+    );
+    assert!(matches!(first[1], Delivered::Ok(_)), "{first:?}");
+    assert!(matches!(first[2], Delivered::Ok(_)), "{first:?}");
+    assert!(
+        matches!(first[3], Delivered::Permanent(_)),
+        "not a local mailbox: {first:?}"
+    );
+    assert_eq!((count("ps"), count("am")), (2, 1));
+
+    // As after a crash between the delivery and its record: the same rows again.
+    let again = d.deliver_local_group(&refs[..3], "ab12");
+    assert!(
+        again
+            .iter()
+            .all(|r| matches!(r, Delivered::Ok(a) if a.contains("already there"))),
+        "{again:?}"
+    );
+    assert_eq!((count("ps"), count("am")), (2, 1));
+    // Another OCT instance sharing the Maildir does not collide.
+    d.deliver_local_group(&refs[..1], "cd34");
+    assert_eq!(count("ps"), 3);
+    // Readers see the bytes as queued (Python's mailbox module as the independent reader).
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import mailbox,sys; print(sorted(m['Subject'] for m in mailbox.Maildir(sys.argv[1], create=False)))",
+        ])
+        .arg(boxes.path().join("ps"))
+        .output()
+        .expect("python3");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "['one', 'one', 'three']",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
