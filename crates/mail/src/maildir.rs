@@ -169,6 +169,16 @@ impl Maildir {
     /// deliveries. The name makes delivery idempotent: returns `Ok(false)`, writing nothing,
     /// when a message of that name is already in `new/` (delivered before a crash, say).
     pub fn deliver_unsynced_as(&self, unique: &str, raw: &[u8]) -> Result<bool, MaildirError> {
+        let staged = self.stage(unique, raw)?;
+        staged.sync()?;
+        staged.place()
+    }
+
+    /// First step of a delivery under a chosen name (see [`Maildir::deliver_unsynced_as`]):
+    /// writes the file into `tmp/`, not yet synced. Staging a group of messages, then syncing
+    /// them, then placing them lets the file system write them together (one journal commit on
+    /// a journalled file system instead of one per file).
+    pub fn stage(&self, unique: &str, raw: &[u8]) -> Result<Staged, MaildirError> {
         if unique.is_empty() || unique.starts_with('.') || unique.contains(['/', ':', '\0']) {
             return Err(MaildirError::Io {
                 path: self.root.clone(),
@@ -182,10 +192,9 @@ impl Maildir {
         let tmp = self.root.join("tmp").join(unique);
         let dest = self.root.join("new").join(unique);
         // A file of this name left in tmp/ by a crash is ours: overwrite it.
-        let mut f = fs::File::create(&tmp).map_err(io(&tmp, "create"))?;
-        let written = f.write_all(raw).and_then(|()| f.sync_all());
-        drop(f);
-        if let Err(e) = written {
+        let mut file = fs::File::create(&tmp).map_err(io(&tmp, "create"))?;
+        if let Err(e) = file.write_all(raw) {
+            drop(file);
             let _ = fs::remove_file(&tmp);
             return Err(MaildirError::Io {
                 path: tmp,
@@ -193,6 +202,37 @@ impl Maildir {
                 source: e,
             });
         }
+        Ok(Staged { file, tmp, dest })
+    }
+
+    /// Makes the deliveries into `new/` durable.
+    pub fn sync_new(&self) -> Result<(), MaildirError> {
+        let new_dir = self.root.join("new");
+        crate::fsx::sync_dir(&new_dir).map_err(io(&new_dir, "sync directory"))
+    }
+}
+
+/// A message written into `tmp/` by [`Maildir::stage`], not yet in `new/`. Dropped without
+/// [`Staged::place`], it stays in `tmp/` (Maildir readers ignore `tmp/`; the next delivery
+/// under the same name overwrites it).
+#[derive(Debug)]
+pub struct Staged {
+    file: fs::File,
+    tmp: PathBuf,
+    dest: PathBuf,
+}
+
+impl Staged {
+    /// Makes the file's content durable.
+    pub fn sync(&self) -> Result<(), MaildirError> {
+        self.file.sync_all().map_err(io(&self.tmp, "sync"))
+    }
+
+    /// Moves the (synced) file into `new/`. `Ok(false)`: a message of that name was already
+    /// there; it is kept and this copy removed.
+    pub fn place(self) -> Result<bool, MaildirError> {
+        let Staged { file, tmp, dest } = self;
+        drop(file);
         match crate::fsx::place_no_replace(&tmp, &dest) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -208,12 +248,6 @@ impl Maildir {
                 })
             }
         }
-    }
-
-    /// Makes the deliveries into `new/` durable.
-    pub fn sync_new(&self) -> Result<(), MaildirError> {
-        let new_dir = self.root.join("new");
-        crate::fsx::sync_dir(&new_dir).map_err(io(&new_dir, "sync directory"))
     }
 }
 

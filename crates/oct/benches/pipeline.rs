@@ -65,6 +65,7 @@ fn main() {
         }
         println!("== round {} of {}", r + 1, rounds.max(1));
         results.push(round(
+            r % 2 == 0,
             n,
             workers,
             senders,
@@ -111,6 +112,7 @@ fn main() {
 }
 
 fn round(
+    exim_first: bool,
     n: usize,
     workers: usize,
     senders: usize,
@@ -158,78 +160,92 @@ fn round(
         fill.elapsed().as_secs_f64()
     );
 
-    let mut exim_delivered = None;
-    let exim_accepted = exim.map(|(addr, conc, maildir)| {
-        let new = maildir.map(|d| d.join("new"));
-        let count = |dir: &std::path::Path| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
-        let before = new.as_deref().map_or(0, count);
-        let start = Instant::now();
-        let t = send_all(addr, n, conc, &variants);
-        let rate = n as f64 / t.as_secs_f64();
-        println!(
-            "exim (durable acceptance, 250 after DATA): {n} messages in {:.2} s = {rate:.0} msg/s ({conc} connections)",
-            t.as_secs_f64()
-        );
-        if let Some(new) = &new {
-            loop {
-                let delivered = count(new).saturating_sub(before);
-                if delivered >= n {
-                    break;
-                }
-                assert!(
-                    start.elapsed() < Duration::from_secs(3600),
-                    "exim did not deliver everything ({delivered} of {n})"
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let d = start.elapsed();
-            let delivered = n as f64 / d.as_secs_f64();
+    let run_exim = || {
+        let mut exim_delivered = None;
+        let exim_accepted = exim.map(|(addr, conc, maildir)| {
+            let new = maildir.map(|d| d.join("new"));
+            let count = |dir: &std::path::Path| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+            let before = new.as_deref().map_or(0, count);
+            let start = Instant::now();
+            let t = send_all(addr, n, conc, &variants);
+            let rate = n as f64 / t.as_secs_f64();
             println!(
-                "exim (accepted and delivered into its Maildir): {:.2} s = {delivered:.0} msg/s",
-                d.as_secs_f64()
+                "exim (durable acceptance, 250 after DATA): {n} messages in {:.2} s = {rate:.0} msg/s ({conc} connections)",
+                t.as_secs_f64()
             );
-            exim_delivered = Some(delivered);
+            if let Some(new) = &new {
+                loop {
+                    let delivered = count(new).saturating_sub(before);
+                    if delivered >= n {
+                        break;
+                    }
+                    assert!(
+                        start.elapsed() < Duration::from_secs(3600),
+                        "exim did not deliver everything ({delivered} of {n})"
+                    );
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                let d = start.elapsed();
+                let delivered = n as f64 / d.as_secs_f64();
+                println!(
+                    "exim (accepted and delivered into its Maildir): {:.2} s = {delivered:.0} msg/s",
+                    d.as_secs_f64()
+                );
+                exim_delivered = Some(delivered);
+            }
+            rate
+        });
+        (exim_accepted, exim_delivered)
+    };
+    let run_ours = || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let state = State::open(&config.paths.state).expect("state");
+        let start = Instant::now();
+        let running = rt.block_on(Running::start(config.clone())).expect("service");
+        let mut processed_at = None;
+        loop {
+            let c = state.counters().expect("counters");
+            let processed: u64 = c.processed.values().sum();
+            if processed_at.is_none() && processed >= n as u64 {
+                processed_at = Some(start.elapsed());
+            }
+            let sent = c.outbox.get("sent").copied().unwrap_or(0);
+            if processed >= n as u64 && sent >= 4 * n as u64 {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(3600),
+                "bench did not finish"
+            );
+            std::thread::sleep(Duration::from_millis(100));
         }
-        rate
-    });
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let state = State::open(&config.paths.state).expect("state");
-    let start = Instant::now();
-    let running = rt.block_on(Running::start(config.clone())).expect("service");
-    let mut processed_at = None;
-    loop {
+        let done = start.elapsed();
+        rt.block_on(running.shutdown());
         let c = state.counters().expect("counters");
-        let processed: u64 = c.processed.values().sum();
-        if processed_at.is_none() && processed >= n as u64 {
-            processed_at = Some(start.elapsed());
-        }
-        let sent = c.outbox.get("sent").copied().unwrap_or(0);
-        if processed >= n as u64 && sent >= 4 * n as u64 {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(3600),
-            "bench did not finish"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let done = start.elapsed();
-    rt.block_on(running.shutdown());
-    let c = state.counters().expect("counters");
-    assert_eq!(c.processed.get("invoice/processed"), Some(&(n as u64)));
-    let files: usize = MAILBOXES
-        .iter()
-        .map(|m| {
-            std::fs::read_dir(out.path().join(m).join("new"))
-                .map(|d| d.count())
-                .unwrap_or(0)
-        })
-        .sum();
-    assert_eq!(files, 4 * n, "3 forwarded files and 1 ART per message");
-    let processed_at = processed_at.unwrap_or(done);
+        assert_eq!(c.processed.get("invoice/processed"), Some(&(n as u64)));
+        let files: usize = MAILBOXES
+            .iter()
+            .map(|m| {
+                std::fs::read_dir(out.path().join(m).join("new"))
+                    .map(|d| d.count())
+                    .unwrap_or(0)
+            })
+            .sum();
+        assert_eq!(files, 4 * n, "3 forwarded files and 1 ART per message");
+        (processed_at.unwrap_or(done), done, files)
+    };
+    // Alternate who goes first: the file system is slower right after a run deleted thousands
+    // of files, and neither side should always get the fresh one.
+    let ((exim_accepted, exim_delivered), (processed_at, done, files)) = if exim_first {
+        let e = run_exim();
+        (e, run_ours())
+    } else {
+        let o = run_ours();
+        (run_exim(), o)
+    };
     let committed = n as f64 / processed_at.as_secs_f64();
     let delivered = n as f64 / done.as_secs_f64();
     println!(
@@ -280,6 +296,10 @@ fn delivery_to_maildirs(root: &std::path::Path, senders: usize) -> String {
     } else {
         format!("[delivery]\nsenders = {senders}\n")
     };
+    let batch: usize = env_or("SVOCT_BENCH_DELIVERY_BATCH", 0);
+    if batch > 0 {
+        out.push_str(&format!("batch = {batch}\n"));
+    }
     for m in MAILBOXES {
         out.push_str(&format!(
             "[[delivery.local]]\naddress = \"{m}\"\nmaildir = \"{}\"\n",

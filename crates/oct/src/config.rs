@@ -363,11 +363,11 @@ pub struct Delivery {
 }
 
 fn default_delivery_batch() -> usize {
-    8
+    32
 }
 
 fn default_senders() -> usize {
-    4
+    8
 }
 
 impl Default for Delivery {

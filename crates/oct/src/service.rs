@@ -153,6 +153,29 @@ pub fn work_batch(
     stats: &ServiceStats,
     max: usize,
 ) -> Result<bool, ServiceError> {
+    work_batch_with(spool, state, blocks, pipeline, stats, max, Completion::Inline)
+}
+
+/// How a worker removes the spool entries it committed.
+#[derive(Clone, Copy)]
+enum Completion<'a> {
+    /// Right away, in the worker.
+    Inline,
+    /// Handed to the reaper thread: removing a file can wait on the disk (discard, metadata
+    /// writes) and the outcome is already committed, so the worker goes on with the next batch.
+    /// An entry a crash leaves behind is recognised as done and only completed.
+    Reaper(&'a std::sync::mpsc::Sender<SpoolId>),
+}
+
+fn work_batch_with(
+    spool: &Spool,
+    state: &mut State,
+    blocks: &mut Blocks,
+    pipeline: &Pipeline<'_>,
+    stats: &ServiceStats,
+    max: usize,
+    completion: Completion<'_>,
+) -> Result<bool, ServiceError> {
     let mut entries = Vec::new();
     while entries.len() < max.max(1) {
         match spool.claim_next() {
@@ -165,7 +188,7 @@ pub fn work_batch(
         }
     }
     if !entries.is_empty() {
-        handle_entries(spool, state, blocks, pipeline, stats, entries)?;
+        handle_entries(spool, state, blocks, pipeline, stats, entries, completion)?;
         return Ok(true);
     }
     // Quarantined messages an operator asked to retry (`svoct oct quarantine retry`).
@@ -209,6 +232,7 @@ fn handle_entries(
     pipeline: &Pipeline<'_>,
     stats: &ServiceStats,
     entries: Vec<SpoolEntry>,
+    completion: Completion<'_>,
 ) -> Result<(), ServiceError> {
     let mut ids: Vec<SpoolId> = entries.iter().map(|e| e.id).collect();
     let mut batch_ids = Vec::with_capacity(entries.len());
@@ -223,7 +247,7 @@ fn handle_entries(
                 Some((outcome, reason)) => {
                     // Committed before a crash, not yet completed in the spool: only complete it.
                     tracing::info!(spool_id = %key, %outcome, "already processed; completing");
-                    finish(spool, id, &outcome, reason.as_deref())?;
+                    finish(spool, id, &outcome, reason.as_deref(), completion)?;
                     Ok(None)
                 }
                 None => {
@@ -280,6 +304,7 @@ fn handle_entries(
             id,
             outcome,
             p.quarantine.as_ref().map(|q| q.reason.as_str()),
+            completion,
         )?;
     }
     Ok(())
@@ -288,11 +313,21 @@ fn handle_entries(
 /// Removes a committed entry from the spool. The state database already holds its outcome,
 /// so a processed entry is removed without a directory sync (see
 /// [`Spool::complete_recorded`]); a quarantined one is moved aside with its reason.
-fn finish(spool: &Spool, id: SpoolId, outcome: &str, reason: Option<&str>) -> Result<(), ServiceError> {
+fn finish(
+    spool: &Spool,
+    id: SpoolId,
+    outcome: &str,
+    reason: Option<&str>,
+    completion: Completion<'_>,
+) -> Result<(), ServiceError> {
     if outcome == "quarantined" {
         spool.quarantine(id, reason.unwrap_or("quarantined by the pipeline"))?;
-    } else {
-        spool.complete_recorded(id)?;
+        return Ok(());
+    }
+    match completion {
+        Completion::Reaper(reaper) if reaper.send(id).is_ok() => {}
+        // No reaper (tests, or it is gone): remove it here.
+        _ => spool.complete_recorded(id)?,
     }
     Ok(())
 }
@@ -378,55 +413,88 @@ impl Delivery {
     /// row, in order. `instance` ([`State::instance_id`]) keeps the file names of two OCTs
     /// sharing a Maildir apart.
     pub fn deliver_local_group(&self, rows: &[&Due], instance: &str) -> Vec<Delivered> {
-        let mut results = Vec::with_capacity(rows.len());
-        // Maildirs written to, with the rows that wait for their `new/` to be synced.
-        let mut written: Vec<(Arc<svoct_mail::maildir::Maildir>, Vec<usize>)> = Vec::new();
+        use svoct_mail::maildir::{Maildir, Staged};
+        let transient = |dir: &std::path::Path, e: &dyn std::fmt::Display| {
+            Delivered::Transient(format!("Maildir {}: {e}", dir.display()))
+        };
+        let host: String = self
+            .config
+            .domain()
+            .chars()
+            .map(|c| if c == '/' || c == ':' { '_' } else { c })
+            .collect();
+        let mut results: Vec<Option<Delivered>> = vec![None; rows.len()];
+        // 1. Every file written into tmp/, 2. all synced (a journalled file system commits
+        // them together), 3. each moved into new/, 4. each new/ synced once.
+        let mut staged: Vec<(usize, Arc<Maildir>, Staged, String)> = Vec::with_capacity(rows.len());
         for (i, d) in rows.iter().enumerate() {
             let Some(dir) = self.config.local_maildir(&d.rcpt) else {
-                results.push(Delivered::Permanent(format!("{} is not a local mailbox", d.rcpt)));
+                results[i] = Some(Delivered::Permanent(format!("{} is not a local mailbox", d.rcpt)));
                 continue;
             };
             let md = match self.maildir(dir) {
                 Ok(m) => m,
                 Err(e) => {
-                    results.push(Delivered::Transient(format!("Maildir {}: {e}", dir.display())));
+                    results[i] = Some(transient(dir, &e));
                     continue;
                 }
             };
             // Maildir-style: time first, so that readers sorting by name see queue order.
-            let host: String = self
-                .config
-                .domain()
-                .chars()
-                .map(|c| if c == '/' || c == ':' { '_' } else { c })
-                .collect();
             let name = format!("{}.O{instance}Q{}.{host}", d.created, d.id);
-            match md.deliver_unsynced_as(&name, &d.raw) {
-                Ok(fresh) => {
-                    results.push(Delivered::Ok(if fresh {
-                        format!("maildir {name}")
-                    } else {
-                        format!("maildir {name} (already there: written before a restart)")
-                    }));
-                    match written.iter_mut().find(|(m, _)| Arc::ptr_eq(m, &md)) {
-                        Some((_, rows)) => rows.push(i),
-                        None => written.push((md, vec![i])),
-                    }
-                }
+            match md.stage(&name, &d.raw) {
+                Ok(s) => staged.push((i, md, s, name)),
                 Err(e) => {
                     self.forget_maildir(dir);
-                    results.push(Delivered::Transient(format!("Maildir {}: {e}", dir.display())));
+                    results[i] = Some(transient(dir, &e));
                 }
             }
         }
-        for (md, rows) in written {
-            if let Err(e) = md.sync_new() {
-                for i in rows {
-                    results[i] = Delivered::Transient(format!("Maildir {}: {e}", md.root().display()));
+        let mut placed: Vec<(usize, Arc<Maildir>, String)> = Vec::with_capacity(staged.len());
+        let synced: Vec<_> = staged
+            .into_iter()
+            .filter_map(|(i, md, s, name)| match s.sync() {
+                Ok(()) => Some((i, md, s, name)),
+                Err(e) => {
+                    results[i] = Some(transient(md.root(), &e));
+                    None
                 }
+            })
+            .collect();
+        for (i, md, s, name) in synced {
+            match s.place() {
+                Ok(fresh) => {
+                    placed.push((
+                        i,
+                        md,
+                        if fresh {
+                            format!("maildir {name}")
+                        } else {
+                            format!("maildir {name} (already there: written before a restart)")
+                        },
+                    ));
+                }
+                Err(e) => results[i] = Some(transient(md.root(), &e)),
             }
+        }
+        let mut synced_dirs: Vec<(Arc<Maildir>, Result<(), String>)> = Vec::new();
+        for (i, md, answer) in placed {
+            let outcome = match synced_dirs.iter().find(|(m, _)| Arc::ptr_eq(m, &md)) {
+                Some((_, r)) => r.clone(),
+                None => {
+                    let r = md.sync_new().map_err(|e| e.to_string());
+                    synced_dirs.push((md.clone(), r.clone()));
+                    r
+                }
+            };
+            results[i] = Some(match outcome {
+                Ok(()) => Delivered::Ok(answer),
+                Err(e) => transient(md.root(), &e),
+            });
         }
         results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Delivered::Transient("not attempted".into())))
+            .collect()
     }
 
     fn forget_maildir(&self, dir: &std::path::Path) {
@@ -654,9 +722,25 @@ impl Running {
         let gate = WriteGate::default();
         let signal = Arc::new(OutboxSignal::default());
 
+        // Removes the spool entries the workers committed; ends when every worker is gone.
+        let (reap, reaped) = std::sync::mpsc::channel::<SpoolId>();
+        let reaper = {
+            let spool = spool.clone();
+            std::thread::Builder::new()
+                .name("oct-reaper".into())
+                .spawn(move || {
+                    for id in reaped {
+                        if let Err(e) = spool.complete_recorded(id) {
+                            // Left in the spool: the next start completes it (outcome known).
+                            tracing::warn!(spool_id = %id, error = %e, "could not remove a processed spool entry");
+                        }
+                    }
+                })
+                .map_err(|e| ServiceError::Thread(e.to_string()))?
+        };
         let mut workers = Vec::new();
         for n in 0..config.pipeline.workers {
-            let (config, keys, spool, stop, stats, gate, signal) = (
+            let (config, keys, spool, stop, stats, gate, signal, reap) = (
                 config.clone(),
                 keys.clone(),
                 spool.clone(),
@@ -664,6 +748,7 @@ impl Running {
                 stats.clone(),
                 gate.clone(),
                 signal.clone(),
+                reap.clone(),
             );
             let handle = std::thread::Builder::new()
                 .name(format!("oct-worker-{n}"))
@@ -674,13 +759,15 @@ impl Running {
                         gate: &gate,
                         signal: &signal,
                     };
-                    worker_loop(&config, &keys, &spool, &shared);
+                    worker_loop(&config, &keys, &spool, &shared, &reap);
                 })
                 .map_err(|e| ServiceError::Thread(e.to_string()))?;
             workers.push(handle);
         }
+        drop(reap);
         let delivery = Arc::new(delivery);
-        let mut senders = Vec::new();
+        // Joined after the workers (shutdown joins workers first), once it has drained.
+        let mut senders = vec![reaper];
         for n in 0..config.delivery.senders.max(1) {
             let (config, stop, stats, delivery, gate, signal) = (
                 config.clone(),
@@ -773,7 +860,13 @@ struct Shared<'a> {
     signal: &'a OutboxSignal,
 }
 
-fn worker_loop(config: &Config, keys: &Keys, spool: &Spool, shared: &Shared<'_>) {
+fn worker_loop(
+    config: &Config,
+    keys: &Keys,
+    spool: &Spool,
+    shared: &Shared<'_>,
+    reaper: &std::sync::mpsc::Sender<SpoolId>,
+) {
     let pipeline = Pipeline::new(config, keys);
     let poll = Duration::from_millis(config.pipeline.poll_interval_ms.max(1));
     let mut opened = None;
@@ -789,13 +882,14 @@ fn worker_loop(config: &Config, keys: &Keys, spool: &Spool, shared: &Shared<'_>)
             sleep_unless_stopped(shared.stop, Duration::from_secs(1));
             continue;
         };
-        match work_batch(
+        match work_batch_with(
             spool,
             state,
             &mut blocks,
             &pipeline,
             shared.stats,
             config.pipeline.batch,
+            Completion::Reaper(reaper),
         ) {
             Ok(true) => shared.signal.notify(),
             // Woken by the ingress as soon as a message is spooled; the timeout also picks up
