@@ -140,12 +140,12 @@ pub fn handle(store: &Store, config: &Config, msg: &ClassifiedMessage) -> Result
         }
         ReturnKind::Art => match Art::parse(&msg.file) {
             Ok(art) => {
-                let summary = format!(
-                    "{:?} {} lot(s): {}",
-                    art.file_status,
-                    art.lots.len(),
-                    one_line(&art.file_detail)
-                );
+                let file_detail = one_line(&art.file_detail);
+                let mut summary = format!("{:?} {} lot(s)", art.file_status, art.lots.len());
+                if !file_detail.is_empty() {
+                    summary.push_str(": ");
+                    summary.push_str(&file_detail);
+                }
                 let detail = serde_json::to_value(&art).unwrap_or_default();
                 store
                     .returns()

@@ -515,3 +515,39 @@ fn dloi_increments_apply_in_version_order() {
     assert_eq!(a.version, 3);
     let _ = &e.dir;
 }
+
+#[test]
+fn a_structured_art_is_summarised_without_an_empty_detail() {
+    use svoct_formats::art::{Art, ArtLot, FileStatus, LotStatus};
+    let e = env();
+    let art = Art {
+        oct_id: "OCT123456789".into(),
+        ps_number: "123456789".into(),
+        received: Stamp {
+            date: ymd("261126"),
+            hour: 9,
+            minute: 5,
+        },
+        compostage: "2026112609050000042".into(),
+        file_name: "F00042".into(),
+        subject: "SV140700/123456789/2026112609050000042/00012".into(),
+        profile: "FACTURE/SV/ZK".into(),
+        invoices: 12,
+        file_status: FileStatus::Accepted,
+        file_detail: String::new(),
+        lots: vec![ArtLot {
+            number: "001".into(),
+            date: Some(ymd("261125")),
+            kind: "FSE".into(),
+            invoices: 12,
+            status: LotStatus::Forwarded,
+            detail: "CPAM 751".into(),
+        }],
+        amc: Vec::new(),
+    };
+    deliver(&e, ReturnKind::Art, art.build().unwrap().as_bytes());
+    fetch(&e);
+    let v = returns_view(&e.ps).unwrap();
+    let note = v.notes.iter().find(|n| n.kind == "ART").unwrap();
+    assert_eq!(note.summary, "Accepted 1 lot(s)");
+}
