@@ -535,8 +535,7 @@ impl State {
         })?;
         conn.busy_timeout(Duration::from_secs(30))
             .map_err(sql("busy timeout"))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(sql("WAL mode"))?;
+        svoct_store::db::enable_wal(&conn, Duration::from_secs(30)).map_err(sql("WAL mode"))?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(sql("synchronous"))?;
         let version: i64 = conn

@@ -139,6 +139,7 @@ impl Ps {
         planned: Vec<PlannedFile>,
         progress: &mut dyn FnMut(&Sent),
     ) -> Result<Vec<Sent>, PsError> {
+        let _sending = self.lock_sending()?;
         self.refuse_already_sent(&planned)?;
         let mut certs = CertCache::default();
         for p in &planned {
@@ -163,6 +164,43 @@ impl Ps {
             out.push(sent);
         }
         Ok(out)
+    }
+
+    /// Takes the store's sending lock (`<store>.send.lock`, an OS file lock released when the
+    /// returned file is dropped, or when the process dies). Sendings and retries of one store
+    /// run one after the other, so that the duplicate check and the journal entries it protects
+    /// cannot interleave with another process's: two `svoct ps send` of the same invoices at the
+    /// same instant send them once. A second sending waits for the first.
+    fn lock_sending(&self) -> Result<std::fs::File, PsError> {
+        let mut name = self.config.store.as_os_str().to_owned();
+        name.push(".send.lock");
+        let path = std::path::PathBuf::from(name);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| PsError::Payload {
+                path: path.clone(),
+                reason: format!("cannot open the sending lock: {e}"),
+            })?;
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                tracing::info!(lock = %path.display(), "another sending of this store is running; waiting for it to finish");
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(PsError::Payload {
+                    path,
+                    reason: format!("cannot take the sending lock: {e}"),
+                });
+            }
+        }
+        file.lock().map_err(|e| PsError::Payload {
+            path,
+            reason: format!("cannot take the sending lock: {e}"),
+        })?;
+        Ok(file)
     }
 
     /// Refuses invoices that are already in a `sent`, `pending` or `deferred` entry. An invoice
@@ -222,6 +260,7 @@ impl Ps {
         transport: &dyn Transport,
         progress: &mut dyn FnMut(&Sent),
     ) -> Result<Vec<Sent>, PsError> {
+        let _sending = self.lock_sending()?;
         let deferred = self.store.journal().with_status(Status::Deferred)?;
         let mut certs = CertCache::default();
         let mut out = Vec::new();

@@ -181,3 +181,49 @@ fn two_concurrent_senders_never_share_a_file_name_or_a_compostage() {
     let expected: HashSet<String> = names.iter().map(|n| format!("{n}.b2")).collect();
     assert_eq!(journal_names, expected);
 }
+
+/// Two processes' worth of senders (threads with their own `Ps`) send the *same* invoices at the
+/// same instant, round after round: each round, one sends and the other is refused as a
+/// duplicate (the store's sending lock keeps check and journaling of one sending together).
+#[test]
+fn the_same_invoices_sent_twice_at_the_same_instant_leave_once() {
+    const ROUNDS: u64 = 12;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = common::keys(dir.path());
+    let config = oct_config(dir.path(), &keys, "single");
+    let barrier = Arc::new(Barrier::new(2));
+    // Opened here, so that a thread cannot fail before the barrier and leave the other waiting.
+    let senders: Vec<Ps> = (0..2).map(|_| Ps::open(config.clone()).unwrap()).collect();
+    let handles: Vec<_> = senders
+        .into_iter()
+        .map(|ps| {
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                let t = MemoryTransport::new();
+                let mut outcomes = Vec::new();
+                for round in 0..ROUNDS {
+                    let files = [lots(100 + round, 12, 1)];
+                    barrier.wait();
+                    outcomes.push(match ps.send(&t, &files, &mut |_| {}) {
+                        Ok(sent) => Ok(sent.len()),
+                        Err(e) => Err(e.to_string()),
+                    });
+                }
+                (outcomes, t.sent().len())
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    for round in 0..ROUNDS as usize {
+        let sent: Vec<_> = results.iter().filter(|(o, _)| o[round].is_ok()).collect();
+        assert_eq!(
+            sent.len(),
+            1,
+            "round {round}: {:?}",
+            results.iter().map(|(o, _)| &o[round]).collect::<Vec<_>>()
+        );
+        let refused = results.iter().find_map(|(o, _)| o[round].as_ref().err()).unwrap();
+        assert!(refused.contains("already in journal entry"), "{refused}");
+    }
+    assert_eq!(results.iter().map(|(_, n)| n).sum::<usize>(), ROUNDS as usize);
+}

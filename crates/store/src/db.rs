@@ -10,6 +10,28 @@ use crate::{StoreError, sql};
 /// How long a writer waits for another process's lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Puts the database in WAL mode (persistent in the file), retrying while another connection
+/// holds the lock for up to `timeout`. Switching a fresh file to WAL needs an exclusive lock and
+/// SQLite answers `SQLITE_BUSY` at once, without its busy handler, when two connections try at
+/// the same time: two processes opening a new store together would otherwise see one fail.
+pub fn enable_wal(conn: &Connection, timeout: Duration) -> Result<(), rusqlite::Error> {
+    let start = std::time::Instant::now();
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)) {
+            Ok(_) => return Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && start.elapsed() < timeout =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// The schema, one step per version. Never edit a released step: append a new one.
 /// (Step `i` brings the database to version `i + 1`.) Other modules of this crate (the spool)
 /// add their tables by appending steps here.
@@ -92,10 +114,7 @@ impl Store {
         };
         let conn = Connection::open(&path).map_err(open_err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
-        // journal_mode returns the mode set; WAL persists in the file.
-        let _mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(open_err)?;
+        enable_wal(&conn, BUSY_TIMEOUT).map_err(open_err)?;
         // cache_size: up to 64 MiB of pages per connection (allocated only as used); matching
         // returns against a million sent invoices is 30% faster than with the 2 MiB default.
         conn.execute_batch(

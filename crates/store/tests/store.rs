@@ -207,3 +207,26 @@ fn inbox_survives_reopen() {
         StoreOutcome::AlreadyHad(_)
     ));
 }
+
+#[test]
+fn processes_opening_a_new_store_at_the_same_instant_all_succeed() {
+    // Switching a fresh file to WAL takes an exclusive lock that SQLite refuses at once (no busy
+    // handler) to a second connection trying at the same time: `Store::open` retries.
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ps.sqlite");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+        let openers: Vec<_> = (0..6)
+            .map(|_| {
+                let (path, barrier) = (path.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    Store::open(&path).map(|s| s.journal_mode().unwrap())
+                })
+            })
+            .collect();
+        for o in openers {
+            assert_eq!(o.join().unwrap().unwrap(), "wal");
+        }
+    }
+}
