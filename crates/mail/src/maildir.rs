@@ -51,16 +51,18 @@ fn io(path: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> Maildir
     move |source| MaildirError::Io { path, what, source }
 }
 
+/// `host` made fit for the host part of a Maildir name (no `/`, no `:`).
+pub fn name_host(host: &str) -> String {
+    host.chars()
+        .map(|c| if c == '/' || c == ':' { '_' } else { c })
+        .collect()
+}
+
 /// The host part of Maildir names, read once per process.
 fn hostname() -> &'static str {
     static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     HOST.get_or_init(|| {
-        let h = fs::read_to_string("/etc/hostname").unwrap_or_default();
-        let h: String = h
-            .trim()
-            .chars()
-            .map(|c| if c == '/' || c == ':' { '_' } else { c })
-            .collect();
+        let h = name_host(fs::read_to_string("/etc/hostname").unwrap_or_default().trim());
         if h.is_empty() { "localhost".into() } else { h }
     })
 }
@@ -164,20 +166,13 @@ impl Maildir {
 }
 
 impl Maildir {
-    /// Delivers under a name the caller chose (the unique part: no `/`, no `:`, not starting
-    /// with `.`), without syncing `new/`; call [`Maildir::sync_new`] once for a group of
-    /// deliveries. The name makes delivery idempotent: returns `Ok(false)`, writing nothing,
-    /// when a message of that name is already in `new/` (delivered before a crash, say).
-    pub fn deliver_unsynced_as(&self, unique: &str, raw: &[u8]) -> Result<bool, MaildirError> {
-        let staged = self.stage(unique, raw)?;
-        staged.sync()?;
-        staged.place()
-    }
-
-    /// First step of a delivery under a chosen name (see [`Maildir::deliver_unsynced_as`]):
-    /// writes the file into `tmp/`, not yet synced. Staging a group of messages, then syncing
-    /// them, then placing them lets the file system write them together (one journal commit on
-    /// a journalled file system instead of one per file).
+    /// First step of a delivery under a name the caller chose (the unique part: no `/`, no
+    /// `:`, not starting with `.`): writes the file into `tmp/`, not yet synced. Then
+    /// [`Staged::sync`], [`Staged::place`] and, once for a group, [`Maildir::sync_new`]. Staging
+    /// a group of messages, then syncing them, then placing them lets the file system write them
+    /// together (one journal commit on a journalled file system instead of one per file). The
+    /// name makes delivery idempotent: placing finds a message of that name already in `new/`
+    /// (delivered before a crash, say) and writes nothing.
     pub fn stage(&self, unique: &str, raw: &[u8]) -> Result<Staged, MaildirError> {
         if unique.is_empty() || unique.starts_with('.') || unique.contains(['/', ':', '\0']) {
             return Err(MaildirError::Io {
@@ -379,22 +374,21 @@ mod tests {
         let mut m = Maildir::create(d.path().join("box"), 1 << 20).unwrap();
         // A crash left a half-written file of that name in tmp/: it is ours, overwritten.
         fs::write(d.path().join("box/tmp/1795000000.Oab12Q7.oct.example"), b"half").unwrap();
-        assert!(
-            m.deliver_unsynced_as("1795000000.Oab12Q7.oct.example", b"first\r\n")
-                .unwrap()
-        );
+        let deliver = |m: &Maildir, name: &str, raw: &[u8]| -> Result<bool, MaildirError> {
+            let staged = m.stage(name, raw)?;
+            staged.sync()?;
+            staged.place()
+        };
+        assert!(deliver(&m, "1795000000.Oab12Q7.oct.example", b"first\r\n").unwrap());
         m.sync_new().unwrap();
         // The same name again (redelivery after a crash): nothing written, the first kept.
-        assert!(
-            !m.deliver_unsynced_as("1795000000.Oab12Q7.oct.example", b"second\r\n")
-                .unwrap()
-        );
+        assert!(!deliver(&m, "1795000000.Oab12Q7.oct.example", b"second\r\n").unwrap());
         assert_eq!(fs::read_dir(d.path().join("box/tmp")).unwrap().count(), 0);
         let listed = m.list().unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(m.fetch(&listed[0].0).unwrap(), b"first\r\n");
         for bad in ["", ".hidden", "a/b", "a:2,S", "nul\0"] {
-            assert!(m.deliver_unsynced_as(bad, b"x").is_err(), "{bad:?} accepted");
+            assert!(deliver(&m, bad, b"x").is_err(), "{bad:?} accepted");
         }
         assert_eq!(m.list().unwrap().len(), 1);
     }

@@ -417,12 +417,7 @@ impl Delivery {
         let transient = |dir: &std::path::Path, e: &dyn std::fmt::Display| {
             Delivered::Transient(format!("Maildir {}: {e}", dir.display()))
         };
-        let host: String = self
-            .config
-            .domain()
-            .chars()
-            .map(|c| if c == '/' || c == ':' { '_' } else { c })
-            .collect();
+        let host = svoct_mail::maildir::name_host(self.config.domain());
         let mut results: Vec<Option<Delivered>> = vec![None; rows.len()];
         // 1. Every file written into tmp/, 2. all synced (a journalled file system commits
         // them together), 3. each moved into new/, 4. each new/ synced once.
@@ -504,22 +499,10 @@ impl Delivery {
             .remove(dir);
     }
 
-    /// Delivers one message.
-    pub fn deliver(&self, from: &str, rcpt: &str, raw: &[u8]) -> Delivered {
-        if let Some(dir) = self.config.local_maildir(rcpt) {
-            let md = match self.maildir(dir) {
-                Ok(m) => m,
-                Err(e) => return Delivered::Transient(format!("Maildir {}: {e}", dir.display())),
-            };
-            return match md.deliver(raw) {
-                Ok(name) => Delivered::Ok(format!("maildir {name}")),
-                Err(e) => {
-                    // Open it afresh next time (its folders may have been removed).
-                    self.forget_maildir(dir);
-                    Delivered::Transient(format!("Maildir {}: {e}", dir.display()))
-                }
-            };
-        }
+    /// Delivers one message for a mailbox the operator does not host: into the `.eml`
+    /// directory when one is configured, by SMTP otherwise. Hosted mailboxes
+    /// (`[[delivery.local]]`) go through [`Delivery::deliver_local_group`].
+    pub fn deliver_remote(&self, from: &str, rcpt: &str, raw: &[u8]) -> Delivered {
         let envelope = SmtpEnvelope::new(from, rcpt);
         let transport: &dyn Transport = match (&self.directory, &self.smtp) {
             (Some(d), _) => d,
@@ -593,7 +576,12 @@ pub fn send_once(
             state.unclaim(rest.iter().copied())?;
             break;
         }
-        let outcome = delivery_outcome(d, delivery.deliver(&d.mail_from, &d.rcpt, &d.raw), config, stats);
+        let outcome = delivery_outcome(
+            d,
+            delivery.deliver_remote(&d.mail_from, &d.rcpt, &d.raw),
+            config,
+            stats,
+        );
         if let Err(e) = state.record_deliveries(&[(d.id, outcome)]) {
             // Rows still claimed go back in the queue; the one just delivered may be sent again
             // (the SMTP hop is at-least-once, Message-IDs are stable).

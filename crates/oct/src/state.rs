@@ -48,13 +48,6 @@ fn sql(what: &'static str) -> impl FnOnce(rusqlite::Error) -> StateError {
     move |source| StateError::Sql { what, source }
 }
 
-fn now_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 /// Seconds since the epoch, for timestamps stored in the database.
 pub fn now_secs() -> i64 {
     SystemTime::now()
@@ -337,9 +330,7 @@ pub struct Counters {
 /// transaction that re-checks the column, so that two processes opening an old database at the
 /// same time migrate it once.
 fn migrate_outbox_body(conn: &Connection) -> Result<(), StateError> {
-    conn.execute_batch("BEGIN IMMEDIATE")
-        .map_err(sql("begin migration"))?;
-    let result = (|| {
+    immediate(conn, "migrate outbox bodies", || {
         let has_raw: bool = conn
             .query_row(
                 "SELECT COUNT(*) FROM pragma_table_info('outbox') WHERE name = 'raw'",
@@ -356,9 +347,21 @@ fn migrate_outbox_body(conn: &Connection) -> Result<(), StateError> {
             .map_err(sql("move outbox bodies"))?;
         }
         Ok(())
-    })();
-    match result {
-        Ok(()) => conn.execute_batch("COMMIT").map_err(sql("commit migration")),
+    })
+}
+
+/// Runs `f` inside `BEGIN IMMEDIATE` … `COMMIT` on `conn` (rolled back when it fails).
+fn immediate<T>(
+    conn: &Connection,
+    what: &'static str,
+    f: impl FnOnce() -> Result<T, StateError>,
+) -> Result<T, StateError> {
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(sql(what))?;
+    match f() {
+        Ok(v) => {
+            conn.execute_batch("COMMIT").map_err(sql(what))?;
+            Ok(v)
+        }
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
             Err(e)
@@ -674,14 +677,10 @@ impl State {
         rows.collect::<Result<Vec<_>, _>>().map_err(sql("next due"))
     }
 
-    /// Takes the next due row for delivery: marks it `sending` so that parallel senders never
-    /// deliver the same row. A crash leaves it `sending`; [`State::reset_sending`] at start puts
-    /// it back (the SMTP hop is at-least-once).
-    pub fn claim_due(&self, now: i64) -> Result<Option<Due>, StateError> {
-        Ok(self.claim_due_batch(now, 1)?.into_iter().next())
-    }
-
-    /// Like [`State::claim_due`] for up to `limit` rows at once (one transaction).
+    /// Takes up to `limit` due rows for delivery (oldest first, one transaction): marks them
+    /// `sending` so that parallel senders never deliver the same row. A crash leaves them
+    /// `sending`; [`State::reset_sending`] at start puts them back (the SMTP hop is
+    /// at-least-once).
     pub fn claim_due_batch(&self, now: i64, limit: usize) -> Result<Vec<Due>, StateError> {
         self.in_immediate("claim", || {
             let due = self.due_rows(now, limit)?;
@@ -746,41 +745,29 @@ impl State {
         if let Some(id) = self.instance.get() {
             return Ok(id.clone());
         }
+        // Drawn before looking: kept only when the database has none yet.
+        let mut bytes = [0u8; 8];
+        openssl::rand::rand_bytes(&mut bytes)
+            .map_err(|e| StateError::Invalid(format!("no random instance id: {e}")))?;
+        let drawn: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let id = self.update_value("instance", |current| {
             let id = match current {
                 Some(id) if !id.is_empty() => id.to_owned(),
-                _ => {
-                    let mut bytes = [0u8; 8];
-                    // Without randomness (never seen), the clock still separates instances.
-                    if openssl::rand::rand_bytes(&mut bytes).is_err() {
-                        bytes = now_nanos().to_be_bytes();
-                    }
-                    bytes.iter().map(|b| format!("{b:02x}")).collect()
-                }
+                _ => drawn,
             };
             (id.clone(), id)
         })?;
         Ok(self.instance.get_or_init(|| id).clone())
     }
 
-    /// Runs `f` inside `BEGIN IMMEDIATE` … `COMMIT` (rolled back when it fails).
+    /// [`immediate`] behind this process's write gate.
     fn in_immediate<T>(
         &self,
         what: &'static str,
         f: impl FnOnce() -> Result<T, StateError>,
     ) -> Result<T, StateError> {
         let _gate = self.gate.enter();
-        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(sql(what))?;
-        match f() {
-            Ok(v) => {
-                self.conn.execute_batch("COMMIT").map_err(sql(what))?;
-                Ok(v)
-            }
-            Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                Err(e)
-            }
-        }
+        immediate(&self.conn, what, f)
     }
 
     /// Puts claimed rows back in the queue (a sender that could not finish its batch).
@@ -811,32 +798,6 @@ impl State {
                 |r| r.get(0),
             )
             .map_err(sql("next due time"))
-    }
-
-    /// Marks a row delivered.
-    pub fn mark_sent(&self, id: i64) -> Result<(), StateError> {
-        self.apply_delivery(id, &DeliveryOutcome::Sent)
-    }
-
-    /// Records a transient failure and the time of the next attempt.
-    pub fn mark_retry(&self, id: i64, next_attempt: i64, error: &str) -> Result<(), StateError> {
-        self.apply_delivery(
-            id,
-            &DeliveryOutcome::Retry {
-                at: next_attempt,
-                error: error.to_owned(),
-            },
-        )
-    }
-
-    /// Records a permanent failure (or retries exhausted).
-    pub fn mark_failed(&self, id: i64, error: &str) -> Result<(), StateError> {
-        self.apply_delivery(
-            id,
-            &DeliveryOutcome::Failed {
-                error: error.to_owned(),
-            },
-        )
     }
 
     /// Puts failed outbox rows back in the queue (operator action after fixing the cause).
@@ -1200,20 +1161,32 @@ mod tests {
         assert_eq!(s.outbox_ids().expect("ids").len(), 3);
 
         let now = now_secs();
-        let d = s.claim_due(now).expect("due").expect("one due");
+        let record = |id: i64, outcome: DeliveryOutcome| s.record_deliveries(&[(id, outcome)]);
+        let claim_one = || s.claim_due_batch(now, 1).expect("due").into_iter().next();
+        let d = claim_one().expect("one due");
         assert_eq!(d.message_id, "<a.0@oct>");
         // Claimed: another sender does not get it; a crash puts it back.
-        assert_eq!(
-            s.claim_due(now).expect("due").map(|d| d.message_id),
-            Some("<a.1@oct>".into())
-        );
+        assert_eq!(claim_one().map(|d| d.message_id), Some("<a.1@oct>".into()));
         assert_eq!(s.reset_sending().expect("reset"), 2);
-        s.mark_retry(d.id, now + 100, "451 try later").expect("retry");
+        record(
+            d.id,
+            DeliveryOutcome::Retry {
+                at: now + 100,
+                error: "451 try later".into(),
+            },
+        )
+        .expect("retry");
         let d2 = s.next_due(now).expect("due").expect("next");
         assert_eq!(d2.message_id, "<a.1@oct>");
-        s.mark_sent(d2.id).expect("sent");
+        record(d2.id, DeliveryOutcome::Sent).expect("sent");
         let d3 = s.next_due(now).expect("due").expect("next");
-        s.mark_failed(d3.id, "550 no").expect("failed");
+        record(
+            d3.id,
+            DeliveryOutcome::Failed {
+                error: "550 no".into(),
+            },
+        )
+        .expect("failed");
         assert!(s.next_due(now).expect("due").is_none());
         assert_eq!(s.next_due_at().expect("at"), Some(now + 100));
         assert!(s.next_due(now + 100).expect("due").is_some());

@@ -185,7 +185,7 @@ fn a_server_down_is_transient_and_no_route_is_permanent() {
     let world = World::new(port, "");
     let config = std::sync::Arc::new(world.config());
     let d = Delivery::new(config.clone()).expect("delivery");
-    match d.deliver(OCT_ADDRESS, "cpam100@am.example", b"Subject: x\r\n\r\nx\r\n") {
+    match d.deliver_remote(OCT_ADDRESS, "cpam100@am.example", b"Subject: x\r\n\r\nx\r\n") {
         Delivered::Transient(_) => {}
         other => panic!("expected transient, got {other:?}"),
     }
@@ -193,7 +193,7 @@ fn a_server_down_is_transient_and_no_route_is_permanent() {
     no_smtp.delivery.smtp = None;
     let d = Delivery::new(std::sync::Arc::new(no_smtp)).expect("delivery");
     assert!(matches!(
-        d.deliver(OCT_ADDRESS, "x@y.z", b"x"),
+        d.deliver_remote(OCT_ADDRESS, "x@y.z", b"x"),
         Delivered::Permanent(_)
     ));
 }
