@@ -356,8 +356,9 @@ pub struct Delivery {
     /// Parallel sender threads (each delivers one message at a time).
     #[serde(default = "default_senders")]
     pub senders: usize,
-    /// Due messages a sender claims at once (one transaction); each outcome is still recorded
-    /// as soon as it is known.
+    /// Due messages a sender claims at once (one transaction): those for hosted mailboxes are
+    /// delivered and recorded as one group, the others one at a time, each outcome recorded as
+    /// soon as it is known.
     #[serde(default = "default_delivery_batch")]
     pub batch: usize,
 }

@@ -94,6 +94,13 @@ pub enum PsError {
     /// A saved file (for retry and resend) could not be written or read.
     #[error("saved file {path}: {reason}")]
     Payload { path: PathBuf, reason: String },
+    /// The store's sending lock could not be taken.
+    #[error("sending lock {path}: {source}")]
+    SendLock {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// A journal entry that does not exist.
     #[error("journal entry {0} does not exist")]
     NoEntry(i64),

@@ -179,27 +179,21 @@ impl Ps {
             .create(true)
             .truncate(false)
             .write(true)
-            .open(&path)
-            .map_err(|e| PsError::Payload {
-                path: path.clone(),
-                reason: format!("cannot open the sending lock: {e}"),
-            })?;
+            .open(&path);
+        let file = match file {
+            Ok(f) => f,
+            Err(source) => return Err(PsError::SendLock { path, source }),
+        };
         match file.try_lock() {
             Ok(()) => return Ok(file),
             Err(std::fs::TryLockError::WouldBlock) => {
                 tracing::info!(lock = %path.display(), "another sending of this store is running; waiting for it to finish");
             }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(PsError::Payload {
-                    path,
-                    reason: format!("cannot take the sending lock: {e}"),
-                });
-            }
+            Err(std::fs::TryLockError::Error(source)) => return Err(PsError::SendLock { path, source }),
         }
-        file.lock().map_err(|e| PsError::Payload {
-            path,
-            reason: format!("cannot take the sending lock: {e}"),
-        })?;
+        if let Err(source) = file.lock() {
+            return Err(PsError::SendLock { path, source });
+        }
         Ok(file)
     }
 
