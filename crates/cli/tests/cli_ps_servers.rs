@@ -49,7 +49,7 @@ fn send_to_the_oct_then_fetch_returns_through_dovecot() {
         .replace(
             "port = 110\ntls = \"none\"\n# username = \"...\"\n# password = \"...\"",
             &format!(
-                "port = {}\ntls = \"none\"\nusername = \"ps\"\npassword = \"pop-secret\"",
+                "port = {}\ntls = \"none\"\nusername = \"ps\"\npassword = \"pop-secret\"\nallow_plaintext_auth = true",
                 dovecot.port()
             ),
         );

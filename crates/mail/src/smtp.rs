@@ -12,7 +12,12 @@
 //! Errors are one opaque [`SendError`] that says what the caller must decide: retry later
 //! ([`SendError::is_transient`]: 4xx, server unreachable, network cut) or give up
 //! ([`SendError::is_permanent`]: 5xx, invalid address, TLS refused), with the server's answer to
-//! journal.
+//! journal. A refused login (`535`, `534`) is its own outcome, [`SendError::is_auth_rejected`]:
+//! transient (the operator fixes the credentials, the queue waits), never a failure of the message.
+//!
+//! Every server answer kept in a [`SendOk`] or a [`SendError`] has been through
+//! [`crate::secret::scrub_reply`]: a server that echoes the `AUTH` line leaks nothing. Credentials
+//! are refused over a connection without TLS unless [`SmtpConfig::allow_plaintext_auth`] is set.
 //!
 //! The calls block; the concentrator's async code calls them from `spawn_blocking`.
 
@@ -30,6 +35,7 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use serde::{Deserialize, Serialize};
 
 use crate::cms::Secret;
+use crate::secret::scrub_reply;
 
 /// The SMTP envelope: the reverse path and the recipients (not the headers).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +78,7 @@ enum Class {
 /// [`server_answer`](Self::server_answer).
 pub struct SendError {
     class: Class,
+    auth_rejected: bool,
     code: Option<u16>,
     answer: Option<String>,
     context: String,
@@ -84,6 +91,7 @@ impl SendError {
     pub fn transient(context: impl Into<String>, code: Option<u16>, answer: Option<String>) -> SendError {
         SendError {
             class: Class::Transient,
+            auth_rejected: false,
             code,
             answer,
             context: context.into(),
@@ -95,10 +103,20 @@ impl SendError {
     pub fn permanent(context: impl Into<String>, code: Option<u16>, answer: Option<String>) -> SendError {
         SendError {
             class: Class::Permanent,
+            auth_rejected: false,
             code,
             answer,
             context: context.into(),
             source: None,
+        }
+    }
+
+    /// The server refused the login (`535`, `534`): retry later, once the operator has fixed
+    /// the credentials; the message itself is not at fault. Counts as transient.
+    pub fn auth_rejected(context: impl Into<String>, code: Option<u16>, answer: Option<String>) -> SendError {
+        SendError {
+            auth_rejected: true,
+            ..SendError::transient(context, code, answer)
         }
     }
 
@@ -110,6 +128,11 @@ impl SendError {
     /// Retry later: the server said 4xx, or could not be reached, or the connection broke.
     pub fn is_transient(&self) -> bool {
         self.class == Class::Transient
+    }
+
+    /// The server refused the credentials (see [`SendError::auth_rejected`]).
+    pub fn is_auth_rejected(&self) -> bool {
+        self.auth_rejected
     }
 
     /// Do not retry as is: the server said 5xx, or the envelope or TLS setup is wrong.
@@ -131,6 +154,7 @@ impl SendError {
 impl fmt::Display for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let class = match self.class {
+            _ if self.auth_rejected => "login refused, transient",
             Class::Transient => "transient",
             Class::Permanent => "permanent",
         };
@@ -148,6 +172,7 @@ impl fmt::Debug for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SendError")
             .field("class", &self.class)
+            .field("auth_rejected", &self.auth_rejected)
             .field("code", &self.code)
             .field("answer", &self.answer)
             .field("context", &self.context)
@@ -219,6 +244,9 @@ pub struct SmtpConfig {
     pub hello_name: Option<String>,
     /// Per-command timeout.
     pub timeout: Duration,
+    /// Send the credentials even when `security` is [`Security::None`] (a loopback test server,
+    /// a local hop). Off by default: [`SmtpTransport::new`] refuses credentials in clear.
+    pub allow_plaintext_auth: bool,
 }
 
 impl SmtpConfig {
@@ -233,6 +261,7 @@ impl SmtpConfig {
             credentials: None,
             hello_name: None,
             timeout: Duration::from_secs(60),
+            allow_plaintext_auth: false,
         }
     }
 }
@@ -241,6 +270,8 @@ impl SmtpConfig {
 pub struct SmtpTransport {
     inner: lettre::SmtpTransport,
     endpoint: String,
+    /// The login, kept to scrub it out of server answers.
+    login: Option<(String, Secret<String>)>,
 }
 
 impl fmt::Debug for SmtpTransport {
@@ -252,9 +283,20 @@ impl fmt::Debug for SmtpTransport {
 }
 
 impl SmtpTransport {
-    /// Prepares the transport (no connection yet). Fails permanently on a bad TLS setup.
+    /// Prepares the transport (no connection yet). Fails permanently on a bad TLS setup, and on
+    /// credentials without TLS unless `allow_plaintext_auth` says so.
     pub fn new(cfg: &SmtpConfig) -> Result<SmtpTransport, SendError> {
         let endpoint = format!("{}:{}", cfg.host, cfg.port);
+        if cfg.credentials.is_some() && cfg.security == Security::None && !cfg.allow_plaintext_auth {
+            return Err(SendError::permanent(
+                format!(
+                    "SMTP {endpoint}: refusing to send the password over a connection without TLS \
+                     (use STARTTLS or implicit TLS, or allow_plaintext_auth = true for a local hop)"
+                ),
+                None,
+                None,
+            ));
+        }
         let mut b = lettre::SmtpTransport::builder_dangerous(cfg.host.as_str())
             .port(cfg.port)
             .timeout(Some(cfg.timeout));
@@ -286,7 +328,19 @@ impl SmtpTransport {
         Ok(SmtpTransport {
             inner: b.build(),
             endpoint,
+            login: cfg
+                .credentials
+                .as_ref()
+                .map(|c| (c.user.clone(), c.password.clone())),
         })
+    }
+
+    /// A server's text with any authentication material removed (see [`scrub_reply`]).
+    fn scrub(&self, text: &str) -> String {
+        match &self.login {
+            Some((user, pw)) => scrub_reply(text, Some(user), &[pw]),
+            None => scrub_reply(text, None, &[]),
+        }
     }
 }
 
@@ -347,36 +401,57 @@ impl Transport for SmtpTransport {
                 let text = resp.message().collect::<Vec<_>>().join(" ");
                 Ok(SendOk {
                     code,
-                    answer: format!("{code} {text}"),
+                    answer: self.scrub(&format!("{code} {text}")),
                 })
             }
-            Err(e) => Err(classify(&self.endpoint, e)),
+            Err(e) => Err(classify(&self.endpoint, e, |t| self.scrub(t))),
         }
     }
 }
 
-/// Maps lettre's error kinds to transient/permanent.
-fn classify(endpoint: &str, e: lettre::transport::smtp::Error) -> SendError {
+/// Maps lettre's error kinds to transient/permanent/login refused. Every text that may come from
+/// the server goes through `scrub` (lettre quotes a garbled reply in its error), so the error
+/// keeps the scrubbed text, not lettre's error itself.
+fn classify(endpoint: &str, e: lettre::transport::smtp::Error, scrub: impl Fn(&str) -> String) -> SendError {
     let context = format!("SMTP {endpoint}");
     if let Some(code) = e.status() {
         let code = u16::from(code);
         let text = std::error::Error::source(&e)
             .map(|s| s.to_string())
             .unwrap_or_default();
-        let answer = Some(format!("{code} {text}").trim_end().to_owned());
-        return if e.is_permanent() {
+        let answer = Some(scrub(format!("{code} {text}").trim_end()));
+        return if matches!(code, 534 | 535) {
+            SendError::auth_rejected(context, Some(code), answer)
+        } else if e.is_permanent() {
             SendError::permanent(context, Some(code), answer)
         } else {
             SendError::transient(context, Some(code), answer)
         };
     }
-    if e.is_tls() || e.is_client() || tls_handshake_failed(&e) {
+    let permanent = e.is_tls() || e.is_client() || tls_handshake_failed(&e);
+    let cause = std::io::Error::other(scrub(&error_chain(&e)));
+    if permanent {
         // A certificate that does not verify or a server without STARTTLS does not heal by
         // itself; neither does a message lettre refuses to send.
-        return SendError::permanent(context, None, None).with_source(e);
+        return SendError::permanent(context, None, None).with_source(cause);
     }
     // Connection refused, DNS, timeouts, a connection cut mid-transaction, garbled replies.
-    SendError::transient(context, None, None).with_source(e)
+    SendError::transient(context, None, None).with_source(cause)
+}
+
+/// An error and its causes on one line (`a: b: c`), skipping a cause its parent already quotes.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(err) = cur {
+        let s = err.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = err.source();
+    }
+    out
 }
 
 /// Whether an OpenSSL error is in the cause chain (lettre reports a failed handshake, such as

@@ -53,6 +53,8 @@ fn deliver(s: &Servers, msgs: &[Vec<u8>]) {
 fn config(s: &Servers, password: &str) -> Pop3Config {
     let mut c = Pop3Config::plain("127.0.0.1", s.pop.port(), "ps1", Secret::new(password.to_owned()));
     c.timeout = Duration::from_secs(10);
+    // The harness's Dovecot on loopback, without TLS: clear-text login allowed explicitly.
+    c.allow_plaintext_auth = true;
     c
 }
 
@@ -229,6 +231,8 @@ fn stls_and_pop3s_with_a_trusted_certificate() {
         let mut c = config(&s, "pw-ps1");
         c.port = port;
         c.security = security;
+        // Over TLS the login needs no clear-text permission.
+        c.allow_plaintext_auth = false;
         c.tls_domain = Some("localhost".into());
         c.extra_roots_pem = vec![id.cert_pem()];
         let mut pop =

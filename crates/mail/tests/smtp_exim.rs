@@ -185,6 +185,8 @@ fn smtp_auth_with_credentials() {
     let env = Envelope::new("ps1@ps.test", "oct@oct.test");
     let with = |password: Option<&str>| {
         let mut cfg = SmtpConfig::plain("127.0.0.1", mx.port());
+        // The harness's Exim authenticates without TLS on loopback: say so explicitly.
+        cfg.allow_plaintext_auth = true;
         cfg.credentials = password.map(|p| SmtpCredentials {
             user: "ps1".into(),
             password: Secret::new(p.to_owned()),
@@ -196,7 +198,8 @@ fn smtp_auth_with_credentials() {
         .unwrap_or_else(|e| panic!("{e}\n{}", mx.log()));
     mx.wait_for_messages("oct", 1, WAIT).unwrap();
     let e = with(Some("wrong")).send(&env, &tricky_message()).unwrap_err();
-    assert!(e.is_permanent(), "{e:?}");
+    // A refused login is the operator's to fix: transient, never a failure of the message.
+    assert!(e.is_auth_rejected() && e.is_transient(), "{e:?}");
     assert_eq!(e.code(), Some(535), "{e:?}");
     let e = with(None).send(&env, &tricky_message()).unwrap_err();
     assert!(e.is_permanent(), "{e:?}");

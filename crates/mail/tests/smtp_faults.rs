@@ -88,3 +88,57 @@ fn rejection_after_data_is_permanent_with_answer() {
     assert_eq!(e.code(), Some(554));
     assert!(e.server_answer().unwrap().contains("attachment refused"), "{e:?}");
 }
+
+fn with_login(port: u16, allow_plaintext_auth: bool) -> Result<SmtpTransport, svoct_mail::smtp::SendError> {
+    let mut cfg = SmtpConfig::plain("127.0.0.1", port);
+    cfg.timeout = Duration::from_secs(10);
+    cfg.allow_plaintext_auth = allow_plaintext_auth;
+    cfg.credentials = Some(svoct_mail::smtp::SmtpCredentials {
+        user: "oct".into(),
+        password: svoct_mail::Secret::new("pa55-very-secret".into()),
+    });
+    SmtpTransport::new(&cfg)
+}
+
+#[test]
+fn an_echoed_auth_line_is_a_scrubbed_transient_login_refusal() {
+    use base64::Engine as _;
+    let server = svoct_testkit::fake_smtp::AuthEchoServer::start().unwrap();
+    let t = with_login(server.port(), true).unwrap();
+    let e = t
+        .send(
+            &Envelope::new("oct@oct.test", "amc@amc.test"),
+            b"Subject: x\r\n\r\nbody\r\n",
+        )
+        .unwrap_err();
+    assert_eq!(server.auth_attempts(), 1, "the fake server saw the AUTH line");
+    assert!(
+        e.is_auth_rejected() && e.is_transient() && !e.is_permanent(),
+        "{e:?}"
+    );
+    assert_eq!(e.code(), Some(535));
+    let plain = base64::engine::general_purpose::STANDARD.encode("\0oct\0pa55-very-secret");
+    for shown in [
+        e.to_string(),
+        format!("{e:?}"),
+        e.server_answer().unwrap_or("").to_owned(),
+    ] {
+        assert!(!shown.contains("pa55"), "{shown}");
+        assert!(!shown.contains(&plain), "{shown}");
+        assert!(!shown.contains(&plain[..16]), "{shown}");
+    }
+    assert!(
+        e.server_answer()
+            .unwrap()
+            .starts_with("535 5.7.8 Authentication failed: AUTH PLAIN")
+    );
+}
+
+#[test]
+fn credentials_without_tls_are_refused_unless_allowed() {
+    let server = svoct_testkit::fake_smtp::AuthEchoServer::start().unwrap();
+    let e = with_login(server.port(), false).unwrap_err();
+    assert!(e.is_permanent(), "{e:?}");
+    assert!(e.to_string().contains("allow_plaintext_auth"), "{e}");
+    assert_eq!(server.auth_attempts(), 0);
+}

@@ -247,9 +247,13 @@ pub struct Route {
     /// organisation, or régime + caisse.
     #[serde(default)]
     pub recipient_number: Option<String>,
-    /// Encrypt forwarded attachments for this certificate; plain when absent.
+    /// Encrypt forwarded attachments for this certificate. Required unless `plaintext = true`.
     #[serde(default)]
     pub certificate: Option<PathBuf>,
+    /// Forward claims in clear (no certificate): only for tests or a local hop. Without a
+    /// certificate and without this, the configuration is refused.
+    #[serde(default)]
+    pub plaintext: bool,
 }
 
 fn default_recipient_type() -> String {
@@ -287,9 +291,12 @@ pub struct AmcRoute {
     pub organisation: String,
     /// Mailbox of the AMC.
     pub mailbox: String,
-    /// Encrypt for this certificate; plain when absent.
+    /// Encrypt for this certificate. Required unless `plaintext = true`.
     #[serde(default)]
     pub certificate: Option<PathBuf>,
+    /// Forward the AMC lots in clear (no certificate): only for tests or a local hop.
+    #[serde(default)]
+    pub plaintext: bool,
 }
 
 /// TLS mode of the downstream SMTP connection.
@@ -319,6 +326,10 @@ pub struct SmtpSettings {
     /// Redacted everywhere it could be printed.
     #[serde(default)]
     pub password: Option<Secret>,
+    /// Send the username and password even when `tls = "none"` (a relay on loopback). Without
+    /// it, credentials without TLS are refused at start.
+    #[serde(default)]
+    pub allow_plaintext_auth: bool,
     /// Seconds before a connection or command times out.
     #[serde(default = "default_smtp_timeout")]
     pub timeout_secs: u64,
@@ -507,6 +518,23 @@ fn check_address(key: &str, value: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// A route forwards claims (names, social security numbers): encrypted for its certificate, or
+/// in clear only when the operator wrote so.
+fn check_encryption(key: &str, has_certificate: bool, plaintext: bool) -> Result<(), ConfigError> {
+    match (has_certificate, plaintext) {
+        (false, false) => Err(invalid(
+            format!("{key}.certificate"),
+            "a route without certificate would forward claims in clear: give it a certificate, \
+             or write plaintext = true (tests, a local hop)",
+        )),
+        (true, true) => Err(invalid(
+            format!("{key}.plaintext"),
+            "plaintext = true and a certificate contradict each other",
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn check_digits(key: &str, value: &str, max: usize) -> Result<(), ConfigError> {
     if value.is_empty() || value.len() > max || !value.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid(key, format!("must be 1 to {max} digits, got {value:?}")));
@@ -556,9 +584,10 @@ impl Config {
 
     /// Parses and checks configuration text.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        // The parser's own message quotes the offending line, which may be the password's.
         let config: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             path: PathBuf::new(),
-            message: e.to_string().lines().collect::<Vec<_>>().join(" "),
+            message: svoct_mail::secret::config_error_text(text, e.span(), e.message()),
         })?;
         config.check()?;
         Ok(config)
@@ -657,10 +686,12 @@ impl Config {
             if let Some(n) = &r.recipient_number {
                 check_text(&key("recipient_number"), n, 14)?;
             }
+            check_encryption(&format!("route[{i}]"), r.certificate.is_some(), r.plaintext)?;
         }
         for (i, a) in self.amc.iter().enumerate() {
             check_text(&format!("amc[{i}].organisation"), a.organisation.trim_end(), 10)?;
             check_address(&format!("amc[{i}].mailbox"), &a.mailbox)?;
+            check_encryption(&format!("amc[{i}]"), a.certificate.is_some(), a.plaintext)?;
         }
         for (i, l) in self.delivery.local.iter().enumerate() {
             check_address(&format!("delivery.local[{i}].address"), &l.address)?;
@@ -669,6 +700,13 @@ impl Config {
             check_text("delivery.smtp.host", &smtp.host, 253)?;
             if smtp.password.is_some() && smtp.username.is_none() {
                 return Err(invalid("delivery.smtp.password", "a password needs a username"));
+            }
+            if smtp.username.is_some() && smtp.tls == SmtpTls::None && !smtp.allow_plaintext_auth {
+                return Err(invalid(
+                    "delivery.smtp.tls",
+                    "credentials would be sent without TLS: set tls = \"starttls\" or \"implicit\", \
+                     or allow_plaintext_auth = true for a relay on loopback",
+                ));
             }
         }
         if self.pipeline.workers == 0 || self.pipeline.workers > 64 {
@@ -730,6 +768,30 @@ impl Config {
             })
     }
 
+    /// Every route that forwards claims in clear (`plaintext = true`), as `route[i] <label> ->
+    /// <mailbox>` / `amc[i] <organisation> -> <mailbox>`, for `svoct oct status` and the start log.
+    pub fn plaintext_routes(&self) -> Vec<String> {
+        let amo = self
+            .routes
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.plaintext)
+            .map(|(i, r)| format!("route[{i}] {} -> {}", r.label(), r.mailbox));
+        let amc = self
+            .amc
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.plaintext)
+            .map(|(i, a)| {
+                format!(
+                    "amc[{i}] organisation {} -> {}",
+                    a.organisation.trim_end(),
+                    a.mailbox
+                )
+            });
+        amo.chain(amc).collect()
+    }
+
     /// The AMC route for an AMC organisation number.
     pub fn amc_for(&self, organisation: &str) -> Option<&AmcRoute> {
         let org = organisation.trim();
@@ -782,22 +844,26 @@ category = "ER"
 [[route]]
 organisation = "011"
 mailbox = "cpam@am.example"
+plaintext = true
 
 [[route]]
 regime = "01"
 caisse = "751"
 mailbox = "cpam75@am.example"
 recipient_number = "01751"
+certificate = "am.crt"
 
 [[amc]]
 organisation = "0123456789"
 mailbox = "mutuelle@amc.example"
+plaintext = true
 
 [delivery.smtp]
 host = "127.0.0.1"
 port = 2526
 username = "oct"
 password = "hunter2"
+allow_plaintext_auth = true
 
 [[delivery.local]]
 address = "ps1@ps.example"
@@ -869,6 +935,55 @@ maildir = "maildirs/ps1"
         let unknown = format!("{EXAMPLE}\n[bogus]\nx = 1\n");
         let e = Config::parse(&unknown).expect_err("unknown table");
         assert!(e.to_string().contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn a_route_without_certificate_needs_plaintext() {
+        let c = Config::parse(EXAMPLE).expect("example parses");
+        assert_eq!(
+            c.plaintext_routes(),
+            vec![
+                "route[0] organisation 011 -> cpam@am.example",
+                "amc[0] organisation 0123456789 -> mutuelle@amc.example"
+            ]
+        );
+        let amo = EXAMPLE.replacen("plaintext = true\n", "", 1);
+        let e = Config::parse(&amo).expect_err("route in clear without saying so");
+        assert!(e.to_string().contains("route[0].certificate"), "{e}");
+        let amc = EXAMPLE.replace(
+            "mutuelle@amc.example\"\nplaintext = true\n",
+            "mutuelle@amc.example\"\n",
+        );
+        let e = Config::parse(&amc).expect_err("amc in clear without saying so");
+        assert!(e.to_string().contains("amc[0].certificate"), "{e}");
+        let both = EXAMPLE.replace(
+            "certificate = \"am.crt\"\n",
+            "certificate = \"am.crt\"\nplaintext = true\n",
+        );
+        let e = Config::parse(&both).expect_err("contradiction");
+        assert!(e.to_string().contains("route[1].plaintext"), "{e}");
+    }
+
+    #[test]
+    fn credentials_without_tls_need_allow_plaintext_auth() {
+        let no_allow = EXAMPLE.replace("allow_plaintext_auth = true\n", "");
+        let e = Config::parse(&no_allow).expect_err("password in clear");
+        assert!(e.to_string().contains("allow_plaintext_auth"), "{e}");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let tls = no_allow.replace("port = 2526\n", "port = 2526\ntls = \"starttls\"\n");
+        Config::parse(&tls).expect("STARTTLS needs no permission");
+    }
+
+    #[test]
+    fn a_syntax_error_on_the_password_line_does_not_show_it() {
+        let broken = EXAMPLE.replace("password = \"hunter2\"", "password = \"hunter2");
+        let e = Config::parse(&broken).expect_err("unterminated string");
+        let shown = e.to_string();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("line "), "{shown}");
+        let typed = EXAMPLE.replace("password = \"hunter2\"", "password = 4242424242");
+        let e = Config::parse(&typed).expect_err("wrong type");
+        assert!(!e.to_string().contains("4242424242"), "{e}");
     }
 
     #[test]

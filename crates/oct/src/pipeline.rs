@@ -807,6 +807,7 @@ impl<'a> Pipeline<'a> {
                 recipient_type: "AC".into(),
                 recipient_number: Some(digits_only(org)),
                 certificate: amc.certificate.clone(),
+                plaintext: amc.plaintext,
             };
             let file = self.build_oct_file(&refs, &pseudo_route, &file_id, now)?;
             let subject = self.invoice_subject(LotKind::Fse, *invoices, env)?;

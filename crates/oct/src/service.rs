@@ -354,7 +354,14 @@ pub enum Delivered {
     Ok(String),
     Transient(String),
     Permanent(String),
+    /// The relay refused the OCT's own credentials (`535`): the operator must fix
+    /// `[delivery.smtp]`; the message is retried with backoff and never failed for it.
+    AuthRejected(String),
 }
+
+/// How the stored error of an outbox row refused by the relay's login starts, so that
+/// `svoct oct status` can single those rows out.
+pub const AUTH_REJECTED: &str = "relay refused the OCT's SMTP login";
 
 impl Delivery {
     /// Prepares the transports named by the configuration (no connection yet).
@@ -370,6 +377,7 @@ impl Delivery {
                 };
                 c.timeout = Duration::from_secs(s.timeout_secs.max(1));
                 c.hello_name = Some(config.domain().to_owned());
+                c.allow_plaintext_auth = s.allow_plaintext_auth;
                 if let (Some(user), Some(pw)) = (&s.username, &s.password) {
                     c.credentials = Some(SmtpCredentials {
                         user: user.clone(),
@@ -515,6 +523,7 @@ impl Delivery {
         };
         match transport.send(&envelope, raw) {
             Ok(ok) => Delivered::Ok(ok.answer),
+            Err(e) if e.is_auth_rejected() => Delivered::AuthRejected(e.to_string()),
             Err(e) if e.is_permanent() => Delivered::Permanent(e.to_string()),
             Err(e) => Delivered::Transient(e.to_string()),
         }
@@ -623,6 +632,22 @@ fn delivery_outcome(
             tracing::warn!(message_id = %due.message_id, rcpt = %due.rcpt, %error, "delivery failed permanently");
             DeliveryOutcome::Failed { error }
         }
+        Delivered::AuthRejected(error) => {
+            stats.delivery_failures.fetch_add(1, Ordering::Relaxed);
+            // Not the message's fault: retried with backoff however many times it takes (the
+            // attempt count still grows the delay), never marked failed.
+            let attempts = due.attempts.saturating_add(1);
+            let delay = config.retry.backoff(attempts);
+            let at = now_secs().saturating_add(i64::try_from(delay.as_secs()).unwrap_or(i64::MAX));
+            tracing::warn!(
+                message_id = %due.message_id, rcpt = %due.rcpt, attempts, retry_in_secs = delay.as_secs(), %error,
+                "the relay refused the OCT's SMTP login: fix [delivery.smtp] username/password; delivery deferred"
+            );
+            DeliveryOutcome::Retry {
+                at,
+                error: format!("{AUTH_REJECTED}: {error}"),
+            }
+        }
     }
 }
 
@@ -693,6 +718,9 @@ impl Running {
     /// the sender. Must be called inside a tokio runtime (the ingress runs on it).
     pub async fn start(config: Config) -> Result<Running, ServiceError> {
         let config = Arc::new(config);
+        for route in config.plaintext_routes() {
+            tracing::warn!(%route, "this route forwards claims in clear (plaintext = true)");
+        }
         let keys = Arc::new(Keys::load(&config)?);
         let spool = Arc::new(Spool::open(&config.paths.spool)?);
         // Open once here so that schema problems stop the start, not a thread; rows a crash left

@@ -103,7 +103,7 @@ fn status_quarantine_and_retry_after_adding_a_route() {
     // Fix the routing table, then retry.
     let mut text = std::fs::read_to_string(&world.config_path).expect("config");
     text.push_str(
-        "\n[[route]]\norganisation = \"103\"\nmailbox = \"cpam103@am.example\"\n\n[[route]]\norganisation = \"104\"\nmailbox = \"cpam104@am.example\"\n",
+        "\n[[route]]\norganisation = \"103\"\nmailbox = \"cpam103@am.example\"\nplaintext = true\n\n[[route]]\norganisation = \"104\"\nmailbox = \"cpam104@am.example\"\nplaintext = true\n",
     );
     std::fs::write(&world.config_path, text).expect("config");
     let (ok, out, err) = svoct(&bin, &world, &["quarantine", "retry", &id.to_string()]);

@@ -152,7 +152,9 @@ fn enriched_fse_is_marked_and_the_amc_flow_is_built() {
     let extra: String = amcs
         .iter()
         .filter(|a| a.as_str() != "AMC0000001")
-        .map(|a| format!("[[amc]]\norganisation = \"{a}\"\nmailbox = \"mutuelle@amc.example\"\n"))
+        .map(|a| {
+            format!("[[amc]]\norganisation = \"{a}\"\nmailbox = \"mutuelle@amc.example\"\nplaintext = true\n")
+        })
         .collect();
     let world = if extra.is_empty() {
         world

@@ -113,6 +113,10 @@ pub struct SmtpSettings {
     pub username: Option<String>,
     #[serde(default)]
     pub password: Option<Secret>,
+    /// Log in even when `tls = "none"` (a server on loopback). Without it, a username with
+    /// `tls = "none"` is refused when the configuration loads.
+    #[serde(default)]
+    pub allow_plaintext_auth: bool,
 }
 
 /// Where returns are picked up: a POP3 mailbox, or a Maildir directory.
@@ -129,6 +133,10 @@ pub struct MailboxSettings {
     pub username: Option<String>,
     #[serde(default)]
     pub password: Option<Secret>,
+    /// Send `USER`/`PASS` even when `tls = "none"` (a server on loopback). Without it, POP3
+    /// credentials with `tls = "none"` are refused when the configuration loads.
+    #[serde(default)]
+    pub allow_plaintext_auth: bool,
     /// A Maildir directory used instead of POP3 (embedded and offline use).
     #[serde(default)]
     pub maildir: Option<PathBuf>,
@@ -339,8 +347,10 @@ impl Config {
 
     /// Parse and check configuration text.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let config: Config =
-            toml::from_str(text).map_err(|e| ConfigError::Invalid(one_line(&e.to_string())))?;
+        // The parser's own message quotes the offending line, which may be the password's.
+        let config: Config = toml::from_str(text).map_err(|e| {
+            ConfigError::Invalid(svoct_mail::secret::config_error_text(text, e.span(), e.message()))
+        })?;
         config.check()?;
         Ok(config)
     }
@@ -363,6 +373,23 @@ impl Config {
             )));
         }
         header_value("identity.from", &id.from)?;
+        let smtp = &self.network.smtp;
+        check_login_tls(
+            "network.smtp",
+            smtp.username.is_some() && smtp.password.is_some(),
+            smtp.tls,
+            smtp.allow_plaintext_auth,
+        )?;
+        if let Some(m) = &self.network.mailbox
+            && m.maildir.is_none()
+        {
+            check_login_tls(
+                "network.mailbox",
+                m.username.is_some() && m.password.is_some(),
+                m.tls,
+                m.allow_plaintext_auth,
+            )?;
+        }
         digits("direct.spec_version", &self.direct.spec_version, 6, 6)?;
         for (dest, route) in &self.direct.routes {
             digits("a direct.routes key", dest, 3, 3)?;
@@ -395,8 +422,15 @@ impl Config {
     }
 }
 
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+/// Credentials go over TLS, or in clear only where the configuration says so explicitly.
+fn check_login_tls(table: &str, has_login: bool, tls: Tls, allowed: bool) -> Result<(), ConfigError> {
+    if has_login && tls == Tls::None && !allowed {
+        return Err(ConfigError::Invalid(format!(
+            "{table}: the username and password would be sent without TLS: set tls = \"starttls\" \
+             or \"implicit\", or {table}.allow_plaintext_auth = true for a server on loopback"
+        )));
+    }
+    Ok(())
 }
 
 fn digits(name: &str, value: &str, min: usize, max: usize) -> Result<(), ConfigError> {
@@ -443,7 +477,7 @@ impl ConfigFile {
             .parse::<toml_edit::DocumentMut>()
             .map_err(|e| ConfigError::Syntax {
                 path: path.to_owned(),
-                message: one_line(&e.to_string()),
+                message: svoct_mail::secret::config_error_text(&text, e.span(), e.message()),
             })?;
         Ok(ConfigFile {
             path: path.to_owned(),
@@ -714,5 +748,53 @@ mod tests {
         assert_eq!(c.network.smtp.password.as_ref().unwrap().expose(), "hunter2");
         assert!(!format!("{c:?}").contains("hunter2"));
         assert!(!c.redacted().to_string().contains("hunter2"));
+    }
+
+    fn with_logins(smtp_tls: &str, pop_tls: &str, allow: &str) -> String {
+        EXAMPLE
+            .replacen(
+                "tls = \"none\"             # \"none\", \"starttls\" or \"implicit\"\n# username = \"...\"\n# password = \"...\"",
+                &format!("tls = \"{smtp_tls}\"\nusername = \"ps\"\npassword = \"hunter2\"\n{allow}"),
+                1,
+            )
+            .replacen(
+                "tls = \"none\"\n# username = \"...\"\n# password = \"...\"",
+                &format!("tls = \"{pop_tls}\"\nusername = \"ps\"\npassword = \"hunter2\"\n{allow}"),
+                1,
+            )
+    }
+
+    #[test]
+    fn credentials_without_tls_need_allow_plaintext_auth() {
+        let e = Config::parse(&with_logins("none", "starttls", ""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("network.smtp.allow_plaintext_auth"), "{e}");
+        let e = Config::parse(&with_logins("starttls", "none", ""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("network.mailbox.allow_plaintext_auth"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+        Config::parse(&with_logins("starttls", "implicit", "")).expect("TLS needs no permission");
+        let c =
+            Config::parse(&with_logins("none", "none", "allow_plaintext_auth = true\n")).expect("allowed");
+        assert!(c.network.smtp.allow_plaintext_auth);
+    }
+
+    #[test]
+    fn a_syntax_error_on_the_password_line_does_not_show_it() {
+        let text = with_logins("starttls", "starttls", "").replacen(
+            "password = \"hunter2\"",
+            "password = \"hunter2",
+            1,
+        );
+        let e = Config::parse(&text).unwrap_err().to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(e.contains("line "), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("svoct-ps.toml");
+        std::fs::write(&path, &text).unwrap();
+        let e = ConfigFile::open(&path).err().expect("syntax error").to_string();
+        assert!(!e.contains("hunter2"), "{e}");
     }
 }

@@ -114,6 +114,7 @@ impl Ps {
             Tls::Starttls => Pop3Security::StartTls,
             Tls::Implicit => Pop3Security::Implicit,
         };
+        cfg.allow_plaintext_auth = settings.allow_plaintext_auth;
         cfg.limits = Limits {
             max_message: max,
             ..Limits::default()

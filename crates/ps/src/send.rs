@@ -347,6 +347,7 @@ impl Ps {
             Tls::Starttls => smtp::Security::StartTls,
             Tls::Implicit => smtp::Security::Implicit,
         };
+        cfg.allow_plaintext_auth = s.allow_plaintext_auth;
         if let (Some(user), Some(password)) = (&s.username, &s.password) {
             cfg.credentials = Some(smtp::SmtpCredentials {
                 user: user.clone(),

@@ -59,7 +59,7 @@ certificate = "ps.crt"
     if let Some((port, password)) = pop3 {
         text.push_str(&format!(
             "\n[network.mailbox]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n\
-             username = \"ps\"\npassword = \"{password}\"\n"
+             username = \"ps\"\npassword = \"{password}\"\nallow_plaintext_auth = true\n"
         ));
     }
     let path = dir.join("ps.toml");

@@ -407,9 +407,12 @@ fn oct_config_text(o: &OctSetup<'_>) -> String {
             path(am_cert)
         ));
     }
+    // The AM simulator also plays the AMC: their lots carry names and social security numbers
+    // too, so they are encrypted for its certificate like the AMO ones, never sent in clear.
     for number in amc {
         routes.push_str(&format!(
-            "[[amc]]\norganisation = \"{number}\"\nmailbox = \"amc.{number}@amc.demo\"\n\n"
+            "[[amc]]\norganisation = \"{number}\"\nmailbox = \"amc.{number}@amc.demo\"\ncertificate = \"{}\"\n\n",
+            path(am_cert)
         ));
     }
     format!(

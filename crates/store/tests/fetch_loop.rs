@@ -85,7 +85,11 @@ fn a_crash_anywhere_never_loses_nor_duplicates() {
     .unwrap();
     let pop = Dovecot::start(&[("ps1", "pw", mx.maildir("ps1").unwrap())]).unwrap();
     let smtp = SmtpTransport::new(&SmtpConfig::plain("127.0.0.1", mx.port())).unwrap();
-    let cfg = || Pop3Config::plain("127.0.0.1", pop.port(), "ps1", Secret::new("pw".to_owned()));
+    // Loopback Dovecot without TLS: the clear-text login is allowed explicitly.
+    let cfg = || Pop3Config {
+        allow_plaintext_auth: true,
+        ..Pop3Config::plain("127.0.0.1", pop.port(), "ps1", Secret::new("pw".to_owned()))
+    };
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("svoct.db")).unwrap();
     let policy = RetrievePolicy {

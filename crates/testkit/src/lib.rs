@@ -5,6 +5,8 @@
 //!
 //! - [`Exim`]: an SMTP server on `127.0.0.1:<free port>` that delivers to Maildirs (one per
 //!   mailbox name, any domain), and optionally relays everything else to a smarthost.
+//! - [`fake_smtp::AuthEchoServer`]: the one scripted server, a relay that refuses every login
+//!   by echoing the `AUTH` line (no real server can be told to).
 //! - [`Dovecot`]: a POP3 server on `127.0.0.1:<free port>` serving given Maildirs (typically the
 //!   ones Exim delivers to) with plaintext passwords.
 //!
@@ -17,6 +19,7 @@
 pub mod certs;
 mod dovecot;
 mod exim;
+pub mod fake_smtp;
 mod process;
 
 pub use dovecot::Dovecot;

@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use serde::Serialize;
 use svoct_oct::config::Config;
+use svoct_oct::service::AUTH_REJECTED;
 use svoct_oct::state::State;
 
 use crate::CmdResult;
@@ -141,20 +142,59 @@ struct StatusReport {
     counters: svoct_oct::state::Counters,
     undelivered: Vec<svoct_oct::state::OutboxRow>,
     quarantined: Vec<svoct_oct::state::QuarantineRow>,
+    /// Routes configured with `plaintext = true`: claims leave them in clear.
+    plaintext_routes: Vec<String>,
+    /// Undelivered messages (among those listed) waiting because the relay refused the OCT's
+    /// SMTP login: the operator must fix `[delivery.smtp]`.
+    login_refused: usize,
 }
 
 fn status(config: &Config, json: bool) -> CmdResult {
     let state = State::open(&config.paths.state)?;
+    let mut undelivered = state.undelivered(50)?;
+    // Errors are scrubbed before they are stored; scrubbing again with the configured login
+    // also cleans rows a version without scrubbing stored.
+    let smtp = config.delivery.smtp.as_ref();
+    let user = smtp.and_then(|s| s.username.as_deref());
+    let secrets: Vec<&svoct_mail::Secret> = smtp.and_then(|s| s.password.as_ref()).into_iter().collect();
+    for r in &mut undelivered {
+        if let Some(e) = r.last_error.as_mut() {
+            *e = svoct_mail::secret::scrub_reply(e, user, &secrets);
+        }
+    }
+    let login_refused = undelivered
+        .iter()
+        .filter(|r| r.state != "failed")
+        .filter(|r| {
+            r.last_error
+                .as_deref()
+                .is_some_and(|e| e.starts_with(AUTH_REJECTED))
+        })
+        .count();
     let report = StatusReport {
         spool_waiting: spool_count(&config.paths.spool, "new"),
         spool_quarantined: spool_count(&config.paths.spool, "quarantine"),
         counters: state.counters()?,
-        undelivered: state.undelivered(50)?,
+        undelivered,
         quarantined: state.quarantine_list(false)?,
+        plaintext_routes: config.plaintext_routes(),
+        login_refused,
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
+    }
+    if report.login_refused > 0 {
+        println!(
+            "ALERT: the relay refused the OCT's SMTP login; {} message(s) wait for [delivery.smtp] username/password to be fixed",
+            report.login_refused
+        );
+    }
+    if !report.plaintext_routes.is_empty() {
+        println!("routes forwarding claims in clear (plaintext = true):");
+        for r in &report.plaintext_routes {
+            println!("  {r}");
+        }
     }
     let c = &report.counters;
     let get = |m: &std::collections::BTreeMap<String, u64>, k: &str| m.get(k).copied().unwrap_or(0);

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::core::{Client, Command, Event, Limits, ProtocolError, Verb, apop_digest};
 use super::mailbox::Mailbox;
 use crate::cms::Secret;
+use crate::secret::scrub_reply;
 
 /// How the POP3 connection is secured.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +55,10 @@ pub struct Pop3Config {
     pub limits: Limits,
     /// Connect, read and write timeout.
     pub timeout: Duration,
+    /// Send `USER`/`PASS` even when `security` is [`Pop3Security::None`] (a loopback test server,
+    /// a local hop). Off by default: [`Pop3Session::connect`] refuses to send the password in
+    /// clear. `APOP` never sends the password and is not affected.
+    pub allow_plaintext_auth: bool,
 }
 
 impl Pop3Config {
@@ -75,6 +80,7 @@ impl Pop3Config {
             auth: Pop3Auth::UserPass,
             limits: Limits::default(),
             timeout: Duration::from_secs(60),
+            allow_plaintext_auth: false,
         }
     }
 }
@@ -104,6 +110,12 @@ pub enum Pop3Error {
         user: String,
         text: String,
     },
+    /// `USER`/`PASS` over a connection without TLS, and the configuration did not allow it.
+    #[error(
+        "POP3 {endpoint}: refusing to send the password over a connection without TLS \
+         (use STARTTLS or implicit TLS, or allow_plaintext_auth = true for a local hop)"
+    )]
+    PlaintextAuth { endpoint: String },
     #[error("POP3 {endpoint}: the server greeting has no APOP timestamp")]
     NoApop { endpoint: String },
     #[error("POP3 {endpoint}: {verb} refused: -ERR {text}")]
@@ -184,6 +196,9 @@ impl Pop3Session {
     /// Connects, reads the greeting, secures the connection as configured and logs in.
     pub fn connect(cfg: &Pop3Config) -> Result<Pop3Session, Pop3Error> {
         let endpoint = format!("{}:{}", cfg.host, cfg.port);
+        if cfg.security == Pop3Security::None && cfg.auth == Pop3Auth::UserPass && !cfg.allow_plaintext_auth {
+            return Err(Pop3Error::PlaintextAuth { endpoint });
+        }
         let io = |what| {
             let endpoint = endpoint.clone();
             move |source| Pop3Error::Io {
@@ -279,7 +294,7 @@ impl Pop3Session {
             Err(Pop3Error::Refused { text, .. }) => Err(Pop3Error::AuthFailed {
                 endpoint,
                 user: cfg.user.clone(),
-                text,
+                text: scrub_reply(&text, Some(&cfg.user), &[&cfg.password]),
             }),
             Err(e) => Err(e),
         }
@@ -307,7 +322,7 @@ impl Pop3Session {
         Pop3Error::Unexpected {
             endpoint: self.endpoint.clone(),
             verb,
-            event: s,
+            event: scrub_reply(&s, None, &[]),
         }
     }
 
@@ -368,7 +383,7 @@ impl Pop3Session {
             Event::Err { text, .. } => Err(Pop3Error::Refused {
                 endpoint: self.endpoint.clone(),
                 verb,
-                text,
+                text: scrub_reply(&text, None, &[]),
             }),
             e => Ok(e),
         }
@@ -500,8 +515,57 @@ mod tests {
             .unwrap();
         let mut cfg = Pop3Config::plain("127.0.0.1", port, "ps1", Secret::new("pw".into()));
         cfg.timeout = Duration::from_secs(5);
+        cfg.allow_plaintext_auth = true;
         let e = Pop3Session::connect(&cfg).unwrap_err();
         assert!(matches!(e, Pop3Error::Io { what: "connect", .. }), "{e:?}");
         assert!(e.to_string().contains(&format!("127.0.0.1:{port}")));
+    }
+
+    #[test]
+    fn user_pass_without_tls_is_refused_before_connecting() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        let port = l.local_addr().unwrap().port();
+        let cfg = Pop3Config::plain("127.0.0.1", port, "ps1", Secret::new("pw".into()));
+        let e = Pop3Session::connect(&cfg).unwrap_err();
+        assert!(matches!(e, Pop3Error::PlaintextAuth { .. }), "{e:?}");
+        assert!(e.to_string().contains("allow_plaintext_auth"), "{e}");
+        assert!(l.accept().is_err(), "no connection was even opened");
+    }
+
+    #[test]
+    fn a_refusal_that_echoes_the_password_is_scrubbed() {
+        use std::io::{BufRead as _, BufReader};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            let mut w = s.try_clone().unwrap();
+            w.write_all(b"+OK ready\r\n").unwrap();
+            let mut r = BufReader::new(s);
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            w.write_all(b"+OK\r\n").unwrap();
+            line.clear();
+            r.read_line(&mut line).unwrap();
+            let echo = format!("-ERR [AUTH] bad login: {}\r\n", line.trim_end());
+            w.write_all(echo.as_bytes()).unwrap();
+        });
+        let mut cfg = Pop3Config::plain(
+            "127.0.0.1",
+            port,
+            "ps1",
+            Secret::new("s3cret-pop-password".into()),
+        );
+        cfg.allow_plaintext_auth = true;
+        cfg.timeout = Duration::from_secs(10);
+        let e = Pop3Session::connect(&cfg).unwrap_err();
+        let Pop3Error::AuthFailed { text, .. } = &e else {
+            panic!("{e:?}")
+        };
+        assert!(text.starts_with("[AUTH] bad login: PASS"), "{text}");
+        for shown in [e.to_string(), format!("{e:?}")] {
+            assert!(!shown.contains("s3cret"), "{shown}");
+        }
     }
 }

@@ -63,15 +63,18 @@ certificate = "{d}/am.crt"
 [[route]]
 organisation = "101"
 mailbox = "cpam101@am.example"
+plaintext = true
 
 [[route]]
 regime = "01"
 caisse = "{caisse_102}"
 mailbox = "caisse102@am.example"
+plaintext = true
 
 [[amc]]
 organisation = "AMC0000001"
 mailbox = "mutuelle@amc.example"
+plaintext = true
 
 [delivery.smtp]
 host = "127.0.0.1"

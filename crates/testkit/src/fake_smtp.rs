@@ -1,0 +1,98 @@
+//! A scripted SMTP server that refuses every login by echoing it: `535 5.7.8 <the AUTH line>`.
+//!
+//! Some real servers quote the client's command in their error text; Exim and Dovecot cannot be
+//! told to, so the tests that check that no password leaks from a server reply (log, state
+//! database, status) use this small loopback listener instead.
+
+use std::io::{BufRead, BufReader, Read as _, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// A listener on `127.0.0.1:<free port>` that offers `AUTH PLAIN LOGIN` without TLS and answers
+/// every `AUTH` line with `535 5.7.8 Authentication failed: <the line>`. Serves any number of
+/// connections, one thread each, until dropped.
+#[derive(Debug)]
+pub struct AuthEchoServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    auth_lines: Arc<AtomicUsize>,
+}
+
+impl AuthEchoServer {
+    /// Starts listening.
+    pub fn start() -> std::io::Result<AuthEchoServer> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let auth_lines = Arc::new(AtomicUsize::new(0));
+        let (s, n) = (stop.clone(), auth_lines.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        let n = n.clone();
+                        std::thread::spawn(move || {
+                            let _ = serve(conn, &n);
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        Ok(AuthEchoServer {
+            addr,
+            stop,
+            auth_lines,
+        })
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// How many `AUTH` lines it has refused so far.
+    pub fn auth_attempts(&self) -> usize {
+        self.auth_lines.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for AuthEchoServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn serve(conn: TcpStream, auth_lines: &AtomicUsize) -> std::io::Result<()> {
+    conn.set_nonblocking(false)?;
+    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut w = conn.try_clone()?;
+    let mut r = BufReader::new(conn).take(1 << 20);
+    w.write_all(b"220 fake.test ESMTP\r\n")?;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let cmd = line.trim_end();
+        let verb = cmd.split(' ').next().unwrap_or("").to_ascii_uppercase();
+        match verb.as_str() {
+            "EHLO" => w.write_all(b"250-fake.test\r\n250 AUTH PLAIN LOGIN\r\n")?,
+            "HELO" => w.write_all(b"250 fake.test\r\n")?,
+            "AUTH" => {
+                auth_lines.fetch_add(1, Ordering::Relaxed);
+                w.write_all(format!("535 5.7.8 Authentication failed: {cmd}\r\n").as_bytes())?;
+            }
+            "QUIT" => {
+                w.write_all(b"221 bye\r\n")?;
+                return Ok(());
+            }
+            "RSET" | "NOOP" => w.write_all(b"250 OK\r\n")?,
+            _ => w.write_all(b"530 5.7.0 authentication required\r\n")?,
+        }
+    }
+}
