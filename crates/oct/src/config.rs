@@ -1,6 +1,6 @@
 //! The concentrator's configuration: one TOML file (`svoct oct serve --config oct.toml`).
 //!
-//! Every setting is documented in `docs/oct.md`; `examples/oct.toml` is a complete example. The
+//! Every setting is documented in `docs/oct.md`; `docs/oct.example.toml` is a complete example. The
 //! file is read once at start; nothing here opens a socket or a key file: [`Config::load`] parses
 //! and checks consistency (unique senders, addresses without CR/LF, routes that name either an
 //! organisation or a régime + caisse), and the service loads keys and certificates afterwards so
