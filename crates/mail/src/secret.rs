@@ -310,6 +310,21 @@ mod tests {
         assert_eq!(out, "-ERR PASS [redacted]");
     }
 
+    proptest::proptest! {
+        /// Any server text, however hostile, is scrubbed without a panic and never keeps the
+        /// password it was given.
+        #[test]
+        fn any_reply_is_scrubbed_without_panic(reply in "\\PC{0,200}", cut in 0usize..200) {
+            let pw = pw();
+            let mut text = reply.clone();
+            let at = text.char_indices().map(|(i, _)| i).nth(cut).unwrap_or(text.len());
+            text.insert_str(at, "pa55-very-secret");
+            let out = scrub_reply(&text, Some("oct"), &[&pw]);
+            proptest::prop_assert!(!out.contains("pa55-very-secret"));
+            let _ = scrub_reply(&reply, None, &[]);
+        }
+    }
+
     #[test]
     fn ordinary_replies_are_unchanged() {
         let pw = pw();
