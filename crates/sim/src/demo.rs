@@ -242,7 +242,10 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoSumma
         certificate: Some(oct_cert.clone()),
         identifier: Some("12345678900017".into()),
         option: Some(SendOption::Single),
-        compress: Some(true),
+        // Unset: the option decides (split is the direct message, uncompressed; the single
+        // file is compressed).
+        compress: None,
+        enriched_files: None,
     });
     f.set_mode(Mode::Oct);
     f.save().map_err(step("saving the PS configuration"))?;
