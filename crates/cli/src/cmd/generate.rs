@@ -232,8 +232,9 @@ pub fn zone_of(
 ) -> Result<Vec<u8>, svoct_formats::zone::ZoneError> {
     let created = format!("20{}0000", file.date);
     let sender_number = format!("{ps:0>14}");
+    // As the `000` header writes it (zone fields carry their length: no trailing blanks).
     let recipient_number = svoct_formats::b2::RecipientNumber::new(&file.oct_id)
-        .map(|r| r.header_text())
+        .map(|r| r.header_text().trim_end().to_owned())
         .unwrap_or_else(|_| file.oct_id.clone());
     let mut zone = ZoneBuf::new();
     for flow in [Flow::Fse, Flow::Dre] {
