@@ -18,7 +18,7 @@ fn demo_runs_the_whole_exchange_and_reports_every_lot() {
         "demo failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
     for step in [
-        "[1]", "[2]", "[3]", "[4.1]", "[4.2]", "[4.3]", "[4.4]", "[5]", "[6]", "done:",
+        "[1]", "[2]", "[3]", "[4.1]", "[4.2]", "[4.3]", "[4.4]", "[4.5]", "[5]", "[6]", "done:",
     ] {
         assert!(stdout.contains(step), "step {step} missing:\n{stdout}");
     }
@@ -27,8 +27,9 @@ fn demo_runs_the_whole_exchange_and_reports_every_lot() {
     assert_eq!(summary["complete"], true);
     assert_eq!(summary["art"], summary["messages_sent"]);
     assert_eq!(summary["arl"], summary["lots_sent"]);
-    // 12 + 12 + 12 invoices in the three options, 3 in the old lot.
-    assert_eq!(summary["invoices_sent"], 39);
+    // 12 invoices in each of split, single, enriched (one file), enriched (per destination);
+    // 3 in the old lot.
+    assert_eq!(summary["invoices_sent"], 51);
     // The old lot is refused by the AM: its negative ARL reaches the PS's reconciliation.
     assert_eq!(summary["lots_negative"], 1, "{stdout}");
 }

@@ -115,6 +115,17 @@ fn mode_and_oct_switching_round_trip_leaves_the_file_byte_identical() {
     assert_eq!(v["oct"]["identifier"], "12345678900014");
     assert_eq!(v["oct"]["compress"], true);
 
+    // Annex 4.3.2, second form of the enriched option: one file per destination.
+    let out = ok(&svoct(
+        &cfg,
+        &["oct", "set", "--enriched-files", "per-destination"],
+    ));
+    assert!(out.contains("one file per destination"), "{out}");
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&svoct(&cfg, &["config", "show", "--json"]))).unwrap();
+    assert_eq!(v["oct"]["enriched_files"], "per-destination");
+    assert_eq!(v["oct"]["address"], "other@oct2.invalid");
+
     ok(&svoct(&cfg, &["mode", "direct"]));
     ok(&svoct(&cfg, &["oct", "remove"]));
     assert_eq!(

@@ -85,7 +85,8 @@ fn send_to_out_dir_journal_and_resend() {
     assert_eq!(sent[0]["invoices"], 12);
     assert_eq!(sent[0]["to"], "cpam011@am.invalid", "the route of organisme 100");
     let subject = sent[0]["subject"].as_str().unwrap().to_owned();
-    assert!(subject.starts_with("SV140700/123456789/"), "{subject}");
+    // Annex 7.1.1: the exercice is the file's sender number (000 6-19), 14 digits.
+    assert!(subject.starts_with("SV140700/00000123456789/"), "{subject}");
     assert!(subject.ends_with("/00012"), "{subject}");
     let files = emls(&out);
     assert_eq!(files.len(), 1);
@@ -222,7 +223,7 @@ assert msg['Content-Description'] == 'FACTURE/SV/ZK', msg['Content-Description']
 assert msg.get_content_type() == 'application/edi-consent', msg.get_content_type()
 subject = str(msg['Subject'])
 parts = subject.split('/')
-assert parts[0] == 'SV140700' and parts[1] == '123456789' and len(parts[2]) == 19 and parts[3] == '00012', subject
+assert parts[0] == 'SV140700' and parts[1] == '00000123456789' and len(parts[2]) == 19 and parts[3] == '00012', subject
 open(sys.argv[2], 'wb').write(msg.get_payload(decode=True))
 "#;
     let py = Command::new("python3")
@@ -266,6 +267,11 @@ open(sys.argv[2], 'wb').write(msg.get_payload(decode=True))
     assert_eq!(&file[128..file.len() - 128], &lots[..], "the lots, byte for byte");
     assert_eq!(&file[..3], b"000");
     assert_eq!(&file[47..49], b"TO");
+    assert_eq!(
+        &file[5..19],
+        b"00000123456789",
+        "the subject's exercice, checked above"
+    );
     assert_eq!(&file[file.len() - 128..file.len() - 125], b"999");
 }
 
@@ -319,4 +325,116 @@ fn journal_finds_an_entry_by_compostage_invoice_and_status() {
     assert_eq!(again.status.code(), Some(2));
     let err = String::from_utf8_lossy(&again.stderr);
     assert!(err.contains("already in journal entry 1"), "{err}");
+}
+
+/// Issue 11 point 7 (annex 4.2.2.2): the OCT identifier may be an association number. It is
+/// accepted by `ps oct set`, the file goes out, and the decrypted attachment (Python's `email`,
+/// `openssl cms`) carries it in the `000` header and its digits in the `999` trailer; `svoct gen
+/// --oct-id` takes it too and `svoct inspect` finds the file valid.
+#[test]
+fn an_association_number_identifier_is_accepted_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    let (key, cert) = svoct_testkit::certs::TestIdentity::new("oct.test").write_pem(dir.path(), "oct");
+    let set = |identifier: &str| {
+        svoct(
+            &cfg,
+            &[
+                "oct",
+                "set",
+                "--address",
+                "oct@oct.invalid",
+                "--certificate",
+                cert.to_str().unwrap(),
+                "--identifier",
+                identifier,
+                "--option",
+                "single",
+                "--no-compress",
+            ],
+        )
+    };
+    let refused = set("w751234567");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("oct.identifier"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    stdout(&set("W751234567"), 0);
+    stdout(&svoct(&cfg, &["mode", "oct"]), 0);
+    let out = dir.path().join("out");
+    let lots = dir.path().join("lots.b2");
+    stdout(
+        &svoct(
+            &cfg,
+            &["send", lots.to_str().unwrap(), "--out", out.to_str().unwrap()],
+        ),
+        0,
+    );
+    let eml = emls(&out).pop().unwrap();
+    let der = dir.path().join("attachment.der");
+    let script = r#"
+import email, email.policy, sys
+msg = email.message_from_bytes(open(sys.argv[1], 'rb').read(), policy=email.policy.default)
+assert msg['Content-Description'] == 'FACTURE/SV/K', msg['Content-Description']
+open(sys.argv[2], 'wb').write(msg.get_payload(decode=True))
+"#;
+    let py = Command::new("python3")
+        .args(["-c", script])
+        .arg(&eml)
+        .arg(&der)
+        .output()
+        .unwrap();
+    assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+    let file = dir.path().join("file.b2");
+    let ossl = Command::new("openssl")
+        .args(["cms", "-decrypt", "-binary", "-inform", "DER", "-in"])
+        .arg(&der)
+        .arg("-inkey")
+        .arg(&key)
+        .arg("-recip")
+        .arg(&cert)
+        .arg("-out")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(ossl.status.success(), "{}", String::from_utf8_lossy(&ossl.stderr));
+    let file = std::fs::read(&file).unwrap();
+    let trailer = &file[file.len() - 128..];
+    assert_eq!(&file[25..27], b"OT");
+    assert_eq!(&file[27..41], b"W751234567    ", "000 28-41");
+    assert_eq!(&trailer[27..41], b"00000751234567", "999 28-41");
+
+    let generated = dir.path().join("gen.b2");
+    let gen_out = Command::new(env!("CARGO_BIN_EXE_svoct"))
+        .args([
+            "gen",
+            "--format",
+            "single-file",
+            "--invoices",
+            "3",
+            "--oct-id",
+            "W751234567",
+            "--out",
+        ])
+        .arg(&generated)
+        .output()
+        .unwrap();
+    assert!(
+        gen_out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gen_out.stderr)
+    );
+    assert_eq!(&std::fs::read(&generated).unwrap()[27..41], b"W751234567    ");
+    let inspect = Command::new(env!("CARGO_BIN_EXE_svoct"))
+        .arg("inspect")
+        .arg(&generated)
+        .output()
+        .unwrap();
+    assert!(
+        inspect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inspect.stdout)
+    );
 }

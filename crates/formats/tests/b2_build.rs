@@ -90,10 +90,8 @@ fn builder_refuses_bad_parameters_naming_the_field() {
     let mut p = single();
     p.oct_id = "SIREN-ABC".into();
     let e = build_single_file(input.lots(), &p).unwrap_err();
-    assert!(
-        matches!(&e, B2Error::Field { source, .. } if source.field == "recipient_number"),
-        "{e:?}"
-    );
+    assert!(matches!(&e, B2Error::BadRecipient { .. }), "{e:?}");
+    assert!(e.to_string().contains("recipient_number"), "{e}");
     assert_eq!(build_single_file(&[], &single()).unwrap_err(), B2Error::NoLots);
 }
 
@@ -357,5 +355,33 @@ print(lots, invoices)
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         format!("{} {}", input.lots().len(), 700)
+    );
+}
+
+/// R3.2: the OCT identifier may be an association number. The header carries it as text, the
+/// digits-only trailer its digits (provisional, `docs/formats/b2.md`), and the file validates.
+#[test]
+fn single_file_to_an_association_number_keeps_its_letter_in_the_header() {
+    let lots = generate_bytes(&SynthParams::default()).unwrap();
+    let input = parse(&lots).unwrap();
+    let mut p = single();
+    p.oct_id = "W751234567".into();
+    let file = build_single_file(input.lots(), &p).unwrap();
+    let (h, t) = (&file[..128], &file[file.len() - 128..]);
+    assert_eq!(s(&h[27..41]), "W751234567    ", "000 28-41, text");
+    assert_eq!(s(&t[27..41]), "00000751234567", "999 28-41, digits");
+    assert_eq!(s(&h[25..27]), "OT");
+    let back = parse(&file).unwrap();
+    let findings = validate(&back);
+    assert!(findings.is_empty(), "{findings:?}");
+
+    // A trailer whose digits differ is caught.
+    let mut bad = file.clone();
+    let n = bad.len();
+    bad[n - 128 + 40] = b'8';
+    let findings = validate(&parse(&bad).unwrap());
+    assert!(
+        findings.iter().any(|f| f.code == "file.trailer_mismatch"),
+        "{findings:?}"
     );
 }

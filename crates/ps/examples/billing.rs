@@ -33,6 +33,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         identifier: Some("12345678900014".into()),
         option: Some(SendOption::Single),
         compress: Some(true),
+        ..Default::default()
     });
     file.set_mode(Mode::Oct);
     file.save()?;
@@ -74,7 +75,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         );
     }
     // A file the caisse asks for again: same bytes, new compostage (R5.3).
-    let again = ps.resend(&transport, sent[0].entry)?;
+    let again = ps.resend(&transport, sent[0].entry, false)?;
     println!("resent as {}", again.subject);
 
     // 6. Returns: fetch stores each message before deleting it on the server, classifies it

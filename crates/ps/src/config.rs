@@ -82,8 +82,11 @@ pub struct Identity {
     /// Sender type of the B2 file header (`TP`, `TE`, `SI`).
     #[serde(default = "default_sender_type")]
     pub sender_type: String,
-    /// Sender number (B2 000 positions 6-19; the subject's `exercice`).
-    pub sender_number: String,
+    /// Sender number (B2 000 positions 6-19; the subject's `exercice`). Optional: the file's
+    /// sender number is always the lots' PS number (R3.2), so a value given here must designate
+    /// that number (leading zeros ignored); see [`Identity::file_sender_number`].
+    #[serde(default)]
+    pub sender_number: Option<String>,
     /// The PS number with its key (9 digits, B2 type 1 positions 2-10).
     pub ps_number: String,
     /// ART category code (R6.2: `IF`, `MK`, ... or `XX`).
@@ -91,6 +94,15 @@ pub struct Identity {
     pub category: String,
     /// The PS's mail address given by its network provider (R5.2).
     pub from: String,
+}
+
+impl Identity {
+    /// The sender number of every file this PS sends, as the B2 builder writes it in `000`
+    /// positions 6-19: the PS number zero-filled to 14. It is also the `exercice` of every
+    /// subject the PS sends (R5.3, dLOI request), so that the subject and the file agree.
+    pub fn file_sender_number(&self) -> String {
+        format!("{:0>14}", self.ps_number)
+    }
 }
 
 fn default_sender_type() -> String {
@@ -202,20 +214,66 @@ pub struct OctSettings {
     pub address: String,
     /// The OCT's attachment-encryption certificate (PEM or DER).
     pub certificate: PathBuf,
-    /// The recipient number of the single-file header (14 characters, from the OCT's SIREN).
+    /// The recipient number of the single-file header (R3.2): digits based on the OCT's SIREN,
+    /// or its association number (`W751234567`); at most 14 characters.
     pub identifier: String,
     #[serde(default)]
     pub option: SendOption,
-    /// Compress before encrypting (`FACTURE/SV/ZK`).
-    #[serde(default = "yes")]
-    pub compress: bool,
+    /// With option `enriched`, how the lots are put in files (R3.3 "Transmission").
+    #[serde(default)]
+    pub enriched_files: EnrichedFiles,
+    /// Compress before encrypting (`FACTURE/SV/ZK`). Unset: [`OctSettings::compresses`] decides
+    /// from the option.
+    #[serde(default)]
+    pub compress: Option<bool>,
     /// Free text for the single file's message zone (37 characters at most).
     #[serde(default)]
     pub message_zone: String,
 }
 
-fn yes() -> bool {
-    true
+impl OctSettings {
+    /// Whether files are compressed before encryption. An explicit `compress` wins; otherwise
+    /// option `split` does not compress, because R3.1 (annex 4.1.2) makes it the direct-mode
+    /// message with only the recipient and the certificate changed, and direct mode never
+    /// compresses; `single` and `enriched` compress.
+    pub fn compresses(&self) -> bool {
+        self.compress.unwrap_or(!matches!(self.option, SendOption::Split))
+    }
+}
+
+/// The two transmission forms of enriched FSE (R3.3, annex 4.3.2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EnrichedFiles {
+    /// "Soit concaténation": every lot in one OCT single file (`TO`, `OT`), as option `single`.
+    #[default]
+    Single,
+    /// "Soit regroupement de lot et mise en fichier par caisse destinataire": one file per
+    /// destination (and FSE/DRE), framed as in direct mode, addressed and encrypted to the OCT.
+    PerDestination,
+}
+
+impl std::str::FromStr for EnrichedFiles {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<EnrichedFiles, ConfigError> {
+        match s {
+            "single" => Ok(EnrichedFiles::Single),
+            "per-destination" => Ok(EnrichedFiles::PerDestination),
+            other => Err(ConfigError::Invalid(format!(
+                "enriched_files must be `single` or `per-destination`, not `{other}`"
+            ))),
+        }
+    }
+}
+
+impl EnrichedFiles {
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnrichedFiles::Single => "single",
+            EnrichedFiles::PerDestination => "per-destination",
+        }
+    }
 }
 
 /// Return processing thresholds (worklists).
@@ -364,8 +422,19 @@ impl Config {
                 id.sender_type
             )));
         }
-        digits("identity.sender_number", &id.sender_number, 1, 14)?;
         digits("identity.ps_number", &id.ps_number, 9, 9)?;
+        if let Some(n) = &id.sender_number {
+            digits("identity.sender_number", n, 1, 14)?;
+            if n.trim_start_matches('0') != id.ps_number.trim_start_matches('0') {
+                return Err(ConfigError::Invalid(format!(
+                    "identity.sender_number `{n}` is not the PS number `{}`: the file's sender \
+                     number is the lots' PS number (R3.2), and the subject's exercice is the \
+                     file's sender number (R5.3); write `{}` or leave the key out",
+                    id.ps_number,
+                    id.file_sender_number()
+                )));
+            }
+        }
         if id.category.len() != 2 || !id.category.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(ConfigError::Invalid(format!(
                 "identity.category must be two capital letters (IF, MK, ..., XX), not `{}`",
@@ -397,10 +466,15 @@ impl Config {
         }
         if let Some(oct) = &self.oct {
             header_value("oct.address", &oct.address)?;
-            if oct.identifier.is_empty() || oct.identifier.len() > 14 || !oct.identifier.is_ascii() {
-                return Err(ConfigError::Invalid(
-                    "oct.identifier must be 1 to 14 ASCII characters".into(),
-                ));
+            if let Err(e) = svoct_formats::b2::RecipientNumber::new(&oct.identifier) {
+                let why = match e {
+                    svoct_formats::b2::B2Error::BadRecipient { reason, .. } => reason.to_owned(),
+                    other => other.to_string(),
+                };
+                return Err(ConfigError::Invalid(format!(
+                    "oct.identifier `{}` {why}",
+                    oct.identifier.escape_debug()
+                )));
             }
             if oct.message_zone.len() > 37 || !oct.message_zone.is_ascii() {
                 return Err(ConfigError::Invalid(
@@ -521,6 +595,9 @@ impl ConfigFile {
         if let Some(v) = changes.compress {
             set_keeping_comments(&mut oct["compress"], v.into());
         }
+        if let Some(v) = changes.enriched_files {
+            set_keeping_comments(&mut oct["enriched_files"], v.as_str().into());
+        }
     }
 
     /// Remove everything that belongs to the OCT mode (R1.2: direct mode keeps working as is).
@@ -572,6 +649,7 @@ pub struct OctChanges {
     pub identifier: Option<String>,
     pub option: Option<SendOption>,
     pub compress: Option<bool>,
+    pub enriched_files: Option<EnrichedFiles>,
 }
 
 /// A starting configuration, written by `svoct ps init`.
@@ -581,7 +659,6 @@ store = "svoct-ps.sqlite"
 
 [identity]
 sender_type = "TP"
-sender_number = "00000123456789"
 ps_number = "123456789"
 category = "IF"
 from = "cabinet@ps.invalid"
@@ -662,6 +739,7 @@ mod tests {
             identifier: Some("12345678900014".into()),
             option: Some(SendOption::Single),
             compress: None,
+            enriched_files: None,
         });
         f.set_mode(Mode::Oct);
         let c = f.save().unwrap();
@@ -697,6 +775,7 @@ mod tests {
             identifier: Some("11111111100011".into()),
             option: Some(SendOption::Enriched),
             compress: Some(false),
+            enriched_files: Some(EnrichedFiles::PerDestination),
         });
         f.save().unwrap();
         let mut f = ConfigFile::open(&path).unwrap();
@@ -709,7 +788,59 @@ mod tests {
         assert_eq!(oct.address, "b@oct2.invalid");
         assert_eq!(oct.identifier, "11111111100011");
         assert_eq!(oct.option, SendOption::Enriched);
-        assert!(!oct.compress);
+        assert_eq!(oct.compress, Some(false));
+        assert_eq!(oct.enriched_files, EnrichedFiles::PerDestination);
+    }
+
+    fn with_oct(identifier: &str, option: &str, compress: Option<bool>) -> Result<Config, ConfigError> {
+        let mut text = format!(
+            "{EXAMPLE}\n[oct]\naddress = \"oct@oct.invalid\"\ncertificate = \"oct.pem\"\n\
+             identifier = \"{identifier}\"\noption = \"{option}\"\n"
+        );
+        if let Some(c) = compress {
+            text.push_str(&format!("compress = {c}\n"));
+        }
+        Config::parse(&text)
+    }
+
+    /// Annex 4.2.2.2: "N° d'identifiant unique basé sur le SIREN, ou N° d'association".
+    #[test]
+    fn the_oct_identifier_may_be_siren_based_or_an_association_number() {
+        assert!(with_oct("12345678900017", "single", None).is_ok());
+        assert!(with_oct("W751234567", "single", None).is_ok());
+        for bad in ["w751234567", "W75-1234567", "123456789012345", "ABCDEF"] {
+            let e = with_oct(bad, "single", None).unwrap_err().to_string();
+            assert!(e.contains("oct.identifier"), "{bad}: {e}");
+        }
+    }
+
+    /// Annex 4.1.2: option 1 is the direct message, which is never compressed.
+    #[test]
+    fn split_does_not_compress_unless_told_and_the_others_do() {
+        let oct = |option, compress| with_oct("12345678900017", option, compress).unwrap().oct.unwrap();
+        assert!(!oct("split", None).compresses());
+        assert!(oct("split", Some(true)).compresses());
+        assert!(oct("single", None).compresses());
+        assert!(oct("enriched", None).compresses());
+        assert!(!oct("single", Some(false)).compresses());
+    }
+
+    /// One sender number: the lots' PS number (R3.2), which is the subject's exercice (R5.3).
+    #[test]
+    fn a_sender_number_other_than_the_ps_number_is_refused() {
+        let c = Config::parse(EXAMPLE).unwrap();
+        assert_eq!(c.identity.sender_number, None);
+        assert_eq!(c.identity.file_sender_number(), "00000123456789");
+        let with = |n: &str| {
+            Config::parse(&EXAMPLE.replace("ps_number =", &format!("sender_number = \"{n}\"\nps_number =")))
+        };
+        assert!(with("00000123456789").is_ok());
+        assert!(with("123456789").is_ok());
+        let e = with("98765432100000").unwrap_err().to_string();
+        assert!(
+            e.contains("identity.sender_number") && e.contains("00000123456789"),
+            "{e}"
+        );
     }
 
     #[test]

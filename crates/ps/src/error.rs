@@ -64,6 +64,9 @@ pub enum PsError {
         rule: &'static str,
         reason: String,
     },
+    /// R3.4 across sendings: an FSE with contract type 99 and a DRE for one invoice.
+    #[error("invoice {invoice}: R3.4: {reason}")]
+    SplitTwice { invoice: String, reason: String },
     /// Direct mode and no route for a lot's destination.
     #[error(
         "no direct route for destination organisme {organisme} (lot {lot} of {path}): add \

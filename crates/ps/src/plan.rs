@@ -7,9 +7,14 @@
 //! | mode / option | files | recipient | protection |
 //! |---|---|---|---|
 //! | direct | one per (destination organisme, FSE/DRE) | the route's mailbox | the route's certificate, if any (`K`) |
-//! | oct split (R3.1) | same files as direct | the OCT | the OCT's certificate (`K` or `ZK`) |
+//! | oct split (R3.1) | same files as direct | the OCT | the OCT's certificate (`K`; `ZK` only if configured) |
 //! | oct single (R3.2) | one OCT single file | the OCT | the OCT's certificate |
-//! | oct enriched (R3.3) | one OCT single file, contract type 99 allowed | the OCT | the OCT's certificate |
+//! | oct enriched (R3.3), `enriched_files = "single"` | one OCT single file, contract type 99 allowed | the OCT | the OCT's certificate |
+//! | oct enriched (R3.3), `enriched_files = "per-destination"` | same files as direct, contract type 99 allowed | the OCT | the OCT's certificate |
+//!
+//! Compression: never in direct mode; in OCT mode as `[oct] compress` says, by default not for
+//! `split` (it is the direct message, R3.1) and yes for the single file. The subject's
+//! `exercice` is read from each built file's header (`000` 6-19), never from the configuration.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -17,7 +22,7 @@ use std::path::PathBuf;
 use svoct_formats::b2::{self, B2Input, Destination, DirectFileParams, Lot, LotKind, SingleFileParams};
 use svoct_mail::subject::FileKind;
 
-use crate::config::{Config, Mode, SendOption};
+use crate::config::{Config, EnrichedFiles, Mode, OctSettings, SendOption};
 use crate::error::PsError;
 
 /// Largest lot file accepted (64 MiB: about 500,000 B2 records, far above any real lot).
@@ -313,126 +318,162 @@ pub fn plan_numbered(
         .map(|f| f.name.as_str())
         .collect::<Vec<_>>()
         .join(", ");
-    let exercice = config.identity.ps_number.clone();
     let oct = match config.mode {
         Mode::Direct => None,
         Mode::Oct => Some(config.oct.as_ref().ok_or_else(|| {
             PsError::Other("mode is `oct` but no OCT is configured: run `svoct ps oct set`".into())
         })?),
     };
-    let single = matches!(
-        oct.map(|o| o.option),
-        Some(SendOption::Single | SendOption::Enriched)
-    );
+    // R3.2, and the first form of R3.3 ("concaténation"): one OCT single file. Otherwise one
+    // file per (destination, kind): direct mode, R3.1, and the second form of R3.3.
+    let single = oct.is_some_and(|o| match o.option {
+        SendOption::Single => true,
+        SendOption::Enriched => o.enriched_files == EnrichedFiles::Single,
+        SendOption::Split => false,
+    });
     let count = if single {
         1
     } else {
         // The builder makes one file per (destination, kind).
-        let keys: std::collections::HashSet<(Destination, LotKind)> =
+        let keys: HashSet<(Destination, LotKind)> =
             lots.iter().map(|l| (l.lot.destination(), l.lot.kind())).collect();
         u32::try_from(keys.len()).unwrap_or(u32::MAX)
     };
-    let first_file_number = u32::try_from(reserve(count)? % 1_000_000).unwrap_or(0);
     let params = PlanParams {
         date: date.to_owned(),
-        first_file_number,
+        first_file_number: u32::try_from(reserve(count)? % 1_000_000).unwrap_or(0),
     };
-    match oct.map(|o| (o, o.option)) {
-        Some((oct, SendOption::Single | SendOption::Enriched)) => {
-            let all: Vec<Lot<'_>> = lots.iter().map(|l| l.lot.clone()).collect();
-            let file_id = format!("{:06}", params.first_file_number % 1_000_000);
-            let bytes = b2::build_single_file(
-                &all,
-                &SingleFileParams {
-                    sender_type: config.identity.sender_type.clone(),
-                    oct_id: oct.identifier.clone(),
-                    file_id: file_id.clone(),
-                    date: params.date.clone(),
-                    message: oct.message_zone.clone(),
-                },
-            )
-            .map_err(b2_err(&all_names))?;
-            let refs: Vec<&Lot<'_>> = all.iter().collect();
-            let kind = if all.iter().all(|l| l.kind() == LotKind::Dre) {
-                FileKind::Dre
-            } else {
-                FileKind::Fse
-            };
-            Ok(vec![PlannedFile {
-                kind,
-                to: oct.address.clone(),
-                certificate: Some(oct.certificate.clone()),
-                compress: oct.compress,
-                file_id,
-                bytes,
-                lots: journal_lots(&refs),
-                invoices: invoice_numbers(&refs),
-                exercice,
-            }])
-        }
-        split => {
-            // Direct mode, or R3.1: the direct-mode files, addressed to the OCT.
-            let all: Vec<Lot<'_>> = lots.iter().map(|l| l.lot.clone()).collect();
-            let built = b2::build_direct_files(
-                &all,
-                &DirectFileParams {
-                    sender_type: config.identity.sender_type.clone(),
-                    recipient_type: "CA".into(),
-                    application: "SV".into(),
-                    first_file_number: params.first_file_number,
-                    date: params.date.clone(),
-                    message: String::new(),
-                },
-            )
-            .map_err(b2_err(&all_names))?;
-            // The same grouping as the builder: (destination, kind) in order of first appearance.
-            let mut members: HashMap<(Destination, LotKind), Vec<&Located<'_>>> = HashMap::new();
-            for l in &lots {
-                let key = (l.lot.destination(), l.lot.kind());
-                members.entry(key).or_default().push(l);
-            }
-            let mut out = Vec::with_capacity(built.len());
-            for file in built {
-                let key = (file.destination.clone(), file.kind);
-                let group = members.get(&key).cloned().unwrap_or_default();
-                let first = group.first().ok_or_else(|| {
-                    PsError::Other(format!(
-                        "internal: file {} for {} has no lots",
-                        file.file_id, file.destination
-                    ))
-                })?;
-                let (to, certificate, compress) = match split {
-                    Some((oct, _)) => (oct.address.clone(), Some(oct.certificate.clone()), oct.compress),
-                    None => {
-                        let route =
-                            config
-                                .direct
-                                .routes
-                                .get(&file.destination.organisme)
-                                .ok_or_else(|| PsError::NoRoute {
-                                    organisme: file.destination.organisme.clone(),
-                                    lot: lot_label(&first.lot),
-                                    path: first.file.to_owned(),
-                                })?;
-                        (route.mailbox.clone(), route.certificate.clone(), false)
-                    }
-                };
-                let refs: Vec<&Lot<'_>> = group.iter().map(|l| &l.lot).collect();
-                out.push(PlannedFile {
-                    kind: file_kind(file.kind),
-                    to,
-                    certificate,
-                    compress,
-                    file_id: file.file_id,
-                    bytes: file.bytes,
-                    lots: journal_lots(&refs),
-                    invoices: invoice_numbers(&refs),
-                    exercice: exercice.clone(),
-                });
-            }
-            Ok(out)
-        }
+    match oct {
+        Some(oct) if single => plan_single(config, oct, &lots, &params, &all_names),
+        _ => plan_per_destination(config, oct, &lots, &params, &all_names),
     }
+}
+
+/// The file's sender number (`000` positions 6-19): the `exercice` of its subject (R5.3), read
+/// from the bytes that travel so that the subject and the file cannot disagree.
+fn file_sender_number(bytes: &[u8], names: &str) -> Result<String, PsError> {
+    bytes
+        .get(..b2::RECORD_LEN)
+        .and_then(|h| b2::layouts::F0_SENDER_NUMBER.str(h))
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            PsError::Other(format!(
+                "internal: the file built from {names} has no sender number"
+            ))
+        })
+}
+
+/// R3.2 (and R3.3, first form): every lot in one file under the OCT header.
+fn plan_single(
+    config: &Config,
+    oct: &OctSettings,
+    lots: &[Located<'_>],
+    params: &PlanParams,
+    all_names: &str,
+) -> Result<Vec<PlannedFile>, PsError> {
+    let all: Vec<Lot<'_>> = lots.iter().map(|l| l.lot.clone()).collect();
+    let file_id = format!("{:06}", params.first_file_number % 1_000_000);
+    let bytes = b2::build_single_file(
+        &all,
+        &SingleFileParams {
+            sender_type: config.identity.sender_type.clone(),
+            oct_id: oct.identifier.clone(),
+            file_id: file_id.clone(),
+            date: params.date.clone(),
+            message: oct.message_zone.clone(),
+        },
+    )
+    .map_err(b2_err(all_names))?;
+    let refs: Vec<&Lot<'_>> = all.iter().collect();
+    let kind = if all.iter().all(|l| l.kind() == LotKind::Dre) {
+        FileKind::Dre
+    } else {
+        FileKind::Fse
+    };
+    Ok(vec![PlannedFile {
+        kind,
+        to: oct.address.clone(),
+        certificate: Some(oct.certificate.clone()),
+        compress: oct.compresses(),
+        file_id,
+        exercice: file_sender_number(&bytes, all_names)?,
+        bytes,
+        lots: journal_lots(&refs),
+        invoices: invoice_numbers(&refs),
+    }])
+}
+
+/// One file per (destination, kind), framed as in direct mode: to the route in direct mode; to
+/// the OCT, encrypted for it, with option `split` (R3.1) or `enriched` per destination (R3.3).
+fn plan_per_destination(
+    config: &Config,
+    oct: Option<&OctSettings>,
+    lots: &[Located<'_>],
+    params: &PlanParams,
+    all_names: &str,
+) -> Result<Vec<PlannedFile>, PsError> {
+    let all: Vec<Lot<'_>> = lots.iter().map(|l| l.lot.clone()).collect();
+    let built = b2::build_direct_files(
+        &all,
+        &DirectFileParams {
+            sender_type: config.identity.sender_type.clone(),
+            recipient_type: "CA".into(),
+            application: "SV".into(),
+            first_file_number: params.first_file_number,
+            date: params.date.clone(),
+            message: String::new(),
+        },
+    )
+    .map_err(b2_err(all_names))?;
+    // The same grouping as the builder: (destination, kind) in order of first appearance.
+    let mut members: HashMap<(Destination, LotKind), Vec<&Located<'_>>> = HashMap::new();
+    for l in lots {
+        let key = (l.lot.destination(), l.lot.kind());
+        members.entry(key).or_default().push(l);
+    }
+    let mut out = Vec::with_capacity(built.len());
+    for file in built {
+        let key = (file.destination.clone(), file.kind);
+        let group = members.get(&key).cloned().unwrap_or_default();
+        let first = group.first().ok_or_else(|| {
+            PsError::Other(format!(
+                "internal: file {} for {} has no lots",
+                file.file_id, file.destination
+            ))
+        })?;
+        let (to, certificate, compress) = match oct {
+            Some(oct) => (
+                oct.address.clone(),
+                Some(oct.certificate.clone()),
+                oct.compresses(),
+            ),
+            None => {
+                let route = config
+                    .direct
+                    .routes
+                    .get(&file.destination.organisme)
+                    .ok_or_else(|| PsError::NoRoute {
+                        organisme: file.destination.organisme.clone(),
+                        lot: lot_label(&first.lot),
+                        path: first.file.to_owned(),
+                    })?;
+                (route.mailbox.clone(), route.certificate.clone(), false)
+            }
+        };
+        let refs: Vec<&Lot<'_>> = group.iter().map(|l| &l.lot).collect();
+        out.push(PlannedFile {
+            kind: file_kind(file.kind),
+            to,
+            certificate,
+            compress,
+            file_id: file.file_id,
+            exercice: file_sender_number(&file.bytes, all_names)?,
+            bytes: file.bytes,
+            lots: journal_lots(&refs),
+            invoices: invoice_numbers(&refs),
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

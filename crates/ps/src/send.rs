@@ -141,6 +141,7 @@ impl Ps {
     ) -> Result<Vec<Sent>, PsError> {
         let _sending = self.lock_sending()?;
         self.refuse_already_sent(&planned)?;
+        self.refuse_split_twice(&planned)?;
         let mut certs = CertCache::default();
         for p in &planned {
             if let Some(c) = &p.certificate {
@@ -248,6 +249,70 @@ impl Ps {
         Ok(())
     }
 
+    /// R3.4 across sendings: contract type 99 forbids an FSE and a DRE for one invoice, and the
+    /// journal knows what already left. Refuses a contract-99 FSE whose invoice number went out
+    /// as a DRE (in a `sent`, `pending` or `deferred` entry), and a DRE whose invoice number went
+    /// out as a contract-99 FSE. The check within one sending is in [`plan`].
+    pub fn refuse_split_twice(&self, planned: &[PlannedFile]) -> Result<(), PsError> {
+        let mut wanted = Exclusive::default();
+        for p in planned {
+            wanted.extend(Exclusive::of(&p.bytes).unwrap_or_default());
+        }
+        if wanted.dre.is_empty() && wanted.fse99.is_empty() {
+            return Ok(());
+        }
+        let numbers: HashSet<&str> = wanted
+            .dre
+            .iter()
+            .chain(&wanted.fse99)
+            .map(String::as_str)
+            .collect();
+        for e in self.store.journal().carrying_any(numbers.iter().copied())? {
+            if e.direction != Direction::Out
+                || !matches!(e.status, Status::Sent | Status::Pending | Status::Deferred)
+            {
+                continue;
+            }
+            // Without its payload, assume the entry carried both forms of each of its invoices.
+            let carried = e
+                .compostage
+                .as_deref()
+                .and_then(|c| self.payloads.load(c).ok())
+                .and_then(|(_, bytes)| Exclusive::of(&bytes))
+                .unwrap_or_else(|| Exclusive {
+                    dre: e.invoices.iter().cloned().collect(),
+                    fse99: e.invoices.iter().cloned().collect(),
+                });
+            const FSE99: &str = "an FSE with contract type 99";
+            let clash = wanted
+                .fse99
+                .iter()
+                .find(|n| carried.dre.contains(*n))
+                .map(|n| (n, FSE99, "a DRE"))
+                .or_else(|| {
+                    wanted
+                        .dre
+                        .iter()
+                        .find(|n| carried.fse99.contains(*n))
+                        .map(|n| (n, "a DRE", FSE99))
+                });
+            if let Some((invoice, now, before)) = clash {
+                return Err(PsError::SplitTwice {
+                    invoice: invoice.clone(),
+                    reason: format!(
+                        "{now} cannot be sent: {before} for the same invoice is in journal entry {} \
+                         ({}, subject {}); contract type 99 forbids creating both an FSE and a DRE \
+                         for one invoice",
+                        e.id.0,
+                        e.status.as_str(),
+                        e.subject
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Re-sends every `deferred` message, each with a new compostage (R5.3).
     pub fn retry(
         &self,
@@ -269,8 +334,10 @@ impl Ps {
         Ok(out)
     }
 
-    /// Sends the file of journal entry `id` again, with a new compostage (R5.3).
-    pub fn resend(&self, transport: &dyn Transport, id: EntryId) -> Result<Sent, PsError> {
+    /// Sends the file of journal entry `id` again, with a new compostage (R5.3). Refused, unless
+    /// `force`, when a lot of the file has a positive ARL: the insurer has it, and a second
+    /// copy is a duplicate claim.
+    pub fn resend(&self, transport: &dyn Transport, id: EntryId, force: bool) -> Result<Sent, PsError> {
         let old = self.store.journal().get(id)?.ok_or(PsError::NoEntry(id.0))?;
         if old.direction != Direction::Out {
             return Err(PsError::NotResendable {
@@ -278,7 +345,66 @@ impl Ps {
                 reason: "it is a received message".into(),
             });
         }
+        if !force {
+            let acknowledged = self.acknowledged_lots(&old)?;
+            if !acknowledged.is_empty() {
+                return Err(PsError::NotResendable {
+                    id: id.0,
+                    reason: format!(
+                        "{} of its {} lot(s) had a positive ARL ({}): the insurer accepted them, so \
+                         sending them again is a duplicate claim; `svoct ps resend {} --force` sends \
+                         the file anyway",
+                        acknowledged.len(),
+                        old.lots.len().max(acknowledged.len()),
+                        acknowledged.join("; "),
+                        id.0
+                    ),
+                });
+            }
+        }
         self.again(transport, &mut CertCache::default(), &old, "resend")
+    }
+
+    /// The lots of `entry` that have a positive ARL in any of their sendings, as
+    /// `lot NNN of AAMMJJ (ARL of <when>, journal entry N)`. Sent entries are registered first,
+    /// so that an ARL received before the registration counts.
+    fn acknowledged_lots(&self, entry: &Entry) -> Result<Vec<String>, PsError> {
+        crate::returns::sync_sent(&self.store, &self.config)?;
+        let lots: Vec<svoct_store::returns::SentLot> = entry
+            .compostage
+            .as_deref()
+            .and_then(|c| self.payloads.load(c).ok())
+            .and_then(|(_, bytes)| crate::returns::lots_of(&bytes))
+            .unwrap_or_else(|| {
+                entry
+                    .lots
+                    .iter()
+                    .map(|l| svoct_store::returns::SentLot {
+                        number: l.number.clone(),
+                        date: l.date.clone(),
+                        kind: None,
+                        invoices: Vec::new(),
+                    })
+                    .collect()
+            });
+        let mut out = Vec::new();
+        for lot in &lots {
+            let rows = self
+                .store
+                .returns()
+                .positively_acknowledged(&lot.number, &lot.date, lot.kind)?;
+            if let Some(row) = rows.last() {
+                let kind = lot.kind.map(|k| format!("{} ", k.as_str())).unwrap_or_default();
+                out.push(format!(
+                    "{kind}lot {} of {} (ARL of {}, journal entry {})",
+                    row.number,
+                    row.date,
+                    row.arl_issued.as_deref().unwrap_or("unknown date"),
+                    row.entry.0
+                ));
+            }
+        }
+        Ok(out)
     }
 
     fn again(
@@ -331,7 +457,7 @@ impl Ps {
             certificate: Some(oct.certificate.clone()),
             compress: false,
             file_name: "DLOI.txt".into(),
-            exercice: self.config.identity.sender_number.clone(),
+            exercice: self.config.identity.file_sender_number(),
             lots: Vec::new(),
             invoices: Vec::new(),
         };
@@ -509,6 +635,38 @@ impl Ps {
             answer,
             invoices: meta.invoices.len(),
         })
+    }
+}
+
+/// What the contract-99 exclusivity (R3.4) needs of a B2 file: the invoice numbers (9 digits)
+/// of its DRE, and of its FSE with contract type 99.
+#[derive(Default)]
+struct Exclusive {
+    dre: HashSet<String>,
+    fse99: HashSet<String>,
+}
+
+impl Exclusive {
+    /// `None` if the file does not parse.
+    fn of(bytes: &[u8]) -> Option<Exclusive> {
+        let input = svoct_formats::b2::parse(bytes).ok()?;
+        let mut out = Exclusive::default();
+        for lot in input.lots() {
+            for inv in lot.invoices() {
+                let Some(n) = inv.number() else { continue };
+                match lot.kind() {
+                    LotKind::Dre => out.dre.insert(format!("{n:09}")),
+                    LotKind::Fse if inv.contract_type() == "99" => out.fse99.insert(format!("{n:09}")),
+                    LotKind::Fse => false,
+                };
+            }
+        }
+        Some(out)
+    }
+
+    fn extend(&mut self, other: Exclusive) {
+        self.dre.extend(other.dre);
+        self.fse99.extend(other.fse99);
     }
 }
 

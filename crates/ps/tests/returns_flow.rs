@@ -551,3 +551,40 @@ fn a_structured_art_is_summarised_without_an_empty_detail() {
     let note = v.notes.iter().find(|n| n.kind == "ART").unwrap();
     assert_eq!(note.summary, "Accepted 1 lot(s)");
 }
+
+/// Issue 11 point 9: a file whose lots have a positive ARL is not sent again without `force`
+/// (it would be a duplicate claim at the insurer); the refusal names the acknowledged lots.
+#[test]
+fn resending_a_file_with_positive_arls_is_refused_unless_forced() {
+    let e = env();
+    let (planned, lots) = plan(&e.ps);
+    let t = MemoryTransport::new();
+    let sent = e.ps.send_planned(&t, planned, &mut |_| {}).unwrap();
+    let entry = sent[0].entry;
+
+    // No ARL yet: a resend goes (the OCT or the AM may never have had it).
+    let again = e.ps.resend(&t, entry, false).unwrap();
+    assert_eq!(again.status, svoct_store::Status::Sent);
+    assert_eq!(t.sent().len(), 2);
+
+    // Two of the three lots acknowledged positively, one negatively.
+    deliver(&e, ReturnKind::Arl, &arl(&lots[0], true));
+    deliver(&e, ReturnKind::Arl, &arl(&lots[1], true));
+    deliver(&e, ReturnKind::Arl, &arl(&lots[2], false));
+    fetch(&e);
+    for id in [entry, again.entry] {
+        let err = e.ps.resend(&t, id, false).unwrap_err().to_string();
+        assert!(err.contains("2 of its 3 lot(s) had a positive ARL"), "{err}");
+        for l in &lots[..2] {
+            assert!(err.contains(&format!("lot {} of {}", l.number, l.date)), "{err}");
+        }
+        assert!(!err.contains(&format!("lot {} of", lots[2].number)), "{err}");
+        assert!(err.contains("--force"), "{err}");
+    }
+    assert_eq!(t.sent().len(), 2, "nothing left");
+
+    // Forced: it goes, under a new compostage.
+    let forced = e.ps.resend(&t, entry, true).unwrap();
+    assert_eq!(forced.status, svoct_store::Status::Sent);
+    assert_eq!(t.sent().len(), 3);
+}

@@ -75,6 +75,7 @@ fn switch_to_oct(path: &Path, option: SendOption) {
         identifier: Some("12345678900014".into()),
         option: Some(option),
         compress: Some(true),
+        enriched_files: None,
     });
     f.set_mode(Mode::Oct);
     f.save().unwrap();

@@ -3,7 +3,7 @@
 //! It starts a concentrator (OCT) and a simulated insurer (AM) on loopback ports, with
 //! throw-away certificates, SQLite files and Maildirs under one directory; then a PS generates
 //! lots and sends them in each of the three options of the annex (split at source, single file,
-//! enriched FSE), the OCT opens, splits and forwards them, the AM answers with ARL and NOEMIE
+//! enriched FSE in both its forms: one single file, one file per destination), the OCT opens, splits and forwards them, the AM answers with ARL and NOEMIE
 //! returns, the OCT relays them with its own ART receipts, and the PS fetches and reconciles
 //! everything. What happens at each step is written to `out`.
 
@@ -16,7 +16,7 @@ use svoct_formats::b2::synth::{SynthParams, generate_bytes};
 use svoct_mail::cms::PrivateKeyAndCert;
 use svoct_oct::config::Config as OctConfig;
 use svoct_oct::service::Running;
-use svoct_ps::config::{Config as PsConfig, ConfigFile, Mode, OctChanges, SendOption};
+use svoct_ps::config::{Config as PsConfig, ConfigFile, EnrichedFiles, Mode, OctChanges, SendOption};
 use svoct_ps::{LotFile, Ps};
 use svoct_testkit::certs::TestIdentity;
 
@@ -93,6 +93,8 @@ fn write_key_pair(id: &TestIdentity, dir: &Path, stem: &str) -> Result<(PathBuf,
 struct Scenario {
     title: &'static str,
     option: SendOption,
+    /// With option `enriched`: the annex's two transmission forms (R3.3).
+    enriched_files: EnrichedFiles,
     params: SynthParams,
 }
 
@@ -112,7 +114,7 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoSumma
         "[1] generated throw-away RSA certificates for the OCT and the AM simulator"
     )?;
 
-    // The lots of the four sendings, generated first so that the OCT can be given their routes.
+    // The lots of the five sendings, generated first so that the OCT can be given their routes.
     let today = time::OffsetDateTime::now_utc().date();
     let aammjj = |d: time::Date| format!("{:02}{:02}{:02}", d.year() % 100, d.month() as u8, d.day());
     let base = SynthParams {
@@ -126,6 +128,7 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoSumma
         Scenario {
             title: "split at the source (R3.1): one file per destination, addressed and encrypted for the OCT",
             option: SendOption::Split,
+            enriched_files: EnrichedFiles::Single,
             params: SynthParams {
                 destinations: 2,
                 date: aammjj(today),
@@ -135,6 +138,7 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoSumma
         Scenario {
             title: "single file (R3.2): FSE and DRE lots of several destinations under one OCT header",
             option: SendOption::Single,
+            enriched_files: EnrichedFiles::Single,
             params: SynthParams {
                 seed: options.seed + 1,
                 destinations: 3,
@@ -146,6 +150,7 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoSumma
         Scenario {
             title: "enriched FSE (R3.3): contract type 99, the OCT creates the complementary flow",
             option: SendOption::Enriched,
+            enriched_files: EnrichedFiles::Single,
             params: SynthParams {
                 seed: options.seed + 2,
                 enriched: true,
@@ -155,8 +160,21 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoSumma
             },
         },
         Scenario {
+            title: "enriched FSE, second form (R3.3): one file per destination caisse, to the OCT",
+            option: SendOption::Enriched,
+            enriched_files: EnrichedFiles::PerDestination,
+            params: SynthParams {
+                seed: options.seed + 4,
+                enriched: true,
+                destinations: 2,
+                date: aammjj(today - time::Duration::days(3)),
+                ..base.clone()
+            },
+        },
+        Scenario {
             title: "a lot created 120 days ago (single file): the AM answers with a negative ARL",
             option: SendOption::Single,
+            enriched_files: EnrichedFiles::Single,
             params: SynthParams {
                 seed: options.seed + 3,
                 invoices: 3,
@@ -242,7 +260,10 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoSumma
         certificate: Some(oct_cert.clone()),
         identifier: Some("12345678900017".into()),
         option: Some(SendOption::Single),
-        compress: Some(true),
+        // Unset: the option decides (split is the direct message, uncompressed; the single
+        // file is compressed).
+        compress: None,
+        enriched_files: None,
     });
     f.set_mode(Mode::Oct);
     f.save().map_err(step("saving the PS configuration"))?;
@@ -252,7 +273,8 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoSumma
         ps_config_path.display()
     )?;
 
-    // 4. Three sendings, one per option, plus an old lot that the AM will refuse.
+    // 4. Four sendings, one per option and both forms of the enriched one, plus an old lot that
+    // the AM will refuse.
 
     let mut summary = DemoSummary {
         dir: dir.clone(),
@@ -262,6 +284,7 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoSumma
         let mut f = ConfigFile::open(&ps_config_path).map_err(step("editing the PS configuration"))?;
         f.set_oct(&OctChanges {
             option: Some(sc.option),
+            enriched_files: Some(sc.enriched_files),
             ..Default::default()
         });
         let config = f.save().map_err(step("saving the PS configuration"))?;

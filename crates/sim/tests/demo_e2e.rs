@@ -18,7 +18,8 @@ async fn every_message_lot_and_invoice_gets_its_return() {
     let text = String::from_utf8_lossy(&out);
     assert!(summary.complete, "returns missing:\n{text}");
     // Four sendings: split (one message per destination: 2), single, enriched, old lot.
-    assert_eq!(summary.messages_sent, 5, "{text}");
+    // split: 2 files; single: 1; enriched single: 1; enriched per destination: 2; old lot: 1.
+    assert_eq!(summary.messages_sent, 7, "{text}");
     assert_eq!(summary.art, summary.messages_sent, "one ART per message");
     assert_eq!(summary.arl, summary.lots_sent, "one ARL per lot the PS built");
     assert_eq!(summary.quarantined_at_ps, 0, "{text}");
@@ -33,6 +34,6 @@ async fn every_message_lot_and_invoice_gets_its_return() {
         summary.invoices_paid > 0 && summary.invoices_rejected > 0,
         "{text}"
     );
-    // 24 + 24 + 24 + 3 invoices were generated.
-    assert_eq!(summary.invoices_sent, 75, "{text}");
+    // 24 + 24 + 24 + 24 + 3 invoices were generated.
+    assert_eq!(summary.invoices_sent, 99, "{text}");
 }

@@ -658,20 +658,40 @@ impl Returns<'_> {
 
     /// Every sent lot, oldest first.
     pub fn lots(&self) -> Result<Vec<LotRow>, StoreError> {
-        self.lots_where("1")
+        self.lots_where("1", &[])
+    }
+
+    /// The sendings of lot (`number`, `date`) that have a positive ARL, oldest first. `kind`
+    /// narrows to FSE or DRE when both sides know it. Why: sending such a lot again is a
+    /// duplicate claim at the insurer (the PS side refuses a resend of it unless forced).
+    pub fn positively_acknowledged(
+        &self,
+        number: &str,
+        date: &str,
+        kind: Option<InvoiceKind>,
+    ) -> Result<Vec<LotRow>, StoreError> {
+        let number = lot_key(number);
+        let kind = kind.map(InvoiceKind::as_str);
+        self.lots_where(
+            "l.arl = 'positive' AND l.number = ?1 AND l.date = ?2 AND (?3 IS NULL OR l.kind IS NULL OR l.kind = ?3)",
+            &[&number, &date, &kind],
+        )
     }
 
     /// Lots still awaiting their ARL, sent before `sent_before_ms`.
     pub fn lots_awaiting_arl(&self, sent_before_ms: i64) -> Result<Vec<LotRow>, StoreError> {
-        self.lots_where(&format!("l.arl = 'awaiting' AND l.sent_ms < {sent_before_ms}"))
+        self.lots_where(
+            &format!("l.arl = 'awaiting' AND l.sent_ms < {sent_before_ms}"),
+            &[],
+        )
     }
 
     /// Lots with a negative ARL not sent again since: to resend.
     pub fn lots_to_resend(&self) -> Result<Vec<LotRow>, StoreError> {
-        self.lots_where(&format!("l.arl = 'negative' AND NOT ({LOT_SUPERSEDED})"))
+        self.lots_where(&format!("l.arl = 'negative' AND NOT ({LOT_SUPERSEDED})"), &[])
     }
 
-    fn lots_where(&self, cond: &str) -> Result<Vec<LotRow>, StoreError> {
+    fn lots_where(&self, cond: &str, params: &[&dyn rusqlite::ToSql]) -> Result<Vec<LotRow>, StoreError> {
         let q = format!(
             "SELECT l.id, l.entry, l.number, l.date, l.kind, l.invoices, l.sent_ms, l.arl, l.arl_ms, l.arl_issued,
                     l.arl_reasons, ({LOT_SUPERSEDED})
@@ -693,7 +713,7 @@ impl Returns<'_> {
             String,
             bool,
         )> = stmt
-            .query_map([], |r| {
+            .query_map(params, |r| {
                 Ok((
                     r.get(0)?,
                     r.get(1)?,

@@ -51,7 +51,8 @@ pub struct Args {
     /// Output form.
     #[arg(long, value_enum, default_value_t = Format::Lots)]
     pub format: Format,
-    /// The OCT identifier written as recipient of the single file (digits, at most 14).
+    /// The OCT identifier written as recipient of the single file: at most 14 digits (from the
+    /// SIREN) or digits and capital letters (an association number, `W751234567`).
     #[arg(long, default_value = "12345678900017")]
     pub oct_id: String,
     /// Lot and file date, AAMMJJ.
@@ -128,7 +129,14 @@ pub fn generate(args: &Args) -> Result<Vec<u8>, Box<dyn std::error::Error + Send
         .into());
     }
     check_digits("ps", &args.ps, 9)?;
-    check_digits("oct-id", &args.oct_id, 14)?;
+    if svoct_formats::b2::RecipientNumber::new(&args.oct_id).is_err() {
+        return Err(GenError::BadFlag {
+            flag: "oct-id",
+            value: args.oct_id.clone(),
+            why: "expected 1 to 14 digits (SIREN-based) or digits and capital letters (association number)",
+        }
+        .into());
+    }
     check_digits("date", &args.date, 6)?;
     if args.date.len() != 6 {
         return Err(GenError::BadFlag {
@@ -224,7 +232,10 @@ pub fn zone_of(
 ) -> Result<Vec<u8>, svoct_formats::zone::ZoneError> {
     let created = format!("20{}0000", file.date);
     let sender_number = format!("{ps:0>14}");
-    let recipient_number = format!("{:0>14}", file.oct_id);
+    // As the `000` header writes it (zone fields carry their length: no trailing blanks).
+    let recipient_number = svoct_formats::b2::RecipientNumber::new(&file.oct_id)
+        .map(|r| r.header_text().trim_end().to_owned())
+        .unwrap_or_else(|_| file.oct_id.clone());
     let mut zone = ZoneBuf::new();
     for flow in [Flow::Fse, Flow::Dre] {
         let kind = match flow {

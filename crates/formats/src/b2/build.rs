@@ -13,6 +13,7 @@ use super::layouts::{
     FILE_HEADER, FILE_TRAILER,
 };
 use super::model::{B2Input, Destination, Lot, LotKind};
+use super::recipient::RecipientNumber;
 use super::{B2Error, MAX_LOTS_PER_FILE, RECORD_LEN};
 use crate::layout::Field;
 
@@ -27,7 +28,8 @@ pub struct FileHeaderParams {
     pub sender_type: String,
     /// *Type de destinataire*.
     pub recipient_type: String,
-    /// *N° de destinataire*: digits, at most 14, written zero-filled to 14 (provisional).
+    /// *N° de destinataire*: digits, or digits and capital letters (an association number), at
+    /// most 14; written as [`RecipientNumber`] says (provisional).
     pub recipient_number: String,
     /// *Application* (2 characters).
     pub application: String,
@@ -46,7 +48,7 @@ pub struct FileHeaderParams {
 pub struct SingleFileParams {
     /// *Type d'émetteur* of the lots' sender (`TP` for a libéral PS).
     pub sender_type: String,
-    /// The OCT identifier (from its SIREN or association number): digits, at most 14.
+    /// The OCT identifier (from its SIREN, or its association number): see [`RecipientNumber`].
     pub oct_id: String,
     /// The file name, 6 characters, different for every file.
     pub file_id: String,
@@ -122,16 +124,13 @@ pub fn build_file(lots: &[&Lot<'_>], params: &FileHeaderParams) -> Result<Vec<u8
     let sender = common_sender(lots)?;
     let body: usize = lots.iter().map(|l| l.bytes().len()).sum();
     let records = body / RECORD_LEN + 2;
-    let recipient = format!("{:0>14}", params.recipient_number);
+    let recipient = RecipientNumber::new(&params.recipient_number)?;
 
     let mut h = FILE_HEADER.blank();
     put(&mut h, 0, &F0_SENDER_TYPE, &params.sender_type)?;
     put(&mut h, 0, &F0_SENDER_NUMBER, sender)?;
     put(&mut h, 0, &F0_RECIPIENT_TYPE, &params.recipient_type)?;
-    // Digits check first, through the 999 field, so 000 and 999 carry the same value.
-    let mut t = FILE_TRAILER.blank();
-    put(&mut t, records - 1, &F9_RECIPIENT_NUMBER, &recipient)?;
-    put(&mut h, 0, &F0_RECIPIENT_NUMBER, &recipient)?;
+    put(&mut h, 0, &F0_RECIPIENT_NUMBER, &recipient.header_text())?;
     put(&mut h, 0, &F0_RECEPTION_DATE, "000000")?;
     put(&mut h, 0, &F0_APPLICATION, &params.application)?;
     put(&mut h, 0, &F0_FILE_ID, &params.file_id)?;
@@ -140,6 +139,8 @@ pub fn build_file(lots: &[&Lot<'_>], params: &FileHeaderParams) -> Result<Vec<u8
     put(&mut h, 0, &F0_MESSAGE, &params.message)?;
 
     let last = records - 1;
+    let mut t = FILE_TRAILER.blank();
+    put(&mut t, last, &F9_RECIPIENT_NUMBER, &recipient.trailer_digits())?;
     put(&mut t, last, &F9_SENDER_TYPE, &params.sender_type)?;
     put(&mut t, last, &F9_SENDER_NUMBER, sender)?;
     put(&mut t, last, &F9_RECIPIENT_TYPE, &params.recipient_type)?;

@@ -22,6 +22,7 @@ mod build;
 mod enriched;
 pub mod layouts;
 mod model;
+mod recipient;
 pub mod synth;
 mod validate;
 
@@ -32,6 +33,7 @@ pub use build::{
 pub use enriched::{AmcGroup, AmcInvoice, EnrichedSplit, split_enriched};
 pub use layouts::{RecordType, layout_of};
 pub use model::{B2Input, Destination, Invoice, Lot, LotKind, parse};
+pub use recipient::{RECIPIENT_WIDTH, RecipientNumber, trailer_matches};
 pub use validate::{Finding, validate};
 
 use crate::layout::FieldError;
@@ -209,6 +211,15 @@ pub enum B2Error {
         /// Why the split is refused.
         reason: &'static str,
     },
+    /// A recipient number (`000`/`999` positions 28-41) that cannot be written (see
+    /// [`RecipientNumber`]).
+    #[error("recipient number {value:?} (field recipient_number, positions 28-41): {reason}")]
+    BadRecipient {
+        /// The value given (at most 40 characters of it).
+        value: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
 }
 
 impl B2Error {
@@ -226,7 +237,11 @@ impl B2Error {
     /// match keeps [`B2Error::record`] and [`B2Error::offset`] in step when variants are added.
     fn location(&self) -> Option<(usize, usize)> {
         match self {
-            B2Error::Empty | B2Error::TooLarge { .. } | B2Error::TooMany { .. } | B2Error::NoLots => None,
+            B2Error::Empty
+            | B2Error::TooLarge { .. }
+            | B2Error::TooMany { .. }
+            | B2Error::NoLots
+            | B2Error::BadRecipient { .. } => None,
             B2Error::Truncated { record, offset, .. }
             | B2Error::UnknownRecordType { record, offset, .. }
             | B2Error::Unexpected { record, offset, .. }

@@ -455,10 +455,11 @@ fn validate_file(
             );
         }
     }
-    // The recipient number is text in 000 and digits in 999: compare trimmed values.
+    // The recipient number is text in 000 and digits in 999 (an association number keeps its
+    // letters in 000 only): compare them under the mapping of `RecipientNumber`.
     let hr = F0_RECIPIENT_NUMBER.str(h).unwrap_or("").trim();
     let tr = F9_RECIPIENT_NUMBER.str(t).unwrap_or("").trim();
-    if hr.trim_start_matches('0') != tr.trim_start_matches('0') {
+    if !super::recipient::trailer_matches(hr, tr) {
         sink.push(
             last,
             Some(&F9_RECIPIENT_NUMBER),

@@ -1,7 +1,7 @@
 use svoct_formats::b2::synth::{SynthParams, generate_bytes};
 
 use super::*;
-use crate::config::Config;
+use crate::config::{Config, Direct};
 
 const BASE: &str = r#"
 store = "x.sqlite"
@@ -144,7 +144,10 @@ fn oct_split_sends_the_direct_files_to_the_oct() {
         assert_eq!(s.kind, d.kind);
         assert_eq!(s.to, "oct@oct.invalid");
         assert_eq!(s.certificate, Some(PathBuf::from("oct.pem")));
-        assert!(s.compress, "compress defaults to true");
+        assert!(
+            !s.compress,
+            "annex 4.1.2: option 1 is the direct message, which is not compressed"
+        );
     }
     assert!(split.iter().any(|f| f.kind == FileKind::Dre));
 }
@@ -360,4 +363,94 @@ fn the_same_lots_twice_in_one_sending_are_refused() {
         s.starts_with("copy.b2: ") && s.contains("also in lots-20.b2"),
         "{s}"
     );
+}
+
+fn enriched_over(seed: u64, invoices: usize, destinations: usize) -> LotFile {
+    let p = SynthParams {
+        seed,
+        invoices,
+        destinations,
+        enriched: true,
+        lot_size: 5,
+        ..SynthParams::default()
+    };
+    LotFile {
+        name: format!("enriched-{seed}.b2"),
+        bytes: generate_bytes(&p).unwrap(),
+    }
+}
+
+/// Annex 4.3.2, second form: "regroupement de lot et mise en fichier par caisse destinataire".
+#[test]
+fn enriched_fse_per_destination_are_direct_files_addressed_to_the_oct() {
+    let text = format!(
+        "mode = \"oct\"\n{BASE}[oct]\naddress = \"oct@oct.invalid\"\ncertificate = \"oct.pem\"\n\
+         identifier = \"12345678900014\"\noption = \"enriched\"\nenriched_files = \"per-destination\"\n"
+    );
+    let cfg = Config::parse(&text).unwrap();
+    let input = [enriched_over(21, 24, 3)];
+    let files = plan(&cfg, &input, &params()).unwrap();
+    assert_eq!(files.len(), 3, "one file per destination");
+    let mut carried = Vec::new();
+    let mut organismes = Vec::new();
+    for f in &files {
+        assert_eq!(f.to, "oct@oct.invalid");
+        assert_eq!(f.certificate, Some(PathBuf::from("oct.pem")));
+        assert!(f.compress, "the OCT-bound default for enriched files");
+        let h = &f.bytes[..128];
+        // Framed as in direct mode (b2.md "Direct files"), not as the OCT single file.
+        assert_eq!(pos(h, 26, 27), "CA");
+        assert_eq!(pos(h, 48, 49), "SV");
+        assert_eq!(pos(h, 50, 55), f.file_id);
+        let parsed = b2::parse(&f.bytes).unwrap();
+        assert!(b2::validate(&parsed).is_empty());
+        // Every lot of a file goes to the organisme its header names (positions 39-41 of 28-41).
+        for lot in parsed.lots() {
+            assert_eq!(lot.destination().organisme, pos(h, 39, 41));
+            assert!(lot.invoices().iter().all(|i| i.contract_type() == "99"));
+            carried.push(lot.bytes().to_vec());
+        }
+        organismes.push(pos(h, 39, 41).to_owned());
+    }
+    organismes.sort();
+    organismes.dedup();
+    assert_eq!(organismes.len(), 3, "{organismes:?}");
+    let mut expected = lot_bytes(&input);
+    expected.sort();
+    carried.sort();
+    assert_eq!(carried, expected, "every lot exactly once, byte for byte");
+}
+
+/// Annex 7.1.1 / 4.2.2.1: the subject's exercice is the file's sender number, in every mode.
+#[test]
+fn the_exercice_is_the_sender_number_of_each_file() {
+    let cases = [
+        (config("direct", None), [lots(31, 12, 2, true, true)]),
+        (config("oct", Some("split")), [lots(32, 12, 2, true, true)]),
+        (config("oct", Some("single")), [lots(33, 12, 2, true, true)]),
+        (config("oct", Some("enriched")), [enriched(34, 6)]),
+    ];
+    for (cfg, input) in &cases {
+        let routed = Config {
+            direct: Direct {
+                routes: (100..102)
+                    .map(|o| {
+                        (
+                            o.to_string(),
+                            crate::config::DirectRoute {
+                                mailbox: format!("cpam{o}@am.invalid"),
+                                certificate: None,
+                            },
+                        )
+                    })
+                    .collect(),
+                ..cfg.direct.clone()
+            },
+            ..cfg.clone()
+        };
+        for f in plan(&routed, input, &params()).unwrap() {
+            assert_eq!(f.exercice, pos(&f.bytes[..128], 6, 19));
+            assert_eq!(f.exercice, "00000123456789");
+        }
+    }
 }

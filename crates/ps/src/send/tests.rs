@@ -79,11 +79,13 @@ fn single_file_message_is_journaled_encrypted_and_opens_to_the_planned_file() {
     // R5.3: SVvvvvvv/exercice/compostage/nnnnn
     let fields: Vec<&str> = subject.split('/').collect();
     assert_eq!(fields[0], "SV140700");
-    assert_eq!(fields[1], "123456789");
     assert_eq!(fields[2].len(), 19);
     assert_eq!(fields[3], "00010");
     let opened = msg.open(Some(&s.oct_key), &ParseLimits::default()).unwrap();
     assert_eq!(opened.bytes, file);
+    // Annex 7.1.1: the exercice is the sender number of the file that travels (000 6-19).
+    assert_eq!(fields[1].as_bytes(), &opened.bytes[5..19]);
+    assert_eq!(fields[1], "00000123456789");
 
     let entry = ps.store().journal().get(sent[0].entry).unwrap().unwrap();
     assert_eq!(entry.status, Status::Sent);
@@ -160,7 +162,7 @@ fn resend_carries_the_same_file_under_a_new_compostage() {
     let e = ps.send(&t, &[lots(4, 5)], &mut no_progress).unwrap_err();
     assert!(e.to_string().contains("resend"), "{e}");
 
-    let again = ps.resend(&t, sent[0].entry).unwrap();
+    let again = ps.resend(&t, sent[0].entry, false).unwrap();
     assert_ne!(again.compostage, sent[0].compostage);
     assert_ne!(again.entry, sent[0].entry);
     let raws = t.sent();
@@ -173,7 +175,10 @@ fn resend_carries_the_same_file_under_a_new_compostage() {
         "no certificate on the route: clear"
     );
     assert_eq!(a.attachment, b.attachment);
-    assert!(matches!(ps.resend(&t, EntryId(999)), Err(PsError::NoEntry(999))));
+    assert!(matches!(
+        ps.resend(&t, EntryId(999), false),
+        Err(PsError::NoEntry(999))
+    ));
     drop(s);
 }
 
@@ -193,7 +198,12 @@ fn loi_request_goes_to_the_oct_only() {
     let (s, ps) = setup("oct", "single");
     let t = MemoryTransport::new();
     let sent = ps.request_loi(&t, 0).unwrap();
-    assert!(sent.subject.starts_with("DLOI/123456789/"), "{}", sent.subject);
+    // The same exercice as the invoice files: the PS's sender number, 14 digits.
+    assert!(
+        sent.subject.starts_with("DLOI/00000123456789/"),
+        "{}",
+        sent.subject
+    );
     let msg = parse_message(&t.sent()[0].raw, &ParseLimits::default()).unwrap();
     assert_eq!(msg.profile_name(), "LOI/DEMANDE/K");
     let opened = msg.open(Some(&s.oct_key), &ParseLimits::default()).unwrap();
@@ -280,4 +290,205 @@ fn the_dre_of_an_invoice_already_sent_as_fse_is_not_a_duplicate() {
     assert!(e.to_string().contains("DRE invoice"), "{e}");
     let e = ps.send(&t, &[fse], &mut no_progress).unwrap_err();
     assert!(e.to_string().contains("FSE invoice"), "{e}");
+}
+
+/// The header fields of a raw message, unfolded, in order (an independent reading: no code of
+/// the project).
+fn raw_headers(raw: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(raw);
+    let head = text.split("\r\n\r\n").next().unwrap();
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in head.split("\r\n") {
+        if line.starts_with([' ', '\t']) {
+            out.last_mut().unwrap().1.push_str(line);
+        } else {
+            let (name, value) = line.split_once(':').unwrap();
+            out.push((name.to_owned(), value.trim().to_owned()));
+        }
+    }
+    out
+}
+
+/// Annex 4.1.2: option 1 is the direct message, "la seule différence est au niveau du champ
+/// destinataire ... et du certificat". Same lots, same numbering: every header and the opened
+/// file are equal, but the recipient, and what a fresh message always changes (date, compostage,
+/// Message-ID).
+#[test]
+fn option_1_is_the_direct_message_with_only_recipient_and_certificate_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let am = TestIdentity::new("cpam100.test");
+    let (am_key, am_cert) = am.write_pem(dir.path(), "am");
+    let am_key = PrivateKeyAndCert::from_files(&am_key, &am_cert).unwrap();
+    let oct = TestIdentity::new("oct.test");
+    let (oct_key, oct_cert) = oct.write_pem(dir.path(), "oct");
+    let oct_key = PrivateKeyAndCert::from_files(&oct_key, &oct_cert).unwrap();
+    let send_in = |mode: &str, store: &str| {
+        let text = format!(
+            r#"mode = "{mode}"
+store = "{store}"
+[identity]
+ps_number = "123456789"
+from = "ps@ps.invalid"
+[network.smtp]
+host = "127.0.0.1"
+port = 25
+[direct.routes."100"]
+mailbox = "cpam100@am.invalid"
+certificate = "am.crt"
+[oct]
+address = "oct@oct.invalid"
+certificate = "oct.crt"
+identifier = "12345678900014"
+option = "split"
+"#
+        );
+        let path = dir.path().join(format!("{store}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let ps = Ps::open(Config::load(&path).unwrap()).unwrap();
+        let t = MemoryTransport::new();
+        ps.send(&t, &[lots(40, 6)], &mut no_progress).unwrap();
+        let sent = t.sent();
+        assert_eq!(sent.len(), 1);
+        sent[0].raw.clone()
+    };
+    let direct = send_in("direct", "direct.sqlite");
+    let split = send_in("oct", "split.sqlite");
+    let (dh, sh) = (raw_headers(&direct), raw_headers(&split));
+    let names = |h: &[(String, String)]| h.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        names(&dh),
+        names(&sh),
+        "the same header fields, in the same order"
+    );
+    for ((name, d), (_, s)) in dh.iter().zip(&sh) {
+        match name.as_str() {
+            "To" => {
+                assert_eq!(d, "cpam100@am.invalid");
+                assert_eq!(s, "oct@oct.invalid");
+            }
+            "Date" | "Message-ID" => {}
+            "Subject" => {
+                let (d, s): (Vec<&str>, Vec<&str>) = (d.split('/').collect(), s.split('/').collect());
+                assert_eq!((d[0], d[1], d[3]), (s[0], s[1], s[3]), "all but the compostage");
+            }
+            _ => assert_eq!(d, s, "header {name}"),
+        }
+    }
+    let description = dh.iter().find(|(n, _)| n == "Content-Description").unwrap();
+    assert_eq!(description.1, "FACTURE/SV/K", "encrypted, never compressed");
+    let limits = ParseLimits::default();
+    let d = parse_message(&direct, &limits)
+        .unwrap()
+        .open(Some(&am_key), &limits)
+        .unwrap();
+    let s = parse_message(&split, &limits)
+        .unwrap()
+        .open(Some(&oct_key), &limits)
+        .unwrap();
+    assert_eq!(d.bytes, s.bytes, "the same file, byte for byte");
+    // Each is encrypted for its own recipient only: the certificate is the other difference.
+    assert!(
+        parse_message(&split, &limits)
+            .unwrap()
+            .open(Some(&am_key), &limits)
+            .is_err()
+    );
+}
+
+/// The number of the first invoice of `file`'s first lot, written into every record of every
+/// invoice of `dre` (a DRE file of one invoice): the DRE of that invoice.
+fn dre_of_first_invoice(file: &LotFile, seed: u64) -> LotFile {
+    let mut dre = LotFile {
+        name: format!("dre-{seed}.b2"),
+        bytes: generate_bytes(&SynthParams {
+            seed,
+            invoices: 1,
+            fse: false,
+            dre: true,
+            ..SynthParams::default()
+        })
+        .unwrap(),
+    };
+    let f = svoct_formats::b2::parse(&file.bytes).unwrap().lots()[0].invoices()[0].offset();
+    let number = file.bytes[f + 26..f + 35].to_vec();
+    let parsed = svoct_formats::b2::parse(&dre.bytes).unwrap();
+    let inv = &parsed.lots()[0].invoices()[0];
+    let (d, records) = (inv.offset(), inv.records().count());
+    drop(parsed);
+    for i in 0..records {
+        let at = d + i * 128;
+        dre.bytes[at + 26..at + 35].copy_from_slice(&number);
+    }
+    dre
+}
+
+fn enriched_lots(seed: u64, invoices: usize) -> LotFile {
+    LotFile {
+        name: format!("enriched-{seed}.b2"),
+        bytes: generate_bytes(&SynthParams {
+            seed,
+            invoices,
+            enriched: true,
+            lot_size: 4,
+            ..SynthParams::default()
+        })
+        .unwrap(),
+    }
+}
+
+/// Issue 11 point 3 (R3.4 across sendings): a DRE sent, then the contract-99 FSE of the same
+/// invoice is refused; and the reverse.
+#[test]
+fn contract_99_and_a_dre_for_one_invoice_are_refused_across_sendings() {
+    let (_s, ps) = setup("oct", "enriched");
+    let t = MemoryTransport::new();
+    let fse = enriched_lots(50, 3);
+    let dre = dre_of_first_invoice(&fse, 51);
+    ps.send(&t, std::slice::from_ref(&dre), &mut no_progress).unwrap();
+    let e = ps
+        .send(&t, std::slice::from_ref(&fse), &mut no_progress)
+        .unwrap_err();
+    assert!(matches!(e, PsError::SplitTwice { .. }), "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains("R3.4") && text.contains("a DRE for the same invoice"),
+        "{text}"
+    );
+    assert_eq!(t.sent().len(), 1, "the FSE did not leave");
+
+    let (_s2, ps) = setup("oct", "enriched");
+    let t = MemoryTransport::new();
+    let fse = enriched_lots(52, 3);
+    let dre = dre_of_first_invoice(&fse, 53);
+    ps.send(&t, std::slice::from_ref(&fse), &mut no_progress).unwrap();
+    let e = ps.send(&t, &[dre], &mut no_progress).unwrap_err();
+    assert!(e.to_string().contains("an FSE with contract type 99"), "{e}");
+    assert_eq!(t.sent().len(), 1, "the DRE did not leave");
+
+    // Another invoice's DRE goes.
+    let other = LotFile {
+        name: "other-dre.b2".into(),
+        bytes: generate_bytes(&SynthParams {
+            seed: 54,
+            invoices: 1,
+            fse: false,
+            dre: true,
+            ..SynthParams::default()
+        })
+        .unwrap(),
+    };
+    ps.send(&t, &[other], &mut no_progress).unwrap();
+    assert_eq!(t.sent().len(), 2);
+}
+
+/// A plain FSE (no contract 99) and its DRE split at the source stay allowed across sendings.
+#[test]
+fn a_plain_fse_and_its_dre_across_sendings_are_not_refused() {
+    let (_s, ps) = setup("oct", "single");
+    let t = MemoryTransport::new();
+    let fse = lots(55, 2);
+    let dre = dre_of_first_invoice(&fse, 56);
+    ps.send(&t, std::slice::from_ref(&dre), &mut no_progress).unwrap();
+    ps.send(&t, &[fse], &mut no_progress).unwrap();
+    assert_eq!(t.sent().len(), 2);
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Subcommand, ValueEnum};
-use svoct_ps::config::{self, Config, ConfigFile, Mode, OctChanges, SendOption};
+use svoct_ps::config::{self, Config, ConfigFile, EnrichedFiles, Mode, OctChanges, SendOption};
 
 use crate::CmdResult;
 
@@ -100,13 +100,19 @@ enum OctCommand {
         /// The OCT's attachment-encryption certificate, PEM or DER (R2.2).
         #[arg(long)]
         certificate: Option<PathBuf>,
-        /// The recipient number of the OCT single-file header (up to 14 characters).
+        /// The recipient number of the OCT single-file header: at most 14 digits from the OCT's
+        /// SIREN, or its association number (`W751234567`).
         #[arg(long)]
         identifier: Option<String>,
         /// How lots travel to the OCT (R3.1 split, R3.2 single, R3.3 enriched).
         #[arg(long, value_enum)]
         option: Option<OptionArg>,
-        /// Compress before encrypting (`FACTURE/SV/ZK`).
+        /// With option `enriched`: one single file (`single`, the default) or one file per
+        /// destination as in direct mode (`per-destination`) (R3.3).
+        #[arg(long, value_enum)]
+        enriched_files: Option<EnrichedFilesArg>,
+        /// Compress before encrypting (`FACTURE/SV/ZK`). Without --compress or --no-compress,
+        /// `split` does not compress (it is the direct message) and the single file does.
         #[arg(long, overrides_with = "no_compress")]
         compress: bool,
         /// Encrypt without compressing (`FACTURE/SV/K`).
@@ -121,6 +127,12 @@ enum OctCommand {
 enum ModeArg {
     Direct,
     Oct,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum EnrichedFilesArg {
+    Single,
+    PerDestination,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -141,6 +153,7 @@ pub fn run(args: Args) -> CmdResult {
             certificate,
             identifier,
             option,
+            enriched_files,
             compress,
             no_compress,
         }) => {
@@ -162,6 +175,10 @@ pub fn run(args: Args) -> CmdResult {
                     identifier,
                     option,
                     compress,
+                    enriched_files: enriched_files.map(|e| match e {
+                        EnrichedFilesArg::Single => EnrichedFiles::Single,
+                        EnrichedFilesArg::PerDestination => EnrichedFiles::PerDestination,
+                    }),
                 },
             )
         }
@@ -252,8 +269,8 @@ fn oct_set(path: &Path, changes: OctChanges) -> CmdResult {
             "oct: {} (identifier {}, option {}, {}); mode is {}",
             oct.address,
             oct.identifier,
-            output::option_name(oct.option),
-            if oct.compress {
+            output::option_name(oct.option, oct.enriched_files),
+            if oct.compresses() {
                 "compressed"
             } else {
                 "not compressed"

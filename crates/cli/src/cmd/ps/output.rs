@@ -1,6 +1,6 @@
 //! Human output helpers shared by the `svoct ps` subcommands.
 
-use svoct_ps::config::{Mode, SendOption};
+use svoct_ps::config::{EnrichedFiles, Mode, SendOption};
 
 /// `{"a": {"b": 1}}` -> `[("a.b", "1")]`, in key order, so a configuration reads like the TOML.
 pub fn flatten(value: &serde_json::Value) -> Vec<(String, String)> {
@@ -33,11 +33,12 @@ pub fn mode_name(mode: Mode) -> &'static str {
     }
 }
 
-pub fn option_name(option: SendOption) -> &'static str {
-    match option {
-        SendOption::Split => "split",
-        SendOption::Single => "single",
-        SendOption::Enriched => "enriched",
+pub fn option_name(option: SendOption, files: EnrichedFiles) -> &'static str {
+    match (option, files) {
+        (SendOption::Split, _) => "split",
+        (SendOption::Single, _) => "single",
+        (SendOption::Enriched, EnrichedFiles::Single) => "enriched, one single file",
+        (SendOption::Enriched, EnrichedFiles::PerDestination) => "enriched, one file per destination",
     }
 }
 

@@ -45,6 +45,9 @@ pub struct RetryArgs {
 pub struct ResendArgs {
     /// The journal entry (first column of `svoct ps journal`).
     id: i64,
+    /// Send it even if some of its lots had a positive ARL (a duplicate claim at the insurer).
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     out: OutArgs,
 }
@@ -186,7 +189,7 @@ pub fn retry(path: &Path, args: RetryArgs) -> CmdResult {
 pub fn resend(path: &Path, args: ResendArgs) -> CmdResult {
     let ps = open(path)?;
     let t = transport(&ps, &args.out.out)?;
-    let sent = ps.resend(&*t, EntryId(args.id))?;
+    let sent = ps.resend(&*t, EntryId(args.id), args.force)?;
     report(&[sent], args.out.json)
 }
 
