@@ -320,3 +320,66 @@ fn journal_finds_an_entry_by_compostage_invoice_and_status() {
     let err = String::from_utf8_lossy(&again.stderr);
     assert!(err.contains("already in journal entry 1"), "{err}");
 }
+
+/// R7.2: after two increments (0 -> 1 -> 2), `ps loi request` asks from version 2, the version
+/// the store holds; `--version` still overrides it.
+#[test]
+fn loi_request_asks_from_the_version_held() {
+    use svoct_formats::loi::{DateTime, DloiRequest, Increment};
+    use svoct_mail::cms::PrivateKeyAndCert;
+    use svoct_mail::profile::{ParseLimits, parse_message};
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    let (key, cert) = svoct_testkit::certs::TestIdentity::new("oct.test").write_pem(dir.path(), "oct");
+    let set = [
+        "oct",
+        "set",
+        "--address",
+        "oct@oct.invalid",
+        "--certificate",
+        cert.to_str().unwrap(),
+        "--identifier",
+        "12345678900014",
+        "--option",
+        "single",
+    ];
+    stdout(&svoct(&cfg, &set), 0);
+    stdout(&svoct(&cfg, &["mode", "oct"]), 0);
+    {
+        let ps = svoct_ps::Ps::open(svoct_ps::config::Config::load(&cfg).unwrap()).unwrap();
+        let at = DateTime {
+            year: 2026,
+            month: 11,
+            day: 26,
+            hour: 6,
+            minute: 0,
+            second: 0,
+        };
+        for (from, card) in [(0, "1234567890"), (1, "1234567891")] {
+            let inc = Increment {
+                from,
+                to: from + 1,
+                at,
+                additions: vec![card.into()],
+                removals: Vec::new(),
+            };
+            let bytes = inc.build().unwrap();
+            ps.store().loi().apply(&inc, &bytes, None).unwrap();
+        }
+        assert_eq!(ps.store().loi().version().unwrap(), 2);
+    }
+    let oct = PrivateKeyAndCert::from_files(&key, &cert).unwrap();
+    let asked = |extra: &[&str], out: &str| -> u64 {
+        let out = dir.path().join(out);
+        let mut args = vec!["loi", "request", "--out", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        stdout(&svoct(&cfg, &args), 0);
+        let raw = std::fs::read(emls(&out).pop().unwrap()).unwrap();
+        let msg = parse_message(&raw, &ParseLimits::default()).unwrap();
+        let opened = msg.open(Some(&oct), &ParseLimits::default()).unwrap();
+        DloiRequest::parse(&opened.bytes).unwrap().version
+    };
+    assert_eq!(asked(&[], "held"), 2);
+    assert_eq!(asked(&["--version", "0"], "whole"), 0);
+}
