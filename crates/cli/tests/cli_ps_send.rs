@@ -137,16 +137,25 @@ fn fetch_from_maildir_lists_inbox_and_quarantine() {
     for sub in ["new", "cur", "tmp"] {
         std::fs::create_dir_all(md.join(sub)).unwrap();
     }
+    // A practice's own mail: left in the Maildir as it is (issue 11 point 10).
+    let mail = b"From: x@y.invalid\r\nSubject: not a return\r\nContent-Type: text/plain\r\n\r\nhello\r\n";
+    std::fs::write(md.join("new/1.unknown"), mail).unwrap();
+    // Claims to be a return (ARL profile) but does not read: stored and quarantined.
     std::fs::write(
-        md.join("new/1.unknown"),
-        b"From: x@y.invalid\r\nSubject: not a return\r\nContent-Type: text/plain\r\n\r\nhello\r\n",
+        md.join("new/2.claimed"),
+        b"From: x@y.invalid\r\nSubject: ARL du jour\r\nContent-Description: ARL\r\n\r\nhello\r\n",
     )
     .unwrap();
     let out = svoct(&cfg, &["fetch"]);
     let text = stdout(&out, 1);
-    assert!(text.contains("1 new") && text.contains("1 quarantined"), "{text}");
+    assert!(
+        text.contains("1 new") && text.contains("1 quarantined") && text.contains("1 other message(s) left"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read(md.join("new/1.unknown")).unwrap(), mail);
+    assert!(!md.join("new/2.claimed").exists());
     let q = stdout(&svoct(&cfg, &["quarantine"]), 0);
-    assert!(q.contains("not a return"), "{q}");
+    assert!(q.contains("ARL du jour"), "{q}");
     assert!(q.contains("not a known message profile"), "{q}");
     let inbox: serde_json::Value =
         serde_json::from_str(&stdout(&svoct(&cfg, &["inbox", "--json"]), 0)).unwrap();
