@@ -155,9 +155,13 @@ fn returns_are_stored_classified_and_unreadable_ones_quarantined() {
     let new_dir = std::fs::read_dir(dir.path().join("Maildir/new")).unwrap().count();
     let cur_dir = std::fs::read_dir(dir.path().join("Maildir/cur")).unwrap().count();
     assert_eq!(new_dir + cur_dir, 0);
+    // The RSP names an invoice never sent: kept; the ART, shown, is processed.
     let kept = ps.inbox(InboxState::New).unwrap();
-    assert_eq!(kept.len(), 2);
-    assert!(kept.iter().all(|m| m.deleted_on_server));
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].classification.as_deref(), Some("RSP"));
+    let processed = ps.inbox(InboxState::Processed).unwrap();
+    assert_eq!(processed.len(), 1);
+    assert!(kept.iter().chain(&processed).all(|m| m.deleted_on_server));
     let q = ps.inbox(InboxState::Quarantined).unwrap();
     assert_eq!(q.len(), 2);
     assert!(
