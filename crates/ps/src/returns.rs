@@ -241,7 +241,7 @@ fn compostage_in(text: &str) -> Option<String> {
 }
 
 /// The lines of a NOEMIE report that belong to no invoice, and the notices of a 900, as the
-/// store keeps them for display and totals (`docs/formats/noemie.md`).
+/// store keeps them for display and totals (`docs/formats/ps-returns-display.md`).
 pub fn payment_lines(report: &NoemieReport) -> Vec<PaymentLine> {
     let reference_of = |file: usize| {
         report

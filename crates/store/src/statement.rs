@@ -4,8 +4,7 @@
 //! Why a table of its own: a 576 statement pays or withholds money that belongs to no invoice
 //! (a per-patient flat fee `261`/`262`, a deduction `250`), and a 900 carries rejects and
 //! notices with no payment. Neither fits the invoice rows; both must be shown and the money must
-//! count in the totals. The format choice is written down in `docs/formats/noemie.md`
-//! ("How the PS side stores and shows 576 and 900").
+//! count in the totals. The format choice is written down in `docs/formats/ps-returns-display.md`.
 //!
 //! Idempotence: every line has a content key (its fields and its rank among identical lines of
 //! the same message); recording the same message again, or the same content relayed in another
