@@ -246,6 +246,20 @@ impl Staged {
     }
 }
 
+/// The end of the header block (just after its blank line, CRLF or LF), searching from `from`.
+fn header_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while let Some(p) = buf.get(i..)?.iter().position(|&b| b == b'\n') {
+        let nl = i + p;
+        match buf.get(nl + 1..nl + 3) {
+            _ if buf.get(nl + 1) == Some(&b'\n') => return Some(nl + 2),
+            Some(b"\r\n") => return Some(nl + 3),
+            _ => i = nl + 1,
+        }
+    }
+    None
+}
+
 /// Most bytes [`Mailbox::headers`] reads of a Maildir file.
 pub const MAX_HEADER_BYTES: u64 = 1024 * 1024;
 
@@ -330,20 +344,22 @@ impl Mailbox for Maildir {
     /// [`MAX_HEADER_BYTES`] are read; a file with no blank line in them gives what was read.
     fn headers(&mut self, uidl: &str) -> Result<Vec<u8>, MaildirError> {
         let (f, path) = self.open_listed(uidl)?;
+        let mut f = f.take(MAX_HEADER_BYTES);
         let mut head = Vec::new();
-        f.take(MAX_HEADER_BYTES)
-            .read_to_end(&mut head)
-            .map_err(io(&path, "read"))?;
-        let end = [&b"\r\n\r\n"[..], b"\n\n"]
-            .iter()
-            .filter_map(|sep| {
-                head.windows(sep.len())
-                    .position(|w| w == *sep)
-                    .map(|p| p + sep.len())
-            })
-            .min();
-        if let Some(end) = end {
-            head.truncate(end);
+        let mut chunk = [0u8; 8192];
+        // Read until the blank line: a message's body is not read at all.
+        loop {
+            let n = f.read(&mut chunk).map_err(io(&path, "read"))?;
+            if n == 0 {
+                break;
+            }
+            // The blank line may straddle two chunks: look again from 3 bytes back.
+            let from = head.len().saturating_sub(3);
+            head.extend_from_slice(chunk.get(..n).unwrap_or_default());
+            if let Some(end) = header_end(&head, from) {
+                head.truncate(end);
+                break;
+            }
         }
         Ok(to_crlf(head))
     }
@@ -413,6 +429,23 @@ mod tests {
         assert!(d.path().join("box/new").join(name).exists());
         assert!(d.path().join("box/cur").join(seen).exists());
         assert!(m.headers("nope").is_err());
+    }
+
+    #[test]
+    fn header_end_finds_the_blank_line_across_chunks() {
+        assert_eq!(header_end(b"A: 1\r\n\r\nbody", 0), Some(8));
+        assert_eq!(header_end(b"A: 1\n\nbody", 0), Some(6));
+        assert_eq!(header_end(b"A: 1\r\nB: 2\r\n", 0), None);
+        assert_eq!(header_end(b"", 0), None);
+        // A header block longer than one read chunk, its blank line across the boundary.
+        let d = tempfile::tempdir().unwrap();
+        let mut m = Maildir::create(d.path().join("box"), 1 << 20).unwrap();
+        let mut raw = format!("X: {}\r\n", "y".repeat(8192 - 6)).into_bytes();
+        assert_eq!(raw.len(), 8191);
+        raw.extend_from_slice(b"\r\nbody\r\n");
+        fs::write(d.path().join("box/new/1.x"), &raw).unwrap();
+        m.list().unwrap();
+        assert_eq!(m.headers("1.x").unwrap(), raw[..8193].to_vec());
     }
 
     #[test]
