@@ -250,18 +250,38 @@ pub fn payment_lines(report: &NoemieReport) -> Vec<PaymentLine> {
             .map(|f| f.reference.trim().to_owned())
             .unwrap_or_default()
     };
+    // The file's identity: the same file relayed twice is recorded once.
+    let file_of = |file: usize| {
+        report
+            .file_summaries
+            .get(file)
+            .map(|f| {
+                format!(
+                    "{}/{}/{}/{}",
+                    f.sender_type.trim(),
+                    f.sender_number.trim(),
+                    f.file_id.trim(),
+                    f.created.raw.trim()
+                )
+            })
+            .unwrap_or_default()
+    };
     let mut out = Vec::new();
     for p in &report.payments {
-        let reference = reference_of(p.file);
-        let date = p.accounting_date.as_ref().and_then(|d| d.iso.clone());
+        let o = Origin {
+            reference: reference_of(p.file),
+            file: file_of(p.file),
+            date: p.accounting_date.as_ref().and_then(|d| d.iso.clone()),
+        };
         for f in &p.flat_payments {
-            out.push(flat_line(&reference, date.clone(), f));
+            out.push(flat_line(&o, f));
         }
         for d in &p.deductions {
             out.push(PaymentLine {
-                reference: reference.clone(),
+                reference: o.reference.clone(),
+                file: o.file.clone(),
                 kind: LineKind::Deduction,
-                accounting_date: date.clone(),
+                accounting_date: o.date.clone(),
                 code: format!("{}/{}", d.debt_nature.trim(), d.recovery_nature.trim()),
                 label: deduction_label(d),
                 period: None,
@@ -271,26 +291,36 @@ pub fn payment_lines(report: &NoemieReport) -> Vec<PaymentLine> {
                 detail: serde_json::to_value(d).unwrap_or_default(),
             });
         }
-        notices(&mut out, &reference, date, &p.notices, &p.comments, None);
+        notices(&mut out, &o, &p.notices, &p.comments, None);
     }
     // A 900 is made of notices about invoices: each one is a line of its own view.
     for i in report.invoices.iter().filter(|i| reference_of(i.file) == "900") {
-        let date = i
-            .payment
-            .and_then(|p| report.payments.get(p))
-            .and_then(|p| p.accounting_date.as_ref())
-            .and_then(|d| d.iso.clone());
-        notices(&mut out, "900", date, &i.rejects, &i.comments, Some(i));
+        let o = Origin {
+            reference: "900".into(),
+            file: file_of(i.file),
+            date: i
+                .payment
+                .and_then(|p| report.payments.get(p))
+                .and_then(|p| p.accounting_date.as_ref())
+                .and_then(|d| d.iso.clone()),
+        };
+        notices(&mut out, &o, &i.rejects, &i.comments, Some(i));
     }
     out
+}
+
+/// Where a line comes from: its file's reference and identity, its payment's accounting date.
+struct Origin {
+    reference: String,
+    file: String,
+    date: Option<String>,
 }
 
 /// One line per notice; the comments (`295`) go with the first one, or make a line of their
 /// own when there is no notice.
 fn notices(
     out: &mut Vec<PaymentLine>,
-    reference: &str,
-    date: Option<String>,
+    o: &Origin,
     notices: &[Notice],
     comments: &[String],
     invoice: Option<&Invoice>,
@@ -305,16 +335,16 @@ fn notices(
     };
     let has_comments = comments.iter().any(|c| !c.trim().is_empty());
     if notices.is_empty() && has_comments {
-        out.push(notice_line(reference, date, &comment_only, comments, invoice));
+        out.push(notice_line(o, &comment_only, comments, invoice));
         return;
     }
     for (k, n) in notices.iter().enumerate() {
         let c = if k == 0 { comments } else { &[] };
-        out.push(notice_line(reference, date.clone(), n, c, invoice));
+        out.push(notice_line(o, n, c, invoice));
     }
 }
 
-fn flat_line(reference: &str, date: Option<String>, f: &FlatPayment) -> PaymentLine {
+fn flat_line(o: &Origin, f: &FlatPayment) -> PaymentLine {
     let labels: Vec<String> = f
         .details
         .iter()
@@ -331,9 +361,10 @@ fn flat_line(reference: &str, date: Option<String>, f: &FlatPayment) -> PaymentL
         })
         .collect();
     PaymentLine {
-        reference: reference.to_owned(),
+        reference: o.reference.clone(),
+        file: o.file.clone(),
         kind: LineKind::FlatPayment,
-        accounting_date: date,
+        accounting_date: o.date.clone(),
         code: f.code.trim().to_owned(),
         label: labels.join("; "),
         period: (!periods.is_empty()).then(|| periods.join("; ")),
@@ -355,13 +386,7 @@ fn deduction_label(d: &Deduction) -> String {
     s
 }
 
-fn notice_line(
-    reference: &str,
-    date: Option<String>,
-    n: &Notice,
-    comments: &[String],
-    invoice: Option<&Invoice>,
-) -> PaymentLine {
+fn notice_line(o: &Origin, n: &Notice, comments: &[String], invoice: Option<&Invoice>) -> PaymentLine {
     let mut label = one_line(&n.label);
     for c in comments.iter().map(|c| one_line(c)).filter(|c| !c.is_empty()) {
         if !label.is_empty() {
@@ -370,9 +395,10 @@ fn notice_line(
         label.push_str(&c);
     }
     PaymentLine {
-        reference: reference.to_owned(),
+        reference: o.reference.clone(),
+        file: o.file.clone(),
         kind: LineKind::Notice,
-        accounting_date: date,
+        accounting_date: o.date.clone(),
         code: n.code.trim().to_owned(),
         label,
         period: None,

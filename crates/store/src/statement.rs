@@ -6,9 +6,10 @@
 //! notices with no payment. Neither fits the invoice rows; both must be shown and the money must
 //! count in the totals. The format choice is written down in `docs/formats/ps-returns-display.md`.
 //!
-//! Idempotence: every line has a content key (its fields and its rank among identical lines of
-//! the same message); recording the same message again, or the same content relayed in another
-//! message, adds nothing, as the invoice states of [`crate::returns`] are set once.
+//! Idempotence: every line has a content key (the NOEMIE file it comes from, its fields, and its
+//! rank among identical lines of that file); recording the same message again, or the same file
+//! relayed in another message, adds nothing, as the invoice states of [`crate::returns`] are set
+//! once. Two files with identical lines (two patients' flat fees on one day) stay two.
 
 use rusqlite::params;
 use serde::Serialize;
@@ -52,6 +53,9 @@ impl LineKind {
 pub struct PaymentLine {
     /// The NOEMIE reference of the file (`576`, `900`, `580`...).
     pub reference: String,
+    /// Which NOEMIE file: its header's sender, file id and creation date
+    /// (`CP/000000000123/RSP002/261126`), so the same file relayed twice is recognised.
+    pub file: String,
     pub kind: LineKind,
     /// The payment's accounting date (`070`/`071`), `YYYY-MM-DD`.
     pub accounting_date: Option<String>,
@@ -83,7 +87,8 @@ pub struct PaymentLineRow {
 
 fn content_key(l: &PaymentLine) -> String {
     format!(
-        "{}|{}|{}|{}|{}|{}|{}|{}|{}",
+        "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
+        l.file,
         l.reference,
         l.kind.as_str(),
         l.accounting_date.as_deref().unwrap_or(""),
@@ -112,8 +117,8 @@ impl Returns<'_> {
             let mut stmt = tx
                 .prepare_cached(
                     "INSERT OR IGNORE INTO rec_payment_line (content_key, inbox, reference, kind, accounting_date,
-                         code, label, period, invoice_number, lot_number, amount_cents, detail, received_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                         code, label, period, invoice_number, lot_number, amount_cents, detail, received_ms, file)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 )
                 .map_err(sql("prepare payment line insert"))?;
             for l in lines {
@@ -134,7 +139,8 @@ impl Returns<'_> {
                         l.lot_number,
                         l.amount_cents,
                         l.detail.to_string(),
-                        at
+                        at,
+                        l.file
                     ])
                     .map_err(sql("insert payment line"))?;
             }
@@ -149,57 +155,48 @@ impl Returns<'_> {
             .store
             .conn
             .prepare(
-                "SELECT id, inbox, received_ms, reference, kind, accounting_date, code, label, period,
+                "SELECT id, inbox, received_ms, kind, reference, file, accounting_date, code, label, period,
                         invoice_number, lot_number, amount_cents, detail
                  FROM rec_payment_line ORDER BY id",
             )
             .map_err(sql("prepare payment line query"))?;
         let rows = stmt
             .query_map([], |r| {
-                Ok((
-                    (r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?),
-                    (r.get::<_, String>(3)?, r.get::<_, String>(4)?, r.get(5)?),
-                    (r.get(6)?, r.get(7)?, r.get(8)?),
-                    (
-                        r.get(9)?,
-                        r.get(10)?,
-                        r.get::<_, i64>(11)?,
-                        r.get::<_, String>(12)?,
-                    ),
-                ))
+                let detail: String = r.get(13)?;
+                let row = PaymentLineRow {
+                    id: r.get(0)?,
+                    inbox: InboxId(r.get(1)?),
+                    received_ms: r.get(2)?,
+                    line: PaymentLine {
+                        reference: r.get(4)?,
+                        file: r.get(5)?,
+                        // Set from column 3 below, where a bad value can be reported.
+                        kind: LineKind::Notice,
+                        accounting_date: r.get(6)?,
+                        code: r.get(7)?,
+                        label: r.get(8)?,
+                        period: r.get(9)?,
+                        invoice_number: r.get(10)?,
+                        lot_number: r.get(11)?,
+                        amount_cents: r.get(12)?,
+                        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+                    },
+                };
+                Ok((row, r.get::<_, String>(3)?))
             })
             .map_err(sql("query payment lines"))?;
         let mut out = Vec::new();
         for row in rows {
-            let ((id, inbox, received_ms), (reference, kind, accounting_date), (code, label, period), rest) =
-                row.map_err(sql("read payment line"))?;
-            let (invoice_number, lot_number, amount_cents, detail) = rest;
-            let kind = LineKind::parse(&kind).ok_or_else(|| StoreError::Corrupt {
+            let (mut row, kind) = row.map_err(sql("read payment line"))?;
+            row.line.kind = LineKind::parse(&kind).ok_or_else(|| StoreError::Corrupt {
                 table: "rec_payment_line",
                 column: "kind",
-                row: id,
+                row: row.id,
                 value: kind.clone(),
             })?;
-            if !kinds.contains(&kind) {
-                continue;
+            if kinds.contains(&row.line.kind) {
+                out.push(row);
             }
-            out.push(PaymentLineRow {
-                id,
-                inbox: InboxId(inbox),
-                received_ms,
-                line: PaymentLine {
-                    reference,
-                    kind,
-                    accounting_date,
-                    code,
-                    label,
-                    period,
-                    invoice_number,
-                    lot_number,
-                    amount_cents,
-                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
-                },
-            });
         }
         Ok(out)
     }
@@ -212,6 +209,7 @@ pub(crate) const MIGRATION: &str = "
         content_key TEXT NOT NULL UNIQUE,
         inbox INTEGER NOT NULL,
         reference TEXT NOT NULL,
+        file TEXT NOT NULL,
         kind TEXT NOT NULL,
         accounting_date TEXT,
         code TEXT NOT NULL,
@@ -233,6 +231,7 @@ mod tests {
     fn line(kind: LineKind, code: &str, amount: i64) -> PaymentLine {
         PaymentLine {
             reference: "576".into(),
+            file: "CP/000000000123/RSP002/261126".into(),
             kind,
             accounting_date: Some("2026-11-25".into()),
             code: code.into(),
@@ -260,6 +259,19 @@ mod tests {
         // Again, and the same content relayed in another message: nothing new.
         assert_eq!(r.record_payment_lines(InboxId(1), &lines).unwrap(), 0);
         assert_eq!(r.record_payment_lines(InboxId(2), &lines).unwrap(), 0);
+        // The same lines in another file are other lines.
+        let other: Vec<PaymentLine> = lines
+            .iter()
+            .map(|l| PaymentLine {
+                file: "CP/000000000123/RSP003/261126".into(),
+                ..l.clone()
+            })
+            .collect();
+        assert_eq!(r.record_payment_lines(InboxId(3), &other[..1]).unwrap(), 1);
+        r.store
+            .conn
+            .execute("DELETE FROM rec_payment_line WHERE inbox = 3", [])
+            .unwrap();
         let money = r
             .payment_lines(&[LineKind::FlatPayment, LineKind::Deduction])
             .unwrap();
