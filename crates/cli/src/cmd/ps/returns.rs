@@ -109,6 +109,14 @@ pub fn returns(path: &Path, args: ReturnsArgs) -> CmdResult {
         println!("\n{} return item(s) for nothing sent (kept):", v.unmatched.len());
         print!("{}", unmatched_table(&v.unmatched));
     }
+    print_outside_invoices(&v);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What the returns said outside the lots and invoices: 576 payment lines, 900 notices, every
+/// ART with its text, and the other notes.
+fn print_outside_invoices(v: &svoct_ps::status::ReturnsView) {
+    let t = &v.totals;
     if !v.payment_lines.is_empty() {
         println!(
             "\n{} payment(s) and {} deduction(s) outside invoices (576): {} EUR paid, {} EUR deducted; \
@@ -145,5 +153,4 @@ pub fn returns(path: &Path, args: ReturnsArgs) -> CmdResult {
             .collect();
         print!("{}", table(&["inbox id", "kind", "compostage", "summary"], &rows));
     }
-    Ok(ExitCode::SUCCESS)
 }
