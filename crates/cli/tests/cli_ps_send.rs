@@ -154,6 +154,13 @@ fn fetch_from_maildir_lists_inbox_and_quarantine() {
     );
     assert_eq!(std::fs::read(md.join("new/1.unknown")).unwrap(), mail);
     assert!(!md.join("new/2.claimed").exists());
+    // Only the practice's own mail left: nothing to report, exit 0, the mail still there.
+    let again = stdout(&svoct(&cfg, &["fetch"]), 0);
+    assert!(
+        again.contains("0 new") && again.contains("1 other message(s) left"),
+        "{again}"
+    );
+    assert_eq!(std::fs::read(md.join("new/1.unknown")).unwrap(), mail);
     let q = stdout(&svoct(&cfg, &["quarantine"]), 0);
     assert!(q.contains("ARL du jour"), "{q}");
     assert!(q.contains("not a known message profile"), "{q}");
