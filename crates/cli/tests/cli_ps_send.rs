@@ -138,16 +138,32 @@ fn fetch_from_maildir_lists_inbox_and_quarantine() {
     for sub in ["new", "cur", "tmp"] {
         std::fs::create_dir_all(md.join(sub)).unwrap();
     }
+    // A practice's own mail: left in the Maildir as it is (issue 11 point 10).
+    let mail = b"From: x@y.invalid\r\nSubject: not a return\r\nContent-Type: text/plain\r\n\r\nhello\r\n";
+    std::fs::write(md.join("new/1.unknown"), mail).unwrap();
+    // Claims to be a return (ARL profile) but does not read: stored and quarantined.
     std::fs::write(
-        md.join("new/1.unknown"),
-        b"From: x@y.invalid\r\nSubject: not a return\r\nContent-Type: text/plain\r\n\r\nhello\r\n",
+        md.join("new/2.claimed"),
+        b"From: x@y.invalid\r\nSubject: ARL du jour\r\nContent-Description: ARL\r\n\r\nhello\r\n",
     )
     .unwrap();
     let out = svoct(&cfg, &["fetch"]);
     let text = stdout(&out, 1);
-    assert!(text.contains("1 new") && text.contains("1 quarantined"), "{text}");
+    assert!(
+        text.contains("1 new") && text.contains("1 quarantined") && text.contains("1 other message(s) left"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read(md.join("new/1.unknown")).unwrap(), mail);
+    assert!(!md.join("new/2.claimed").exists());
+    // Only the practice's own mail left: nothing to report, exit 0, the mail still there.
+    let again = stdout(&svoct(&cfg, &["fetch"]), 0);
+    assert!(
+        again.contains("0 new") && again.contains("1 other message(s) left"),
+        "{again}"
+    );
+    assert_eq!(std::fs::read(md.join("new/1.unknown")).unwrap(), mail);
     let q = stdout(&svoct(&cfg, &["quarantine"]), 0);
-    assert!(q.contains("not a return"), "{q}");
+    assert!(q.contains("ARL du jour"), "{q}");
     assert!(q.contains("not a known message profile"), "{q}");
     let inbox: serde_json::Value =
         serde_json::from_str(&stdout(&svoct(&cfg, &["inbox", "--json"]), 0)).unwrap();
@@ -437,4 +453,67 @@ open(sys.argv[2], 'wb').write(msg.get_payload(decode=True))
         "{}",
         String::from_utf8_lossy(&inspect.stdout)
     );
+}
+
+/// R7.2: after two increments (0 -> 1 -> 2), `ps loi request` asks from version 2, the version
+/// the store holds; `--version` still overrides it.
+#[test]
+fn loi_request_asks_from_the_version_held() {
+    use svoct_formats::loi::{DateTime, DloiRequest, Increment};
+    use svoct_mail::cms::PrivateKeyAndCert;
+    use svoct_mail::profile::{ParseLimits, parse_message};
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    let (key, cert) = svoct_testkit::certs::TestIdentity::new("oct.test").write_pem(dir.path(), "oct");
+    let set = [
+        "oct",
+        "set",
+        "--address",
+        "oct@oct.invalid",
+        "--certificate",
+        cert.to_str().unwrap(),
+        "--identifier",
+        "12345678900014",
+        "--option",
+        "single",
+    ];
+    stdout(&svoct(&cfg, &set), 0);
+    stdout(&svoct(&cfg, &["mode", "oct"]), 0);
+    {
+        let ps = svoct_ps::Ps::open(svoct_ps::config::Config::load(&cfg).unwrap()).unwrap();
+        let at = DateTime {
+            year: 2026,
+            month: 11,
+            day: 26,
+            hour: 6,
+            minute: 0,
+            second: 0,
+        };
+        for (from, card) in [(0, "1234567890"), (1, "1234567891")] {
+            let inc = Increment {
+                from,
+                to: from + 1,
+                at,
+                additions: vec![card.into()],
+                removals: Vec::new(),
+            };
+            let bytes = inc.build().unwrap();
+            ps.store().loi().apply(&inc, &bytes, None).unwrap();
+        }
+        assert_eq!(ps.store().loi().version().unwrap(), 2);
+    }
+    let oct = PrivateKeyAndCert::from_files(&key, &cert).unwrap();
+    let asked = |extra: &[&str], out: &str| -> u64 {
+        let out = dir.path().join(out);
+        let mut args = vec!["loi", "request", "--out", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        stdout(&svoct(&cfg, &args), 0);
+        let raw = std::fs::read(emls(&out).pop().unwrap()).unwrap();
+        let msg = parse_message(&raw, &ParseLimits::default()).unwrap();
+        let opened = msg.open(Some(&oct), &ParseLimits::default()).unwrap();
+        DloiRequest::parse(&opened.bytes).unwrap().version
+    };
+    assert_eq!(asked(&[], "held"), 2);
+    assert_eq!(asked(&["--version", "0"], "whole"), 0);
 }

@@ -93,15 +93,22 @@ fn send_to_the_oct_then_fetch_returns_through_dovecot() {
         "delivered to the OCT mailbox"
     );
 
-    // Two messages for the PS: a message of no known profile and a plain text one.
+    // Two messages for the PS: one that claims to be an RSP but is not in the annex form, and
+    // the practice's ordinary mail.
     let smtp = SmtpTransport::new(&SmtpConfig::plain("127.0.0.1", exim.port())).unwrap();
     let to_ps = Envelope::new("oct@oct.invalid", "ps@ps.invalid");
     smtp.send(
         &to_ps,
-        b"From: oct@oct.invalid\r\nTo: ps@ps.invalid\r\nSubject: hello there\r\n\r\nhi\r\n",
+        b"From: oct@oct.invalid\r\nTo: ps@ps.invalid\r\nSubject: hello there\r\n\
+          Content-Description: RSP/K\r\n\r\nhi\r\n",
     )
     .unwrap();
-    exim.wait_for_messages("ps", 1, Duration::from_secs(20)).unwrap();
+    smtp.send(
+        &Envelope::new("patient@example.org", "ps@ps.invalid"),
+        b"From: patient@example.org\r\nTo: ps@ps.invalid\r\nSubject: Rendez-vous\r\n\r\nmardi\r\n",
+    )
+    .unwrap();
+    exim.wait_for_messages("ps", 2, Duration::from_secs(20)).unwrap();
 
     // Wrong password: a clear one-line error, nothing deleted.
     let bad = dir.path().join("bad.toml");
@@ -118,13 +125,16 @@ fn send_to_the_oct_then_fetch_returns_through_dovecot() {
     assert_eq!(e.trim_end().lines().count(), 1, "{e}");
     assert!(e.contains("authentication refused"), "{e}");
     assert!(!e.contains("not-it"), "{e}");
-    assert_eq!(exim.messages("ps").len(), 1);
+    assert_eq!(exim.messages("ps").len(), 2);
 
     let json = code(&svoct(&cfg, &["fetch", "--json"]), 1);
     let report: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(report["stored"], 1);
+    assert_eq!(report["left"], 1);
     assert_eq!(report["quarantined"].as_array().unwrap().len(), 1);
-    assert!(exim.messages("ps").is_empty());
+    let left = exim.messages("ps");
+    assert_eq!(left.len(), 1, "the ordinary mail stays");
+    assert!(String::from_utf8_lossy(&std::fs::read(&left[0]).unwrap()).contains("Subject: Rendez-vous"));
     let q = code(&svoct(&cfg, &["quarantine"]), 0);
     assert!(q.contains("hello there"), "{q}");
 

@@ -246,6 +246,41 @@ impl Staged {
     }
 }
 
+/// The end of the header block (just after its blank line, CRLF or LF), searching from `from`.
+fn header_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while let Some(p) = buf.get(i..)?.iter().position(|&b| b == b'\n') {
+        let nl = i + p;
+        match buf.get(nl + 1..nl + 3) {
+            _ if buf.get(nl + 1) == Some(&b'\n') => return Some(nl + 2),
+            Some(b"\r\n") => return Some(nl + 3),
+            _ => i = nl + 1,
+        }
+    }
+    None
+}
+
+/// Most bytes [`Mailbox::headers`] reads of a Maildir file.
+pub const MAX_HEADER_BYTES: u64 = 1024 * 1024;
+
+impl Maildir {
+    /// Opens the file of a listed message. Another agent (a POP3 server setting flags) may
+    /// have renamed it since `list`: then it is found again by its unique part.
+    fn open_listed(&self, uidl: &str) -> Result<(fs::File, PathBuf), MaildirError> {
+        let path = self.index.get(uidl).ok_or_else(|| MaildirError::UnknownUidl {
+            path: self.root.clone(),
+            uidl: uidl.to_owned(),
+        })?;
+        match fs::File::open(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match self.find(uidl) {
+                Some(p) => Ok((fs::File::open(&p).map_err(io(&p, "open"))?, p)),
+                None => Err(io(path, "open")(e)),
+            },
+            other => Ok((other.map_err(io(path, "open"))?, path.clone())),
+        }
+    }
+}
+
 impl Mailbox for Maildir {
     type Error = MaildirError;
 
@@ -282,18 +317,8 @@ impl Mailbox for Maildir {
     }
 
     fn fetch(&mut self, uidl: &str) -> Result<Vec<u8>, MaildirError> {
-        let path = self.index.get(uidl).ok_or_else(|| MaildirError::UnknownUidl {
-            path: self.root.clone(),
-            uidl: uidl.to_owned(),
-        })?;
-        // Another agent (a POP3 server setting flags) may have renamed the file since `list`.
-        let f = match fs::File::open(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match self.find(uidl) {
-                Some(p) => fs::File::open(&p).map_err(io(&p, "open"))?,
-                None => return Err(io(path, "open")(e)),
-            },
-            other => other.map_err(io(path, "open"))?,
-        };
+        let (f, path) = self.open_listed(uidl)?;
+        let path = &path;
         let mut raw = Vec::new();
         // Read at most one byte past the limit to detect an oversized (or growing) file.
         f.take(self.max_message.saturating_add(1))
@@ -312,6 +337,31 @@ impl Mailbox for Maildir {
             return Err(too_large(raw.len() as u64));
         }
         Ok(raw)
+    }
+
+    /// The header block (up to and including the blank line), read from the file without
+    /// renaming it: the message stays unread, in `new/` or `cur/` with its flags. At most
+    /// [`MAX_HEADER_BYTES`] are read; a file with no blank line in them gives what was read.
+    fn headers(&mut self, uidl: &str) -> Result<Vec<u8>, MaildirError> {
+        let (f, path) = self.open_listed(uidl)?;
+        let mut f = f.take(MAX_HEADER_BYTES);
+        let mut head = Vec::new();
+        let mut chunk = [0u8; 8192];
+        // Read until the blank line: a message's body is not read at all.
+        loop {
+            let n = f.read(&mut chunk).map_err(io(&path, "read"))?;
+            if n == 0 {
+                break;
+            }
+            // The blank line may straddle two chunks: look again from 3 bytes back.
+            let from = head.len().saturating_sub(3);
+            head.extend_from_slice(chunk.get(..n).unwrap_or_default());
+            if let Some(end) = header_end(&head, from) {
+                head.truncate(end);
+                break;
+            }
+        }
+        Ok(to_crlf(head))
     }
 
     /// Marks for deletion; the file is removed at [`Mailbox::finish`].
@@ -357,6 +407,45 @@ mod tests {
         assert_eq!(to_crlf(b"a\nb\r\nc\n".to_vec()), b"a\r\nb\r\nc\r\n");
         assert_eq!(to_crlf(b"no newline".to_vec()), b"no newline");
         assert_eq!(to_crlf(b"\n\n".to_vec()), b"\r\n\r\n");
+    }
+
+    #[test]
+    fn headers_are_read_without_touching_the_file() {
+        let d = tempfile::tempdir().unwrap();
+        let mut m = Maildir::create(d.path().join("box"), 1 << 20).unwrap();
+        let name = "1795000000.M1P1.host";
+        fs::write(
+            d.path().join("box/new").join(name),
+            b"Subject: a\nX: b\n\nbody\n\nmore\n",
+        )
+        .unwrap();
+        let seen = "1795000001.M2P2.host:2,S";
+        fs::write(d.path().join("box/cur").join(seen), b"Subject: c\r\n").unwrap();
+        let listed = m.list().unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(m.headers(name).unwrap(), b"Subject: a\r\nX: b\r\n\r\n");
+        // No blank line: the whole (bounded) file is the header block.
+        assert_eq!(m.headers("1795000001.M2P2.host").unwrap(), b"Subject: c\r\n");
+        assert!(d.path().join("box/new").join(name).exists());
+        assert!(d.path().join("box/cur").join(seen).exists());
+        assert!(m.headers("nope").is_err());
+    }
+
+    #[test]
+    fn header_end_finds_the_blank_line_across_chunks() {
+        assert_eq!(header_end(b"A: 1\r\n\r\nbody", 0), Some(8));
+        assert_eq!(header_end(b"A: 1\n\nbody", 0), Some(6));
+        assert_eq!(header_end(b"A: 1\r\nB: 2\r\n", 0), None);
+        assert_eq!(header_end(b"", 0), None);
+        // A header block longer than one read chunk, its blank line across the boundary.
+        let d = tempfile::tempdir().unwrap();
+        let mut m = Maildir::create(d.path().join("box"), 1 << 20).unwrap();
+        let mut raw = format!("X: {}\r\n", "y".repeat(8192 - 6)).into_bytes();
+        assert_eq!(raw.len(), 8191);
+        raw.extend_from_slice(b"\r\nbody\r\n");
+        fs::write(d.path().join("box/new/1.x"), &raw).unwrap();
+        m.list().unwrap();
+        assert_eq!(m.headers("1.x").unwrap(), raw[..8193].to_vec());
     }
 
     #[test]

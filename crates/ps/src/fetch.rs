@@ -2,6 +2,10 @@
 //! durably in the inbox before it is deleted on the server, then recognised, opened and handed to
 //! [`crate::returns::handle`]. What cannot be read is quarantined with a reason, never dropped.
 //!
+//! Only returns for this PS are retrieved ([`select`]): the headers are looked at first (POP3
+//! `TOP n 0`, the Maildir file's head) and any other message is left on the server as it was
+//! (not retrieved, not deleted, not marked read), since practices often share one mailbox.
+//!
 //! A crash at any point loses nothing: a message is deleted on the server only once stored
 //! (`svoct_mail::pop3::retrieve`), a stored UIDL is never stored twice, and a stored message that
 //! was not yet classified is classified on the next run.
@@ -11,7 +15,7 @@ use std::path::Path;
 use svoct_mail::cms::{PrivateKeyAndCert, Secret};
 use svoct_mail::maildir::Maildir;
 use svoct_mail::pop3::{
-    Limits, Mailbox, MessageSink, Pop3Config, Pop3Security, Pop3Session, RetrievePolicy, retrieve,
+    Limits, Mailbox, MessageSink, Pop3Config, Pop3Security, Pop3Session, RetrievePolicy, retrieve_selected,
 };
 use svoct_mail::profile::{ParseLimits, Profile, parse_message};
 use svoct_store::{Direction, InboxId, InboxMessage, InboxState, NewEntry, Status, StoreError};
@@ -20,6 +24,8 @@ use crate::config::Tls;
 use crate::error::PsError;
 use crate::returns::{self, ClassifiedMessage, Disposition, ReturnKind};
 use crate::send::Ps;
+
+pub mod select;
 
 /// What a fetch did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -32,6 +38,9 @@ pub struct FetchReport {
     pub already_had: usize,
     /// Left on the server because larger than `network.mailbox.max_message_bytes`.
     pub too_large: Vec<(String, u64)>,
+    /// Messages left on the server untouched because they are not returns for this PS
+    /// (counted only: their subjects are other people's mail).
+    pub left: usize,
     /// Messages recognised and handed to the returns processing.
     pub classified: Vec<Handled>,
     /// Messages set aside, with the reason.
@@ -126,8 +135,8 @@ impl Ps {
         self.fetch_from(&mut session, &source, max)
     }
 
-    /// Retrieves every message of `mailbox` into the inbox (stored, then deleted there), then
-    /// processes the inbox. On a mailbox error, what was stored stays stored and is processed.
+    /// Retrieves every return for this PS from `mailbox` into the inbox (stored, then deleted
+    /// there; other messages are left as they were), then processes the inbox. On a mailbox error, what was stored stays stored and is processed.
     pub fn fetch_from<M: Mailbox>(
         &self,
         mailbox: &mut M,
@@ -139,7 +148,10 @@ impl Ps {
             max_size: max_message_bytes,
             delete: true,
         };
-        let retrieved = retrieve(mailbox, &mut sink, policy);
+        let filter = select::ReturnFilter::for_config(self.config());
+        let retrieved = retrieve_selected(mailbox, &mut sink, policy, &mut |head| {
+            filter.verdict(head).take()
+        });
         // Process whatever is stored, even if the session failed half-way.
         let (classified, quarantined) = self.process_inbox()?;
         let r = retrieved.map_err(|e| PsError::Mailbox {
@@ -155,6 +167,7 @@ impl Ps {
             stored = r.stored.len(),
             already_had = r.already_had.len(),
             too_large = r.too_large.len(),
+            left = r.left.len(),
             classified = classified.len(),
             quarantined = quarantined.len(),
             "mailbox retrieved"
@@ -164,6 +177,7 @@ impl Ps {
             stored: r.stored.len(),
             already_had: r.already_had.len(),
             too_large: r.too_large,
+            left: r.left.len(),
             classified,
             quarantined,
         })

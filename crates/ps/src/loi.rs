@@ -5,8 +5,21 @@
 use svoct_formats::loi::{DateTime, DloiRequest};
 use time::OffsetDateTime;
 
+use svoct_mail::smtp::Transport;
+
 use crate::config::Config;
 use crate::error::PsError;
+use crate::send::{Ps, Sent};
+
+impl Ps {
+    /// Sends the dLOI request asking for the increments after the list version this store
+    /// holds (R7.2): the version the last applied increment brought, 0 before any. Increments
+    /// held for a missing predecessor do not count: the OCT must send that predecessor.
+    pub fn request_loi_after_held(&self, transport: &dyn Transport) -> Result<Sent, PsError> {
+        let version = self.store().loi().version()?;
+        self.request_loi(transport, version)
+    }
+}
 
 /// The request file for the PS of `config`, holding list `version` (0 = none yet), dated `now`.
 pub fn request_file(config: &Config, version: u64, now: OffsetDateTime) -> Result<Vec<u8>, PsError> {

@@ -16,10 +16,12 @@
 //!   the reconciliation tables (read back from the saved payload: lot number, date, kind and
 //!   invoices of each lot; from the journal when the payload is gone);
 //! - ARL: the lot's ARL state (`Processed`; `Kept` when it names no sent lot yet);
-//! - RSP: every invoice of the NOEMIE file gets its payment state; findings (a wrong `990`...)
-//!   are recorded as a note and the message is `Kept` for a human look, as is a return naming
-//!   an invoice never sent;
-//! - ART: parsed (or kept as text) and recorded for display;
+//! - RSP: every invoice of the NOEMIE file gets its payment state; the payment lines that belong
+//!   to no invoice (576 flat payments and deductions) and the notices of a 900 are recorded for
+//!   display and totals ([`payment_lines`]); findings (a wrong `990`...) are recorded as a note
+//!   and the message is `Kept` for a human look, as is a return naming an invoice never sent;
+//! - ART: its text is recorded for display, always (R4.5: the software shows at least the
+//!   text); the machine-readable block, when there is one, is parsed as an extra;
 //! - dLOI: the increment is applied to the opposition list in version order; an early one is
 //!   held (`Kept`), a stale or conflicting one quarantined.
 
@@ -27,9 +29,10 @@ use svoct_formats::arl::{Arl, ArlStatus};
 use svoct_formats::art::Art;
 use svoct_formats::b2::LotKind;
 use svoct_formats::loi::Increment;
-use svoct_formats::noemie::{self, InvoiceState, NoemieReport};
+use svoct_formats::noemie::{self, Deduction, FlatPayment, Invoice, InvoiceState, NoemieReport, Notice};
 use svoct_mail::subject::Subject;
 use svoct_store::returns::{ArlReturn, InvoiceKind, PaymentState, RspReturn, SentLot};
+use svoct_store::statement::{LineKind, PaymentLine};
 use svoct_store::{EntryId, InboxId, LoiOutcome, Store, StoreError};
 
 use crate::config::Config;
@@ -119,6 +122,10 @@ pub fn handle(store: &Store, config: &Config, msg: &ClassifiedMessage) -> Result
                 .returns()
                 .record_rsp(msg.inbox_id, &items)
                 .map_err(store_err)?;
+            store
+                .returns()
+                .record_payment_lines(msg.inbox_id, &payment_lines(&report))
+                .map_err(store_err)?;
             if !report.findings.is_empty() {
                 let summary = format!(
                     "NOEMIE {} with {} finding(s): {}",
@@ -138,38 +145,14 @@ pub fn handle(store: &Store, config: &Config, msg: &ClassifiedMessage) -> Result
                 Disposition::Kept
             })
         }
-        ReturnKind::Art => match Art::parse(&msg.file) {
-            Ok(art) => {
-                let file_detail = one_line(&art.file_detail);
-                let mut summary = format!("{:?} {} lot(s)", art.file_status, art.lots.len());
-                if !file_detail.is_empty() {
-                    summary.push_str(": ");
-                    summary.push_str(&file_detail);
-                }
-                let detail = serde_json::to_value(&art).unwrap_or_default();
-                store
-                    .returns()
-                    .record_note(msg.inbox_id, "ART", Some(&art.compostage), &summary, &detail)
-                    .map_err(store_err)?;
-                Ok(Disposition::Processed)
-            }
-            Err(e) => {
-                // Shown as is (R6.2): the text is the message.
-                let text = String::from_utf8_lossy(&msg.file).into_owned();
-                let summary = format!("ART not in the structured form ({e})");
-                store
-                    .returns()
-                    .record_note(
-                        msg.inbox_id,
-                        "ART",
-                        None,
-                        &summary,
-                        &serde_json::Value::String(text),
-                    )
-                    .map_err(store_err)?;
-                Ok(Disposition::Kept)
-            }
-        },
+        ReturnKind::Art => {
+            let (compostage, summary, detail) = art_note(&msg.file);
+            store
+                .returns()
+                .record_note(msg.inbox_id, "ART", compostage.as_deref(), &summary, &detail)
+                .map_err(store_err)?;
+            Ok(Disposition::Processed)
+        }
         ReturnKind::Dloi => {
             let inc = match Increment::parse(&msg.file) {
                 Ok(i) => i,
@@ -210,6 +193,220 @@ fn unreadable(store: &Store, msg: &ClassifiedMessage, why: &str) -> Result<Dispo
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Longest ART text kept for display (a real receipt is a few KiB).
+pub const MAX_ART_TEXT: usize = 256 * 1024;
+
+/// The note of an ART: (compostage, summary, detail). The detail is always
+/// `{"text": <the text as received>, "structured": <the machine block as JSON, or null>}`: the
+/// text is what the PS is shown (R4.5, 7.2 "édite au minimum le message texte"); the block is an
+/// optional extra that, when present, gives the compostage and a summary. Without it, the
+/// compostage is the first 19-digit run of the text that reads as one (real receipts quote the
+/// received subject), and the summary is the first line of the text.
+pub fn art_note(file: &[u8]) -> (Option<String>, String, serde_json::Value) {
+    let cut = file.get(..file.len().min(MAX_ART_TEXT)).unwrap_or_default();
+    let mut text = String::from_utf8_lossy(cut).into_owned();
+    if file.len() > MAX_ART_TEXT {
+        text.push_str("\n[... text cut at 256 KiB]");
+    }
+    let first_line = text
+        .lines()
+        .map(one_line)
+        .find(|l| !l.is_empty())
+        .unwrap_or_default();
+    let (compostage, summary, structured) = match Art::parse(file) {
+        Ok(art) => {
+            let file_detail = one_line(&art.file_detail);
+            let mut summary = format!("{:?} {} lot(s)", art.file_status, art.lots.len());
+            if !file_detail.is_empty() {
+                summary.push_str(": ");
+                summary.push_str(&file_detail);
+            }
+            let c = (!art.compostage.is_empty()).then(|| art.compostage.clone());
+            (c, summary, serde_json::to_value(&art).unwrap_or_default())
+        }
+        Err(_) => (compostage_in(&text), first_line, serde_json::Value::Null),
+    };
+    let detail = serde_json::json!({ "text": text, "structured": structured });
+    (compostage, summary, detail)
+}
+
+/// The first run of exactly 19 digits that reads as a compostage.
+fn compostage_in(text: &str) -> Option<String> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .filter(|run| run.len() == 19)
+        .find(|run| run.parse::<svoct_mail::subject::Compostage>().is_ok())
+        .map(str::to_owned)
+}
+
+/// The lines of a NOEMIE report that belong to no invoice, and the notices of a 900, as the
+/// store keeps them for display and totals (`docs/formats/ps-returns-display.md`).
+pub fn payment_lines(report: &NoemieReport) -> Vec<PaymentLine> {
+    let reference_of = |file: usize| {
+        report
+            .file_summaries
+            .get(file)
+            .map(|f| f.reference.trim().to_owned())
+            .unwrap_or_default()
+    };
+    // The file's identity: the same file relayed twice is recorded once.
+    let file_of = |file: usize| {
+        report
+            .file_summaries
+            .get(file)
+            .map(|f| {
+                format!(
+                    "{}/{}/{}/{}",
+                    f.sender_type.trim(),
+                    f.sender_number.trim(),
+                    f.file_id.trim(),
+                    f.created.raw.trim()
+                )
+            })
+            .unwrap_or_default()
+    };
+    let mut out = Vec::new();
+    for p in &report.payments {
+        let o = Origin {
+            reference: reference_of(p.file),
+            file: file_of(p.file),
+            date: p.accounting_date.as_ref().and_then(|d| d.iso.clone()),
+        };
+        for f in &p.flat_payments {
+            out.push(flat_line(&o, f));
+        }
+        for d in &p.deductions {
+            out.push(PaymentLine {
+                reference: o.reference.clone(),
+                file: o.file.clone(),
+                kind: LineKind::Deduction,
+                accounting_date: o.date.clone(),
+                code: format!("{}/{}", d.debt_nature.trim(), d.recovery_nature.trim()),
+                label: deduction_label(d),
+                period: None,
+                invoice_number: None,
+                lot_number: None,
+                amount_cents: d.amount_cents,
+                detail: serde_json::to_value(d).unwrap_or_default(),
+            });
+        }
+        notices(&mut out, &o, &p.notices, &p.comments, None);
+    }
+    // A 900 is made of notices about invoices: each one is a line of its own view.
+    for i in report.invoices.iter().filter(|i| reference_of(i.file) == "900") {
+        let o = Origin {
+            reference: "900".into(),
+            file: file_of(i.file),
+            date: i
+                .payment
+                .and_then(|p| report.payments.get(p))
+                .and_then(|p| p.accounting_date.as_ref())
+                .and_then(|d| d.iso.clone()),
+        };
+        notices(&mut out, &o, &i.rejects, &i.comments, Some(i));
+    }
+    out
+}
+
+/// Where a line comes from: its file's reference and identity, its payment's accounting date.
+struct Origin {
+    reference: String,
+    file: String,
+    date: Option<String>,
+}
+
+/// One line per notice; the comments (`295`) go with the first one, or make a line of their
+/// own when there is no notice.
+fn notices(
+    out: &mut Vec<PaymentLine>,
+    o: &Origin,
+    notices: &[Notice],
+    comments: &[String],
+    invoice: Option<&Invoice>,
+) {
+    let comment_only = Notice {
+        entity: "295".into(),
+        code: String::new(),
+        label: String::new(),
+        reject_level: None,
+        part: None,
+        line: None,
+    };
+    let has_comments = comments.iter().any(|c| !c.trim().is_empty());
+    if notices.is_empty() && has_comments {
+        out.push(notice_line(o, &comment_only, comments, invoice));
+        return;
+    }
+    for (k, n) in notices.iter().enumerate() {
+        let c = if k == 0 { comments } else { &[] };
+        out.push(notice_line(o, n, c, invoice));
+    }
+}
+
+fn flat_line(o: &Origin, f: &FlatPayment) -> PaymentLine {
+    let labels: Vec<String> = f
+        .details
+        .iter()
+        .map(|d| one_line(&d.label))
+        .filter(|l| !l.is_empty())
+        .collect();
+    let periods: Vec<String> = f
+        .details
+        .iter()
+        .filter_map(|d| {
+            let start = d.period_start.iso.as_deref()?;
+            let end = d.period_end.iso.as_deref().unwrap_or(start);
+            Some(format!("{} {start}..{end}", d.period.trim()).trim().to_owned())
+        })
+        .collect();
+    PaymentLine {
+        reference: o.reference.clone(),
+        file: o.file.clone(),
+        kind: LineKind::FlatPayment,
+        accounting_date: o.date.clone(),
+        code: f.code.trim().to_owned(),
+        label: labels.join("; "),
+        period: (!periods.is_empty()).then(|| periods.join("; ")),
+        invoice_number: None,
+        lot_number: None,
+        amount_cents: i64::try_from(f.amount_cents).unwrap_or(i64::MAX),
+        detail: serde_json::to_value(f).unwrap_or_default(),
+    }
+}
+
+fn deduction_label(d: &Deduction) -> String {
+    let mut s = format!("debt {}", d.debt_reference.trim());
+    if let Some(date) = &d.debt_date.iso {
+        s.push_str(&format!(" of {date}"));
+    }
+    if let Some(b) = d.balance_cents {
+        s.push_str(&format!(", balance {}.{:02}", b / 100, b % 100));
+    }
+    s
+}
+
+fn notice_line(o: &Origin, n: &Notice, comments: &[String], invoice: Option<&Invoice>) -> PaymentLine {
+    let mut label = one_line(&n.label);
+    for c in comments.iter().map(|c| one_line(c)).filter(|c| !c.is_empty()) {
+        if !label.is_empty() {
+            label.push_str("; ");
+        }
+        label.push_str(&c);
+    }
+    PaymentLine {
+        reference: o.reference.clone(),
+        file: o.file.clone(),
+        kind: LineKind::Notice,
+        accounting_date: o.date.clone(),
+        code: n.code.trim().to_owned(),
+        label,
+        period: None,
+        invoice_number: invoice.map(|i| i.invoice_number.trim().to_owned()),
+        lot_number: invoice.map(|i| i.lot_number.trim().to_owned()),
+        amount_cents: 0,
+        detail: serde_json::json!({ "notice": n, "comments": comments }),
+    }
 }
 
 /// Registers the lots and invoices of every sent invoice message not yet known to the

@@ -9,6 +9,7 @@
 
 use serde::Serialize;
 use svoct_store::returns::{DayTotal, InvoiceRow, LotRow, ReturnNote, UnmatchedReturn};
+use svoct_store::statement::{LineKind, PaymentLineRow};
 use time::OffsetDateTime;
 
 use crate::error::PsError;
@@ -27,7 +28,55 @@ pub struct ReturnsView {
     /// Returns for lots or invoices never sent (kept, reported).
     pub unmatched: Vec<UnmatchedReturn>,
     pub notes: Vec<ReturnNote>,
+    /// Every ART received, with its text (R4.5).
+    pub arts: Vec<ArtView>,
+    /// Payments and deductions that belong to no invoice (576 `261`/`262` and `250`), oldest
+    /// first.
+    pub payment_lines: Vec<PaymentLineRow>,
+    /// Rejects and notices of the insurers (900, and notices attached to no invoice).
+    pub insurer_notices: Vec<PaymentLineRow>,
     pub totals: Totals,
+}
+
+/// An ART as the PS is shown it: the text as received, always; the machine block as an extra.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ArtView {
+    pub inbox: svoct_store::InboxId,
+    pub received_ms: i64,
+    /// The compostage of the message it acknowledges, when the ART names it.
+    pub compostage: Option<String>,
+    /// One line: the machine block's verdict, or the text's first line.
+    pub summary: String,
+    pub text: String,
+    /// The machine-readable block (`docs/formats/art.md`) as JSON, when the ART has one.
+    pub structured: Option<serde_json::Value>,
+}
+
+/// The ARTs among the notes. Notes recorded before the text was kept (a structured ART) show
+/// their summary as text.
+pub fn arts_of(notes: &[ReturnNote]) -> Vec<ArtView> {
+    notes
+        .iter()
+        .filter(|n| n.kind == "ART")
+        .map(|n| {
+            let (text, structured) = match &n.detail {
+                serde_json::Value::String(t) => (t.clone(), None),
+                d if d.get("text").is_some() => (
+                    d["text"].as_str().unwrap_or_default().to_owned(),
+                    d.get("structured").filter(|s| !s.is_null()).cloned(),
+                ),
+                d => (n.summary.clone(), Some(d.clone())),
+            };
+            ArtView {
+                inbox: n.inbox,
+                received_ms: n.received_ms,
+                compostage: n.compostage.clone(),
+                summary: n.summary.clone(),
+                text,
+                structured,
+            }
+        })
+        .collect()
 }
 
 /// Counts by state.
@@ -44,8 +93,17 @@ pub struct Totals {
     pub invoices_deferred: usize,
     pub invoices_partial: usize,
     pub invoices_not_processed: usize,
-    /// Signed sum of paid amounts, in cents.
+    /// Signed sum of paid invoice amounts, in cents.
     pub paid_cents: i64,
+    /// Flat and one-off payments (576 `261`) and their sum.
+    pub flat_payments: usize,
+    pub flat_paid_cents: i64,
+    /// Deductions (576 `250`) and their signed sum (negative when withheld).
+    pub deductions: usize,
+    pub deducted_cents: i64,
+    /// What the returns pay in all: invoices + flat payments + deductions.
+    pub net_paid_cents: i64,
+    pub insurer_notices: usize,
     pub unmatched_returns: usize,
 }
 
@@ -65,8 +123,14 @@ pub struct StatusView {
     pub invoices_to_correct: Vec<InvoiceRow>,
     /// Returns for lots or invoices never sent.
     pub unmatched: Vec<UnmatchedReturn>,
-    /// Paid totals per accounting day.
+    /// Paid totals per accounting day (invoices, flat payments, deductions).
     pub paid_per_day: Vec<DayTotal>,
+    /// Payments and deductions that belong to no invoice (576).
+    pub payment_lines: Vec<PaymentLineRow>,
+    /// Rejects and notices of the insurers (900).
+    pub insurer_notices: Vec<PaymentLineRow>,
+    /// Every ART received, with its text.
+    pub arts: Vec<ArtView>,
 }
 
 /// Every lot and invoice with its state (what `svoct ps returns` and `svoct demo` print).
@@ -78,12 +142,29 @@ pub fn returns_view(ps: &Ps) -> Result<ReturnsView, PsError> {
     let invoices = r.invoices()?;
     let unmatched = r.unmatched()?;
     let notes = r.notes()?;
+    let payment_lines = r.payment_lines(&[LineKind::FlatPayment, LineKind::Deduction])?;
+    let insurer_notices = r.payment_lines(&[LineKind::Notice])?;
     let mut t = Totals {
         lots: lots.len(),
         invoices: invoices.len(),
         unmatched_returns: unmatched.len(),
+        insurer_notices: insurer_notices.len(),
         ..Totals::default()
     };
+    for l in &payment_lines {
+        let a = l.line.amount_cents;
+        match l.line.kind {
+            LineKind::FlatPayment => {
+                t.flat_payments += 1;
+                t.flat_paid_cents = t.flat_paid_cents.saturating_add(a);
+            }
+            LineKind::Deduction => {
+                t.deductions += 1;
+                t.deducted_cents = t.deducted_cents.saturating_add(a);
+            }
+            LineKind::Notice => {}
+        }
+    }
     for l in &lots {
         match l.arl {
             svoct_store::ArlState::Awaiting => t.lots_awaiting_arl += 1,
@@ -105,11 +186,18 @@ pub fn returns_view(ps: &Ps) -> Result<ReturnsView, PsError> {
             t.paid_cents = t.paid_cents.saturating_add(i.paid_cents);
         }
     }
+    t.net_paid_cents = t
+        .paid_cents
+        .saturating_add(t.flat_paid_cents)
+        .saturating_add(t.deducted_cents);
     Ok(ReturnsView {
         lots,
         invoices,
         unmatched,
+        arts: arts_of(&notes),
         notes,
+        payment_lines,
+        insurer_notices,
         totals: t,
     })
 }
@@ -133,6 +221,9 @@ pub fn status(ps: &Ps, now: OffsetDateTime) -> Result<StatusView, PsError> {
         invoices_to_correct: r.invoices_to_correct()?,
         unmatched: r.unmatched()?,
         paid_per_day: r.paid_per_day()?,
+        payment_lines: r.payment_lines(&[LineKind::FlatPayment, LineKind::Deduction])?,
+        insurer_notices: r.payment_lines(&[LineKind::Notice])?,
+        arts: arts_of(&r.notes()?),
     })
 }
 

@@ -36,6 +36,77 @@ maildir = "{}"
     Config::load(&path).unwrap()
 }
 
+/// A message whose profile says RSP but whose subject is not a return subject.
+fn claimed_return() -> Vec<u8> {
+    b"From: oct@oct.invalid\r\nTo: ps@ps.invalid\r\nSubject: RSP du jour\r\n\
+      Content-Description: RSP/K\r\nContent-Type: text/plain\r\n\r\nnot a return\r\n"
+        .to_vec()
+}
+
+/// The files of a Maildir (`new/` and `cur/`), by relative name, with their bytes.
+fn maildir_files(root: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut v = Vec::new();
+    for sub in ["new", "cur"] {
+        for e in std::fs::read_dir(root.join(sub)).unwrap() {
+            let e = e.unwrap();
+            v.push((
+                format!("{sub}/{}", e.file_name().to_string_lossy()),
+                std::fs::read(e.path()).unwrap(),
+            ));
+        }
+    }
+    v.sort();
+    v
+}
+
+/// Issue 11 point 10: a practice's other mail (a patient's e-mail, the ISP's invoice, a return
+/// for another PS of a shared mailbox) is left in the Maildir exactly as it was: same file
+/// names (so same flags, still unread in `new/`), same bytes; only our return is taken.
+#[test]
+fn other_mail_is_left_in_the_maildir_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = common::keys(dir.path());
+    let root = dir.path().join("Maildir");
+    let md = Maildir::create(&root, 1 << 20).unwrap();
+    let patient = b"From: patient@example.org\r\nTo: ps@ps.invalid\r\nSubject: Rendez-vous mardi\r\n\
+      Content-Type: text/plain\r\n\r\nBonjour docteur, je confirme mardi 10h.\r\n";
+    let invoice = b"From: factures@isp.example\r\nTo: ps@ps.invalid\r\nSubject: Votre facture\r\n\
+      Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: application/pdf\r\n\r\n%PDF\r\n--b--\r\n";
+    let other_ps = common::return_message(ReturnKind::Art, b"Fichier recu.\r\n", None);
+    let other_ps = String::from_utf8(other_ps)
+        .unwrap()
+        .replace("ART/123456789/", "ART/987654321/")
+        .into_bytes();
+    md.deliver(patient).unwrap();
+    md.deliver(invoice).unwrap();
+    md.deliver(&other_ps).unwrap();
+    // One already seen by the practice's mail client: in cur/ with the Seen flag.
+    let seen = b"From: a@b.example\r\nSubject: Lu\r\n\r\nx\r\n";
+    std::fs::write(root.join("cur/1700000000.M1P1.host:2,S"), seen).unwrap();
+    let before = maildir_files(&root);
+    assert_eq!(before.len(), 4);
+    md.deliver(&common::return_message(
+        ReturnKind::Art,
+        b"Fichier recu, 3 lots.\r\n",
+        None,
+    ))
+    .unwrap();
+
+    let ps = Ps::open(config(dir.path(), &keys, true)).unwrap();
+    let report = ps.fetch().unwrap();
+    assert_eq!(report.stored, 1);
+    assert_eq!(report.left, 4);
+    assert_eq!(report.classified.len(), 1);
+    assert!(report.quarantined.is_empty(), "{:?}", report.quarantined);
+    assert_eq!(maildir_files(&root), before, "the other mail is untouched");
+    assert!(ps.inbox(InboxState::Quarantined).unwrap().is_empty());
+
+    // A second run leaves them again and stores nothing.
+    let again = ps.fetch().unwrap();
+    assert_eq!((again.stored, again.left), (0, 4));
+    assert_eq!(maildir_files(&root), before);
+}
+
 #[test]
 fn returns_are_stored_classified_and_unreadable_ones_quarantined() {
     let dir = tempfile::tempdir().unwrap();
@@ -52,11 +123,13 @@ fn returns_are_stored_classified_and_unreadable_ones_quarantined() {
     md.deliver(&art).unwrap();
     md.deliver(&rsp).unwrap();
     md.deliver(&arl).unwrap();
-    md.deliver(&common::unknown_message()).unwrap();
+    // Claims to be a return (its profile) but its subject does not read: taken, quarantined.
+    md.deliver(&claimed_return()).unwrap();
 
     let ps = Ps::open(config(dir.path(), &keys, true)).unwrap();
     let report = ps.fetch().unwrap();
     assert_eq!(report.stored, 4);
+    assert_eq!(report.left, 0);
     let mut kinds: Vec<&str> = report.classified.iter().map(|h| h.what.as_str()).collect();
     kinds.sort();
     assert_eq!(kinds, ["ART", "RSP"]);
@@ -65,7 +138,7 @@ fn returns_are_stored_classified_and_unreadable_ones_quarantined() {
         report
             .quarantined
             .iter()
-            .any(|h| h.subject == "hello" && h.what.contains("not a known message profile")),
+            .any(|h| h.subject == "RSP du jour" && h.what.contains("not a known message profile")),
         "{:?}",
         report.quarantined
     );
@@ -82,13 +155,17 @@ fn returns_are_stored_classified_and_unreadable_ones_quarantined() {
     let new_dir = std::fs::read_dir(dir.path().join("Maildir/new")).unwrap().count();
     let cur_dir = std::fs::read_dir(dir.path().join("Maildir/cur")).unwrap().count();
     assert_eq!(new_dir + cur_dir, 0);
+    // The RSP names an invoice never sent: kept; the ART, shown, is processed.
     let kept = ps.inbox(InboxState::New).unwrap();
-    assert_eq!(kept.len(), 2);
-    assert!(kept.iter().all(|m| m.deleted_on_server));
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].classification.as_deref(), Some("RSP"));
+    let processed = ps.inbox(InboxState::Processed).unwrap();
+    assert_eq!(processed.len(), 1);
+    assert!(kept.iter().chain(&processed).all(|m| m.deleted_on_server));
     let q = ps.inbox(InboxState::Quarantined).unwrap();
     assert_eq!(q.len(), 2);
     assert!(
-        q.iter().any(|m| m.raw == common::unknown_message()),
+        q.iter().any(|m| m.raw == claimed_return()),
         "raw kept as received"
     );
 

@@ -301,14 +301,14 @@ fn sent_batch_then_arl_rsp_art_ends_in_the_right_states() {
     assert_standard_states(&e, &lots);
 
     let v = returns_view(&e.ps).unwrap();
-    let art = v.notes.iter().find(|n| n.kind == "ART").unwrap();
-    assert_eq!(
-        art.detail,
-        serde_json::json!("Fichier recu: 3 lots transmis.\r\n")
-    );
-    // Raw returns stay in the inbox; fully reconciled ones are processed.
+    // The free-text ART is shown as it came (R4.5), without a structured block.
+    assert_eq!(v.arts.len(), 1);
+    assert_eq!(v.arts[0].text, "Fichier recu: 3 lots transmis.\r\n");
+    assert_eq!(v.arts[0].summary, "Fichier recu: 3 lots transmis.");
+    assert!(v.arts[0].structured.is_none());
+    // Raw returns stay in the inbox; fully reconciled ones (and the ART, shown) are processed.
     let processed = e.ps.inbox(InboxState::Processed).unwrap();
-    assert_eq!(processed.len(), 4);
+    assert_eq!(processed.len(), 5);
     assert!(processed.iter().all(|m| !m.raw.is_empty()));
 }
 
@@ -550,6 +550,169 @@ fn a_structured_art_is_summarised_without_an_empty_detail() {
     let v = returns_view(&e.ps).unwrap();
     let note = v.notes.iter().find(|n| n.kind == "ART").unwrap();
     assert_eq!(note.summary, "Accepted 1 lot(s)");
+    // The text is shown too, the block being an extra.
+    assert_eq!(v.arts.len(), 1);
+    assert_eq!(v.arts[0].text, art.build().unwrap());
+    assert_eq!(v.arts[0].compostage.as_deref(), Some("2026112609050000042"));
+    assert_eq!(v.arts[0].structured.as_ref().unwrap()["file_name"], "F00042");
+}
+
+/// Issue 11 point 2: what a real OCT sends is free text; the PS is shown every ART's text in
+/// `ps returns` and `ps status` (and their JSON), and the compostage it quotes is picked up.
+#[test]
+fn a_free_text_art_is_shown_in_full_in_returns_and_status() {
+    let e = env();
+    let text = "ACCUSE DE RECEPTION TECHNIQUE\r\n\r\nMessage recu le 26/11/2026 a 09h05 :\r\n\
+                SV140700/123456789/2026112609050000042/00012\r\n\
+                Lot 001 du 25/11/2026 : 12 facture(s) transmises a la CPAM 751.\r\n";
+    deliver(&e, ReturnKind::Art, text.as_bytes());
+    fetch(&e);
+    let v = returns_view(&e.ps).unwrap();
+    assert_eq!(v.arts.len(), 1);
+    let a = &v.arts[0];
+    assert_eq!(a.text, text);
+    assert_eq!(a.summary, "ACCUSE DE RECEPTION TECHNIQUE");
+    assert_eq!(a.compostage.as_deref(), Some("2026112609050000042"));
+    assert!(a.structured.is_none());
+    let s = status(&e.ps, time::OffsetDateTime::now_utc()).unwrap();
+    assert_eq!(s.arts, v.arts);
+    let json = serde_json::to_value(&s).unwrap();
+    assert_eq!(json["arts"][0]["text"], text);
+    // Shown, so processed (it stayed `new` before).
+    assert_eq!(e.ps.inbox(InboxState::Processed).unwrap().len(), 1);
+}
+
+fn sp(n: usize) -> String {
+    " ".repeat(n)
+}
+
+/// A NOEMIE file in packaging (b): 4-digit lengths, CRLF; header and trailer written by hand
+/// from the published positions (as in `crates/formats/tests/noemie_refs.rs`).
+fn noemie_file(reference: &str, entities: &[String], count: &str, lots: &str, amount: &str) -> Vec<u8> {
+    let h = format!(
+        "000CP00000000000123NOEMIETP12345678901234{}RSP002261126{reference:<4}{}U{}000{}",
+        sp(8),
+        sp(4),
+        sp(12),
+        sp(43)
+    );
+    let t = format!(
+        "999CP00000000000123NOEMIETP12345678901234{}RSP002{count}{}{lots}{amount}P00000000000{}",
+        sp(8),
+        sp(19),
+        sp(20)
+    );
+    assert_eq!((h.len(), t.len()), (128, 128));
+    let stream = entities.concat();
+    format!("0128{h}\r\n{:04}{stream}\r\n0128{t}\r\n", stream.len()).into_bytes()
+}
+
+/// A 576 paid on 2026-11-27 (the day of the standard 580): a flat payment `00042` of 150.00
+/// for November (per-patient flat fee), and a deduction of 25.00 (debt DETTE00001 of
+/// 2026-10-15, 75.00 left).
+fn rsp_576() -> Vec<u8> {
+    let e = vec![
+        "02001000000123456789@".to_string(),
+        "04002000000123456789@".into(),
+        format!("07102261127{:<32}{}CPAM75    @", "VIREMENT FORFAITS", sp(32)),
+        format!("0810203{}@", sp(14)),
+        "261030004200015000@".into(),
+        format!(
+            "26204FORF1{:<80}{}000000000M26110126113000015000@",
+            "FORFAIT PATIENTELE MEDECIN TRAITANT",
+            sp(13)
+        ),
+        format!("0810205{}@", sp(14)),
+        "2500301DETTE00001261015INDRPR00002500N00007500@".into(),
+        format!("99002{}0000000300000012500P@", sp(17)),
+        format!("99001{}0000000700000012500P@", sp(17)),
+    ];
+    noemie_file("576", &e, "00000010", "000", "00000012500")
+}
+
+/// A 900 about invoice 000001234 of lot 042: a reject with a comment.
+fn rsp_900() -> Vec<u8> {
+    let e = vec![
+        "04002000000123456789@".to_string(),
+        "08003261120042@".into(),
+        format!("10204000001234{}042261120F261119   @", sp(6)),
+        format!("2900501R123      {:<80}@", "ASSURE INCONNU DE LA CAISSE"),
+        format!("29505A{:<128}@", "MERCI DE VERIFIER LE NIR"),
+        format!("99003{}0000000300000000000P@", sp(17)),
+        format!("99002{}0000000400000000000P@", sp(17)),
+    ];
+    noemie_file("900", &e, "00000007", "001", "00000000000")
+}
+
+/// Issue 11 point 1: a 576's flat payment and deduction are shown (amounts, dates, reasons,
+/// period) and counted in the totals and the paid-per-day list; a 900 has its own view.
+#[test]
+fn rsp_576_payments_and_deductions_and_900_notices_are_shown_and_counted() {
+    let e = env();
+    let (planned, lots) = plan(&e.ps);
+    send(&e.ps, planned);
+    deliver(&e, ReturnKind::Arl, &arl(&lots[0], true));
+    deliver(&e, ReturnKind::Rsp, &standard_rsp(&lots));
+    deliver(&e, ReturnKind::Rsp, &rsp_576());
+    deliver(&e, ReturnKind::Rsp, &rsp_900());
+    fetch(&e);
+    // Fetching again (or the same 576 relayed twice) counts nothing twice.
+    deliver(&e, ReturnKind::Rsp, &rsp_576());
+    fetch(&e);
+
+    let v = returns_view(&e.ps).unwrap();
+    assert_eq!(v.payment_lines.len(), 2, "{:#?}", v.payment_lines);
+    let flat = &v.payment_lines[0].line;
+    assert_eq!(flat.reference, "576");
+    assert_eq!(flat.kind, svoct_store::statement::LineKind::FlatPayment);
+    assert_eq!(flat.accounting_date.as_deref(), Some("2026-11-27"));
+    assert_eq!(flat.code, "00042");
+    assert_eq!(flat.amount_cents, 15000);
+    assert_eq!(flat.label, "FORFAIT PATIENTELE MEDECIN TRAITANT");
+    assert_eq!(flat.period.as_deref(), Some("M 2026-11-01..2026-11-30"));
+    let ded = &v.payment_lines[1].line;
+    assert_eq!(ded.kind, svoct_store::statement::LineKind::Deduction);
+    assert_eq!(ded.accounting_date.as_deref(), Some("2026-11-27"));
+    assert_eq!(ded.code, "IND/RPR");
+    assert_eq!(ded.amount_cents, -2500);
+    assert_eq!(ded.label, "debt DETTE00001 of 2026-10-15, balance 75.00");
+
+    let t = &v.totals;
+    assert_eq!((t.flat_payments, t.flat_paid_cents), (1, 15000));
+    assert_eq!((t.deductions, t.deducted_cents), (1, -2500));
+    assert_eq!(t.paid_cents, 5600, "4 invoices x 14.00");
+    assert_eq!(t.net_paid_cents, 5600 + 15000 - 2500);
+
+    assert_eq!(v.insurer_notices.len(), 1);
+    let n = &v.insurer_notices[0].line;
+    assert_eq!(n.reference, "900");
+    assert_eq!(n.invoice_number.as_deref(), Some("000001234"));
+    assert_eq!(n.lot_number.as_deref(), Some("042"));
+    assert_eq!(n.code, "R123");
+    assert_eq!(n.label, "ASSURE INCONNU DE LA CAISSE; MERCI DE VERIFIER LE NIR");
+    assert_eq!(t.insurer_notices, 1);
+
+    let s = status(&e.ps, time::OffsetDateTime::now_utc()).unwrap();
+    assert_eq!(s.paid_per_day.len(), 1);
+    let d = &s.paid_per_day[0];
+    assert_eq!(d.date, "2026-11-27");
+    assert_eq!(
+        (
+            d.invoices,
+            d.invoice_cents,
+            d.flat_cents,
+            d.deduction_cents,
+            d.paid_cents
+        ),
+        (4, 5600, 15000, -2500, 18100)
+    );
+    assert_eq!(s.payment_lines, v.payment_lines);
+    assert_eq!(s.insurer_notices, v.insurer_notices);
+    let json = serde_json::to_value(&v).unwrap();
+    assert_eq!(json["payment_lines"][0]["amount_cents"], 15000);
+    assert_eq!(json["payment_lines"][1]["kind"], "deduction");
+    assert_eq!(json["insurer_notices"][0]["code"], "R123");
+    assert_eq!(json["totals"]["net_paid_cents"], 18100);
 }
 
 /// Issue 11 point 9: a file whose lots have a positive ARL is not sent again without `force`

@@ -253,7 +253,11 @@ fn fetch_through_dovecot_keeps_every_message_and_dot_lines_intact() {
         &common::return_message(ReturnKind::Rsp, &rsp_file, Some(&keys.ps_cert)),
     )
     .unwrap();
-    let mut unknown = common::unknown_message();
+    // (Its profile claims a return, so it is taken; an ordinary message would be left.)
+    let mut unknown = String::from_utf8(common::unknown_message())
+        .unwrap()
+        .replace("Subject: hello", "Subject: hello\r\nContent-Description: RSP/K")
+        .into_bytes();
     unknown.extend_from_slice(b".\r\n..\r\n.hidden line\r\nend\r\n");
     t.send(&to_ps, &unknown).unwrap();
     exim.wait_for_messages("ps", 3, WAIT).unwrap();
@@ -267,7 +271,9 @@ fn fetch_through_dovecot_keeps_every_message_and_dot_lines_intact() {
         "deleted on the server once stored"
     );
 
-    let kept = ps.inbox(InboxState::New).unwrap();
+    // The ART, shown, is processed; the RSP names an invoice never sent: kept.
+    let mut kept = ps.inbox(InboxState::New).unwrap();
+    kept.extend(ps.inbox(InboxState::Processed).unwrap());
     let art = kept
         .iter()
         .find(|m| m.classification.as_deref() == Some("ART"))
@@ -294,8 +300,123 @@ fn fetch_through_dovecot_keeps_every_message_and_dot_lines_intact() {
     // A second fetch: nothing new, nothing lost.
     let again = ps.fetch().unwrap();
     assert_eq!(again.stored, 0);
-    assert_eq!(ps.inbox(InboxState::New).unwrap().len(), 2);
+    assert_eq!(ps.inbox(InboxState::New).unwrap().len(), 1);
+    assert_eq!(ps.inbox(InboxState::Processed).unwrap().len(), 1);
     assert_eq!(ps.inbox(InboxState::Quarantined).unwrap().len(), 1);
+}
+
+/// What Python's poplib sees in the mailbox: one `Subject` per message, through `TOP n 0`
+/// (which marks nothing read), sorted.
+fn subjects_seen_by_poplib(port: u16, password: &str) -> Vec<String> {
+    let script = r#"
+import poplib, sys
+p = poplib.POP3('127.0.0.1', int(sys.argv[1]), timeout=20)
+p.user('ps')
+p.pass_(sys.argv[2])
+count, _ = p.stat()
+for n in range(1, count + 1):
+    _, lines, _ = p.top(n, 0)
+    subject = [l.decode() for l in lines if l.lower().startswith(b'subject:')]
+    print(subject[0][8:].strip() if subject else '')
+p.quit()
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, &port.to_string(), password])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut v: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    v.sort();
+    v
+}
+
+/// Issue 11 point 10 over POP3: a patient's e-mail, the ISP's invoice and another PS's return
+/// share the mailbox with our returns. Only ours are retrieved and deleted; the others stay on
+/// the server unread (checked with Python's poplib and on the Maildir Dovecot serves: no `S`
+/// flag, same bytes).
+#[test]
+fn pop3_fetch_takes_only_our_returns_and_leaves_other_mail_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = common::keys(dir.path());
+    let exim = exim();
+    let maildir = exim.maildir("ps").unwrap().to_path_buf();
+    let dovecot = Dovecot::start(&[("ps", "pop-pw", &maildir)]).unwrap();
+    let path = write_config(dir.path(), exim.port(), Some((dovecot.port(), "pop-pw")));
+    let ps = open(&path);
+    let t = ps.smtp_transport().unwrap();
+    let to_ps = Envelope::new("someone@example.org", "ps@ps.invalid");
+    let patient = b"From: patient@example.org\r\nTo: ps@ps.invalid\r\nSubject: Rendez-vous mardi\r\n\
+        Content-Type: text/plain\r\n\r\nBonjour docteur, je confirme mardi 10h.\r\n";
+    let isp = b"From: factures@isp.example\r\nTo: ps@ps.invalid\r\nSubject: Votre facture\r\n\
+        Content-Type: text/plain\r\n\r\nMontant: 29,99 EUR\r\n";
+    let other_ps = String::from_utf8(common::return_message(ReturnKind::Art, b"Recu.\r\n", None))
+        .unwrap()
+        .replace("ART/123456789/", "ART/987654321/")
+        .into_bytes();
+    for m in [&patient[..], &isp[..], &other_ps] {
+        t.send(&to_ps, m).unwrap();
+    }
+    t.send(
+        &to_ps,
+        &common::return_message(
+            ReturnKind::Rsp,
+            &common::rsp_580("000000001"),
+            Some(&keys.ps_cert),
+        ),
+    )
+    .unwrap();
+    t.send(
+        &to_ps,
+        &common::return_message(ReturnKind::Art, b"Fichier recu.\r\n", None),
+    )
+    .unwrap();
+    exim.wait_for_messages("ps", 5, WAIT).unwrap();
+    let mut before = subjects_seen_by_poplib(dovecot.port(), "pop-pw");
+    assert_eq!(before.len(), 5, "{before:?}");
+    before.retain(|s| !s.contains("/123456789/"));
+
+    let report = ps.fetch().unwrap();
+    assert_eq!((report.stored, report.left), (2, 3), "{report:?}");
+    assert_eq!(report.classified.len(), 2, "{report:?}");
+    assert!(report.quarantined.is_empty(), "{report:?}");
+
+    // The server, seen by an independent client: exactly the three other messages remain.
+    let after = subjects_seen_by_poplib(dovecot.port(), "pop-pw");
+    assert_eq!(after, before);
+    assert_eq!(
+        after,
+        [
+            "ART/987654321/".to_owned() + &after[0][14..],
+            "Rendez-vous mardi".to_owned(),
+            "Votre facture".to_owned()
+        ]
+    );
+    // On disk: three files, none flagged Seen (Dovecot adds `S` to what RETR read).
+    let files = exim.messages("ps");
+    assert_eq!(files.len(), 3, "{files:?}");
+    for f in &files {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let flags = name.split_once(":2,").map(|(_, fl)| fl).unwrap_or("");
+        assert!(!flags.contains('S'), "{name} was marked read");
+        // Exim writes Maildir files with LF line ends.
+        let lf = |b: &[u8]| String::from_utf8_lossy(b).replace("\r\n", "\n");
+        let raw = lf(&std::fs::read(f).unwrap());
+        assert!(
+            [&patient[..], &isp[..], &other_ps[..]]
+                .iter()
+                .any(|m| raw.contains(&lf(m))),
+            "{name}: the message is intact"
+        );
+    }
+
+    // A second fetch leaves them again.
+    let again = ps.fetch().unwrap();
+    assert_eq!((again.stored, again.left), (0, 3));
+    assert_eq!(subjects_seen_by_poplib(dovecot.port(), "pop-pw"), before);
 }
 
 #[test]

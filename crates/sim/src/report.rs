@@ -98,10 +98,12 @@ pub fn final_state(
             lot.arl_reasons.join("; ")
         )?;
     }
-    let arts: Vec<_> = view.notes.iter().filter(|n| n.kind == "ART").collect();
-    writeln!(out, "    OCT receipts (ART): {}", arts.len())?;
-    if let Some(first) = arts.first() {
-        writeln!(out, "      {}", first.summary)?;
+    // The PS is shown every ART's text (R4.5); the demo prints the start of the first one.
+    writeln!(out, "    OCT receipts (ART): {}", view.arts.len())?;
+    if let Some(first) = view.arts.first() {
+        for line in first.text.lines().filter(|l| !l.trim().is_empty()).take(6) {
+            writeln!(out, "      {line}")?;
+        }
     }
     Ok(view)
 }

@@ -82,6 +82,8 @@ const MIGRATIONS: &[&str] = &[
     crate::returns::MIGRATION_4,
     // 5: covering index for matching RSP items.
     crate::returns::MIGRATION_5,
+    // 6: payment lines (576 flat payments and deductions) and insurer notices (900).
+    crate::statement::MIGRATION,
 ];
 
 /// The newest schema version this program knows.

@@ -20,6 +20,7 @@ pub mod journal;
 pub mod loi;
 pub mod returns;
 pub mod spool;
+pub mod statement;
 
 pub use compostage::{COMPOSTAGE_LEN, CompostageAllocator};
 pub use db::Store;

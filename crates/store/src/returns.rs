@@ -272,14 +272,22 @@ pub struct ReturnNote {
 pub struct DayTotal {
     /// `YYYY-MM-DD` (empty when the return gave no date).
     pub date: String,
+    /// Paid or partly paid invoices.
     pub invoices: usize,
+    /// What the day brings: invoices, plus flat payments, plus deductions (negative).
     pub paid_cents: i64,
+    /// Of which: paid invoices.
+    pub invoice_cents: i64,
+    /// Of which: flat and one-off payments (576 `261`).
+    pub flat_cents: i64,
+    /// Of which: deductions (576 `250`), negative when withheld.
+    pub deduction_cents: i64,
 }
 
 /// The reconciliation view of a [`Store`].
 #[derive(Debug, Clone, Copy)]
 pub struct Returns<'a> {
-    store: &'a Store,
+    pub(crate) store: &'a Store,
 }
 
 impl Store {
@@ -829,21 +837,36 @@ impl Returns<'_> {
         Ok(out)
     }
 
-    /// Paid totals per accounting day (paid and partly paid invoices), oldest day first.
+    /// Paid totals per accounting day (paid and partly paid invoices, flat payments and
+    /// deductions of [`crate::statement`]), oldest day first.
     pub fn paid_per_day(&self) -> Result<Vec<DayTotal>, StoreError> {
         let mut stmt = self
             .store
             .conn
             .prepare(
-                "SELECT COALESCE(paid_date, ''), COUNT(*), SUM(paid_cents) FROM rec_invoice
-                 WHERE state IN ('paid', 'partial') GROUP BY 1 ORDER BY 1",
+                "SELECT day, SUM(invoices), SUM(inv), SUM(flat), SUM(ded) FROM (
+                     SELECT COALESCE(paid_date, '') AS day, 1 AS invoices, paid_cents AS inv, 0 AS flat, 0 AS ded
+                     FROM rec_invoice WHERE state IN ('paid', 'partial')
+                     UNION ALL
+                     SELECT COALESCE(accounting_date, ''), 0, 0,
+                            CASE kind WHEN 'flat_payment' THEN amount_cents ELSE 0 END,
+                            CASE kind WHEN 'deduction' THEN amount_cents ELSE 0 END
+                     FROM rec_payment_line WHERE kind IN ('flat_payment', 'deduction')
+                 ) GROUP BY day ORDER BY day",
             )
             .map_err(sql("prepare day totals"))?;
         stmt.query_map([], |r| {
+            let (invoice_cents, flat_cents, deduction_cents): (i64, i64, i64) =
+                (r.get(2)?, r.get(3)?, r.get(4)?);
             Ok(DayTotal {
                 date: r.get(0)?,
                 invoices: usize::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
-                paid_cents: r.get(2)?,
+                paid_cents: invoice_cents
+                    .saturating_add(flat_cents)
+                    .saturating_add(deduction_cents),
+                invoice_cents,
+                flat_cents,
+                deduction_cents,
             })
         })
         .map_err(sql("query day totals"))?

@@ -37,6 +37,10 @@ impl Default for Limits {
     }
 }
 
+/// Largest header block `TOP n 0` may return: real headers are a few KiB, and a server that
+/// answers more is not giving headers.
+pub const MAX_TOP_BYTES: u64 = 1024 * 1024;
+
 /// A command to send. Message numbers are the session's (1-based).
 #[derive(Debug)]
 pub enum Command {
@@ -53,6 +57,9 @@ pub enum Command {
     /// `UIDL` (all messages).
     Uidl,
     Retr(u32),
+    /// `TOP n 0`: the message's header block only (RFC 1939 optional command), so a message
+    /// can be recognised without being retrieved (which some servers count as "read").
+    Top(u32),
     Dele(u32),
     Noop,
     Rset,
@@ -72,6 +79,7 @@ pub enum Verb {
     List,
     Uidl,
     Retr,
+    Top,
     Dele,
     Noop,
     Rset,
@@ -82,7 +90,10 @@ pub enum Verb {
 
 impl Verb {
     fn multi_line(self) -> bool {
-        matches!(self, Verb::List | Verb::Uidl | Verb::Retr | Verb::Capa)
+        matches!(
+            self,
+            Verb::List | Verb::Uidl | Verb::Retr | Verb::Top | Verb::Capa
+        )
     }
 }
 
@@ -112,6 +123,8 @@ pub enum Event {
     Uidls(Vec<(u32, String)>),
     /// `RETR`: the message, dot-unstuffed, line ends as sent (CRLF).
     Message { number: u32, raw: Vec<u8> },
+    /// `TOP n 0`: the header block and the blank line after it, dot-unstuffed.
+    Headers { number: u32, raw: Vec<u8> },
     /// `CAPA`: capability lines.
     Capabilities(Vec<String>),
 }
@@ -252,6 +265,7 @@ impl Client {
             Command::List => (Verb::List, 0, "LIST".into()),
             Command::Uidl => (Verb::Uidl, 0, "UIDL".into()),
             Command::Retr(n) => (Verb::Retr, n, format!("RETR {n}")),
+            Command::Top(n) => (Verb::Top, n, format!("TOP {n} 0")),
             Command::Dele(n) => (Verb::Dele, n, format!("DELE {n}")),
             Command::Noop => (Verb::Noop, 0, "NOOP".into()),
             Command::Rset => (Verb::Rset, 0, "RSET".into()),
@@ -348,7 +362,7 @@ impl Client {
             self.body = Some(match verb {
                 Verb::List => Body::Listing(Vec::new()),
                 Verb::Uidl => Body::Uidls(Vec::new()),
-                Verb::Retr => Body::Message(Vec::new()),
+                Verb::Retr | Verb::Top => Body::Message(Vec::new()),
                 _ => Body::Lines(Vec::new()),
             });
             return Ok(());
@@ -391,6 +405,7 @@ impl Client {
             let event = match body {
                 Some(Body::Listing(l)) => Event::Listing(l),
                 Some(Body::Uidls(u)) => Event::Uidls(u),
+                Some(Body::Message(raw)) if verb == Verb::Top => Event::Headers { number, raw },
                 Some(Body::Message(raw)) => Event::Message { number, raw },
                 Some(Body::Lines(l)) => Event::Capabilities(l),
                 None => return Ok(()),
@@ -409,11 +424,13 @@ impl Client {
         match &mut self.body {
             Some(Body::Message(raw)) => {
                 let new_len = raw.len() as u64 + unstuffed.len() as u64;
-                if new_len > self.limits.max_message {
-                    return Err(ProtocolError::MessageTooLarge {
-                        number,
-                        limit: self.limits.max_message,
-                    });
+                let limit = if verb == Verb::Top {
+                    self.limits.max_message.min(MAX_TOP_BYTES)
+                } else {
+                    self.limits.max_message
+                };
+                if new_len > limit {
+                    return Err(ProtocolError::MessageTooLarge { number, limit });
                 }
                 raw.extend_from_slice(unstuffed);
             }
@@ -561,6 +578,37 @@ mod tests {
         assert_eq!(events.len(), 9);
     }
 
+    /// RFC 1939 section 9: `TOP msg 0` answers the headers and the blank line; a `-ERR` (TOP
+    /// is optional) is an ordinary error event.
+    #[test]
+    fn top_gives_the_header_block() {
+        let server = b"+OK ready\r\n\
++OK top of message follows\r\nSubject: RSP/000123456/202611260930\r\n..X: y\r\n\r\n.\r\n\
+-ERR TOP not supported\r\n";
+        let events = run(
+            &[server],
+            vec![Command::Top(3), Command::Top(4)],
+            Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            events[1],
+            Event::Headers {
+                number: 3,
+                raw: b"Subject: RSP/000123456/202611260930\r\n.X: y\r\n\r\n".to_vec()
+            }
+        );
+        assert_eq!(
+            events[2],
+            Event::Err {
+                verb: Verb::Top,
+                text: "TOP not supported".into()
+            }
+        );
+        let mut c = Client::new(Limits::default());
+        assert_eq!(c.send(Command::Top(12)).unwrap(), b"TOP 12 0\r\n");
+    }
+
     #[test]
     fn rfc1939_apop_digest() {
         // The example of RFC 1939 section 7.
@@ -677,7 +725,7 @@ mod tests {
             cut in 0usize..2000,
         ) {
             let mut c = Client::new(Limits { max_line: 256, max_message: 1000, max_listing: 10 });
-            for cmd in [Command::Uidl, Command::List, Command::Retr(1), Command::Stat, Command::Capa] {
+            for cmd in [Command::Uidl, Command::List, Command::Retr(1), Command::Top(1), Command::Stat, Command::Capa] {
                 c.send(cmd).unwrap();
             }
             // Start inside the UIDL listing, so that the random bytes reach the body parsers.

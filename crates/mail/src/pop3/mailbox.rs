@@ -14,6 +14,17 @@ pub trait Mailbox {
     fn list(&mut self) -> Result<Vec<(String, u64)>, Self::Error>;
     /// The message's raw bytes (CRLF line ends).
     fn fetch(&mut self, uidl: &str) -> Result<Vec<u8>, Self::Error>;
+    /// The message's header block (up to the blank line), read without retrieving the
+    /// message nor marking it read, so a message that is not ours can be left as it was.
+    /// The default fetches the whole message and cuts it (for mailboxes where a fetch leaves
+    /// no trace).
+    fn headers(&mut self, uidl: &str) -> Result<Vec<u8>, Self::Error> {
+        let mut raw = self.fetch(uidl)?;
+        if let Some(p) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            raw.truncate(p + 4);
+        }
+        Ok(raw)
+    }
     /// Marks the message for deletion.
     fn delete(&mut self, uidl: &str) -> Result<(), Self::Error>;
     /// Ends the session, committing deletions.
@@ -46,6 +57,9 @@ pub struct RetrieveReport {
     pub already_had: Vec<String>,
     /// Left on the server because they exceed the size limit: `(uidl, size)`.
     pub too_large: Vec<(String, u64)>,
+    /// Left on the server untouched (not retrieved, not deleted) because their headers say
+    /// they are not for us ([`retrieve_selected`]).
+    pub left: Vec<String>,
 }
 
 /// A retrieval run failed; the messages stored so far stay stored, nothing unstored was deleted.
@@ -97,6 +111,31 @@ pub fn retrieve<M: Mailbox, S: MessageSink>(
     sink: &mut S,
     policy: RetrievePolicy,
 ) -> Result<RetrieveReport, RetrieveError<M::Error, S::Error>> {
+    run(mailbox, sink, policy, None)
+}
+
+/// [`retrieve`], but only the messages `select` accepts from their header block
+/// ([`Mailbox::headers`]); the others are left exactly as they were: not retrieved, not
+/// deleted (listed in [`RetrieveReport::left`]). A message already stored by an earlier run
+/// was selected then and is not looked at again.
+pub fn retrieve_selected<M: Mailbox, S: MessageSink>(
+    mailbox: &mut M,
+    sink: &mut S,
+    policy: RetrievePolicy,
+    select: &mut dyn FnMut(&[u8]) -> bool,
+) -> Result<RetrieveReport, RetrieveError<M::Error, S::Error>> {
+    run(mailbox, sink, policy, Some(select))
+}
+
+/// Decides from a header block whether to take a message.
+type Select<'a> = &'a mut dyn FnMut(&[u8]) -> bool;
+
+fn run<M: Mailbox, S: MessageSink>(
+    mailbox: &mut M,
+    sink: &mut S,
+    policy: RetrievePolicy,
+    mut select: Option<Select<'_>>,
+) -> Result<RetrieveReport, RetrieveError<M::Error, S::Error>> {
     let mut report = RetrieveReport::default();
     let mut deleted = Vec::new();
     let entries = mailbox.list().map_err(RetrieveError::Mailbox)?;
@@ -104,6 +143,13 @@ pub fn retrieve<M: Mailbox, S: MessageSink>(
         if sink.has(&uidl).map_err(RetrieveError::Sink)? {
             report.already_had.push(uidl.clone());
         } else {
+            if let Some(select) = select.as_mut() {
+                let head = mailbox.headers(&uidl).map_err(RetrieveError::Mailbox)?;
+                if !select(&head) {
+                    report.left.push(uidl);
+                    continue;
+                }
+            }
             if size > policy.max_size {
                 report.too_large.push((uidl, size));
                 continue;

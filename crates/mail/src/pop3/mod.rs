@@ -13,5 +13,7 @@ pub mod mailbox;
 pub mod shell;
 
 pub use core::{Client, Command, Event, Limits, ProtocolError, Verb};
-pub use mailbox::{Mailbox, MessageSink, RetrieveError, RetrievePolicy, RetrieveReport, retrieve};
+pub use mailbox::{
+    Mailbox, MessageSink, RetrieveError, RetrievePolicy, RetrieveReport, retrieve, retrieve_selected,
+};
 pub use shell::{Pop3Auth, Pop3Config, Pop3Error, Pop3Security, Pop3Session};

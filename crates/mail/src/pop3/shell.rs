@@ -428,6 +428,15 @@ impl Pop3Session {
         }
     }
 
+    /// `TOP n 0`: the header block only (bounded like a message). The server does not count
+    /// this as reading the message, so a message left after a look stays as it was.
+    pub fn top(&mut self, number: u32) -> Result<Vec<u8>, Pop3Error> {
+        match self.command(Command::Top(number), Verb::Top)? {
+            Event::Headers { raw, .. } => Ok(raw),
+            other => Err(self.unexpected(Verb::Top, &other)),
+        }
+    }
+
     /// `DELE n` (applied by the server at QUIT).
     pub fn dele(&mut self, number: u32) -> Result<(), Pop3Error> {
         self.simple(Command::Dele(number), Verb::Dele).map(drop)
@@ -481,6 +490,12 @@ impl Mailbox for Pop3Session {
             });
         }
         self.retr(n)
+    }
+
+    /// `TOP n 0`; a server without TOP is an error (nothing is retrieved blindly).
+    fn headers(&mut self, uidl: &str) -> Result<Vec<u8>, Pop3Error> {
+        let (n, _) = self.number_of(uidl)?;
+        self.top(n)
     }
 
     fn delete(&mut self, uidl: &str) -> Result<(), Pop3Error> {

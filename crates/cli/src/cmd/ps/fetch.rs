@@ -31,13 +31,15 @@ pub fn fetch(path: &Path, args: FetchArgs) -> CmdResult {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         println!(
-            "{}: {} new, {} already stored, {} classified, {} quarantined, {} too large (left on the server)",
+            "{}: {} new, {} already stored, {} classified, {} quarantined, {} too large (left on the server), \
+             {} other message(s) left untouched (not returns for this PS)",
             r.source,
             r.stored,
             r.already_had,
             r.classified.len(),
             r.quarantined.len(),
-            r.too_large.len()
+            r.too_large.len(),
+            r.left
         );
         for h in &r.classified {
             println!("  {}  {}  {}", h.inbox_id.0, h.what, h.subject);

@@ -7,7 +7,7 @@ use svoct_ps::Ps;
 use svoct_ps::config::Config;
 
 use super::output::table;
-use super::status::{date_of, euros, kind, unmatched_table};
+use super::status::{date_of, euros, kind, notices_table, payment_lines_table, print_arts, unmatched_table};
 use crate::CmdResult;
 
 #[derive(clap::Args)]
@@ -109,10 +109,38 @@ pub fn returns(path: &Path, args: ReturnsArgs) -> CmdResult {
         println!("\n{} return item(s) for nothing sent (kept):", v.unmatched.len());
         print!("{}", unmatched_table(&v.unmatched));
     }
-    if !v.notes.is_empty() {
-        println!("\nNotes (ART, NOEMIE findings, unreadable returns):");
-        let rows: Vec<Vec<String>> = v
-            .notes
+    print_outside_invoices(&v);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What the returns said outside the lots and invoices: 576 payment lines, 900 notices, every
+/// ART with its text, and the other notes.
+fn print_outside_invoices(v: &svoct_ps::status::ReturnsView) {
+    let t = &v.totals;
+    if !v.payment_lines.is_empty() {
+        println!(
+            "\n{} payment(s) and {} deduction(s) outside invoices (576): {} EUR paid, {} EUR deducted; \
+             in all (invoices included) {} EUR",
+            t.flat_payments,
+            t.deductions,
+            euros(t.flat_paid_cents),
+            euros(t.deducted_cents),
+            euros(t.net_paid_cents)
+        );
+        print!("{}", payment_lines_table(&v.payment_lines));
+    }
+    if !v.insurer_notices.is_empty() {
+        println!("\n{} insurer reject(s) and notice(s) (900):", t.insurer_notices);
+        print!("{}", notices_table(&v.insurer_notices));
+    }
+    if !v.arts.is_empty() {
+        println!("\nOCT receipts (ART): {}", v.arts.len());
+        print_arts(&v.arts);
+    }
+    let other_notes: Vec<_> = v.notes.iter().filter(|n| n.kind != "ART").collect();
+    if !other_notes.is_empty() {
+        println!("\nNotes (NOEMIE findings, unreadable returns):");
+        let rows: Vec<Vec<String>> = other_notes
             .iter()
             .map(|n| {
                 vec![
@@ -125,5 +153,4 @@ pub fn returns(path: &Path, args: ReturnsArgs) -> CmdResult {
             .collect();
         print!("{}", table(&["inbox id", "kind", "compostage", "summary"], &rows));
     }
-    Ok(ExitCode::SUCCESS)
 }

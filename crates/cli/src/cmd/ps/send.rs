@@ -195,9 +195,10 @@ pub fn resend(path: &Path, args: ResendArgs) -> CmdResult {
 
 #[derive(clap::Args)]
 pub struct LoiRequestArgs {
-    /// The opposition-list version the PS holds (0 = none yet): the OCT sends what follows.
-    #[arg(long, default_value_t = 0)]
-    version: u64,
+    /// Ask from this opposition-list version instead of the one the store holds (0 asks for
+    /// the whole list). By default: the version the last applied increment brought.
+    #[arg(long)]
+    version: Option<u64>,
     #[command(flatten)]
     out: OutArgs,
 }
@@ -205,7 +206,10 @@ pub struct LoiRequestArgs {
 pub fn loi_request(path: &Path, args: LoiRequestArgs) -> CmdResult {
     let ps = open(path)?;
     let t = transport(&ps, &args.out.out)?;
-    let sent = ps.request_loi(&*t, args.version)?;
+    let sent = match args.version {
+        Some(v) => ps.request_loi(&*t, v)?,
+        None => ps.request_loi_after_held(&*t)?,
+    };
     report(&[sent], args.out.json)
 }
 

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use svoct_ps::Ps;
 use svoct_ps::config::Config;
+use svoct_ps::status::ArtView;
 use svoct_store::returns::{InvoiceRow, LotRow};
+use svoct_store::statement::{LineKind, PaymentLineRow};
 
 use super::output::table;
 use crate::CmdResult;
@@ -107,14 +109,121 @@ pub fn status(path: &Path, args: StatusArgs) -> CmdResult {
     if !s.unmatched.is_empty() {
         print!("{}", unmatched_table(&s.unmatched));
     }
-    println!("\nPaid per day:");
+    println!("\nPaid per day (invoices, flat payments, deductions):");
     let rows: Vec<Vec<String>> = s
         .paid_per_day
         .iter()
-        .map(|d| vec![d.date.clone(), d.invoices.to_string(), euros(d.paid_cents)])
+        .map(|d| {
+            vec![
+                d.date.clone(),
+                d.invoices.to_string(),
+                euros(d.invoice_cents),
+                euros(d.flat_cents),
+                euros(d.deduction_cents),
+                euros(d.paid_cents),
+            ]
+        })
         .collect();
-    print!("{}", table(&["date", "invoices", "paid (EUR)"], &rows));
+    print!(
+        "{}",
+        table(
+            &[
+                "date",
+                "invoices",
+                "invoices (EUR)",
+                "flat (EUR)",
+                "deductions (EUR)",
+                "total (EUR)"
+            ],
+            &rows
+        )
+    );
+    println!(
+        "\nPayments and deductions outside invoices (576): {}",
+        s.payment_lines.len()
+    );
+    if !s.payment_lines.is_empty() {
+        print!("{}", payment_lines_table(&s.payment_lines));
+    }
+    println!("\nInsurer rejects and notices (900): {}", s.insurer_notices.len());
+    if !s.insurer_notices.is_empty() {
+        print!("{}", notices_table(&s.insurer_notices));
+    }
+    println!("\nOCT receipts (ART): {}", s.arts.len());
+    print_arts(&s.arts);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The 576 payments and deductions, as `svoct ps status` and `svoct ps returns` show them.
+pub(super) fn payment_lines_table(lines: &[PaymentLineRow]) -> String {
+    let rows: Vec<Vec<String>> = lines
+        .iter()
+        .map(|l| {
+            let l = &l.line;
+            vec![
+                l.accounting_date.clone().unwrap_or_default(),
+                match l.kind {
+                    LineKind::FlatPayment => "payment".into(),
+                    LineKind::Deduction => "deduction".into(),
+                    LineKind::Notice => "notice".into(),
+                },
+                l.reference.clone(),
+                l.code.clone(),
+                euros(l.amount_cents),
+                l.period.clone().unwrap_or_default(),
+                l.label.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "paid on",
+            "line",
+            "ref",
+            "code",
+            "amount (EUR)",
+            "period",
+            "reason",
+        ],
+        &rows,
+    )
+}
+
+/// The insurers' rejects and notices (900).
+pub(super) fn notices_table(lines: &[PaymentLineRow]) -> String {
+    let rows: Vec<Vec<String>> = lines
+        .iter()
+        .map(|l| {
+            let l = &l.line;
+            vec![
+                l.reference.clone(),
+                l.invoice_number.clone().unwrap_or_default(),
+                l.lot_number.clone().unwrap_or_default(),
+                l.code.clone(),
+                l.label.clone(),
+            ]
+        })
+        .collect();
+    table(&["ref", "invoice", "lot", "code", "notice"], &rows)
+}
+
+/// Every ART with its text, indented under one line that says what it is.
+pub(super) fn print_arts(arts: &[ArtView]) {
+    for a in arts {
+        println!(
+            "--- ART (inbox {}, received {}{}): {}",
+            a.inbox.0,
+            date_of(a.received_ms),
+            a.compostage
+                .as_deref()
+                .map(|c| format!(", compostage {c}"))
+                .unwrap_or_default(),
+            a.summary
+        );
+        for line in a.text.lines() {
+            println!("    {line}");
+        }
+    }
 }
 
 /// The returns that name nothing sent, as `svoct ps status` and `svoct ps returns` show them.
