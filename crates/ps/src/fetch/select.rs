@@ -51,8 +51,8 @@ impl ReturnFilter {
     pub fn for_config(config: &Config) -> ReturnFilter {
         let id = &config.identity;
         ReturnFilter {
-            numbers: [&id.ps_number, &id.sender_number]
-                .into_iter()
+            numbers: std::iter::once(id.ps_number.as_str())
+                .chain(id.sender_number.as_deref())
                 .filter_map(|n| PartyNumber::new(n).ok())
                 .collect(),
         }
