@@ -406,7 +406,7 @@ impl DirTransport {
     /// Writes into `dir`, created if missing.
     pub fn new(dir: impl Into<PathBuf>) -> Result<DirTransport, SendError> {
         let dir = dir.into();
-        fs::create_dir_all(&dir).map_err(|e| {
+        crate::fsx::create_data_dir_all(&dir).map_err(|e| {
             SendError::permanent(format!("create output directory {}", dir.display()), None, None)
                 .with_source(e)
         })?;
@@ -427,7 +427,7 @@ impl DirTransport {
     fn write_new(&self, stem: &str, ext: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
         let tmp = self.dir.join(format!(".{stem}.{ext}.tmp"));
         let path = self.dir.join(format!("{stem}.{ext}"));
-        let mut f = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let mut f = crate::fsx::create_new_data_file(&tmp)?;
         let written = f.write_all(bytes).and_then(|()| f.sync_all());
         drop(f);
         let placed = written.and_then(|()| crate::fsx::place_no_replace(&tmp, &path));

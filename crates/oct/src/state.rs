@@ -526,12 +526,10 @@ impl State {
     /// Like [`State::open`], with write transactions queued behind `gate`: give the same gate
     /// to every connection of one process.
     pub fn open_gated(path: &Path, gate: WriteGate) -> Result<State, StateError> {
-        if let Some(dir) = path.parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StateError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
-        }
+        // Created 0600 (its directory 0700 when missing) before SQLite opens it, so that the
+        // -wal and -shm files SQLite creates get the same mode.
+        svoct_mail::fsx::prepare_db_file(path)
+            .map_err(|e| StateError::Invalid(format!("cannot prepare {}: {e}", path.display())))?;
         let conn = Connection::open(path).map_err(|source| StateError::Open {
             path: path.display().to_string(),
             source,

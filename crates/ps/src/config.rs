@@ -506,7 +506,8 @@ impl ConfigFile {
         let tmp = self.path.with_extension("toml.tmp");
         let write = |p: &Path| -> std::io::Result<()> {
             use std::io::Write;
-            let mut f = std::fs::File::create(p)?;
+            // The configuration may hold passwords: owner only.
+            let mut f = svoct_mail::fsx::create_data_file(p)?;
             f.write_all(text.as_bytes())?;
             f.sync_all()
         };

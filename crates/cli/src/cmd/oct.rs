@@ -239,12 +239,7 @@ fn quarantine(config: &Config, command: QuarantineCommand) -> CmdResult {
                 return Err(format!("no quarantined message #{id}").into());
             };
             if let Some(path) = raw {
-                use std::os::unix::fs::OpenOptionsExt;
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&path)
+                let mut f = svoct_mail::fsx::create_new_data_file(&path)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
                 f.write_all(&bytes)?;
             }
