@@ -451,7 +451,8 @@ pub struct PipelineSettings {
     /// Seconds a worker sleeps when the spool is empty (it is also woken by the ingress).
     #[serde(default = "default_poll_ms")]
     pub poll_interval_ms: u64,
-    /// Largest decrypted, decompressed attachment, bytes.
+    /// Largest decompressed attachment, bytes (16 MiB by default): a compression bomb costs a
+    /// worker at most this much memory, and is quarantined with the reason.
     #[serde(default = "default_max_attachment")]
     pub max_attachment_bytes: u64,
     /// Spooled messages a worker takes at once (only those already waiting) and commits in one
@@ -471,7 +472,7 @@ fn default_poll_ms() -> u64 {
     200
 }
 fn default_max_attachment() -> u64 {
-    256 * 1024 * 1024
+    svoct_mail::compress::DEFAULT_MAX_DECOMPRESSED
 }
 
 impl Default for PipelineSettings {
