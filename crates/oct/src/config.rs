@@ -81,6 +81,9 @@ pub struct Config {
     /// Pipeline workers.
     #[serde(default)]
     pub pipeline: PipelineSettings,
+    /// How much quarantined content is kept, and how long.
+    #[serde(default)]
+    pub quarantine: QuarantineSettings,
 }
 
 /// The OCT's identity, written in the files it builds and the messages it sends.
@@ -486,6 +489,44 @@ impl Default for PipelineSettings {
     }
 }
 
+/// Quarantine settings: the content of quarantined messages (kept once, in the state database)
+/// has its own bound, apart from the ingress spool, and a retention period. See
+/// `docs/oct.md` (quarantine).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuarantineSettings {
+    /// Bytes of quarantined content kept; beyond, the oldest contents are removed (their reason
+    /// and metadata stay).
+    #[serde(default = "default_quarantine_bytes")]
+    pub max_bytes: u64,
+    /// Days a quarantined message's content is kept.
+    #[serde(default = "default_quarantine_days")]
+    pub retention_days: u32,
+}
+
+fn default_quarantine_bytes() -> u64 {
+    1024 * 1024 * 1024
+}
+fn default_quarantine_days() -> u32 {
+    30
+}
+
+impl Default for QuarantineSettings {
+    fn default() -> Self {
+        QuarantineSettings {
+            max_bytes: default_quarantine_bytes(),
+            retention_days: default_quarantine_days(),
+        }
+    }
+}
+
+impl QuarantineSettings {
+    /// The retention period in seconds.
+    pub fn retention_secs(&self) -> i64 {
+        i64::from(self.retention_days) * 86_400
+    }
+}
+
 fn check_address(key: &str, value: &str) -> Result<(), ConfigError> {
     if value.is_empty() || value.len() > 254 {
         return Err(invalid(key, "an address must be 1 to 254 characters"));
@@ -683,6 +724,9 @@ impl Config {
         }
         if self.delivery.batch == 0 || self.delivery.batch > 1024 {
             return Err(invalid("delivery.batch", "must be 1 to 1024"));
+        }
+        if self.quarantine.retention_days == 0 {
+            return Err(invalid("quarantine.retention_days", "must be at least 1"));
         }
         if self.retry.max_attempts == 0 {
             return Err(invalid("retry.max_attempts", "must be at least 1"));

@@ -207,6 +207,9 @@ fn work_batch_with(
         processed.retried_quarantine = Some(retry.id);
         let quarantined = processed.quarantine.is_some();
         state.commit(&processed)?;
+        if quarantined {
+            state.enforce_quarantine_bound(pipeline.config.quarantine.max_bytes, now_secs())?;
+        }
         tracing::info!(
             quarantine_id = retry.id,
             quarantined,
@@ -247,7 +250,8 @@ fn handle_entries(
                 Some((outcome, reason)) => {
                     // Committed before a crash, not yet completed in the spool: only complete it.
                     tracing::info!(spool_id = %key, %outcome, "already processed; completing");
-                    finish(spool, id, &outcome, reason.as_deref(), completion)?;
+                    tracing::debug!(spool_id = %key, reason = ?reason, "outcome already recorded");
+                    finish(spool, id, completion)?;
                     Ok(None)
                 }
                 None => {
@@ -299,31 +303,19 @@ fn handle_entries(
         if p.quarantine.is_some() {
             stats.quarantined.fetch_add(1, Ordering::Relaxed);
         }
-        finish(
-            spool,
-            id,
-            outcome,
-            p.quarantine.as_ref().map(|q| q.reason.as_str()),
-            completion,
-        )?;
+        finish(spool, id, completion)?;
+    }
+    if processed.iter().any(|p| p.quarantine.is_some()) {
+        state.enforce_quarantine_bound(pipeline.config.quarantine.max_bytes, now_secs())?;
     }
     Ok(())
 }
 
-/// Removes a committed entry from the spool. The state database already holds its outcome,
-/// so a processed entry is removed without a directory sync (see
-/// [`Spool::complete_recorded`]); a quarantined one is moved aside with its reason.
-fn finish(
-    spool: &Spool,
-    id: SpoolId,
-    outcome: &str,
-    reason: Option<&str>,
-    completion: Completion<'_>,
-) -> Result<(), ServiceError> {
-    if outcome == "quarantined" {
-        spool.quarantine(id, reason.unwrap_or("quarantined by the pipeline"))?;
-        return Ok(());
-    }
+/// Removes a committed entry from the spool. The state database already holds its outcome
+/// and, for a quarantined message, its only copy (the quarantine has its own bound, see
+/// `state::quarantine`), so the entry is removed without a directory sync (see
+/// [`Spool::complete_recorded`]).
+fn finish(spool: &Spool, id: SpoolId, completion: Completion<'_>) -> Result<(), ServiceError> {
     match completion {
         Completion::Reaper(reaper) if reaper.send(id).is_ok() => {}
         // No reaper (tests, or it is gone): remove it here.
@@ -848,6 +840,9 @@ struct Shared<'a> {
     signal: &'a OutboxSignal,
 }
 
+/// How often a worker removes quarantined content past its retention (also at start).
+const RETENTION_CHECK: Duration = Duration::from_secs(600);
+
 fn worker_loop(
     config: &Config,
     keys: &Keys,
@@ -859,6 +854,7 @@ fn worker_loop(
     let poll = Duration::from_millis(config.pipeline.poll_interval_ms.max(1));
     let mut opened = None;
     let mut blocks = Blocks::default();
+    let mut retention_checked: Option<std::time::Instant> = None;
     while !shared.stop.load(Ordering::Relaxed) {
         if opened.is_none() {
             match State::open_gated(&config.paths.state, shared.gate.clone()) {
@@ -870,6 +866,14 @@ fn worker_loop(
             sleep_unless_stopped(shared.stop, Duration::from_secs(1));
             continue;
         };
+        if retention_checked.is_none_or(|at| at.elapsed() >= RETENTION_CHECK) {
+            retention_checked = Some(std::time::Instant::now());
+            let now = now_secs();
+            let cutoff = now.saturating_sub(config.quarantine.retention_secs());
+            if let Err(e) = state.purge_quarantine_before(cutoff, now) {
+                tracing::error!(error = %e, "quarantine retention step failed; retrying later");
+            }
+        }
         match work_batch_with(
             spool,
             state,

@@ -11,7 +11,7 @@
 //! lock                      exclusive lock of the owning process
 //! tmp/<id>                  being written; removed at open (never acknowledged)
 //! new/<id>                  durable, waiting or being processed
-//! quarantine/<id>           set aside by a worker, with quarantine/<id>.reason
+//! quarantine/<id>           unreadable entry set aside, with quarantine/<id>.reason
 //! ```
 //!
 //! `<id>` is the [`SpoolId`] in 16 lower-case hex digits. Each entry file holds a small

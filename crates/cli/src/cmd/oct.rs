@@ -159,8 +159,15 @@ fn status(config: &Config, json: bool) -> CmdResult {
     let c = &report.counters;
     let get = |m: &std::collections::BTreeMap<String, u64>, k: &str| m.get(k).copied().unwrap_or(0);
     println!(
-        "spool: {} waiting, {} set aside",
+        "spool: {} waiting, {} unreadable set aside",
         report.spool_waiting, report.spool_quarantined
+    );
+    println!(
+        "quarantine: {} held, {} purged (content removed), {} bytes of content (bound {})",
+        get(&c.quarantine, "held"),
+        get(&c.quarantine, "purged"),
+        c.quarantine_bytes,
+        config.quarantine.max_bytes
     );
     println!(
         "outbox: {} pending, {} sent, {} failed",

@@ -1,0 +1,191 @@
+//! The quarantine's own bound and retention.
+//!
+//! A quarantined message is kept **once**, in the `quarantine` table of the state database (the
+//! spool only keeps, in `spool/quarantine/`, entries it cannot read back itself). Its content
+//! (`raw`) is the only large part; it is removed when either
+//!
+//! - the content of all quarantined messages still holding one exceeds `max_bytes`: the
+//!   **oldest** contents go first, so the newest junk never pushes out nothing and the space
+//!   stays bounded whoever sends; or
+//! - it is older than the retention period.
+//!
+//! Removing keeps the row (code, reason, sender, recipients, subject, date) with `state =
+//! 'purged'` and an empty `raw`, and records why and how many bytes in `quarantine_purged`; each
+//! removal is logged. A purged message can no longer be retried. SQLite reuses the freed pages,
+//! so the database file stops growing at about the bound (it does not shrink without `VACUUM`).
+
+use rusqlite::params;
+
+use super::{State, StateError, sql};
+
+/// The table that remembers what was removed (created with the schema, idempotently).
+pub(super) const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS quarantine_purged (
+    id    INTEGER PRIMARY KEY REFERENCES quarantine(id),
+    bytes INTEGER NOT NULL,
+    why   TEXT NOT NULL,
+    at    INTEGER NOT NULL
+);
+"#;
+
+/// Why a quarantined message's content was removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PurgeCause {
+    /// The quarantine held more than its bound.
+    Bound,
+    /// Older than the retention period.
+    Retention,
+}
+
+impl PurgeCause {
+    fn as_str(self) -> &'static str {
+        match self {
+            PurgeCause::Bound => "bound",
+            PurgeCause::Retention => "retention",
+        }
+    }
+}
+
+/// A quarantined message whose content was removed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Purged {
+    pub id: i64,
+    pub spool_id: String,
+    pub code: String,
+    pub bytes: u64,
+    pub cause: PurgeCause,
+}
+
+impl State {
+    /// Bytes of quarantined content still held (what the bound applies to).
+    pub fn quarantine_bytes(&self) -> Result<u64, StateError> {
+        self.conn
+            .query_row(
+                "SELECT COALESCE(SUM(length(raw)), 0) FROM quarantine WHERE state != 'purged'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(sql("quarantine size"))
+    }
+
+    /// Removes the content of the oldest quarantined messages until what is held fits in
+    /// `max_bytes`. Returns what was removed (each one is also logged).
+    pub fn enforce_quarantine_bound(&self, max_bytes: u64, now: i64) -> Result<Vec<Purged>, StateError> {
+        self.in_immediate("quarantine bound", || {
+            let rows = self.held_newest_first()?;
+            let mut total: u64 = 0;
+            let mut doomed = Vec::new();
+            for (id, spool_id, code, bytes, _at) in rows {
+                total = total.saturating_add(bytes);
+                if total > max_bytes {
+                    doomed.push(Purged {
+                        id,
+                        spool_id,
+                        code,
+                        bytes,
+                        cause: PurgeCause::Bound,
+                    });
+                }
+            }
+            self.purge(&doomed, now)?;
+            Ok(doomed)
+        })
+    }
+
+    /// Removes the content of quarantined messages received before `cutoff` (seconds since the
+    /// epoch). Returns what was removed (each one is also logged).
+    pub fn purge_quarantine_before(&self, cutoff: i64, now: i64) -> Result<Vec<Purged>, StateError> {
+        self.in_immediate("quarantine retention", || {
+            let doomed: Vec<Purged> = self
+                .held_newest_first()?
+                .into_iter()
+                .filter(|(.., at)| *at < cutoff)
+                .map(|(id, spool_id, code, bytes, _)| Purged {
+                    id,
+                    spool_id,
+                    code,
+                    bytes,
+                    cause: PurgeCause::Retention,
+                })
+                .collect();
+            self.purge(&doomed, now)?;
+            Ok(doomed)
+        })
+    }
+
+    /// (id, spool id, code, content bytes, received) of every row still holding its content.
+    #[allow(clippy::type_complexity)]
+    fn held_newest_first(&self) -> Result<Vec<(i64, String, String, u64, i64)>, StateError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT id, spool_id, code, length(raw), at FROM quarantine
+                 WHERE state != 'purged' ORDER BY id DESC",
+            )
+            .map_err(sql("list held quarantine"))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                    r.get(4)?,
+                ))
+            })
+            .map_err(sql("list held quarantine"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(sql("list held quarantine"))
+    }
+
+    fn purge(&self, doomed: &[Purged], now: i64) -> Result<(), StateError> {
+        for p in doomed {
+            self.conn
+                .execute(
+                    "UPDATE quarantine SET raw = x'', state = 'purged' WHERE id = ?1",
+                    [p.id],
+                )
+                .map_err(sql("purge quarantine"))?;
+            self.conn
+                .execute(
+                    "INSERT OR REPLACE INTO quarantine_purged (id, bytes, why, at) VALUES (?1, ?2, ?3, ?4)",
+                    params![
+                        p.id,
+                        i64::try_from(p.bytes).unwrap_or(i64::MAX),
+                        p.cause.as_str(),
+                        now
+                    ],
+                )
+                .map_err(sql("record purge"))?;
+            tracing::warn!(
+                quarantine_id = p.id,
+                spool_id = %p.spool_id,
+                code = %p.code,
+                bytes = p.bytes,
+                cause = p.cause.as_str(),
+                "quarantined message content removed; its reason and metadata are kept"
+            );
+        }
+        Ok(())
+    }
+
+    /// Why and when the content of quarantined message `id` was removed: (cause, bytes, at).
+    pub fn quarantine_purge_record(&self, id: i64) -> Result<Option<(String, u64, i64)>, StateError> {
+        use rusqlite::OptionalExtension;
+        self.conn
+            .query_row(
+                "SELECT why, bytes, at FROM quarantine_purged WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                        r.get(2)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(sql("purge record"))
+    }
+}
