@@ -685,6 +685,13 @@ mod tests {
         }
         // No temporary file left behind.
         assert_eq!(fs::read_dir(t.dir()).unwrap().count(), 4);
+        // Owner only, whatever the umask: the messages hold claims.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(t.dir()), 0o700);
+        for e in fs::read_dir(t.dir()).unwrap() {
+            assert_eq!(mode(&e.unwrap().path()), 0o600);
+        }
     }
 
     #[test]

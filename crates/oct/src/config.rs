@@ -856,6 +856,30 @@ maildir = "maildirs/ps1"
         assert_eq!(c.delivery.smtp.as_ref().map(|s| s.tls), Some(SmtpTls::Starttls));
         assert_eq!(c.routes.len(), 2);
         assert!(!format!("{c:?}").contains("change-me"));
+        assert_eq!(c.pipeline.max_attachment_bytes, 16 * 1024 * 1024);
+        assert_eq!(
+            (c.quarantine.max_bytes, c.quarantine.retention_days),
+            (1 << 30, 30)
+        );
+    }
+
+    #[test]
+    fn quarantine_settings_default_and_are_checked() {
+        let c = Config::parse(EXAMPLE).expect("example parses");
+        assert_eq!(c.quarantine.max_bytes, 1 << 30);
+        assert_eq!(c.quarantine.retention_secs(), 30 * 86_400);
+        assert_eq!(c.pipeline.max_attachment_bytes, 16 * 1024 * 1024);
+        let set = Config::parse(&format!(
+            "{EXAMPLE}\n[quarantine]\nmax_bytes = 5000\nretention_days = 2\n"
+        ))
+        .expect("settings parse");
+        assert_eq!(
+            (set.quarantine.max_bytes, set.quarantine.retention_secs()),
+            (5000, 172_800)
+        );
+        let e = Config::parse(&format!("{EXAMPLE}\n[quarantine]\nretention_days = 0\n"))
+            .expect_err("no retention");
+        assert!(e.to_string().contains("quarantine.retention_days"), "{e}");
     }
 
     #[test]
