@@ -245,6 +245,15 @@ fn quarantine(config: &Config, command: QuarantineCommand) -> CmdResult {
             let Some((row, bytes, summary)) = state.quarantine_get(id)? else {
                 return Err(format!("no quarantined message #{id}").into());
             };
+            // (cause, bytes, at) when the content was removed by the bound or the retention.
+            let purged = state.quarantine_purge_record(id)?;
+            if let (Some(_), Some((cause, size, _))) = (&raw, &purged) {
+                return Err(format!(
+                    "the content of quarantined message #{id} ({size} bytes) was removed ({cause}); \
+                     its reason and metadata are all that is kept"
+                )
+                .into());
+            }
             if let Some(path) = raw {
                 let mut f = svoct_mail::fsx::create_new_data_file(&path)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -253,7 +262,13 @@ fn quarantine(config: &Config, command: QuarantineCommand) -> CmdResult {
             if json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({ "message": row, "summary": summary }))?
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "message": row,
+                        "summary": summary,
+                        "purged": purged.as_ref().map(|(cause, bytes, at)| {
+                            serde_json::json!({ "cause": cause, "bytes": bytes, "at": at })
+                        }),
+                    }))?
                 );
             } else {
                 println!("#{} [{}] {}", row.id, row.state, row.code);
@@ -263,6 +278,9 @@ fn quarantine(config: &Config, command: QuarantineCommand) -> CmdResult {
                 println!("subject: {}", row.subject);
                 println!("spool id: {}", row.spool_id);
                 println!("bytes: {}", row.bytes);
+                if let Some((cause, size, at)) = &purged {
+                    println!("content removed ({cause}) at {at} (unix time): {size} bytes");
+                }
                 if !summary.is_null() {
                     println!("summary: {}", serde_json::to_string_pretty(&summary)?);
                 }

@@ -26,7 +26,13 @@ CREATE TABLE IF NOT EXISTS quarantine_purged (
     why   TEXT NOT NULL,
     at    INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS quarantine_by_state ON quarantine(state, id);
 "#;
+
+/// The states of a row that still holds its content (`purged` rows do not). Listed rather than
+/// `!= 'purged'` so that the index on `state` serves: a flood of junk leaves many purged rows,
+/// and the bound check must not scan them all at each quarantined message.
+const HOLDING: &str = "state IN ('held', 'retry', 'retried')";
 
 /// Why a quarantined message's content was removed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,7 +67,7 @@ impl State {
     pub fn quarantine_bytes(&self) -> Result<u64, StateError> {
         self.conn
             .query_row(
-                "SELECT COALESCE(SUM(length(raw)), 0) FROM quarantine WHERE state != 'purged'",
+                &format!("SELECT COALESCE(SUM(length(raw)), 0) FROM quarantine WHERE {HOLDING}"),
                 [],
                 |r| r.get::<_, i64>(0),
             )
@@ -119,10 +125,10 @@ impl State {
     fn held_newest_first(&self) -> Result<Vec<(i64, String, String, u64, i64)>, StateError> {
         let mut st = self
             .conn
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "SELECT id, spool_id, code, length(raw), at FROM quarantine
-                 WHERE state != 'purged' ORDER BY id DESC",
-            )
+                 WHERE {HOLDING} ORDER BY id DESC"
+            ))
             .map_err(sql("list held quarantine"))?;
         let rows = st
             .query_map([], |r| {
