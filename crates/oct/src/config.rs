@@ -502,6 +502,14 @@ pub struct QuarantineSettings {
     /// Days a quarantined message's content is kept.
     #[serde(default = "default_quarantine_days")]
     pub retention_days: u32,
+    /// Rows of purged messages (reason and metadata, content removed) kept; beyond, the oldest
+    /// are deleted (each was logged when its content was removed).
+    #[serde(default = "default_purged_rows")]
+    pub max_purged_rows: u64,
+}
+
+fn default_purged_rows() -> u64 {
+    100_000
 }
 
 fn default_quarantine_bytes() -> u64 {
@@ -516,6 +524,7 @@ impl Default for QuarantineSettings {
         QuarantineSettings {
             max_bytes: default_quarantine_bytes(),
             retention_days: default_quarantine_days(),
+            max_purged_rows: default_purged_rows(),
         }
     }
 }

@@ -208,7 +208,7 @@ fn work_batch_with(
         let quarantined = processed.quarantine.is_some();
         state.commit(&processed)?;
         if quarantined {
-            state.enforce_quarantine_bound(pipeline.config.quarantine.max_bytes, now_secs())?;
+            state.enforce_quarantine_bound(&pipeline.config.quarantine, now_secs())?;
         }
         tracing::info!(
             quarantine_id = retry.id,
@@ -306,7 +306,7 @@ fn handle_entries(
         finish(spool, id, completion)?;
     }
     if processed.iter().any(|p| p.quarantine.is_some()) {
-        state.enforce_quarantine_bound(pipeline.config.quarantine.max_bytes, now_secs())?;
+        state.enforce_quarantine_bound(&pipeline.config.quarantine, now_secs())?;
     }
     Ok(())
 }
@@ -870,7 +870,10 @@ fn worker_loop(
             retention_checked = Some(std::time::Instant::now());
             let now = now_secs();
             let cutoff = now.saturating_sub(config.quarantine.retention_secs());
-            if let Err(e) = state.purge_quarantine_before(cutoff, now) {
+            let step = state
+                .purge_quarantine_before(cutoff, now)
+                .and_then(|_| state.trim_purged_rows(config.quarantine.max_purged_rows));
+            if let Err(e) = step {
                 tracing::error!(error = %e, "quarantine retention step failed; retrying later");
             }
         }

@@ -106,7 +106,8 @@ fn one_step_commits_a_batch_and_completes_what_a_crash_left_committed() {
 
 /// The quarantine has its own bound: beyond `quarantine.max_bytes` the oldest contents are
 /// removed (reason and metadata kept, the removal recorded), the newest stay; past the
-/// retention the rest goes too. Nothing of it is kept in the spool.
+/// retention the rest goes too; purged rows beyond `max_purged_rows` are deleted, oldest first.
+/// Nothing of it is kept in the spool.
 #[test]
 fn quarantine_keeps_one_copy_within_its_bound_and_retention() {
     let probe = World::new(2525, "");
@@ -117,7 +118,7 @@ fn quarantine_keeps_one_copy_within_its_bound_and_retention() {
     let bound = size * 5 / 2;
     let world = World::new(
         2525,
-        &format!("[quarantine]\nmax_bytes = {bound}\nretention_days = 7\n"),
+        &format!("[quarantine]\nmax_bytes = {bound}\nretention_days = 7\nmax_purged_rows = 2\n"),
     );
     let config = world.config();
     assert_eq!(config.quarantine.max_bytes, bound);
@@ -172,4 +173,24 @@ fn quarantine_keeps_one_copy_within_its_bound_and_retention() {
     );
     assert_eq!(state.quarantine_bytes().expect("size"), 0);
     assert_eq!(state.quarantine_list(true).expect("list").len(), 3);
+
+    // Three purged rows, two allowed: the oldest goes, with its purge record.
+    assert_eq!(
+        state
+            .trim_purged_rows(config.quarantine.max_purged_rows)
+            .expect("trim"),
+        1
+    );
+    let left = state.quarantine_list(true).expect("list");
+    assert_eq!(
+        left.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [all[0].id, all[1].id]
+    );
+    assert_eq!(state.quarantine_purge_record(oldest.id).expect("record"), None);
+    assert!(
+        state
+            .quarantine_purge_record(all[1].id)
+            .expect("record")
+            .is_some()
+    );
 }

@@ -11,12 +11,16 @@
 //!
 //! Removing keeps the row (code, reason, sender, recipients, subject, date) with `state =
 //! 'purged'` and an empty `raw`, and records why and how many bytes in `quarantine_purged`; each
-//! removal is logged. A purged message can no longer be retried. SQLite reuses the freed pages,
-//! so the database file stops growing at about the bound (it does not shrink without `VACUUM`).
+//! removal is logged with the reason code, reason and sender. A purged message can no longer be
+//! retried. The purged rows are bounded too (`max_purged_rows`, oldest deleted first, one log
+//! line per deletion batch): a flood of junk must not grow the database by its metadata either;
+//! the log keeps what each of them was. SQLite reuses the freed pages, so the database file stops
+//! growing at about the bound (it does not shrink without `VACUUM`).
 
 use rusqlite::params;
 
 use super::{State, StateError, sql};
+use crate::config::QuarantineSettings;
 
 /// The table that remembers what was removed (created with the schema, idempotently).
 pub(super) const SCHEMA: &str = r#"
@@ -58,8 +62,35 @@ pub struct Purged {
     pub id: i64,
     pub spool_id: String,
     pub code: String,
+    pub reason: String,
+    pub mail_from: String,
     pub bytes: u64,
     pub cause: PurgeCause,
+}
+
+/// A quarantine row still holding its content.
+struct Held {
+    id: i64,
+    spool_id: String,
+    code: String,
+    reason: String,
+    mail_from: String,
+    bytes: u64,
+    at: i64,
+}
+
+impl Held {
+    fn purged(self, cause: PurgeCause) -> Purged {
+        Purged {
+            id: self.id,
+            spool_id: self.spool_id,
+            code: self.code,
+            reason: self.reason,
+            mail_from: self.mail_from,
+            bytes: self.bytes,
+            cause,
+        }
+    }
 }
 
 impl State {
@@ -76,27 +107,56 @@ impl State {
     }
 
     /// Removes the content of the oldest quarantined messages until what is held fits in
-    /// `max_bytes`. Returns what was removed (each one is also logged).
-    pub fn enforce_quarantine_bound(&self, max_bytes: u64, now: i64) -> Result<Vec<Purged>, StateError> {
-        self.in_immediate("quarantine bound", || {
+    /// `settings.max_bytes`, then the oldest purged rows beyond `settings.max_purged_rows`.
+    /// Returns the contents removed (each one is also logged).
+    pub fn enforce_quarantine_bound(
+        &self,
+        settings: &QuarantineSettings,
+        now: i64,
+    ) -> Result<Vec<Purged>, StateError> {
+        let max_bytes = settings.max_bytes;
+        let purged = self.in_immediate("quarantine bound", || {
             let rows = self.held_newest_first()?;
             let mut total: u64 = 0;
             let mut doomed = Vec::new();
-            for (id, spool_id, code, bytes, _at) in rows {
-                total = total.saturating_add(bytes);
+            for held in rows {
+                total = total.saturating_add(held.bytes);
                 if total > max_bytes {
-                    doomed.push(Purged {
-                        id,
-                        spool_id,
-                        code,
-                        bytes,
-                        cause: PurgeCause::Bound,
-                    });
+                    doomed.push(held.purged(PurgeCause::Bound));
                 }
             }
             self.purge(&doomed, now)?;
             Ok(doomed)
-        })
+        })?;
+        self.trim_purged_rows(settings.max_purged_rows)?;
+        Ok(purged)
+    }
+
+    /// Deletes the oldest purged rows (and their purge records) beyond `max_rows`. Returns how
+    /// many were deleted.
+    pub fn trim_purged_rows(&self, max_rows: u64) -> Result<usize, StateError> {
+        let keep = i64::try_from(max_rows).unwrap_or(i64::MAX);
+        let deleted = self.in_immediate("trim purged quarantine", || {
+            let doomed = "SELECT id FROM quarantine WHERE state = 'purged'
+                          ORDER BY id DESC LIMIT -1 OFFSET ?1";
+            self.conn
+                .execute(
+                    &format!("DELETE FROM quarantine_purged WHERE id IN ({doomed})"),
+                    [keep],
+                )
+                .map_err(sql("trim purge records"))?;
+            self.conn
+                .execute(&format!("DELETE FROM quarantine WHERE id IN ({doomed})"), [keep])
+                .map_err(sql("trim purged rows"))
+        })?;
+        if deleted > 0 {
+            tracing::warn!(
+                deleted,
+                kept = max_rows,
+                "oldest purged quarantine rows deleted (each was logged when its content was removed)"
+            );
+        }
+        Ok(deleted)
     }
 
     /// Removes the content of quarantined messages received before `cutoff` (seconds since the
@@ -106,39 +166,34 @@ impl State {
             let doomed: Vec<Purged> = self
                 .held_newest_first()?
                 .into_iter()
-                .filter(|(.., at)| *at < cutoff)
-                .map(|(id, spool_id, code, bytes, _)| Purged {
-                    id,
-                    spool_id,
-                    code,
-                    bytes,
-                    cause: PurgeCause::Retention,
-                })
+                .filter(|h| h.at < cutoff)
+                .map(|h| h.purged(PurgeCause::Retention))
                 .collect();
             self.purge(&doomed, now)?;
             Ok(doomed)
         })
     }
 
-    /// (id, spool id, code, content bytes, received) of every row still holding its content.
-    #[allow(clippy::type_complexity)]
-    fn held_newest_first(&self) -> Result<Vec<(i64, String, String, u64, i64)>, StateError> {
+    /// Every row still holding its content, newest first.
+    fn held_newest_first(&self) -> Result<Vec<Held>, StateError> {
         let mut st = self
             .conn
             .prepare_cached(&format!(
-                "SELECT id, spool_id, code, length(raw), at FROM quarantine
+                "SELECT id, spool_id, code, length(raw), at, mail_from, reason FROM quarantine
                  WHERE {HOLDING} ORDER BY id DESC"
             ))
             .map_err(sql("list held quarantine"))?;
         let rows = st
             .query_map([], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
-                    r.get(4)?,
-                ))
+                Ok(Held {
+                    id: r.get(0)?,
+                    spool_id: r.get(1)?,
+                    code: r.get(2)?,
+                    bytes: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                    at: r.get(4)?,
+                    mail_from: r.get(5)?,
+                    reason: r.get(6)?,
+                })
             })
             .map_err(sql("list held quarantine"))?;
         rows.collect::<Result<_, _>>()
@@ -168,6 +223,8 @@ impl State {
                 quarantine_id = p.id,
                 spool_id = %p.spool_id,
                 code = %p.code,
+                reason = %p.reason,
+                from = %p.mail_from,
                 bytes = p.bytes,
                 cause = p.cause.as_str(),
                 "quarantined message content removed; its reason and metadata are kept"
