@@ -680,6 +680,28 @@ fn sleep_unless_stopped(stop: &AtomicBool, total: Duration) {
     }
 }
 
+/// Deletes the spool's copies of quarantined messages that the state database holds: versions
+/// before the quarantine kept one copy in each. Entries the spool set aside because it could
+/// not read them (no quarantine row) stay. Returns how many were deleted.
+pub fn remove_second_copies(spool: &Spool, state: &State) -> Result<usize, ServiceError> {
+    let mut removed = 0;
+    for entry in spool.list()? {
+        if entry.state == svoct_store::spool::EntryState::Quarantined
+            && state.has_quarantine_row(&entry.id.to_string())?
+        {
+            spool.remove_quarantined(entry.id)?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tracing::info!(
+            removed,
+            "spool copies of quarantined messages deleted (the state database keeps each one)"
+        );
+    }
+    Ok(removed)
+}
+
 impl Running {
     /// Loads keys, opens the spool and the state, binds the ingress and starts the workers and
     /// the sender. Must be called inside a tokio runtime (the ingress runs on it).
@@ -689,7 +711,10 @@ impl Running {
         let spool = Arc::new(Spool::open(&config.paths.spool)?);
         // Open once here so that schema problems stop the start, not a thread; rows a crash left
         // in delivery go back in the queue.
-        let reset = State::open(&config.paths.state)?.reset_sending()?;
+        let state = State::open(&config.paths.state)?;
+        remove_second_copies(&spool, &state)?;
+        let reset = state.reset_sending()?;
+        drop(state);
         if reset > 0 {
             tracing::warn!(
                 messages = reset,

@@ -194,3 +194,62 @@ fn quarantine_keeps_one_copy_within_its_bound_and_retention() {
             .is_some()
     );
 }
+
+/// A spool left by a version that kept quarantined messages twice: the start deletes the spool
+/// copies the state database holds, and keeps what the spool set aside on its own.
+#[test]
+fn second_copies_left_by_an_older_version_are_deleted_at_start() {
+    let world = World::new(2525, "");
+    let config = world.config();
+    let keys = world.keys();
+    let pipeline = Pipeline::new(&config, &keys);
+    let spool = Spool::open(&config.paths.spool).expect("spool");
+    let mut state = State::open(&config.paths.state).expect("state");
+    let mut blocks = Blocks::default();
+    let stranger = "stranger@elsewhere.example";
+    let file = single_file(&synth(10, 3, false, 9));
+    let raw = ps_message(&world, stranger, &file, PS_NUMBER, 10, 1, false);
+    // Processed and committed as a quarantine, then moved aside as the older version did.
+    let id = spool.put(&envelope(stranger), &raw).expect("put");
+    let entry = spool.claim_next().expect("claim").expect("entry");
+    let key = entry.id.to_string();
+    let processed = pipeline
+        .process(
+            Incoming {
+                spool_id: &key,
+                mail_from: &entry.envelope.mail_from,
+                rcpt_to: &entry.envelope.rcpt_to,
+                raw: &entry.data,
+            },
+            &mut svoct_oct::service::StateEnv::new(&state, &mut blocks),
+        )
+        .expect("process");
+    assert!(processed.quarantine.is_some());
+    assert!(state.commit(&processed).expect("commit"));
+    spool.quarantine(id, "unknown sender").expect("old second copy");
+    // And an entry the spool itself could not read: no quarantine row, it stays.
+    let other = spool.put(&envelope(stranger), b"x").expect("put");
+    spool.claim_next().expect("claim").expect("entry");
+    spool.quarantine(other, "unreadable").expect("set aside");
+    assert_eq!(spool.list().expect("list").len(), 2);
+
+    assert_eq!(
+        svoct_oct::service::remove_second_copies(&spool, &state).expect("clean"),
+        1
+    );
+    let left = spool.list().expect("list");
+    assert_eq!(left.iter().map(|l| l.id).collect::<Vec<_>>(), [other]);
+    assert_eq!(spool.quarantine_reason(other).expect("reason"), "unreadable");
+    assert!(
+        !config
+            .paths
+            .spool
+            .join(format!("quarantine/{id}.reason"))
+            .exists()
+    );
+    assert_eq!(
+        state.quarantine_list(false).expect("rows").len(),
+        1,
+        "the one copy stays"
+    );
+}

@@ -495,6 +495,23 @@ impl Spool {
         Ok(())
     }
 
+    /// Deletes an entry set aside in `quarantine/` and its reason: for a caller that keeps the
+    /// message elsewhere (the concentrator's state database, since it keeps one copy).
+    pub fn remove_quarantined(&self, id: SpoolId) -> Result<(), SpoolError> {
+        let name = id.to_string();
+        let entry = self.quarantine.join(&name);
+        fs::remove_file(&entry).map_err(io("remove", &entry))?;
+        let reason = self.quarantine.join(format!("{name}.reason"));
+        match fs::remove_file(&reason) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io("remove", &reason)(e)),
+            _ => {}
+        }
+        if self.options.fsync {
+            sync_dir(&self.quarantine)?;
+        }
+        Ok(())
+    }
+
     /// The reason a quarantined message was set aside.
     pub fn quarantine_reason(&self, id: SpoolId) -> Result<String, SpoolError> {
         let path = self.quarantine.join(format!("{id}.reason"));

@@ -233,6 +233,18 @@ impl State {
         Ok(())
     }
 
+    /// Whether spooled message `spool_id` has a quarantine row (held or purged).
+    pub fn has_quarantine_row(&self, spool_id: &str) -> Result<bool, StateError> {
+        use rusqlite::OptionalExtension;
+        self.conn
+            .query_row("SELECT 1 FROM quarantine WHERE spool_id = ?1", [spool_id], |_| {
+                Ok(())
+            })
+            .optional()
+            .map(|o| o.is_some())
+            .map_err(sql("quarantine lookup"))
+    }
+
     /// Why and when the content of quarantined message `id` was removed: (cause, bytes, at).
     pub fn quarantine_purge_record(&self, id: i64) -> Result<Option<(String, u64, i64)>, StateError> {
         use rusqlite::OptionalExtension;
