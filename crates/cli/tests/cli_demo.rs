@@ -3,10 +3,42 @@
 
 use std::process::Command;
 
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// Every file and directory under `dir` whose mode lets group or others in.
+fn open_to_others(dir: &Path, found: &mut Vec<String>, counted: &mut usize) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let meta = entry.metadata().unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        let (want, is_dir) = if meta.is_dir() {
+            (0o700, true)
+        } else {
+            (0o600, false)
+        };
+        *counted += 1;
+        if mode != want {
+            found.push(format!("{} {mode:o}", entry.path().display()));
+        }
+        if is_dir {
+            open_to_others(&entry.path(), found, counted);
+        }
+    }
+}
+
+/// Runs the demo under the usual umask 022 (through `sh`, so that the umask is the child's),
+/// and then checks that every file it left is 0600 and every directory 0700: the spools, the
+/// state database and its -wal/-shm, the PS store and payloads, the Maildir, the lots.
 #[test]
 fn demo_runs_the_whole_exchange_and_reports_every_lot() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_svoct"))
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            "umask 022 && exec \"$0\" \"$@\"",
+            env!("CARGO_BIN_EXE_svoct"),
+        ])
         .args(["demo", "--invoices", "12", "--timeout", "120", "--json", "--dir"])
         .arg(dir.path().join("demo"))
         .output()
@@ -32,6 +64,16 @@ fn demo_runs_the_whole_exchange_and_reports_every_lot() {
     assert_eq!(summary["invoices_sent"], 51);
     // The old lot is refused by the AM: its negative ARL reaches the PS's reconciliation.
     assert_eq!(summary["lots_negative"], 1, "{stdout}");
+
+    let (mut loose, mut counted) = (Vec::new(), 0);
+    open_to_others(&dir.path().join("demo"), &mut loose, &mut counted);
+    assert!(
+        loose.is_empty(),
+        "not 0600/0700 under umask 022:\n{}",
+        loose.join("\n")
+    );
+    // The walk saw the data: the state database and its WAL, spool and Maildir entries.
+    assert!(counted > 30, "only {counted} entries under the demo directory");
 }
 
 #[test]

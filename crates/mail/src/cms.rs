@@ -36,7 +36,7 @@ pub enum CmsError {
     BadCertificate(ErrorStack),
     #[error("private key is neither PEM nor DER: {0}")]
     BadPrivateKey(ErrorStack),
-    #[error("private key file {path} is readable by group or others (mode {mode:o}); run chmod 600")]
+    #[error("private key file {path} has mode {mode:03o}: {}; run chmod 600", loose_bits(*mode))]
     KeyFilePermissions { path: PathBuf, mode: u32 },
     #[error("{what} file {path} is larger than {max} bytes")]
     FileTooLarge {
@@ -255,7 +255,25 @@ impl PrivateKeyAndCert {
     }
 }
 
-/// Refuses a key file that group or others may read or write.
+/// Says which of the group and other bits of `mode` are set ("group may write, others may
+/// read"), so that the error names exactly what is wrong.
+pub fn loose_bits(mode: u32) -> String {
+    let mut parts = Vec::new();
+    for (who, shift) in [("group", 3), ("others", 0)] {
+        let bits = (mode >> shift) & 0o7;
+        let rights: Vec<&str> = [(4, "read"), (2, "write"), (1, "execute")]
+            .iter()
+            .filter(|(bit, _)| bits & bit != 0)
+            .map(|(_, name)| *name)
+            .collect();
+        if !rights.is_empty() {
+            parts.push(format!("{who} may {}", rights.join(" and ")));
+        }
+    }
+    parts.join(", ")
+}
+
+/// Refuses a key file that group or others may read, write or execute.
 pub fn check_key_permissions(path: &Path) -> Result<(), CmsError> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path).map_err(|source| CmsError::Io {

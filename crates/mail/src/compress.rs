@@ -7,15 +7,22 @@
 //! Decompression streams through a bounded reader: output never grows past the configured limit
 //! (default [`DEFAULT_MAX_DECOMPRESSED`]) and a size declared by the input is never used to
 //! allocate, so a compression bomb costs at most the limit.
+//!
+//! A gzip or zlib stream must end where the input ends: a second gzip member, or any byte after
+//! the first member's trailer, is refused ([`CompressError::Trailing`]). RFC 1952 lets `gunzip`
+//! concatenate members, while a one-member reader ignores the rest: refusing keeps every reader
+//! of the same attachment (the OCT, the insurer, an operator) on the same content.
 
 use std::io::{Read, Write};
 
 use flate2::Compression as Level;
-use flate2::read::{DeflateDecoder, GzDecoder, ZlibDecoder};
+use flate2::bufread::{GzDecoder, ZlibDecoder};
+use flate2::read::DeflateDecoder;
 use flate2::write::GzEncoder;
 
-/// Default bound on a decompressed attachment: many times the largest expected invoice file.
-pub const DEFAULT_MAX_DECOMPRESSED: u64 = 256 * 1024 * 1024;
+/// Default bound on a decompressed attachment: 16 MiB. A B2 file of a few thousand invoices is a
+/// few MB; a bomb costs at most this much memory per worker decompressing it.
+pub const DEFAULT_MAX_DECOMPRESSED: u64 = 16 * 1024 * 1024;
 
 /// A compressed container format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -46,6 +53,14 @@ pub enum CompressError {
     TooLarge { format: &'static str, limit: u64 },
     #[error("{format} data is corrupt or truncated: {reason}")]
     Corrupt { format: &'static str, reason: String },
+    #[error(
+        "{format} data continues after the end of its stream at byte {offset} ({extra} more bytes: a second member or trailing data)"
+    )]
+    Trailing {
+        format: &'static str,
+        offset: usize,
+        extra: usize,
+    },
     #[error("zip: {reason} (at byte {offset})")]
     Zip { offset: usize, reason: String },
     #[error("compression failed: {0}")]
@@ -94,11 +109,34 @@ fn read_bounded(reader: impl Read, limit: u64, format: &'static str) -> Result<V
 pub fn decompress(data: &[u8], limit: u64) -> Result<(Compression, Vec<u8>), CompressError> {
     let format = detect(data).ok_or(CompressError::NotCompressed)?;
     let out = match format {
-        Compression::Gzip => read_bounded(GzDecoder::new(data), limit, "gzip")?,
-        Compression::Zlib => read_bounded(ZlibDecoder::new(data), limit, "zlib")?,
+        Compression::Gzip => {
+            let mut dec = GzDecoder::new(data);
+            let out = read_bounded(&mut dec, limit, "gzip")?;
+            nothing_after(data, dec.into_inner(), "gzip")?;
+            out
+        }
+        Compression::Zlib => {
+            let mut dec = ZlibDecoder::new(data);
+            let out = read_bounded(&mut dec, limit, "zlib")?;
+            nothing_after(data, dec.into_inner(), "zlib")?;
+            out
+        }
         Compression::Zip => unzip_single(data, limit)?,
     };
     Ok((format, out))
+}
+
+/// Refuses input left over once the decoder (reading from a slice, so it consumed only its own
+/// stream) reached the end of the stream.
+fn nothing_after(data: &[u8], rest: &[u8], format: &'static str) -> Result<(), CompressError> {
+    if rest.is_empty() {
+        return Ok(());
+    }
+    Err(CompressError::Trailing {
+        format,
+        offset: data.len() - rest.len(),
+        extra: rest.len(),
+    })
 }
 
 fn le16(data: &[u8], at: usize) -> Option<u16> {
@@ -301,6 +339,36 @@ mod tests {
             Err(CompressError::TooLarge { format: "zip", .. })
         ));
         assert_eq!(decompress(&c, 4 * 1024 * 1024).unwrap().1.len(), zeros.len());
+    }
+
+    #[test]
+    fn anything_after_the_first_member_is_refused() {
+        let first = compress(b"000 first member").unwrap();
+        let second = compress(b"000 smuggled second member").unwrap();
+        let two = [first.clone(), second.clone()].concat();
+        match decompress(&two, 1 << 20) {
+            Err(CompressError::Trailing {
+                format: "gzip",
+                offset,
+                extra,
+            }) => assert_eq!((offset, extra), (first.len(), second.len())),
+            other => panic!("two members: {other:?}"),
+        }
+        let garbage = [first.clone(), b"x".to_vec()].concat();
+        assert!(matches!(
+            decompress(&garbage, 1 << 20),
+            Err(CompressError::Trailing { extra: 1, .. })
+        ));
+        let z = [zlib(b"abc"), b"tail".to_vec()].concat();
+        assert!(matches!(
+            decompress(&z, 1 << 20),
+            Err(CompressError::Trailing {
+                format: "zlib",
+                extra: 4,
+                ..
+            })
+        ));
+        assert_eq!(decompress(&first, 1 << 20).unwrap().1, b"000 first member");
     }
 
     #[test]

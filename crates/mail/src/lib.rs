@@ -12,7 +12,7 @@
 
 pub mod cms;
 pub mod compress;
-mod fsx;
+pub mod fsx;
 pub mod maildir;
 pub mod pop3;
 pub mod profile;

@@ -111,7 +111,7 @@ impl Maildir {
         let root = root.into();
         for sub in ["new", "cur", "tmp"] {
             let d = root.join(sub);
-            fs::create_dir_all(&d).map_err(io(&d, "create directory"))?;
+            crate::fsx::create_data_dir_all(&d).map_err(io(&d, "create directory"))?;
         }
         Maildir::open(root, max_message)
     }
@@ -148,11 +148,7 @@ impl Maildir {
         );
         let tmp = self.root.join("tmp").join(&name);
         let dest = self.root.join("new").join(&name);
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(io(&tmp, "create"))?;
+        let mut f = crate::fsx::create_new_data_file(&tmp).map_err(io(&tmp, "create"))?;
         f.write_all(raw).map_err(io(&tmp, "write"))?;
         f.sync_all().map_err(io(&tmp, "sync"))?;
         drop(f);
@@ -187,7 +183,7 @@ impl Maildir {
         let tmp = self.root.join("tmp").join(unique);
         let dest = self.root.join("new").join(unique);
         // A file of this name left in tmp/ by a crash is ours: overwrite it.
-        let mut file = fs::File::create(&tmp).map_err(io(&tmp, "create"))?;
+        let mut file = crate::fsx::create_data_file(&tmp).map_err(io(&tmp, "create"))?;
         if let Err(e) = file.write_all(raw) {
             drop(file);
             let _ = fs::remove_file(&tmp);

@@ -204,6 +204,21 @@ fn key_file_permissions_and_redaction() {
         );
         assert!(e.to_string().contains("chmod 600"));
     }
+    // The error says exactly which bits are wrong (a writable key is not "readable").
+    for (mode, says) in [
+        (0o620, "mode 620: group may write;"),
+        (0o610, "mode 610: group may execute;"),
+        (0o604, "mode 604: others may read;"),
+        (
+            0o672,
+            "mode 672: group may read and write and execute, others may write;",
+        ),
+    ] {
+        std::fs::set_permissions(&k, std::fs::Permissions::from_mode(mode)).unwrap();
+        let e = PrivateKeyAndCert::from_files(&k, &c).unwrap_err().to_string();
+        assert!(e.contains(says), "{e}");
+        assert!(!e.contains("readable"), "{e}");
+    }
     std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o400)).unwrap();
     assert!(PrivateKeyAndCert::from_files(&k, &c).is_ok());
 

@@ -81,6 +81,9 @@ pub struct Config {
     /// Pipeline workers.
     #[serde(default)]
     pub pipeline: PipelineSettings,
+    /// How much quarantined content is kept, and how long.
+    #[serde(default)]
+    pub quarantine: QuarantineSettings,
 }
 
 /// The OCT's identity, written in the files it builds and the messages it sends.
@@ -462,7 +465,8 @@ pub struct PipelineSettings {
     /// Seconds a worker sleeps when the spool is empty (it is also woken by the ingress).
     #[serde(default = "default_poll_ms")]
     pub poll_interval_ms: u64,
-    /// Largest decrypted, decompressed attachment, bytes.
+    /// Largest decompressed attachment, bytes (16 MiB by default): a compression bomb costs a
+    /// worker at most this much memory, and is quarantined with the reason.
     #[serde(default = "default_max_attachment")]
     pub max_attachment_bytes: u64,
     /// Spooled messages a worker takes at once (only those already waiting) and commits in one
@@ -482,7 +486,7 @@ fn default_poll_ms() -> u64 {
     200
 }
 fn default_max_attachment() -> u64 {
-    256 * 1024 * 1024
+    svoct_mail::compress::DEFAULT_MAX_DECOMPRESSED
 }
 
 impl Default for PipelineSettings {
@@ -493,6 +497,53 @@ impl Default for PipelineSettings {
             max_attachment_bytes: default_max_attachment(),
             batch: default_pipeline_batch(),
         }
+    }
+}
+
+/// Quarantine settings: the content of quarantined messages (kept once, in the state database)
+/// has its own bound, apart from the ingress spool, and a retention period. See
+/// `docs/oct.md` (quarantine).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuarantineSettings {
+    /// Bytes of quarantined content kept; beyond, the oldest contents are removed (their reason
+    /// and metadata stay).
+    #[serde(default = "default_quarantine_bytes")]
+    pub max_bytes: u64,
+    /// Days a quarantined message's content is kept.
+    #[serde(default = "default_quarantine_days")]
+    pub retention_days: u32,
+    /// Rows of purged messages (reason and metadata, content removed) kept; beyond, the oldest
+    /// are deleted (each was logged when its content was removed).
+    #[serde(default = "default_purged_rows")]
+    pub max_purged_rows: u64,
+}
+
+fn default_purged_rows() -> u64 {
+    100_000
+}
+
+fn default_quarantine_bytes() -> u64 {
+    1024 * 1024 * 1024
+}
+fn default_quarantine_days() -> u32 {
+    30
+}
+
+impl Default for QuarantineSettings {
+    fn default() -> Self {
+        QuarantineSettings {
+            max_bytes: default_quarantine_bytes(),
+            retention_days: default_quarantine_days(),
+            max_purged_rows: default_purged_rows(),
+        }
+    }
+}
+
+impl QuarantineSettings {
+    /// The retention period in seconds.
+    pub fn retention_secs(&self) -> i64 {
+        i64::from(self.retention_days) * 86_400
     }
 }
 
@@ -721,6 +772,9 @@ impl Config {
         if self.delivery.batch == 0 || self.delivery.batch > 1024 {
             return Err(invalid("delivery.batch", "must be 1 to 1024"));
         }
+        if self.quarantine.retention_days == 0 {
+            return Err(invalid("quarantine.retention_days", "must be at least 1"));
+        }
         if self.retry.max_attempts == 0 {
             return Err(invalid("retry.max_attempts", "must be at least 1"));
         }
@@ -877,6 +931,30 @@ maildir = "maildirs/ps1"
         assert_eq!(c.delivery.smtp.as_ref().map(|s| s.tls), Some(SmtpTls::Starttls));
         assert_eq!(c.routes.len(), 2);
         assert!(!format!("{c:?}").contains("change-me"));
+        assert_eq!(c.pipeline.max_attachment_bytes, 16 * 1024 * 1024);
+        assert_eq!(
+            (c.quarantine.max_bytes, c.quarantine.retention_days),
+            (1 << 30, 30)
+        );
+    }
+
+    #[test]
+    fn quarantine_settings_default_and_are_checked() {
+        let c = Config::parse(EXAMPLE).expect("example parses");
+        assert_eq!(c.quarantine.max_bytes, 1 << 30);
+        assert_eq!(c.quarantine.retention_secs(), 30 * 86_400);
+        assert_eq!(c.pipeline.max_attachment_bytes, 16 * 1024 * 1024);
+        let set = Config::parse(&format!(
+            "{EXAMPLE}\n[quarantine]\nmax_bytes = 5000\nretention_days = 2\n"
+        ))
+        .expect("settings parse");
+        assert_eq!(
+            (set.quarantine.max_bytes, set.quarantine.retention_secs()),
+            (5000, 172_800)
+        );
+        let e = Config::parse(&format!("{EXAMPLE}\n[quarantine]\nretention_days = 0\n"))
+            .expect_err("no retention");
+        assert!(e.to_string().contains("quarantine.retention_days"), "{e}");
     }
 
     #[test]

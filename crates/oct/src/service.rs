@@ -207,6 +207,9 @@ fn work_batch_with(
         processed.retried_quarantine = Some(retry.id);
         let quarantined = processed.quarantine.is_some();
         state.commit(&processed)?;
+        if quarantined {
+            state.enforce_quarantine_bound(&pipeline.config.quarantine, now_secs())?;
+        }
         tracing::info!(
             quarantine_id = retry.id,
             quarantined,
@@ -247,7 +250,8 @@ fn handle_entries(
                 Some((outcome, reason)) => {
                     // Committed before a crash, not yet completed in the spool: only complete it.
                     tracing::info!(spool_id = %key, %outcome, "already processed; completing");
-                    finish(spool, id, &outcome, reason.as_deref(), completion)?;
+                    tracing::debug!(spool_id = %key, reason = ?reason, "outcome already recorded");
+                    finish(spool, id, completion)?;
                     Ok(None)
                 }
                 None => {
@@ -299,31 +303,19 @@ fn handle_entries(
         if p.quarantine.is_some() {
             stats.quarantined.fetch_add(1, Ordering::Relaxed);
         }
-        finish(
-            spool,
-            id,
-            outcome,
-            p.quarantine.as_ref().map(|q| q.reason.as_str()),
-            completion,
-        )?;
+        finish(spool, id, completion)?;
+    }
+    if processed.iter().any(|p| p.quarantine.is_some()) {
+        state.enforce_quarantine_bound(&pipeline.config.quarantine, now_secs())?;
     }
     Ok(())
 }
 
-/// Removes a committed entry from the spool. The state database already holds its outcome,
-/// so a processed entry is removed without a directory sync (see
-/// [`Spool::complete_recorded`]); a quarantined one is moved aside with its reason.
-fn finish(
-    spool: &Spool,
-    id: SpoolId,
-    outcome: &str,
-    reason: Option<&str>,
-    completion: Completion<'_>,
-) -> Result<(), ServiceError> {
-    if outcome == "quarantined" {
-        spool.quarantine(id, reason.unwrap_or("quarantined by the pipeline"))?;
-        return Ok(());
-    }
+/// Removes a committed entry from the spool. The state database already holds its outcome
+/// and, for a quarantined message, its only copy (the quarantine has its own bound, see
+/// `state::quarantine`), so the entry is removed without a directory sync (see
+/// [`Spool::complete_recorded`]).
+fn finish(spool: &Spool, id: SpoolId, completion: Completion<'_>) -> Result<(), ServiceError> {
     match completion {
         Completion::Reaper(reaper) if reaper.send(id).is_ok() => {}
         // No reaper (tests, or it is gone): remove it here.
@@ -713,6 +705,28 @@ fn sleep_unless_stopped(stop: &AtomicBool, total: Duration) {
     }
 }
 
+/// Deletes the spool's copies of quarantined messages that the state database holds: versions
+/// before the quarantine kept one copy in each. Entries the spool set aside because it could
+/// not read them (no quarantine row) stay. Returns how many were deleted.
+pub fn remove_second_copies(spool: &Spool, state: &State) -> Result<usize, ServiceError> {
+    let mut removed = 0;
+    for entry in spool.list()? {
+        if entry.state == svoct_store::spool::EntryState::Quarantined
+            && state.has_quarantine_row(&entry.id.to_string())?
+        {
+            spool.remove_quarantined(entry.id)?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tracing::info!(
+            removed,
+            "spool copies of quarantined messages deleted (the state database keeps each one)"
+        );
+    }
+    Ok(removed)
+}
+
 impl Running {
     /// Loads keys, opens the spool and the state, binds the ingress and starts the workers and
     /// the sender. Must be called inside a tokio runtime (the ingress runs on it).
@@ -725,7 +739,10 @@ impl Running {
         let spool = Arc::new(Spool::open(&config.paths.spool)?);
         // Open once here so that schema problems stop the start, not a thread; rows a crash left
         // in delivery go back in the queue.
-        let reset = State::open(&config.paths.state)?.reset_sending()?;
+        let state = State::open(&config.paths.state)?;
+        remove_second_copies(&spool, &state)?;
+        let reset = state.reset_sending()?;
+        drop(state);
         if reset > 0 {
             tracing::warn!(
                 messages = reset,
@@ -876,6 +893,9 @@ struct Shared<'a> {
     signal: &'a OutboxSignal,
 }
 
+/// How often a worker removes quarantined content past its retention (also at start).
+const RETENTION_CHECK: Duration = Duration::from_secs(600);
+
 fn worker_loop(
     config: &Config,
     keys: &Keys,
@@ -887,6 +907,7 @@ fn worker_loop(
     let poll = Duration::from_millis(config.pipeline.poll_interval_ms.max(1));
     let mut opened = None;
     let mut blocks = Blocks::default();
+    let mut retention_checked: Option<std::time::Instant> = None;
     while !shared.stop.load(Ordering::Relaxed) {
         if opened.is_none() {
             match State::open_gated(&config.paths.state, shared.gate.clone()) {
@@ -898,6 +919,17 @@ fn worker_loop(
             sleep_unless_stopped(shared.stop, Duration::from_secs(1));
             continue;
         };
+        if retention_checked.is_none_or(|at| at.elapsed() >= RETENTION_CHECK) {
+            retention_checked = Some(std::time::Instant::now());
+            let now = now_secs();
+            let cutoff = now.saturating_sub(config.quarantine.retention_secs());
+            let step = state
+                .purge_quarantine_before(cutoff, now)
+                .and_then(|_| state.trim_purged_rows(config.quarantine.max_purged_rows));
+            if let Err(e) = step {
+                tracing::error!(error = %e, "quarantine retention step failed; retrying later");
+            }
+        }
         match work_batch_with(
             spool,
             state,

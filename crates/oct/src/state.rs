@@ -6,8 +6,8 @@
 //! The spool (the ingress's) and this database are two stores, so "processed" is recorded here:
 //! a worker commits, in **one transaction**, the row saying spooled message `S` was processed,
 //! every outgoing message it produced (forwarded files, ART, relayed returns) and, when refused,
-//! its quarantine row. Only then does it tell the spool `complete(S)` (or `quarantine(S)`). After
-//! a crash:
+//! its quarantine row (the only copy of a quarantined message: its bound and retention are in
+//! `state/quarantine.rs`). Only then does it tell the spool `complete(S)`. After a crash:
 //!
 //! - before the commit: nothing of `S` exists here; the spool hands `S` out again; it is processed
 //!   from scratch (its outputs were never visible);
@@ -21,6 +21,9 @@
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+mod quarantine;
+pub use quarantine::{PurgeCause, Purged};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
@@ -319,8 +322,10 @@ pub struct Counters {
     pub outbox: std::collections::BTreeMap<String, u64>,
     /// Outbox rows by kind (`forward`, `art`, ...).
     pub outbox_by_kind: std::collections::BTreeMap<String, u64>,
-    /// Quarantine rows by state (`held`, `retried`).
+    /// Quarantine rows by state (`held`, `retry`, `retried`, `purged`: content removed).
     pub quarantine: std::collections::BTreeMap<String, u64>,
+    /// Bytes of quarantined content held (bounded by `quarantine.max_bytes`).
+    pub quarantine_bytes: u64,
     /// Lots the OCT built, and how many have an ARL.
     pub own_lots: u64,
     pub own_lots_acknowledged: u64,
@@ -526,12 +531,10 @@ impl State {
     /// Like [`State::open`], with write transactions queued behind `gate`: give the same gate
     /// to every connection of one process.
     pub fn open_gated(path: &Path, gate: WriteGate) -> Result<State, StateError> {
-        if let Some(dir) = path.parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StateError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
-        }
+        // Created 0600 (its directory 0700 when missing) before SQLite opens it, so that the
+        // -wal and -shm files SQLite creates get the same mode.
+        svoct_mail::fsx::prepare_db_file(path)
+            .map_err(|e| StateError::Invalid(format!("cannot prepare {}: {e}", path.display())))?;
         let conn = Connection::open(path).map_err(|source| StateError::Open {
             path: path.display().to_string(),
             source,
@@ -550,6 +553,7 @@ impl State {
             )));
         }
         conn.execute_batch(SCHEMA).map_err(sql("schema"))?;
+        conn.execute_batch(quarantine::SCHEMA).map_err(sql("schema"))?;
         if version == 1 {
             migrate_outbox_body(&conn)?;
         }
@@ -979,6 +983,7 @@ impl State {
                 Ok((r.get(0)?, r.get(1)?))
             })
             .map_err(sql("count own lots"))?;
+        c.quarantine_bytes = self.quarantine_bytes()?;
         c.own_lots = u64::try_from(n).unwrap_or(0);
         c.own_lots_acknowledged = u64::try_from(acked).unwrap_or(0);
         Ok(c)

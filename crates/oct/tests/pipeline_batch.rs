@@ -8,7 +8,7 @@ use pipeline_common::*;
 use svoct_oct::pipeline::{Incoming, Pipeline};
 use svoct_oct::service::{Blocks, ServiceStats, work_batch};
 use svoct_oct::state::State;
-use svoct_store::spool::{EntryState, Envelope, Spool};
+use svoct_store::spool::{Envelope, Spool};
 
 fn envelope(from: &str) -> Envelope {
     Envelope {
@@ -79,10 +79,13 @@ fn one_step_commits_a_batch_and_completes_what_a_crash_left_committed() {
 
     assert!(work_batch(&spool, &mut state, &mut blocks, &pipeline, &stats, 16).expect("step"));
 
-    // Everything left the spool in that one step; the stranger's message is set aside.
-    let left = spool.list().expect("list");
-    assert_eq!(left.len(), 1);
-    assert_eq!(left[0].state, EntryState::Quarantined);
+    // Everything left the spool in that one step; the stranger's message is set aside once, in
+    // the state database (nothing stays in spool/quarantine/).
+    assert_eq!(spool.list().expect("list"), vec![]);
+    let held = state.quarantine_list(false).expect("quarantine");
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].mail_from, stranger);
+    assert!(held[0].bytes > 0, "the content is kept in the state database");
     let c = state.counters().expect("counters");
     assert_eq!(c.processed.get("invoice/processed"), Some(&4));
     assert_eq!(c.processed.values().sum::<u64>(), 5);
@@ -99,4 +102,154 @@ fn one_step_commits_a_batch_and_completes_what_a_crash_left_committed() {
     assert_eq!(stats.quarantined.load(std::sync::atomic::Ordering::Relaxed), 1);
 
     assert!(!work_batch(&spool, &mut state, &mut blocks, &pipeline, &stats, 16).expect("idle"));
+}
+
+/// The quarantine has its own bound: beyond `quarantine.max_bytes` the oldest contents are
+/// removed (reason and metadata kept, the removal recorded), the newest stay; past the
+/// retention the rest goes too; purged rows beyond `max_purged_rows` are deleted, oldest first.
+/// Nothing of it is kept in the spool.
+#[test]
+fn quarantine_keeps_one_copy_within_its_bound_and_retention() {
+    let probe = World::new(2525, "");
+    let stranger = "stranger@elsewhere.example";
+    let file = single_file(&synth(10, 3, false, 9));
+    let size = ps_message(&probe, stranger, &file, PS_NUMBER, 10, 1, false).len() as u64;
+    // Room for two messages of about `size` bytes, not three.
+    let bound = size * 5 / 2;
+    let world = World::new(
+        2525,
+        &format!("[quarantine]\nmax_bytes = {bound}\nretention_days = 7\nmax_purged_rows = 2\n"),
+    );
+    let config = world.config();
+    assert_eq!(config.quarantine.max_bytes, bound);
+    let keys = world.keys();
+    let pipeline = Pipeline::new(&config, &keys);
+    let spool = Spool::open(&config.paths.spool).expect("spool");
+    let mut state = State::open(&config.paths.state).expect("state");
+    let mut blocks = Blocks::default();
+    let stats = ServiceStats::default();
+    // Odd counters: the attachment is not compressed, so the three are about `size` each.
+    for n in [1u32, 3, 5] {
+        let raw = ps_message(&world, stranger, &file, PS_NUMBER, 10, n, false);
+        spool.put(&envelope(stranger), &raw).expect("put");
+        // One message per step: they are quarantined in arrival order.
+        assert!(work_batch(&spool, &mut state, &mut blocks, &pipeline, &stats, 1).expect("step"));
+    }
+    assert_eq!(spool.list().expect("list"), vec![], "no copy in the spool");
+    assert_eq!(
+        std::fs::read_dir(config.paths.spool.join("quarantine"))
+            .expect("dir")
+            .count(),
+        0
+    );
+
+    let all = state.quarantine_list(true).expect("list"); // newest first
+    assert_eq!(all.len(), 3, "every row kept");
+    let states: Vec<&str> = all.iter().map(|r| r.state.as_str()).collect();
+    assert_eq!(states, ["held", "held", "purged"]);
+    let oldest = &all[2];
+    assert_eq!(oldest.bytes, 0, "the oldest content is gone");
+    assert_eq!(oldest.mail_from, stranger);
+    assert!(!oldest.reason.is_empty(), "its reason stays");
+    let (cause, bytes, _) = state
+        .quarantine_purge_record(oldest.id)
+        .expect("record")
+        .expect("the removal is recorded");
+    assert_eq!(cause, "bound");
+    assert!(bytes > size / 2, "the removed size is recorded: {bytes}");
+    let held = state.quarantine_bytes().expect("size");
+    assert!(held <= bound && held > 0, "{held} within {bound}");
+    // A purged message cannot be retried (its content is gone).
+    assert!(!state.quarantine_request_retry(oldest.id).expect("retry"));
+
+    // Retention: everything received before the cutoff loses its content.
+    let now = svoct_oct::state::now_secs();
+    let purged = state.purge_quarantine_before(now + 1, now).expect("retention");
+    assert_eq!(purged.len(), 2);
+    assert!(
+        purged
+            .iter()
+            .all(|p| p.cause == svoct_oct::state::PurgeCause::Retention)
+    );
+    assert_eq!(state.quarantine_bytes().expect("size"), 0);
+    assert_eq!(state.quarantine_list(true).expect("list").len(), 3);
+
+    // Three purged rows, two allowed: the oldest goes, with its purge record.
+    assert_eq!(
+        state
+            .trim_purged_rows(config.quarantine.max_purged_rows)
+            .expect("trim"),
+        1
+    );
+    let left = state.quarantine_list(true).expect("list");
+    assert_eq!(
+        left.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [all[0].id, all[1].id]
+    );
+    assert_eq!(state.quarantine_purge_record(oldest.id).expect("record"), None);
+    assert!(
+        state
+            .quarantine_purge_record(all[1].id)
+            .expect("record")
+            .is_some()
+    );
+}
+
+/// A spool left by a version that kept quarantined messages twice: the start deletes the spool
+/// copies the state database holds, and keeps what the spool set aside on its own.
+#[test]
+fn second_copies_left_by_an_older_version_are_deleted_at_start() {
+    let world = World::new(2525, "");
+    let config = world.config();
+    let keys = world.keys();
+    let pipeline = Pipeline::new(&config, &keys);
+    let spool = Spool::open(&config.paths.spool).expect("spool");
+    let mut state = State::open(&config.paths.state).expect("state");
+    let mut blocks = Blocks::default();
+    let stranger = "stranger@elsewhere.example";
+    let file = single_file(&synth(10, 3, false, 9));
+    let raw = ps_message(&world, stranger, &file, PS_NUMBER, 10, 1, false);
+    // Processed and committed as a quarantine, then moved aside as the older version did.
+    let id = spool.put(&envelope(stranger), &raw).expect("put");
+    let entry = spool.claim_next().expect("claim").expect("entry");
+    let key = entry.id.to_string();
+    let processed = pipeline
+        .process(
+            Incoming {
+                spool_id: &key,
+                mail_from: &entry.envelope.mail_from,
+                rcpt_to: &entry.envelope.rcpt_to,
+                raw: &entry.data,
+            },
+            &mut svoct_oct::service::StateEnv::new(&state, &mut blocks),
+        )
+        .expect("process");
+    assert!(processed.quarantine.is_some());
+    assert!(state.commit(&processed).expect("commit"));
+    spool.quarantine(id, "unknown sender").expect("old second copy");
+    // And an entry the spool itself could not read: no quarantine row, it stays.
+    let other = spool.put(&envelope(stranger), b"x").expect("put");
+    spool.claim_next().expect("claim").expect("entry");
+    spool.quarantine(other, "unreadable").expect("set aside");
+    assert_eq!(spool.list().expect("list").len(), 2);
+
+    assert_eq!(
+        svoct_oct::service::remove_second_copies(&spool, &state).expect("clean"),
+        1
+    );
+    let left = spool.list().expect("list");
+    assert_eq!(left.iter().map(|l| l.id).collect::<Vec<_>>(), [other]);
+    assert_eq!(spool.quarantine_reason(other).expect("reason"), "unreadable");
+    assert!(
+        !config
+            .paths
+            .spool
+            .join(format!("quarantine/{id}.reason"))
+            .exists()
+    );
+    assert_eq!(
+        state.quarantine_list(false).expect("rows").len(),
+        1,
+        "the one copy stays"
+    );
 }

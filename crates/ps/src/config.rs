@@ -155,6 +155,14 @@ pub struct MailboxSettings {
     /// Largest message accepted from the mailbox, in bytes.
     #[serde(default = "default_max_message")]
     pub max_message_bytes: u64,
+    /// Largest decompressed return attachment, in bytes: a compression bomb in the mailbox
+    /// costs at most this much memory and is quarantined with the reason.
+    #[serde(default = "default_max_decompressed")]
+    pub max_decompressed_bytes: u64,
+}
+
+fn default_max_decompressed() -> u64 {
+    svoct_mail::compress::DEFAULT_MAX_DECOMPRESSED
 }
 
 fn default_max_message() -> u64 {
@@ -617,7 +625,8 @@ impl ConfigFile {
         let tmp = self.path.with_extension("toml.tmp");
         let write = |p: &Path| -> std::io::Result<()> {
             use std::io::Write;
-            let mut f = std::fs::File::create(p)?;
+            // The configuration may hold passwords: owner only.
+            let mut f = svoct_mail::fsx::create_data_file(p)?;
             f.write_all(text.as_bytes())?;
             f.sync_all()
         };

@@ -211,17 +211,13 @@ impl Ps {
         // The key is loaded only when there is something to open; a bad key file is an error
         // for the whole run (nothing is quarantined because of our own configuration).
         let key = self.decryption_key()?;
+        let mailbox = self.config().network.mailbox.as_ref();
         let limits = ParseLimits {
-            max_message_bytes: usize::try_from(
-                self.config()
-                    .network
-                    .mailbox
-                    .as_ref()
-                    .map(|m| m.max_message_bytes)
-                    .unwrap_or(64 * 1024 * 1024),
-            )
-            .unwrap_or(usize::MAX),
-            ..ParseLimits::default()
+            max_message_bytes: usize::try_from(mailbox.map_or(64 * 1024 * 1024, |m| m.max_message_bytes))
+                .unwrap_or(usize::MAX),
+            max_decompressed: mailbox.map_or(ParseLimits::default().max_decompressed, |m| {
+                m.max_decompressed_bytes
+            }),
         };
         let (mut ok, mut bad) = (Vec::new(), Vec::new());
         for m in pending {

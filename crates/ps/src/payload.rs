@@ -13,6 +13,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use svoct_mail::fsx;
 
 use crate::error::PsError;
 use crate::plan::MAX_LOT_FILE;
@@ -49,7 +50,7 @@ fn payload_err(path: &Path, e: impl std::fmt::Display) -> PsError {
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), PsError> {
     let tmp = path.with_extension("tmp");
-    let mut f = fs::File::create(&tmp).map_err(|e| payload_err(&tmp, e))?;
+    let mut f = fsx::create_data_file(&tmp).map_err(|e| payload_err(&tmp, e))?;
     f.write_all(bytes).map_err(|e| payload_err(&tmp, e))?;
     f.sync_all().map_err(|e| payload_err(&tmp, e))?;
     fs::rename(&tmp, path).map_err(|e| payload_err(path, e))
@@ -73,7 +74,8 @@ impl Payloads {
         let mut name = store.as_os_str().to_owned();
         name.push(".payloads");
         let dir = PathBuf::from(name);
-        fs::create_dir_all(&dir).map_err(|e| payload_err(&dir, e))?;
+        fsx::create_data_dir_all(&dir).map_err(|e| payload_err(&dir, e))?;
+        fsx::restrict_dir(&dir).map_err(|e| payload_err(&dir, e))?;
         Ok(Payloads { dir })
     }
 

@@ -82,7 +82,7 @@ impl Ps {
         if let Some(dir) = config.store.parent()
             && !dir.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(dir).map_err(|e| PsError::Payload {
+            svoct_mail::fsx::create_data_dir_all(dir).map_err(|e| PsError::Payload {
                 path: dir.to_owned(),
                 reason: e.to_string(),
             })?;
@@ -176,11 +176,7 @@ impl Ps {
         let mut name = self.config.store.as_os_str().to_owned();
         name.push(".send.lock");
         let path = std::path::PathBuf::from(name);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path);
+        let file = svoct_mail::fsx::open_lock_file(&path);
         let file = match file {
             Ok(f) => f,
             Err(source) => return Err(PsError::SendLock { path, source }),

@@ -231,3 +231,28 @@ fn a_message_too_large_stays_on_the_server_and_is_reported() {
         + std::fs::read_dir(dir.path().join("Maildir/cur")).unwrap().count();
     assert_eq!(left, 1, "left on the server");
 }
+
+#[test]
+fn a_return_decompressing_past_the_setting_is_quarantined_with_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = common::keys(dir.path());
+    let md = Maildir::create(dir.path().join("Maildir"), 1 << 20).unwrap();
+    // 2 MiB of zeros, compressed then encrypted for the PS: a few KB in the mailbox.
+    let bomb = common::return_message(ReturnKind::Rsp, &vec![0u8; 2 << 20], Some(&keys.ps_cert));
+    assert!(bomb.len() < 64 * 1024);
+    md.deliver(&bomb).unwrap();
+    drop(config(dir.path(), &keys, true));
+    let path = dir.path().join("ps.toml");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "[network.mailbox]\n",
+        "[network.mailbox]\nmax_decompressed_bytes = 1048576\n",
+    );
+    std::fs::write(&path, text).unwrap();
+    let ps = Ps::open(Config::load(&path).unwrap()).unwrap();
+    let report = ps.fetch().unwrap();
+    assert_eq!(report.stored, 1);
+    let quarantined = ps.inbox(InboxState::Quarantined).unwrap();
+    assert_eq!(quarantined.len(), 1);
+    let reason = quarantined[0].reason.clone().unwrap_or_default();
+    assert!(reason.contains("more than the 1048576-byte limit"), "{reason}");
+}

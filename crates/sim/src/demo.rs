@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use svoct_formats::b2::synth::{SynthParams, generate_bytes};
 use svoct_mail::cms::PrivateKeyAndCert;
+use svoct_mail::fsx;
 use svoct_oct::config::Config as OctConfig;
 use svoct_oct::service::Running;
 use svoct_ps::config::{Config as PsConfig, ConfigFile, EnrichedFiles, Mode, OctChanges, SendOption};
@@ -85,9 +86,16 @@ fn free_port() -> Result<u16, DemoError> {
 }
 
 fn write_key_pair(id: &TestIdentity, dir: &Path, stem: &str) -> Result<(PathBuf, PathBuf), DemoError> {
-    std::fs::create_dir_all(dir).map_err(step("creating directories"))?;
+    fsx::create_data_dir_all(dir).map_err(step("creating directories"))?;
     let (key, cert) = id.write_pem(dir, stem);
+    // A certificate is public, but the demo directory is a data directory: owner only.
+    fsx::restrict_file(&cert).map_err(step("restricting the certificate"))?;
     Ok((key, cert))
+}
+
+/// Writes a file of the demo directory, owner only like every data file.
+fn write_data(path: &Path, bytes: impl AsRef<[u8]>) -> std::io::Result<()> {
+    fsx::create_data_file(path)?.write_all(bytes.as_ref())
 }
 
 struct Scenario {
@@ -101,7 +109,7 @@ struct Scenario {
 /// Runs the whole exchange. Must be called inside a multi-threaded tokio runtime.
 pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoSummary, DemoError> {
     let dir = &options.dir;
-    std::fs::create_dir_all(dir).map_err(step("creating the demo directory"))?;
+    fsx::create_data_dir_all(dir).map_err(step("creating the demo directory"))?;
     writeln!(out, "svoct demo — everything lives under {}", dir.display())?;
 
     // 1. Throw-away identities.
@@ -206,7 +214,7 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoSumma
     let am_port = free_port()?;
     let ps_maildir = dir.join("ps").join("Maildir");
     let oct_config_path = dir.join("oct").join("oct.toml");
-    std::fs::write(
+    write_data(
         &oct_config_path,
         oct_config_text(&OctSetup {
             dir,
@@ -251,8 +259,8 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoSumma
     // 3. The PS: its configuration, switched to OCT mode with the `svoct ps` edits.
     let ps_dir = dir.join("ps");
     let ps_config_path = ps_dir.join("svoct-ps.toml");
-    std::fs::create_dir_all(&ps_maildir).map_err(step("creating the PS Maildir"))?;
-    std::fs::write(&ps_config_path, ps_config_text(oct_port, &ps_maildir))
+    fsx::create_data_dir_all(&ps_maildir).map_err(step("creating the PS Maildir"))?;
+    write_data(&ps_config_path, ps_config_text(oct_port, &ps_maildir))
         .map_err(step("writing the PS configuration"))?;
     let mut f = ConfigFile::open(&ps_config_path).map_err(step("editing the PS configuration"))?;
     f.set_oct(&OctChanges {
@@ -290,7 +298,7 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoSumma
         let config = f.save().map_err(step("saving the PS configuration"))?;
         let (lot_count, lots) = generated[n].clone();
         let lot_path = ps_dir.join(format!("lots-{}.b2", n + 1));
-        std::fs::write(&lot_path, &lots).map_err(step("writing lots"))?;
+        write_data(&lot_path, &lots).map_err(step("writing lots"))?;
         let ps = Ps::open(config).map_err(step("opening the PS journal"))?;
         let transport = ps.smtp_transport().map_err(step("preparing SMTP"))?;
         let file = LotFile {

@@ -114,6 +114,11 @@ impl Store {
             path: path.clone(),
             source,
         };
+        // Created 0600 before SQLite opens it, so that its -wal and -shm files are 0600 too.
+        svoct_mail::fsx::prepare_db_file(&path).map_err(|source| StoreError::File {
+            path: path.clone(),
+            source,
+        })?;
         let conn = Connection::open(&path).map_err(open_err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
         enable_wal(&conn, BUSY_TIMEOUT).map_err(open_err)?;

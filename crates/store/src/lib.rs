@@ -39,6 +39,13 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The database file could not be created or restricted to its owner (`0600`).
+    #[error("preparing the store file {path}: {source}")]
+    File {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// A statement failed.
     #[error("store: {op}: {source}")]
     Sql {

@@ -11,7 +11,7 @@
 //! lock                      exclusive lock of the owning process
 //! tmp/<id>                  being written; removed at open (never acknowledged)
 //! new/<id>                  durable, waiting or being processed
-//! quarantine/<id>           set aside by a worker, with quarantine/<id>.reason
+//! quarantine/<id>           unreadable entry set aside, with quarantine/<id>.reason
 //! ```
 //!
 //! `<id>` is the [`SpoolId`] in 16 lower-case hex digits. Each entry file holds a small
@@ -25,12 +25,13 @@
 //! must be keyed by the [`SpoolId`] (idempotent) for processing to be exactly once.
 
 use std::collections::{BTreeSet, HashSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 
 use serde::{Deserialize, Serialize};
+use svoct_mail::fsx;
 
 /// First line of every entry file; the format version is in it.
 pub const ENTRY_MAGIC: &[u8] = b"SVOCT-SPOOL-1\n";
@@ -250,16 +251,14 @@ impl Spool {
         let tmp = root.join("tmp");
         let new = root.join("new");
         let quarantine = root.join("quarantine");
+        // The spool is ours entirely: its directories are 0700, even when an older version
+        // created them under the default umask.
         for d in [&root, &tmp, &new, &quarantine] {
-            fs::create_dir_all(d).map_err(io("create directory", d))?;
+            fsx::create_data_dir_all(d).map_err(io("create directory", d))?;
+            fsx::restrict_dir(d).map_err(io("restrict mode of", d))?;
         }
         let lock_path = root.join("lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io("open", &lock_path))?;
+        let lock = fsx::open_lock_file(&lock_path).map_err(io("open", &lock_path))?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => return Err(SpoolError::Locked(root)),
@@ -333,7 +332,7 @@ impl Spool {
         let tmp_path = self.tmp.join(&name);
         let new_path = self.new.join(&name);
         let write = || -> std::io::Result<()> {
-            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp_path)?;
+            let mut f = fsx::create_new_data_file(&tmp_path)?;
             let mut head = Vec::with_capacity(ENTRY_MAGIC.len() + header.len() + 1);
             head.extend_from_slice(ENTRY_MAGIC);
             head.extend_from_slice(&header);
@@ -476,7 +475,7 @@ impl Spool {
         let name = id.to_string();
         let reason_path = self.quarantine.join(format!("{name}.reason"));
         let write_reason = || -> std::io::Result<()> {
-            let mut f = File::create(&reason_path)?;
+            let mut f = fsx::create_data_file(&reason_path)?;
             f.write_all(reason.as_bytes())?;
             f.write_all(b"\n")?;
             if self.options.fsync {
@@ -493,6 +492,23 @@ impl Spool {
             sync_dir(&self.new)?;
         }
         self.lock_index().claimed.remove(&id);
+        Ok(())
+    }
+
+    /// Deletes an entry set aside in `quarantine/` and its reason: for a caller that keeps the
+    /// message elsewhere (the concentrator's state database, since it keeps one copy).
+    pub fn remove_quarantined(&self, id: SpoolId) -> Result<(), SpoolError> {
+        let name = id.to_string();
+        let entry = self.quarantine.join(&name);
+        fs::remove_file(&entry).map_err(io("remove", &entry))?;
+        let reason = self.quarantine.join(format!("{name}.reason"));
+        match fs::remove_file(&reason) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io("remove", &reason)(e)),
+            _ => {}
+        }
+        if self.options.fsync {
+            sync_dir(&self.quarantine)?;
+        }
         Ok(())
     }
 

@@ -89,7 +89,10 @@ pub fn run(args: Args) -> CmdResult {
     let bytes = generate(&args)?;
     match &args.out {
         Some(path) => {
-            std::fs::write(path, &bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?
+            // Generated files look like real claims: owner only, as every data file.
+            svoct_mail::fsx::create_data_file(path)
+                .and_then(|mut f| f.write_all(&bytes))
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?
         }
         None => {
             let mut out = std::io::stdout().lock();

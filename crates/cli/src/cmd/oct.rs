@@ -199,8 +199,15 @@ fn status(config: &Config, json: bool) -> CmdResult {
     let c = &report.counters;
     let get = |m: &std::collections::BTreeMap<String, u64>, k: &str| m.get(k).copied().unwrap_or(0);
     println!(
-        "spool: {} waiting, {} set aside",
+        "spool: {} waiting, {} unreadable set aside",
         report.spool_waiting, report.spool_quarantined
+    );
+    println!(
+        "quarantine: {} held, {} purged (content removed), {} bytes of content (bound {})",
+        get(&c.quarantine, "held"),
+        get(&c.quarantine, "purged"),
+        c.quarantine_bytes,
+        config.quarantine.max_bytes
     );
     println!(
         "outbox: {} pending, {} sent, {} failed",
@@ -278,20 +285,30 @@ fn quarantine(config: &Config, command: QuarantineCommand) -> CmdResult {
             let Some((row, bytes, summary)) = state.quarantine_get(id)? else {
                 return Err(format!("no quarantined message #{id}").into());
             };
+            // (cause, bytes, at) when the content was removed by the bound or the retention.
+            let purged = state.quarantine_purge_record(id)?;
+            if let (Some(_), Some((cause, size, _))) = (&raw, &purged) {
+                return Err(format!(
+                    "the content of quarantined message #{id} ({size} bytes) was removed ({cause}); \
+                     its reason and metadata are all that is kept"
+                )
+                .into());
+            }
             if let Some(path) = raw {
-                use std::os::unix::fs::OpenOptionsExt;
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&path)
+                let mut f = svoct_mail::fsx::create_new_data_file(&path)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
                 f.write_all(&bytes)?;
             }
             if json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({ "message": row, "summary": summary }))?
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "message": row,
+                        "summary": summary,
+                        "purged": purged.as_ref().map(|(cause, bytes, at)| {
+                            serde_json::json!({ "cause": cause, "bytes": bytes, "at": at })
+                        }),
+                    }))?
                 );
             } else {
                 println!("#{} [{}] {}", row.id, row.state, row.code);
@@ -301,6 +318,9 @@ fn quarantine(config: &Config, command: QuarantineCommand) -> CmdResult {
                 println!("subject: {}", row.subject);
                 println!("spool id: {}", row.spool_id);
                 println!("bytes: {}", row.bytes);
+                if let Some((cause, size, at)) = &purged {
+                    println!("content removed ({cause}) at {at} (unix time): {size} bytes");
+                }
                 if !summary.is_null() {
                     println!("summary: {}", serde_json::to_string_pretty(&summary)?);
                 }

@@ -201,7 +201,10 @@ fn init(path: &Path, force: bool) -> CmdResult {
     if path.exists() && !force {
         return Err(format!("{} already exists; use --force to overwrite it", path.display()).into());
     }
-    std::fs::write(path, config::EXAMPLE).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    // Owner only: the configuration will hold passwords.
+    svoct_mail::fsx::create_data_file(path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, config::EXAMPLE.as_bytes()))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     println!(
         "wrote {}; edit [identity], [network] and [direct.routes] before sending",
         path.display()
