@@ -10,6 +10,7 @@ use svoct_mail::profile::{self, Envelope, Mailbox, Profile, Protect};
 use svoct_mail::subject::{Compostage, FileKind, InvoiceSubject, PartyNumber, SpecVersion, Subject};
 use svoct_oct::config::Config;
 use svoct_oct::pipeline::{Env, Keys, PipelineError};
+use svoct_oct::state::{Processed, SeenLot};
 use svoct_testkit::certs::TestIdentity;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
@@ -203,6 +204,10 @@ pub struct TestEnv {
     pub file: u32,
     pub lot: u32,
     pub own: Vec<(String, String, String)>,
+    /// The processed index, in memory: lot hash → where it went.
+    pub forwarded: std::collections::HashMap<String, SeenLot>,
+    /// (sender number, compostage) → file hash.
+    pub compostages: std::collections::HashMap<(String, String), String>,
 }
 
 impl TestEnv {
@@ -212,6 +217,28 @@ impl TestEnv {
             file: 0,
             lot: 0,
             own: Vec::new(),
+            forwarded: Default::default(),
+            compostages: Default::default(),
+        }
+    }
+
+    /// What committing `p` does to the processed index (without SQLite).
+    pub fn record(&mut self, p: &Processed) {
+        for l in &p.claims.lots {
+            self.forwarded.insert(
+                l.lot_hash.clone(),
+                SeenLot {
+                    destination: l.destination.clone(),
+                    at: 1_764_657_600,
+                    message_id: l.message_id.clone(),
+                },
+            );
+        }
+        if let Some(c) = &p.claims.compostage {
+            self.compostages.insert(
+                (c.sender_number.clone(), c.compostage.clone()),
+                c.file_hash.clone(),
+            );
         }
     }
 }
@@ -234,6 +261,19 @@ impl Env for TestEnv {
             .own
             .iter()
             .any(|(n, d, f)| n == number && d == date && (file_id.is_empty() || f == file_id)))
+    }
+    fn forwarded_lot(&mut self, lot_hash: &str) -> Result<Option<SeenLot>, PipelineError> {
+        Ok(self.forwarded.get(lot_hash).cloned())
+    }
+    fn compostage_file(
+        &mut self,
+        sender_number: &str,
+        compostage: &str,
+    ) -> Result<Option<String>, PipelineError> {
+        Ok(self
+            .compostages
+            .get(&(sender_number.to_owned(), compostage.to_owned()))
+            .cloned())
     }
     fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc()
