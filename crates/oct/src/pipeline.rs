@@ -989,6 +989,7 @@ impl<'a> Pipeline<'a> {
                 sender_number: sender_key,
                 compostage: receipt.compostage.clone(),
                 file_hash,
+                first_use: !duplicate_message,
             });
         }
         let already = receipt

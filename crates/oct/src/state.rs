@@ -275,6 +275,10 @@ pub struct CompostageClaim {
     pub compostage: String,
     /// SHA-256 (hex) of the decrypted, decompressed file.
     pub file_hash: String,
+    /// The pipeline found no message under this compostage: if one was committed meanwhile,
+    /// this message is processed again (and answered as the duplicate it is). `false`: it was
+    /// found with this very file, and this message is that duplicate.
+    pub first_use: bool,
 }
 
 /// What an invoice message takes in the processed index. Committed with its outbox rows; a
@@ -457,20 +461,24 @@ fn immediate<T>(
 /// Records the claims of one message; `false` when one is held by another message.
 fn insert_claims(tx: &Connection, p: &Processed, now: i64) -> Result<bool, StateError> {
     if let Some(c) = &p.claims.compostage {
-        tx.prepare_cached(
-            "INSERT OR IGNORE INTO compostages (sender_number, compostage, file_hash, spool_id, at)
+        let inserted = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO compostages (sender_number, compostage, file_hash, spool_id, at)
              VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .and_then(|mut st| {
-            st.execute(params![
-                c.sender_number,
-                c.compostage,
-                c.file_hash,
-                p.spool_id,
-                now
-            ])
-        })
-        .map_err(sql("insert compostage"))?;
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    c.sender_number,
+                    c.compostage,
+                    c.file_hash,
+                    p.spool_id,
+                    now
+                ])
+            })
+            .map_err(sql("insert compostage"))?;
+        if inserted == 0 && c.first_use {
+            return Ok(false);
+        }
         // Already there with the same file: a duplicate message, which may reuse it.
         let held: String = tx
             .prepare_cached("SELECT file_hash FROM compostages WHERE sender_number = ?1 AND compostage = ?2")
@@ -1530,6 +1538,7 @@ mod tests {
                 sender_number: "1234".into(),
                 compostage: c.into(),
                 file_hash: h.into(),
+                first_use: false,
             }),
             lots: lots
                 .iter()
@@ -1587,6 +1596,13 @@ mod tests {
             Commit::Conflict
         );
         assert!(!s.is_processed("d").expect("lookup"));
+        // The same file, processed as the first use of C1 while another copy was committed
+        // meanwhile: processed again, to be answered as the duplicate it is.
+        let mut racing = claiming("r", &[], Some(("C1", "f1")));
+        if let Some(c) = racing.claims.compostage.as_mut() {
+            c.first_use = true;
+        }
+        assert_eq!(s.commit(&racing).expect("commit"), Commit::Conflict);
         // Another sender number has its own compostages.
         let mut e = claiming("e", &[], Some(("C1", "other file")));
         if let Some(c) = e.claims.compostage.as_mut() {

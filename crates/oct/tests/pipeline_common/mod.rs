@@ -380,3 +380,56 @@ pub fn svoct_binary() -> PathBuf {
         .next_back()
         .expect("cargo reports the svoct executable")
 }
+
+/// What the downstream MTA delivered into `mailboxes` (AM mailboxes), read independently of the
+/// OCT's own records: per lot (its bytes), in how many *distinct* forwarded messages it was;
+/// and how many raw copies repeated a Message-ID already seen (the at-least-once SMTP hop).
+pub fn lots_delivered(
+    world: &World,
+    exim: &svoct_testkit::Exim,
+    mailboxes: &[&str],
+) -> (std::collections::BTreeMap<Vec<u8>, usize>, usize) {
+    use svoct_mail::profile::ParseLimits;
+    let mut lots = std::collections::BTreeMap::new();
+    let mut repeats = 0;
+    for mb in mailboxes {
+        let mut ids = std::collections::BTreeSet::new();
+        for path in exim.messages(mb) {
+            let raw = std::fs::read(&path).expect("read delivered message");
+            let parsed =
+                profile::parse_message(&raw, &ParseLimits::default()).expect("delivered message parses");
+            let id = parsed.headers.message_id.clone().expect("Message-ID");
+            if !ids.insert(id) {
+                repeats += 1;
+                continue;
+            }
+            let body = if parsed.profile_name().ends_with("/K") {
+                parsed
+                    .open(Some(&world.am_key), &ParseLimits::default())
+                    .expect("the AM opens it")
+                    .bytes
+            } else {
+                parsed.attachment.clone()
+            };
+            for lot in b2::parse(&body).expect("forwarded B2 file").lots() {
+                *lots.entry(lot.bytes().to_vec()).or_default() += 1;
+            }
+        }
+    }
+    (lots, repeats)
+}
+
+/// The ARTs delivered into `mailbox`, parsed (distinct Message-IDs only).
+pub fn arts_delivered(exim: &svoct_testkit::Exim, mailbox: &str) -> Vec<svoct_formats::art::Art> {
+    use svoct_mail::profile::ParseLimits;
+    let mut ids = std::collections::BTreeSet::new();
+    let mut arts = Vec::new();
+    for path in exim.messages(mailbox) {
+        let raw = std::fs::read(&path).expect("read ART");
+        let parsed = profile::parse_message(&raw, &ParseLimits::default()).expect("ART parses");
+        if ids.insert(parsed.headers.message_id.clone().expect("Message-ID")) {
+            arts.push(svoct_formats::art::Art::parse(&parsed.attachment).expect("ART body"));
+        }
+    }
+    arts
+}
