@@ -15,7 +15,10 @@
 //! position 90, the invoices grouped per AMC); route every lot (refusing the whole message when a
 //! destination has no route, so that fixing the table and retrying forwards everything once);
 //! build per-destination files with the OCT as sender; encrypt when the route has a certificate;
-//! and write the ART.
+//! and write the ART. No double billing: a lot already forwarded (the processed index, through
+//! [`Env::forwarded_lot`]) is reported `DEJA_TRANSMIS`, not forwarded; another file under a
+//! compostage already used by the sender is refused; what the message forwards is returned as
+//! its [`Claims`], which the commit checks against the index.
 //!
 //! Returns from AM (ARL, RSP, dLOI increments) are relayed to the PS named by the message (R8.4),
 //! except ARL addressed to the OCT itself, which acknowledge lots it built (R4.2). dLOI requests
@@ -200,7 +203,8 @@ pub fn digest(raw: &[u8]) -> String {
         .collect()
 }
 
-/// The Message-ID (without brackets) of the `n`-th message produced from a spooled message:
+/// The Message-ID (without brackets) of the `n`-th message produced from a spooled message
+/// (ARTs, relayed returns, dLOI answers; forwarded files use [`lots_message_id`]):
 /// deterministic, so a resend after a crash carries the same one and receivers can de-duplicate.
 pub fn message_id(digest: &str, spool_id: &str, n: usize, kind: OutKind, domain: &str) -> String {
     format!("{digest}.{spool_id}.{n}.{}@{domain}", kind.as_str())

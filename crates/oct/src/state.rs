@@ -14,10 +14,20 @@
 //! - after the commit, before `complete`: the spool hands `S` out again; [`State::is_processed`]
 //!   says so and the worker only completes it.
 //!
-//! Outgoing messages carry Message-IDs derived from the spooled message (see
+//! Outgoing messages carry deterministic Message-IDs (forwarded files: from their lots, see
+//! [`crate::pipeline::lots_message_id`]; the others: from the spooled message, see
 //! [`crate::pipeline::message_id`]) and are stored as final bytes, so a resend after a crash
 //! between "sent" and "marked sent" carries the same Message-ID: the SMTP hop is at-least-once,
 //! and receivers can de-duplicate on Message-ID (local Maildir delivery de-duplicates itself).
+//!
+//! # No double billing
+//!
+//! A spooled message is processed once, but the same content can arrive in several spooled
+//! messages (a replay, a client retry after a cut connection). The processed index
+//! (`forwarded_lots`, `compostages`) holds what accepted invoice messages forwarded; a
+//! message's [`Claims`] are inserted with its outbox rows, and the tables' unique keys decide
+//! between two copies committed by two workers or side by side in one batch: the loser is a
+//! [`Commit::Conflict`], recorded not at all, and processed again.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
