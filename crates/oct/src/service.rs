@@ -308,7 +308,10 @@ fn handle_entries(
             // lots or its compostage: nothing of it was recorded. Given back to the spool, it is
             // processed again against what is now committed, and answered as a duplicate.
             tracing::info!(spool_id = %p.spool_id, "duplicate content committed meanwhile; processing it again");
-            spool.release(id)?;
+            if let Err(e) = spool.release(id) {
+                // Still in the spool: handed out again at the next start.
+                tracing::warn!(spool_id = %p.spool_id, error = %e, "could not give a message back to the spool");
+            }
             continue;
         }
         let outcome = if p.quarantine.is_some() {
