@@ -1313,15 +1313,15 @@ fn digits_only(s: &str) -> String {
     s.chars().filter(char::is_ascii_digit).collect()
 }
 
-/// Two numbers are the same when equal after removing blanks and leading zeros.
-/// A sender or PS number as the processed index keys it: digits, leading zeros removed.
+/// A sender or PS number as compared and as the processed index keys it: blanks and leading
+/// zeros removed.
 fn normalised_number(s: &str) -> String {
     s.trim().trim_start_matches('0').to_owned()
 }
 
+/// Two numbers are the same when equal after removing blanks and leading zeros.
 fn same_number(a: &str, b: &str) -> bool {
-    let norm = |s: &str| s.trim().trim_start_matches('0').to_owned();
-    !a.trim().is_empty() && norm(a) == norm(b)
+    !a.trim().is_empty() && normalised_number(a) == normalised_number(b)
 }
 
 /// The sender number of a file: the `000` field, or the lots' PS number for bare lots.

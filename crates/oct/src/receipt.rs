@@ -316,10 +316,29 @@ mod tests {
                         reason: "totals; wrong\r\nline".into(),
                     },
                 },
+                LotLine {
+                    number: "003".into(),
+                    date: "261126".into(),
+                    kind: "FSE".into(),
+                    invoices: 4,
+                    fate: LotFate::AlreadyForwarded {
+                        destination: "organisation 011".into(),
+                        // 2 December 2026, 06:40 UTC.
+                        at: 1_796_193_600,
+                    },
+                },
             ],
             amc: vec![],
         };
         let text = String::from_utf8(r.render_plain()).expect("ascii");
+        assert!(
+            text.contains(
+                "LOT;003;261126;FSE;4;DEJA TRANSMIS;deja transmis a organisation 011 le 02/12/2026 a 06h40 UTC\r\n"
+            ),
+            "{text}"
+        );
+        let art = Art::parse(&r.render()).expect("shared format");
+        assert_eq!(art.lots[2].status, LotStatus::AlreadyForwarded);
         assert!(text.contains("STATUT;ACCEPTE\r\n"));
         assert!(text.contains("LOT;001;261126;FSE;2;TRANSMIS;organisation 011 cpam@am\r\n"));
         // Separators and line breaks inside a reason cannot break the line structure.
