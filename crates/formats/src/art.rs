@@ -37,6 +37,9 @@ pub enum LotStatus {
     Refused,
     /// `NON_TRANSMIS`: not forwarded because the whole message was refused.
     NotForwarded,
+    /// `DEJA_TRANSMIS`: a duplicate; the OCT had already forwarded this lot and did not forward
+    /// it again (the detail says where and when).
+    AlreadyForwarded,
 }
 
 impl LotStatus {
@@ -45,6 +48,7 @@ impl LotStatus {
             LotStatus::Forwarded => "TRANSMIS",
             LotStatus::Refused => "REFUSE",
             LotStatus::NotForwarded => "NON_TRANSMIS",
+            LotStatus::AlreadyForwarded => "DEJA_TRANSMIS",
         }
     }
 }
@@ -273,6 +277,7 @@ impl Art {
                 LotStatus::Forwarded => format!("transmis a {}", one_line(&l.detail)),
                 LotStatus::Refused => format!("REFUSE : {}", one_line(&l.detail)),
                 LotStatus::NotForwarded => format!("non transmis : {}", one_line(&l.detail)),
+                LotStatus::AlreadyForwarded => format!("doublon, non retransmis : {}", one_line(&l.detail)),
             };
             h.push(format!(
                 "  - lot {} {} du {}, {} facture(s) : {what}",
@@ -445,7 +450,14 @@ impl Art {
                         "TRANSMIS" => LotStatus::Forwarded,
                         "REFUSE" => LotStatus::Refused,
                         "NON_TRANSMIS" => LotStatus::NotForwarded,
-                        _ => return Err(bad(n, "lot.status", "expected TRANSMIS, REFUSE or NON_TRANSMIS")),
+                        "DEJA_TRANSMIS" => LotStatus::AlreadyForwarded,
+                        _ => {
+                            return Err(bad(
+                                n,
+                                "lot.status",
+                                "expected TRANSMIS, REFUSE, NON_TRANSMIS or DEJA_TRANSMIS",
+                            ));
+                        }
                     };
                     lots.push(ArtLot {
                         number: num.to_string(),

@@ -89,6 +89,27 @@ fn parse_reads_the_documented_text() {
 }
 
 #[test]
+fn duplicate_lot_is_its_own_status() {
+    let text = "-----BEGIN SVOCT ART 1-----\r\nART;1\r\nOCT;OCT1\r\nPS;1\r\nRECU;202612020640;;\r\n\
+                MESSAGE;s;FACTURE/SV;3\r\nFICHIER;ACCEPTE;doublon\r\n\
+                LOT;001;20261125;FSE;3;DEJA_TRANSMIS;deja transmis a CPAM 751\r\nFIN;1;0\r\n\
+                -----END SVOCT ART-----\r\n";
+    let a = Art::parse(text.as_bytes()).unwrap();
+    assert_eq!(a.lots[0].status, LotStatus::AlreadyForwarded);
+    assert_eq!(a.lots[0].detail, "deja transmis a CPAM 751");
+    let body = a.build().unwrap();
+    assert!(
+        body.contains("  - lot 001 FSE du 25/11/2026, 3 facture(s) : doublon, non retransmis : deja transmis a CPAM 751\r\n"),
+        "{body}"
+    );
+    assert!(body.contains("LOT;001;20261125;FSE;3;DEJA_TRANSMIS;deja transmis a CPAM 751\r\n"));
+    // A status the format does not know is an error naming the field.
+    let bad = text.replace("DEJA_TRANSMIS", "DOUBLON");
+    let e = Art::parse(bad.as_bytes()).unwrap_err().to_string();
+    assert!(e.contains("lot.status"), "{e}");
+}
+
+#[test]
 fn refused_message_with_unreadable_lot() {
     let a = Art {
         ps_number: String::new(),
@@ -216,7 +237,7 @@ proptest! {
             proptest::option::of((2000u16..2100, 1u8..=12, 1u8..=28)),
             ".{0,4}",
             0u32..100_000,
-            0u8..3,
+            0u8..4,
             ".{0,50}",
         ), 0..6),
         amc in proptest::collection::vec(("[0-9]{10}", 0u32..1000, ".{0,30}"), 0..3),
@@ -233,7 +254,12 @@ proptest! {
                     date: date.map(|(y, m, d)| Ymd::new(y, m, d)),
                     kind,
                     invoices,
-                    status: [LotStatus::Forwarded, LotStatus::Refused, LotStatus::NotForwarded][st as usize],
+                    status: [
+                        LotStatus::Forwarded,
+                        LotStatus::Refused,
+                        LotStatus::NotForwarded,
+                        LotStatus::AlreadyForwarded,
+                    ][st as usize],
                     detail,
                 })
                 .collect(),

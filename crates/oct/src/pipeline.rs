@@ -15,7 +15,10 @@
 //! position 90, the invoices grouped per AMC); route every lot (refusing the whole message when a
 //! destination has no route, so that fixing the table and retrying forwards everything once);
 //! build per-destination files with the OCT as sender; encrypt when the route has a certificate;
-//! and write the ART.
+//! and write the ART. No double billing: a lot already forwarded (the processed index, through
+//! [`Env::forwarded_lot`]) is reported `DEJA_TRANSMIS`, not forwarded; another file under a
+//! compostage already used by the sender is refused; what the message forwards is returned as
+//! its [`Claims`], which the commit checks against the index.
 //!
 //! Returns from AM (ARL, RSP, dLOI increments) are relayed to the PS named by the message (R8.4),
 //! except ARL addressed to the OCT itself, which acknowledge lots it built (R4.2). dLOI requests
@@ -29,8 +32,8 @@ use serde_json::json;
 use svoct_formats::b2::{
     self, B2Input, Lot, LotKind,
     layouts::{
-        F0_SENDER_NUMBER, F1_DATE, F1_LOT_NUMBER, F1_ORIGIN, F6_ACTS, F6_AMC, F6_AMO, F6_BILLED, F6_INVOICES,
-        F6_LOT_NUMBER, F6_SEAL, F6_TYPE2, F6_TYPE5, F9_SENDER_NUMBER,
+        F0_FILE_ID, F0_SENDER_NUMBER, F1_DATE, F1_LOT_NUMBER, F1_ORIGIN, F6_ACTS, F6_AMC, F6_AMO, F6_BILLED,
+        F6_INVOICES, F6_LOT_NUMBER, F6_SEAL, F6_TYPE2, F6_TYPE5, F9_SENDER_NUMBER,
     },
 };
 use svoct_mail::cms::{CmsCipher, PrivateKeyAndCert, RecipientCert};
@@ -45,7 +48,10 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 
 use crate::config::{Config, Route, Sender};
 use crate::receipt::{AmcLine, LotFate, LotLine, Receipt};
-use crate::state::{MessageKind, OutKind, Outgoing, OwnLot, Processed, QuarantineEntry};
+use crate::state::{
+    Claims, CompostageClaim, LotClaim, MessageKind, OutKind, Outgoing, OwnLot, Processed, QuarantineEntry,
+    SeenLot,
+};
 
 /// *Norme* of the `000` records the OCT writes (provisional, same value as the B2 builders).
 pub const OCT_FILE_NORME: &str = "SV14";
@@ -152,6 +158,14 @@ pub trait Env {
     /// Whether (lot number, lot date, file name) is a lot the OCT built (an empty file name
     /// matches any file).
     fn is_own_lot(&mut self, number: &str, date: &str, file_id: &str) -> Result<bool, PipelineError>;
+    /// The lot whose sealed bytes hash to `lot_hash`, if the OCT already forwarded it.
+    fn forwarded_lot(&mut self, lot_hash: &str) -> Result<Option<SeenLot>, PipelineError>;
+    /// The hash of the file an accepted message of `sender_number` carried under `compostage`.
+    fn compostage_file(
+        &mut self,
+        sender_number: &str,
+        compostage: &str,
+    ) -> Result<Option<String>, PipelineError>;
     /// The current time.
     fn now(&self) -> OffsetDateTime;
 }
@@ -189,10 +203,36 @@ pub fn digest(raw: &[u8]) -> String {
         .collect()
 }
 
-/// The Message-ID (without brackets) of the `n`-th message produced from a spooled message:
+/// The Message-ID (without brackets) of the `n`-th message produced from a spooled message
+/// (ARTs, relayed returns, dLOI answers; forwarded files use [`lots_message_id`]):
 /// deterministic, so a resend after a crash carries the same one and receivers can de-duplicate.
 pub fn message_id(digest: &str, spool_id: &str, n: usize, kind: OutKind, domain: &str) -> String {
     format!("{digest}.{spool_id}.{n}.{}@{domain}", kind.as_str())
+}
+
+/// SHA-256 of `bytes`, hex: the identity of a lot (its sealed bytes) or of a decrypted file.
+pub fn content_hash(bytes: &[u8]) -> String {
+    openssl::sha::sha256(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The Message-ID (without brackets) of a file the OCT forwards: derived from the lots it
+/// carries (their hashes) and its recipient, never from the spooled message, so that the same
+/// lots forwarded again (should a duplicate slip through) carry the same Message-ID and are
+/// dropped by the outbox and by receivers that de-duplicate.
+pub fn lots_message_id(kind: OutKind, to: &str, lot_hashes: &[&str], domain: &str) -> String {
+    let mut h = openssl::sha::Sha256::new();
+    h.update(kind.as_str().as_bytes());
+    h.update(b"\n");
+    h.update(to.to_ascii_lowercase().as_bytes());
+    for l in lot_hashes {
+        h.update(b"\n");
+        h.update(l.as_bytes());
+    }
+    let digest: String = h.finish().iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("{digest}.{}@{domain}", kind.as_str())
 }
 
 /// Why a message is refused: a stable code and an explanation for the operator and the PS.
@@ -233,6 +273,8 @@ fn primitive(now: OffsetDateTime) -> PrimitiveDateTime {
 /// A lot on its way out: its bytes (borrowed from the input, or the marked copy of R8.3).
 struct PlannedLot<'a> {
     line: LotLine,
+    /// [`content_hash`] of the lot as the PS sealed it (before any R8.3 mark).
+    hash: String,
     kind: LotKind,
     route: Option<&'a Route>,
     bytes: Cow<'a, [u8]>,
@@ -240,6 +282,16 @@ struct PlannedLot<'a> {
     /// invoices).
     amc: Vec<(String, Vec<usize>)>,
     lot_index: usize,
+}
+
+/// The complementary flow to one AMC being built (R8.3).
+struct AmcFlow<'a> {
+    organisation: String,
+    /// The OCT-built lots.
+    lots: Vec<Vec<u8>>,
+    invoices: usize,
+    /// Hashes of the PS lots they come from: the flow's Message-ID derives from them.
+    source_hashes: Vec<&'a str>,
 }
 
 /// The concentrator's processing of one message.
@@ -287,6 +339,23 @@ impl Out<'_> {
         now: OffsetDateTime,
     ) -> Result<String, PipelineError> {
         let id = self.next_id(kind);
+        self.push_as(id, kind, to, subject, profile, file_name, file, cert, now)
+    }
+
+    /// Like [`Out::push`], under the Message-ID `id`.
+    #[allow(clippy::too_many_arguments)]
+    fn push_as(
+        &mut self,
+        id: String,
+        kind: OutKind,
+        to: &str,
+        subject: Subject,
+        profile: Profile,
+        file_name: String,
+        file: &[u8],
+        cert: Option<&RecipientCert>,
+        now: OffsetDateTime,
+    ) -> Result<String, PipelineError> {
         let build = |e: profile::ProfileError| PipelineError::Build(e.to_string());
         let envelope = MailEnvelope {
             from: Mailbox::new(&self.config.oct.address).map_err(build)?,
@@ -365,6 +434,7 @@ impl<'a> Pipeline<'a> {
             own_arls: Vec::new(),
             quarantine: None,
             retried_quarantine: None,
+            claims: Claims::default(),
         };
         let sender = self.config.sender_by_address(&from);
         let parsed = match parsed {
@@ -588,6 +658,40 @@ impl<'a> Pipeline<'a> {
                 )
             ));
         }
+        // One compostage, one file (R5.3): the same file again is a duplicate (its lots already
+        // forwarded are reported, not forwarded again); another file under a compostage already
+        // used is refused, so the PS sends it again with a new one (two workstations of one
+        // practice can draw the same).
+        let file_hash = content_hash(&opened.bytes);
+        let sender_key = normalised_number(&sender.sender_number);
+        let duplicate_message = match receipt.compostage.as_str() {
+            "" => false,
+            c => match env.compostage_file(&sender_key, c)? {
+                Some(h) if h != file_hash => refuse_all!(refuse(
+                    "compostage_reused",
+                    format!(
+                        "le compostage {c} a deja ete utilise pour un autre fichier de ce PS : \
+                         renvoyez ce fichier avec un nouveau compostage"
+                    )
+                )),
+                Some(_) => true,
+                None => false,
+            },
+        };
+        if duplicate_message {
+            receipt.reason = Some(
+                "doublon : ce message (meme compostage, meme fichier) a deja ete recu ; \
+                 rien n'est transmis une seconde fois"
+                    .into(),
+            );
+        }
+        let ps_file_id = input
+            .file_header()
+            .and_then(|h| F0_FILE_ID.str(h))
+            .unwrap_or("")
+            .trim()
+            .to_owned();
+
         // Content validation: file-level findings refuse the file, lot-level ones the lot.
         let findings = b2::validate(&input);
         let in_lot = |offset: usize| {
@@ -625,6 +729,7 @@ impl<'a> Pipeline<'a> {
         let mut marked_lots: Vec<Option<Vec<u8>>> = vec![None; input.lots().len()];
         let mut planned: Vec<PlannedLot<'_>> = Vec::new();
         let mut no_route = Vec::new();
+        let mut hashes_in_file = std::collections::HashSet::new();
         for (i, lot) in input.lots().iter().enumerate() {
             let line = receipt.lots.get(i).cloned().unwrap_or_else(|| LotLine {
                 number: String::new(),
@@ -635,6 +740,25 @@ impl<'a> Pipeline<'a> {
                     reason: String::new(),
                 },
             });
+            // No double billing: a lot already forwarded (in any file) is reported, not sent.
+            let hash = content_hash(lot.bytes());
+            if !hashes_in_file.insert(hash.clone()) {
+                if let Some(l) = receipt.lots.get_mut(i) {
+                    l.fate = LotFate::Refused {
+                        reason: "lot en double dans le fichier : transmis une seule fois".into(),
+                    };
+                }
+                continue;
+            }
+            if let Some(seen) = env.forwarded_lot(&hash)? {
+                if let Some(l) = receipt.lots.get_mut(i) {
+                    l.fate = LotFate::AlreadyForwarded {
+                        destination: seen.destination,
+                        at: seen.at,
+                    };
+                }
+                continue;
+            }
             if let Some(p) = lot_problems.get(i).filter(|p| !p.is_empty()) {
                 let reason = format!(
                     "{} problem(s), first: {}",
@@ -688,6 +812,7 @@ impl<'a> Pipeline<'a> {
             }
             planned.push(PlannedLot {
                 line,
+                hash,
                 kind: lot.kind(),
                 route,
                 bytes: Cow::Borrowed(lot.bytes()),
@@ -740,7 +865,13 @@ impl<'a> Pipeline<'a> {
                 .sum();
             let subject = self.invoice_subject(*kind, invoices, env)?;
             let profile = Profile::Invoice(file_kind(*kind));
-            let id = out.push(
+            let hashes: Vec<&str> = members
+                .iter()
+                .filter_map(|&k| planned.get(k).map(|p| p.hash.as_str()))
+                .collect();
+            let id = lots_message_id(OutKind::Forward, &route.mailbox, &hashes, self.config.domain());
+            let id = out.push_as(
+                id,
                 OutKind::Forward,
                 &route.mailbox,
                 subject,
@@ -755,6 +886,17 @@ impl<'a> Pipeline<'a> {
                 "lots": members.len(), "invoices": invoices, "kind": kind.to_string(),
             }));
             for &k in members {
+                if let Some(p) = planned.get(k) {
+                    result.claims.lots.push(LotClaim {
+                        lot_hash: p.hash.clone(),
+                        ps_number: normalised_number(&sender.ps_number),
+                        lot_number: p.line.number.clone(),
+                        lot_date: p.line.date.clone(),
+                        file_id: ps_file_id.clone(),
+                        destination: route.label(),
+                        message_id: id.clone(),
+                    });
+                }
                 if let Some(p) = planned.get(k)
                     && let Some(l) = receipt.lots.get_mut(p.lot_index)
                 {
@@ -768,7 +910,7 @@ impl<'a> Pipeline<'a> {
         }
 
         // R8.3: the complementary flow, one OCT-built lot per (source lot, AMC), one file per AMC.
-        let mut per_amc: Vec<(String, Vec<Vec<u8>>, usize)> = Vec::new();
+        let mut per_amc: Vec<AmcFlow<'_>> = Vec::new();
         for p in &planned {
             let Some(lot) = input.lots().get(p.lot_index) else {
                 continue;
@@ -784,16 +926,28 @@ impl<'a> Pipeline<'a> {
                     organisation: org.clone(),
                     message_id: String::new(),
                 });
-                match per_amc.iter_mut().find(|(o, _, _)| o == org) {
-                    Some((_, v, n)) => {
-                        v.push(bytes);
-                        *n += invs.len();
+                match per_amc.iter_mut().find(|f| &f.organisation == org) {
+                    Some(f) => {
+                        f.lots.push(bytes);
+                        f.invoices += invs.len();
+                        f.source_hashes.push(&p.hash);
                     }
-                    None => per_amc.push((org.clone(), vec![bytes], invs.len())),
+                    None => per_amc.push(AmcFlow {
+                        organisation: org.clone(),
+                        lots: vec![bytes],
+                        invoices: invs.len(),
+                        source_hashes: vec![&p.hash],
+                    }),
                 }
             }
         }
-        for (org, lots, invoices) in &per_amc {
+        for AmcFlow {
+            organisation: org,
+            lots,
+            invoices,
+            source_hashes: hashes,
+        } in &per_amc
+        {
             let Some(amc) = self.config.amc_for(org) else {
                 continue;
             };
@@ -811,7 +965,9 @@ impl<'a> Pipeline<'a> {
             };
             let file = self.build_oct_file(&refs, &pseudo_route, &file_id, now)?;
             let subject = self.invoice_subject(LotKind::Fse, *invoices, env)?;
-            let id = out.push(
+            let id = lots_message_id(OutKind::Amc, &amc.mailbox, hashes, self.config.domain());
+            let id = out.push_as(
+                id,
                 OutKind::Amc,
                 &amc.mailbox,
                 subject,
@@ -833,7 +989,23 @@ impl<'a> Pipeline<'a> {
         }
         receipt.accepted = true;
         self.push_art(out, sender, &receipt, env)?;
-        result.summary = json!({ "forwarded": forwarded, "receipt": receipt });
+        if !receipt.compostage.is_empty() {
+            result.claims.compostage = Some(CompostageClaim {
+                sender_number: sender_key,
+                compostage: receipt.compostage.clone(),
+                file_hash,
+                first_use: !duplicate_message,
+            });
+        }
+        let already = receipt
+            .lots
+            .iter()
+            .filter(|l| matches!(l.fate, LotFate::AlreadyForwarded { .. }))
+            .count();
+        result.summary = json!({
+            "forwarded": forwarded, "already_forwarded_lots": already,
+            "duplicate_message": duplicate_message, "receipt": receipt,
+        });
         Ok(())
     }
 
@@ -1142,10 +1314,15 @@ fn digits_only(s: &str) -> String {
     s.chars().filter(char::is_ascii_digit).collect()
 }
 
+/// A sender or PS number as compared and as the processed index keys it: blanks and leading
+/// zeros removed.
+fn normalised_number(s: &str) -> String {
+    s.trim().trim_start_matches('0').to_owned()
+}
+
 /// Two numbers are the same when equal after removing blanks and leading zeros.
 fn same_number(a: &str, b: &str) -> bool {
-    let norm = |s: &str| s.trim().trim_start_matches('0').to_owned();
-    !a.trim().is_empty() && norm(a) == norm(b)
+    !a.trim().is_empty() && normalised_number(a) == normalised_number(b)
 }
 
 /// The sender number of a file: the `000` field, or the lots' PS number for bare lots.

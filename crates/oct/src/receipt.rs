@@ -27,6 +27,54 @@ pub enum LotFate {
     Refused { reason: String },
     /// Nothing was forwarded because the whole message was refused.
     NotForwarded { reason: String },
+    /// Not forwarded again: the OCT already forwarded this very lot (a replayed or retried
+    /// message, or the lot resent in another file).
+    AlreadyForwarded {
+        /// Label of the route it went to.
+        destination: String,
+        /// When it was first processed (seconds since the epoch).
+        at: i64,
+    },
+}
+
+impl LotFate {
+    /// The ART status and detail text of this fate (French, no accents).
+    fn status_and_detail(&self) -> (LotStatus, String) {
+        match self {
+            LotFate::Forwarded {
+                to,
+                destination,
+                split_invoices,
+            } => (
+                LotStatus::Forwarded,
+                if *split_invoices > 0 {
+                    format!("{destination} {to} ({split_invoices} factures eclatees)")
+                } else {
+                    format!("{destination} {to}")
+                },
+            ),
+            LotFate::Refused { reason } => (LotStatus::Refused, reason.clone()),
+            LotFate::NotForwarded { reason } => (LotStatus::NotForwarded, reason.clone()),
+            LotFate::AlreadyForwarded { destination, at } => {
+                let when = OffsetDateTime::from_unix_timestamp(*at)
+                    .map(|t| {
+                        format!(
+                            "le {:02}/{:02}/{:04} a {:02}h{:02} UTC",
+                            t.day(),
+                            u8::from(t.month()),
+                            t.year(),
+                            t.hour(),
+                            t.minute()
+                        )
+                    })
+                    .unwrap_or_default();
+                (
+                    LotStatus::AlreadyForwarded,
+                    format!("deja transmis a {destination} {when}"),
+                )
+            }
+        }
+    }
 }
 
 /// One lot line of the receipt.
@@ -131,22 +179,7 @@ impl Receipt {
                 .lots
                 .iter()
                 .map(|l| {
-                    let (status, detail) = match &l.fate {
-                        LotFate::Forwarded {
-                            to,
-                            destination,
-                            split_invoices,
-                        } => (
-                            LotStatus::Forwarded,
-                            if *split_invoices > 0 {
-                                format!("{destination} {to} ({split_invoices} factures eclatees)")
-                            } else {
-                                format!("{destination} {to}")
-                            },
-                        ),
-                        LotFate::Refused { reason } => (LotStatus::Refused, reason.clone()),
-                        LotFate::NotForwarded { reason } => (LotStatus::NotForwarded, reason.clone()),
-                    };
+                    let (status, detail) = l.fate.status_and_detail();
                     ArtLot {
                         number: l.number.clone(),
                         date: ymd6(&l.date),
@@ -215,21 +248,12 @@ impl Receipt {
             (false, None) => line("STATUT;REFUSE".into()),
         }
         for l in &self.lots {
-            let (status, detail) = match &l.fate {
-                LotFate::Forwarded {
-                    to,
-                    destination,
-                    split_invoices,
-                } => (
-                    "TRANSMIS",
-                    if *split_invoices > 0 {
-                        format!("{destination} {to} ({split_invoices} factures eclatees)")
-                    } else {
-                        format!("{destination} {to}")
-                    },
-                ),
-                LotFate::Refused { reason } => ("REFUSE", reason.clone()),
-                LotFate::NotForwarded { reason } => ("NON TRANSMIS", reason.clone()),
+            let (status, detail) = l.fate.status_and_detail();
+            let status = match status {
+                LotStatus::Forwarded => "TRANSMIS",
+                LotStatus::Refused => "REFUSE",
+                LotStatus::NotForwarded => "NON TRANSMIS",
+                LotStatus::AlreadyForwarded => "DEJA TRANSMIS",
             };
             line(format!(
                 "LOT;{};{};{};{};{};{}",
@@ -292,10 +316,29 @@ mod tests {
                         reason: "totals; wrong\r\nline".into(),
                     },
                 },
+                LotLine {
+                    number: "003".into(),
+                    date: "261126".into(),
+                    kind: "FSE".into(),
+                    invoices: 4,
+                    fate: LotFate::AlreadyForwarded {
+                        destination: "organisation 011".into(),
+                        // 2 December 2026, 06:40 UTC.
+                        at: 1_796_193_600,
+                    },
+                },
             ],
             amc: vec![],
         };
         let text = String::from_utf8(r.render_plain()).expect("ascii");
+        assert!(
+            text.contains(
+                "LOT;003;261126;FSE;4;DEJA TRANSMIS;deja transmis a organisation 011 le 02/12/2026 a 06h40 UTC\r\n"
+            ),
+            "{text}"
+        );
+        let art = Art::parse(&r.render()).expect("shared format");
+        assert_eq!(art.lots[2].status, LotStatus::AlreadyForwarded);
         assert!(text.contains("STATUT;ACCEPTE\r\n"));
         assert!(text.contains("LOT;001;261126;FSE;2;TRANSMIS;organisation 011 cpam@am\r\n"));
         // Separators and line breaks inside a reason cannot break the line structure.

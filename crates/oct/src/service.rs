@@ -27,7 +27,7 @@ use time::OffsetDateTime;
 use crate::config::{Config, SmtpTls};
 use crate::ingress::{Ingress, IngressConfig, IngressHandle};
 use crate::pipeline::{Env, Incoming, Keys, Pipeline, PipelineError};
-use crate::state::{DeliveryOutcome, Due, State, StateError, WriteGate, now_secs};
+use crate::state::{Commit, DeliveryOutcome, Due, SeenLot, State, StateError, WriteGate, now_secs};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +124,16 @@ impl Env for StateEnv<'_> {
     fn is_own_lot(&mut self, number: &str, date: &str, file_id: &str) -> Result<bool, PipelineError> {
         Ok(self.state.is_own_lot(number, date, file_id)?)
     }
+    fn forwarded_lot(&mut self, lot_hash: &str) -> Result<Option<SeenLot>, PipelineError> {
+        Ok(self.state.forwarded_lot(lot_hash)?)
+    }
+    fn compostage_file(
+        &mut self,
+        sender_number: &str,
+        compostage: &str,
+    ) -> Result<Option<String>, PipelineError> {
+        Ok(self.state.compostage_file(sender_number, compostage)?)
+    }
     fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc()
     }
@@ -206,7 +216,15 @@ fn work_batch_with(
         )?;
         processed.retried_quarantine = Some(retry.id);
         let quarantined = processed.quarantine.is_some();
-        state.commit(&processed)?;
+        if state.commit(&processed)? == Commit::Conflict {
+            // Another message took one of its lots or its compostage meanwhile: the row stays
+            // marked for retry and the next poll processes it against what is now committed.
+            tracing::info!(
+                quarantine_id = retry.id,
+                "retry raced a duplicate; processing it again"
+            );
+            return Ok(true);
+        }
         tracing::info!(
             quarantine_id = retry.id,
             quarantined,
@@ -277,11 +295,25 @@ fn handle_entries(
     if processed.is_empty() {
         return Ok(());
     }
-    if let Err(e) = state.commit_batch(&processed) {
-        release_all(spool, ids);
-        return Err(e.into());
-    }
-    for (&id, p) in batch_ids.iter().zip(&processed) {
+    let commits = match state.commit_batch(&processed) {
+        Ok(c) => c,
+        Err(e) => {
+            release_all(spool, ids);
+            return Err(e.into());
+        }
+    };
+    for ((&id, p), commit) in batch_ids.iter().zip(&processed).zip(commits) {
+        if commit == Commit::Conflict {
+            // A copy of it (earlier in this batch, or in another worker's) holds one of its
+            // lots or its compostage: nothing of it was recorded. Given back to the spool, it is
+            // processed again against what is now committed, and answered as a duplicate.
+            tracing::info!(spool_id = %p.spool_id, "duplicate content committed meanwhile; processing it again");
+            if let Err(e) = spool.release(id) {
+                // Still in the spool: handed out again at the next start.
+                tracing::warn!(spool_id = %p.spool_id, error = %e, "could not give a message back to the spool");
+            }
+            continue;
+        }
         let outcome = if p.quarantine.is_some() {
             "quarantined"
         } else {

@@ -14,10 +14,20 @@
 //! - after the commit, before `complete`: the spool hands `S` out again; [`State::is_processed`]
 //!   says so and the worker only completes it.
 //!
-//! Outgoing messages carry Message-IDs derived from the spooled message (see
+//! Outgoing messages carry deterministic Message-IDs (forwarded files: from their lots, see
+//! [`crate::pipeline::lots_message_id`]; the others: from the spooled message, see
 //! [`crate::pipeline::message_id`]) and are stored as final bytes, so a resend after a crash
 //! between "sent" and "marked sent" carries the same Message-ID: the SMTP hop is at-least-once,
 //! and receivers can de-duplicate on Message-ID (local Maildir delivery de-duplicates itself).
+//!
+//! # No double billing
+//!
+//! A spooled message is processed once, but the same content can arrive in several spooled
+//! messages (a replay, a client retry after a cut connection). The processed index
+//! (`forwarded_lots`, `compostages`) holds what accepted invoice messages forwarded; a
+//! message's [`Claims`] are inserted with its outbox rows, and the tables' unique keys decide
+//! between two copies committed by two workers or side by side in one batch: the loser is a
+//! [`Commit::Conflict`], recorded not at all, and processed again.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -57,8 +67,10 @@ pub fn now_secs() -> i64 {
 }
 
 /// Version 2 moved outgoing message bodies out of `outbox` into `outbox_body`, so that the
-/// state changes of a delivery rewrite a small row instead of the whole message.
-const SCHEMA_VERSION: i64 = 2;
+/// state changes of a delivery rewrite a small row instead of the whole message. Version 3 added
+/// the processed index (`forwarded_lots`, `compostages`) that keeps a replayed or retried
+/// invoice file from being forwarded twice.
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS processed (
@@ -118,6 +130,25 @@ CREATE TABLE IF NOT EXISTS own_lots (
 CREATE TABLE IF NOT EXISTS sequence (
     name  TEXT PRIMARY KEY,
     value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS forwarded_lots (
+    lot_hash    TEXT PRIMARY KEY,
+    ps_number   TEXT NOT NULL,
+    lot_number  TEXT NOT NULL,
+    lot_date    TEXT NOT NULL,
+    file_id     TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    message_id  TEXT NOT NULL,
+    spool_id    TEXT NOT NULL,
+    at          INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS compostages (
+    sender_number TEXT NOT NULL,
+    compostage    TEXT NOT NULL,
+    file_hash     TEXT NOT NULL,
+    spool_id      TEXT NOT NULL,
+    at            INTEGER NOT NULL,
+    PRIMARY KEY (sender_number, compostage)
 );
 "#;
 
@@ -226,6 +257,72 @@ pub struct QuarantineEntry {
     pub raw: Vec<u8>,
 }
 
+/// A lot an invoice message forwards, recorded in the processed index so that the same lot is
+/// never forwarded again (see [`Claims`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LotClaim {
+    /// SHA-256 (hex) of the lot's bytes as the PS sealed them: the lot's identity. They carry
+    /// the PS number, the lot number and the lot date, so equal bytes are the same lot whatever
+    /// file carries it.
+    pub lot_hash: String,
+    pub ps_number: String,
+    pub lot_number: String,
+    pub lot_date: String,
+    /// The PS file that carried it (`000` *identification du fichier*), for the operator.
+    pub file_id: String,
+    /// Where it went (route label), told to the PS if the lot comes again.
+    pub destination: String,
+    /// The forwarded message that carries it.
+    pub message_id: String,
+}
+
+/// The compostage of an accepted invoice message and the hash of its decrypted file: the annex
+/// makes the compostage unique per message (R5.3), so one (sender, compostage) carries one file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompostageClaim {
+    /// The sender number (`exercice`), leading zeros removed.
+    pub sender_number: String,
+    pub compostage: String,
+    /// SHA-256 (hex) of the decrypted, decompressed file.
+    pub file_hash: String,
+    /// The pipeline found no message under this compostage: if one was committed meanwhile,
+    /// this message is processed again (and answered as the duplicate it is). `false`: it was
+    /// found with this very file, and this message is that duplicate.
+    pub first_use: bool,
+}
+
+/// What an invoice message takes in the processed index. Committed with its outbox rows; a
+/// claim another message already holds (a lot already forwarded, a compostage already used for
+/// another file) makes the whole message a [`Commit::Conflict`]: nothing of it is recorded and
+/// the worker processes it again, now seeing the other message's rows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Claims {
+    pub compostage: Option<CompostageClaim>,
+    pub lots: Vec<LotClaim>,
+}
+
+/// A lot found in the processed index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeenLot {
+    /// Route label it was forwarded to.
+    pub destination: String,
+    /// When it was committed (seconds since the epoch).
+    pub at: i64,
+    pub message_id: String,
+}
+
+/// What [`State::commit_batch`] did with one processed message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Commit {
+    /// Recorded with everything it produced.
+    Recorded,
+    /// The spooled message was already committed: nothing changed.
+    AlreadyProcessed,
+    /// One of its [`Claims`] is held by another message (committed earlier, or earlier in the
+    /// same batch): nothing of it was recorded; process it again.
+    Conflict,
+}
+
 /// Everything one spooled message produced, committed atomically by [`State::commit`].
 #[derive(Clone, Debug)]
 pub struct Processed {
@@ -244,6 +341,8 @@ pub struct Processed {
     /// When this is the retry of a quarantined message: its quarantine id, marked `retried` in
     /// the same transaction.
     pub retried_quarantine: Option<i64>,
+    /// The lots it forwards and the compostage it uses (accepted invoice messages only).
+    pub claims: Claims,
 }
 
 /// A quarantined message an operator asked to retry.
@@ -369,8 +468,67 @@ fn immediate<T>(
     }
 }
 
-/// The rows of one processed message, inside the caller's transaction.
-fn insert_processed(tx: &rusqlite::Transaction<'_>, p: &Processed, now: i64) -> Result<bool, StateError> {
+/// Records the claims of one message; `false` when one is held by another message.
+fn insert_claims(tx: &Connection, p: &Processed, now: i64) -> Result<bool, StateError> {
+    if let Some(c) = &p.claims.compostage {
+        let inserted = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO compostages (sender_number, compostage, file_hash, spool_id, at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    c.sender_number,
+                    c.compostage,
+                    c.file_hash,
+                    p.spool_id,
+                    now
+                ])
+            })
+            .map_err(sql("insert compostage"))?;
+        if inserted == 0 && c.first_use {
+            return Ok(false);
+        }
+        // Already there with the same file: a duplicate message, which may reuse it.
+        let held: String = tx
+            .prepare_cached("SELECT file_hash FROM compostages WHERE sender_number = ?1 AND compostage = ?2")
+            .and_then(|mut st| st.query_row(params![c.sender_number, c.compostage], |r| r.get(0)))
+            .map_err(sql("read compostage"))?;
+        if held != c.file_hash {
+            return Ok(false);
+        }
+    }
+    for l in &p.claims.lots {
+        let inserted = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO forwarded_lots (lot_hash, ps_number, lot_number, lot_date,
+                 file_id, destination, message_id, spool_id, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    l.lot_hash,
+                    l.ps_number,
+                    l.lot_number,
+                    l.lot_date,
+                    l.file_id,
+                    l.destination,
+                    l.message_id,
+                    p.spool_id,
+                    now
+                ])
+            })
+            .map_err(sql("insert forwarded lot"))?;
+        if inserted == 0 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The rows of one processed message, inside the caller's transaction (a savepoint of it: on
+/// [`Commit::Conflict`] the caller rolls back what was written).
+fn insert_processed(tx: &Connection, p: &Processed, now: i64) -> Result<Commit, StateError> {
     let outcome = if p.quarantine.is_some() {
         "quarantined"
     } else {
@@ -397,7 +555,10 @@ fn insert_processed(tx: &rusqlite::Transaction<'_>, p: &Processed, now: i64) -> 
         })
         .map_err(sql("insert processed"))?;
     if inserted == 0 {
-        return Ok(false);
+        return Ok(Commit::AlreadyProcessed);
+    }
+    if !insert_claims(tx, p, now)? {
+        return Ok(Commit::Conflict);
     }
     for o in &p.outgoing {
         let id = tx
@@ -485,7 +646,7 @@ fn insert_processed(tx: &rusqlite::Transaction<'_>, p: &Processed, now: i64) -> 
         )
         .map_err(sql("insert quarantine"))?;
     }
-    Ok(true)
+    Ok(Commit::Recorded)
 }
 
 /// The state database.
@@ -619,30 +780,71 @@ impl State {
             .map_err(sql("take retry"))
     }
 
-    /// Records everything one spooled message produced, in one transaction. Returns `false`
-    /// (and changes nothing) when the message was already committed. Outgoing messages whose
-    /// Message-ID is already in the outbox are not queued twice.
-    pub fn commit(&mut self, p: &Processed) -> Result<bool, StateError> {
+    /// Records everything one spooled message produced, in one transaction (see
+    /// [`State::commit_batch`]). Outgoing messages whose Message-ID is already in the outbox are
+    /// not queued twice.
+    pub fn commit(&mut self, p: &Processed) -> Result<Commit, StateError> {
         let done = self.commit_batch(std::slice::from_ref(p))?;
-        Ok(done.first().copied().unwrap_or(false))
+        Ok(done.first().copied().unwrap_or(Commit::AlreadyProcessed))
     }
 
     /// Records several processed messages in one transaction (one durable write for all).
-    /// Returns, per message, `false` when it was already committed (then nothing of it changes).
-    /// All or nothing: on error none of them is recorded.
-    pub fn commit_batch(&mut self, batch: &[Processed]) -> Result<Vec<bool>, StateError> {
+    /// Returns, per message, what was done: nothing of a message already committed or in
+    /// conflict over a claim changes (each message is written in its own savepoint), the others
+    /// are recorded. All or nothing on error: then none of them is recorded.
+    pub fn commit_batch(&mut self, batch: &[Processed]) -> Result<Vec<Commit>, StateError> {
         let now = now_secs();
         let _gate = self.gate.enter();
-        let tx = self
+        let mut tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql("begin"))?;
         let mut done = Vec::with_capacity(batch.len());
         for p in batch {
-            done.push(insert_processed(&tx, p, now)?);
+            let sp = tx.savepoint().map_err(sql("savepoint"))?;
+            let outcome = insert_processed(&sp, p, now)?;
+            if outcome == Commit::Recorded {
+                sp.commit().map_err(sql("release savepoint"))?;
+            } else {
+                // Rolls back what this message wrote (its `processed` row, a claim).
+                sp.finish().map_err(sql("roll back savepoint"))?;
+            }
+            done.push(outcome);
         }
         tx.commit().map_err(sql("commit"))?;
         Ok(done)
+    }
+
+    /// The lot with this hash in the processed index, if it was forwarded.
+    pub fn forwarded_lot(&self, lot_hash: &str) -> Result<Option<SeenLot>, StateError> {
+        self.conn
+            .prepare_cached("SELECT destination, at, message_id FROM forwarded_lots WHERE lot_hash = ?1")
+            .and_then(|mut st| {
+                st.query_row([lot_hash], |r| {
+                    Ok(SeenLot {
+                        destination: r.get(0)?,
+                        at: r.get(1)?,
+                        message_id: r.get(2)?,
+                    })
+                })
+                .optional()
+            })
+            .map_err(sql("forwarded lot lookup"))
+    }
+
+    /// The hash of the file an accepted message of `sender_number` carried under `compostage`.
+    pub fn compostage_file(
+        &self,
+        sender_number: &str,
+        compostage: &str,
+    ) -> Result<Option<String>, StateError> {
+        self.conn
+            .prepare_cached("SELECT file_hash FROM compostages WHERE sender_number = ?1 AND compostage = ?2")
+            .and_then(|mut st| {
+                st.query_row(params![sender_number, compostage], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(sql("compostage lookup"))
     }
 
     /// The next outbox row due at `now` (oldest first), if any.
@@ -1140,6 +1342,7 @@ mod tests {
             own_lots: vec![],
             own_arls: vec![],
             retried_quarantine: None,
+            claims: Claims::default(),
             quarantine: quarantine.then(|| QuarantineEntry {
                 code: "unknown_sender".into(),
                 reason: "nobody".into(),
@@ -1154,10 +1357,16 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = State::open(&dir.path().join("s.db")).expect("open");
         assert!(!s.is_processed("a").expect("lookup"));
-        assert!(s.commit(&processed("a", 3, false)).expect("commit"));
+        assert_eq!(
+            s.commit(&processed("a", 3, false)).expect("commit"),
+            Commit::Recorded
+        );
         assert!(s.is_processed("a").expect("lookup"));
         // A second commit of the same spooled message changes nothing.
-        assert!(!s.commit(&processed("a", 5, false)).expect("commit"));
+        assert_eq!(
+            s.commit(&processed("a", 5, false)).expect("commit"),
+            Commit::AlreadyProcessed
+        );
         assert_eq!(s.outbox_ids().expect("ids").len(), 3);
 
         let now = now_secs();
@@ -1203,7 +1412,10 @@ mod tests {
     fn a_batch_commits_all_or_nothing_and_skips_what_was_committed() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = State::open(&dir.path().join("s.db")).expect("open");
-        assert!(s.commit(&processed("b", 2, false)).expect("commit"));
+        assert_eq!(
+            s.commit(&processed("b", 2, false)).expect("commit"),
+            Commit::Recorded
+        );
         let done = s
             .commit_batch(&[
                 processed("a", 3, false),
@@ -1211,7 +1423,10 @@ mod tests {
                 processed("c", 1, true),
             ])
             .expect("batch");
-        assert_eq!(done, vec![true, false, true]);
+        assert_eq!(
+            done,
+            vec![Commit::Recorded, Commit::AlreadyProcessed, Commit::Recorded]
+        );
         // b keeps its first two rows; a brings 3 and c 1.
         assert_eq!(s.outbox_ids().expect("ids").len(), 6);
         assert_eq!(s.outbox_raw("<a.2@oct>").expect("raw"), Some(b"xxx".to_vec()));
@@ -1324,6 +1539,165 @@ mod tests {
         // Opening again is a no-op.
         let s = State::open(&path).expect("reopen");
         assert_eq!(s.outbox_raw("<old@oct>").expect("raw"), Some(b"old".to_vec()));
+    }
+
+    fn claiming(id: &str, lots: &[&str], compostage: Option<(&str, &str)>) -> Processed {
+        let mut p = processed(id, 2, false);
+        p.claims = Claims {
+            compostage: compostage.map(|(c, h)| CompostageClaim {
+                sender_number: "1234".into(),
+                compostage: c.into(),
+                file_hash: h.into(),
+                first_use: false,
+            }),
+            lots: lots
+                .iter()
+                .map(|h| LotClaim {
+                    lot_hash: (*h).into(),
+                    ps_number: "10987654321".into(),
+                    lot_number: "001".into(),
+                    lot_date: "261125".into(),
+                    file_id: "F00001".into(),
+                    destination: "CPAM 751".into(),
+                    message_id: format!("{h}.forward@oct"),
+                })
+                .collect(),
+        };
+        p
+    }
+
+    #[test]
+    fn a_lot_or_a_compostage_is_claimed_once_and_a_conflict_leaves_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = State::open(&dir.path().join("s.db")).expect("open");
+        // Two copies in one batch: the first is recorded, the second conflicts over lot h2.
+        let done = s
+            .commit_batch(&[
+                claiming("a", &["h1", "h2"], Some(("C1", "f1"))),
+                claiming("b", &["h2", "h3"], Some(("C2", "f2"))),
+                claiming("c", &["h4"], Some(("C3", "f3"))),
+            ])
+            .expect("batch");
+        assert_eq!(done, vec![Commit::Recorded, Commit::Conflict, Commit::Recorded]);
+        // Nothing of b: no processed row, no outbox row, neither its own lot h3 nor its
+        // compostage.
+        assert!(!s.is_processed("b").expect("lookup"));
+        assert!(s.outbox_ids().expect("ids").iter().all(|r| r.1 != "b"));
+        assert_eq!(s.outbox_ids().expect("ids").len(), 4);
+        assert!(s.forwarded_lot("h3").expect("lookup").is_none());
+        assert!(s.compostage_file("1234", "C2").expect("lookup").is_none());
+        let seen = s.forwarded_lot("h2").expect("lookup").expect("h2 forwarded");
+        assert_eq!(seen.message_id, "h2.forward@oct");
+        assert_eq!(seen.destination, "CPAM 751");
+        assert_eq!(
+            s.compostage_file("1234", "C1").expect("lookup"),
+            Some("f1".into())
+        );
+        // Processed again it claims nothing of a's lots: recorded. The same file under the same
+        // compostage (a duplicate message) may reuse it; another file may not.
+        assert_eq!(
+            s.commit(&claiming("b", &["h3"], Some(("C1", "f1"))))
+                .expect("commit"),
+            Commit::Recorded
+        );
+        assert_eq!(
+            s.commit(&claiming("d", &[], Some(("C1", "other file"))))
+                .expect("commit"),
+            Commit::Conflict
+        );
+        assert!(!s.is_processed("d").expect("lookup"));
+        // The same file, processed as the first use of C1 while another copy was committed
+        // meanwhile: processed again, to be answered as the duplicate it is.
+        let mut racing = claiming("r", &[], Some(("C1", "f1")));
+        if let Some(c) = racing.claims.compostage.as_mut() {
+            c.first_use = true;
+        }
+        assert_eq!(s.commit(&racing).expect("commit"), Commit::Conflict);
+        // Another sender number has its own compostages.
+        let mut e = claiming("e", &[], Some(("C1", "other file")));
+        if let Some(c) = e.claims.compostage.as_mut() {
+            c.sender_number = "999".into();
+        }
+        assert_eq!(s.commit(&e).expect("commit"), Commit::Recorded);
+    }
+
+    #[test]
+    fn two_connections_committing_the_same_lot_record_it_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.db");
+        drop(State::open(&path).expect("create"));
+        // Separate gates: the two commits meet SQLite's own lock, as two processes would.
+        let results: Vec<Commit> = std::thread::scope(|scope| {
+            let handles: Vec<_> = ["x", "y"]
+                .iter()
+                .map(|id| {
+                    let path = path.clone();
+                    scope.spawn(move || {
+                        let mut s = State::open(&path).expect("open");
+                        s.commit(&claiming(id, &["same lot"], None)).expect("commit")
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("join")).collect()
+        });
+        let mut sorted = results.clone();
+        sorted.sort_by_key(|c| *c == Commit::Conflict);
+        assert_eq!(sorted, vec![Commit::Recorded, Commit::Conflict], "{results:?}");
+        let s = State::open(&path).expect("open");
+        let processed: i64 = s
+            .conn
+            .query_row("SELECT COUNT(*) FROM processed", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(processed, 1);
+    }
+
+    #[test]
+    fn a_version_2_database_gains_the_processed_index() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.db");
+        {
+            // The version 2 schema: everything but the processed index.
+            let conn = Connection::open(&path).expect("open");
+            let v2: String = SCHEMA
+                .split("CREATE TABLE IF NOT EXISTS forwarded_lots")
+                .next()
+                .expect("v2 part")
+                .to_owned();
+            conn.execute_batch(&v2).expect("v2 schema");
+            conn.execute_batch(
+                "INSERT INTO processed (spool_id, digest, kind, outcome, mail_from, subject,
+                    summary, at) VALUES ('old', 'd', 'invoice', 'processed', 'ps@x', 's', '{}', 0);
+                 PRAGMA user_version = 2;",
+            )
+            .expect("v2 rows");
+            let tables: i64 = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('forwarded_lots', 'compostages')",
+                    [],
+                    |r| r.get(0),
+                )
+                .expect("tables");
+            assert_eq!(tables, 0, "the fixture is a version 2 database");
+        }
+        let mut s = State::open(&path).expect("migrate");
+        let version: i64 = s
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, 3);
+        assert!(s.is_processed("old").expect("old row kept"));
+        assert_eq!(
+            s.commit(&claiming("new", &["h"], Some(("C", "f"))))
+                .expect("commit"),
+            Commit::Recorded
+        );
+        assert!(s.forwarded_lot("h").expect("lookup").is_some());
+        drop(s);
+        let mut s = State::open(&path).expect("reopen");
+        assert_eq!(
+            s.commit(&claiming("again", &["h"], None)).expect("commit"),
+            Commit::Conflict
+        );
     }
 
     #[test]

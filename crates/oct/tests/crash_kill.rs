@@ -11,12 +11,15 @@
 mod pipeline_common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use pipeline_common::*;
+use svoct_formats::art::LotStatus;
 use svoct_formats::b2;
 use svoct_mail::profile::{self, ParseLimits};
 use svoct_mail::smtp::{Envelope, SmtpConfig, SmtpTransport, Transport};
@@ -230,5 +233,208 @@ fn kill_9_mid_way_then_restart_forwards_everything_exactly_once() {
     assert!(
         duplicates <= bound,
         "at most one redelivery per sender per kill ({bound}), saw {duplicates}"
+    );
+}
+
+/// Sends `raw` over a plain SMTP dialogue and hangs up right after the final `.`, without
+/// reading the reply: a client whose connection was cut before it saw `250`. Whether the
+/// message was spooled is up to the server (it usually was). Errors are ignored (the server
+/// may be down).
+fn send_and_hang_up(port: u16, raw: &[u8]) {
+    let attempt = || -> std::io::Result<()> {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let reply = |s: &mut std::net::TcpStream| -> std::io::Result<()> {
+            // Reads one (possibly multi-line) reply: its last line has a space after the code.
+            let mut line = Vec::new();
+            loop {
+                let mut b = [0u8];
+                if s.read(&mut b)? == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                line.push(b[0]);
+                if b[0] == b'\n' {
+                    if line.get(3) == Some(&b' ') {
+                        return Ok(());
+                    }
+                    line.clear();
+                }
+            }
+        };
+        reply(&mut s)?;
+        for cmd in [
+            "EHLO ps.example\r\n".to_string(),
+            format!("MAIL FROM:<{PS_ADDRESS}>\r\n"),
+            format!("RCPT TO:<{OCT_ADDRESS}>\r\n"),
+            "DATA\r\n".to_string(),
+        ] {
+            s.write_all(cmd.as_bytes())?;
+            reply(&mut s)?;
+        }
+        // Dot-stuffed body, then the end of data, then gone.
+        let mut data = Vec::with_capacity(raw.len() + 64);
+        for line in raw.split_inclusive(|b| *b == b'\n') {
+            if line.first() == Some(&b'.') {
+                data.push(b'.');
+            }
+            data.extend_from_slice(line);
+        }
+        if !data.ends_with(b"\r\n") {
+            data.extend_from_slice(b"\r\n");
+        }
+        data.extend_from_slice(b".\r\n");
+        s.write_all(&data)?;
+        s.shutdown(std::net::Shutdown::Both)
+    };
+    let _ = attempt();
+}
+
+/// Sends `raw` until the ingress answers `250` (the server may be down or restarting).
+fn send_until_accepted(port: &AtomicU16, raw: &[u8]) {
+    let start = Instant::now();
+    loop {
+        let p = port.load(Ordering::SeqCst);
+        let sent = SmtpTransport::new(&SmtpConfig::plain("127.0.0.1", p))
+            .expect("client")
+            .send(&Envelope::new(PS_ADDRESS, OCT_ADDRESS), raw);
+        if sent.is_ok() {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "never accepted: {sent:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Clients that retry what was cut before `250`, while the service is killed twice: the same
+/// message spooled twice must still be forwarded once. Checked in what the downstream Exim
+/// delivered (lots, Message-IDs) and in the ARTs the PS received, not in the OCT's counters.
+#[test]
+fn clients_retrying_across_kill_9_get_every_lot_forwarded_exactly_once() {
+    let bin = pipeline_common::svoct_binary();
+    let mut boxes = FORWARD_BOXES.to_vec();
+    boxes.extend(["mutuelle", "ps1"]);
+    let exim = Exim::start(&EximConfig {
+        mailboxes: &boxes,
+        ..EximConfig::default()
+    })
+    .expect("exim");
+    let world = World::new(exim.port(), "");
+    let config = world.config();
+
+    let inputs: Vec<Vec<u8>> = (1..=N)
+        .map(|n| single_file(&synth(30, 3, false, 1000 + u64::from(n))))
+        .collect();
+    let raws: Vec<Vec<u8>> = inputs
+        .iter()
+        .zip(1..=N)
+        .map(|(file, n)| ps_message(&world, PS_ADDRESS, file, PS_NUMBER, 30, n, false))
+        .collect();
+    let (server, first_port) = Server::start(&bin, &world.config_path);
+    let port = Arc::new(AtomicU16::new(first_port));
+    let sent = Arc::new(AtomicU32::new(0));
+    // Every other message is first sent by a client that hangs up before the reply, then sent
+    // again until acknowledged: most of those are spooled twice.
+    let client = {
+        let (port, sent) = (port.clone(), sent.clone());
+        let raws = raws.clone();
+        std::thread::spawn(move || {
+            for (i, raw) in raws.iter().enumerate() {
+                if i % 2 == 0 {
+                    send_and_hang_up(port.load(Ordering::SeqCst), raw);
+                }
+                send_until_accepted(&port, raw);
+                sent.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    let mut server = Some(server);
+    for threshold in [N / 3, 2 * N / 3] {
+        wait_until("the client to progress", Duration::from_secs(120), || {
+            sent.load(Ordering::SeqCst) >= threshold
+        });
+        if let Some(s) = server.take() {
+            s.kill9();
+        }
+        // Clients meet a closed port for a moment, and retry.
+        std::thread::sleep(Duration::from_millis(300));
+        let (s, p) = Server::start(&bin, &world.config_path);
+        port.store(p, Ordering::SeqCst);
+        server = Some(s);
+    }
+    client.join().expect("client thread");
+
+    let want = N as usize;
+    wait_until("every forward", Duration::from_secs(180), || {
+        FORWARD_BOXES.iter().all(|b| {
+            delivered(&exim, b)
+                .iter()
+                .map(|r| message_id(r))
+                .collect::<BTreeSet<_>>()
+                .len()
+                >= want
+        })
+    });
+    let state = State::open(&config.paths.state).expect("state");
+    wait_until("the outbox to drain", Duration::from_secs(60), || {
+        state
+            .counters()
+            .map(|c| !c.outbox.contains_key("pending") && !c.outbox.contains_key("sending"))
+            .unwrap_or(false)
+    });
+    if let Some(s) = server.take() {
+        s.terminate();
+    }
+
+    // Downstream: every lot of every input in exactly one distinct forwarded message.
+    let (lots, repeats) = lots_delivered(&world, &exim, FORWARD_BOXES);
+    let mut total = 0;
+    for input in &inputs {
+        for lot in b2::parse(input).expect("input").lots() {
+            assert_eq!(
+                lots.get(lot.bytes()),
+                Some(&1),
+                "every lot forwarded exactly once"
+            );
+            total += 1;
+        }
+    }
+    assert_eq!(lots.len(), total, "nothing else forwarded");
+    for b in FORWARD_BOXES {
+        let ids: BTreeSet<String> = delivered(&exim, b).iter().map(|r| message_id(r)).collect();
+        assert_eq!(ids.len(), want, "{b}: one forwarded file per input");
+    }
+    eprintln!("raw SMTP redeliveries (same Message-ID): {repeats}");
+    let bound = 2 * config.delivery.senders;
+    assert!(repeats <= bound, "at most one redelivery per sender per kill");
+
+    // The PS: per compostage exactly one ART that forwarded; every other copy answered as a
+    // duplicate, none forwarded twice.
+    let arts = arts_delivered(&exim, "ps1");
+    let mut per_compostage: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for a in &arts {
+        let e = per_compostage.entry(a.compostage.clone()).or_default();
+        if a.lots.iter().all(|l| l.status == LotStatus::Forwarded) {
+            e.0 += 1;
+        } else {
+            assert!(
+                a.lots.iter().all(|l| l.status == LotStatus::AlreadyForwarded),
+                "{a:#?}"
+            );
+            e.1 += 1;
+        }
+    }
+    assert_eq!(per_compostage.len(), want, "an ART for every input");
+    assert!(
+        per_compostage.values().all(|(fwd, _)| *fwd == 1),
+        "{per_compostage:?}"
+    );
+    let duplicates: usize = per_compostage.values().map(|(_, d)| d).sum();
+    eprintln!("copies spooled twice and answered as duplicates: {duplicates}");
+    assert!(
+        duplicates >= want / 4,
+        "the test must have made clients retry accepted messages ({duplicates})"
     );
 }

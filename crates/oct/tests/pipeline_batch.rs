@@ -52,7 +52,10 @@ fn one_step_commits_a_batch_and_completes_what_a_crash_left_committed() {
                 &mut env,
             )
             .expect("process");
-        assert!(state.commit(&processed).expect("commit"));
+        assert_eq!(
+            state.commit(&processed).expect("commit"),
+            svoct_oct::state::Commit::Recorded
+        );
         spool.release(first).expect("release as a restart would find it");
     }
     let queued_before = state.outbox_ids().expect("outbox").len();
@@ -99,4 +102,67 @@ fn one_step_commits_a_batch_and_completes_what_a_crash_left_committed() {
     assert_eq!(stats.quarantined.load(std::sync::atomic::Ordering::Relaxed), 1);
 
     assert!(!work_batch(&spool, &mut state, &mut blocks, &pipeline, &stats, 16).expect("idle"));
+}
+
+/// The ART bodies in the outbox, oldest first.
+fn arts(state: &State) -> Vec<svoct_formats::art::Art> {
+    use svoct_mail::profile::{self, ParseLimits};
+    state
+        .outbox_ids()
+        .expect("outbox")
+        .iter()
+        .filter(|r| r.1 == "art")
+        .map(|r| {
+            let raw = state.outbox_raw(&r.0).expect("raw").expect("body");
+            let parsed = profile::parse_message(&raw, &ParseLimits::default()).expect("ART parses");
+            svoct_formats::art::Art::parse(&parsed.attachment).expect("ART body")
+        })
+        .collect()
+}
+
+#[test]
+fn two_copies_in_one_batch_forward_once_and_the_second_is_answered_as_a_duplicate() {
+    use svoct_formats::art::LotStatus;
+    let world = World::new(2525, "");
+    let config = world.config();
+    let keys = world.keys();
+    let pipeline = Pipeline::new(&config, &keys);
+    let spool = Spool::open(&config.paths.spool).expect("spool");
+    let mut state = State::open(&config.paths.state).expect("state");
+    let mut blocks = Blocks::default();
+    let stats = ServiceStats::default();
+
+    // The same .eml spooled twice (a client that retried after a cut connection).
+    let file = single_file(&synth(10, 3, false, 1));
+    let raw = ps_message(&world, PS_ADDRESS, &file, PS_NUMBER, 10, 1, false);
+    spool.put(&envelope(PS_ADDRESS), &raw).expect("put");
+    spool.put(&envelope(PS_ADDRESS), &raw).expect("put");
+
+    // One batch holds both: the second conflicts with the first in the same transaction, is
+    // given back to the spool, and the next step answers it from what was committed.
+    assert!(work_batch(&spool, &mut state, &mut blocks, &pipeline, &stats, 16).expect("step"));
+    let ids = state.outbox_ids().expect("outbox");
+    assert_eq!(ids.len(), 4, "3 forwards and one ART: {ids:?}");
+    assert_eq!(
+        spool.list().expect("list").len(),
+        1,
+        "the copy waits in the spool"
+    );
+    assert!(work_batch(&spool, &mut state, &mut blocks, &pipeline, &stats, 16).expect("step"));
+    assert!(spool.list().expect("list").is_empty());
+
+    let ids = state.outbox_ids().expect("outbox");
+    assert_eq!(ids.iter().filter(|r| r.1 == "forward").count(), 3, "{ids:?}");
+    let arts = arts(&state);
+    assert_eq!(arts.len(), 2);
+    assert!(arts[0].lots.iter().all(|l| l.status == LotStatus::Forwarded));
+    assert!(
+        arts[1]
+            .lots
+            .iter()
+            .all(|l| l.status == LotStatus::AlreadyForwarded)
+    );
+    assert!(arts[1].file_detail.contains("doublon"));
+    let c = state.counters().expect("counters");
+    assert_eq!(c.processed.get("invoice/processed"), Some(&2));
 }

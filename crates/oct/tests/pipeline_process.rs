@@ -386,3 +386,276 @@ fn an_art_sent_to_the_oct_is_quarantined() {
     let raw = profile::build_message(&envelope, b"hello", Protect::None).expect("message");
     refused(&world, &raw, "unexpected_profile", false);
 }
+
+/// Lots of a file as the PS sealed them.
+fn lot_bytes(file: &[u8]) -> Vec<Vec<u8>> {
+    b2::parse(file)
+        .expect("file")
+        .lots()
+        .iter()
+        .map(|l| l.bytes().to_vec())
+        .collect()
+}
+
+/// The lots inside the forwards of `p`, as forwarded.
+fn forwarded_lots(world: &World, p: &Processed) -> Vec<Vec<u8>> {
+    let mut lots = Vec::new();
+    for f in p.outgoing.iter().filter(|o| o.kind == OutKind::Forward) {
+        let parsed = profile::parse_message(&f.raw, &ParseLimits::default()).expect("parses");
+        let body = if parsed.profile_name().ends_with("/K") {
+            opened(world, &f.raw).1
+        } else {
+            parsed.attachment.clone()
+        };
+        lots.extend(lot_bytes(&body));
+    }
+    lots
+}
+
+#[test]
+fn the_same_message_again_forwards_nothing_and_the_art_says_duplicate() {
+    let world = World::new(2525, "");
+    let file = single_file(&synth(45, 3, false, 7));
+    let raw = ps_message(&world, PS_ADDRESS, &file, PS_NUMBER, 45, 1, false);
+    let mut env = TestEnv::new();
+    let first = run(&world, &raw, &mut env);
+    assert_eq!(forwarded_lots(&world, &first).len(), 3);
+    assert_eq!(first.claims.lots.len(), 3);
+    env.record(&first);
+
+    for _ in 0..2 {
+        let again = run(&world, &raw, &mut env);
+        assert!(
+            again.quarantine.is_none(),
+            "a duplicate is answered, not quarantined"
+        );
+        assert!(
+            again.outgoing.iter().all(|o| o.kind == OutKind::Art),
+            "nothing forwarded again"
+        );
+        assert!(again.claims.lots.is_empty());
+        let art = art_of(&world, &again);
+        assert_eq!(art.file_status, FileStatus::Accepted);
+        assert!(art.file_detail.contains("doublon"), "{}", art.file_detail);
+        assert_eq!(count(&art, LotStatus::AlreadyForwarded), 3, "{art:?}");
+        for l in &art.lots {
+            assert!(l.detail.starts_with("deja transmis a "), "{}", l.detail);
+        }
+        let text = String::from_utf8(opened(&world, &again.outgoing[0].raw).1).expect("text");
+        assert!(text.contains("doublon, non retransmis"), "{text}");
+    }
+}
+
+#[test]
+fn the_same_file_under_a_new_compostage_forwards_nothing_again() {
+    let world = World::new(2525, "");
+    let file = single_file(&synth(45, 3, false, 7));
+    let mut env = TestEnv::new();
+    let first = run(
+        &world,
+        &ps_message(&world, PS_ADDRESS, &file, PS_NUMBER, 45, 1, false),
+        &mut env,
+    );
+    env.record(&first);
+    // A retransmission as R5.3 wants it (new compostage, new encryption): same lots.
+    let again = run(
+        &world,
+        &ps_message(&world, PS_ADDRESS, &file, PS_NUMBER, 45, 2, false),
+        &mut env,
+    );
+    assert!(again.outgoing.iter().all(|o| o.kind == OutKind::Art));
+    let art = art_of(&world, &again);
+    assert_eq!(count(&art, LotStatus::AlreadyForwarded), 3);
+    assert!(
+        art.file_detail.is_empty(),
+        "not the same message: {}",
+        art.file_detail
+    );
+}
+
+#[test]
+fn a_file_mixing_forwarded_and_new_lots_forwards_only_the_new_ones() {
+    let world = World::new(2525, "");
+    let a = single_file(&synth(45, 3, false, 7));
+    let b = single_file(&synth(45, 3, false, 8));
+    let mut env = TestEnv::new();
+    let first = run(
+        &world,
+        &ps_message(&world, PS_ADDRESS, &a, PS_NUMBER, 45, 1, false),
+        &mut env,
+    );
+    env.record(&first);
+    // Lot 001 of the first file, lots 002 and 003 of another.
+    let (ia, ib) = (b2::parse(&a).expect("a"), b2::parse(&b).expect("b"));
+    let mixed_lots = vec![ia.lots()[0].clone(), ib.lots()[1].clone(), ib.lots()[2].clone()];
+    let mixed = b2::build_single_file(
+        &mixed_lots,
+        &b2::SingleFileParams {
+            sender_type: "TP".into(),
+            oct_id: OCT_ID.into(),
+            file_id: "F00002".into(),
+            date: "261126".into(),
+            message: String::new(),
+        },
+    )
+    .expect("mixed file");
+    let invoices = u32::try_from(b2::parse(&mixed).expect("mixed").invoice_count()).expect("count");
+    let p = run(
+        &world,
+        &ps_message(&world, PS_ADDRESS, &mixed, PS_NUMBER, invoices, 2, false),
+        &mut env,
+    );
+    assert!(p.quarantine.is_none(), "{:?}", p.summary);
+    let mut got = forwarded_lots(&world, &p);
+    got.sort();
+    let mut want = vec![ib.lots()[1].bytes().to_vec(), ib.lots()[2].bytes().to_vec()];
+    want.sort();
+    assert_eq!(got, want, "only the two new lots are forwarded");
+    let art = art_of(&world, &p);
+    assert_eq!(art.file_status, FileStatus::Accepted);
+    let statuses: Vec<(String, LotStatus)> = art.lots.iter().map(|l| (l.number.clone(), l.status)).collect();
+    assert_eq!(
+        statuses,
+        [
+            ("001".to_string(), LotStatus::AlreadyForwarded),
+            ("002".to_string(), LotStatus::Forwarded),
+            ("003".to_string(), LotStatus::Forwarded)
+        ]
+    );
+}
+
+#[test]
+fn another_file_under_a_used_compostage_is_refused_with_a_request_for_a_new_one() {
+    let world = World::new(2525, "");
+    let a = single_file(&synth(45, 3, false, 7));
+    let b = single_file(&synth(45, 3, false, 8));
+    let mut env = TestEnv::new();
+    let first = run(
+        &world,
+        &ps_message(&world, PS_ADDRESS, &a, PS_NUMBER, 45, 1, false),
+        &mut env,
+    );
+    env.record(&first);
+    // A second workstation drew the same compostage for another file.
+    let clash = ps_message(&world, PS_ADDRESS, &b, PS_NUMBER, 45, 1, false);
+    let p = run(&world, &clash, &mut env);
+    let q = p.quarantine.as_ref().expect("quarantined, never dropped");
+    assert_eq!(q.code, "compostage_reused");
+    assert!(
+        p.outgoing.iter().all(|o| o.kind == OutKind::Art),
+        "nothing forwarded"
+    );
+    assert!(p.claims == Default::default(), "a refused message claims nothing");
+    let art = art_of(&world, &p);
+    assert_eq!(art.file_status, FileStatus::Refused);
+    assert!(
+        art.file_detail.contains("nouveau compostage"),
+        "{}",
+        art.file_detail
+    );
+    assert_eq!(count(&art, LotStatus::NotForwarded), 3);
+    // Sent again with a new compostage, it goes through.
+    let p = run(
+        &world,
+        &ps_message(&world, PS_ADDRESS, &b, PS_NUMBER, 45, 2, false),
+        &mut env,
+    );
+    assert!(p.quarantine.is_none());
+    assert_eq!(forwarded_lots(&world, &p).len(), 3);
+}
+
+#[test]
+fn forward_message_ids_come_from_the_lots_not_from_the_spooled_message() {
+    let world = World::new(2525, "");
+    let file = single_file(&synth(45, 3, false, 7));
+    let forward_ids = |p: &Processed| {
+        let mut ids: Vec<String> = p
+            .outgoing
+            .iter()
+            .filter(|o| o.kind == OutKind::Forward)
+            .map(|o| o.message_id.clone())
+            .collect();
+        ids.sort();
+        ids
+    };
+    // Two copies that no index could tell apart (fresh environments): the forwards carry the
+    // same Message-IDs, the ART does not.
+    let one = run(
+        &world,
+        &ps_message(&world, PS_ADDRESS, &file, PS_NUMBER, 45, 1, false),
+        &mut TestEnv::new(),
+    );
+    let config = world.config();
+    let keys = world.keys();
+    let rcpt = vec![OCT_ADDRESS.to_string()];
+    let two = Pipeline::new(&config, &keys)
+        .process(
+            Incoming {
+                spool_id: "0000000000000099",
+                mail_from: PS_ADDRESS,
+                rcpt_to: &rcpt,
+                raw: &ps_message(&world, PS_ADDRESS, &file, PS_NUMBER, 45, 2, false),
+            },
+            &mut TestEnv::new(),
+        )
+        .expect("process");
+    assert_eq!(forward_ids(&one).len(), 3);
+    assert_eq!(forward_ids(&one), forward_ids(&two));
+    let art_id = |p: &Processed| {
+        p.outgoing
+            .iter()
+            .find(|o| o.kind == OutKind::Art)
+            .map(|o| o.message_id.clone())
+    };
+    assert_ne!(art_id(&one), art_id(&two));
+    // Other lots, other Message-IDs.
+    let other = run(
+        &world,
+        &ps_message(
+            &world,
+            PS_ADDRESS,
+            &single_file(&synth(45, 3, false, 8)),
+            PS_NUMBER,
+            45,
+            3,
+            false,
+        ),
+        &mut TestEnv::new(),
+    );
+    assert!(
+        forward_ids(&other)
+            .iter()
+            .all(|id| !forward_ids(&one).contains(id))
+    );
+}
+
+#[test]
+fn a_lot_twice_in_one_file_is_forwarded_once() {
+    let world = World::new(2525, "");
+    let a = single_file(&synth(45, 3, false, 7));
+    let ia = b2::parse(&a).expect("a");
+    let lots = vec![ia.lots()[0].clone(), ia.lots()[1].clone(), ia.lots()[0].clone()];
+    let file = b2::build_single_file(
+        &lots,
+        &b2::SingleFileParams {
+            sender_type: "TP".into(),
+            oct_id: OCT_ID.into(),
+            file_id: "F00003".into(),
+            date: "261126".into(),
+            message: String::new(),
+        },
+    )
+    .expect("file");
+    let invoices = u32::try_from(b2::parse(&file).expect("file").invoice_count()).expect("count");
+    let p = run(
+        &world,
+        &ps_message(&world, PS_ADDRESS, &file, PS_NUMBER, invoices, 1, false),
+        &mut TestEnv::new(),
+    );
+    assert!(p.quarantine.is_none(), "{:?}", p.summary);
+    assert_eq!(forwarded_lots(&world, &p).len(), 2);
+    assert_eq!(p.claims.lots.len(), 2);
+    let art = art_of(&world, &p);
+    assert_eq!(art.lots[2].status, LotStatus::Refused);
+    assert!(art.lots[2].detail.contains("en double"), "{}", art.lots[2].detail);
+}

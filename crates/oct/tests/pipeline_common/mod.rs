@@ -10,6 +10,7 @@ use svoct_mail::profile::{self, Envelope, Mailbox, Profile, Protect};
 use svoct_mail::subject::{Compostage, FileKind, InvoiceSubject, PartyNumber, SpecVersion, Subject};
 use svoct_oct::config::Config;
 use svoct_oct::pipeline::{Env, Keys, PipelineError};
+use svoct_oct::state::{Processed, SeenLot};
 use svoct_testkit::certs::TestIdentity;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
@@ -206,6 +207,10 @@ pub struct TestEnv {
     pub file: u32,
     pub lot: u32,
     pub own: Vec<(String, String, String)>,
+    /// The processed index, in memory: lot hash → where it went.
+    pub forwarded: std::collections::HashMap<String, SeenLot>,
+    /// (sender number, compostage) → file hash.
+    pub compostages: std::collections::HashMap<(String, String), String>,
 }
 
 impl TestEnv {
@@ -215,6 +220,28 @@ impl TestEnv {
             file: 0,
             lot: 0,
             own: Vec::new(),
+            forwarded: Default::default(),
+            compostages: Default::default(),
+        }
+    }
+
+    /// What committing `p` does to the processed index (without SQLite).
+    pub fn record(&mut self, p: &Processed) {
+        for l in &p.claims.lots {
+            self.forwarded.insert(
+                l.lot_hash.clone(),
+                SeenLot {
+                    destination: l.destination.clone(),
+                    at: 1_764_657_600,
+                    message_id: l.message_id.clone(),
+                },
+            );
+        }
+        if let Some(c) = &p.claims.compostage {
+            self.compostages.insert(
+                (c.sender_number.clone(), c.compostage.clone()),
+                c.file_hash.clone(),
+            );
         }
     }
 }
@@ -237,6 +264,19 @@ impl Env for TestEnv {
             .own
             .iter()
             .any(|(n, d, f)| n == number && d == date && (file_id.is_empty() || f == file_id)))
+    }
+    fn forwarded_lot(&mut self, lot_hash: &str) -> Result<Option<SeenLot>, PipelineError> {
+        Ok(self.forwarded.get(lot_hash).cloned())
+    }
+    fn compostage_file(
+        &mut self,
+        sender_number: &str,
+        compostage: &str,
+    ) -> Result<Option<String>, PipelineError> {
+        Ok(self
+            .compostages
+            .get(&(sender_number.to_owned(), compostage.to_owned()))
+            .cloned())
     }
     fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc()
@@ -342,4 +382,57 @@ pub fn svoct_binary() -> PathBuf {
         .filter_map(|v| v.get("executable").and_then(|e| e.as_str()).map(PathBuf::from))
         .next_back()
         .expect("cargo reports the svoct executable")
+}
+
+/// What the downstream MTA delivered into `mailboxes` (AM mailboxes), read independently of the
+/// OCT's own records: per lot (its bytes), in how many *distinct* forwarded messages it was;
+/// and how many raw copies repeated a Message-ID already seen (the at-least-once SMTP hop).
+pub fn lots_delivered(
+    world: &World,
+    exim: &svoct_testkit::Exim,
+    mailboxes: &[&str],
+) -> (std::collections::BTreeMap<Vec<u8>, usize>, usize) {
+    use svoct_mail::profile::ParseLimits;
+    let mut lots = std::collections::BTreeMap::new();
+    let mut repeats = 0;
+    for mb in mailboxes {
+        let mut ids = std::collections::BTreeSet::new();
+        for path in exim.messages(mb) {
+            let raw = std::fs::read(&path).expect("read delivered message");
+            let parsed =
+                profile::parse_message(&raw, &ParseLimits::default()).expect("delivered message parses");
+            let id = parsed.headers.message_id.clone().expect("Message-ID");
+            if !ids.insert(id) {
+                repeats += 1;
+                continue;
+            }
+            let body = if parsed.profile_name().ends_with("/K") {
+                parsed
+                    .open(Some(&world.am_key), &ParseLimits::default())
+                    .expect("the AM opens it")
+                    .bytes
+            } else {
+                parsed.attachment.clone()
+            };
+            for lot in b2::parse(&body).expect("forwarded B2 file").lots() {
+                *lots.entry(lot.bytes().to_vec()).or_default() += 1;
+            }
+        }
+    }
+    (lots, repeats)
+}
+
+/// The ARTs delivered into `mailbox`, parsed (distinct Message-IDs only).
+pub fn arts_delivered(exim: &svoct_testkit::Exim, mailbox: &str) -> Vec<svoct_formats::art::Art> {
+    use svoct_mail::profile::ParseLimits;
+    let mut ids = std::collections::BTreeSet::new();
+    let mut arts = Vec::new();
+    for path in exim.messages(mailbox) {
+        let raw = std::fs::read(&path).expect("read ART");
+        let parsed = profile::parse_message(&raw, &ParseLimits::default()).expect("ART parses");
+        if ids.insert(parsed.headers.message_id.clone().expect("Message-ID")) {
+            arts.push(svoct_formats::art::Art::parse(&parsed.attachment).expect("ART body"));
+        }
+    }
+    arts
 }
