@@ -374,3 +374,150 @@ fn contract_99_after_a_forwarded_dre_of_the_same_invoice_is_refused_and_the_reve
         assert!(lot.contains("(heure de Paris)"), "{lot}");
     }
 }
+
+/// Sends `raw` from the PS to the running OCT with Python's smtplib (an independent client).
+fn smtplib_send(world: &World, port: u16, raw: &[u8], name: &str) {
+    let path = world.dir.path().join(name);
+    std::fs::write(&path, raw).expect("write");
+    let script = format!(
+        "import smtplib\ns=smtplib.SMTP('127.0.0.1',{port})\ns.sendmail('{PS_ADDRESS}',['{OCT_ADDRESS}'],open('{}','rb').read())\ns.quit()\n",
+        path.display()
+    );
+    let out = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The ART delivered to the PS mailbox after the `seen` ones, read by Python.
+fn next_art(exim: &svoct_testkit::Exim, seen: &mut std::collections::BTreeSet<std::path::PathBuf>) -> PyArt {
+    let wait = std::time::Duration::from_secs(60);
+    exim.wait_for_messages("ps1", seen.len() + 1, wait)
+        .expect("an ART");
+    let new: Vec<_> = exim
+        .messages("ps1")
+        .into_iter()
+        .filter(|p| !seen.contains(p))
+        .collect();
+    assert_eq!(new.len(), 1, "one ART per message");
+    seen.extend(new.iter().cloned());
+    let art = python_art(&std::fs::read(&new[0]).expect("read ART"));
+    assert!(art.subject.starts_with("ART/123456789/"), "{}", art.subject);
+    art
+}
+
+/// Through the running service, over SMTP and a real Exim, with its SQLite state: a DRE file is
+/// forwarded; the same invoices as contract-99 FSE in a later message are refused (R3.4 across
+/// messages, from the committed index); a single file for another OCT is refused (R3.2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_oct_refuses_contract_99_after_dre_and_files_for_another_oct() {
+    let exim = svoct_testkit::Exim::start(&svoct_testkit::EximConfig {
+        mailboxes: &["cpam100", "cpam101", "caisse102", "mutuelle", "ps1"],
+        ..svoct_testkit::EximConfig::default()
+    })
+    .expect("exim");
+    let (dre, enriched) = dre_and_contract_99_lots();
+    let input = b2::parse(&enriched).expect("lots");
+    let extra: String = input
+        .lots()
+        .iter()
+        .flat_map(|l| l.invoices().iter().map(|i| i.amc_number().to_string()))
+        .collect::<std::collections::BTreeSet<_>>()
+        .iter()
+        .map(|a| {
+            format!("[[amc]]\norganisation = \"{a}\"\nmailbox = \"mutuelle@amc.example\"\nplaintext = true\n")
+        })
+        .collect();
+    let world = World::new(exim.port(), &extra);
+    let running = svoct_oct::service::Running::start(world.config())
+        .await
+        .expect("service starts");
+    let port = running.local_addr().expect("listening").port();
+    let mut seen = std::collections::BTreeSet::new();
+
+    let first = ps_message(
+        &world,
+        PS_ADDRESS,
+        &single_file_for(OCT_ID, &dre),
+        PS_NUMBER,
+        3,
+        1,
+        false,
+    );
+    smtplib_send(&world, port, &first, "dre.eml");
+    let art = next_art(&exim, &mut seen);
+    assert!(line(&art, "LOT;").contains(";DRE;3;TRANSMIS;"), "{}", art.body);
+
+    let second = ps_message(
+        &world,
+        PS_ADDRESS,
+        &single_file_for(OCT_ID, &enriched),
+        PS_NUMBER,
+        3,
+        2,
+        false,
+    );
+    smtplib_send(&world, port, &second, "fse99.eml");
+    let art = next_art(&exim, &mut seen);
+    let lot = line(&art, "LOT;");
+    assert!(lot.contains(";FSE;3;REFUSE;la facture "), "{lot}");
+    assert!(lot.contains("a deja ete transmise comme DRE"), "{lot}");
+
+    let lots = synth::generate_bytes(&synth(4, 1, false, 21)).expect("lots");
+    let third = ps_message(
+        &world,
+        PS_ADDRESS,
+        &single_file_for("99999999999999", &lots),
+        PS_NUMBER,
+        4,
+        3,
+        false,
+    );
+    smtplib_send(&world, port, &third, "other-oct.eml");
+    let art = next_art(&exim, &mut seen);
+    assert!(
+        line(&art, "FICHIER;").starts_with("FICHIER;REFUSE;fichier adresse a un autre OCT"),
+        "{}",
+        art.body
+    );
+
+    exim.wait_for_messages("cpam100", 1, std::time::Duration::from_secs(60))
+        .expect("the DRE file forwarded");
+    running.shutdown().await;
+    // What reached the AM: the DRE lot only (one file to cpam100), nothing for the AMC.
+    assert_eq!(exim.messages("cpam100").len(), 1);
+    assert!(exim.messages("mutuelle").is_empty());
+    assert!(exim.messages("cpam101").is_empty() && exim.messages("caisse102").is_empty());
+}
+
+/// Point 13: a DRE-only single file travels under `SV…` / `FACTURE/SV` (R5, what the PS now
+/// sends); the `DR…` / `FACTURE/DR` envelope earlier PS software put on it is still accepted
+/// (tolerance: the header, not the envelope, says it is a single file). Either way the DRE lots
+/// leave in a DRE file under the direct-mode DRE profile.
+#[test]
+fn a_dre_only_single_file_is_accepted_under_either_envelope() {
+    let world = World::new(2525, "");
+    let (dre, _) = dre_and_contract_99_lots();
+    let file = single_file_for(OCT_ID, &dre);
+    let sv = ps_message(&world, PS_ADDRESS, &file, PS_NUMBER, 3, 1, false);
+    let compostage = compostage(1).to_string();
+    let dr = mangle(
+        &mangle(
+            &sv,
+            &format!("SV140700/{PS_NUMBER}/{compostage}"),
+            &format!("DR140700/{PS_NUMBER}/{compostage}"),
+        ),
+        "Content-Description: FACTURE/SV/K",
+        "Content-Description: FACTURE/DR/K",
+    );
+    for raw in [sv, dr] {
+        let p = run(&world, &raw, &mut TestEnv::new());
+        assert!(p.quarantine.is_none(), "{:?}", p.summary);
+        let fwd: Vec<_> = p.outgoing.iter().filter(|o| o.kind == OutKind::Forward).collect();
+        assert_eq!(fwd.len(), 1);
+        let head = String::from_utf8_lossy(&fwd[0].raw);
+        assert!(head.contains("Content-Description: FACTURE/DR"), "{head:.600}");
+        assert!(line(&the_art(&p), "FICHIER;").starts_with("FICHIER;ACCEPTE;"));
+    }
+}
