@@ -3,6 +3,7 @@
 //! - [`smtp`]: the sans-IO SMTP server state machine.
 //! - [`ingress`]: the tokio shell around it that writes accepted messages to the spool.
 //! - [`config`]: the service configuration (TOML).
+//! - [`fidelity`]: annex rules checked on invoice files (other OCT, R3.4 exclusivity, echo).
 //! - [`pipeline`]: processing one spooled message (split, forward, ART, relay).
 //! - [`receipt`]: the content of the ART.
 //! - [`returns`]: what the relay reads inside ARL, RSP and dLOI files.
@@ -11,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod fidelity;
 pub mod ingress;
 pub mod pipeline;
 pub mod receipt;

@@ -49,8 +49,8 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 use crate::config::{Config, Route, Sender};
 use crate::receipt::{AmcLine, LotFate, LotLine, Receipt};
 use crate::state::{
-    Claims, CompostageClaim, LotClaim, MessageKind, OutKind, Outgoing, OwnLot, Processed, QuarantineEntry,
-    SeenLot,
+    Claims, CompostageClaim, InvoiceNature, LotClaim, MessageKind, OutKind, Outgoing, OwnLot, Processed,
+    QuarantineEntry, SeenInvoice, SeenLot,
 };
 
 /// *Norme* of the `000` records the OCT writes (provisional, same value as the B2 builders).
@@ -160,6 +160,14 @@ pub trait Env {
     fn is_own_lot(&mut self, number: &str, date: &str, file_id: &str) -> Result<bool, PipelineError>;
     /// The lot whose sealed bytes hash to `lot_hash`, if the OCT already forwarded it.
     fn forwarded_lot(&mut self, lot_hash: &str) -> Result<Option<SeenLot>, PipelineError>;
+    /// The first invoice `invoice_number` of PS `ps_number` (leading zeros removed) the OCT
+    /// forwarded as `nature`, if any (R3.4, the processed index).
+    fn forwarded_invoice(
+        &mut self,
+        ps_number: &str,
+        invoice_number: u64,
+        nature: InvoiceNature,
+    ) -> Result<Option<SeenInvoice>, PipelineError>;
     /// The hash of the file an accepted message of `sender_number` carried under `compostage`.
     fn compostage_file(
         &mut self,
@@ -442,17 +450,20 @@ impl<'a> Pipeline<'a> {
             Err(e) => {
                 let r = refuse(
                     "unreadable_message",
-                    format!("not a message of a known profile: {e}"),
+                    format!("message illisible (en-tetes ou profil non conformes a l'annexe OCT) : {e}"),
                 );
                 if let Some(s) = sender {
+                    // Echo what was received (R5.6): the PS finds its message by this subject.
+                    let subject = crate::fidelity::raw_header(msg.raw, "Subject").unwrap_or_default();
                     let receipt = Receipt {
                         oct_id: self.config.oct.identifier.clone(),
                         ps_number: s.ps_number.clone(),
                         received: Some(env.now()),
-                        compostage: String::new(),
+                        compostage: crate::fidelity::compostage_in(&subject).unwrap_or_default(),
                         file_name: String::new(),
-                        subject: String::new(),
-                        profile: String::new(),
+                        subject,
+                        profile: crate::fidelity::raw_header(msg.raw, "Content-Description")
+                            .unwrap_or_default(),
                         sender_number: String::new(),
                         invoices: 0,
                         accepted: false,
@@ -600,12 +611,15 @@ impl<'a> Pipeline<'a> {
             Ok(o) => o,
             Err(e) => refuse_all!(refuse(
                 "undecryptable",
-                format!("the attachment could not be opened with the OCT's key: {e}")
+                format!("la piece jointe n'a pas pu etre ouverte avec la cle de cet OCT : {e}")
             )),
         };
         let input = match b2::parse(&opened.bytes) {
             Ok(i) => i,
-            Err(e) => refuse_all!(refuse("corrupt_file", format!("the B2 file is unusable: {e}"))),
+            Err(e) => refuse_all!(refuse(
+                "corrupt_file",
+                format!("le fichier B2 est inexploitable : {e}")
+            )),
         };
         let file_sender = file_sender_number(&input);
         receipt.sender_number = file_sender.clone();
@@ -629,7 +643,7 @@ impl<'a> Pipeline<'a> {
         if let Err(e) = parsed.check_file(&facts) {
             refuse_all!(refuse(
                 "profile_mismatch",
-                format!("the subject disagrees with the file: {e}")
+                format!("l'objet du message ne correspond pas au fichier : {e}")
             ));
         }
         // Authorisation: this address may send files of this sender number only, and lots of
@@ -638,7 +652,7 @@ impl<'a> Pipeline<'a> {
             refuse_all!(refuse(
                 "not_authorised",
                 format!(
-                    "{} is registered for sender number {}, not {}",
+                    "{} est enregistre pour le numero d'emetteur {}, pas {}",
                     sender.address, sender.sender_number, file_sender
                 )
             ));
@@ -651,12 +665,19 @@ impl<'a> Pipeline<'a> {
             refuse_all!(refuse(
                 "not_authorised",
                 format!(
-                    "lot at byte offset {} belongs to PS {}, not to the registered PS {}",
+                    "le lot a l'octet {} est celui du PS {}, pas du PS enregistre {}",
                     lot.offset(),
                     lot.sender(),
                     sender.ps_number
                 )
             ));
+        }
+        // R3.2: a single file names its OCT; R3.4: DRE and contract 99 exclude each other.
+        if let Some(reason) = crate::fidelity::other_oct(&input, &self.config.oct.identifier) {
+            refuse_all!(refuse("other_oct", reason));
+        }
+        if let Some(reason) = crate::fidelity::exclusivity_in_file(&input) {
+            refuse_all!(refuse("exclusivity", reason));
         }
         // One compostage, one file (R5.3): the same file again is a duplicate (its lots already
         // forwarded are reported, not forwarded again); another file under a compostage already
@@ -704,10 +725,10 @@ impl<'a> Pipeline<'a> {
         let mut file_problems = Vec::new();
         for f in &findings {
             let text = format!(
-                "record {} offset {}{}: {}",
+                "enregistrement {} octet {}{} : {}",
                 f.record_index,
                 f.offset,
-                f.field.map(|x| format!(" field {x}")).unwrap_or_default(),
+                f.field.map(|x| format!(" champ {x}")).unwrap_or_default(),
                 f.message
             );
             match in_lot(f.offset).and_then(|i| lot_problems.get_mut(i)) {
@@ -719,7 +740,7 @@ impl<'a> Pipeline<'a> {
             refuse_all!(refuse(
                 "invalid_file",
                 format!(
-                    "{} problem(s) in the file framing, first: {first}",
+                    "{} probleme(s) dans le cadre du fichier (000/999), le premier : {first}",
                     file_problems.len()
                 )
             ));
@@ -761,10 +782,18 @@ impl<'a> Pipeline<'a> {
             }
             if let Some(p) = lot_problems.get(i).filter(|p| !p.is_empty()) {
                 let reason = format!(
-                    "{} problem(s), first: {}",
+                    "{} probleme(s), le premier : {}",
                     p.len(),
                     p.first().map(String::as_str).unwrap_or("")
                 );
+                if let Some(l) = receipt.lots.get_mut(i) {
+                    l.fate = LotFate::Refused { reason };
+                }
+                continue;
+            }
+            if let Some(reason) =
+                crate::fidelity::excluded_by_forwarded(lot, &normalised_number(&sender.ps_number), env)?
+            {
                 if let Some(l) = receipt.lots.get_mut(i) {
                     l.fate = LotFate::Refused { reason };
                 }
@@ -793,7 +822,7 @@ impl<'a> Pipeline<'a> {
                     Err(e) => {
                         if let Some(l) = receipt.lots.get_mut(i) {
                             l.fate = LotFate::Refused {
-                                reason: format!("enriched FSE cannot be split: {e}"),
+                                reason: format!("FSE enrichie que l'OCT ne peut pas eclater : {e}"),
                             };
                         }
                         continue;
@@ -803,7 +832,7 @@ impl<'a> Pipeline<'a> {
             let d = lot.destination();
             let route = self.config.route_for(&d.organisme, &d.regime, &d.caisse);
             if route.is_none() {
-                no_route.push(format!("lot {} destination {}", line.number, d));
+                no_route.push(format!("lot {} destinataire {}", line.number, d));
             }
             for (org, _) in &amc {
                 if self.config.amc_for(org).is_none() {
@@ -823,7 +852,10 @@ impl<'a> Pipeline<'a> {
         if let Some(first) = no_route.first() {
             refuse_all!(refuse(
                 "no_route",
-                format!("no route for {} destination(s), first: {first}", no_route.len())
+                format!(
+                    "aucune route pour {} destination(s), la premiere : {first} ; rien n'est transmis",
+                    no_route.len()
+                )
             ));
         }
         for p in &mut planned {
@@ -896,6 +928,14 @@ impl<'a> Pipeline<'a> {
                         destination: route.label(),
                         message_id: id.clone(),
                     });
+                    if let Some(lot) = input.lots().get(p.lot_index) {
+                        result.claims.invoices.extend(crate::fidelity::invoice_claims(
+                            lot,
+                            &normalised_number(&sender.ps_number),
+                            &p.hash,
+                            &route.label(),
+                        ));
+                    }
                 }
                 if let Some(p) = planned.get(k)
                     && let Some(l) = receipt.lots.get_mut(p.lot_index)

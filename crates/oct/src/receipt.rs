@@ -8,7 +8,7 @@ use serde::Serialize;
 use svoct_formats::arl::Stamp;
 use svoct_formats::art::{Art, ArtAmc, ArtLot, FileStatus, LotStatus};
 use svoct_formats::noemie::Ymd;
-use time::OffsetDateTime;
+use time::{Date, Month, OffsetDateTime, UtcOffset};
 
 /// What became of one lot.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -55,26 +55,54 @@ impl LotFate {
             ),
             LotFate::Refused { reason } => (LotStatus::Refused, reason.clone()),
             LotFate::NotForwarded { reason } => (LotStatus::NotForwarded, reason.clone()),
-            LotFate::AlreadyForwarded { destination, at } => {
-                let when = OffsetDateTime::from_unix_timestamp(*at)
-                    .map(|t| {
-                        format!(
-                            "le {:02}/{:02}/{:04} a {:02}h{:02} UTC",
-                            t.day(),
-                            u8::from(t.month()),
-                            t.year(),
-                            t.hour(),
-                            t.minute()
-                        )
-                    })
-                    .unwrap_or_default();
-                (
-                    LotStatus::AlreadyForwarded,
-                    format!("deja transmis a {destination} {when}"),
-                )
-            }
+            LotFate::AlreadyForwarded { destination, at } => (
+                LotStatus::AlreadyForwarded,
+                format!("deja transmis a {destination} {}", paris_text(*at)),
+            ),
         }
     }
+}
+
+/// `t` in Europe/Paris local time: UTC+2 from the last Sunday of March at 01:00 UTC to the last
+/// Sunday of October at 01:00 UTC (the EU rule, in force since 1996), UTC+1 otherwise. The ART
+/// speaks to a French practice in its own time (`docs/formats/art.md`).
+pub fn paris(t: OffsetDateTime) -> OffsetDateTime {
+    let utc = t.to_offset(UtcOffset::UTC);
+    let summer = match (
+        last_sunday_0100_utc(utc.year(), Month::March),
+        last_sunday_0100_utc(utc.year(), Month::October),
+    ) {
+        (Some(start), Some(end)) => utc >= start && utc < end,
+        _ => false,
+    };
+    let hours = if summer { 2 } else { 1 };
+    UtcOffset::from_hms(hours, 0, 0).map_or(utc, |o| utc.to_offset(o))
+}
+
+/// 01:00 UTC on the last Sunday of `month` (March or October: both have 31 days).
+fn last_sunday_0100_utc(year: i32, month: Month) -> Option<OffsetDateTime> {
+    let last = Date::from_calendar_date(year, month, 31).ok()?;
+    let back = last.weekday().number_days_from_sunday();
+    let sunday = last.checked_sub(time::Duration::days(i64::from(back)))?;
+    Some(sunday.with_hms(1, 0, 0).ok()?.assume_utc())
+}
+
+/// `le JJ/MM/AAAA a HHhMM (heure de Paris)` for a time in seconds since the epoch (empty when
+/// out of range).
+pub fn paris_text(at: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(at)
+        .map(|t| {
+            let t = paris(t);
+            format!(
+                "le {:02}/{:02}/{:04} a {:02}h{:02} (heure de Paris)",
+                t.day(),
+                u8::from(t.month()),
+                t.year(),
+                t.hour(),
+                t.minute()
+            )
+        })
+        .unwrap_or_default()
 }
 
 /// One lot line of the receipt.
@@ -150,7 +178,8 @@ fn ymd6(s: &str) -> Option<Ymd> {
 impl Receipt {
     /// The shared ART model of this receipt.
     pub fn to_art(&self) -> Art {
-        let at = self.received.unwrap_or_else(OffsetDateTime::now_utc);
+        // Local time of the practice (Europe/Paris), like every time the ART shows.
+        let at = paris(self.received.unwrap_or_else(OffsetDateTime::now_utc));
         let u32_of = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         Art {
             oct_id: self.oct_id.clone(),
@@ -281,6 +310,66 @@ impl Receipt {
 mod tests {
     use super::*;
 
+    /// UTC `y-m-d h:mi` as an [`OffsetDateTime`].
+    fn utc(y: i32, m: Month, d: u8, h: u8, mi: u8, s: u8) -> OffsetDateTime {
+        Date::from_calendar_date(y, m, d)
+            .expect("date")
+            .with_hms(h, mi, s)
+            .expect("time")
+            .assume_utc()
+    }
+
+    /// (local hour, minute, offset hours) in Paris.
+    fn local(t: OffsetDateTime) -> (u8, u8, u8, i8) {
+        let p = paris(t);
+        (p.day(), p.hour(), p.minute(), p.offset().whole_hours())
+    }
+
+    #[test]
+    fn paris_time_changes_on_the_last_sundays_of_march_and_october_at_0100_utc() {
+        // Hand-computed: in 2026 the last Sunday of March is the 29th, of October the 25th
+        // (1 March 2026 is a Sunday; 1 October 2026 a Thursday).
+        assert_eq!(local(utc(2026, Month::March, 29, 0, 59, 59)), (29, 1, 59, 1));
+        assert_eq!(local(utc(2026, Month::March, 29, 1, 0, 0)), (29, 3, 0, 2));
+        assert_eq!(local(utc(2026, Month::October, 25, 0, 59, 59)), (25, 2, 59, 2));
+        assert_eq!(local(utc(2026, Month::October, 25, 1, 0, 0)), (25, 2, 0, 1));
+        // 2027: 31 March is a Wednesday, so the 28th; 31 October is a Sunday itself.
+        assert_eq!(local(utc(2027, Month::March, 28, 0, 30, 0)), (28, 1, 30, 1));
+        assert_eq!(local(utc(2027, Month::March, 28, 1, 30, 0)), (28, 3, 30, 2));
+        assert_eq!(local(utc(2027, Month::October, 31, 0, 30, 0)), (31, 2, 30, 2));
+        assert_eq!(local(utc(2027, Month::October, 31, 1, 30, 0)), (31, 2, 30, 1));
+        // Winter and summer, across midnight.
+        assert_eq!(local(utc(2026, Month::December, 31, 23, 30, 0)).3, 1);
+        assert_eq!(paris(utc(2026, Month::December, 31, 23, 30, 0)).year(), 2027);
+        assert_eq!(local(utc(2026, Month::July, 14, 22, 15, 0)), (15, 0, 15, 2));
+        // The ART's wording: 2 December 2026 06:40 UTC is 07:40 in Paris.
+        assert_eq!(
+            paris_text(1_796_193_600),
+            "le 02/12/2026 a 07h40 (heure de Paris)"
+        );
+    }
+
+    #[test]
+    fn the_art_stamp_is_paris_time() {
+        let r = Receipt {
+            oct_id: "1".into(),
+            ps_number: "123456789".into(),
+            received: Some(utc(2026, Month::June, 30, 22, 5, 0)),
+            compostage: String::new(),
+            file_name: String::new(),
+            subject: String::new(),
+            profile: String::new(),
+            sender_number: String::new(),
+            invoices: 0,
+            accepted: false,
+            reason: None,
+            lots: vec![],
+            amc: vec![],
+        };
+        let text = String::from_utf8(r.render()).expect("utf-8");
+        assert!(text.contains("RECU;202607010005;"), "{text}");
+    }
+
     #[test]
     fn renders_every_lot_with_its_fate() {
         let r = Receipt {
@@ -333,7 +422,7 @@ mod tests {
         let text = String::from_utf8(r.render_plain()).expect("ascii");
         assert!(
             text.contains(
-                "LOT;003;261126;FSE;4;DEJA TRANSMIS;deja transmis a organisation 011 le 02/12/2026 a 06h40 UTC\r\n"
+                "LOT;003;261126;FSE;4;DEJA TRANSMIS;deja transmis a organisation 011 le 02/12/2026 a 07h40 (heure de Paris)\r\n"
             ),
             "{text}"
         );

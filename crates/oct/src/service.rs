@@ -134,6 +134,14 @@ impl Env for StateEnv<'_> {
     ) -> Result<Option<String>, PipelineError> {
         Ok(self.state.compostage_file(sender_number, compostage)?)
     }
+    fn forwarded_invoice(
+        &mut self,
+        ps_number: &str,
+        invoice_number: u64,
+        nature: crate::state::InvoiceNature,
+    ) -> Result<Option<crate::state::SeenInvoice>, PipelineError> {
+        Ok(self.state.forwarded_invoice(ps_number, invoice_number, nature)?)
+    }
     fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc()
     }

@@ -72,8 +72,10 @@ pub fn now_secs() -> i64 {
 /// Version 2 moved outgoing message bodies out of `outbox` into `outbox_body`, so that the
 /// state changes of a delivery rewrite a small row instead of the whole message. Version 3 added
 /// the processed index (`forwarded_lots`, `compostages`) that keeps a replayed or retried
-/// invoice file from being forwarded twice.
-const SCHEMA_VERSION: i64 = 3;
+/// invoice file from being forwarded twice. Version 4 added `forwarded_invoices`: the invoice
+/// numbers each PS had forwarded as DRE or as contract-99 FSE, for the exclusivity of R3.4
+/// (created empty: lots forwarded before it are not in it, their bytes are not kept).
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS processed (
@@ -152,6 +154,16 @@ CREATE TABLE IF NOT EXISTS compostages (
     spool_id      TEXT NOT NULL,
     at            INTEGER NOT NULL,
     PRIMARY KEY (sender_number, compostage)
+);
+CREATE TABLE IF NOT EXISTS forwarded_invoices (
+    ps_number      TEXT NOT NULL,
+    invoice_number TEXT NOT NULL,
+    nature         TEXT NOT NULL,
+    lot_hash       TEXT NOT NULL,
+    destination    TEXT NOT NULL,
+    spool_id       TEXT NOT NULL,
+    at             INTEGER NOT NULL,
+    PRIMARY KEY (ps_number, invoice_number, nature, lot_hash)
 );
 "#;
 
@@ -302,6 +314,70 @@ pub struct CompostageClaim {
 pub struct Claims {
     pub compostage: Option<CompostageClaim>,
     pub lots: Vec<LotClaim>,
+    /// DRE and contract-99 invoices of the forwarded lots (R3.4).
+    pub invoices: Vec<InvoiceClaim>,
+}
+
+/// What an invoice is for R3.4: a DRE, or an FSE with contract type 99 (the OCT splits it and
+/// claims the complementary part itself). One invoice number of one PS may be one or the other,
+/// never both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvoiceNature {
+    Dre,
+    Contract99,
+}
+
+impl InvoiceNature {
+    /// Stable name, stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvoiceNature::Dre => "dre",
+            InvoiceNature::Contract99 => "contract99",
+        }
+    }
+
+    /// The nature that excludes this one.
+    pub fn other(self) -> InvoiceNature {
+        match self {
+            InvoiceNature::Dre => InvoiceNature::Contract99,
+            InvoiceNature::Contract99 => InvoiceNature::Dre,
+        }
+    }
+
+    /// How the ART names it (French).
+    pub fn label(self) -> &'static str {
+        match self {
+            InvoiceNature::Dre => "DRE",
+            InvoiceNature::Contract99 => "FSE de type de contrat 99",
+        }
+    }
+}
+
+/// An invoice a forwarded lot carries as DRE or contract-99 FSE, recorded so that the other
+/// nature of the same invoice is refused later (R3.4). Committed with the lot's [`LotClaim`];
+/// the other nature already recorded for the same PS and number makes the message a
+/// [`Commit::Conflict`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvoiceClaim {
+    /// PS number, leading zeros removed.
+    pub ps_number: String,
+    /// *N° facture* as a number (type 2 positions 27-35).
+    pub invoice_number: u64,
+    pub nature: InvoiceNature,
+    /// The lot that carries it ([`LotClaim::lot_hash`]).
+    pub lot_hash: String,
+    /// Where the lot went (route label), told to the PS.
+    pub destination: String,
+}
+
+/// An invoice found in the index of R3.4.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeenInvoice {
+    /// Route label its lot was forwarded to.
+    pub destination: String,
+    /// When it was committed (seconds since the epoch).
+    pub at: i64,
 }
 
 /// A lot found in the processed index.
@@ -527,6 +603,48 @@ fn insert_claims(tx: &Connection, p: &Processed, now: i64) -> Result<bool, State
         if inserted == 0 {
             return Ok(false);
         }
+    }
+    insert_invoice_claims(tx, p, now)
+}
+
+/// The R3.4 part of [`insert_claims`]: `false` when the other nature of one of the invoices is
+/// already recorded for that PS (committed by another message meanwhile).
+fn insert_invoice_claims(tx: &Connection, p: &Processed, now: i64) -> Result<bool, StateError> {
+    for c in &p.claims.invoices {
+        let number = c.invoice_number.to_string();
+        let excluded = tx
+            .prepare_cached(
+                "SELECT 1 FROM forwarded_invoices
+                 WHERE ps_number = ?1 AND invoice_number = ?2 AND nature = ?3 LIMIT 1",
+            )
+            .and_then(|mut st| {
+                st.query_row(
+                    params![c.ps_number, number, c.nature.other().as_str()],
+                    |_| Ok(()),
+                )
+                .optional()
+            })
+            .map_err(sql("read forwarded invoice"))?;
+        if excluded.is_some() {
+            return Ok(false);
+        }
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO forwarded_invoices
+             (ps_number, invoice_number, nature, lot_hash, destination, spool_id, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                c.ps_number,
+                number,
+                c.nature.as_str(),
+                c.lot_hash,
+                c.destination,
+                p.spool_id,
+                now
+            ])
+        })
+        .map_err(sql("insert forwarded invoice"))?;
     }
     Ok(true)
 }
@@ -849,6 +967,34 @@ impl State {
                     .optional()
             })
             .map_err(sql("compostage lookup"))
+    }
+
+    /// The first forwarded invoice of PS `ps_number` (leading zeros removed) with this number and
+    /// nature, if any (R3.4).
+    pub fn forwarded_invoice(
+        &self,
+        ps_number: &str,
+        invoice_number: u64,
+        nature: InvoiceNature,
+    ) -> Result<Option<SeenInvoice>, StateError> {
+        self.conn
+            .prepare_cached(
+                "SELECT destination, at FROM forwarded_invoices
+                 WHERE ps_number = ?1 AND invoice_number = ?2 AND nature = ?3 ORDER BY at LIMIT 1",
+            )
+            .and_then(|mut st| {
+                st.query_row(
+                    params![ps_number, invoice_number.to_string(), nature.as_str()],
+                    |r| {
+                        Ok(SeenInvoice {
+                            destination: r.get(0)?,
+                            at: r.get(1)?,
+                        })
+                    },
+                )
+                .optional()
+            })
+            .map_err(sql("forwarded invoice lookup"))
     }
 
     /// The next outbox row due at `now` (oldest first), if any.
@@ -1567,8 +1713,111 @@ mod tests {
                     message_id: format!("{h}.forward@oct"),
                 })
                 .collect(),
+            invoices: Vec::new(),
         };
         p
+    }
+
+    /// A message forwarding lot `lot` that carries invoice 42 of PS 10987654321 as `nature`.
+    fn claiming_invoice(id: &str, lot: &str, nature: InvoiceNature) -> Processed {
+        let mut p = claiming(id, &[lot], None);
+        p.claims.invoices.push(InvoiceClaim {
+            ps_number: "10987654321".into(),
+            invoice_number: 42,
+            nature,
+            lot_hash: lot.into(),
+            destination: "CPAM 751".into(),
+        });
+        p
+    }
+
+    #[test]
+    fn an_invoice_is_dre_or_contract_99_never_both() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = State::open(&dir.path().join("s.db")).expect("open");
+        assert_eq!(
+            s.commit(&claiming_invoice("a", "h1", InvoiceNature::Dre))
+                .expect("commit"),
+            Commit::Recorded
+        );
+        let seen = s
+            .forwarded_invoice("10987654321", 42, InvoiceNature::Dre)
+            .expect("lookup")
+            .expect("recorded");
+        assert_eq!(seen.destination, "CPAM 751");
+        assert_eq!(
+            s.forwarded_invoice("10987654321", 42, InvoiceNature::Contract99)
+                .expect("lookup"),
+            None
+        );
+        assert_eq!(
+            s.forwarded_invoice("10987654321", 43, InvoiceNature::Dre)
+                .expect("lookup"),
+            None
+        );
+        // The same number as contract 99 in another lot: held by the DRE, nothing recorded.
+        assert_eq!(
+            s.commit(&claiming_invoice("b", "h2", InvoiceNature::Contract99))
+                .expect("commit"),
+            Commit::Conflict
+        );
+        assert!(!s.is_processed("b").expect("lookup"));
+        assert!(s.forwarded_lot("h2").expect("lookup").is_none());
+        // The same nature again in another lot (a DRE resent after a negative ARL) is not R3.4.
+        assert_eq!(
+            s.commit(&claiming_invoice("c", "h3", InvoiceNature::Dre))
+                .expect("commit"),
+            Commit::Recorded
+        );
+    }
+
+    #[test]
+    fn a_version_3_database_gains_the_invoice_index() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.db");
+        {
+            let conn = Connection::open(&path).expect("open");
+            let v3: String = SCHEMA
+                .split("CREATE TABLE IF NOT EXISTS forwarded_invoices")
+                .next()
+                .expect("v3 part")
+                .to_owned();
+            conn.execute_batch(&v3).expect("v3 schema");
+            conn.execute_batch(
+                "INSERT INTO forwarded_lots (lot_hash, ps_number, lot_number, lot_date, file_id,
+                    destination, message_id, spool_id, at)
+                 VALUES ('old', '10987654321', '001', '261125', 'F1', 'CPAM 751', 'm', 's', 0);
+                 PRAGMA user_version = 3;",
+            )
+            .expect("v3 rows");
+            let tables: i64 = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE name = 'forwarded_invoices'",
+                    [],
+                    |r| r.get(0),
+                )
+                .expect("tables");
+            assert_eq!(tables, 0, "the fixture is a version 3 database");
+        }
+        let mut s = State::open(&path).expect("migrate");
+        let version: i64 = s
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, 4);
+        assert!(s.forwarded_lot("old").expect("old row kept").is_some());
+        assert_eq!(
+            s.commit(&claiming_invoice("a", "h1", InvoiceNature::Contract99))
+                .expect("commit"),
+            Commit::Recorded
+        );
+        drop(s);
+        let mut s = State::open(&path).expect("reopen");
+        assert_eq!(
+            s.commit(&claiming_invoice("b", "h2", InvoiceNature::Dre))
+                .expect("commit"),
+            Commit::Conflict
+        );
     }
 
     #[test]
@@ -1689,7 +1938,7 @@ mod tests {
             .conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .expect("version");
-        assert_eq!(version, 3);
+        assert_eq!(version, SCHEMA_VERSION);
         assert!(s.is_processed("old").expect("old row kept"));
         assert_eq!(
             s.commit(&claiming("new", &["h"], Some(("C", "f"))))

@@ -78,7 +78,7 @@ fn status_quarantine_and_retry_after_adding_a_route() {
         shown["summary"]["reason"]
             .as_str()
             .unwrap_or("")
-            .contains("no route")
+            .contains("aucune route")
     );
     let dump = world.dir.path().join("q.eml");
     let (ok, _, _) = svoct(

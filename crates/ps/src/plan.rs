@@ -109,6 +109,7 @@ impl PlannedFile {
 }
 
 /// A parsed lot and the file it came from.
+#[derive(Clone)]
 struct Located<'a> {
     file: &'a str,
     lot: Lot<'a>,
@@ -331,8 +332,11 @@ pub fn plan_numbered(
         SendOption::Enriched => o.enriched_files == EnrichedFiles::Single,
         SendOption::Split => false,
     });
+    // The enriched single file holds FSE lots only (R3.3: "lots de FSE enrichies"); DRE lots
+    // of the same sending travel in their own single file (R3.2).
+    let singles = single_file_groups(oct, &lots);
     let count = if single {
-        1
+        u32::try_from(singles.len()).unwrap_or(u32::MAX)
     } else {
         // The builder makes one file per (destination, kind).
         let keys: HashSet<(Destination, LotKind)> =
@@ -344,9 +348,35 @@ pub fn plan_numbered(
         first_file_number: u32::try_from(reserve(count)? % 1_000_000).unwrap_or(0),
     };
     match oct {
-        Some(oct) if single => plan_single(config, oct, &lots, &params, &all_names),
+        Some(oct) if single => {
+            let mut out = Vec::with_capacity(singles.len());
+            for (k, group) in singles.iter().enumerate() {
+                let numbered = PlanParams {
+                    date: params.date.clone(),
+                    first_file_number: params
+                        .first_file_number
+                        .wrapping_add(u32::try_from(k).unwrap_or(0))
+                        % 1_000_000,
+                };
+                out.extend(plan_single(config, oct, group, &numbered, &all_names)?);
+            }
+            Ok(out)
+        }
         _ => plan_per_destination(config, oct, &lots, &params, &all_names),
     }
+}
+
+/// The lots of each OCT single file of a sending: all of them in one file (R3.2), except with
+/// option `enriched`, where FSE lots (enriched or not) make the enriched file and DRE lots, if
+/// any, a second single file (`docs/formats/messages.md`, "Single files").
+fn single_file_groups<'a>(oct: Option<&OctSettings>, lots: &[Located<'a>]) -> Vec<Vec<Located<'a>>> {
+    let enriched = oct.is_some_and(|o| o.option == SendOption::Enriched);
+    if !enriched {
+        return vec![lots.to_vec()];
+    }
+    let (fse, dre): (Vec<Located<'a>>, Vec<Located<'a>>) =
+        lots.iter().cloned().partition(|l| l.lot.kind() == LotKind::Fse);
+    [fse, dre].into_iter().filter(|g| !g.is_empty()).collect()
 }
 
 /// The file's sender number (`000` positions 6-19): the `exercice` of its subject (R5.3), read
@@ -385,13 +415,10 @@ fn plan_single(
     )
     .map_err(b2_err(all_names))?;
     let refs: Vec<&Lot<'_>> = all.iter().collect();
-    let kind = if all.iter().all(|l| l.kind() == LotKind::Dre) {
-        FileKind::Dre
-    } else {
-        FileKind::Fse
-    };
     Ok(vec![PlannedFile {
-        kind,
+        // R5: the single file travels under `SV…` / `FACTURE/SV` whatever its lots, DRE-only
+        // included (its header is the OCT's, not a direct-mode DRE file's).
+        kind: FileKind::Fse,
         to: oct.address.clone(),
         certificate: Some(oct.certificate.clone()),
         compress: oct.compresses(),

@@ -10,7 +10,7 @@ use svoct_mail::profile::{self, Envelope, Mailbox, Profile, Protect};
 use svoct_mail::subject::{Compostage, FileKind, InvoiceSubject, PartyNumber, SpecVersion, Subject};
 use svoct_oct::config::Config;
 use svoct_oct::pipeline::{Env, Keys, PipelineError};
-use svoct_oct::state::{Processed, SeenLot};
+use svoct_oct::state::{InvoiceNature, Processed, SeenInvoice, SeenLot};
 use svoct_testkit::certs::TestIdentity;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
@@ -211,6 +211,8 @@ pub struct TestEnv {
     pub forwarded: std::collections::HashMap<String, SeenLot>,
     /// (sender number, compostage) → file hash.
     pub compostages: std::collections::HashMap<(String, String), String>,
+    /// (PS number, invoice number, nature) → where its lot went (R3.4).
+    pub invoices: std::collections::HashMap<(String, u64, InvoiceNature), String>,
 }
 
 impl TestEnv {
@@ -222,6 +224,7 @@ impl TestEnv {
             own: Vec::new(),
             forwarded: Default::default(),
             compostages: Default::default(),
+            invoices: Default::default(),
         }
     }
 
@@ -236,6 +239,11 @@ impl TestEnv {
                     message_id: l.message_id.clone(),
                 },
             );
+        }
+        for i in &p.claims.invoices {
+            self.invoices
+                .entry((i.ps_number.clone(), i.invoice_number, i.nature))
+                .or_insert_with(|| i.destination.clone());
         }
         if let Some(c) = &p.claims.compostage {
             self.compostages.insert(
@@ -277,6 +285,20 @@ impl Env for TestEnv {
             .compostages
             .get(&(sender_number.to_owned(), compostage.to_owned()))
             .cloned())
+    }
+    fn forwarded_invoice(
+        &mut self,
+        ps_number: &str,
+        invoice_number: u64,
+        nature: InvoiceNature,
+    ) -> Result<Option<SeenInvoice>, PipelineError> {
+        Ok(self
+            .invoices
+            .get(&(ps_number.to_owned(), invoice_number, nature))
+            .map(|d| SeenInvoice {
+                destination: d.clone(),
+                at: 1_764_657_600,
+            }))
     }
     fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc()

@@ -184,7 +184,49 @@ fn oct_single_is_one_file_under_the_oct_header() {
         &params(),
     )
     .unwrap();
-    assert_eq!(dre_only[0].kind, FileKind::Dre);
+    // R5: the single file's envelope is `SV` / `FACTURE/SV` even with DRE lots only (its header
+    // is the OCT's, not a direct-mode DRE file's).
+    assert_eq!(dre_only.len(), 1);
+    assert_eq!(dre_only[0].kind, FileKind::Fse);
+    assert_eq!(pos(&dre_only[0].bytes[..128], 48, 49), "TO");
+}
+
+#[test]
+fn with_option_enriched_dre_lots_travel_in_their_own_single_file() {
+    let input = [enriched(7, 12), lots(8, 6, 1, false, true)];
+    let files = plan(&config("oct", Some("enriched")), &input, &params()).unwrap();
+    assert_eq!(files.len(), 2, "the enriched file, then the DRE single file");
+    let kinds = |f: &PlannedFile| -> Vec<LotKind> {
+        b2::parse(&f.bytes)
+            .unwrap()
+            .lots()
+            .iter()
+            .map(|l| l.kind())
+            .collect()
+    };
+    assert!(
+        kinds(&files[0]).iter().all(|k| *k == LotKind::Fse),
+        "{:?}",
+        kinds(&files[0])
+    );
+    assert_eq!(files[0].invoice_count(), 12);
+    assert!(
+        kinds(&files[1]).iter().all(|k| *k == LotKind::Dre),
+        "{:?}",
+        kinds(&files[1])
+    );
+    assert_eq!(files[1].invoice_count(), 6);
+    for (f, id) in files.iter().zip(["000041", "000042"]) {
+        let h = &f.bytes[..128];
+        assert_eq!(pos(h, 48, 49), "TO");
+        assert_eq!(pos(h, 26, 27), "OT");
+        assert_eq!(pos(h, 50, 55), id);
+        assert_eq!(f.kind, FileKind::Fse, "single files travel under FACTURE/SV");
+    }
+    // Option `single` keeps FSE and DRE together in one file (R3.2).
+    let input = [lots(9, 6, 1, true, false), lots(8, 6, 1, false, true)];
+    let files = plan(&config("oct", Some("single")), &input, &params()).unwrap();
+    assert_eq!(files.len(), 1);
 }
 
 #[test]
@@ -341,9 +383,22 @@ mod properties {
             }
             let mut expected = lot_bytes(&input);
             prop_assert_eq!(total, invoices);
-            if o == Some("single") || o == Some("enriched") {
+            if o == Some("single") {
                 prop_assert_eq!(files.len(), 1);
                 prop_assert_eq!(&carried, &expected, "input order kept");
+            }
+            if o == Some("enriched") {
+                // FSE lots in the enriched file, DRE lots in a second single file, each in
+                // input order.
+                let input_lots = b2::parse(&input[0].bytes).unwrap();
+                let has_dre = input_lots.lots().iter().any(|l| l.kind() == b2::LotKind::Dre);
+                prop_assert_eq!(files.len(), 1 + usize::from(has_dre));
+                let by_kind: Vec<Vec<u8>> = [b2::LotKind::Fse, b2::LotKind::Dre]
+                    .iter()
+                    .flat_map(|k| input_lots.lots().iter().filter(move |l| l.kind() == *k))
+                    .map(|l| l.bytes().to_vec())
+                    .collect();
+                prop_assert_eq!(&carried, &by_kind);
             }
             expected.sort();
             carried.sort();
