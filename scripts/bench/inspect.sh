@@ -17,6 +17,7 @@
 #
 # Usage: scripts/bench/inspect.sh [PAYMENTS] [RUNS]
 #   SVOCT=path/to/svoct to time another binary (default: target/release/svoct, built here).
+#   KEEP=path keeps a copy of the generated return there (mode 0600).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PAYMENTS="${1:-80000}"
@@ -77,6 +78,7 @@ with open(path, 'w', encoding='latin-1', newline='') as f:
         f.write(f"{len(rec):04d}{rec}\r\n")
 PY
 chmod 600 "$FILE"
+if [ -n "${KEEP:-}" ]; then cp -p "$FILE" "$KEEP"; fi
 SIZE=$(stat -c %s "$FILE")
 
 cat > "$WORK/reader.py" <<'PY'

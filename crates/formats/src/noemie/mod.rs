@@ -30,7 +30,7 @@ pub use reader::{
 };
 pub use view::{
     Deduction, EntityDump, EntityNode, FileSummary, FlatDetail, FlatPayment, Invoice, InvoiceState,
-    NoemieReport, Notice, Part, PartState, Payment, TreeEvent, ViewItem, ViewKind, Ymd, entity_tree,
+    NoemieReport, Notice, Part, PartState, Payment, TreeEvent, ViewItem, ViewKind, Want, Ymd, entity_tree,
 };
 
 /// Parse and build the report in one call (what `svoct inspect --json` needs).

@@ -235,6 +235,10 @@ pub struct EntityRef<'a> {
 }
 
 fn latin1(bytes: &[u8]) -> String {
+    // Nearly every field is ASCII: one check and one copy instead of a char at a time.
+    if bytes.is_ascii() {
+        return String::from_utf8(bytes.to_vec()).unwrap_or_default();
+    }
     bytes.iter().map(|&b| char::from(b)).collect()
 }
 

@@ -372,7 +372,19 @@ struct Walk<F: FnMut(ViewItem)> {
     payment_has_date: bool,
     lot: Option<(String, DateValue)>,
     invoice: Option<Invoice>,
+    /// An invoice is open (`invoice` is `None` while open when invoices are not wanted: its
+    /// detail entities are then dropped, not given to the payment).
+    invoice_open: bool,
+    /// Build and hand out invoices / payments.
+    want: Want,
     pending_agent: Option<String>,
+}
+
+/// Which items of the payment view a walk hands out ([`Noemie::walk_view`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Want {
+    pub invoices: bool,
+    pub payments: bool,
 }
 
 impl<F: FnMut(ViewItem)> Walk<F> {
@@ -388,6 +400,7 @@ impl<F: FnMut(ViewItem)> Walk<F> {
     }
 
     fn close_invoice(&mut self) {
+        self.invoice_open = false;
         if let Some(mut inv) = self.invoice.take() {
             inv.state = state_of(&inv);
             inv.paid_cents = [&inv.amo, &inv.amc]
@@ -400,7 +413,9 @@ impl<F: FnMut(ViewItem)> Walk<F> {
 
     fn close_payment(&mut self) {
         self.close_invoice();
-        if let Some((_, p)) = self.payment.take() {
+        if let Some((_, p)) = self.payment.take()
+            && self.want.payments
+        {
             (self.emit)(ViewItem::Payment(p));
         }
     }
@@ -476,6 +491,10 @@ impl<F: FnMut(ViewItem)> Walk<F> {
         let index = self.next_invoice;
         self.next_invoice += 1;
         self.payment_mut().invoices.push(index);
+        self.invoice_open = true;
+        if !self.want.invoices {
+            return;
+        }
         let payment = self.payment.as_ref().map(|(i, _)| *i);
         self.invoice = Some(Invoice {
             file: self.file,
@@ -571,6 +590,7 @@ impl<F: FnMut(ViewItem)> Walk<F> {
                 let n = notice(e);
                 match self.invoice.as_mut() {
                     Some(inv) => inv.rejects.push(n),
+                    None if self.invoice_open => {}
                     None => self.payment_mut().notices.push(n),
                 }
             }
@@ -578,6 +598,7 @@ impl<F: FnMut(ViewItem)> Walk<F> {
                 let c = e.text("comment");
                 match self.invoice.as_mut() {
                     Some(inv) => inv.comments.push(c),
+                    None if self.invoice_open => {}
                     None => self.payment_mut().comments.push(c),
                 }
             }
@@ -628,6 +649,16 @@ impl Noemie {
     /// out each payment and invoice as soon as it is complete. An invoice comes out before the
     /// payment that holds it; indexes count over the whole input.
     pub fn walk_payments(&self, emit: impl FnMut(ViewItem)) {
+        let want = Want {
+            invoices: true,
+            payments: true,
+        };
+        self.walk_view(want, emit);
+    }
+
+    /// [`Noemie::walk_payments`] handing out only what is wanted: a writer that puts all
+    /// invoices before all payments walks twice rather than holding either list.
+    pub fn walk_view(&self, want: Want, emit: impl FnMut(ViewItem)) {
         let mut w = Walk {
             emit,
             file: 0,
@@ -638,6 +669,8 @@ impl Noemie {
             payment_has_date: false,
             lot: None,
             invoice: None,
+            invoice_open: false,
+            want,
             pending_agent: None,
         };
         for f in &self.files {

@@ -6,8 +6,8 @@
 //! Two entries: [`detect`] builds the whole report (for an input found inside a message), and
 //! [`stream`] writes it out as it walks the input, so that a large return costs about its own
 //! size in memory: the entity streams are compacted inside the input buffer
-//! ([`parse_owned`]), invoices are written as soon as they are complete, payments (small) are
-//! serialised into a side buffer and written after them.
+//! ([`parse_owned`]), and invoices then payments are written as soon as each is complete (two
+//! walks over the entities: one list is never held whole).
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -15,7 +15,7 @@ use std::io::{self, Write};
 use serde_json::{Map, Value, json};
 use svoct_formats::noemie::layouts::{H000, T999};
 use svoct_formats::noemie::{
-    Decoded, EntityNode, Invoice, Noemie, NoemieFile, Payment, Severity, TreeEvent, ViewItem, ViewKind,
+    Decoded, EntityNode, Invoice, Noemie, NoemieFile, Payment, Severity, TreeEvent, ViewItem, ViewKind, Want,
     entity_tree, parse, parse_owned,
 };
 
@@ -152,38 +152,44 @@ fn write_json(n: &Noemie, out: &mut impl Write) -> io::Result<()> {
     field(out, "file_summaries", &summaries)?;
     field(out, "findings", &n.findings)?;
     field(out, "findings_suppressed", &n.findings_suppressed)?;
-    write!(out, ",\"invoices\":[")?;
-    let mut payments: Vec<u8> = Vec::new();
-    let mut first_invoice = true;
-    let mut failed: Option<io::Error> = None;
-    n.walk_payments(|item| {
-        if failed.is_some() {
-            return;
-        }
-        let r = match item {
-            ViewItem::Invoice(inv) => {
-                let sep = if first_invoice { "" } else { "," };
-                first_invoice = false;
-                out.write_all(sep.as_bytes())
-                    .and_then(|()| serde_json::to_writer(&mut *out, &inv).map_err(io::Error::from))
+    // Invoices, then payments: two walks, so that neither list is ever held whole.
+    for (key, want) in [
+        (
+            "invoices",
+            Want {
+                invoices: true,
+                payments: false,
+            },
+        ),
+        (
+            "payments",
+            Want {
+                invoices: false,
+                payments: true,
+            },
+        ),
+    ] {
+        write!(out, ",\"{key}\":[")?;
+        let mut first = true;
+        let mut result = Ok(());
+        n.walk_view(want, |item| {
+            if result.is_err() {
+                return;
             }
-            ViewItem::Payment(p) => {
-                if !payments.is_empty() {
-                    payments.push(b',');
+            let sep: &[u8] = if first { b"" } else { b"," };
+            first = false;
+            result = out.write_all(sep).and_then(|()| {
+                match &item {
+                    ViewItem::Invoice(inv) => serde_json::to_writer(&mut *out, inv),
+                    ViewItem::Payment(p) => serde_json::to_writer(&mut *out, p),
                 }
-                serde_json::to_writer(&mut payments, &p).map_err(io::Error::from)
-            }
-        };
-        if let Err(e) = r {
-            failed = Some(e);
-        }
-    });
-    if let Some(e) = failed {
-        return Err(e);
+                .map_err(io::Error::from)
+            });
+        });
+        result?;
+        write!(out, "]")?;
     }
-    write!(out, "],\"payments\":[")?;
-    out.write_all(&payments)?;
-    write!(out, "],\"entities\":[")?;
+    write!(out, ",\"entities\":[")?;
     let mut first = true;
     for f in n
         .files
