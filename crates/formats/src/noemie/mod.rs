@@ -38,10 +38,17 @@ pub fn report(input: &[u8]) -> Result<NoemieReport, NoemieError> {
     Ok(parse(input)?.report())
 }
 
-/// Fuzz entry point: parse and report arbitrary bytes; must never panic.
+/// Fuzz entry point: parse and report arbitrary bytes; must never panic, and reading an owned
+/// copy in place ([`parse_owned`]) must give the same result as reading a borrowed one.
 pub fn fuzz_noemie(data: &[u8]) {
-    if let Ok(n) = parse(data) {
+    let owned = parse_owned(data.to_vec()).map(|n| n.report());
+    let parsed = parse(data);
+    assert_eq!(parsed.as_ref().map(Noemie::report).ok(), owned.ok(), "parse_owned differs from parse");
+    if let Ok(n) = parsed {
         let r = n.report();
+        for f in &n.files {
+            entity_tree(f, |_| {});
+        }
         let _ = serde_json::to_string(&r);
         for f in &n.files {
             for e in f.iter() {

@@ -402,7 +402,24 @@ pub fn decode_date(bytes: &[u8], fmt: DateFormat, ref_year: u16) -> Option<Strin
     if day == 0 || day > max {
         return None;
     }
-    Some(format!("{y:04}-{m:02}-{day:02}"))
+    Some(iso_date(y, m, day))
+}
+
+/// `YYYY-MM-DD` without the formatting machinery (dates are decoded for every entity of a
+/// large return). `y` < 10 000, `m` and `d` < 100: what [`decode_date`] passes.
+fn iso_date(y: u64, m: u64, d: u64) -> String {
+    let digit = |v: u64| char::from(b'0' + (v % 10) as u8);
+    let mut s = String::with_capacity(10);
+    for v in [y / 1000, y / 100, y / 10, y] {
+        s.push(digit(v));
+    }
+    s.push('-');
+    s.push(digit(m / 10));
+    s.push(digit(m));
+    s.push('-');
+    s.push(digit(d / 10));
+    s.push(digit(d));
+    s
 }
 
 fn expand_year(yy: u64, ref_year: u16) -> u64 {
@@ -1624,6 +1641,19 @@ mod tests {
             }
         }
         assert!(all_digits(b"0123456789012345678"));
+    }
+
+    #[test]
+    fn iso_dates_match_the_formatter() {
+        for (y, m, d) in [
+            (2026, 11, 20),
+            (1928, 1, 1),
+            (2000, 2, 29),
+            (999, 12, 31),
+            (9999, 9, 9),
+        ] {
+            assert_eq!(iso_date(y, m, d), format!("{y:04}-{m:02}-{d:02}"));
+        }
     }
 
     #[test]
