@@ -136,6 +136,19 @@ fn a_929_return_is_valid_and_shown_as_an_entity_tree() {
         text.contains("EntityTree view") && text.contains("Info:") && text.contains("Warning:"),
         "{text}"
     );
+    // The tree, indented by depth: each 290 under the 110 it follows.
+    let tree: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.contains("entity tree:"))
+        .skip(1)
+        .take(11)
+        .collect();
+    assert_eq!(tree[0], "    010 (no layout) (entity 0)", "{text}");
+    assert_eq!(tree[1], "      110 Assuré (entity 1)", "{text}");
+    assert_eq!(tree[2], "        290 Rejet ou signalement (entity 2)", "{text}");
+    assert_eq!(tree[5], "      110 Assuré (entity 5)", "{text}");
+    assert_eq!(tree[7], "        140 (no layout) (entity 7)", "{text}");
+    assert_eq!(tree[9], "      990 Entité de contrôle (entity 9)", "{text}");
 }
 
 #[test]

@@ -43,7 +43,11 @@ pub fn report(input: &[u8]) -> Result<NoemieReport, NoemieError> {
 pub fn fuzz_noemie(data: &[u8]) {
     let owned = parse_owned(data.to_vec()).map(|n| n.report());
     let parsed = parse(data);
-    assert_eq!(parsed.as_ref().map(Noemie::report).ok(), owned.ok(), "parse_owned differs from parse");
+    assert_eq!(
+        parsed.as_ref().map(Noemie::report).ok(),
+        owned.ok(),
+        "parse_owned differs from parse"
+    );
     if let Ok(n) = parsed {
         let r = n.report();
         for f in &n.files {

@@ -356,7 +356,45 @@ fn write_text(n: &Noemie, opts: &Options, out: &mut impl Write) -> io::Result<()
     });
     result?;
     writeln!(out, "  {payments} payment(s), {invoices} invoice(s)")?;
+    for f in n
+        .files
+        .iter()
+        .filter(|f| ViewKind::of(&f.reference()) == ViewKind::EntityTree)
+    {
+        write_tree_text(f, opts, out)?;
+    }
     write_entities(n, opts, out)
+}
+
+/// The entity tree of a file with no payment view, one indented line per entity (at most
+/// `--max-items`).
+fn write_tree_text(f: &NoemieFile, opts: &Options, out: &mut impl Write) -> io::Result<()> {
+    writeln!(out, "  file {} entity tree:", f.index)?;
+    let (mut depth, mut shown) = (0usize, 0usize);
+    let mut result = Ok(());
+    entity_tree(f, |ev| {
+        let e = match ev {
+            TreeEvent::Close => {
+                depth = depth.saturating_sub(1);
+                return;
+            }
+            TreeEvent::Open(e) | TreeEvent::Control(e) => e,
+        };
+        if result.is_ok() && shown < opts.max_items {
+            shown += 1;
+            let title = e.layout.map_or("(no layout)", |l| l.title);
+            let pad = "  ".repeat(depth.min(40));
+            result = writeln!(out, "    {pad}{} {title} (entity {})", e.code_str(), e.index);
+        }
+        if matches!(ev, TreeEvent::Open(_)) {
+            depth += 1;
+        }
+    });
+    result?;
+    if shown >= opts.max_items && f.entities.len() > shown {
+        writeln!(out, "    ... more entities (--max-items)")?;
+    }
+    Ok(())
 }
 
 /// Header, entities (at most `--max-items` over all files) and trailer, field by field.
