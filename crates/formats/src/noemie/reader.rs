@@ -79,11 +79,11 @@ pub enum FindingKind {
     EntityLength,
     /// A field that does not match its layout (digits, fixed value, mandatory).
     Field,
-    /// A `990` count differs from the entities it closes.
+    /// A `990` count differs from the entities of the level directly below it.
     ControlCount,
     /// A `990` amount differs from the entities it closes.
     ControlSum,
-    /// The `999` record count differs from the file.
+    /// The `999` record count differs from the file's physical records.
     TrailerCount,
     /// The `999` lot count differs from the number of `080` entities.
     TrailerLots,
@@ -882,8 +882,7 @@ fn split_blocks(
         segments: Vec::new(),
         records: 0,
     };
-    let data_start = skip_newline(input, pos + 128);
-    let mut pos = data_start;
+    let mut pos = skip_newline(input, pos + 128);
     // The last byte of the data read so far that is not padding, to know whether a `999`
     // block can be the trailer (it cannot in the middle of an entity).
     let mut last_solid: Option<u8> = None;
