@@ -1,5 +1,5 @@
-//! An independent reader in Python (a different algorithm: the published entity lengths, and a
-//! backward scan for what each `990` closes) checks the builder's output and agrees with the
+//! An independent reader in Python (a different algorithm: the published entity lengths, a
+//! backward scan for what each `990` closes, the `999` counting physical lines) checks the builder's output and agrees with the
 //! Rust reader's findings.
 
 use std::io::Write;
@@ -36,12 +36,14 @@ def amount(e):
 bad990 = []
 for i, e in enumerate(ents):
     if e[:3] != '990': continue
-    L = int(e[3:5]); cnt = tot = 0; j = i - 1
+    L = int(e[3:5]); levels = []; tot = 0; j = i - 1
     while j >= 0:
         f = ents[j]; fl = int(f[3:5])
         if (f[:3] == '990' and fl <= L) or (f[:3] != '990' and fl < L): break
-        if f[:3] != '990' and fl > L: cnt += 1; tot += amount(f)
+        if f[:3] != '990' and fl > L: levels.append(fl); tot += amount(f)
         j -= 1
+    # The count is of the level directly below: the smallest level under L in the group.
+    cnt = levels.count(min(levels)) if levels else 0
     if (int(e[22:30]), signed(int(e[30:41]), e[41])) != (cnt, tot): bad990.append(i)
 invoices = []
 for e in ents:
@@ -57,7 +59,7 @@ total = sum(amount(e) for e in ents)
 print(json.dumps({
     'reference': header[61:65].strip(),
     'bad990': bad990,
-    'trailer_count_ok': int(trailer[55:63]) == len(ents),
+    'trailer_count_ok': int(trailer[55:63]) == len(lines),
     'trailer_lots_ok': int(trailer[82:85]) == sum(1 for e in ents if e[:3] == '080'),
     'trailer_sum_ok': signed(int(trailer[85:96]), trailer[96]) == total,
     'invoices': invoices,

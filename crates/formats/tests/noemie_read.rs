@@ -82,8 +82,10 @@ fn entities() -> Vec<String> {
         format!("10204000001235{}042261120F261119   @", sp(6)),
         "1980500002000P00002000P@".to_string(),
         format!("99004{}0000000100000002000P@", sp(17)),
-        format!("99003{}0000000600000003750P@", sp(17)),
-        format!("99002{}0000000700000003750P@", sp(17)),
+        // The lot's 990 counts its two 102 (level 04), not their parts (level 05).
+        format!("99003{}0000000200000003750P@", sp(17)),
+        // The payment's 990 counts its one 080 (level 03).
+        format!("99002{}0000000100000003750P@", sp(17)),
     ]
 }
 
@@ -95,7 +97,8 @@ fn hand_file() -> Vec<u8> {
     lines(
         &header(),
         &entities().concat(),
-        &trailer("00000014", "001", "00000003750", "P"),
+        // 3 physical records: header line, one data line, trailer line.
+        &trailer("00000003", "001", "00000003750", "P"),
     )
 }
 
@@ -262,7 +265,8 @@ fn with_entity(i: usize, new: &str) -> Vec<u8> {
     lines(
         &header(),
         &e.concat(),
-        &trailer("00000014", "001", "00000003750", "P"),
+        // 3 physical records: header line, one data line, trailer line.
+        &trailer("00000003", "001", "00000003750", "P"),
     )
 }
 
@@ -276,7 +280,9 @@ fn blocks_packaging_reads_like_lines() {
         input.extend_from_slice(c);
         input.extend(std::iter::repeat_n(b' ', 127 - c.len()));
     }
-    input.extend_from_slice(trailer("00000014", "001", "00000003750", "P").as_bytes());
+    // Physical records: header, the data blocks, trailer.
+    let records = format!("{:08}", chunks.len() + 2);
+    input.extend_from_slice(trailer(&records, "001", "00000003750", "P").as_bytes());
     assert_eq!(input.len() % 128, 0);
     let n = noemie::parse(&input).unwrap();
     assert_eq!(n.packaging, Packaging::Blocks);
@@ -334,7 +340,7 @@ fn wrong_990_count_and_sum_are_findings_naming_the_entity() {
 
 #[test]
 fn wrong_sign_in_990_is_a_sum_finding() {
-    let bad = with_entity(13, &format!("99002{}0000000700000003750N@", sp(17)));
+    let bad = with_entity(13, &format!("99002{}0000000100000003750N@", sp(17)));
     let n = noemie::parse(&bad).unwrap();
     assert_eq!(n.findings.len(), 1);
     assert_eq!(n.findings[0].kind, FindingKind::ControlSum);
@@ -345,22 +351,22 @@ fn wrong_sign_in_990_is_a_sum_finding() {
 fn wrong_999_counts_and_sum_are_findings() {
     for (t, kind, field) in [
         (
-            trailer("00000013", "001", "00000003750", "P"),
+            trailer("00000002", "001", "00000003750", "P"),
             FindingKind::TrailerCount,
             "record_count",
         ),
         (
-            trailer("00000014", "002", "00000003750", "P"),
+            trailer("00000003", "002", "00000003750", "P"),
             FindingKind::TrailerLots,
             "lot_count",
         ),
         (
-            trailer("00000014", "001", "00000003751", "P"),
+            trailer("00000003", "001", "00000003751", "P"),
             FindingKind::TrailerSum,
             "amount_total",
         ),
         (
-            trailer("00000014", "001", "00000003750", "N"),
+            trailer("00000003", "001", "00000003750", "N"),
             FindingKind::TrailerSum,
             "amount_total",
         ),
@@ -376,13 +382,17 @@ fn wrong_999_counts_and_sum_are_findings() {
         let trailer_at = hand_file().len() - 130;
         assert!(f.offset > trailer_at && f.offset < trailer_at + 128);
     }
-    // Counting header and trailer (14 + 2) is accepted as the other convention.
+    // Counting the 14 entities instead of the 3 physical records: a warning, not an error.
     let input = lines(
         &header(),
         &entities().concat(),
-        &trailer("00000016", "001", "00000003750", "P"),
+        &trailer("00000014", "001", "00000003750", "P"),
     );
-    assert!(noemie::parse(&input).unwrap().findings.is_empty());
+    let n = noemie::parse(&input).unwrap();
+    assert_eq!(n.findings.len(), 1, "{:#?}", n.findings);
+    assert_eq!(n.findings[0].kind, FindingKind::TrailerCount);
+    assert_eq!(n.findings[0].severity, noemie::Severity::Warning);
+    assert!(!n.has_errors());
 }
 
 #[test]
@@ -392,12 +402,12 @@ fn unknown_entity_is_kept_raw_and_reported() {
     let input = lines(
         &header(),
         &e.concat(),
-        &trailer("00000015", "001", "00000003750", "P"),
+        &trailer("00000003", "001", "00000003750", "P"),
     );
     let n = noemie::parse(&input).unwrap();
     let kinds: Vec<_> = n.findings.iter().map(|f| f.kind).collect();
     // The unknown entity is level 03 inside the payment: not counted by the lot's 990 (it
-    // precedes the lot) but by the payment's, which now finds 8.
+    // precedes the lot) but by the payment's, which now finds 2 entities of level 03.
     assert_eq!(kinds, vec![FindingKind::UnknownEntity, FindingKind::ControlCount]);
     let f = &n.findings[0];
     assert_eq!(
@@ -409,13 +419,17 @@ fn unknown_entity_is_kept_raw_and_reported() {
     assert_eq!(file.raw(&file.entities[3]), b"77703ABC DEF@");
     let mut e = entities();
     e.insert(3, "77703ABC DEF@".into());
-    e[14] = format!("99002{}0000000800000003750P@", sp(17));
+    e[14] = format!("99002{}0000000200000003750P@", sp(17));
     let input = lines(
         &header(),
         &e.concat(),
-        &trailer("00000015", "001", "00000003750", "P"),
+        &trailer("00000003", "001", "00000003750", "P"),
     );
-    assert_eq!(noemie::parse(&input).unwrap().findings.len(), 1);
+    let n = noemie::parse(&input).unwrap();
+    assert_eq!(n.findings.len(), 1);
+    // Kept raw, for information: the file is valid.
+    assert_eq!(n.findings[0].severity, noemie::Severity::Info);
+    assert!(!n.has_errors());
 }
 
 #[test]
@@ -432,7 +446,8 @@ fn nul_bytes_and_trailing_spaces_are_tolerated() {
     let input = lines(
         &header(),
         &e.concat(),
-        &trailer("00000014", "001", "00000003750", "P"),
+        // 3 physical records: header line, one data line, trailer line.
+        &trailer("00000003", "001", "00000003750", "P"),
     );
     let n = noemie::parse(&input).unwrap();
     assert!(n.findings.is_empty(), "{:#?}", n.findings);
@@ -521,7 +536,8 @@ fn unterminated_entity_is_an_error_naming_entity_and_offset() {
     let input = lines(
         &header(),
         &e.concat(),
-        &trailer("00000014", "001", "00000003750", "P"),
+        // 3 physical records: header line, one data line, trailer line.
+        &trailer("00000003", "001", "00000003750", "P"),
     );
     assert_eq!(
         noemie::parse(&input).unwrap_err(),
@@ -542,9 +558,11 @@ fn blocks_without_last_flag_are_read_with_a_finding() {
         input.extend_from_slice(c);
         input.extend(std::iter::repeat_n(b' ', 127 - c.len()));
     }
-    input.extend_from_slice(trailer("00000014", "001", "00000003750", "P").as_bytes());
+    let records = format!("{:08}", stream.len().div_ceil(127) + 2);
+    input.extend_from_slice(trailer(&records, "001", "00000003750", "P").as_bytes());
     let n = noemie::parse(&input).unwrap();
     assert_eq!(n.findings.len(), 1);
+    assert_eq!(n.findings[0].severity, noemie::Severity::Warning);
     assert_eq!(n.findings[0].kind, FindingKind::Packaging);
 }
 
@@ -557,7 +575,8 @@ fn entity_spanning_two_lines_is_joined() {
         header(),
         a.len(),
         b.len(),
-        trailer("00000014", "001", "00000003750", "P")
+        // Header, two data lines, trailer.
+        trailer("00000004", "001", "00000003750", "P")
     );
     let n = noemie::parse(input.as_bytes()).unwrap();
     assert!(n.findings.is_empty());
@@ -572,7 +591,7 @@ fn other_references_and_unexpected_entities() {
     let h = header().replace("580 ", "900 ");
     let mut e = entities();
     e.insert(3, "261030004200001500@".into());
-    let input = lines(&h, &e.concat(), &trailer("00000015", "001", "00000005250", "P"));
+    let input = lines(&h, &e.concat(), &trailer("00000003", "001", "00000005250", "P"));
     let n = noemie::parse(&input).unwrap();
     let r = n.report();
     assert_eq!(r.reference, "900");
@@ -621,7 +640,8 @@ fn debug_output_redacts_the_header_password() {
     let input = lines(
         &with_pw,
         &entities().concat(),
-        &trailer("00000014", "001", "00000003750", "P"),
+        // 3 physical records: header line, one data line, trailer line.
+        &trailer("00000003", "001", "00000003750", "P"),
     );
     let n = noemie::parse(&input).unwrap();
     let dbg = format!("{n:?}");

@@ -1,5 +1,6 @@
 //! References 576 and 900, written by hand from the published positions, controls computed by
-//! hand (see `docs/formats/noemie.md` for what a 990 counts).
+//! hand (see `docs/formats/noemie.md`: a 990 counts the level directly below it, the 999 the
+//! physical records).
 
 use svoct_formats::noemie::{self, FindingKind, InvoiceState};
 
@@ -52,10 +53,12 @@ fn r576() -> Vec<String> {
         format!("0810205{}@", sp(14)),
         // 250: deduction of 25.00 (negative), balance 75.00
         "2500301DETTE00001261015INDRPR00002500N00007500@".into(),
-        // Closes level 02: 261, 262, 250 are lower (03, 04, 03): 3 entities, 150.00 - 25.00.
-        format!("99002{}0000000300000012500P@", sp(17)),
-        // Closes level 01: everything after the 020 but the 990: 7 entities.
-        format!("99001{}0000000700000012500P@", sp(17)),
+        // Closes level 02: the entities of level 03 directly below are the 261 and the 250 (the
+        // 262 is level 04): 2 entities; amounts of everything below: 150.00 - 25.00.
+        format!("99002{}0000000200000012500P@", sp(17)),
+        // Closes level 01: the entities of level 02 after the 020 are the 040, 071 and the two
+        // 081: 4 entities.
+        format!("99001{}0000000400000012500P@", sp(17)),
     ]
 }
 
@@ -72,7 +75,8 @@ fn reference_576_payments_deductions_flat_payments() {
     let input = lines(
         &header("576"),
         &r576(),
-        &trailer("00000010", "000", "00000012500", "P"),
+        // 3 physical records: header, one data line, trailer.
+        &trailer("00000003", "000", "00000012500", "P"),
     );
     let n = noemie::parse(&input).unwrap();
     assert!(n.findings.is_empty(), "{:#?}", n.findings);
@@ -108,11 +112,12 @@ fn reference_576_payments_deductions_flat_payments() {
 #[test]
 fn reference_576_counting_the_detail_would_be_wrong() {
     let mut e = r576();
-    e[8] = format!("99002{}0000000300000027500P@", sp(17));
+    e[8] = format!("99002{}0000000200000027500P@", sp(17));
     let input = lines(
         &header("576"),
         &e,
-        &trailer("00000010", "000", "00000012500", "P"),
+        // 3 physical records: header, one data line, trailer.
+        &trailer("00000003", "000", "00000012500", "P"),
     );
     let n = noemie::parse(&input).unwrap();
     assert_eq!(n.findings.len(), 1);
@@ -126,8 +131,10 @@ fn r900() -> Vec<String> {
         format!("10204000001234{}042261120F261119   @", sp(6)),
         format!("2900501R123      {:<80}@", "ASSURE INCONNU DE LA CAISSE"),
         format!("29505A{:<128}@", "MERCI DE VERIFIER LE NIR"),
-        format!("99003{}0000000300000000000P@", sp(17)),
-        format!("99002{}0000000400000000000P@", sp(17)),
+        // Closes the lot: its one 102 (level 04).
+        format!("99003{}0000000100000000000P@", sp(17)),
+        // Closes the payment: its one 080 (level 03).
+        format!("99002{}0000000100000000000P@", sp(17)),
     ]
 }
 
@@ -136,7 +143,7 @@ fn reference_900_reject_notice() {
     let input = lines(
         &header("900"),
         &r900(),
-        &trailer("00000007", "001", "00000000000", "P"),
+        &trailer("00000003", "001", "00000000000", "P"),
     );
     let n = noemie::parse(&input).unwrap();
     assert!(n.findings.is_empty(), "{:#?}", n.findings);
@@ -157,12 +164,13 @@ fn mixed_references_in_one_input() {
     let mut input = lines(
         &header("576"),
         &r576(),
-        &trailer("00000010", "000", "00000012500", "P"),
+        // 3 physical records: header, one data line, trailer.
+        &trailer("00000003", "000", "00000012500", "P"),
     );
     input.extend(lines(
         &header("900"),
         &r900(),
-        &trailer("00000007", "001", "00000000000", "P"),
+        &trailer("00000003", "001", "00000000000", "P"),
     ));
     let r = noemie::report(&input).unwrap();
     assert_eq!((r.files, r.reference.as_str()), (2, "576,900"));

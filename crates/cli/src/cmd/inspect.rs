@@ -109,6 +109,23 @@ pub const DETECTORS: &[Detector] = &[
 
 pub fn run(args: Args) -> CmdResult {
     let bytes = read_bounded(&args.file)?;
+    // A large NOEMIE return is written out as it is read, from the input itself, instead of
+    // being built whole first (see `noemie::stream`). Nothing claims `NNNN000` / `000` bytes
+    // before the NOEMIE detector except a message, whose first line is a header.
+    if noemie::looks_like_noemie(&bytes) && !message::looks_like_message(&bytes) {
+        let opts = Options {
+            max_items: args.max_items,
+            key: None,
+            depth: 0,
+        };
+        let out = std::io::stdout().lock();
+        let problem = noemie::stream(bytes, &opts, args.json, out)
+            .map_err(|e| format!("cannot write the report: {e}"))?;
+        return match problem {
+            None => Ok(ExitCode::SUCCESS),
+            Some(reason) => Err(format!("{}: invalid noemie: {reason}", args.file.display()).into()),
+        };
+    }
     let key = match (&args.key, &args.cert) {
         (Some(k), Some(c)) => Some(Rc::new(PrivateKeyAndCert::from_files(k, c).map_err(|e| {
             format!(
@@ -146,13 +163,37 @@ pub fn run(args: Args) -> CmdResult {
     }
 }
 
-/// The JSON object of a report: `format`, `valid`, then the detector's keys.
-pub fn to_json(format: &str, valid: bool, json: Map<String, Value>) -> Value {
+/// The JSON object of a report: `format`, `valid`, then the detector's keys. Every finding gets
+/// a `severity` ([`with_severity`]).
+pub fn to_json(format: &str, valid: bool, mut json: Map<String, Value>) -> Value {
+    if let Some(f) = json.get_mut("findings") {
+        with_severity(f);
+    }
     let mut obj = Map::new();
     obj.insert("format".into(), format.into());
     obj.insert("valid".into(), valid.into());
     obj.extend(json);
     Value::Object(obj)
+}
+
+/// Give every finding of a `findings` array a `severity`. NOEMIE and message findings carry
+/// their own; the other formats (B2, ARL, ART, dLOI, memory zone) report only what makes the
+/// input invalid, so theirs are errors. A finding given as a bare string becomes
+/// `{severity, message}`.
+pub fn with_severity(findings: &mut Value) {
+    let Value::Array(items) = findings else { return };
+    for item in items.iter_mut() {
+        match item {
+            Value::Object(o) => {
+                o.entry("severity").or_insert_with(|| "error".into());
+            }
+            Value::String(s) => {
+                let message = std::mem::take(s);
+                *item = serde_json::json!({ "severity": "error", "message": message });
+            }
+            _ => {}
+        }
+    }
 }
 
 /// A serialisable report as a JSON map without its `format` key (the dispatcher writes it).
@@ -223,6 +264,10 @@ fn read_bounded(path: &PathBuf) -> Result<Vec<u8>, String> {
                 "{name}: {} bytes exceeds the limit of {MAX_FILE_LEN} bytes",
                 meta.len()
             ));
+        }
+        // Sized once: growing by doubling would hold the old and the new buffer at once.
+        if let Ok(meta) = file.metadata() {
+            buf.reserve_exact(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
         }
         file.take(MAX_FILE_LEN + 1).read_to_end(&mut buf)
     };

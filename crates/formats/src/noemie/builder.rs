@@ -185,22 +185,21 @@ impl Rec {
     }
 }
 
-/// Builder state: entities written so far and the control accumulators.
+/// Builder state: entities written so far, lots and the file total.
 struct Out {
     stream: Vec<Vec<u8>>,
-    entities: u64,
     lots: u64,
     total: i64,
 }
 
 impl Out {
     fn push(&mut self, r: Rec) {
-        self.entities += 1;
         self.stream.push(r.bytes);
     }
 }
 
-/// A group being built: count of lower entities and their amounts, for its `990`.
+/// A group being built, for its `990`: count of the entities of the level directly below it,
+/// and the amounts of every entity below it.
 #[derive(Default, Clone, Copy)]
 struct Group {
     count: u64,
@@ -227,7 +226,6 @@ pub fn build_580_packaged(
 ) -> Result<Vec<u8>, BuildError> {
     let mut out = Out {
         stream: Vec::with_capacity(invoices.len() * 6 + 8),
-        entities: 0,
         lots: 0,
         total: 0,
     };
@@ -252,26 +250,27 @@ pub fn build_580_packaged(
             .put("lot_number", &format!("{:0>3}", first.lot_number))?;
         out.push(r);
         out.lots += 1;
+        // The lots are the level directly below the payment.
         payment.count += 1;
         while let Some(inv) = invoices.get(i) {
             if inv.lot_number != first.lot_number || inv.lot_date != first.lot_date {
                 break;
             }
             let g = invoice(&mut out, i, inv)?;
-            // The 102 itself is lower for the lot and the payment; its children too.
-            lot.count += g.count + 1;
+            // The 102s are the level directly below the lot; their parts only add amounts.
+            lot.count += 1;
             lot.sum = lot.sum.saturating_add(g.sum);
             i += 1;
         }
         close(&mut out, "03", lot)?;
-        payment.count += lot.count;
         payment.sum = payment.sum.saturating_add(lot.sum);
     }
     close(&mut out, "02", payment)?;
     out.total = payment.sum;
 
     let header = header_record(params)?;
-    let trailer = trailer_record(params, &out)?;
+    let records = data_records(&out.stream, packaging) + 2;
+    let trailer = trailer_record(params, &out, records)?;
     Ok(package(&header, &out.stream, &trailer, packaging))
 }
 
@@ -340,7 +339,7 @@ fn header_record(p: &RspParams) -> Result<Vec<u8>, BuildError> {
     Ok(r.bytes)
 }
 
-fn trailer_record(p: &RspParams, out: &Out) -> Result<Vec<u8>, BuildError> {
+fn trailer_record(p: &RspParams, out: &Out, records: u64) -> Result<Vec<u8>, BuildError> {
     let mut r = Rec::new(&T999, None, None)?;
     r.put("sender_type", &p.sender_type)?
         .put("sender_number", &p.sender_number)?
@@ -348,11 +347,33 @@ fn trailer_record(p: &RspParams, out: &Out) -> Result<Vec<u8>, BuildError> {
         .put("recipient_type", &p.recipient_type)?
         .put("recipient_number", &p.recipient_number)?
         .put("file_id", &p.file_id)?
-        .num("record_count", out.entities)?
+        .num("record_count", records)?
         .put("flow_type", &p.flow_type.to_string())?
         .num("lot_count", out.lots)?
         .signed("amount_total", "amount_sign", out.total)?;
     Ok(r.bytes)
+}
+
+/// How many data lines / blocks [`package`] writes for this stream (the `999` counts physical
+/// records: these plus header and trailer).
+fn data_records(stream: &[Vec<u8>], packaging: Packaging) -> u64 {
+    match packaging {
+        Packaging::Lines => {
+            let (mut lines, mut len) = (0u64, 0usize);
+            for e in stream {
+                if len + e.len() > LINE_MAX && len > 0 {
+                    lines += 1;
+                    len = 0;
+                }
+                len += e.len();
+            }
+            lines + u64::from(len > 0)
+        }
+        Packaging::Blocks => {
+            let size: usize = stream.iter().map(Vec::len).sum();
+            size.div_ceil(127).max(1) as u64
+        }
+    }
 }
 
 fn package(header: &[u8], stream: &[Vec<u8>], trailer: &[u8], packaging: Packaging) -> Vec<u8> {

@@ -2,7 +2,10 @@
 
 use serde::Serialize;
 
+use std::sync::Arc;
+
 use super::layouts::{self, DateFormat, E990, H000, T999};
+use crate::Severity;
 use crate::layout::{Field, Kind, Layout, Req, parse_digits};
 
 /// Most files accepted back to back in one input.
@@ -46,6 +49,14 @@ pub enum NoemieError {
     MissingHeader { file: usize, offset: usize },
     #[error("file {file}, offset {offset}: input ends before the 999 trailer (truncated)")]
     MissingTrailer { file: usize, offset: usize },
+    /// The physical records are not where the packaging puts them although the file goes on
+    /// (an editor reflowed the lines): `detail` says what was found where.
+    #[error("file {file}, offset {offset}: {detail}")]
+    Reflowed {
+        file: usize,
+        offset: usize,
+        detail: String,
+    },
     #[error("file {file}, entity {entity}, offset {offset}: no `@` delimiter within {MAX_ENTITY_LEN} bytes")]
     Unterminated {
         file: usize,
@@ -68,11 +79,11 @@ pub enum FindingKind {
     EntityLength,
     /// A field that does not match its layout (digits, fixed value, mandatory).
     Field,
-    /// A `990` count differs from the entities it closes.
+    /// A `990` count differs from the entities of the level directly below it.
     ControlCount,
     /// A `990` amount differs from the entities it closes.
     ControlSum,
-    /// The `999` record count differs from the file.
+    /// The `999` record count differs from the file's physical records.
     TrailerCount,
     /// The `999` lot count differs from the number of `080` entities.
     TrailerLots,
@@ -88,9 +99,23 @@ pub enum FindingKind {
     Packaging,
 }
 
+impl FindingKind {
+    /// The usual severity of this kind. Header and trailer-count findings set theirs where
+    /// nothing is lost (a blank currency, a trailer that counts entities): warnings.
+    pub fn severity(self) -> Severity {
+        match self {
+            FindingKind::UnknownEntity | FindingKind::UnexpectedForReference => Severity::Info,
+            FindingKind::Packaging => Severity::Warning,
+            _ => Severity::Error,
+        }
+    }
+}
+
 /// A non-fatal problem, located as precisely as possible.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {
+    /// Only [`Severity::Error`] makes the input invalid.
+    pub severity: Severity,
     /// 0-based index of the file in the input.
     pub file: usize,
     /// 0-based index of the entity in its file, when the finding is about one.
@@ -123,6 +148,9 @@ pub struct Entity {
 pub struct FileTotals {
     /// Entities between header and trailer, `990` included.
     pub entities: u64,
+    /// Physical records of the file, header and trailer included: lines in packaging (a),
+    /// 128-byte blocks in packaging (b). What the `999` record count states.
+    pub records: u64,
     /// `080` entities.
     pub lots: u64,
     /// Signed sum of controlled amounts, in cents.
@@ -142,7 +170,10 @@ pub struct NoemieFile {
     pub trailer: Vec<u8>,
     /// Offset of the trailer in the input.
     pub trailer_offset: usize,
-    stream: Vec<u8>,
+    /// The entity streams of all files of the input, packaging removed; this file's is `span`.
+    /// Shared, so that reading an owned input needs no second copy ([`parse_owned`]).
+    buf: Arc<Vec<u8>>,
+    span: std::ops::Range<usize>,
     /// (stream offset, input offset) at the start of each physical segment.
     segments: Vec<(usize, usize)>,
     pub entities: Vec<Entity>,
@@ -204,6 +235,10 @@ pub struct EntityRef<'a> {
 }
 
 fn latin1(bytes: &[u8]) -> String {
+    // Nearly every field is ASCII: one check and one copy instead of a char at a time.
+    if bytes.is_ascii() {
+        return String::from_utf8(bytes.to_vec()).unwrap_or_default();
+    }
     bytes.iter().map(|&b| char::from(b)).collect()
 }
 
@@ -367,7 +402,24 @@ pub fn decode_date(bytes: &[u8], fmt: DateFormat, ref_year: u16) -> Option<Strin
     if day == 0 || day > max {
         return None;
     }
-    Some(format!("{y:04}-{m:02}-{day:02}"))
+    Some(iso_date(y, m, day))
+}
+
+/// `YYYY-MM-DD` without the formatting machinery (dates are decoded for every entity of a
+/// large return). `y` < 10 000, `m` and `d` < 100: what [`decode_date`] passes.
+fn iso_date(y: u64, m: u64, d: u64) -> String {
+    let digit = |v: u64| char::from(b'0' + (v % 10) as u8);
+    let mut s = String::with_capacity(10);
+    for v in [y / 1000, y / 100, y / 10, y] {
+        s.push(digit(v));
+    }
+    s.push('-');
+    s.push(digit(m / 10));
+    s.push(digit(m));
+    s.push('-');
+    s.push(digit(d / 10));
+    s.push(digit(d));
+    s
 }
 
 fn expand_year(yy: u64, ref_year: u16) -> u64 {
@@ -397,7 +449,7 @@ impl std::fmt::Debug for NoemieFile {
             .field("header", &redacted_header(&self.header))
             .field("trailer", &latin1(&self.trailer))
             .field("trailer_offset", &self.trailer_offset)
-            .field("stream_len", &self.stream.len())
+            .field("stream_len", &self.span.len())
             .field("entities", &self.entities.len())
             .field("totals", &self.totals)
             .finish()
@@ -407,13 +459,15 @@ impl std::fmt::Debug for NoemieFile {
 impl NoemieFile {
     /// The entity stream (everything between header and trailer, packaging removed).
     pub fn stream(&self) -> &[u8] {
-        &self.stream
+        self.buf.get(self.span.clone()).unwrap_or(&[])
     }
 
     /// The bytes of one entity (including `@`).
     pub fn raw(&self, e: &Entity) -> &[u8] {
         let start = e.start as usize;
-        self.stream.get(start..start + usize::from(e.len)).unwrap_or(&[])
+        self.stream()
+            .get(start..start + usize::from(e.len))
+            .unwrap_or(&[])
     }
 
     /// Year of the header's creation date (2000 + AA), used to expand 2-digit years.
@@ -503,15 +557,101 @@ fn skip_pad(input: &[u8], mut pos: usize) -> usize {
     pos
 }
 
-fn at_boundary(stream: &[u8]) -> bool {
-    match stream.iter().rposition(|&b| !is_pad(b)) {
-        None => true,
-        Some(i) => stream.get(i) == Some(&b'@'),
-    }
+/// Where one file lies in the input: header, trailer, data segments, physical record count.
+struct Framing {
+    index: usize,
+    offset: usize,
+    header: Vec<u8>,
+    trailer: Vec<u8>,
+    trailer_offset: usize,
+    /// (input offset, length) of each data line / block payload, in order.
+    segments: Vec<(usize, usize)>,
+    records: u64,
 }
 
-/// Parse an input holding one or more NOEMIE files in either packaging.
+/// Parse an input holding one or more NOEMIE files in either packaging. The entity streams are
+/// copied out of `input` (once); [`parse_owned`] avoids that copy.
 pub fn parse(input: &[u8]) -> Result<Noemie, NoemieError> {
+    let (packaging, framings, sink) = frame_all(input)?;
+    let total = framings.iter().flat_map(|f| f.segments.iter().map(|s| s.1)).sum();
+    let mut buf = Vec::with_capacity(total);
+    let mut spans = Vec::with_capacity(framings.len());
+    for f in &framings {
+        let start = buf.len();
+        for &(off, len) in &f.segments {
+            buf.extend_from_slice(input.get(off..off + len).unwrap_or(&[]));
+        }
+        spans.push(start..buf.len());
+    }
+    finish(packaging, framings, spans, buf, sink)
+}
+
+/// Like [`parse`], but the entity streams are compacted inside `input` itself (each data
+/// segment moves towards the start, over the packaging bytes already read), so a large
+/// return costs its own size in memory, not twice.
+pub fn parse_owned(mut input: Vec<u8>) -> Result<Noemie, NoemieError> {
+    let (packaging, framings, sink) = frame_all(&input)?;
+    let mut spans = Vec::with_capacity(framings.len());
+    let mut w = 0usize;
+    for f in &framings {
+        let start = w;
+        for &(off, len) in &f.segments {
+            // Segments are in input order and every one is preceded by packaging bytes that
+            // are not kept, so `w <= off`: the move never overwrites what is still to be read.
+            input.copy_within(off..off + len, w);
+            w += len;
+        }
+        spans.push(start..w);
+    }
+    input.truncate(w);
+    finish(packaging, framings, spans, input, sink)
+}
+
+fn finish(
+    packaging: Packaging,
+    framings: Vec<Framing>,
+    spans: Vec<std::ops::Range<usize>>,
+    buf: Vec<u8>,
+    mut sink: Sink,
+) -> Result<Noemie, NoemieError> {
+    let buf = Arc::new(buf);
+    let mut files = Vec::with_capacity(framings.len());
+    for (f, span) in framings.into_iter().zip(spans) {
+        let mut segments = Vec::with_capacity(f.segments.len());
+        let mut at = 0usize;
+        for &(off, len) in &f.segments {
+            segments.push((at, off));
+            at += len;
+        }
+        let mut file = NoemieFile {
+            index: f.index,
+            offset: f.offset,
+            header: f.header,
+            trailer: f.trailer,
+            trailer_offset: f.trailer_offset,
+            buf: Arc::clone(&buf),
+            span,
+            segments,
+            entities: Vec::new(),
+            totals: FileTotals {
+                records: f.records,
+                ..FileTotals::default()
+            },
+        };
+        scan_entities(&mut file, &mut sink)?;
+        check_file(&file, &mut sink);
+        files.push(file);
+    }
+    Ok(Noemie {
+        packaging,
+        files,
+        findings: sink.findings,
+        findings_suppressed: sink.suppressed,
+    })
+}
+
+/// Cut the input into files: packaging, then each file's framing.
+fn frame_all(input: &[u8]) -> Result<(Packaging, Vec<Framing>, Sink), NoemieError> {
     let start = skip_pad(input, 0);
     let head = input.get(start..).unwrap_or(&[]);
     if head.is_empty() {
@@ -530,6 +670,7 @@ pub fn parse(input: &[u8]) -> Result<Noemie, NoemieError> {
         suppressed: 0,
     };
     let mut files = Vec::new();
+    let mut total = 0usize;
     let mut pos = start;
     loop {
         pos = skip_pad(input, pos);
@@ -547,6 +688,7 @@ pub fn parse(input: &[u8]) -> Result<Noemie, NoemieError> {
         };
         if index > 0 && !starts_file {
             sink.push(Finding {
+                severity: Severity::Warning,
                 file: index - 1,
                 entity: None,
                 offset: pos,
@@ -557,21 +699,19 @@ pub fn parse(input: &[u8]) -> Result<Noemie, NoemieError> {
             });
             break;
         }
-        let (mut file, next) = match packaging {
+        let (file, next) = match packaging {
             Packaging::Lines => split_lines(input, pos, index)?,
             Packaging::Blocks => split_blocks(input, pos, index, &mut sink)?,
         };
-        scan_entities(&mut file, &mut sink)?;
-        check_file(&file, &mut sink);
+        let len: usize = file.segments.iter().map(|s| s.1).sum();
+        total = total.saturating_add(len);
+        if len > MAX_STREAM || total > MAX_STREAM {
+            return Err(NoemieError::TooLarge { file: index, len });
+        }
         files.push(file);
         pos = next;
     }
-    Ok(Noemie {
-        packaging,
-        files,
-        findings: sink.findings,
-        findings_suppressed: sink.suppressed,
-    })
+    Ok((packaging, files, sink))
 }
 
 /// One length-prefixed line at `pos`: (payload, payload offset, next line offset).
@@ -599,21 +739,51 @@ fn read_line(input: &[u8], pos: usize, file: usize) -> Result<(&[u8], usize, usi
     Ok((payload, from, next))
 }
 
-fn new_file(index: usize, offset: usize, header: &[u8]) -> NoemieFile {
-    NoemieFile {
-        index,
-        offset,
-        header: header.to_vec(),
-        trailer: Vec::new(),
-        trailer_offset: 0,
-        stream: Vec::new(),
-        segments: Vec::new(),
-        entities: Vec::new(),
-        totals: FileTotals::default(),
-    }
+/// Offset of the first `999` followed by the header's sender type and number: the trailer,
+/// wherever it ended up.
+fn find_trailer(input: &[u8], from: usize, header: &[u8]) -> Option<usize> {
+    let mut needle = b"999".to_vec();
+    needle.extend_from_slice(header.get(3..19)?);
+    let hay = input.get(from..)?;
+    hay.windows(needle.len())
+        .position(|w| w == needle.as_slice())
+        .map(|i| from + i)
 }
 
-fn split_lines(input: &[u8], pos: usize, index: usize) -> Result<(NoemieFile, usize), NoemieError> {
+/// Why a file in packaging (a) could not be cut, when a trailer does follow: the first line
+/// whose declared length runs over a line break (an editor rewrapped or trimmed the lines).
+/// `None` when nothing points to a reflow; the caller keeps its own error then.
+fn reflowed_lines(input: &[u8], pos: usize, index: usize) -> Option<NoemieError> {
+    let header = input.get(pos + 4..pos + 4 + 128)?;
+    let trailer = find_trailer(input, pos + 4, header)?;
+    let mut at = pos;
+    while at < trailer {
+        let declared = input.get(at..at + 4).and_then(parse_digits)? as usize;
+        let from = at + 4;
+        let end = input.len().min(from + declared);
+        let payload = input.get(from..end)?;
+        if let Some(k) = payload.iter().position(|&b| b == b'\n' || b == b'\r') {
+            return Some(NoemieError::Reflowed {
+                file: index,
+                offset: at,
+                detail: format!(
+                    "line declares {declared} bytes but a line break comes after {k} (offset {}), \
+                     and the 999 trailer is at offset {trailer}: the line lengths do not match \
+                     the lines (file reflowed by an editor?)",
+                    from + k
+                ),
+            });
+        }
+        at = skip_newline(input, end);
+    }
+    None
+}
+
+fn split_lines(input: &[u8], pos: usize, index: usize) -> Result<(Framing, usize), NoemieError> {
+    cut_lines(input, pos, index).map_err(|e| reflowed_lines(input, pos, index).unwrap_or(e))
+}
+
+fn cut_lines(input: &[u8], pos: usize, index: usize) -> Result<(Framing, usize), NoemieError> {
     let (header, hoff, mut next) = read_line(input, pos, index)?;
     if header.len() != 128 || !header.starts_with(b"000") {
         return Err(NoemieError::MissingHeader {
@@ -621,10 +791,7 @@ fn split_lines(input: &[u8], pos: usize, index: usize) -> Result<(NoemieFile, us
             offset: hoff,
         });
     }
-    let mut file = new_file(index, hoff, header);
-    // First pass: find the data lines and the trailer, so the stream is allocated once.
-    let mut lines: Vec<(usize, usize)> = Vec::new();
-    let mut total = 0usize;
+    let mut segments = Vec::new();
     loop {
         if next >= input.len() {
             return Err(NoemieError::MissingTrailer {
@@ -635,26 +802,22 @@ fn split_lines(input: &[u8], pos: usize, index: usize) -> Result<(NoemieFile, us
         let (payload, poff, n2) = read_line(input, next, index)?;
         next = n2;
         if payload.len() == 128 && payload.starts_with(b"999") {
-            file.trailer = payload.to_vec();
-            file.trailer_offset = poff;
-            break;
+            let records = segments.len() as u64 + 2;
+            return Ok((
+                Framing {
+                    index,
+                    offset: hoff,
+                    header: header.to_vec(),
+                    trailer: payload.to_vec(),
+                    trailer_offset: poff,
+                    segments,
+                    records,
+                },
+                next,
+            ));
         }
-        lines.push((poff, payload.len()));
-        total += payload.len();
+        segments.push((poff, payload.len()));
     }
-    if total > MAX_STREAM {
-        return Err(NoemieError::TooLarge {
-            file: index,
-            len: total,
-        });
-    }
-    file.stream.reserve_exact(total);
-    for (poff, len) in lines {
-        file.segments.push((file.stream.len(), poff));
-        file.stream
-            .extend_from_slice(input.get(poff..poff + len).unwrap_or(&[]));
-    }
-    Ok((file, next))
 }
 
 fn skip_newline(input: &[u8], mut pos: usize) -> usize {
@@ -667,12 +830,42 @@ fn skip_newline(input: &[u8], mut pos: usize) -> usize {
     pos
 }
 
+/// No `999` where the blocks put it: if one is elsewhere, the blocks are not 128 bytes (an
+/// editor reflowed them); say where the first line break inside a block and the trailer are.
+fn misaligned_blocks(input: &[u8], start: usize, index: usize, otherwise: NoemieError) -> NoemieError {
+    let header = input.get(start..start + 128).unwrap_or(&[]);
+    let Some(trailer) = find_trailer(input, start + 128, header) else {
+        return otherwise;
+    };
+    let mut pos = start;
+    let mut inner_break = None;
+    while let Some(block) = input.get(pos..pos + 128) {
+        if let Some(k) = block.iter().position(|&b| b == b'\n' || b == b'\r') {
+            inner_break = Some(pos + k);
+            break;
+        }
+        pos = skip_newline(input, pos + 128);
+    }
+    let why = match inner_break {
+        Some(b) => format!("a line break at offset {b} falls inside a 128-byte block"),
+        None => "the blocks do not end on it".to_string(),
+    };
+    NoemieError::Reflowed {
+        file: index,
+        offset: start,
+        detail: format!(
+            "the 999 trailer at offset {trailer} is not on a 128-byte block boundary ({why}): \
+             the file is not in 128-byte records (reflowed by an editor?)"
+        ),
+    }
+}
+
 fn split_blocks(
     input: &[u8],
     pos: usize,
     index: usize,
     sink: &mut Sink,
-) -> Result<(NoemieFile, usize), NoemieError> {
+) -> Result<(Framing, usize), NoemieError> {
     let header = input
         .get(pos..pos + 128)
         .filter(|h| h.starts_with(b"000"))
@@ -680,16 +873,31 @@ fn split_blocks(
             file: index,
             offset: pos,
         })?;
-    let mut file = new_file(index, pos, header);
+    let mut f = Framing {
+        index,
+        offset: pos,
+        header: header.to_vec(),
+        trailer: Vec::new(),
+        trailer_offset: 0,
+        segments: Vec::new(),
+        records: 0,
+    };
     let mut pos = skip_newline(input, pos + 128);
+    // The last byte of the data read so far that is not padding, to know whether a `999`
+    // block can be the trailer (it cannot in the middle of an entity).
+    let mut last_solid: Option<u8> = None;
     loop {
-        let block = input.get(pos..pos + 128).ok_or(NoemieError::MissingTrailer {
-            file: index,
-            offset: pos.min(input.len()),
-        })?;
-        if block.starts_with(b"999") && at_boundary(&file.stream) {
-            if !file.stream.is_empty() {
+        let Some(block) = input.get(pos..pos + 128) else {
+            let missing = NoemieError::MissingTrailer {
+                file: index,
+                offset: pos.min(input.len()),
+            };
+            return Err(misaligned_blocks(input, f.offset, index, missing));
+        };
+        if block.starts_with(b"999") && matches!(last_solid, None | Some(b'@')) {
+            if !f.segments.is_empty() {
                 sink.push(Finding {
+                    severity: Severity::Warning,
                     file: index,
                     entity: None,
                     offset: pos,
@@ -699,34 +907,34 @@ fn split_blocks(
                     message: "no data block carries the last-block flag `1`".into(),
                 });
             }
-            file.trailer = block.to_vec();
-            file.trailer_offset = pos;
-            return Ok((file, skip_newline(input, pos + 128)));
-        }
-        if file.stream.len() + 127 > MAX_STREAM {
-            return Err(NoemieError::TooLarge {
-                file: index,
-                len: file.stream.len() + 127,
-            });
+            return Ok(close_blocks(f, input, pos));
         }
         let flag = block.first().copied().unwrap_or(b'1');
-        file.segments.push((file.stream.len(), pos + 1));
-        file.stream.extend_from_slice(block.get(1..).unwrap_or(&[]));
+        let data = block.get(1..).unwrap_or(&[]);
+        if let Some(&b) = data.iter().rev().find(|&&b| !is_pad(b)) {
+            last_solid = Some(b);
+        }
+        f.segments.push((pos + 1, 127));
         pos = skip_newline(input, pos + 128);
         if flag == b'1' {
             break;
         }
     }
-    let trailer = input
-        .get(pos..pos + 128)
-        .filter(|t| t.starts_with(b"999"))
-        .ok_or(NoemieError::MissingTrailer {
+    if input.get(pos..pos + 128).is_none_or(|t| !t.starts_with(b"999")) {
+        let missing = NoemieError::MissingTrailer {
             file: index,
             offset: pos.min(input.len()),
-        })?;
-    file.trailer = trailer.to_vec();
-    file.trailer_offset = pos;
-    Ok((file, skip_newline(input, pos + 128)))
+        };
+        return Err(misaligned_blocks(input, f.offset, index, missing));
+    }
+    Ok(close_blocks(f, input, pos))
+}
+
+fn close_blocks(mut f: Framing, input: &[u8], pos: usize) -> (Framing, usize) {
+    f.trailer = input.get(pos..pos + 128).unwrap_or(&[]).to_vec();
+    f.trailer_offset = pos;
+    f.records = f.segments.len() as u64 + 2;
+    (f, skip_newline(input, pos + 128))
 }
 
 fn looks_like_entity_start(s: &[u8], at: usize) -> bool {
@@ -741,12 +949,6 @@ fn looks_like_entity_start(s: &[u8], at: usize) -> bool {
                 .is_some_and(|h| h.iter().all(u8::is_ascii_digit))
         }
     }
-}
-
-/// Running accumulators of the `990` controls, per level.
-struct Controls {
-    acc: [(u64, i64); 100],
-    deepest: usize,
 }
 
 /// Which entity types each public reference is expected to hold (the project's reading,
@@ -783,240 +985,318 @@ fn unexpected_mask(reference: &str) -> Option<&'static [bool]> {
     masks.get(i).map(Vec::as_slice)
 }
 
-fn scan_entities(file: &mut NoemieFile, sink: &mut Sink) -> Result<(), NoemieError> {
-    let reference = file.reference();
-    // Per type: 0 = expected or no expectation, 1 = unexpected, 2 = unexpected and reported.
-    let unexpected = unexpected_mask(&reference);
-    let mut reported: Vec<u16> = Vec::new();
-    let mut ctl = Controls {
-        acc: [(0, 0); 100],
-        deepest: 0,
-    };
-    let mut totals = FileTotals::default();
-    let mut entities = Vec::with_capacity(file.stream.len() / 40);
-    let s = &file.stream;
-    let mut p = 0usize;
-    let mut findings: Vec<PendingFinding> = Vec::new();
-    while let Some(&b) = s.get(p) {
-        if is_pad(b) {
-            p += 1;
-            continue;
-        }
-        let idx = entities.len();
-        let code = s.get(p..p + 3).and_then(parse_digits).map(|c| c as u16);
-        let level = s.get(p + 3..p + 5).and_then(parse_digits).map(|l| l as u8);
-        let layout = code.and_then(layouts::entity_layout);
-        let window = s.get(p..s.len().min(p + MAX_ENTITY_LEN)).unwrap_or(&[]);
-        // Fast path: the `@` where the layout puts it and none before (`contains` on bytes is
-        // a word-at-a-time memchr).
-        let exact = layout.and_then(|l| {
-            let head = window.get(..l.len.checked_sub(1)?)?;
-            (window.get(l.len - 1) == Some(&b'@') && !head.contains(&b'@')).then_some(l.len)
-        });
-        let first_at = match exact {
-            Some(len) => Some(len - 1),
-            None => window.iter().position(|&b| b == b'@'),
-        };
-        let len = match (first_at, layout) {
-            (None, _) => {
-                return Err(NoemieError::Unterminated {
-                    file: file.index,
-                    entity: idx,
-                    offset: p,
-                });
-            }
-            (Some(q), Some(l)) if q + 1 < l.len && window.get(l.len - 1) == Some(&b'@') => {
-                // An `@` inside the entity: take the layout's end unless what follows the
-                // early `@` looks like the next entity.
-                if looks_like_entity_start(s, p + q + 1) && !looks_like_entity_start(s, p + l.len) {
-                    q + 1
-                } else {
-                    l.len
-                }
-            }
-            (Some(q), _) => q + 1,
-        };
-        let e = Entity {
-            code,
-            level,
-            start: p as u32,
-            len: len as u16,
-        };
-        entities.push(e);
-        totals.entities += 1;
-        let body = s.get(p..p + len - 1).unwrap_or(&[]);
-        match (code, layout) {
-            (None, _) => findings.push((
-                p,
-                Some(idx),
-                None,
-                None,
-                FindingKind::UnknownEntity,
-                "entity type is not 3 digits; kept raw".into(),
-            )),
-            (Some(c), None) => findings.push((
-                p,
-                Some(idx),
-                Some(c),
-                None,
-                FindingKind::UnknownEntity,
-                format!("entity type {c:03} has no published layout; kept raw"),
-            )),
-            (Some(c), Some(l)) => {
-                if len != l.len {
-                    let extra_blank = len > l.len
-                        && body
-                            .get(l.len - 1..)
-                            .is_some_and(|x| x.iter().all(|&b| b == b' ' || b == 0));
-                    if !extra_blank {
-                        findings.push((
-                            p,
-                            Some(idx),
-                            Some(c),
-                            None,
-                            FindingKind::EntityLength,
-                            format!("entity is {len} bytes, layout {} says {}", l.code, l.len),
-                        ));
-                    }
-                }
-                if !fast_valid(c, body) {
-                    validate_fields(l, body, |f, msg| {
-                        findings.push((
-                            p + f.range().start,
-                            Some(idx),
-                            Some(c),
-                            Some(f.name),
-                            FindingKind::Field,
-                            msg,
-                        ))
-                    });
-                }
-                if let Some(mask) = unexpected
-                    && mask.get(usize::from(c)) == Some(&true)
-                    && !reported.contains(&c)
-                {
-                    reported.push(c);
-                    findings.push((
-                        p,
-                        Some(idx),
-                        Some(c),
-                        None,
-                        FindingKind::UnexpectedForReference,
-                        format!("entity {c:03} is not expected in reference {reference}"),
-                    ));
-                }
-            }
-        }
-        if code.is_some() && level.is_none() {
-            findings.push((
-                p + 3,
-                Some(idx),
-                code,
-                Some("level"),
-                FindingKind::Field,
-                "break level is not 2 digits".into(),
-            ));
-        }
-        if code == Some(990) {
-            if let Some(level) = level {
-                totals.controls_checked += 1;
-                check_990(&mut ctl, level, body, |field, kind, msg| {
-                    findings.push((p, Some(idx), Some(990), Some(field), kind, msg))
-                });
-            }
-        } else {
-            if code == Some(80) {
-                totals.lots += 1;
-            }
-            let amount = match code.and_then(layouts::controlled_amount) {
-                // A bad amount is reported by validate_fields.
-                Some((a, sign)) => signed_amount(body, a, sign).unwrap_or_default(),
-                None => 0,
-            };
-            totals.amount = totals.amount.saturating_add(amount);
-            if let Some(level) = level {
-                ctl.data(level as usize, amount);
-            }
-        }
-        p += len;
-        if findings.len() > 64 {
-            flush(file.index, &file.segments, file.offset, &mut findings, sink);
-        }
-    }
-    flush(file.index, &file.segments, file.offset, &mut findings, sink);
-    file.entities = entities;
-    file.totals = totals;
-    Ok(())
+/// A finding noticed while scanning, located in the stream until [`flush`] maps its offset.
+struct Pending {
+    at: usize,
+    entity: Option<usize>,
+    code: Option<u16>,
+    field: Option<&'static str>,
+    kind: FindingKind,
+    severity: Severity,
+    message: String,
 }
 
-type PendingFinding = (
-    usize,
-    Option<usize>,
-    Option<u16>,
-    Option<&'static str>,
-    FindingKind,
-    String,
-);
+/// The scan of one file's entity stream: entities, totals, `990` controls, findings.
+struct Scan {
+    ctl: Controls,
+    totals: FileTotals,
+    entities: Vec<Entity>,
+    pending: Vec<Pending>,
+    unexpected: Option<&'static [bool]>,
+    reported: Vec<u16>,
+    reference: String,
+}
 
-fn flush(
-    file: usize,
-    segments: &[(usize, usize)],
-    base: usize,
-    pending: &mut Vec<PendingFinding>,
-    sink: &mut Sink,
-) {
-    for (p, entity, code, field, kind, message) in pending.drain(..) {
-        let i = segments.partition_point(|&(s, _)| s <= p);
-        let offset = match i.checked_sub(1).and_then(|i| segments.get(i)) {
-            Some(&(s, inp)) => inp + (p - s),
-            None => base,
-        };
-        sink.push(Finding {
-            file,
-            entity,
-            offset,
-            code: code.map(|c| format!("{c:03}")),
+impl Scan {
+    fn push(
+        &mut self,
+        at: usize,
+        idx: usize,
+        code: Option<u16>,
+        field: Option<&'static str>,
+        kind: FindingKind,
+        message: String,
+    ) {
+        self.pending.push(Pending {
+            at,
+            entity: Some(idx),
+            code,
             field,
             kind,
+            severity: kind.severity(),
             message,
         });
     }
 }
 
-impl Controls {
-    /// A data entity at `level`: it is "lower" for every group of a level above it (smaller
-    /// number), and it restarts every group below it.
-    fn data(&mut self, level: usize, amount: i64) {
-        for slot in self.acc.iter_mut().take(level.min(100)) {
-            slot.0 += 1;
-            slot.1 = slot.1.saturating_add(amount);
-        }
-        if self.deepest > level {
-            for slot in self.acc.iter_mut().take(self.deepest + 1).skip(level + 1) {
-                *slot = (0, 0);
+/// Where the entity starting at `p` ends (its length, `@` included), or `None` when there is
+/// no `@` within [`MAX_ENTITY_LEN`].
+fn entity_len(s: &[u8], p: usize, layout: Option<&'static Layout>) -> Option<usize> {
+    let window = s.get(p..s.len().min(p + MAX_ENTITY_LEN)).unwrap_or(&[]);
+    // Fast path: the `@` where the layout puts it and none before (`contains` on bytes is a
+    // word-at-a-time memchr).
+    let exact = layout.and_then(|l| {
+        let head = window.get(..l.len.checked_sub(1)?)?;
+        (window.get(l.len - 1) == Some(&b'@') && !head.contains(&b'@')).then_some(l.len)
+    });
+    if exact.is_some() {
+        return exact;
+    }
+    let q = window.iter().position(|&b| b == b'@')?;
+    Some(match layout {
+        Some(l) if q + 1 < l.len && window.get(l.len - 1) == Some(&b'@') => {
+            // An `@` inside the entity: take the layout's end unless what follows the early
+            // `@` looks like the next entity.
+            if looks_like_entity_start(s, p + q + 1) && !looks_like_entity_start(s, p + l.len) {
+                q + 1
+            } else {
+                l.len
             }
         }
-        self.deepest = self.deepest.max(level.min(99));
+        _ => q + 1,
+    })
+}
+
+fn scan_entities(file: &mut NoemieFile, sink: &mut Sink) -> Result<(), NoemieError> {
+    let reference = file.reference();
+    let mut scan = Scan {
+        ctl: Controls::new(),
+        totals: file.totals,
+        entities: Vec::with_capacity(file.span.len() / 40),
+        pending: Vec::new(),
+        unexpected: unexpected_mask(&reference),
+        reported: Vec::new(),
+        reference,
+    };
+    let s = file.stream();
+    let mut p = 0usize;
+    while let Some(&b) = s.get(p) {
+        if is_pad(b) {
+            p += 1;
+            continue;
+        }
+        let idx = scan.entities.len();
+        let code = s.get(p..p + 3).and_then(parse_digits).map(|c| c as u16);
+        let level = s.get(p + 3..p + 5).and_then(parse_digits).map(|l| l as u8);
+        let layout = code.and_then(layouts::entity_layout);
+        let len = entity_len(s, p, layout).ok_or(NoemieError::Unterminated {
+            file: file.index,
+            entity: idx,
+            offset: p,
+        })?;
+        scan.entities.push(Entity {
+            code,
+            level,
+            start: p as u32,
+            len: len as u16,
+        });
+        scan.totals.entities += 1;
+        let body = s.get(p..p + len - 1).unwrap_or(&[]);
+        check_entity(&mut scan, p, idx, code, level, layout, body);
+        p += len;
+        if scan.pending.len() > 64 {
+            flush(file.index, &file.segments, file.offset, &mut scan.pending, sink);
+        }
+    }
+    flush(file.index, &file.segments, file.offset, &mut scan.pending, sink);
+    file.entities = scan.entities;
+    file.totals = scan.totals;
+    Ok(())
+}
+
+/// Fields, length, expectation and control checks of one entity; its amount into the totals.
+fn check_entity(
+    scan: &mut Scan,
+    p: usize,
+    idx: usize,
+    code: Option<u16>,
+    level: Option<u8>,
+    layout: Option<&'static Layout>,
+    body: &[u8],
+) {
+    let len = body.len() + 1;
+    match (code, layout) {
+        (None, _) => scan.push(
+            p,
+            idx,
+            None,
+            None,
+            FindingKind::Field,
+            "entity type is not 3 digits".into(),
+        ),
+        (Some(c), None) => scan.push(
+            p,
+            idx,
+            Some(c),
+            None,
+            FindingKind::UnknownEntity,
+            format!("entity type {c:03} has no published layout; kept raw"),
+        ),
+        (Some(c), Some(l)) => {
+            if len != l.len {
+                let extra_blank = len > l.len
+                    && body
+                        .get(l.len - 1..)
+                        .is_some_and(|x| x.iter().all(|&b| b == b' ' || b == 0));
+                if !extra_blank {
+                    scan.push(
+                        p,
+                        idx,
+                        Some(c),
+                        None,
+                        FindingKind::EntityLength,
+                        format!("entity is {len} bytes, layout {} says {}", l.code, l.len),
+                    );
+                }
+            }
+            if !fast_valid(c, body) {
+                let mut found = Vec::new();
+                validate_fields(l, body, |f, msg| found.push((f, msg)));
+                for (f, msg) in found {
+                    scan.push(
+                        p + f.range().start,
+                        idx,
+                        Some(c),
+                        Some(f.name),
+                        FindingKind::Field,
+                        msg,
+                    );
+                }
+            }
+            if let Some(mask) = scan.unexpected
+                && mask.get(usize::from(c)) == Some(&true)
+                && !scan.reported.contains(&c)
+            {
+                scan.reported.push(c);
+                let msg = format!("entity {c:03} is not expected in reference {}", scan.reference);
+                scan.push(p, idx, Some(c), None, FindingKind::UnexpectedForReference, msg);
+            }
+        }
+    }
+    if code.is_some() && level.is_none() {
+        scan.push(
+            p + 3,
+            idx,
+            code,
+            Some("level"),
+            FindingKind::Field,
+            "break level is not 2 digits".into(),
+        );
+    }
+    if code == Some(990) {
+        if let Some(level) = level {
+            scan.totals.controls_checked += 1;
+            let (count, sum) = scan.ctl.close(level as usize);
+            let mut found = Vec::new();
+            check_990(count, sum, level, body, |field, kind, msg| {
+                found.push((field, kind, msg))
+            });
+            for (field, kind, msg) in found {
+                scan.push(p, idx, Some(990), Some(field), kind, msg);
+            }
+        }
+        return;
+    }
+    if code == Some(80) {
+        scan.totals.lots += 1;
+    }
+    let amount = match code.and_then(layouts::controlled_amount) {
+        // A bad amount is reported by validate_fields.
+        Some((a, sign)) => signed_amount(body, a, sign).unwrap_or_default(),
+        None => 0,
+    };
+    scan.totals.amount = scan.totals.amount.saturating_add(amount);
+    if let Some(level) = level {
+        scan.ctl.data(level as usize, amount);
+    }
+}
+
+fn flush(file: usize, segments: &[(usize, usize)], base: usize, pending: &mut Vec<Pending>, sink: &mut Sink) {
+    for f in pending.drain(..) {
+        let i = segments.partition_point(|&(s, _)| s <= f.at);
+        let offset = match i.checked_sub(1).and_then(|i| segments.get(i)) {
+            Some(&(s, inp)) => inp + (f.at - s),
+            None => base,
+        };
+        sink.push(Finding {
+            severity: f.severity,
+            file,
+            entity: f.entity,
+            offset,
+            code: f.code.map(|c| format!("{c:03}")),
+            field: f.field,
+            kind: f.kind,
+            message: f.message,
+        });
+    }
+}
+
+/// One open group per level: the smallest level seen below it with how many entities of that
+/// level, and the signed sum of every controlled amount below it.
+#[derive(Clone, Copy, Default)]
+struct Group {
+    /// Level of the entities directly below (the smallest level greater than the group's).
+    below: u8,
+    count: u64,
+    amount: i64,
+}
+
+/// Running accumulators of the `990` controls, one [`Group`] per level (index 0 = the file,
+/// closed by a `990` of level `00` or `99`).
+struct Controls {
+    groups: [Group; 100],
+    deepest: usize,
+}
+
+impl Controls {
+    fn new() -> Controls {
+        Controls {
+            groups: [Group::default(); 100],
+            deepest: 0,
+        }
     }
 
-    /// Close group `level` (`99` closes the file-level group 0).
+    /// A data entity at `level`: it is below every group of a smaller level number, and it
+    /// restarts every group of a greater one.
+    fn data(&mut self, level: usize, amount: i64) {
+        let level = level.min(99);
+        for g in self.groups.iter_mut().take(level) {
+            g.amount = g.amount.saturating_add(amount);
+            let l = level as u8;
+            if g.count == 0 || l < g.below {
+                g.below = l;
+                g.count = 1;
+            } else if l == g.below {
+                g.count += 1;
+            }
+        }
+        if self.deepest > level {
+            for g in self.groups.iter_mut().take(self.deepest + 1).skip(level + 1) {
+                *g = Group::default();
+            }
+        }
+        self.deepest = self.deepest.max(level);
+    }
+
+    /// Close group `level` (`99` closes the file-level group 0): (entities of the level
+    /// directly below, amount of everything below).
     fn close(&mut self, level: usize) -> (u64, i64) {
         let k = if level == 99 { 0 } else { level.min(99) };
-        let got = self.acc.get(k).copied().unwrap_or((0, 0));
-        for slot in self.acc.iter_mut().take(self.deepest.max(k) + 1).skip(k) {
-            *slot = (0, 0);
+        let got = self.groups.get(k).map_or((0, 0), |g| (g.count, g.amount));
+        for g in self.groups.iter_mut().take(self.deepest.max(k) + 1).skip(k) {
+            *g = Group::default();
         }
         got
     }
 }
 
 fn check_990(
-    ctl: &mut Controls,
+    count: u64,
+    sum: i64,
     level: u8,
     body: &[u8],
     mut report: impl FnMut(&'static str, FindingKind, String),
 ) {
-    let (count, sum) = ctl.close(level as usize);
     let fields = E990.fields;
     let (Some(fc), Some(fa), Some(fs)) = (fields.get(3), fields.get(4), fields.get(5)) else {
         return;
@@ -1025,7 +1305,9 @@ fn check_990(
         Some(stated) if stated != count => report(
             "count",
             FindingKind::ControlCount,
-            format!("990 closing level {level:02} counts {stated} lower entities, found {count}"),
+            format!(
+                "990 closing level {level:02} counts {stated} entities of the level directly below, found {count}"
+            ),
         ),
         _ => {}
     }
@@ -1155,41 +1437,79 @@ fn validate_fields(l: &Layout, body: &[u8], mut report: impl FnMut(&'static Fiel
     }
 }
 
+/// A sender or recipient number: digits, left-padded with zeros or spaces (both are found in
+/// real files). `None` when blank or not digits.
+fn padded_number(raw: &[u8]) -> Option<u64> {
+    let start = raw.iter().position(|&b| b != b' ')?;
+    raw.get(start..).and_then(parse_digits)
+}
+
+/// Header and trailer checks of one file, and the `999` totals against the entities.
 fn check_file(file: &NoemieFile, sink: &mut Sink) {
-    let mut push =
-        |offset: usize, code: &str, field: Option<&'static str>, kind: FindingKind, message: String| {
-            sink.push(Finding {
-                file: file.index,
-                entity: None,
-                offset,
-                code: Some(code.into()),
-                field,
-                kind,
-                message,
-            })
-        };
+    let mut push = |severity: Severity,
+                    offset: usize,
+                    code: &str,
+                    field: Option<&'static str>,
+                    kind: FindingKind,
+                    message: String| {
+        sink.push(Finding {
+            severity,
+            file: file.index,
+            entity: None,
+            offset,
+            code: Some(code.into()),
+            field,
+            kind,
+            message,
+        })
+    };
+    let number_ok = |rec: &[u8], e: &crate::layout::FieldError| {
+        e.field == "sender_number" && rec.get(5..19).and_then(padded_number).is_some()
+    };
     for e in H000.check(&file.header) {
+        // The currency has its own single check below.
+        if e.field == "currency" || number_ok(&file.header, &e) {
+            continue;
+        }
+        let at = file.offset + e.from as usize - 1;
         push(
-            file.offset + e.from as usize - 1,
+            Severity::Error,
+            at,
             "000",
             Some(e.field),
             FindingKind::Header,
             e.to_string(),
         );
     }
-    if file.header.get(69) != Some(&b'U') {
-        push(
-            file.offset + 69,
+    let at = file.offset + 69;
+    match file.header.get(69) {
+        Some(b'U') => {}
+        Some(b' ') | None => push(
+            Severity::Warning,
+            at,
             "000",
             Some("currency"),
             FindingKind::Header,
-            "currency unit is not `U` (euro)".into(),
-        );
+            "currency unit is blank; amounts are read as euro cents".into(),
+        ),
+        Some(&c) => push(
+            Severity::Error,
+            at,
+            "000",
+            Some("currency"),
+            FindingKind::Header,
+            format!("currency unit is {:?}, not `U` (euro)", char::from(c)),
+        ),
     }
     let toff = file.trailer_offset;
     for e in T999.check(&file.trailer) {
+        if number_ok(&file.trailer, &e) {
+            continue;
+        }
+        let at = toff + e.from as usize - 1;
         push(
-            toff + e.from as usize - 1,
+            Severity::Error,
+            at,
             "999",
             Some(e.field),
             FindingKind::TrailerHeader,
@@ -1206,58 +1526,96 @@ fn check_file(file: &NoemieFile, sink: &mut Sink) {
         let (Some(hf), Some(tf)) = (H000.field(name), T999.field(name)) else {
             continue;
         };
-        if hf.raw(&file.header) != tf.raw(&file.trailer) {
+        let (h, t) = (hf.raw(&file.header), tf.raw(&file.trailer));
+        let same = h == t
+            || name.ends_with("_number")
+                && h.and_then(padded_number).is_some()
+                && h.and_then(padded_number) == t.and_then(padded_number);
+        if !same {
+            let at = toff + tf.from as usize - 1;
+            let msg = format!("trailer {name} differs from the header's");
             push(
-                toff + tf.from as usize - 1,
+                Severity::Error,
+                at,
                 "999",
                 Some(tf.name),
                 FindingKind::TrailerHeader,
-                format!("trailer {name} differs from the header's"),
+                msg,
             );
         }
     }
+    check_totals(file, &mut push);
+}
+
+/// The `999` record count, lot count and amount against what the file holds.
+fn check_totals(
+    file: &NoemieFile,
+    push: &mut impl FnMut(Severity, usize, &str, Option<&'static str>, FindingKind, String),
+) {
     let t = &file.totals;
+    let toff = file.trailer_offset;
     let num = |name: &str| {
         T999.field(name)
             .and_then(|f| f.raw(&file.trailer))
             .and_then(parse_digits)
     };
     if let Some(stated) = num("record_count")
-        && stated != t.entities
-        && stated != t.entities + 2
+        && stated != t.records
     {
+        let (severity, message) = if stated == t.entities {
+            (
+                Severity::Warning,
+                format!(
+                    "trailer counts the {stated} entities, not the {} physical records (header, data, trailer)",
+                    t.records
+                ),
+            )
+        } else {
+            (
+                Severity::Error,
+                format!(
+                    "trailer counts {stated} records, the file has {} physical records (header, data, trailer)",
+                    t.records
+                ),
+            )
+        };
         push(
+            severity,
             toff + 55,
             "999",
             Some("record_count"),
             FindingKind::TrailerCount,
-            format!("trailer counts {stated} entities, the file holds {}", t.entities),
+            message,
         );
     }
     if let Some(stated) = num("lot_count")
         && stated != t.lots
     {
+        let msg = format!(
+            "trailer counts {stated} lots, the file holds {} 080 entities",
+            t.lots
+        );
         push(
+            Severity::Error,
             toff + 82,
             "999",
             Some("lot_count"),
             FindingKind::TrailerLots,
-            format!(
-                "trailer counts {stated} lots, the file holds {} 080 entities",
-                t.lots
-            ),
+            msg,
         );
     }
     if let (Some(a), Some(s)) = (T999.field("amount_total"), T999.field("amount_sign"))
         && let Ok(stated) = signed_amount(&file.trailer, a, Some(s))
         && stated != t.amount
     {
+        let msg = format!("trailer sums {stated} cents, the entities sum {}", t.amount);
         push(
+            Severity::Error,
             toff + 85,
             "999",
             Some("amount_total"),
             FindingKind::TrailerSum,
-            format!("trailer sums {stated} cents, the entities sum {}", t.amount),
+            msg,
         );
     }
 }
@@ -1282,6 +1640,19 @@ mod tests {
             }
         }
         assert!(all_digits(b"0123456789012345678"));
+    }
+
+    #[test]
+    fn iso_dates_match_the_formatter() {
+        for (y, m, d) in [
+            (2026, 11, 20),
+            (1928, 1, 1),
+            (2000, 2, 29),
+            (999, 12, 31),
+            (9999, 9, 9),
+        ] {
+            assert_eq!(iso_date(y, m, d), format!("{y:04}-{m:02}-{d:02}"));
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::reader::{DateValue, EntityRef, Finding, Noemie, NoemieFile, Packaging};
+use crate::Severity;
 
 /// A calendar date (year with century), as the builder takes it and the views give it back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -226,7 +227,11 @@ pub struct FileSummary {
     pub file_id: String,
     pub created: DateValue,
     pub flow_type: String,
+    /// `payments` (580, 576, 900) or `entity_tree` (any other reference).
+    pub view: ViewKind,
     pub entities: u64,
+    /// Physical records, header and trailer included.
+    pub records: u64,
     pub lots: u64,
     pub controls_checked: u64,
     pub amount_cents: i64,
@@ -244,8 +249,12 @@ pub struct NoemieReport {
     /// Number of `000`..`999` files.
     pub files: usize,
     pub file_summaries: Vec<FileSummary>,
+    /// Payments of the files with a payment view, in index order.
     pub payments: Vec<Payment>,
     pub invoices: Vec<Invoice>,
+    /// Entity trees of the files with no payment view (references other than 580/576/900).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub entities: Vec<EntityNode>,
     pub findings: Vec<Finding>,
     pub findings_suppressed: usize,
 }
@@ -321,56 +330,109 @@ fn empty_payment(file: usize) -> Payment {
     }
 }
 
-struct Walk<'r> {
-    payments: &'r mut Vec<Payment>,
-    invoices: &'r mut Vec<Invoice>,
+/// What the views of a file are: payments and invoices for the references whose structure is
+/// known (580, 576, 900), a plain entity tree for every other reference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViewKind {
+    Payments,
+    EntityTree,
+}
+
+impl ViewKind {
+    pub fn of(reference: &str) -> ViewKind {
+        match reference {
+            "580" | "576" | "900" => ViewKind::Payments,
+            _ => ViewKind::EntityTree,
+        }
+    }
+}
+
+/// One finished item of the payment view, handed out as soon as it is complete so that a
+/// large return can be written out without holding all of it ([`Noemie::walk_payments`]).
+#[derive(Clone, Debug)]
+// Each item is built once and moved once to the consumer: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+pub enum ViewItem {
+    Payment(Payment),
+    Invoice(Invoice),
+}
+
+struct Walk<F: FnMut(ViewItem)> {
+    emit: F,
     file: usize,
-    /// The payment being filled (index), opened by `020`/`040`/`070`/`071`.
-    payment: Option<usize>,
+    /// Indexes the next payment / invoice will get (counted over the whole input).
+    next_payment: usize,
+    next_invoice: usize,
+    /// The payment being filled, opened by `020`/`040`/`070`/`071`, and its index.
+    payment: Option<(usize, Payment)>,
     /// Whether the current payment already has its settlement recipient (a new `040` opens a
     /// new payment).
     payment_has_recipient: bool,
     payment_has_date: bool,
     lot: Option<(String, DateValue)>,
-    invoice: Option<usize>,
+    invoice: Option<Invoice>,
+    /// An invoice is open (`invoice` is `None` while open when invoices are not wanted: its
+    /// detail entities are then dropped, not given to the payment).
+    invoice_open: bool,
+    /// Build and hand out invoices / payments.
+    want: Want,
     pending_agent: Option<String>,
 }
 
-impl Walk<'_> {
+/// Which items of the payment view a walk hands out ([`Noemie::walk_view`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Want {
+    pub invoices: bool,
+    pub payments: bool,
+}
+
+impl<F: FnMut(ViewItem)> Walk<F> {
     fn payment_mut(&mut self) -> &mut Payment {
-        let idx = match self.payment {
-            Some(i) if i < self.payments.len() => i,
-            _ => {
-                self.payments.push(empty_payment(self.file));
-                self.payment_has_recipient = false;
-                self.payment_has_date = false;
-                let i = self.payments.len() - 1;
-                self.payment = Some(i);
-                i
-            }
-        };
-        &mut self.payments[idx]
+        if self.payment.is_none() {
+            self.payment_has_recipient = false;
+            self.payment_has_date = false;
+            self.payment = Some((self.next_payment, empty_payment(self.file)));
+            self.next_payment += 1;
+        }
+        let (_, p) = self.payment.get_or_insert_with(|| (0, empty_payment(0)));
+        p
+    }
+
+    fn close_invoice(&mut self) {
+        self.invoice_open = false;
+        if let Some(mut inv) = self.invoice.take() {
+            inv.state = state_of(&inv);
+            inv.paid_cents = [&inv.amo, &inv.amc]
+                .into_iter()
+                .flatten()
+                .fold(0i64, |a, p| a.saturating_add(p.paid_cents));
+            (self.emit)(ViewItem::Invoice(inv));
+        }
+    }
+
+    fn close_payment(&mut self) {
+        self.close_invoice();
+        if let Some((_, p)) = self.payment.take()
+            && self.want.payments
+        {
+            (self.emit)(ViewItem::Payment(p));
+        }
     }
 
     fn new_payment(&mut self) {
-        self.payment = None;
-        self.invoice = None;
+        self.close_payment();
         self.lot = None;
         let agent = self.pending_agent.take();
         self.payment_mut().agent = agent;
-    }
-
-    fn invoice_mut(&mut self) -> Option<&mut Invoice> {
-        let i = self.invoice?;
-        self.invoices.get_mut(i)
     }
 
     fn entity(&mut self, e: &EntityRef<'_>) {
         let Some(code) = e.entity.code else { return };
         match code {
             20 => {
+                self.close_payment();
                 self.pending_agent = opt(e.text("settlement_recipient"));
-                self.payment = None;
             }
             40 => {
                 if self.payment.is_none() || self.payment_has_recipient {
@@ -400,64 +462,81 @@ impl Walk<'_> {
                 self.payment_mut().return_types.push(t);
             }
             80 => {
-                self.invoice = None;
+                self.close_invoice();
                 self.lot = Some((e.text("lot_number"), e.date("lot_date")));
             }
-            100 | 102 => {
-                let (lot_number, lot_date) = match (&self.lot, code) {
-                    (Some((n, d)), 100) => (n.clone(), d.clone()),
-                    (lot, _) => {
-                        let n = e.text("lot_number");
-                        let d = e.date("lot_date");
-                        match lot {
-                            Some((ln, ld)) if n.trim().is_empty() => (ln.clone(), ld.clone()),
-                            _ => (n, d),
-                        }
-                    }
-                };
-                let _ = self.payment_mut();
-                let pidx = self.payment;
-                let inv = Invoice {
-                    file: self.file,
-                    payment: pidx,
-                    invoice_number: e.text("invoice_number"),
-                    invoice_number_complement: e.text("invoice_number_complement"),
-                    lot_number,
-                    lot_date,
-                    invoice_type: e.text("invoice_type"),
-                    billing_date: e.date("billing_date"),
-                    amc_processing: e.text("amc_processing"),
-                    insurance_nature: e.text("insurance_nature"),
-                    insured: None,
-                    state: InvoiceState::NotProcessed,
-                    amo: None,
-                    amc: None,
-                    paid_cents: 0,
-                    acts: 0,
-                    acts_reimbursed_cents: 0,
-                    rejects: Vec::new(),
-                    comments: Vec::new(),
-                };
-                self.invoices.push(inv);
-                let idx = self.invoices.len() - 1;
-                self.invoice = Some(idx);
-                self.payment_mut().invoices.push(idx);
+            100 | 102 => self.open_invoice(code, e),
+            _ => self.detail(code, e),
+        }
+        if let Some(Ok(a)) = e.controlled_amount()
+            && let Some((_, p)) = self.payment.as_mut()
+        {
+            p.amount_cents = p.amount_cents.saturating_add(a);
+        }
+    }
+
+    fn open_invoice(&mut self, code: u16, e: &EntityRef<'_>) {
+        self.close_invoice();
+        let (lot_number, lot_date) = match (&self.lot, code) {
+            (Some((n, d)), 100) => (n.clone(), d.clone()),
+            (lot, _) => {
+                let n = e.text("lot_number");
+                let d = e.date("lot_date");
+                match lot {
+                    Some((ln, ld)) if n.trim().is_empty() => (ln.clone(), ld.clone()),
+                    _ => (n, d),
+                }
             }
+        };
+        let index = self.next_invoice;
+        self.next_invoice += 1;
+        self.payment_mut().invoices.push(index);
+        self.invoice_open = true;
+        if !self.want.invoices {
+            return;
+        }
+        let payment = self.payment.as_ref().map(|(i, _)| *i);
+        self.invoice = Some(Invoice {
+            file: self.file,
+            payment,
+            invoice_number: e.text("invoice_number"),
+            invoice_number_complement: e.text("invoice_number_complement"),
+            lot_number,
+            lot_date,
+            invoice_type: e.text("invoice_type"),
+            billing_date: e.date("billing_date"),
+            amc_processing: e.text("amc_processing"),
+            insurance_nature: e.text("insurance_nature"),
+            insured: None,
+            state: InvoiceState::NotProcessed,
+            amo: None,
+            amc: None,
+            paid_cents: 0,
+            acts: 0,
+            acts_reimbursed_cents: 0,
+            rejects: Vec::new(),
+            comments: Vec::new(),
+        });
+    }
+
+    /// Entities that detail the current invoice or payment.
+    fn detail(&mut self, code: u16, e: &EntityRef<'_>) {
+        match code {
             103 | 110 => {
                 let nir = opt(e.text("nir"));
-                if let Some(inv) = self.invoice_mut() {
+                if let Some(inv) = self.invoice.as_mut() {
                     inv.insured = nir;
                 }
             }
             150 => {
                 let n = e.text("insurance_nature");
-                if let Some(inv) = self.invoice_mut() {
+                if let Some(inv) = self.invoice.as_mut() {
                     inv.insurance_nature = n;
                 }
             }
             198 | 199 => {
                 let p = part(e);
-                if let Some(inv) = self.invoice_mut() {
+                if let Some(inv) = self.invoice.as_mut() {
                     if code == 198 {
                         inv.amo = Some(p);
                     } else {
@@ -468,7 +547,7 @@ impl Walk<'_> {
             210 => {
                 let v = e.number("reimbursed").unwrap_or(0) as i64;
                 let v = if e.text("sign") == "N" { -v } else { v };
-                if let Some(inv) = self.invoice_mut() {
+                if let Some(inv) = self.invoice.as_mut() {
                     inv.acts += 1;
                     inv.acts_reimbursed_cents = inv.acts_reimbursed_cents.saturating_add(v);
                 }
@@ -509,25 +588,29 @@ impl Walk<'_> {
             }
             290 | 294 => {
                 let n = notice(e);
-                match self.invoice_mut() {
+                match self.invoice.as_mut() {
                     Some(inv) => inv.rejects.push(n),
+                    None if self.invoice_open => {}
                     None => self.payment_mut().notices.push(n),
                 }
             }
             295 => {
                 let c = e.text("comment");
-                match self.invoice_mut() {
+                match self.invoice.as_mut() {
                     Some(inv) => inv.comments.push(c),
+                    None if self.invoice_open => {}
                     None => self.payment_mut().comments.push(c),
                 }
             }
             _ => {}
         }
-        if let Some(Ok(a)) = e.controlled_amount()
-            && let Some(p) = self.payment.and_then(|i| self.payments.get_mut(i))
-        {
-            p.amount_cents = p.amount_cents.saturating_add(a);
-        }
+    }
+}
+
+impl FileSummary {
+    /// The summary of one file.
+    pub fn of(f: &NoemieFile) -> FileSummary {
+        summary(f)
     }
 }
 
@@ -552,7 +635,9 @@ fn summary(f: &NoemieFile) -> FileSummary {
         file_id: f.header_text("file_id"),
         created,
         flow_type: f.header_text("flow_type"),
+        view: ViewKind::of(&f.reference()),
         entities: f.totals.entities,
+        records: f.totals.records,
         lots: f.totals.lots,
         controls_checked: f.totals.controls_checked,
         amount_cents: f.totals.amount,
@@ -560,33 +645,78 @@ fn summary(f: &NoemieFile) -> FileSummary {
 }
 
 impl Noemie {
-    /// Build the payment and invoice views of every file.
-    pub fn report(&self) -> NoemieReport {
-        let mut payments = Vec::new();
-        let mut invoices = Vec::new();
+    /// Walk the payment view of every file whose reference has one (580, 576, 900), handing
+    /// out each payment and invoice as soon as it is complete. An invoice comes out before the
+    /// payment that holds it; indexes count over the whole input.
+    pub fn walk_payments(&self, emit: impl FnMut(ViewItem)) {
+        let want = Want {
+            invoices: true,
+            payments: true,
+        };
+        self.walk_view(want, emit);
+    }
+
+    /// [`Noemie::walk_payments`] handing out only what is wanted: a writer that puts all
+    /// invoices before all payments walks twice rather than holding either list.
+    pub fn walk_view(&self, want: Want, emit: impl FnMut(ViewItem)) {
+        let mut w = Walk {
+            emit,
+            file: 0,
+            next_payment: 0,
+            next_invoice: 0,
+            payment: None,
+            payment_has_recipient: false,
+            payment_has_date: false,
+            lot: None,
+            invoice: None,
+            invoice_open: false,
+            want,
+            pending_agent: None,
+        };
         for f in &self.files {
-            let mut w = Walk {
-                payments: &mut payments,
-                invoices: &mut invoices,
-                file: f.index,
-                payment: None,
-                payment_has_recipient: false,
-                payment_has_date: false,
-                lot: None,
-                invoice: None,
-                pending_agent: None,
-            };
+            if ViewKind::of(&f.reference()) != ViewKind::Payments {
+                continue;
+            }
+            w.file = f.index;
+            w.lot = None;
+            w.pending_agent = None;
             for e in f.iter() {
                 w.entity(&e);
             }
+            w.close_payment();
         }
-        for inv in &mut invoices {
-            inv.state = state_of(inv);
-            inv.paid_cents = [&inv.amo, &inv.amc]
-                .into_iter()
-                .flatten()
-                .fold(0i64, |a, p| a.saturating_add(p.paid_cents));
+    }
+
+    /// Build the views of every file: payments and invoices, entity trees.
+    pub fn report(&self) -> NoemieReport {
+        let mut payments = Vec::new();
+        let mut invoices = Vec::new();
+        self.walk_payments(|item| match item {
+            ViewItem::Payment(p) => payments.push(p),
+            ViewItem::Invoice(i) => invoices.push(i),
+        });
+        let mut entities = Vec::new();
+        for f in &self.files {
+            if ViewKind::of(&f.reference()) == ViewKind::EntityTree {
+                entities.extend(tree_of(f));
+            }
         }
+        NoemieReport {
+            format: "noemie",
+            reference: self.references(),
+            packaging: self.packaging,
+            files: self.files.len(),
+            file_summaries: self.files.iter().map(summary).collect(),
+            payments,
+            invoices,
+            entities,
+            findings: self.findings.clone(),
+            findings_suppressed: self.findings_suppressed,
+        }
+    }
+
+    /// The distinct references of the files, joined with `,`.
+    pub fn references(&self) -> String {
         let mut refs: Vec<String> = Vec::new();
         for f in &self.files {
             let r = f.reference();
@@ -594,18 +724,109 @@ impl Noemie {
                 refs.push(r);
             }
         }
-        NoemieReport {
-            format: "noemie",
-            reference: refs.join(","),
-            packaging: self.packaging,
-            files: self.files.len(),
-            file_summaries: self.files.iter().map(summary).collect(),
-            payments,
-            invoices,
-            findings: self.findings.clone(),
-            findings_suppressed: self.findings_suppressed,
+        refs.join(",")
+    }
+
+    /// Whether any finding is an error (what makes the input invalid).
+    pub fn has_errors(&self) -> bool {
+        self.findings.iter().any(|f| f.severity == Severity::Error)
+    }
+}
+
+/// One step of the entity tree of a file ([`entity_tree`]).
+#[derive(Clone, Copy, Debug)]
+pub enum TreeEvent<'a> {
+    /// An entity that may have children (the entities of greater level that follow it).
+    Open(EntityRef<'a>),
+    /// The last opened entity has no more children.
+    Close,
+    /// A `990` control: the last child of the entity whose level it closes.
+    Control(EntityRef<'a>),
+}
+
+/// The entities of a file as a tree by break level: an entity's children are the entities of a
+/// greater level that follow it, until one of its level or less; a `990` of level *L* is the
+/// last child of the open entity of level *L*. Entities without a readable level are leaves
+/// at the current depth.
+pub fn entity_tree<'a>(f: &'a NoemieFile, mut on: impl FnMut(TreeEvent<'a>)) {
+    let mut open: Vec<u8> = Vec::new();
+    for e in f.iter() {
+        let level = e.entity.level.unwrap_or(u8::MAX);
+        if e.entity.code == Some(990) {
+            while open.last().is_some_and(|&l| l > level) {
+                open.pop();
+                on(TreeEvent::Close);
+            }
+            on(TreeEvent::Control(e));
+            continue;
+        }
+        while open.last().is_some_and(|&l| l >= level) {
+            open.pop();
+            on(TreeEvent::Close);
+        }
+        on(TreeEvent::Open(e));
+        open.push(level);
+    }
+    for _ in open {
+        on(TreeEvent::Close);
+    }
+}
+
+/// One node of the entity tree, for references with no payment view.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EntityNode {
+    pub file: usize,
+    pub index: usize,
+    /// Byte offset in the input.
+    pub offset: usize,
+    pub code: String,
+    pub level: Option<u8>,
+    /// The layout title; `None` for an entity type with no published layout.
+    pub title: Option<&'static str>,
+    /// The entity as found (Latin-1, `@` included) when it has no layout.
+    pub raw: Option<String>,
+    pub fields: Vec<super::reader::FieldValue>,
+    pub children: Vec<EntityNode>,
+}
+
+impl EntityNode {
+    /// The node of one entity, without children.
+    pub fn of(f: &NoemieFile, e: &EntityRef<'_>) -> EntityNode {
+        EntityNode {
+            file: f.index,
+            index: e.index,
+            offset: f.input_offset(e.entity.start as usize),
+            code: e.code_str(),
+            level: e.entity.level,
+            title: e.layout.map(|l| l.title),
+            raw: e
+                .layout
+                .is_none()
+                .then(|| e.raw.iter().map(|&b| char::from(b)).collect()),
+            fields: e.fields(),
+            children: Vec::new(),
         }
     }
+}
+
+fn tree_of(f: &NoemieFile) -> Vec<EntityNode> {
+    let mut roots: Vec<EntityNode> = Vec::new();
+    let mut stack: Vec<EntityNode> = Vec::new();
+    let place =
+        |node: EntityNode, stack: &mut Vec<EntityNode>, roots: &mut Vec<EntityNode>| match stack.last_mut() {
+            Some(parent) => parent.children.push(node),
+            None => roots.push(node),
+        };
+    entity_tree(f, |ev| match ev {
+        TreeEvent::Open(e) => stack.push(EntityNode::of(f, &e)),
+        TreeEvent::Close => {
+            if let Some(node) = stack.pop() {
+                place(node, &mut stack, &mut roots);
+            }
+        }
+        TreeEvent::Control(e) => place(EntityNode::of(f, &e), &mut stack, &mut roots),
+    });
+    roots
 }
 
 /// One entity as found, for a detailed dump (`svoct inspect --json --entities`): position, raw

@@ -19,7 +19,7 @@ const SNIFF: usize = 64 * 1024;
 /// A message starts with a header line (`Name: value`, the name printable ASCII without a colon)
 /// and its header block (up to the first blank line) has a `Subject` or `Content-Type` header.
 /// B2, NOEMIE, ARL, ART and dLOI files never start with `name:`.
-fn looks_like_message(bytes: &[u8]) -> bool {
+pub(super) fn looks_like_message(bytes: &[u8]) -> bool {
     let head = bytes.get(..SNIFF.min(bytes.len())).unwrap_or(bytes);
     let first_line = head.split(|&b| b == b'\n').next().unwrap_or_default();
     let Some(colon) = first_line.iter().position(|&b| b == b':') else {

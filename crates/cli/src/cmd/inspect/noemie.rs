@@ -1,13 +1,25 @@
-//! NOEMIE returns (RSP 580/576/900): files, payments, invoices with their state and amounts, and
-//! every entity field by field with the names of `svoct_formats::noemie::layouts`.
+//! NOEMIE returns of any reference: files, findings with their severity, then the views — for
+//! 580/576/900 payments and invoices with their state and amounts, for any other reference the
+//! plain entity tree — and every entity field by field with the names of
+//! `svoct_formats::noemie::layouts`.
+//!
+//! Two entries: [`detect`] builds the whole report (for an input found inside a message), and
+//! [`stream`] writes it out as it walks the input, so that a large return costs about its own
+//! size in memory: the entity streams are compacted inside the input buffer
+//! ([`parse_owned`]), and invoices then payments are written as soon as each is complete (two
+//! walks over the entities: one list is never held whole).
 
 use std::fmt::Write as _;
+use std::io::{self, Write};
 
 use serde_json::{Map, Value, json};
 use svoct_formats::noemie::layouts::{H000, T999};
-use svoct_formats::noemie::{Decoded, FindingKind, Noemie, NoemieReport, parse};
+use svoct_formats::noemie::{
+    Decoded, EntityNode, Invoice, Noemie, NoemieFile, Payment, Severity, TreeEvent, ViewItem, ViewKind, Want,
+    entity_tree, parse, parse_owned,
+};
 
-use super::{Detected, Options, layout_text, map_of};
+use super::{Detected, Options, layout_text};
 
 const FORMAT: &str = "noemie";
 
@@ -15,7 +27,7 @@ const FORMAT: &str = "noemie";
 /// - packaging (a): 4 digits (the line length) then `000`;
 /// - packaging (b): a `000` header whose reference (62-64) is three digits and whose 66-67 is
 ///   not `B2` (a B2 file has its norm at 62-65, `SV14`..., and always `B2` at 66-67).
-fn looks_like_noemie(bytes: &[u8]) -> bool {
+pub(super) fn looks_like_noemie(bytes: &[u8]) -> bool {
     let lines =
         bytes.get(..4).is_some_and(|p| p.iter().all(u8::is_ascii_digit)) && bytes.get(4..7) == Some(b"000");
     let blocks = bytes.starts_with(b"000")
@@ -26,34 +38,207 @@ fn looks_like_noemie(bytes: &[u8]) -> bool {
     lines || blocks
 }
 
-/// A finding that makes the input invalid (everything but informational ones).
-fn is_problem(kind: FindingKind) -> bool {
-    kind != FindingKind::UnexpectedForReference
-}
-
-/// The detector.
+/// The detector (the whole report in memory: used for inputs inside a message).
 pub fn detect(bytes: &[u8], opts: &Options) -> Option<Detected> {
     if !looks_like_noemie(bytes) {
         return None;
     }
-    Some(match parse(bytes) {
-        Ok(n) => report(&n, &n.report(), opts),
-        Err(e) => {
-            let mut j = Map::new();
-            j.insert("reference".into(), Value::Null);
-            j.insert("files".into(), 0.into());
-            j.insert(
-                "findings".into(),
-                json!([{ "kind": "structure", "message": e.to_string() }]),
-            );
-            Detected {
-                format: FORMAT,
-                json: j,
-                text: format!("{FORMAT}: {} bytes, structure error: {e}\n", bytes.len()),
-                problem: Some(e.to_string()),
-            }
+    let mut json_out = Vec::new();
+    let mut text_out = Vec::new();
+    let parsed = parse(bytes);
+    let problem = match &parsed {
+        Ok(n) => {
+            let _ = write_json(n, &mut json_out);
+            let _ = write_text(n, opts, &mut text_out);
+            problem_of(n)
         }
+        Err(e) => {
+            let _ = write_structure_error(bytes.len(), &e.to_string(), true, &mut json_out);
+            let _ = write_structure_error(bytes.len(), &e.to_string(), false, &mut text_out);
+            Some(e.to_string())
+        }
+    };
+    let mut json: Map<String, Value> = serde_json::from_slice(&json_out).unwrap_or_default();
+    json.remove("format");
+    json.remove("valid");
+    Some(Detected {
+        format: FORMAT,
+        json,
+        text: String::from_utf8_lossy(&text_out).into_owned(),
+        problem,
     })
+}
+
+/// Inspect `bytes` and write the report (JSON or text) to `out` as it goes. Returns the
+/// one-line reason when the input is invalid (a structure error, or any finding of severity
+/// `error`).
+pub fn stream(bytes: Vec<u8>, opts: &Options, json: bool, out: impl Write) -> io::Result<Option<String>> {
+    let mut out = io::BufWriter::with_capacity(1 << 16, out);
+    let len = bytes.len();
+    let problem = match parse_owned(bytes) {
+        Ok(n) => {
+            if json {
+                write_json(&n, &mut out)?;
+            } else {
+                write_text(&n, opts, &mut out)?;
+            }
+            problem_of(&n)
+        }
+        Err(e) => {
+            write_structure_error(len, &e.to_string(), json, &mut out)?;
+            Some(e.to_string())
+        }
+    };
+    out.flush()?;
+    Ok(problem)
+}
+
+/// Only errors make a NOEMIE input invalid; warnings and information do not.
+fn problem_of(n: &Noemie) -> Option<String> {
+    let errors: Vec<_> = n
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .collect();
+    errors.first().map(|f| {
+        format!(
+            "{} error finding(s); first: file {} at byte offset {}{}: {}",
+            errors.len(),
+            f.file,
+            f.offset,
+            f.field.map(|c| format!(", field {c}")).unwrap_or_default(),
+            f.message
+        )
+    })
+}
+
+fn write_structure_error(len: usize, e: &str, json: bool, out: &mut impl Write) -> io::Result<()> {
+    if json {
+        let v = json!({
+            "format": FORMAT,
+            "valid": false,
+            "reference": Value::Null,
+            "files": 0,
+            "findings": [{ "severity": "error", "kind": "structure", "message": e }],
+        });
+        serde_json::to_writer(&mut *out, &v)?;
+        writeln!(out)
+    } else {
+        writeln!(out, "{FORMAT}: {len} bytes, structure error: {e}")
+    }
+}
+
+/// Write a JSON key and value, preceded by a comma.
+fn field(out: &mut impl Write, key: &str, value: &impl serde::Serialize) -> io::Result<()> {
+    write!(out, ",\"{key}\":")?;
+    serde_json::to_writer(&mut *out, value).map_err(io::Error::from)
+}
+
+/// The report as one JSON object, written as it is walked.
+fn write_json(n: &Noemie, out: &mut impl Write) -> io::Result<()> {
+    let summaries: Vec<_> = n
+        .files
+        .iter()
+        .map(svoct_formats::noemie::FileSummary::of)
+        .collect();
+    write!(
+        out,
+        "{{\"format\":\"{FORMAT}\",\"valid\":{}",
+        problem_of(n).is_none()
+    )?;
+    field(out, "reference", &n.references())?;
+    field(out, "packaging", &n.packaging)?;
+    field(out, "files", &n.files.len())?;
+    field(out, "file_summaries", &summaries)?;
+    field(out, "findings", &n.findings)?;
+    field(out, "findings_suppressed", &n.findings_suppressed)?;
+    // Invoices, then payments: two walks, so that neither list is ever held whole.
+    for (key, want) in [
+        (
+            "invoices",
+            Want {
+                invoices: true,
+                payments: false,
+            },
+        ),
+        (
+            "payments",
+            Want {
+                invoices: false,
+                payments: true,
+            },
+        ),
+    ] {
+        write!(out, ",\"{key}\":[")?;
+        let mut first = true;
+        let mut result = Ok(());
+        n.walk_view(want, |item| {
+            if result.is_err() {
+                return;
+            }
+            let sep: &[u8] = if first { b"" } else { b"," };
+            first = false;
+            result = out.write_all(sep).and_then(|()| {
+                match &item {
+                    ViewItem::Invoice(inv) => serde_json::to_writer(&mut *out, inv),
+                    ViewItem::Payment(p) => serde_json::to_writer(&mut *out, p),
+                }
+                .map_err(io::Error::from)
+            });
+        });
+        result?;
+        write!(out, "]")?;
+    }
+    write!(out, ",\"entities\":[")?;
+    let mut first = true;
+    for f in n
+        .files
+        .iter()
+        .filter(|f| ViewKind::of(&f.reference()) == ViewKind::EntityTree)
+    {
+        write_tree(f, &mut first, out)?;
+    }
+    writeln!(out, "]}}")
+}
+
+/// The entity tree of one file as nested JSON nodes (`children` arrays), written as walked.
+fn write_tree(f: &NoemieFile, first: &mut bool, out: &mut impl Write) -> io::Result<()> {
+    let mut result = Ok(());
+    let comma = |out: &mut dyn Write, first: &mut bool| {
+        let sep: &[u8] = if *first { b"" } else { b"," };
+        *first = false;
+        out.write_all(sep)
+    };
+    let mut firsts: Vec<bool> = vec![*first];
+    entity_tree(f, |ev| {
+        if result.is_err() {
+            return;
+        }
+        result = (|| -> io::Result<()> {
+            match ev {
+                TreeEvent::Open(e) | TreeEvent::Control(e) => {
+                    if let Some(top) = firsts.last_mut() {
+                        comma(out, top)?;
+                    }
+                    let node = serde_json::to_vec(&EntityNode::of(f, &e))?;
+                    if matches!(ev, TreeEvent::Open(_)) {
+                        // Leave the (empty) children array open: `...,"children":[`.
+                        out.write_all(node.get(..node.len().saturating_sub(2)).unwrap_or(&node))?;
+                        firsts.push(true);
+                    } else {
+                        out.write_all(&node)?;
+                    }
+                }
+                TreeEvent::Close => {
+                    firsts.pop();
+                    out.write_all(b"]}")?;
+                }
+            }
+            Ok(())
+        })();
+    });
+    *first = firsts.first().copied().unwrap_or(false);
+    result
 }
 
 fn euros(cents: i64) -> String {
@@ -72,110 +257,76 @@ fn decoded(v: &Decoded) -> String {
     }
 }
 
-fn report(n: &Noemie, r: &NoemieReport, opts: &Options) -> Detected {
-    let mut text = String::new();
-    let _ = writeln!(
-        text,
-        "{FORMAT}: reference {}, packaging {:?}, {} file(s), {} payment(s), {} invoice(s), {} finding(s)",
-        r.reference,
-        r.packaging,
-        r.files,
-        r.payments.len(),
-        r.invoices.len(),
-        r.findings.len() + r.findings_suppressed
-    );
-    for f in &r.file_summaries {
-        let _ = writeln!(
-            text,
-            "  file {} (offset {}): {} {} -> {} {}, id {:?}, {} entities, {} lot(s), amount {}",
+fn invoice_line(inv: &Invoice) -> String {
+    let part = |p: &Option<svoct_formats::noemie::Part>| {
+        p.as_ref().map_or_else(
+            || "-".to_owned(),
+            |p| {
+                format!(
+                    "{:?} requested {} paid {}",
+                    p.state,
+                    euros(i64::try_from(p.requested_cents).unwrap_or(i64::MAX)),
+                    euros(p.paid_cents)
+                )
+            },
+        )
+    };
+    format!(
+        "  invoice {} (lot {}): {:?}; AMO {}; AMC {}; paid {}; {} reject(s)",
+        inv.invoice_number,
+        inv.lot_number,
+        inv.state,
+        part(&inv.amo),
+        part(&inv.amc),
+        euros(inv.paid_cents),
+        inv.rejects.len()
+    )
+}
+
+fn payment_line(i: usize, p: &Payment) -> String {
+    format!(
+        "  payment {i}: recipient {}, {} invoice(s), amount {}",
+        p.settlement_recipient.as_deref().unwrap_or("?"),
+        p.invoices.len(),
+        euros(p.amount_cents)
+    )
+}
+
+/// The human report: summary, findings, views (streamed), then up to `--max-items` entities
+/// field by field.
+fn write_text(n: &Noemie, opts: &Options, out: &mut impl Write) -> io::Result<()> {
+    writeln!(
+        out,
+        "{FORMAT}: reference {}, packaging {:?}, {} file(s), {} finding(s)",
+        n.references(),
+        n.packaging,
+        n.files.len(),
+        n.findings.len() + n.findings_suppressed
+    )?;
+    for f in n.files.iter().map(svoct_formats::noemie::FileSummary::of) {
+        writeln!(
+            out,
+            "  file {} (offset {}): reference {} ({:?} view) {} {} -> {} {}, id {:?}, {} entities, {} records, {} lot(s), amount {}",
             f.index,
             f.offset,
+            f.reference,
+            f.view,
             f.sender_type,
             f.sender_number,
             f.recipient_type,
             f.recipient_number,
             f.file_id,
             f.entities,
+            f.records,
             f.lots,
             euros(f.amount_cents)
-        );
+        )?;
     }
-    for (i, p) in r.payments.iter().enumerate() {
-        let _ = writeln!(
-            text,
-            "  payment {i}: recipient {}, {} invoice(s), amount {}",
-            p.settlement_recipient.as_deref().unwrap_or("?"),
-            p.invoices.len(),
-            euros(p.amount_cents)
-        );
-    }
-    for inv in &r.invoices {
-        let part = |p: &Option<svoct_formats::noemie::Part>| {
-            p.as_ref().map_or_else(
-                || "-".to_owned(),
-                |p| {
-                    format!(
-                        "{:?} requested {} paid {}",
-                        p.state,
-                        euros(i64::try_from(p.requested_cents).unwrap_or(i64::MAX)),
-                        euros(p.paid_cents)
-                    )
-                },
-            )
-        };
-        let _ = writeln!(
-            text,
-            "  invoice {} (lot {}): {:?}; AMO {}; AMC {}; paid {}; {} reject(s)",
-            inv.invoice_number,
-            inv.lot_number,
-            inv.state,
-            part(&inv.amo),
-            part(&inv.amc),
-            euros(inv.paid_cents),
-            inv.rejects.len()
-        );
-    }
-    let mut shown = 0usize;
-    'files: for file in &n.files {
-        let _ = writeln!(
-            text,
-            "  file {} header (offset {}): {}",
-            file.index, file.offset, H000.title
-        );
-        layout_text(&mut text, &H000, &file.header);
-        let _ = writeln!(text, "  file {} entities:", file.index);
-        for e in file.iter() {
-            if shown >= opts.max_items {
-                let _ = writeln!(text, "  ... more entities (--max-items)");
-                break 'files;
-            }
-            shown += 1;
-            let title = e.layout.map_or("(no layout)", |l| l.title);
-            let _ = writeln!(text, "    entity {} {}: {title}", e.index, e.code_str());
-            for f in e.fields() {
-                if f.name == "end" || f.name.starts_with("filler") {
-                    continue;
-                }
-                let _ = writeln!(
-                    text,
-                    "      {:<28} {:<16} {}",
-                    f.name,
-                    format!("{:?}", f.raw),
-                    decoded(&f.value)
-                );
-            }
-        }
-        let _ = writeln!(
-            text,
-            "  file {} trailer (offset {}): {}",
-            file.index, file.trailer_offset, T999.title
-        );
-        layout_text(&mut text, &T999, &file.trailer);
-    }
-    for f in &r.findings {
-        let _ = writeln!(
-            text,
-            "  finding: file {} offset {}{}{}: {:?}: {}",
+    for f in &n.findings {
+        writeln!(
+            out,
+            "  {:?}: file {} offset {}{}{}: {:?}: {}",
+            f.severity,
             f.file,
             f.offset,
             f.code
@@ -185,25 +336,120 @@ fn report(n: &Noemie, r: &NoemieReport, opts: &Options) -> Detected {
             f.field.map(|c| format!(" field {c}")).unwrap_or_default(),
             f.kind,
             f.message
-        );
+        )?;
     }
-    let problems: Vec<_> = r.findings.iter().filter(|f| is_problem(f.kind)).collect();
-    let problem = problems.first().map(|f| {
-        format!(
-            "{} finding(s); first: file {} at byte offset {}{}: {}",
-            problems.len() + r.findings_suppressed,
-            f.file,
-            f.offset,
-            f.field.map(|c| format!(", field {c}")).unwrap_or_default(),
-            f.message
-        )
+    let (mut payments, mut invoices) = (0usize, 0usize);
+    let mut result = Ok(());
+    n.walk_payments(|item| {
+        if result.is_ok() {
+            result = match item {
+                ViewItem::Invoice(inv) => {
+                    invoices += 1;
+                    writeln!(out, "{}", invoice_line(&inv))
+                }
+                ViewItem::Payment(p) => {
+                    payments += 1;
+                    writeln!(out, "{}", payment_line(payments - 1, &p))
+                }
+            };
+        }
     });
-    Detected {
-        format: FORMAT,
-        json: map_of(r),
-        text,
-        problem,
+    result?;
+    writeln!(out, "  {payments} payment(s), {invoices} invoice(s)")?;
+    for f in n
+        .files
+        .iter()
+        .filter(|f| ViewKind::of(&f.reference()) == ViewKind::EntityTree)
+    {
+        write_tree_text(f, opts, out)?;
     }
+    write_entities(n, opts, out)
+}
+
+/// The entity tree of a file with no payment view, one indented line per entity (at most
+/// `--max-items`).
+fn write_tree_text(f: &NoemieFile, opts: &Options, out: &mut impl Write) -> io::Result<()> {
+    writeln!(out, "  file {} entity tree:", f.index)?;
+    let (mut depth, mut shown) = (0usize, 0usize);
+    let mut result = Ok(());
+    entity_tree(f, |ev| {
+        let e = match ev {
+            TreeEvent::Close => {
+                depth = depth.saturating_sub(1);
+                return;
+            }
+            TreeEvent::Open(e) | TreeEvent::Control(e) => e,
+        };
+        if result.is_ok() && shown < opts.max_items {
+            shown += 1;
+            let title = e.layout.map_or("(no layout)", |l| l.title);
+            let pad = "  ".repeat(depth.min(40));
+            result = writeln!(out, "    {pad}{} {title} (entity {})", e.code_str(), e.index);
+        }
+        if matches!(ev, TreeEvent::Open(_)) {
+            depth += 1;
+        }
+    });
+    result?;
+    if shown >= opts.max_items && f.entities.len() > shown {
+        writeln!(out, "    ... more entities (--max-items)")?;
+    }
+    Ok(())
+}
+
+/// Header, entities (at most `--max-items` over all files) and trailer, field by field.
+fn write_entities(n: &Noemie, opts: &Options, out: &mut impl Write) -> io::Result<()> {
+    let mut shown = 0usize;
+    for file in &n.files {
+        let mut text = String::new();
+        let _ = writeln!(
+            text,
+            "  file {} header (offset {}): {}",
+            file.index, file.offset, H000.title
+        );
+        layout_text(&mut text, &H000, &file.header);
+        let _ = writeln!(text, "  file {} entities:", file.index);
+        out.write_all(text.as_bytes())?;
+        for e in file.iter() {
+            if shown >= opts.max_items {
+                writeln!(out, "  ... more entities (--max-items)")?;
+                return Ok(());
+            }
+            shown += 1;
+            let title = e.layout.map_or("(no layout)", |l| l.title);
+            let level = e.entity.level.map_or_else(|| "??".into(), |l| format!("{l:02}"));
+            writeln!(
+                out,
+                "    entity {} {} level {level}: {title}",
+                e.index,
+                e.code_str()
+            )?;
+            if e.layout.is_none() {
+                writeln!(out, "      raw {:?}", String::from_utf8_lossy(e.raw))?;
+            }
+            for f in e.fields() {
+                if f.name == "end" || f.name.starts_with("filler") {
+                    continue;
+                }
+                writeln!(
+                    out,
+                    "      {:<28} {:<16} {}",
+                    f.name,
+                    format!("{:?}", f.raw),
+                    decoded(&f.value)
+                )?;
+            }
+        }
+        let mut text = String::new();
+        let _ = writeln!(
+            text,
+            "  file {} trailer (offset {}): {}",
+            file.index, file.trailer_offset, T999.title
+        );
+        layout_text(&mut text, &T999, &file.trailer);
+        out.write_all(text.as_bytes())?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
