@@ -115,7 +115,8 @@ fn default_spec_version() -> String {
     "140700".into()
 }
 
-/// Ingress settings, handed to the SMTP ingress.
+/// Ingress settings, handed to the SMTP ingress. Every default is the ingress's own
+/// (`IngressConfig::default()`): one source of truth, listed in `docs/oct-ingress.md`.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct IngressSettings {
@@ -128,28 +129,46 @@ pub struct IngressSettings {
     /// Simultaneous connections beyond which new ones get `421`.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Simultaneous connections from one IP address beyond which new ones get `421`.
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
     /// Recipients per message.
     #[serde(default = "default_max_recipients")]
     pub max_recipients: usize,
-    /// Idle timeout between commands, seconds.
+    /// Longest time a whole command line may take, idle wait included, seconds.
     #[serde(default = "default_command_timeout")]
     pub command_timeout_secs: u64,
+    /// Time DATA may take beyond what the minimum rate pays for, seconds.
+    #[serde(default = "default_data_grace")]
+    pub data_grace_secs: u64,
+    /// Minimum DATA rate, octets per second, averaged over the DATA phase.
+    #[serde(default = "default_min_data_rate")]
+    pub min_data_rate: u64,
 }
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 2525))
 }
 fn default_max_message() -> usize {
-    64 * 1024 * 1024
+    crate::smtp::DEFAULT_MAX_MESSAGE_SIZE
 }
 fn default_max_connections() -> usize {
-    64
+    crate::ingress::DEFAULT_MAX_CONNECTIONS
+}
+fn default_max_connections_per_ip() -> usize {
+    crate::ingress::DEFAULT_MAX_CONNECTIONS_PER_IP
 }
 fn default_max_recipients() -> usize {
-    16
+    crate::smtp::DEFAULT_MAX_RECIPIENTS
 }
 fn default_command_timeout() -> u64 {
-    300
+    crate::ingress::DEFAULT_COMMAND_TIMEOUT_SECS
+}
+fn default_data_grace() -> u64 {
+    crate::ingress::DEFAULT_DATA_GRACE_SECS
+}
+fn default_min_data_rate() -> u64 {
+    crate::ingress::DEFAULT_MIN_DATA_RATE
 }
 
 impl Default for IngressSettings {
@@ -158,9 +177,30 @@ impl Default for IngressSettings {
             listen: default_listen(),
             max_message_bytes: default_max_message(),
             max_connections: default_max_connections(),
+            max_connections_per_ip: default_max_connections_per_ip(),
             max_recipients: default_max_recipients(),
             command_timeout_secs: default_command_timeout(),
+            data_grace_secs: default_data_grace(),
+            min_data_rate: default_min_data_rate(),
         }
+    }
+}
+
+impl IngressSettings {
+    /// The ingress configuration these settings give, for a concentrator whose host name is
+    /// `hostname` and which accepts mail for `addresses` only (every other recipient: `550`).
+    pub fn ingress_config(&self, hostname: &str, addresses: Vec<String>) -> crate::ingress::IngressConfig {
+        let mut ic = crate::ingress::IngressConfig::default();
+        ic.session.hostname = hostname.to_owned();
+        ic.session.max_message_size = self.max_message_bytes;
+        ic.session.max_recipients = self.max_recipients;
+        ic.session.recipients = crate::smtp::Recipients::Only(addresses);
+        ic.max_connections = self.max_connections;
+        ic.max_connections_per_ip = self.max_connections_per_ip.max(1);
+        ic.command_timeout = std::time::Duration::from_secs(self.command_timeout_secs.max(1));
+        ic.data_grace = std::time::Duration::from_secs(self.data_grace_secs.max(1));
+        ic.min_data_rate = self.min_data_rate;
+        ic
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use svoct_oct::ingress::{Ingress, IngressConfig, IngressHandle, RateLimit, TlsFiles};
-use svoct_oct::smtp::SessionConfig;
+use svoct_oct::smtp::{Recipients, SessionConfig};
 use svoct_store::spool::{Spool, SpoolEntry};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -23,6 +23,7 @@ fn config() -> IngressConfig {
         session: SessionConfig {
             hostname: "oct.test".into(),
             max_message_size: 200_000,
+            recipients: Recipients::Any,
             ..SessionConfig::default()
         },
         ..IngressConfig::default()
