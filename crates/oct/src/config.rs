@@ -138,6 +138,9 @@ pub struct IngressSettings {
     /// Longest time a whole command line may take, idle wait included, seconds.
     #[serde(default = "default_command_timeout")]
     pub command_timeout_secs: u64,
+    /// Longest time from the connection, or the end of a message, to the next DATA, seconds.
+    #[serde(default = "default_transaction_timeout")]
+    pub transaction_timeout_secs: u64,
     /// Time DATA may take beyond what the minimum rate pays for, seconds.
     #[serde(default = "default_data_grace")]
     pub data_grace_secs: u64,
@@ -164,6 +167,9 @@ fn default_max_recipients() -> usize {
 fn default_command_timeout() -> u64 {
     crate::ingress::DEFAULT_COMMAND_TIMEOUT_SECS
 }
+fn default_transaction_timeout() -> u64 {
+    crate::ingress::DEFAULT_TRANSACTION_TIMEOUT_SECS
+}
 fn default_data_grace() -> u64 {
     crate::ingress::DEFAULT_DATA_GRACE_SECS
 }
@@ -180,6 +186,7 @@ impl Default for IngressSettings {
             max_connections_per_ip: default_max_connections_per_ip(),
             max_recipients: default_max_recipients(),
             command_timeout_secs: default_command_timeout(),
+            transaction_timeout_secs: default_transaction_timeout(),
             data_grace_secs: default_data_grace(),
             min_data_rate: default_min_data_rate(),
         }
@@ -198,6 +205,7 @@ impl IngressSettings {
         ic.max_connections = self.max_connections;
         ic.max_connections_per_ip = self.max_connections_per_ip.max(1);
         ic.command_timeout = std::time::Duration::from_secs(self.command_timeout_secs.max(1));
+        ic.transaction_timeout = std::time::Duration::from_secs(self.transaction_timeout_secs.max(1));
         ic.data_grace = std::time::Duration::from_secs(self.data_grace_secs.max(1));
         ic.min_data_rate = self.min_data_rate;
         ic

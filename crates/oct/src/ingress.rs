@@ -68,6 +68,10 @@ pub struct IngressConfig {
     /// write and the TLS handshake. Shorter than RFC 5321's 5 minutes on purpose: a client
     /// writes its commands at once, and an idle connection holds a slot others need.
     pub command_timeout: Duration,
+    /// Longest time between the start of the connection, or the end of a message, and the
+    /// next DATA: however quick each command (a `NOOP` every few seconds), a connection that
+    /// sends no message does not keep its slot.
+    pub transaction_timeout: Duration,
     /// Time DATA may take beyond what [`IngressConfig::min_data_rate`] pays for: after the
     /// `354`, the client must have sent `min_data_rate × (elapsed − data_grace)` octets.
     pub data_grace: Duration,
@@ -87,6 +91,8 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
 pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 8;
 /// Default [`IngressConfig::command_timeout`], seconds.
 pub const DEFAULT_COMMAND_TIMEOUT_SECS: u64 = 20;
+/// Default [`IngressConfig::transaction_timeout`], seconds.
+pub const DEFAULT_TRANSACTION_TIMEOUT_SECS: u64 = 60;
 /// Default [`IngressConfig::data_grace`], seconds.
 pub const DEFAULT_DATA_GRACE_SECS: u64 = 15;
 /// Default [`IngressConfig::min_data_rate`]: 8 KiB/s (64 kbit/s, a poor mobile uplink).
@@ -103,6 +109,7 @@ impl Default for IngressConfig {
                 per_second: 16.0,
             },
             command_timeout: Duration::from_secs(DEFAULT_COMMAND_TIMEOUT_SECS),
+            transaction_timeout: Duration::from_secs(DEFAULT_TRANSACTION_TIMEOUT_SECS),
             data_grace: Duration::from_secs(DEFAULT_DATA_GRACE_SECS),
             min_data_rate: DEFAULT_MIN_DATA_RATE,
             session_lifetime: Duration::from_secs(3600),
@@ -391,16 +398,22 @@ const READ_CHUNK: usize = 64 * 1024;
 /// `READ_CHUNK + SPILL_THRESHOLD + DATA_CHUNK` whatever the message size.
 pub const SPILL_THRESHOLD: usize = 256 * 1024;
 
-/// When the current phase of `session`, started at `started`, must be over.
-fn phase_deadline(cfg: &IngressConfig, session: &Session, started: Instant) -> Instant {
+/// When the current phase of `session` must be over: `phase_start` is when it started,
+/// `idle_since` when the connection started or the last message ended.
+fn phase_deadline(
+    cfg: &IngressConfig,
+    session: &Session,
+    phase_start: Instant,
+    idle_since: Instant,
+) -> Instant {
     if session.in_data() {
         // Each octet received buys 1/min_data_rate s: a client must average the minimum
         // rate over the whole DATA phase, beyond the grace period.
         let rate = cfg.min_data_rate.max(1) as f64;
         let earned = Duration::from_secs_f64(session.data_octets() as f64 / rate);
-        started + cfg.data_grace + earned
+        phase_start + cfg.data_grace + earned
     } else {
-        started + cfg.command_timeout
+        (phase_start + cfg.command_timeout).min(idle_since + cfg.transaction_timeout)
     }
 }
 
@@ -412,6 +425,9 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, mut stop: w
     let mut draining = *stop.borrow();
     let end_of_life = Instant::now() + cfg.session_lifetime;
     let mut phase = (session.phase(), Instant::now());
+    // Since when no message was sent (see `IngressConfig::transaction_timeout`).
+    let mut idle_since = Instant::now();
+    let mut was_in_data = false;
     // The message being received; dropping it removes its spool file.
     let mut inbound: Option<Inbound> = None;
     tracing::debug!(%peer, "session start");
@@ -444,6 +460,7 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, mut stop: w
                         None => PersistOutcome::Failed,
                     };
                     session.persisted(outcome);
+                    idle_since = Instant::now();
                 }
                 Action::StartTls => {
                     // RFC 3207 §4.2: anything pipelined after STARTTLS is discarded.
@@ -471,7 +488,11 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, mut stop: w
         if session.phase() != phase.0 {
             phase = (session.phase(), now);
         }
-        let deadline = phase_deadline(cfg, &session, phase.1);
+        if session.in_data() != was_in_data {
+            was_in_data = session.in_data();
+            idle_since = now;
+        }
+        let deadline = phase_deadline(cfg, &session, phase.1, idle_since);
         if now >= end_of_life {
             tracing::info!(%peer, "session lifetime over");
             session.timeout();
