@@ -433,6 +433,7 @@ fn documented_limits_are_the_defaults_applied() {
             ingress_doc.contains(&row),
             "docs/oct-ingress.md lacks the row {row:?}"
         );
+        assert!(config_doc.contains(&row), "docs/oct.md lacks the row {row:?}");
     }
     for phrase in [
         format!("{} MiB per message", d.max_message_bytes >> 20),
