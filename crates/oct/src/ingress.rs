@@ -398,22 +398,63 @@ const READ_CHUNK: usize = 64 * 1024;
 /// `READ_CHUNK + SPILL_THRESHOLD + DATA_CHUNK` whatever the message size.
 pub const SPILL_THRESHOLD: usize = 256 * 1024;
 
-/// When the current phase of `session` must be over: `phase_start` is when it started,
-/// `idle_since` when the connection started or the last message ended.
-fn phase_deadline(
-    cfg: &IngressConfig,
-    session: &Session,
-    phase_start: Instant,
+/// The time bounds of one connection (see [`IngressConfig`]): each phase is bounded as a
+/// whole, whatever the bytes trickling in.
+struct Deadlines {
+    end_of_life: Instant,
+    /// The session's [`Session::phase`] and when it started.
+    phase: (u64, Instant),
+    /// When the connection started or its last message ended.
     idle_since: Instant,
-) -> Instant {
-    if session.in_data() {
-        // Each octet received buys 1/min_data_rate s: a client must average the minimum
-        // rate over the whole DATA phase, beyond the grace period.
-        let rate = cfg.min_data_rate.max(1) as f64;
-        let earned = Duration::from_secs_f64(session.data_octets() as f64 / rate);
-        phase_start + cfg.data_grace + earned
-    } else {
-        (phase_start + cfg.command_timeout).min(idle_since + cfg.transaction_timeout)
+    was_in_data: bool,
+}
+
+impl Deadlines {
+    fn new(cfg: &IngressConfig, session: &Session) -> Self {
+        let now = Instant::now();
+        Self {
+            end_of_life: now + cfg.session_lifetime,
+            phase: (session.phase(), now),
+            idle_since: now,
+            was_in_data: false,
+        }
+    }
+
+    /// A message was answered: the transaction timeout starts again.
+    fn message_done(&mut self) {
+        self.idle_since = Instant::now();
+    }
+
+    /// Follows the session's progress; returns when the connection must be cut and why.
+    fn next(&mut self, cfg: &IngressConfig, session: &Session, now: Instant) -> (Instant, &'static str) {
+        if session.phase() != self.phase.0 {
+            self.phase = (session.phase(), now);
+        }
+        if session.in_data() != self.was_in_data {
+            self.was_in_data = session.in_data();
+            self.idle_since = now;
+        }
+        let started = self.phase.1;
+        let (phase_end, why) = if session.in_data() {
+            // Each octet received buys 1/min_data_rate s: a client must average the minimum
+            // rate over the whole DATA phase, beyond the grace period.
+            let rate = cfg.min_data_rate.max(1) as f64;
+            let earned = Duration::from_secs_f64(session.data_octets() as f64 / rate);
+            (started + cfg.data_grace + earned, "DATA below the minimum rate")
+        } else {
+            let line_end = started + cfg.command_timeout;
+            let tx_end = self.idle_since + cfg.transaction_timeout;
+            if line_end <= tx_end {
+                (line_end, "command line too slow")
+            } else {
+                (tx_end, "no message within the transaction timeout")
+            }
+        };
+        if self.end_of_life <= phase_end {
+            (self.end_of_life, "session lifetime over")
+        } else {
+            (phase_end, why)
+        }
     }
 }
 
@@ -423,11 +464,7 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, mut stop: w
     let mut session = Session::new(cfg.session.clone());
     let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut draining = *stop.borrow();
-    let end_of_life = Instant::now() + cfg.session_lifetime;
-    let mut phase = (session.phase(), Instant::now());
-    // Since when no message was sent (see `IngressConfig::transaction_timeout`).
-    let mut idle_since = Instant::now();
-    let mut was_in_data = false;
+    let mut deadlines = Deadlines::new(cfg, &session);
     // The message being received; dropping it removes its spool file.
     let mut inbound: Option<Inbound> = None;
     tracing::debug!(%peer, "session start");
@@ -460,7 +497,7 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, mut stop: w
                         None => PersistOutcome::Failed,
                     };
                     session.persisted(outcome);
-                    idle_since = Instant::now();
+                    deadlines.message_done();
                 }
                 Action::StartTls => {
                     // RFC 3207 §4.2: anything pipelined after STARTTLS is discarded.
@@ -485,25 +522,13 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, mut stop: w
             break "session stalled".to_owned();
         }
         let now = Instant::now();
-        if session.phase() != phase.0 {
-            phase = (session.phase(), now);
-        }
-        if session.in_data() != was_in_data {
-            was_in_data = session.in_data();
-            idle_since = now;
-        }
-        let deadline = phase_deadline(cfg, &session, phase.1, idle_since);
-        if now >= end_of_life {
-            tracing::info!(%peer, "session lifetime over");
-            session.timeout();
-            continue;
-        }
+        let (deadline, why) = deadlines.next(cfg, &session, now);
         if now >= deadline {
-            tracing::info!(%peer, in_data = session.in_data(), "session too slow");
+            tracing::info!(%peer, why, "session timeout");
             session.timeout();
             continue;
         }
-        let limit = deadline.min(end_of_life).saturating_duration_since(now);
+        let limit = deadline.saturating_duration_since(now);
         buf.reserve(READ_CHUNK);
         let read = tokio::select! {
             r = tokio::time::timeout(limit, conn.read(&mut buf)) => Some(r),

@@ -600,3 +600,34 @@ async fn data_above_the_minimum_rate_is_not_cut() {
     assert_eq!(got[0].data, line.repeat(20));
     f.handle.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spool_failure_while_streaming_a_large_message_gets_451_at_its_end() {
+    let mut cfg = config();
+    cfg.session.max_message_size = 4 << 20;
+    let f = start(cfg).await;
+    // Larger than what the ingress keeps in memory: the content must go to tmp/, which fails.
+    let tmp = f.spool.root().join("tmp");
+    std::fs::remove_dir(&tmp).unwrap();
+    let mut input = b"HELO a\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n".to_vec();
+    input.extend(b"0123456789abcdefghijklmnopqrstuvwxyz\r\n".repeat(20_000));
+    input.extend(b".\r\nNOOP\r\nQUIT\r\n");
+    let replies = raw(f.handle.local_addr(), &input).await;
+    // The rest of DATA is read and dropped, the reply comes after the final dot, and the
+    // session goes on.
+    assert_eq!(
+        reply_codes(&replies),
+        ["220", "250", "250", "250", "354", "451", "250", "221"],
+        "{replies}"
+    );
+    std::fs::create_dir(&tmp).unwrap();
+    assert!(drain(&f.spool).is_empty());
+    assert_eq!(
+        f.handle
+            .stats()
+            .persist_failures
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    f.handle.shutdown().await;
+}
