@@ -126,6 +126,10 @@ pub struct IngressSettings {
     /// Largest message accepted (SIZE), bytes.
     #[serde(default = "default_max_message")]
     pub max_message_bytes: usize,
+    /// Addresses the OCT also receives at, besides `oct.address` (e.g. a separate address
+    /// for insurer returns). Every other recipient gets `550` (relay denied).
+    #[serde(default)]
+    pub addresses: Vec<String>,
     /// Simultaneous connections beyond which new ones get `421`.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
@@ -182,6 +186,7 @@ impl Default for IngressSettings {
         IngressSettings {
             listen: default_listen(),
             max_message_bytes: default_max_message(),
+            addresses: Vec::new(),
             max_connections: default_max_connections(),
             max_connections_per_ip: default_max_connections_per_ip(),
             max_recipients: default_max_recipients(),
@@ -654,6 +659,9 @@ impl Config {
         check_text("oct.sender_type", &self.oct.sender_type, 2)?;
         check_digits("oct.sender_number", &self.oct.sender_number, 14)?;
         check_address("oct.address", &self.oct.address)?;
+        for (i, a) in self.ingress.addresses.iter().enumerate() {
+            check_address(&format!("ingress.addresses[{i}]"), a)?;
+        }
         check_text("oct.name", &self.oct.name, 40)?;
         check_digits("oct.spec_version", &self.oct.spec_version, 6)?;
         let mut by_address = BTreeMap::new();
@@ -793,6 +801,14 @@ impl Config {
             .map(|l| l.maildir.as_path())
     }
 
+    /// Every address the ingress accepts mail for: `oct.address` and `ingress.addresses`.
+    pub fn own_addresses(&self) -> Vec<String> {
+        std::iter::once(&self.oct.address)
+            .chain(&self.ingress.addresses)
+            .cloned()
+            .collect()
+    }
+
     /// The domain of the OCT's address, used in the Message-IDs it generates.
     pub fn domain(&self) -> &str {
         self.oct
@@ -851,6 +867,34 @@ password = "hunter2"
 address = "ps1@ps.example"
 maildir = "maildirs/ps1"
 "#;
+
+    #[test]
+    fn the_ingress_accepts_the_oct_address_and_the_listed_ones_only() {
+        let with = |addresses: &str| {
+            let text = EXAMPLE.replace(
+                "[paths]",
+                &format!("[ingress]\naddresses = {addresses}\n\n[paths]"),
+            );
+            Config::parse(&text)
+        };
+        let c = with(r#"["Retours@oct.example"]"#).unwrap();
+        assert_eq!(c.own_addresses(), ["oct@oct.example", "Retours@oct.example"]);
+        let ic = c.ingress.ingress_config(c.domain(), c.own_addresses());
+        assert!(ic.session.recipients.accepts("retours@OCT.example"));
+        assert!(ic.session.recipients.accepts("oct@oct.example"));
+        assert!(!ic.session.recipients.accepts("victim@gmail.com"));
+        assert!(
+            !Config::parse(EXAMPLE)
+                .unwrap()
+                .ingress
+                .ingress_config("x", vec![])
+                .session
+                .recipients
+                .accepts("oct@oct.example")
+        );
+        let err = with(r#"["not an address"]"#).unwrap_err().to_string();
+        assert!(err.contains("ingress.addresses[0]"), "{err}");
+    }
 
     #[test]
     fn the_documented_example_parses() {

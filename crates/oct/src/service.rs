@@ -779,10 +779,10 @@ impl Running {
                 .map_err(|e| ServiceError::Thread(e.to_string()))?;
             senders.push(handle);
         }
-        // The ingress takes mail for the OCT's own address only: never an open relay.
+        // The ingress takes mail for the OCT's own addresses only: never an open relay.
         let ic = config
             .ingress
-            .ingress_config(config.domain(), vec![config.oct.address.clone()]);
+            .ingress_config(config.domain(), config.own_addresses());
         let ingress = match Ingress::bind(config.ingress.listen, ic, spool.clone()).await {
             Ok(h) => h,
             Err(e) => {
