@@ -9,7 +9,7 @@
 //!
 //! ```text
 //! lock                      exclusive lock of the owning process
-//! tmp/<id>                  being written; removed at open (never acknowledged)
+//! tmp/<id>                  being written (Spool::begin/SpoolWriter); removed at open (never acknowledged)
 //! new/<id>                  durable, waiting or being processed
 //! quarantine/<id>           set aside by a worker, with quarantine/<id>.reason
 //! ```
