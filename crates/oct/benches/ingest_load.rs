@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use svoct_oct::ingress::{Ingress, IngressConfig, RateLimit};
-use svoct_oct::smtp::SessionConfig;
+use svoct_oct::smtp::{Recipients, SessionConfig};
 use svoct_store::spool::Spool;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -156,6 +156,7 @@ fn main() {
         let config = IngressConfig {
             session: SessionConfig {
                 max_message_size: 10 * 1024 * 1024,
+                recipients: Recipients::Only(vec!["oct@bench.test".into()]),
                 ..SessionConfig::default()
             },
             rate: RateLimit {

@@ -2,7 +2,7 @@
 //! base64 message, fed in 64 KiB reads as the shell does (no sockets, no spool).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use svoct_oct::smtp::{Action, PersistOutcome, Session, SessionConfig};
+use svoct_oct::smtp::{Action, PersistOutcome, Recipients, Session, SessionConfig};
 
 fn transaction(size: usize) -> Vec<u8> {
     let mut t = b"EHLO bench\r\nMAIL FROM:<ps@bench.test>\r\nRCPT TO:<oct@bench.test>\r\nDATA\r\n".to_vec();
@@ -24,7 +24,10 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(input.len() as u64));
     g.bench_function("transaction_100k", |b| {
         b.iter(|| {
-            let mut s = Session::new(SessionConfig::default());
+            let mut s = Session::new(SessionConfig {
+                recipients: Recipients::Any,
+                ..SessionConfig::default()
+            });
             let mut stored = 0usize;
             for chunk in input.chunks(64 * 1024) {
                 let mut rest = chunk;
@@ -33,8 +36,8 @@ fn bench(c: &mut Criterion) {
                     rest = &rest[used..];
                     let _ = s.take_replies();
                     match s.next_action() {
-                        Some(Action::Persist(m)) => {
-                            stored += m.data.len();
+                        Some(Action::MessageData(chunk)) => stored += chunk.0.len(),
+                        Some(Action::Persist) => {
                             s.persisted(PersistOutcome::Stored { id: "1".into() });
                         }
                         Some(_) | None if rest.is_empty() => break,

@@ -118,7 +118,8 @@ fn default_spec_version() -> String {
     "140700".into()
 }
 
-/// Ingress settings, handed to the SMTP ingress.
+/// Ingress settings, handed to the SMTP ingress. Every default is the ingress's own
+/// (`IngressConfig::default()`): one source of truth, listed in `docs/oct-ingress.md`.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct IngressSettings {
@@ -128,31 +129,59 @@ pub struct IngressSettings {
     /// Largest message accepted (SIZE), bytes.
     #[serde(default = "default_max_message")]
     pub max_message_bytes: usize,
+    /// Addresses the OCT also receives at, besides `oct.address` (e.g. a separate address
+    /// for insurer returns). Every other recipient gets `550` (relay denied).
+    #[serde(default)]
+    pub addresses: Vec<String>,
     /// Simultaneous connections beyond which new ones get `421`.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Simultaneous connections from one IP address beyond which new ones get `421`.
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
     /// Recipients per message.
     #[serde(default = "default_max_recipients")]
     pub max_recipients: usize,
-    /// Idle timeout between commands, seconds.
+    /// Longest time a whole command line may take, idle wait included, seconds.
     #[serde(default = "default_command_timeout")]
     pub command_timeout_secs: u64,
+    /// Longest time from the connection, or the end of a message, to the next DATA, seconds.
+    #[serde(default = "default_transaction_timeout")]
+    pub transaction_timeout_secs: u64,
+    /// Time DATA may take beyond what the minimum rate pays for, seconds.
+    #[serde(default = "default_data_grace")]
+    pub data_grace_secs: u64,
+    /// Minimum DATA rate, octets per second, averaged over the DATA phase.
+    #[serde(default = "default_min_data_rate")]
+    pub min_data_rate: u64,
 }
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 2525))
 }
 fn default_max_message() -> usize {
-    64 * 1024 * 1024
+    crate::smtp::DEFAULT_MAX_MESSAGE_SIZE
 }
 fn default_max_connections() -> usize {
-    64
+    crate::ingress::DEFAULT_MAX_CONNECTIONS
+}
+fn default_max_connections_per_ip() -> usize {
+    crate::ingress::DEFAULT_MAX_CONNECTIONS_PER_IP
 }
 fn default_max_recipients() -> usize {
-    16
+    crate::smtp::DEFAULT_MAX_RECIPIENTS
 }
 fn default_command_timeout() -> u64 {
-    300
+    crate::ingress::DEFAULT_COMMAND_TIMEOUT_SECS
+}
+fn default_transaction_timeout() -> u64 {
+    crate::ingress::DEFAULT_TRANSACTION_TIMEOUT_SECS
+}
+fn default_data_grace() -> u64 {
+    crate::ingress::DEFAULT_DATA_GRACE_SECS
+}
+fn default_min_data_rate() -> u64 {
+    crate::ingress::DEFAULT_MIN_DATA_RATE
 }
 
 impl Default for IngressSettings {
@@ -160,10 +189,34 @@ impl Default for IngressSettings {
         IngressSettings {
             listen: default_listen(),
             max_message_bytes: default_max_message(),
+            addresses: Vec::new(),
             max_connections: default_max_connections(),
+            max_connections_per_ip: default_max_connections_per_ip(),
             max_recipients: default_max_recipients(),
             command_timeout_secs: default_command_timeout(),
+            transaction_timeout_secs: default_transaction_timeout(),
+            data_grace_secs: default_data_grace(),
+            min_data_rate: default_min_data_rate(),
         }
+    }
+}
+
+impl IngressSettings {
+    /// The ingress configuration these settings give, for a concentrator whose host name is
+    /// `hostname` and which accepts mail for `addresses` only (every other recipient: `550`).
+    pub fn ingress_config(&self, hostname: &str, addresses: Vec<String>) -> crate::ingress::IngressConfig {
+        let mut ic = crate::ingress::IngressConfig::default();
+        ic.session.hostname = hostname.to_owned();
+        ic.session.max_message_size = self.max_message_bytes;
+        ic.session.max_recipients = self.max_recipients;
+        ic.session.recipients = crate::smtp::Recipients::Only(addresses);
+        ic.max_connections = self.max_connections;
+        ic.max_connections_per_ip = self.max_connections_per_ip.max(1);
+        ic.command_timeout = std::time::Duration::from_secs(self.command_timeout_secs.max(1));
+        ic.transaction_timeout = std::time::Duration::from_secs(self.transaction_timeout_secs.max(1));
+        ic.data_grace = std::time::Duration::from_secs(self.data_grace_secs.max(1));
+        ic.min_data_rate = self.min_data_rate;
+        ic
     }
 }
 
@@ -686,6 +739,9 @@ impl Config {
         check_text("oct.sender_type", &self.oct.sender_type, 2)?;
         check_digits("oct.sender_number", &self.oct.sender_number, 14)?;
         check_address("oct.address", &self.oct.address)?;
+        for (i, a) in self.ingress.addresses.iter().enumerate() {
+            check_address(&format!("ingress.addresses[{i}]"), a)?;
+        }
         check_text("oct.name", &self.oct.name, 40)?;
         check_digits("oct.spec_version", &self.oct.spec_version, 6)?;
         let mut by_address = BTreeMap::new();
@@ -861,6 +917,14 @@ impl Config {
             .map(|l| l.maildir.as_path())
     }
 
+    /// Every address the ingress accepts mail for: `oct.address` and `ingress.addresses`.
+    pub fn own_addresses(&self) -> Vec<String> {
+        std::iter::once(&self.oct.address)
+            .chain(&self.ingress.addresses)
+            .cloned()
+            .collect()
+    }
+
     /// The domain of the OCT's address, used in the Message-IDs it generates.
     pub fn domain(&self) -> &str {
         self.oct
@@ -923,6 +987,34 @@ allow_plaintext_auth = true
 address = "ps1@ps.example"
 maildir = "maildirs/ps1"
 "#;
+
+    #[test]
+    fn the_ingress_accepts_the_oct_address_and_the_listed_ones_only() {
+        let with = |addresses: &str| {
+            let text = EXAMPLE.replace(
+                "[paths]",
+                &format!("[ingress]\naddresses = {addresses}\n\n[paths]"),
+            );
+            Config::parse(&text)
+        };
+        let c = with(r#"["Retours@oct.example"]"#).unwrap();
+        assert_eq!(c.own_addresses(), ["oct@oct.example", "Retours@oct.example"]);
+        let ic = c.ingress.ingress_config(c.domain(), c.own_addresses());
+        assert!(ic.session.recipients.accepts("retours@OCT.example"));
+        assert!(ic.session.recipients.accepts("oct@oct.example"));
+        assert!(!ic.session.recipients.accepts("victim@gmail.com"));
+        assert!(
+            !Config::parse(EXAMPLE)
+                .unwrap()
+                .ingress
+                .ingress_config("x", vec![])
+                .session
+                .recipients
+                .accepts("oct@oct.example")
+        );
+        let err = with(r#"["not an address"]"#).unwrap_err().to_string();
+        assert!(err.contains("ingress.addresses[0]"), "{err}");
+    }
 
     #[test]
     fn the_documented_example_parses() {

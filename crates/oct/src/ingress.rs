@@ -1,13 +1,19 @@
 //! The tokio shell of the SMTP ingress: sockets, limits, timeouts, TLS and the spool.
 //!
 //! Every protocol decision is made by the sans-IO [`Session`]; this module only moves bytes
-//! and carries out its [`Action`]s. A message is answered `250` only after
-//! [`Spool::put`] returned, i.e. after the message file and its directory are fsynced.
+//! and carries out its [`Action`]s. Message content is streamed: it is kept in memory up to
+//! [`SPILL_THRESHOLD`] octets, then appended to a spool file ([`Spool::begin`]) as it arrives,
+//! so a connection costs the same memory whatever the message size. A message is answered
+//! `250` only after [`Spool::commit`] returned, i.e. after the message file and its directory
+//! are fsynced; a refused or cut-off message leaves no file.
 //!
 //! Limits applied before a session starts: a global connection cap and a per-IP concurrent
-//! cap (`421 4.7.0` beyond), and a per-IP token bucket on new connections. Within a session:
-//! a timeout on every read (the command timeout, or the data timeout inside DATA) and on every
-//! write. Logs carry peers, sizes and spool identifiers, never message content.
+//! cap (`421 4.7.0` beyond), and a per-IP token bucket on new connections. Within a session,
+//! each phase is bounded as a whole, not each read (a client trickling one byte at a time
+//! would otherwise hold its slot for ever): a command line, idle wait included, must arrive
+//! within the command timeout; DATA must keep up a minimum rate after a grace period; and the
+//! connection has a lifetime. Logs carry peers, sizes and spool identifiers, never message
+//! content.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -18,14 +24,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use openssl::ssl::{Ssl, SslAcceptor, SslFiletype, SslMethod};
-use svoct_store::spool::{Envelope, Spool};
+use svoct_store::spool::{Envelope, Spool, SpoolError, SpoolWriter};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_openssl::SslStream;
 
-use crate::smtp::{Action, PersistOutcome, ReceivedMessage, Session, SessionConfig};
+use crate::smtp::{Action, DATA_CHUNK, MessageEnvelope, PersistOutcome, Session, SessionConfig};
 
 /// Certificate and key files for STARTTLS (PEM). Only paths are held: the key never enters
 /// a log or a `Debug` output.
@@ -53,16 +59,25 @@ pub struct IngressConfig {
     pub session: SessionConfig,
     /// Most connections served at once; beyond, `421` and close.
     pub max_connections: usize,
-    /// Most connections at once from one IP address.
+    /// Most connections at once from one IP address: one address cannot take every slot.
     pub max_connections_per_ip: usize,
     /// New connections per IP address.
     pub rate: RateLimit,
-    /// Longest wait for a command line (RFC 5321 §4.5.3.2 suggests 5 minutes).
+    /// Longest time a whole command line may take, counted from the moment the session is
+    /// ready for it (idle wait included), however the bytes trickle in; also bounds a reply
+    /// write and the TLS handshake. Shorter than RFC 5321's 5 minutes on purpose: a client
+    /// writes its commands at once, and an idle connection holds a slot others need.
     pub command_timeout: Duration,
-    /// Longest wait for the next bytes inside DATA (RFC 5321 suggests 3 minutes per block).
-    pub data_timeout: Duration,
-    /// Longest life of one connection, however active: a client trickling bytes just under
-    /// the read timeouts cannot hold a connection slot forever.
+    /// Longest time between the start of the connection, or the end of a message, and the
+    /// next DATA: however quick each command (a `NOOP` every few seconds), a connection that
+    /// sends no message does not keep its slot.
+    pub transaction_timeout: Duration,
+    /// Time DATA may take beyond what [`IngressConfig::min_data_rate`] pays for: after the
+    /// `354`, the client must have sent `min_data_rate × (elapsed − data_grace)` octets.
+    pub data_grace: Duration,
+    /// Minimum DATA rate in octets per second, averaged over the whole DATA phase.
+    pub min_data_rate: u64,
+    /// Longest life of one connection, however active.
     pub session_lifetime: Duration,
     /// How long [`IngressHandle::shutdown`] lets in-flight sessions finish.
     pub shutdown_grace: Duration,
@@ -70,18 +85,33 @@ pub struct IngressConfig {
     pub tls: Option<TlsFiles>,
 }
 
+/// Default [`IngressConfig::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
+/// Default [`IngressConfig::max_connections_per_ip`].
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 8;
+/// Default [`IngressConfig::command_timeout`], seconds.
+pub const DEFAULT_COMMAND_TIMEOUT_SECS: u64 = 20;
+/// Default [`IngressConfig::transaction_timeout`], seconds.
+pub const DEFAULT_TRANSACTION_TIMEOUT_SECS: u64 = 60;
+/// Default [`IngressConfig::data_grace`], seconds.
+pub const DEFAULT_DATA_GRACE_SECS: u64 = 15;
+/// Default [`IngressConfig::min_data_rate`]: 8 KiB/s (64 kbit/s, a poor mobile uplink).
+pub const DEFAULT_MIN_DATA_RATE: u64 = 8 * 1024;
+
 impl Default for IngressConfig {
     fn default() -> Self {
         Self {
             session: SessionConfig::default(),
-            max_connections: 256,
-            max_connections_per_ip: 32,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             rate: RateLimit {
                 burst: 64,
                 per_second: 16.0,
             },
-            command_timeout: Duration::from_secs(300),
-            data_timeout: Duration::from_secs(180),
+            command_timeout: Duration::from_secs(DEFAULT_COMMAND_TIMEOUT_SECS),
+            transaction_timeout: Duration::from_secs(DEFAULT_TRANSACTION_TIMEOUT_SECS),
+            data_grace: Duration::from_secs(DEFAULT_DATA_GRACE_SECS),
+            min_data_rate: DEFAULT_MIN_DATA_RATE,
             session_lifetime: Duration::from_secs(3600),
             shutdown_grace: Duration::from_secs(30),
             tls: None,
@@ -362,13 +392,81 @@ impl Conn {
 /// the shell, and the shell does not read while it waits, so the buffer stays near this.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Content of a message kept in memory before it goes to a spool file: a message smaller than
+/// this is written in one go at the end (one blocking task, as fast as before streaming); a
+/// larger one is appended in pieces of about this size. Memory per connection stays below
+/// `READ_CHUNK + SPILL_THRESHOLD + DATA_CHUNK` whatever the message size.
+pub const SPILL_THRESHOLD: usize = 256 * 1024;
+
+/// The time bounds of one connection (see [`IngressConfig`]): each phase is bounded as a
+/// whole, whatever the bytes trickling in.
+struct Deadlines {
+    end_of_life: Instant,
+    /// The session's [`Session::phase`] and when it started.
+    phase: (u64, Instant),
+    /// When the connection started or its last message ended.
+    idle_since: Instant,
+    was_in_data: bool,
+}
+
+impl Deadlines {
+    fn new(cfg: &IngressConfig, session: &Session) -> Self {
+        let now = Instant::now();
+        Self {
+            end_of_life: now + cfg.session_lifetime,
+            phase: (session.phase(), now),
+            idle_since: now,
+            was_in_data: false,
+        }
+    }
+
+    /// A message was answered: the transaction timeout starts again.
+    fn message_done(&mut self) {
+        self.idle_since = Instant::now();
+    }
+
+    /// Follows the session's progress; returns when the connection must be cut and why.
+    fn next(&mut self, cfg: &IngressConfig, session: &Session, now: Instant) -> (Instant, &'static str) {
+        if session.phase() != self.phase.0 {
+            self.phase = (session.phase(), now);
+        }
+        if session.in_data() != self.was_in_data {
+            self.was_in_data = session.in_data();
+            self.idle_since = now;
+        }
+        let started = self.phase.1;
+        let (phase_end, why) = if session.in_data() {
+            // Each octet received buys 1/min_data_rate s: a client must average the minimum
+            // rate over the whole DATA phase, beyond the grace period.
+            let rate = cfg.min_data_rate.max(1) as f64;
+            let earned = Duration::from_secs_f64(session.data_octets() as f64 / rate);
+            (started + cfg.data_grace + earned, "DATA below the minimum rate")
+        } else {
+            let line_end = started + cfg.command_timeout;
+            let tx_end = self.idle_since + cfg.transaction_timeout;
+            if line_end <= tx_end {
+                (line_end, "command line too slow")
+            } else {
+                (tx_end, "no message within the transaction timeout")
+            }
+        };
+        if self.end_of_life <= phase_end {
+            (self.end_of_life, "session lifetime over")
+        } else {
+            (phase_end, why)
+        }
+    }
+}
+
 async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, mut stop: watch::Receiver<bool>) {
     let cfg = &shared.config;
     let mut conn = Conn::Plain(stream);
     let mut session = Session::new(cfg.session.clone());
     let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut draining = *stop.borrow();
-    let deadline = Instant::now() + cfg.session_lifetime;
+    let mut deadlines = Deadlines::new(cfg, &session);
+    // The message being received; dropping it removes its spool file.
+    let mut inbound: Option<Inbound> = None;
     tracing::debug!(%peer, "session start");
     let end = loop {
         let used = session.feed(&buf);
@@ -386,9 +484,20 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, mut stop: w
         }
         if let Some(action) = session.next_action() {
             match action {
-                Action::Persist(msg) => {
-                    let outcome = persist(shared, peer, msg).await;
+                Action::BeginMessage(envelope) => inbound = Some(Inbound::new(envelope, peer)),
+                Action::MessageData(chunk) => {
+                    if let Some(m) = inbound.as_mut() {
+                        m.add(shared, chunk.0).await;
+                    }
+                }
+                Action::AbortMessage => inbound = None,
+                Action::Persist => {
+                    let outcome = match inbound.take() {
+                        Some(m) => m.persist(shared).await,
+                        None => PersistOutcome::Failed,
+                    };
                     session.persisted(outcome);
+                    deadlines.message_done();
                 }
                 Action::StartTls => {
                     // RFC 3207 §4.2: anything pipelined after STARTTLS is discarded.
@@ -412,17 +521,14 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, mut stop: w
             // The session neither consumed nor asked for anything: a bug, not a client fault.
             break "session stalled".to_owned();
         }
-        if Instant::now() >= deadline {
-            tracing::info!(%peer, "session lifetime over");
+        let now = Instant::now();
+        let (deadline, why) = deadlines.next(cfg, &session, now);
+        if now >= deadline {
+            tracing::info!(%peer, why, "session timeout");
             session.timeout();
             continue;
         }
-        let limit = if session.in_data() {
-            cfg.data_timeout
-        } else {
-            cfg.command_timeout
-        }
-        .min(deadline.saturating_duration_since(Instant::now()));
+        let limit = deadline.saturating_duration_since(now);
         buf.reserve(READ_CHUNK);
         let read = tokio::select! {
             r = tokio::time::timeout(limit, conn.read(&mut buf)) => Some(r),
@@ -434,19 +540,14 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, mut stop: w
             }
         };
         match read {
-            None => continue,
-            Some(Err(_)) => {
-                tracing::info!(%peer, in_data = session.in_data(), "session timeout");
-                session.timeout();
-            }
+            // A timeout is handled at the top of the next turn, against the deadlines.
+            None | Some(Err(_)) | Some(Ok(Ok(1..))) => {}
             Some(Ok(Err(e))) => break format!("read error: {e}"),
             Some(Ok(Ok(0))) => break "client closed the connection".to_owned(),
-            Some(Ok(Ok(_))) => {}
         }
     };
     tracing::debug!(%peer, end, "session end");
 }
-
 async fn upgrade(conn: &mut Conn, shared: &Shared, limit: Duration) -> Result<(), String> {
     let Some(acceptor) = &shared.tls else {
         return Err("STARTTLS without a TLS configuration".to_owned());
@@ -466,36 +567,119 @@ async fn upgrade(conn: &mut Conn, shared: &Shared, limit: Duration) -> Result<()
     }
 }
 
-async fn persist(shared: &Shared, peer: SocketAddr, msg: ReceivedMessage) -> PersistOutcome {
-    let envelope = Envelope {
-        helo: msg.helo,
-        mail_from: msg.mail_from,
-        rcpt_to: msg.rcpt_to,
-        peer: peer.to_string(),
-        received_at: time::OffsetDateTime::now_utc().unix_timestamp(),
-    };
-    let size = msg.data.len();
-    let spool = shared.spool.clone();
-    let result = tokio::task::spawn_blocking(move || spool.put(&envelope, &msg.data)).await;
-    match result {
-        Ok(Ok(id)) => {
-            shared.stats.messages.fetch_add(1, Ordering::Relaxed);
-            shared
-                .stats
-                .bytes
-                .fetch_add(u64::try_from(size).unwrap_or(u64::MAX), Ordering::Relaxed);
-            tracing::info!(%peer, %id, size, "message spooled");
-            PersistOutcome::Stored { id: id.to_string() }
+/// A message being received: its envelope, the content not yet written, and its spool file
+/// once the content outgrew [`SPILL_THRESHOLD`]. Dropping it removes the file (abort).
+struct Inbound {
+    envelope: Envelope,
+    pending: Vec<u8>,
+    writer: Option<SpoolWriter>,
+    size: usize,
+    /// The spool could not take the content: the rest is discarded and the message is
+    /// answered `451` at its end (the client retries; nothing was acknowledged).
+    failed: bool,
+}
+
+impl Inbound {
+    fn new(envelope: MessageEnvelope, peer: SocketAddr) -> Self {
+        Self {
+            envelope: Envelope {
+                helo: envelope.helo,
+                mail_from: envelope.mail_from,
+                rcpt_to: envelope.rcpt_to,
+                peer: peer.to_string(),
+                received_at: time::OffsetDateTime::now_utc().unix_timestamp(),
+            },
+            pending: Vec::new(),
+            writer: None,
+            size: 0,
+            failed: false,
         }
-        Ok(Err(e)) => {
-            shared.stats.persist_failures.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(%peer, size, error = %e, "spool write failed");
-            PersistOutcome::Failed
+    }
+
+    /// Adds content; beyond [`SPILL_THRESHOLD`] in memory, appends it to the spool file.
+    async fn add(&mut self, shared: &Shared, chunk: Vec<u8>) {
+        if self.failed {
+            return;
         }
-        Err(e) => {
+        self.size = self.size.saturating_add(chunk.len());
+        if self.pending.capacity() == 0 {
+            // Reserved once, never regrown: pages not touched cost no memory.
+            self.pending.reserve_exact(SPILL_THRESHOLD + DATA_CHUNK);
+        }
+        self.pending.extend_from_slice(&chunk);
+        if self.pending.len() < SPILL_THRESHOLD {
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let writer = self.writer.take();
+        let (spool, envelope) = (shared.spool.clone(), self.envelope.clone());
+        let spilled = tokio::task::spawn_blocking(move || {
+            let mut w = match writer {
+                Some(w) => w,
+                None => spool.begin(&envelope)?,
+            };
+            w.append(&pending)?;
+            Ok::<_, SpoolError>((w, pending))
+        })
+        .await;
+        match spilled {
+            Ok(Ok((w, mut pending))) => {
+                self.writer = Some(w);
+                pending.clear();
+                self.pending = pending;
+            }
+            Ok(Err(e)) => self.fail(&e),
+            Err(e) => self.fail(&e),
+        }
+    }
+
+    fn fail(&mut self, error: &dyn std::fmt::Display) {
+        tracing::error!(peer = %self.envelope.peer, size = self.size, %error, "spool write failed");
+        self.failed = true;
+        self.pending = Vec::new();
+        // Dropping the writer removes the partial file.
+        self.writer = None;
+    }
+
+    /// Writes what is left, fsyncs and commits: the outcome for the `250`/`451`.
+    async fn persist(mut self, shared: &Shared) -> PersistOutcome {
+        let peer = self.envelope.peer.clone();
+        let size = self.size;
+        let fail = |shared: &Shared| {
             shared.stats.persist_failures.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(%peer, size, error = %e, "spool task failed");
             PersistOutcome::Failed
+        };
+        if self.failed {
+            return fail(shared);
+        }
+        let spool = shared.spool.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let mut w = match self.writer.take() {
+                Some(w) => w,
+                None => spool.begin(&self.envelope)?,
+            };
+            w.append(&self.pending)?;
+            spool.commit(w)
+        })
+        .await;
+        match result {
+            Ok(Ok(id)) => {
+                shared.stats.messages.fetch_add(1, Ordering::Relaxed);
+                shared
+                    .stats
+                    .bytes
+                    .fetch_add(u64::try_from(size).unwrap_or(u64::MAX), Ordering::Relaxed);
+                tracing::info!(%peer, %id, size, "message spooled");
+                PersistOutcome::Stored { id: id.to_string() }
+            }
+            Ok(Err(e)) => {
+                tracing::error!(%peer, size, error = %e, "spool write failed");
+                fail(shared)
+            }
+            Err(e) => {
+                tracing::error!(%peer, size, error = %e, "spool task failed");
+                fail(shared)
+            }
         }
     }
 }

@@ -25,7 +25,7 @@ use svoct_store::spool::{Spool, SpoolEntry, SpoolId};
 use time::OffsetDateTime;
 
 use crate::config::{Config, SmtpTls};
-use crate::ingress::{Ingress, IngressConfig, IngressHandle};
+use crate::ingress::{Ingress, IngressHandle};
 use crate::pipeline::{Env, Incoming, Keys, Pipeline, PipelineError};
 use crate::state::{Commit, DeliveryOutcome, Due, SeenLot, State, StateError, WriteGate, now_secs};
 
@@ -864,12 +864,10 @@ impl Running {
                 .map_err(|e| ServiceError::Thread(e.to_string()))?;
             senders.push(handle);
         }
-        let mut ic = IngressConfig::default();
-        ic.session.hostname = config.domain().to_owned();
-        ic.session.max_message_size = config.ingress.max_message_bytes;
-        ic.session.max_recipients = config.ingress.max_recipients;
-        ic.max_connections = config.ingress.max_connections;
-        ic.command_timeout = Duration::from_secs(config.ingress.command_timeout_secs.max(1));
+        // The ingress takes mail for the OCT's own addresses only: never an open relay.
+        let ic = config
+            .ingress
+            .ingress_config(config.domain(), config.own_addresses());
         let ingress = match Ingress::bind(config.ingress.listen, ic, spool.clone()).await {
             Ok(h) => h,
             Err(e) => {

@@ -11,9 +11,16 @@
 //! (so the `552` comes at the right place in the dialogue), detection of bare CR / bare LF, and
 //! recognition of the end-of-data marker only after a real CRLF (no SMTP smuggling).
 //!
-//! **Durable before acknowledged.** When a message is complete the session does not answer
+//! **Streamed, then durable before acknowledged.** The session never holds a whole message: at
+//! `DATA` it returns [`Action::BeginMessage`] with the envelope, then the unstuffed content in
+//! [`Action::MessageData`] chunks of at most [`DATA_CHUNK`] octets (at most one chunk per
+//! [`Session::feed`] call), which the shell appends to a spool file. A message refused or cut
+//! off mid-way yields [`Action::AbortMessage`]. When it is complete the session does not answer
 //! `250`: it returns [`Action::Persist`] and stops consuming input until the shell reports the
 //! outcome with [`Session::persisted`], which yields `250` (stored) or `451` (not stored).
+//!
+//! **Relay denied.** Only the recipients of [`SessionConfig::recipients`] are accepted; any
+//! other gets `550 5.7.1`, so the ingress is never an open relay.
 //!
 //! Decisions where the RFCs leave room are written down in `docs/oct-ingress.md`:
 //! - a command line must end with CRLF; a bare-LF command line gets `500 5.5.2`;
@@ -42,51 +49,95 @@ pub struct SessionConfig {
     pub max_line_length: usize,
     /// Whether `STARTTLS` is offered (the shell must then be able to start TLS).
     pub starttls: bool,
+    /// Which `RCPT TO` addresses are served here; every other one gets `550 5.7.1`.
+    pub recipients: Recipients,
 }
+
+/// Default [`SessionConfig::max_message_size`]: 64 MiB, far above a claims message (a few MB)
+/// and harmless since content is streamed to disk.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
+/// Default [`SessionConfig::max_recipients`].
+pub const DEFAULT_MAX_RECIPIENTS: usize = 16;
+/// Largest [`Action::MessageData`] chunk: the session consumes at most this many octets of
+/// DATA input per [`Session::feed`] call, so its own buffer never grows beyond it.
+pub const DATA_CHUNK: usize = 64 * 1024;
 
 impl Default for SessionConfig {
     fn default() -> Self {
         Self {
             hostname: "svoct.localhost".to_owned(),
-            max_message_size: 25 * 1024 * 1024,
-            max_recipients: 100,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_recipients: DEFAULT_MAX_RECIPIENTS,
             max_errors: 10,
             max_line_length: 2048,
             starttls: false,
+            recipients: Recipients::default(),
         }
     }
 }
 
-/// A complete message the client has sent, to be made durable before the `250`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ReceivedMessage {
+/// The recipients a session accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipients {
+    /// Only these addresses, compared case-insensitively (the concentrator: its own address).
+    /// The default is the empty list, which accepts nobody: a server is never an open relay
+    /// by omission.
+    Only(Vec<String>),
+    /// Any address: only for a server that is the final destination of every address it may
+    /// be sent (the insurer simulator, which plays many insurer mailboxes on loopback).
+    Any,
+}
+
+impl Default for Recipients {
+    fn default() -> Self {
+        Recipients::Only(Vec::new())
+    }
+}
+
+impl Recipients {
+    /// Whether `address` (a `RCPT TO` forward path) is served here.
+    pub fn accepts(&self, address: &str) -> bool {
+        match self {
+            Recipients::Any => true,
+            Recipients::Only(list) => list.iter().any(|a| a.eq_ignore_ascii_case(address)),
+        }
+    }
+}
+
+/// The envelope of a message whose content follows in [`Action::MessageData`] chunks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageEnvelope {
     /// Name the client gave in EHLO/HELO.
     pub helo: String,
     /// Reverse path of `MAIL FROM` (empty for the null sender `<>`).
     pub mail_from: String,
     /// Forward paths of the accepted `RCPT TO` commands, in order.
     pub rcpt_to: Vec<String>,
-    /// Message content after dot-unstuffing, with its CRLF line ends, without the final `.`.
-    pub data: Vec<u8>,
 }
 
-impl std::fmt::Debug for ReceivedMessage {
-    // The content is never printed: logs must not carry health data.
+/// A chunk of message content after dot-unstuffing, with its CRLF line ends (the final `.`
+/// line excluded). Its `Debug` never prints the content: logs must not carry health data.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DataChunk(pub Vec<u8>);
+
+impl std::fmt::Debug for DataChunk {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReceivedMessage")
-            .field("helo", &self.helo)
-            .field("mail_from", &self.mail_from)
-            .field("rcpt_to", &self.rcpt_to)
-            .field("data_len", &self.data.len())
-            .finish()
+        write!(f, "DataChunk({} octets)", self.0.len())
     }
 }
 
 /// Something the shell must do for the session, beyond writing its replies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Make this message durable, then call [`Session::persisted`].
-    Persist(ReceivedMessage),
+    /// A message starts (after `354`): prepare to store content for this envelope.
+    BeginMessage(MessageEnvelope),
+    /// The next content of the message begun, in order.
+    MessageData(DataChunk),
+    /// The message begun will not be stored (too big, bare line end, timeout): discard
+    /// whatever was written for it. No [`Action::Persist`] follows.
+    AbortMessage,
+    /// The message begun is complete: make it durable, then call [`Session::persisted`].
+    Persist,
     /// Write the pending replies, discard any input already buffered (RFC 3207 §4.2), run the
     /// TLS handshake, then call [`Session::tls_started`].
     StartTls,
@@ -143,6 +194,9 @@ pub struct Session {
     /// The current command line exceeded the bound; its bytes are dropped up to its LF.
     line_too_long: bool,
     data: DataReceiver,
+    /// Incremented each time the session starts waiting for a new command line or a new DATA
+    /// phase: the shell times each phase as a whole, see [`Session::phase`].
+    phase: u64,
     replies: Vec<u8>,
     actions: std::collections::VecDeque<Action>,
 }
@@ -173,6 +227,7 @@ impl Session {
             line: Vec::new(),
             line_too_long: false,
             data,
+            phase: 0,
             replies: Vec::new(),
             actions: std::collections::VecDeque::new(),
         };
@@ -213,6 +268,11 @@ impl Session {
                 State::AwaitPersist | State::AwaitTls | State::Closed => break,
             };
             pos = pos.saturating_add(used);
+            // The shell carries out each action before more input is consumed: content
+            // chunks reach the spool in order and the session's buffer stays at one chunk.
+            if !self.actions.is_empty() {
+                break;
+            }
         }
         pos.min(input.len())
     }
@@ -242,6 +302,24 @@ impl Session {
         matches!(self.state, State::Data | State::SkipChunk(_))
     }
 
+    /// A number that changes each time a new phase starts: a command line is complete (the
+    /// next one starts), a DATA phase ends, a persist or TLS handshake is over. The shell
+    /// bounds the whole duration of a phase, not each read, so a client trickling bytes
+    /// cannot hold a connection.
+    pub fn phase(&self) -> u64 {
+        self.phase
+    }
+
+    /// Octets read in the current DATA phase (wire octets, before unstuffing): the shell
+    /// requires a minimum data rate with it.
+    pub fn data_octets(&self) -> u64 {
+        if self.state == State::Data {
+            self.data.seen
+        } else {
+            0
+        }
+    }
+
     /// Reports the outcome of the last [`Action::Persist`]: queues `250` or `451`.
     pub fn persisted(&mut self, outcome: PersistOutcome) {
         if self.state != State::AwaitPersist {
@@ -257,6 +335,11 @@ impl Session {
             }
         }
         self.state = State::Command;
+        self.next_phase();
+    }
+
+    fn next_phase(&mut self) {
+        self.phase = self.phase.wrapping_add(1);
     }
 
     /// Reports that the TLS handshake completed: the session forgets the EHLO (RFC 3207 §4.2).
@@ -266,6 +349,7 @@ impl Session {
             self.helo = None;
             self.tx = Transaction::default();
             self.state = State::Command;
+            self.next_phase();
         }
     }
 
@@ -289,6 +373,10 @@ impl Session {
     fn close_with(&mut self, code: u16, enhanced: &str, text: &str) {
         if self.state == State::Closed {
             return;
+        }
+        if self.state == State::Data && !self.data.rejected() {
+            // Cut off mid-message: what the shell wrote for it must go.
+            self.actions.push_back(Action::AbortMessage);
         }
         let text = format!("{} {}", self.hostname, text);
         self.reply(code, enhanced, &text);
@@ -329,6 +417,7 @@ impl Session {
         // Keep the allocation for the next line.
         self.line = line;
         self.line.clear();
+        self.next_phase();
         line_end
     }
 
@@ -428,6 +517,9 @@ impl Session {
                     self.client_error(503, "5.5.1", "Need MAIL before RCPT");
                 } else if to.address.is_empty() {
                     self.client_error(501, "5.1.3", "Empty recipient address");
+                } else if !self.config.recipients.accepts(&to.address) {
+                    // The address is not echoed: the reply says why, the log has the peer.
+                    self.client_error(550, "5.7.1", "Relaying denied: recipient not served here");
                 } else if self.tx.rcpt_to.len() >= self.config.max_recipients {
                     self.reply(452, "4.5.3", "Too many recipients");
                 } else {
@@ -444,6 +536,12 @@ impl Session {
                     self.reply(354, "", "Start mail input; end with <CRLF>.<CRLF>");
                     self.data.reset();
                     self.state = State::Data;
+                    let tx = std::mem::take(&mut self.tx);
+                    self.actions.push_back(Action::BeginMessage(MessageEnvelope {
+                        helo: self.helo.clone().unwrap_or_default(),
+                        mail_from: tx.mail_from.unwrap_or_default(),
+                        rcpt_to: tx.rcpt_to,
+                    }));
                 }
             }
             Request::Bdat { chunk_size, .. } => {
@@ -494,14 +592,22 @@ impl Session {
     }
 
     fn feed_data(&mut self, input: &[u8]) -> usize {
+        let was_rejected = self.data.rejected();
+        let input = input.get(..DATA_CHUNK).unwrap_or(input);
         let (used, done) = self.data.ingest(input);
+        if self.data.rejected() {
+            if !was_rejected {
+                self.actions.push_back(Action::AbortMessage);
+            }
+        } else if let Some(chunk) = self.data.take_output() {
+            self.actions.push_back(Action::MessageData(DataChunk(chunk)));
+        }
         if !done {
             return used;
         }
-        let outcome = self.data.finish();
-        let tx = std::mem::take(&mut self.tx);
         self.state = State::Command;
-        match outcome {
+        self.next_phase();
+        match self.data.finish() {
             DataOutcome::TooBig => {
                 self.reply(552, "5.3.4", "Message size exceeds fixed maximum");
             }
@@ -512,13 +618,8 @@ impl Session {
                     "Message refused: bare CR or LF, lines must end with CRLF",
                 );
             }
-            DataOutcome::Complete(data) => {
-                self.actions.push_back(Action::Persist(ReceivedMessage {
-                    helo: self.helo.clone().unwrap_or_default(),
-                    mail_from: tx.mail_from.unwrap_or_default(),
-                    rcpt_to: tx.rcpt_to,
-                    data,
-                }));
+            DataOutcome::Complete => {
+                self.actions.push_back(Action::Persist);
                 self.state = State::AwaitPersist;
             }
         }
@@ -529,8 +630,9 @@ impl Session {
 /// Result of a DATA phase.
 #[derive(Debug, PartialEq, Eq)]
 pub enum DataOutcome {
-    /// The unstuffed message, within the size bound, with CRLF line ends only.
-    Complete(Vec<u8>),
+    /// The message is within the size bound, with CRLF line ends only; its content was
+    /// handed out by [`DataReceiver::take_output`].
+    Complete,
     /// The message exceeded the size bound (its bytes were dropped as they came).
     TooBig,
     /// The message held a bare CR or a bare LF.
@@ -552,22 +654,33 @@ enum DataState {
 }
 
 /// Reads DATA content: dot-unstuffing, end at `CRLF . CRLF`, size bound, bare CR/LF detection.
+///
+/// It does not keep the message: the unstuffed content of each [`DataReceiver::ingest`] call
+/// waits in a buffer (never larger than that call's input) until
+/// [`DataReceiver::take_output`]. Once the message is known to be refused (too big, bare line
+/// end) nothing more is output; the input is still read to the end marker.
 #[derive(Debug)]
 pub struct DataReceiver {
     max: usize,
     state: DataState,
-    buf: Vec<u8>,
+    out: Vec<u8>,
+    /// Unstuffed octets so far (compared with `max`).
+    size: usize,
+    /// Wire octets so far.
+    seen: u64,
     too_big: bool,
     bare: bool,
 }
 
 impl DataReceiver {
-    /// A receiver that keeps at most `max` octets of content.
+    /// A receiver that accepts at most `max` octets of content.
     pub fn new(max: usize) -> Self {
         Self {
             max,
             state: DataState::LineStart,
-            buf: Vec::new(),
+            out: Vec::new(),
+            size: 0,
+            seen: 0,
             too_big: false,
             bare: false,
         }
@@ -576,25 +689,54 @@ impl DataReceiver {
     /// Starts a new message.
     pub fn reset(&mut self) {
         self.state = DataState::LineStart;
-        self.buf = Vec::new();
+        self.out.clear();
+        self.size = 0;
+        self.seen = 0;
         self.too_big = false;
         self.bare = false;
     }
 
+    /// Whether the message is already known to be refused.
+    pub fn rejected(&self) -> bool {
+        self.too_big || self.bare
+    }
+
+    /// Takes the content unstuffed since the last call; `None` when there is none (or the
+    /// message is refused).
+    pub fn take_output(&mut self) -> Option<Vec<u8>> {
+        if self.out.is_empty() || self.rejected() {
+            self.out.clear();
+            return None;
+        }
+        Some(std::mem::take(&mut self.out))
+    }
+
     fn push(&mut self, bytes: &[u8]) {
-        if self.too_big {
+        if self.rejected() {
             return;
         }
-        if self.buf.len().saturating_add(bytes.len()) > self.max {
+        self.size = self.size.saturating_add(bytes.len());
+        if self.size > self.max {
             self.too_big = true;
-            self.buf = Vec::new();
+            self.out = Vec::new();
         } else {
-            self.buf.extend_from_slice(bytes);
+            self.out.extend_from_slice(bytes);
         }
+    }
+
+    fn mark_bare(&mut self) {
+        self.bare = true;
+        self.out = Vec::new();
     }
 
     /// Consumes input; returns the octets consumed and whether the end marker was reached.
     pub fn ingest(&mut self, input: &[u8]) -> (usize, bool) {
+        let (used, done) = self.unstuff(input);
+        self.seen = self.seen.saturating_add(u64::try_from(used).unwrap_or(u64::MAX));
+        (used, done)
+    }
+
+    fn unstuff(&mut self, input: &[u8]) -> (usize, bool) {
         let mut pos = 0usize;
         loop {
             let Some(rest) = input.get(pos..) else {
@@ -622,8 +764,7 @@ impl DataReceiver {
                         if rest.get(i) == Some(&b'\r') {
                             self.state = DataState::Cr;
                         } else {
-                            self.bare = true;
-                            self.push(b"\n");
+                            self.mark_bare();
                         }
                         pos = pos.saturating_add(i).saturating_add(1);
                     }
@@ -634,8 +775,7 @@ impl DataReceiver {
                         self.state = DataState::LineStart;
                         pos = pos.saturating_add(1);
                     } else {
-                        self.bare = true;
-                        self.push(b"\r");
+                        self.mark_bare();
                         self.state = DataState::Mid;
                     }
                 }
@@ -653,8 +793,7 @@ impl DataReceiver {
                         self.state = DataState::LineStart;
                         return (pos.saturating_add(1), true);
                     }
-                    self.bare = true;
-                    self.push(b"\r");
+                    self.mark_bare();
                     self.state = DataState::Mid;
                 }
             }
@@ -663,13 +802,13 @@ impl DataReceiver {
 
     /// Ends the message after [`DataReceiver::ingest`] reported the end marker.
     pub fn finish(&mut self) -> DataOutcome {
-        let data = std::mem::take(&mut self.buf);
+        self.out = Vec::new();
         if self.too_big {
             DataOutcome::TooBig
         } else if self.bare {
             DataOutcome::BareLineEnd
         } else {
-            DataOutcome::Complete(data)
+            DataOutcome::Complete
         }
     }
 }
@@ -685,12 +824,15 @@ pub fn fuzz_session(data: &[u8]) {
         max_errors: 50,
         max_line_length: 512,
         starttls: data.first().is_some_and(|b| b & 1 == 1),
+        recipients: Recipients::Any,
         ..SessionConfig::default()
     };
     let mut session = Session::new(config);
     let chunk = usize::from(data.get(1).copied().unwrap_or(7)).max(1);
     let mut pos = 0usize;
     let mut stalls = 0u32;
+    // Content of the message in progress, as the shell would append it to a spool file.
+    let mut message: Option<Vec<u8>> = None;
     while pos < data.len() && !session.is_closed() {
         let end = pos.saturating_add(chunk).min(data.len());
         let used = session.feed(data.get(pos..end).unwrap_or_default());
@@ -700,8 +842,21 @@ pub fn fuzz_session(data: &[u8]) {
         while let Some(action) = session.next_action() {
             acted = true;
             match action {
-                Action::Persist(msg) => {
-                    assert!(msg.data.len() <= 4096);
+                Action::BeginMessage(_) => {
+                    assert!(message.is_none(), "message begun twice");
+                    message = Some(Vec::new());
+                }
+                Action::MessageData(chunk) => {
+                    assert!(chunk.0.len() <= DATA_CHUNK);
+                    let m = message.as_mut().expect("content outside a message");
+                    m.extend_from_slice(&chunk.0);
+                    assert!(m.len() <= 4096);
+                }
+                Action::AbortMessage => {
+                    assert!(message.take().is_some(), "abort outside a message");
+                }
+                Action::Persist => {
+                    assert!(message.take().is_some(), "persist outside a message");
                     session.persisted(PersistOutcome::Stored { id: "1".into() });
                 }
                 Action::StartTls => session.tls_started(),

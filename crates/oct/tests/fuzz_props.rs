@@ -12,7 +12,7 @@
 
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
-use svoct_oct::smtp::{Action, PersistOutcome, Session, SessionConfig, fuzz_session};
+use svoct_oct::smtp::{Action, PersistOutcome, Recipients, Session, SessionConfig, fuzz_session};
 
 const CASES: u32 = 3000;
 
@@ -68,9 +68,11 @@ MAIL FROM:<ps@fuzz.example>\r\nRCPT TO:<nobody>\r\nRCPT TO:<oct@fuzz.example>\r\
 fn deliveries(transcript: &[u8]) -> Vec<Vec<u8>> {
     let mut s = Session::new(SessionConfig {
         starttls: true,
+        recipients: Recipients::Only(vec!["oct@fuzz.example".into()]),
         ..SessionConfig::default()
     });
     let mut out = Vec::new();
+    let mut current: Option<Vec<u8>> = None;
     let mut pos = 0;
     while pos < transcript.len() && !s.is_closed() {
         let used = s.feed(transcript.get(pos..).unwrap_or_default());
@@ -79,8 +81,16 @@ fn deliveries(transcript: &[u8]) -> Vec<Vec<u8>> {
         while let Some(a) = s.next_action() {
             acted = true;
             match a {
-                Action::Persist(m) => {
-                    out.push(m.data);
+                Action::BeginMessage(_) => current = Some(Vec::new()),
+                Action::MessageData(chunk) => {
+                    current
+                        .as_mut()
+                        .expect("content outside a message")
+                        .extend(chunk.0);
+                }
+                Action::AbortMessage => current = None,
+                Action::Persist => {
+                    out.push(current.take().expect("persist outside a message"));
                     s.persisted(PersistOutcome::Stored { id: "1".into() });
                 }
                 Action::StartTls => s.tls_started(),

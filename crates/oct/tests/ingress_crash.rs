@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use svoct_oct::ingress::{Ingress, IngressConfig};
+use svoct_oct::smtp::Recipients;
 use svoct_store::spool::{Spool, SpoolId};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -27,7 +28,9 @@ fn child_server() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let spool = Arc::new(Spool::open(dir.join("spool")).unwrap());
-        let handle = Ingress::bind("127.0.0.1:0".parse().unwrap(), IngressConfig::default(), spool)
+        let mut config = IngressConfig::default();
+        config.session.recipients = Recipients::Only(vec!["oct@example.net".into()]);
+        let handle = Ingress::bind("127.0.0.1:0".parse().unwrap(), config, spool)
             .await
             .unwrap();
         let port_file = dir.join("port");

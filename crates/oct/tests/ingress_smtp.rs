@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use svoct_oct::ingress::{Ingress, IngressConfig, IngressHandle, RateLimit, TlsFiles};
-use svoct_oct::smtp::SessionConfig;
+use svoct_oct::smtp::{Recipients, SessionConfig};
 use svoct_store::spool::{Spool, SpoolEntry};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -23,6 +23,7 @@ fn config() -> IngressConfig {
         session: SessionConfig {
             hostname: "oct.test".into(),
             max_message_size: 200_000,
+            recipients: Recipients::Any,
             ..SessionConfig::default()
         },
         ..IngressConfig::default()
@@ -472,5 +473,161 @@ async fn starttls_with_smtplib() {
     let got = drain(&f.spool);
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].data, b"Subject: tls\r\n\r\nsecret body\r\n");
+    f.handle.shutdown().await;
+}
+
+/// Sends `prefix`, then `piece` every `every`, until the server closes (or 20 s); returns
+/// every reply the server sent.
+async fn trickle(addr: SocketAddr, prefix: &[u8], piece: &[u8], every: Duration) -> String {
+    let s = TcpStream::connect(addr).await.unwrap();
+    let (mut r, mut w) = s.into_split();
+    let reader = tokio::spawn(async move {
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(20), r.read_to_end(&mut out)).await;
+        out
+    });
+    w.write_all(prefix).await.unwrap();
+    let give_up = std::time::Instant::now() + Duration::from_secs(20);
+    while !reader.is_finished() && std::time::Instant::now() < give_up {
+        tokio::time::sleep(every).await;
+        if w.write_all(piece).await.is_err() {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&reader.await.unwrap()).into_owned()
+}
+
+const TIMEOUT_421: &str = "421 4.4.2 oct.test Timeout, closing connection\r\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_line_trickled_byte_by_byte_is_cut_at_the_command_timeout() {
+    let mut cfg = config();
+    // Each byte comes well within the timeout: only a bound on the whole line cuts it.
+    cfg.command_timeout = Duration::from_millis(600);
+    let f = start(cfg).await;
+    let replies = trickle(
+        f.handle.local_addr(),
+        b"EHLO a\r\nNOOP",
+        b"P",
+        Duration::from_millis(50),
+    )
+    .await;
+    assert!(replies.ends_with(TIMEOUT_421), "{replies}");
+    f.handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quick_commands_without_a_message_are_cut_at_the_transaction_timeout() {
+    let mut cfg = config();
+    cfg.transaction_timeout = Duration::from_millis(600);
+    let f = start(cfg).await;
+    let replies = trickle(
+        f.handle.local_addr(),
+        b"EHLO a\r\n",
+        b"NOOP\r\n",
+        Duration::from_millis(50),
+    )
+    .await;
+    assert!(replies.contains("250 2.0.0 OK\r\n"), "{replies}");
+    assert!(replies.ends_with(TIMEOUT_421), "{replies}");
+    f.handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_below_the_minimum_rate_is_cut_and_its_spool_file_removed() {
+    let mut cfg = config();
+    cfg.session.max_message_size = 4 << 20;
+    cfg.data_grace = Duration::from_secs(2);
+    cfg.min_data_rate = 1_000_000;
+    let f = start(cfg).await;
+    // More than the in-memory threshold at once, so that the content is in a spool file,
+    // then one byte every 50 ms.
+    let mut prefix = b"EHLO a\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n".to_vec();
+    prefix
+        .extend(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789\r\n".repeat(5000));
+    let addr = f.handle.local_addr();
+    let client = tokio::spawn(async move { trickle(addr, &prefix, b"x", Duration::from_millis(50)).await });
+    let tmp = f.spool.root().join("tmp");
+    let mut seen_file = false;
+    for _ in 0..100 {
+        if std::fs::read_dir(&tmp).unwrap().count() == 1 {
+            seen_file = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let replies = client.await.unwrap();
+    assert!(seen_file, "the message content was streamed to tmp/");
+    assert!(replies.contains("354 "), "{replies}");
+    assert!(replies.ends_with(TIMEOUT_421), "{replies}");
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "the partial message is removed"
+    );
+    assert!(drain(&f.spool).is_empty());
+    f.handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_above_the_minimum_rate_is_not_cut() {
+    let mut cfg = config();
+    cfg.data_grace = Duration::from_secs(1);
+    cfg.min_data_rate = 1000;
+    let f = start(cfg).await;
+    let s = TcpStream::connect(f.handle.local_addr()).await.unwrap();
+    let (mut r, mut w) = s.into_split();
+    w.write_all(b"EHLO a\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n")
+        .await
+        .unwrap();
+    // 400 octets every 100 ms (4,000 octets/s, four times the minimum) for 2 s: longer than
+    // the grace, so only the rate keeps it going.
+    let line = [b"y".repeat(398), b"\r\n".to_vec()].concat();
+    for _ in 0..20 {
+        w.write_all(&line).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    w.write_all(b".\r\nQUIT\r\n").await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), r.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("250 2.0.0 OK queued as"), "{out}");
+    let got = drain(&f.spool);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].data, line.repeat(20));
+    f.handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spool_failure_while_streaming_a_large_message_gets_451_at_its_end() {
+    let mut cfg = config();
+    cfg.session.max_message_size = 4 << 20;
+    let f = start(cfg).await;
+    // Larger than what the ingress keeps in memory: the content must go to tmp/, which fails.
+    let tmp = f.spool.root().join("tmp");
+    std::fs::remove_dir(&tmp).unwrap();
+    let mut input = b"HELO a\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n".to_vec();
+    input.extend(b"0123456789abcdefghijklmnopqrstuvwxyz\r\n".repeat(20_000));
+    input.extend(b".\r\nNOOP\r\nQUIT\r\n");
+    let replies = raw(f.handle.local_addr(), &input).await;
+    // The rest of DATA is read and dropped, the reply comes after the final dot, and the
+    // session goes on.
+    assert_eq!(
+        reply_codes(&replies),
+        ["220", "250", "250", "250", "354", "451", "250", "221"],
+        "{replies}"
+    );
+    std::fs::create_dir(&tmp).unwrap();
+    assert!(drain(&f.spool).is_empty());
+    assert_eq!(
+        f.handle
+            .stats()
+            .persist_failures
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
     f.handle.shutdown().await;
 }

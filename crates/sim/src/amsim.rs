@@ -26,6 +26,7 @@ use svoct_mail::profile::{self, Envelope, Mailbox, ParseLimits, Profile, Protect
 use svoct_mail::smtp::{self as mailsmtp, SmtpConfig, SmtpTransport, Transport};
 use svoct_mail::subject::{MinuteStamp, PartyNumber, ReturnKind, ReturnSubject, Subject};
 use svoct_oct::ingress::{Ingress, IngressConfig, IngressHandle};
+use svoct_oct::smtp::Recipients;
 use svoct_store::spool::{EntryState, Spool, SpoolId};
 use time::{Date, OffsetDateTime, PrimitiveDateTime};
 
@@ -393,7 +394,10 @@ impl AmSim {
     /// Starts listening and answering, in the current tokio runtime.
     pub async fn start(config: AmSimConfig) -> Result<AmSim, SimError> {
         let spool = Arc::new(Spool::open(&config.spool_dir)?);
-        let ingress = Ingress::bind(config.listen, IngressConfig::default(), spool.clone()).await?;
+        // The simulator plays every insurer mailbox of the routing table, on loopback.
+        let mut ic = IngressConfig::default();
+        ic.session.recipients = Recipients::Any;
+        let ingress = Ingress::bind(config.listen, ic, spool.clone()).await?;
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stats = Arc::new(SimStats::default());
         let transport = SmtpTransport::new(&SmtpConfig::plain(config.oct_smtp.0.clone(), config.oct_smtp.1))?;

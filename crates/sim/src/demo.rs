@@ -458,6 +458,8 @@ spec_version = "140700"
 
 [ingress]
 listen = "127.0.0.1:{oct_port}"
+# The AM simulator sends its returns here; any other recipient is refused (relay denied).
+addresses = ["retours@oct.demo"]
 
 [paths]
 spool = "{spool}"

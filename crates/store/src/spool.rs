@@ -9,7 +9,7 @@
 //!
 //! ```text
 //! lock                      exclusive lock of the owning process
-//! tmp/<id>                  being written; removed at open (never acknowledged)
+//! tmp/<id>                  being written (Spool::begin/SpoolWriter); removed at open (never acknowledged)
 //! new/<id>                  durable, waiting or being processed
 //! quarantine/<id>           unreadable entry set aside, with quarantine/<id>.reason
 //! ```
@@ -233,6 +233,57 @@ fn now_nanos() -> u64 {
         .unwrap_or(0)
 }
 
+/// A message being written into the spool by [`Spool::begin`]; see [`Spool::commit`].
+/// Dropping it without commit removes its file.
+#[derive(Debug)]
+pub struct SpoolWriter {
+    id: SpoolId,
+    /// `tmp/<id>`; empty once committed (nothing to remove).
+    tmp_path: PathBuf,
+    content_len: u64,
+    /// `None` only while being committed or after a failed header write.
+    file: Option<File>,
+}
+
+impl SpoolWriter {
+    /// The identifier the message will have once committed.
+    pub fn id(&self) -> SpoolId {
+        self.id
+    }
+
+    /// Octets of content appended so far (header excluded).
+    pub fn content_len(&self) -> u64 {
+        self.content_len
+    }
+
+    /// Appends content. After an error the writer is unusable: drop it (its file goes).
+    pub fn append(&mut self, bytes: &[u8]) -> Result<(), SpoolError> {
+        let Some(file) = self.file.as_mut() else {
+            return Err(io("write", &self.tmp_path)(
+                std::io::ErrorKind::NotConnected.into(),
+            ));
+        };
+        if let Err(e) = file.write_all(bytes) {
+            self.file = None;
+            return Err(io("write", &self.tmp_path)(e));
+        }
+        self.content_len = self
+            .content_len
+            .saturating_add(u64::try_from(bytes.len()).unwrap_or(u64::MAX));
+        Ok(())
+    }
+}
+
+impl Drop for SpoolWriter {
+    fn drop(&mut self) {
+        if !self.tmp_path.as_os_str().is_empty() {
+            // Never acknowledged: removing it is the whole of an abort. A failure leaves a
+            // file in tmp/, which the next open removes.
+            let _ = fs::remove_file(&self.tmp_path);
+        }
+    }
+}
+
 fn sync_dir(path: &Path) -> Result<(), SpoolError> {
     File::open(path)
         .and_then(|d| d.sync_all())
@@ -326,29 +377,52 @@ impl Spool {
 
     /// Stores a message; returns only once it is durably on disk (file and directory fsynced).
     pub fn put(&self, envelope: &Envelope, data: &[u8]) -> Result<SpoolId, SpoolError> {
+        let mut writer = self.begin(envelope)?;
+        writer.append(data)?;
+        self.commit(writer)
+    }
+
+    /// Starts storing a message whose content arrives in pieces: creates `tmp/<id>` with the
+    /// header. Append the content with [`SpoolWriter::append`], then [`Spool::commit`]; a
+    /// writer dropped without commit removes its file (a refused or cut-off message leaves
+    /// nothing), and a crash leaves it in `tmp/`, which [`Spool::open`] empties.
+    pub fn begin(&self, envelope: &Envelope) -> Result<SpoolWriter, SpoolError> {
         let header = serde_json::to_vec(envelope)?;
         let id = self.next_id();
-        let name = id.to_string();
-        let tmp_path = self.tmp.join(&name);
-        let new_path = self.new.join(&name);
-        let write = || -> std::io::Result<()> {
-            let mut f = fsx::create_new_data_file(&tmp_path)?;
-            let mut head = Vec::with_capacity(ENTRY_MAGIC.len() + header.len() + 1);
-            head.extend_from_slice(ENTRY_MAGIC);
-            head.extend_from_slice(&header);
-            head.push(b'\n');
-            f.write_all(&head)?;
-            f.write_all(data)?;
-            if self.options.fsync {
-                f.sync_data()?;
-            }
-            Ok(())
+        let tmp_path = self.tmp.join(id.to_string());
+        let mut file = fsx::create_new_data_file(&tmp_path).map_err(io("create", &tmp_path))?;
+        let mut writer = SpoolWriter {
+            id,
+            tmp_path,
+            content_len: 0,
+            file: None,
         };
-        if let Err(e) = write() {
-            let _ = fs::remove_file(&tmp_path);
-            return Err(io("write", &tmp_path)(e));
+        let mut head = Vec::with_capacity(ENTRY_MAGIC.len() + header.len() + 1);
+        head.extend_from_slice(ENTRY_MAGIC);
+        head.extend_from_slice(&header);
+        head.push(b'\n');
+        // From here on the writer owns the file: an error drops it, which removes the file.
+        let written = file.write_all(&head);
+        writer.file = Some(file);
+        written.map_err(io("write", &writer.tmp_path))?;
+        Ok(writer)
+    }
+
+    /// Makes a streamed message durable (file fsynced, renamed into `new/`, directory
+    /// fsynced) and pending; returns its identifier. On error nothing is left in `tmp/`.
+    pub fn commit(&self, mut writer: SpoolWriter) -> Result<SpoolId, SpoolError> {
+        let id = writer.id;
+        let file = writer.file.take();
+        if self.options.fsync
+            && let Some(f) = &file
+        {
+            f.sync_data().map_err(io("fsync", &writer.tmp_path))?;
         }
-        fs::rename(&tmp_path, &new_path).map_err(io("rename", &tmp_path))?;
+        drop(file);
+        let new_path = self.new.join(id.to_string());
+        fs::rename(&writer.tmp_path, &new_path).map_err(io("rename", &writer.tmp_path))?;
+        // Renamed: the writer must no longer remove anything.
+        writer.tmp_path = PathBuf::new();
         if self.options.fsync {
             self.sync_new_dir_grouped()?;
         }
@@ -651,6 +725,72 @@ mod tests {
         let l = spool.list().unwrap();
         assert_eq!(l.len(), 1);
         assert_eq!(l[0].state, EntryState::Claimed);
+    }
+
+    fn tmp_files(dir: &Path) -> Vec<PathBuf> {
+        fs::read_dir(dir.join("tmp"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    }
+
+    #[test]
+    fn streamed_message_is_invisible_until_committed_then_byte_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let mut w = spool.begin(&env(1)).unwrap();
+        let mut expected = Vec::new();
+        for i in 0..100u32 {
+            let chunk = format!("line {i}\r\n").repeat(usize::try_from(i).unwrap());
+            w.append(chunk.as_bytes()).unwrap();
+            expected.extend_from_slice(chunk.as_bytes());
+        }
+        assert_eq!(w.content_len(), u64::try_from(expected.len()).unwrap());
+        // Written but not committed: in tmp/, not claimable.
+        assert_eq!(
+            tmp_files(dir.path()),
+            [dir.path().join("tmp").join(w.id().to_string())]
+        );
+        assert!(spool.claim_next().unwrap().is_none());
+        let id = spool.commit(w).unwrap();
+        assert!(tmp_files(dir.path()).is_empty());
+        let e = spool.claim_next().unwrap().unwrap();
+        assert_eq!((e.id, e.envelope, e.data), (id, env(1), expected));
+    }
+
+    #[test]
+    fn dropped_writer_leaves_nothing_and_a_crash_leftover_goes_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let spool = Spool::open(dir.path()).unwrap();
+            let mut w = spool.begin(&env(1)).unwrap();
+            w.append(b"refused message").unwrap();
+            drop(w);
+            assert!(tmp_files(dir.path()).is_empty());
+            assert!(spool.list().unwrap().is_empty());
+            // A writer lost without its destructor (the process killed mid-DATA).
+            let mut w = spool.begin(&env(2)).unwrap();
+            w.append(b"cut off").unwrap();
+            std::mem::forget(w);
+            assert_eq!(tmp_files(dir.path()).len(), 1);
+        }
+        let spool = Spool::open(dir.path()).unwrap();
+        assert!(tmp_files(dir.path()).is_empty());
+        assert!(spool.claim_next().unwrap().is_none());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn entry_files_are_private_to_the_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let w = spool.begin(&env(1)).unwrap();
+        let tmp = dir.path().join("tmp").join(w.id().to_string());
+        assert_eq!(fs::metadata(&tmp).unwrap().permissions().mode() & 0o777, 0o600);
+        let id = spool.commit(w).unwrap();
+        let new = dir.path().join("new").join(id.to_string());
+        assert_eq!(fs::metadata(&new).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[test]

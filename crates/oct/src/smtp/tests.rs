@@ -9,15 +9,68 @@ fn cfg() -> SessionConfig {
         max_errors: 5,
         max_line_length: 100,
         starttls: false,
+        recipients: Recipients::Any,
     }
 }
 
-/// Result of driving a session: all reply bytes, the persisted messages, whether it closed.
+/// A message as the shell assembles it from the session's actions.
+#[derive(Debug, PartialEq)]
+struct ReceivedMessage {
+    helo: String,
+    mail_from: String,
+    rcpt_to: Vec<String>,
+    data: Vec<u8>,
+}
+
+/// Result of driving a session: all reply bytes, the persisted messages, how many messages
+/// were aborted, whether it closed.
 #[derive(Debug, PartialEq)]
 struct Run {
     replies: String,
     messages: Vec<ReceivedMessage>,
+    aborted: usize,
     closed: bool,
+}
+
+/// What the shell holds while a message is streamed: the content so far.
+#[derive(Default)]
+struct Shell {
+    current: Option<ReceivedMessage>,
+    messages: Vec<ReceivedMessage>,
+    aborted: usize,
+    largest_chunk: usize,
+}
+
+impl Shell {
+    /// Carries out a content action; returns `false` for the others.
+    fn content(&mut self, a: &Action) -> bool {
+        match a {
+            Action::BeginMessage(e) => {
+                assert!(self.current.is_none(), "message begun twice");
+                self.current = Some(ReceivedMessage {
+                    helo: e.helo.clone(),
+                    mail_from: e.mail_from.clone(),
+                    rcpt_to: e.rcpt_to.clone(),
+                    data: Vec::new(),
+                });
+            }
+            Action::MessageData(chunk) => {
+                self.largest_chunk = self.largest_chunk.max(chunk.0.len());
+                let m = self.current.as_mut().expect("content outside a message");
+                m.data.extend_from_slice(&chunk.0);
+            }
+            Action::AbortMessage => {
+                assert!(self.current.take().is_some(), "abort outside a message");
+                self.aborted += 1;
+            }
+            Action::Persist => {
+                let m = self.current.take().expect("persist outside a message");
+                self.messages.push(m);
+            }
+            Action::StartTls | Action::Close => return false,
+        }
+        true
+    }
 }
 
 /// Feeds `chunks` one after the other, the way the shell does: keeps unconsumed bytes,
@@ -25,7 +78,7 @@ struct Run {
 fn drive(config: SessionConfig, chunks: &[&[u8]], fail_persist: bool) -> Run {
     let mut s = Session::new(config);
     let mut replies = Vec::new();
-    let mut messages = Vec::new();
+    let mut shell = Shell::default();
     let mut pending: Vec<u8> = Vec::new();
     let mut n = 0;
     for chunk in chunks {
@@ -37,9 +90,9 @@ fn drive(config: SessionConfig, chunks: &[&[u8]], fail_persist: bool) -> Run {
             let mut acted = false;
             while let Some(a) = s.next_action() {
                 acted = true;
-                match a {
-                    Action::Persist(m) => {
-                        messages.push(m);
+                let persist = a == Action::Persist;
+                if shell.content(&a) {
+                    if persist {
                         n += 1;
                         s.persisted(if fail_persist {
                             PersistOutcome::Failed
@@ -47,11 +100,11 @@ fn drive(config: SessionConfig, chunks: &[&[u8]], fail_persist: bool) -> Run {
                             PersistOutcome::Stored { id: format!("id{n}") }
                         });
                     }
-                    Action::StartTls => {
-                        pending.clear();
-                        s.tls_started();
-                    }
-                    Action::Close => {}
+                    continue;
+                }
+                if a == Action::StartTls {
+                    pending.clear();
+                    s.tls_started();
                 }
             }
             replies.extend(s.take_replies());
@@ -60,9 +113,11 @@ fn drive(config: SessionConfig, chunks: &[&[u8]], fail_persist: bool) -> Run {
             }
         }
     }
+    assert!(shell.largest_chunk <= DATA_CHUNK);
     Run {
         replies: String::from_utf8(replies).unwrap(),
-        messages,
+        messages: shell.messages,
+        aborted: shell.aborted,
         closed: s.is_closed(),
     }
 }
@@ -152,6 +207,24 @@ fn empty_message_is_accepted() {
     assert!(run.messages[0].data.is_empty());
 }
 
+/// Feeds `input` until the session stops consuming, dropping content actions; returns the
+/// octets consumed.
+fn feed_all(s: &mut Session, input: &[u8]) -> usize {
+    let mut used = 0;
+    loop {
+        let n = s.feed(&input[used..]);
+        used += n;
+        let mut acted = false;
+        while let Some(a) = s.next_action() {
+            acted = true;
+            assert!(!matches!(a, Action::Close | Action::StartTls));
+        }
+        if n == 0 && !acted {
+            return used;
+        }
+    }
+}
+
 fn tx_with_body(body: &[u8]) -> Vec<u8> {
     let mut v = b"EHLO a\r\nMAIL FROM:<a@b>\r\nRCPT TO:<b@c>\r\nDATA\r\n".to_vec();
     v.extend_from_slice(body);
@@ -172,7 +245,7 @@ fn message_of_exactly_max_size_is_accepted_one_more_is_552_after_the_end() {
     // Before the final dot arrives, no reply after 354.
     let cut = input.len() - b".\r\nNOOP\r\n".len();
     let mut s = Session::new(cfg());
-    let used = s.feed(&input[..cut]);
+    let used = feed_all(&mut s, &input[..cut]);
     assert_eq!(used, cut);
     let replies = String::from_utf8(s.take_replies()).unwrap();
     assert!(replies.ends_with("354 Start mail input; end with <CRLF>.<CRLF>\r\n"));
@@ -186,6 +259,126 @@ fn message_of_exactly_max_size_is_accepted_one_more_is_552_after_the_end() {
         run.replies
             .contains("552 5.3.4 Message size exceeds fixed maximum\r\n")
     );
+}
+
+#[test]
+fn oversized_message_is_aborted_as_soon_as_it_exceeds_the_bound() {
+    let body = [b"a".repeat(100), b"\r\n".to_vec()].concat();
+    let mut input = tx_with_body(&body);
+    input.truncate(input.len() - b".\r\nNOOP\r\n".len());
+    let mut s = Session::new(cfg());
+    let mut actions = Vec::new();
+    let mut used = 0;
+    loop {
+        let n = s.feed(&input[used..]);
+        used += n;
+        let before = actions.len();
+        actions.extend(std::iter::from_fn(|| s.next_action()));
+        if n == 0 && actions.len() == before {
+            break;
+        }
+    }
+    // The abort comes before the end of DATA, so the shell frees its file at once; no
+    // content of the refused message was ever handed out.
+    assert_eq!(used, input.len());
+    assert!(matches!(
+        actions.as_slice(),
+        [Action::BeginMessage(_), Action::AbortMessage]
+    ));
+}
+
+#[test]
+fn content_is_handed_out_in_bounded_chunks_whatever_the_input_size() {
+    let mut c = cfg();
+    c.max_message_size = 1 << 20;
+    let line = [b"b".repeat(998), b"\r\n".to_vec()].concat();
+    let body = line.repeat(500);
+    let input = tx_with_body(&body);
+    // One feed with the whole input, as a shell with a huge read buffer would do.
+    let run = drive(c, &[&input], false);
+    assert_eq!(run.messages.len(), 1);
+    assert_eq!(run.messages[0].data, body);
+}
+
+#[test]
+fn recipients_not_served_here_get_550_relay_denied() {
+    let mut c = cfg();
+    c.recipients = Recipients::Only(vec!["oct@oct.example".into()]);
+    let run = drive(
+        c,
+        &[
+            b"EHLO a\r\nMAIL FROM:<ps@example.org>\r\nRCPT TO:<victim@gmail.com>\r\n\
+RCPT TO:<OCT@Oct.Example>\r\nRCPT TO:<oct@oct.example.evil>\r\nDATA\r\nx\r\n.\r\n",
+        ],
+        false,
+    );
+    let c = codes(&run);
+    assert_eq!(
+        c[c.len() - 5..],
+        ["550 ", "250 ", "550 ", "354 ", "250 "].map(String::from)[..]
+    );
+    assert!(
+        run.replies
+            .contains("550 5.7.1 Relaying denied: recipient not served here\r\n")
+    );
+    assert_eq!(run.messages.len(), 1);
+    assert_eq!(run.messages[0].rcpt_to, ["OCT@Oct.Example"]);
+}
+
+#[test]
+fn default_recipients_accept_nobody() {
+    let c = SessionConfig::default();
+    assert!(!c.recipients.accepts("oct@svoct.localhost"));
+    let run = drive(c, &[b"EHLO a\r\nMAIL FROM:<a@b>\r\nRCPT TO:<a@b>\r\n"], false);
+    assert!(
+        run.replies
+            .ends_with("550 5.7.1 Relaying denied: recipient not served here\r\n")
+    );
+}
+
+#[test]
+fn timeout_inside_data_aborts_the_message() {
+    let mut s = Session::new(cfg());
+    let input = b"EHLO a\r\nMAIL FROM:<a@b>\r\nRCPT TO:<b@c>\r\nDATA\r\npartial";
+    let mut actions = Vec::new();
+    let mut used = 0;
+    while used < input.len() {
+        used += s.feed(&input[used..]);
+        actions.extend(std::iter::from_fn(|| s.next_action()));
+    }
+    assert!(s.in_data());
+    assert_eq!(s.data_octets(), 7);
+    s.timeout();
+    actions.extend(std::iter::from_fn(|| s.next_action()));
+    assert!(matches!(
+        actions.as_slice(),
+        [
+            Action::BeginMessage(_),
+            Action::MessageData(_),
+            Action::AbortMessage,
+            Action::Close
+        ]
+    ));
+    assert!(
+        String::from_utf8(s.take_replies())
+            .unwrap()
+            .ends_with("421 4.4.2 oct.test Timeout, closing connection\r\n")
+    );
+}
+
+#[test]
+fn phase_changes_per_command_line_not_per_byte() {
+    let mut s = Session::new(cfg());
+    let p0 = s.phase();
+    for b in b"EHLO a" {
+        s.feed(&[*b]);
+    }
+    assert_eq!(s.phase(), p0, "a partial line is the same phase");
+    s.feed(b"\r\n");
+    let p1 = s.phase();
+    assert_ne!(p1, p0);
+    s.feed(b"NOOP\r\nNOOP\r\n");
+    assert_ne!(s.phase(), p1);
 }
 
 #[test]
@@ -285,10 +478,23 @@ fn too_many_recipients_get_452() {
 fn failed_persist_is_451_and_pipelined_commands_wait_for_it() {
     let input = b"EHLO a\r\nMAIL FROM:<a@b>\r\nRCPT TO:<b@c>\r\nDATA\r\nx\r\n.\r\nNOOP\r\n";
     let mut s = Session::new(cfg());
-    let used = s.feed(input);
+    // The session stops at each action (begin, content, persist) until the end of DATA.
+    let mut used = 0;
+    let mut actions = Vec::new();
+    while !s.awaiting_persist() {
+        let n = s.feed(&input[used..]);
+        assert!(n > 0 || s.awaiting_persist());
+        used += n;
+        while let Some(a) = s.next_action() {
+            actions.push(a);
+        }
+    }
     assert_eq!(&input[used..], b"NOOP\r\n", "stops at the end of DATA");
-    assert!(s.awaiting_persist());
-    assert!(matches!(s.next_action(), Some(Action::Persist(_))));
+    assert!(matches!(actions.as_slice(), [
+        Action::BeginMessage(_),
+        Action::MessageData(DataChunk(d)),
+        Action::Persist,
+    ] if d == b"x\r\n"));
     assert_eq!(s.feed(&input[used..]), 0);
     let before = String::from_utf8(s.take_replies()).unwrap();
     assert!(before.ends_with("354 Start mail input; end with <CRLF>.<CRLF>\r\n"));
@@ -405,16 +611,19 @@ proptest! {
         cuts.push(wire.len());
         let mut pos = 0;
         let mut done = false;
+        let mut out = Vec::new();
         for cut in cuts {
             if cut < pos { continue; }
             let (used, d) = r.ingest(&wire[pos..cut]);
             pos += used;
+            out.extend(r.take_output().unwrap_or_default());
             if d { done = true; break; }
             prop_assert_eq!(pos, cut);
         }
         prop_assert!(done);
         prop_assert_eq!(&wire[pos..], b"TRAILING");
-        prop_assert_eq!(r.finish(), DataOutcome::Complete(original));
+        prop_assert_eq!(r.finish(), DataOutcome::Complete);
+        prop_assert_eq!(out, original);
     }
 
     #[test]
