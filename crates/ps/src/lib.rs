@@ -1,6 +1,7 @@
 //! The transmission module a billing software embeds: configuration and modes, sending in the
 //! three options of the annex, the journal, retrieval and returns.
 //!
+//! - [`archive`]: the whole store in one tar of plain files and back (portable history).
 //! - [`config`]: the TOML configuration, modes and OCT switching (R1, R2).
 //! - [`plan`]: which files for which recipient in each mode and option (R3), pure logic.
 //! - [`send`]: the [`Ps`] engine: build, journal, send, retry, resend (R5), dLOI request (R7.2).
@@ -9,6 +10,7 @@
 //! - [`status`]: lots and invoices with their states, worklists, LOI check.
 #![forbid(unsafe_code)]
 
+pub mod archive;
 pub mod config;
 pub mod error;
 pub mod fetch;

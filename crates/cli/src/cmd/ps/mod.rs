@@ -11,6 +11,7 @@ use svoct_ps::config::{self, Config, ConfigFile, Mode, OctChanges, SendOption};
 
 use crate::CmdResult;
 
+mod archive;
 mod fetch;
 mod loi_check;
 mod output;
@@ -69,6 +70,11 @@ enum Command {
     /// Opposition list (LOI) exchanges.
     #[command(subcommand)]
     Loi(LoiCommand),
+    /// Write the whole store (journal, saved files, returns, states, LOI) to one tar archive of
+    /// plain files (docs/formats/ps-archive.md), to move a practice's history elsewhere.
+    Export(archive::ExportArgs),
+    /// Restore an archive written by `export` into the configured store, which must be new.
+    Import(archive::ImportArgs),
 }
 
 #[derive(Subcommand)]
@@ -177,6 +183,8 @@ pub fn run(args: Args) -> CmdResult {
         Command::Loi(LoiCommand::Check(a)) => loi_check::check(path, a),
         Command::Status(a) => status::status(path, a),
         Command::Returns(a) => returns::returns(path, a),
+        Command::Export(a) => archive::export(path, a),
+        Command::Import(a) => archive::import(path, a),
     }
 }
 
