@@ -117,6 +117,10 @@ pub struct SmtpSettings {
     /// `tls = "none"` is refused when the configuration loads.
     #[serde(default)]
     pub allow_plaintext_auth: bool,
+    /// Seconds to wait for the server at each step (connect, each command) before giving up
+    /// with "timeout talking to HOST:PORT after N s"; at least 1.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
 }
 
 /// Where returns are picked up: a POP3 mailbox, or a Maildir directory.
@@ -143,6 +147,13 @@ pub struct MailboxSettings {
     /// Largest message accepted from the mailbox, in bytes.
     #[serde(default = "default_max_message")]
     pub max_message_bytes: u64,
+    /// Seconds to wait for the POP3 server at each step (connect, each read or write); at least 1.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+fn default_timeout_secs() -> u64 {
+    60
 }
 
 fn default_max_message() -> u64 {
@@ -589,6 +600,7 @@ from = "cabinet@ps.invalid"
 [network.smtp]
 host = "127.0.0.1"
 port = 25
+# timeout_secs = 60      # wait at most this long for each server answer
 tls = "none"             # "none", "starttls" or "implicit"
 # username = "..."
 # password = "..."

@@ -253,8 +253,33 @@ fn oct_set(path: &Path, changes: OctChanges) -> CmdResult {
             .into());
         }
     }
+    // The certificate is checked now, not at the first sending: the path as the configuration
+    // will read it (relative to the configuration file), a certificate, valid today.
+    let checked = match &changes.certificate {
+        Some(cert) => {
+            let dir = path.parent().unwrap_or(Path::new(""));
+            let resolved = if cert.is_relative() {
+                dir.join(cert)
+            } else {
+                cert.clone()
+            };
+            let info = svoct_ps::certificate::check_file(&resolved).map_err(|e| {
+                let hint = if cert.is_relative() && !dir.as_os_str().is_empty() {
+                    " (a relative path is relative to the configuration file's directory)"
+                } else {
+                    ""
+                };
+                format!("{e}{hint}; the OCT settings are unchanged")
+            })?;
+            Some(info)
+        }
+        None => None,
+    };
     file.set_oct(&changes);
     let config = file.save()?;
+    if let Some(info) = checked {
+        println!("certificate: {} (valid until {})", info.subject, info.not_after);
+    }
     if let Some(oct) = &config.oct {
         println!(
             "oct: {} (identifier {}, option {}, {}); mode is {}",
