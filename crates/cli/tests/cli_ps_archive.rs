@@ -79,6 +79,18 @@ fn export_then_import_keeps_every_state_and_refuses_duplicates() {
     config_with_store(&old, &tmp.path().join("moved/ps.sqlite"), &new);
     std::fs::create_dir(tmp.path().join("moved")).unwrap();
     ok(svoct(&new, &["import", archive.to_str().unwrap()]));
+    let store_mode = std::fs::metadata(tmp.path().join("moved/ps.sqlite"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(store_mode, 0o600, "the restored store holds health data");
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".part"))
+        .collect();
+    assert!(leftovers.is_empty(), "no scratch file left: {leftovers:?}");
 
     for listing in [
         &["returns", "--json"][..],

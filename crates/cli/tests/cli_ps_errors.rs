@@ -193,3 +193,39 @@ fn a_zone_without_lots_says_it_is_a_zone() {
     );
     assert!(!shown.contains("multiple of 128"), "{shown}");
 }
+
+#[test]
+fn a_malformed_certificate_at_send_time_names_the_file_without_the_openssl_stack() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path(), 25);
+    // Set up with a good certificate, then the file is damaged (cut short) behind our back.
+    let (_, cert) = TestIdentity::new("oct.test").write_pem(dir.path(), "oct");
+    let set = svoct(
+        &cfg,
+        &[
+            "oct",
+            "set",
+            "--address",
+            "oct@oct.invalid",
+            "--identifier",
+            "12345678900014",
+            "--certificate",
+            cert.to_str().unwrap(),
+        ],
+    );
+    assert!(set.status.success(), "{}", text(&set));
+    assert!(svoct(&cfg, &["mode", "oct"]).status.success());
+    let pem = std::fs::read(&cert).unwrap();
+    std::fs::write(&cert, &pem[..pem.len() / 2]).unwrap();
+    let lots = generate(dir.path(), &["--invoices", "3"], "lots.b2");
+    let out = svoct(&cfg, &["send", lots.to_str().unwrap(), "--out", "out"]);
+    assert!(!out.status.success());
+    let shown = text(&out);
+    assert!(
+        shown.contains("oct.crt") && shown.contains("not a certificate"),
+        "{shown}"
+    );
+    assert!(shown.contains("cut short"), "{shown}");
+    assert!(!shown.contains("error:0"), "no OpenSSL error codes: {shown}");
+    assert_eq!(shown.trim().lines().count(), 1, "{shown}");
+}

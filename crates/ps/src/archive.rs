@@ -230,6 +230,35 @@ fn blob_name(table: &str, column: &str, row: u64, cells: &[Cell], columns: &[Str
     }
 }
 
+/// A scratch file next to the archive (0600, removed when dropped), so that a table of a million
+/// rows is staged on disk rather than in memory before it becomes a member.
+struct Scratch {
+    path: PathBuf,
+    file: fs::File,
+}
+
+impl Scratch {
+    fn create(out: &Path) -> Result<Scratch, ArchiveError> {
+        let mut name = out.as_os_str().to_owned();
+        name.push(format!(".{}.part", std::process::id()));
+        let path = PathBuf::from(name);
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        Ok(Scratch { path, file })
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
 /// Dumps one table: its binary values as members first, then its JSON lines.
 fn write_table(
     s: &Store,
@@ -238,7 +267,8 @@ fn write_table(
     builder: &mut tar::Builder<impl Write>,
 ) -> Result<TableInfo, ArchiveError> {
     let columns = s.dump_columns(table)?;
-    let mut lines = Vec::new();
+    let scratch = Scratch::create(out)?;
+    let mut lines = BufWriter::new(&scratch.file);
     let mut rows = 0u64;
     s.dump_rows(table, |cells| -> Result<(), ArchiveError> {
         let mut object = Map::new();
@@ -257,12 +287,18 @@ fn write_table(
             object.insert(column.clone(), value);
         }
         serde_json::to_writer(&mut lines, &object).map_err(|e| invalid(out, e.to_string()))?;
-        lines.push(b'\n');
+        lines.write_all(b"\n").map_err(io_err(&scratch.path))?;
         rows += 1;
         Ok(())
     })??;
+    lines.flush().map_err(io_err(&scratch.path))?;
+    drop(lines);
+    let mut staged = &scratch.file;
+    let size = staged.seek(SeekFrom::End(0)).map_err(io_err(&scratch.path))?;
+    staged.seek(SeekFrom::Start(0)).map_err(io_err(&scratch.path))?;
     let file = format!("tables/{table}.jsonl");
-    append(builder, out, &file, &lines)?;
+    let mut h = member_header(size);
+    builder.append_data(&mut h, &file, staged).map_err(io_err(out))?;
     Ok(TableInfo {
         name: table.to_owned(),
         columns,
@@ -363,6 +399,8 @@ pub fn import(archive: &Path, store_path: &Path) -> Result<Report, ArchiveError>
             path: store_path.to_owned(),
         });
     }
+    // The restored history is health data: the store file readable by its owner only.
+    fs::set_permissions(store_path, fs::Permissions::from_mode(0o600)).map_err(io_err(store_path))?;
     let ours = store.schema_version()?;
     if manifest.schema_version != ours {
         return Err(invalid(
