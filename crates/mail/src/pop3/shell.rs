@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use openssl::ssl::{SslConnector, SslMethod, SslStream};
+use openssl::ssl::{HandshakeError, SslConnector, SslMethod, SslStream};
 use openssl::x509::X509;
 use serde::{Deserialize, Serialize};
 
@@ -339,7 +339,29 @@ impl Pop3Session {
                 .map_err(|e| tls_err(format!("extra root certificate: {e}")))?;
         }
         let domain = cfg.tls_domain.as_deref().unwrap_or(&cfg.host);
-        b.build().connect(domain, tcp).map_err(|e| tls_err(e.to_string()))
+        b.build().connect(domain, tcp).map_err(|e| {
+            // A server that accepts and never answers stalls the handshake until the socket
+            // timeout: say so, not "the operation would block".
+            let timed_out = match &e {
+                HandshakeError::WouldBlock(_) => true,
+                HandshakeError::Failure(m) => m.error().io_error().is_some_and(|io| {
+                    matches!(
+                        io.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    )
+                }),
+                HandshakeError::SetupFailure(_) => false,
+            };
+            if timed_out {
+                Pop3Error::Timeout {
+                    endpoint: self.endpoint.clone(),
+                    what: "TLS handshake",
+                    secs: self.timeout.as_secs(),
+                }
+            } else {
+                tls_err(e.to_string())
+            }
+        })
     }
 
     fn unexpected(&self, verb: Verb, event: &Event) -> Pop3Error {
@@ -568,6 +590,31 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("os error"), "{text}");
+        drop(l);
+    }
+
+    #[test]
+    fn a_silent_server_under_implicit_tls_is_a_timeout_too() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let mut cfg = Pop3Config::plain("127.0.0.1", port, "ps1", Secret::new("pw".into()));
+        cfg.security = Pop3Security::Implicit;
+        cfg.timeout = Duration::from_secs(1);
+        let e = Pop3Session::connect(&cfg).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Pop3Error::Timeout {
+                    what: "TLS handshake",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string().contains(&format!("127.0.0.1:{port} after 1 s")),
+            "{e}"
+        );
         drop(l);
     }
 
