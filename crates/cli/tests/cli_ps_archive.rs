@@ -77,7 +77,7 @@ fn export_then_import_keeps_every_state_and_refuses_duplicates() {
 
     let new = tmp.path().join("new.toml");
     config_with_store(&old, &tmp.path().join("moved/ps.sqlite"), &new);
-    std::fs::create_dir(tmp.path().join("moved")).unwrap();
+    // The store's directory does not exist yet: import makes it (0700).
     ok(svoct(&new, &["import", archive.to_str().unwrap()]));
     let store_mode = std::fs::metadata(tmp.path().join("moved/ps.sqlite"))
         .unwrap()
@@ -85,6 +85,12 @@ fn export_then_import_keeps_every_state_and_refuses_duplicates() {
         .mode()
         & 0o777;
     assert_eq!(store_mode, 0o600, "the restored store holds health data");
+    let dir_mode = std::fs::metadata(tmp.path().join("moved"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(dir_mode, 0o700);
     let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -393,6 +393,14 @@ fn manifest_of(index: &Index) -> Result<Manifest, ArchiveError> {
 pub fn import(archive: &Path, store_path: &Path) -> Result<Report, ArchiveError> {
     let index = Index::open(archive)?;
     let manifest = manifest_of(&index)?;
+    if let Some(dir) = store_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io_err(dir))?;
+    }
     let mut store = Store::open(store_path)?;
     if !store.is_empty()? || !payload_files(store_path)?.is_empty() {
         return Err(ArchiveError::NotEmpty {
