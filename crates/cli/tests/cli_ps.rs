@@ -77,6 +77,12 @@ fn mode_and_oct_switching_round_trip_leaves_the_file_byte_identical() {
         "failed commands change nothing"
     );
 
+    // `oct set` checks the certificate (relative to the configuration file): a real one.
+    std::fs::write(
+        dir.path().join("oct.pem"),
+        svoct_testkit::certs::TestIdentity::new("oct.test").cert_pem(),
+    )
+    .unwrap();
     let out = ok(&svoct(
         &cfg,
         &[

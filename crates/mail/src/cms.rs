@@ -32,8 +32,10 @@ pub enum CmsError {
     CertificateExpired { subject: String, not_after: String },
     #[error("recipient certificate {subject} is not valid before {not_before}")]
     CertificateNotYetValid { subject: String, not_before: String },
-    #[error("certificate is neither PEM nor DER X.509: {0}")]
-    BadCertificate(ErrorStack),
+    /// Not an X.509 certificate; the text says what the file looks like instead (a private key,
+    /// a damaged PEM block, something else), without OpenSSL's error stack.
+    #[error("not a certificate: {0}")]
+    BadCertificate(String),
     #[error("private key is neither PEM nor DER: {0}")]
     BadPrivateKey(ErrorStack),
     #[error("private key file {path} has mode {mode:03o}: {}; run chmod 600", loose_bits(*mode))]
@@ -106,11 +108,44 @@ fn subject_of(cert: &X509) -> String {
 
 /// Reads a certificate in PEM or DER form.
 pub fn parse_certificate(bytes: &[u8]) -> Result<X509, CmsError> {
-    if bytes.windows(11).any(|w| w == b"-----BEGIN ") {
-        X509::from_pem(bytes).map_err(CmsError::BadCertificate)
-    } else {
-        X509::from_der(bytes).map_err(CmsError::BadCertificate)
+    if bytes.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+        return X509::from_pem(bytes).map_err(|e| {
+            CmsError::BadCertificate(format!(
+                "its PEM CERTIFICATE block does not decode ({}): damaged or cut short?",
+                first_reason(&e)
+            ))
+        });
     }
+    if let Some(label) = pem_label(bytes) {
+        return Err(CmsError::BadCertificate(format!(
+            "a PEM file holding a {label}, not a CERTIFICATE: the wrong file?"
+        )));
+    }
+    X509::from_der(bytes).map_err(|_| {
+        CmsError::BadCertificate(if bytes.is_empty() {
+            "the file is empty".into()
+        } else {
+            "neither PEM (no -----BEGIN CERTIFICATE----- line) nor DER X.509".into()
+        })
+    })
+}
+
+/// The label of the first PEM block (`PRIVATE KEY` in `-----BEGIN PRIVATE KEY-----`).
+fn pem_label(bytes: &[u8]) -> Option<String> {
+    let start = bytes.windows(11).position(|w| w == b"-----BEGIN ")? + 11;
+    let rest = bytes.get(start..)?;
+    let end = rest.windows(5).position(|w| w == b"-----")?;
+    let label = String::from_utf8_lossy(rest.get(..end.min(64))?).into_owned();
+    Some(label)
+}
+
+/// OpenSSL's first reason, without the stack's codes and file names.
+fn first_reason(e: &ErrorStack) -> String {
+    e.errors()
+        .first()
+        .and_then(|x| x.reason())
+        .unwrap_or("unreadable")
+        .to_owned()
 }
 
 fn read_limited(path: &Path, what: &'static str) -> Result<Vec<u8>, CmsError> {

@@ -270,6 +270,8 @@ impl SmtpConfig {
 pub struct SmtpTransport {
     inner: lettre::SmtpTransport,
     endpoint: String,
+    /// The per-command timeout, to say it in a timeout error.
+    timeout: Duration,
     /// The login, kept to scrub it out of server answers.
     login: Option<(String, Secret<String>)>,
 }
@@ -328,6 +330,7 @@ impl SmtpTransport {
         Ok(SmtpTransport {
             inner: b.build(),
             endpoint,
+            timeout: cfg.timeout,
             login: cfg
                 .credentials
                 .as_ref()
@@ -404,6 +407,16 @@ impl Transport for SmtpTransport {
                     answer: self.scrub(&format!("{code} {text}")),
                 })
             }
+            Err(e) if is_timeout(&e) => Err(SendError::transient(
+                format!(
+                    "SMTP: timeout talking to {} after {} s: the server does not answer; check the \
+                     host and port, or raise the timeout",
+                    self.endpoint,
+                    self.timeout.as_secs()
+                ),
+                None,
+                None,
+            )),
             Err(e) => Err(classify(&self.endpoint, e, |t| self.scrub(t))),
         }
     }
@@ -437,6 +450,24 @@ fn classify(endpoint: &str, e: lettre::transport::smtp::Error, scrub: impl Fn(&s
     }
     // Connection refused, DNS, timeouts, a connection cut mid-transaction, garbled replies.
     SendError::transient(context, None, None).with_source(cause)
+}
+
+/// Whether the failure is the socket timeout expiring: a server that accepted the connection and
+/// never answered (the OS says `WouldBlock`, "Resource temporarily unavailable", or `TimedOut`).
+fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            )
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// An error and its causes on one line (`a: b: c`), skipping a cause its parent already quotes.
@@ -705,6 +736,26 @@ mod tests {
                 raw: b"m".to_vec()
             }]
         );
+    }
+
+    #[test]
+    fn a_server_that_accepts_and_never_answers_is_a_timeout_naming_endpoint_and_delay() {
+        // The kernel completes the connection (backlog); nobody ever writes a greeting.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let mut cfg = SmtpConfig::plain("127.0.0.1", port);
+        cfg.timeout = Duration::from_secs(1);
+        let t = SmtpTransport::new(&cfg).unwrap();
+        let env = Envelope::new("ps@ps.test", "oct@oct.test");
+        let e = t.send(&env, b"Subject: x\r\n\r\nbody\r\n").unwrap_err();
+        assert!(e.is_transient(), "a silent server may come back: {e}");
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("timeout talking to 127.0.0.1:{port} after 1 s")),
+            "{text}"
+        );
+        assert!(!text.contains("os error"), "{text}");
+        drop(l);
     }
 
     #[test]

@@ -129,6 +129,10 @@ pub struct SmtpSettings {
     /// `tls = "none"` is refused when the configuration loads.
     #[serde(default)]
     pub allow_plaintext_auth: bool,
+    /// Seconds to wait for the server at each step (connect, each command) before giving up
+    /// with "timeout talking to HOST:PORT after N s"; at least 1.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
 }
 
 /// Where returns are picked up: a POP3 mailbox, or a Maildir directory.
@@ -159,10 +163,17 @@ pub struct MailboxSettings {
     /// costs at most this much memory and is quarantined with the reason.
     #[serde(default = "default_max_decompressed")]
     pub max_decompressed_bytes: u64,
+    /// Seconds to wait for the POP3 server at each step (connect, each read or write); at least 1.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
 }
 
 fn default_max_decompressed() -> u64 {
     svoct_mail::compress::DEFAULT_MAX_DECOMPRESSED
+}
+
+fn default_timeout_secs() -> u64 {
+    60
 }
 
 fn default_max_message() -> u64 {
@@ -675,6 +686,7 @@ from = "cabinet@ps.invalid"
 [network.smtp]
 host = "127.0.0.1"
 port = 25
+# timeout_secs = 60      # wait at most this long for each server answer
 tls = "none"             # "none", "starttls" or "implicit"
 # username = "..."
 # password = "..."

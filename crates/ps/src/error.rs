@@ -113,6 +113,12 @@ pub enum PsError {
     /// The mailbox could not be read; what was stored before the error stays stored.
     #[error("mailbox {source_name}: {message}")]
     Mailbox { source_name: String, message: String },
+    /// A certificate file that cannot be used: missing, not a certificate, outside its dates.
+    #[error("certificate {path}: {reason}")]
+    Certificate { path: PathBuf, reason: String },
+    /// A memory zone (SESAM-Vitale API form) given as lots whose lots cannot be taken out.
+    #[error("{path}: a memory zone (SESAM-Vitale API), not B2 lots: {reason}")]
+    Zone { path: String, reason: String },
     /// A building block refused (file framing, dLOI request).
     #[error("{0}")]
     Other(String),

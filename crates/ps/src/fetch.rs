@@ -124,6 +124,7 @@ impl Ps {
             Tls::Implicit => Pop3Security::Implicit,
         };
         cfg.allow_plaintext_auth = settings.allow_plaintext_auth;
+        cfg.timeout = std::time::Duration::from_secs(settings.timeout_secs.max(1));
         cfg.limits = Limits {
             max_message: max,
             ..Limits::default()

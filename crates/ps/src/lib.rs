@@ -1,14 +1,19 @@
 //! The transmission module a billing software embeds: configuration and modes, sending in the
 //! three options of the annex, the journal, retrieval and returns.
 //!
+//! - [`archive`]: the whole store in one tar of plain files and back (portable history).
+//! - [`certificate`]: a recipient certificate checked when it is set.
 //! - [`config`]: the TOML configuration, modes and OCT switching (R1, R2).
 //! - [`plan`]: which files for which recipient in each mode and option (R3), pure logic.
 //! - [`send`]: the [`Ps`] engine: build, journal, send, retry, resend (R5), dLOI request (R7.2).
 //! - [`fetch`]: retrieval from POP3 or a Maildir, store-before-delete, classification (R4, R6).
 //! - [`returns`]: the hook that processes classified returns (reconciliation, ART, dLOI).
 //! - [`status`]: lots and invoices with their states, worklists, LOI check.
+//! - [`zone_input`]: lots handed over as a SESAM-Vitale API memory zone.
 #![forbid(unsafe_code)]
 
+pub mod archive;
+pub mod certificate;
 pub mod config;
 pub mod error;
 pub mod fetch;
@@ -18,6 +23,7 @@ pub mod plan;
 pub mod returns;
 pub mod send;
 pub mod status;
+pub mod zone_input;
 
 pub use error::PsError;
 pub use fetch::FetchReport;

@@ -65,6 +65,8 @@ impl LotFile {
                 max: MAX_LOT_FILE,
             });
         }
+        // A memory zone from the SESAM-Vitale API carries its lots in groups 13/93.
+        let bytes = crate::zone_input::lots_of(&name, bytes)?;
         Ok(LotFile { name, bytes })
     }
 }

@@ -29,6 +29,7 @@ use svoct_formats::arl::{Arl, ArlStatus};
 use svoct_formats::art::Art;
 use svoct_formats::b2::LotKind;
 use svoct_formats::loi::Increment;
+use svoct_formats::severity::Severity;
 use svoct_formats::noemie::{self, Deduction, FlatPayment, Invoice, InvoiceState, NoemieReport, Notice};
 use svoct_mail::subject::Subject;
 use svoct_store::returns::{ArlReturn, InvoiceKind, PaymentState, RspReturn, SentLot};
@@ -139,7 +140,9 @@ pub fn handle(store: &Store, config: &Config, msg: &ClassifiedMessage) -> Result
                     .record_note(msg.inbox_id, "RSP", None, &summary, &detail)
                     .map_err(store_err)?;
             }
-            Ok(if report.findings.is_empty() && r.unmatched == 0 {
+            // Warnings and information (an entity without a published layout, a blank currency)
+            // are noted for the support team; only errors keep the return for a human.
+            Ok(if !has_errors(&report) && r.unmatched == 0 {
                 Disposition::Processed
             } else {
                 Disposition::Kept
@@ -548,4 +551,10 @@ pub fn rsp_returns(report: &NoemieReport) -> Vec<RspReturn> {
             }
         })
         .collect()
+}
+
+/// Whether a NOEMIE report has a finding that makes the file invalid (warnings and information
+/// do not; `docs/formats/noemie.md`).
+fn has_errors(report: &NoemieReport) -> bool {
+    report.findings.iter().any(|f| f.severity == Severity::Error)
 }

@@ -470,6 +470,7 @@ impl Ps {
             Tls::Implicit => smtp::Security::Implicit,
         };
         cfg.allow_plaintext_auth = s.allow_plaintext_auth;
+        cfg.timeout = std::time::Duration::from_secs(s.timeout_secs.max(1));
         if let (Some(user), Some(password)) = (&s.username, &s.password) {
             cfg.credentials = Some(smtp::SmtpCredentials {
                 user: user.clone(),

@@ -11,10 +11,12 @@
 //! - [`spool`]: the concentrator's SMTP ingress spool.
 //! - [`returns`]: reconciliation of ARL and RSP returns with sent lots and invoices.
 //! - [`loi`]: the local opposition list and its dLOI increments.
+//! - [`dump`]: every row out and back in (portable history: `svoct ps export` / `import`).
 #![forbid(unsafe_code)]
 
 pub mod compostage;
 pub mod db;
+pub mod dump;
 pub mod inbox;
 pub mod journal;
 pub mod loi;

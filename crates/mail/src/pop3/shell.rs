@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use openssl::ssl::{SslConnector, SslMethod, SslStream};
+use openssl::ssl::{HandshakeError, SslConnector, SslMethod, SslStream};
 use openssl::x509::X509;
 use serde::{Deserialize, Serialize};
 
@@ -95,6 +95,17 @@ pub enum Pop3Error {
         #[source]
         source: std::io::Error,
     },
+    /// The server did not answer (or accept the connection) within the configured timeout:
+    /// a firewall that swallows packets, a server that accepts and hangs.
+    #[error(
+        "POP3: timeout talking to {endpoint} after {secs} s ({what}): the server does not answer; \
+         check the host and port, or raise the timeout"
+    )]
+    Timeout {
+        endpoint: String,
+        what: &'static str,
+        secs: u64,
+    },
     #[error("POP3 {endpoint}: TLS: {reason}")]
     Tls { endpoint: String, reason: String },
     #[error("POP3 {endpoint}: {source}")]
@@ -182,6 +193,25 @@ pub struct Pop3Session {
     /// From the last `list`: uidl -> (message number, size).
     index: HashMap<String, (u32, u64)>,
     read_buf: Vec<u8>,
+    /// The configured timeout, to say it in a timeout error.
+    timeout: Duration,
+}
+
+/// An I/O failure, as [`Pop3Error::Timeout`] when it is the socket timeout expiring (reported by
+/// the OS as `WouldBlock` or `TimedOut`, "Resource temporarily unavailable" on Linux).
+fn io_failure(endpoint: &str, what: &'static str, source: std::io::Error, timeout: Duration) -> Pop3Error {
+    match source.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Pop3Error::Timeout {
+            endpoint: endpoint.to_owned(),
+            what,
+            secs: timeout.as_secs(),
+        },
+        _ => Pop3Error::Io {
+            endpoint: endpoint.to_owned(),
+            what,
+            source,
+        },
+    }
 }
 
 impl fmt::Debug for Pop3Session {
@@ -201,11 +231,7 @@ impl Pop3Session {
         }
         let io = |what| {
             let endpoint = endpoint.clone();
-            move |source| Pop3Error::Io {
-                endpoint,
-                what,
-                source,
-            }
+            move |source| io_failure(&endpoint, what, source, cfg.timeout)
         };
         let addrs: Vec<_> = (cfg.host.as_str(), cfg.port)
             .to_socket_addrs()
@@ -222,10 +248,9 @@ impl Pop3Session {
                 Err(e) => last = Some(e),
             }
         }
-        let tcp = tcp.ok_or_else(|| Pop3Error::Io {
-            endpoint: endpoint.clone(),
-            what: "connect",
-            source: last.unwrap_or_else(|| std::io::Error::other("no address")),
+        let tcp = tcp.ok_or_else(|| {
+            let source = last.unwrap_or_else(|| std::io::Error::other("no address"));
+            io_failure(&endpoint, "connect", source, cfg.timeout)
         })?;
         tcp.set_read_timeout(Some(cfg.timeout))
             .map_err(io("set timeout"))?;
@@ -237,6 +262,7 @@ impl Pop3Session {
             endpoint: endpoint.clone(),
             index: HashMap::new(),
             read_buf: vec![0; 64 * 1024],
+            timeout: cfg.timeout,
         };
         let tcp = if cfg.security == Pop3Security::Implicit {
             Stream::Tls(Box::new(session.tls(cfg, tcp)?))
@@ -313,7 +339,29 @@ impl Pop3Session {
                 .map_err(|e| tls_err(format!("extra root certificate: {e}")))?;
         }
         let domain = cfg.tls_domain.as_deref().unwrap_or(&cfg.host);
-        b.build().connect(domain, tcp).map_err(|e| tls_err(e.to_string()))
+        b.build().connect(domain, tcp).map_err(|e| {
+            // A server that accepts and never answers stalls the handshake until the socket
+            // timeout: say so, not "the operation would block".
+            let timed_out = match &e {
+                HandshakeError::WouldBlock(_) => true,
+                HandshakeError::Failure(m) => m.error().io_error().is_some_and(|io| {
+                    matches!(
+                        io.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    )
+                }),
+                HandshakeError::SetupFailure(_) => false,
+            };
+            if timed_out {
+                Pop3Error::Timeout {
+                    endpoint: self.endpoint.clone(),
+                    what: "TLS handshake",
+                    secs: self.timeout.as_secs(),
+                }
+            } else {
+                tls_err(e.to_string())
+            }
+        })
     }
 
     fn unexpected(&self, verb: Verb, event: &Event) -> Pop3Error {
@@ -339,11 +387,7 @@ impl Pop3Session {
         stream
             .write_all(&bytes)
             .and_then(|_| stream.flush())
-            .map_err(|source| Pop3Error::Io {
-                endpoint: self.endpoint.clone(),
-                what: "write",
-                source,
-            })
+            .map_err(|source| io_failure(&self.endpoint, "write", source, self.timeout))
     }
 
     /// Reads until the core yields the next event.
@@ -357,11 +401,10 @@ impl Pop3Session {
                     endpoint: self.endpoint.clone(),
                 });
             };
-            let n = stream.read(&mut self.read_buf).map_err(|source| Pop3Error::Io {
-                endpoint: self.endpoint.clone(),
-                what: "read",
-                source,
-            })?;
+            let timeout = self.timeout;
+            let n = stream
+                .read(&mut self.read_buf)
+                .map_err(|source| io_failure(&self.endpoint, "read", source, timeout))?;
             if n == 0 {
                 return Err(Pop3Error::Closed {
                     endpoint: self.endpoint.clone(),
@@ -534,6 +577,60 @@ mod tests {
         let e = Pop3Session::connect(&cfg).unwrap_err();
         assert!(matches!(e, Pop3Error::Io { what: "connect", .. }), "{e:?}");
         assert!(e.to_string().contains(&format!("127.0.0.1:{port}")));
+    }
+
+    #[test]
+    fn a_server_that_accepts_and_never_answers_is_a_timeout_naming_endpoint_and_delay() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        // Accepts (the kernel's backlog does) and never writes a greeting.
+        let mut cfg = Pop3Config::plain("127.0.0.1", port, "ps1", Secret::new("pw".into()));
+        cfg.timeout = Duration::from_secs(1);
+        cfg.allow_plaintext_auth = true;
+        let e = Pop3Session::connect(&cfg).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Pop3Error::Timeout {
+                    what: "read",
+                    secs: 1,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("timeout talking to 127.0.0.1:{port} after 1 s")),
+            "{text}"
+        );
+        assert!(!text.contains("os error"), "{text}");
+        drop(l);
+    }
+
+    #[test]
+    fn a_silent_server_under_implicit_tls_is_a_timeout_too() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let mut cfg = Pop3Config::plain("127.0.0.1", port, "ps1", Secret::new("pw".into()));
+        cfg.security = Pop3Security::Implicit;
+        cfg.timeout = Duration::from_secs(1);
+        let e = Pop3Session::connect(&cfg).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Pop3Error::Timeout {
+                    what: "TLS handshake",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string().contains(&format!("127.0.0.1:{port} after 1 s")),
+            "{e}"
+        );
+        drop(l);
     }
 
     #[test]

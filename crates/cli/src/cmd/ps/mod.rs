@@ -11,6 +11,7 @@ use svoct_ps::config::{self, Config, ConfigFile, EnrichedFiles, Mode, OctChanges
 
 use crate::CmdResult;
 
+mod archive;
 mod fetch;
 mod loi_check;
 mod output;
@@ -69,6 +70,11 @@ enum Command {
     /// Opposition list (LOI) exchanges.
     #[command(subcommand)]
     Loi(LoiCommand),
+    /// Write the whole store (journal, saved files, returns, states, LOI) to one tar archive of
+    /// plain files (docs/formats/ps-archive.md), to move a practice's history elsewhere.
+    Export(archive::ExportArgs),
+    /// Restore an archive written by `export` into the configured store, which must be new.
+    Import(archive::ImportArgs),
 }
 
 #[derive(Subcommand)]
@@ -194,6 +200,8 @@ pub fn run(args: Args) -> CmdResult {
         Command::Loi(LoiCommand::Check(a)) => loi_check::check(path, a),
         Command::Status(a) => status::status(path, a),
         Command::Returns(a) => returns::returns(path, a),
+        Command::Export(a) => archive::export(path, a),
+        Command::Import(a) => archive::import(path, a),
     }
 }
 
@@ -265,8 +273,33 @@ fn oct_set(path: &Path, changes: OctChanges) -> CmdResult {
             .into());
         }
     }
+    // The certificate is checked now, not at the first sending: the path as the configuration
+    // will read it (relative to the configuration file), a certificate, valid today.
+    let checked = match &changes.certificate {
+        Some(cert) => {
+            let dir = path.parent().unwrap_or(Path::new(""));
+            let resolved = if cert.is_relative() {
+                dir.join(cert)
+            } else {
+                cert.clone()
+            };
+            let info = svoct_ps::certificate::check_file(&resolved).map_err(|e| {
+                let hint = if cert.is_relative() && !dir.as_os_str().is_empty() {
+                    " (a relative path is relative to the configuration file's directory)"
+                } else {
+                    ""
+                };
+                format!("{e}{hint}; the OCT settings are unchanged")
+            })?;
+            Some(info)
+        }
+        None => None,
+    };
     file.set_oct(&changes);
     let config = file.save()?;
+    if let Some(info) = checked {
+        println!("certificate: {} (valid until {})", info.subject, info.not_after);
+    }
     if let Some(oct) = &config.oct {
         println!(
             "oct: {} (identifier {}, option {}, {}); mode is {}",
