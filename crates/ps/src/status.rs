@@ -12,6 +12,8 @@ use svoct_store::returns::{DayTotal, InvoiceRow, LotRow, ReturnNote, UnmatchedRe
 use svoct_store::statement::{LineKind, PaymentLineRow};
 use time::OffsetDateTime;
 
+use svoct_store::{Direction, InboxState, Status};
+
 use crate::error::PsError;
 use crate::returns::sync_sent;
 use crate::send::Ps;
@@ -107,9 +109,40 @@ pub struct Totals {
     pub unmatched_returns: usize,
 }
 
+/// Why something needs a human now, in the order `svoct ps status` shows them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttentionKind {
+    /// The OCT refused the message, or a lot of it (its ART says why).
+    RefusedByOct,
+    /// A lot with a negative ARL: the insurer refused it.
+    NegativeArl,
+    /// An invoice rejected (or partly) by the insurer.
+    RejectedInvoice,
+    /// A message that did not leave: deferred, failed, or pending after a crash.
+    NotSent,
+    /// A received message set aside (quarantined), with the reason.
+    SetAside,
+}
+
+/// One thing that needs a human now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Attention {
+    pub kind: AttentionKind,
+    /// The journal entry concerned (inbox id for [`AttentionKind::SetAside`]).
+    pub entry: Option<i64>,
+    /// What it is: a subject, a lot, an invoice.
+    pub what: String,
+    /// Why, in the words of whoever said so (ART, ARL, RSP, the server, the retrieval).
+    pub reason: String,
+}
+
 /// The worklists.
 #[derive(Clone, Debug, Serialize)]
 pub struct StatusView {
+    /// What needs a human now, most urgent kind first: refused by the OCT, negative ARL,
+    /// rejected invoices, not sent, set aside. The waiting worklists follow.
+    pub needs_attention: Vec<Attention>,
     /// The thresholds used (days).
     pub arl_days: u32,
     pub rsp_days: u32,
@@ -211,20 +244,125 @@ pub fn status(ps: &Ps, now: OffsetDateTime) -> Result<StatusView, PsError> {
     let cfg = &ps.config().returns;
     let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
     let r = store.returns();
+    let lots_to_resend = r.lots_to_resend()?;
+    let invoices_to_correct = r.invoices_to_correct()?;
+    let notes = r.notes()?;
+    let needs_attention = attention(ps, &notes, &lots_to_resend, &invoices_to_correct)?;
     Ok(StatusView {
+        needs_attention,
         arl_days: cfg.arl_days,
         rsp_days: cfg.rsp_days,
         lots_without_arl: r.lots_awaiting_arl(now_ms.saturating_sub(i64::from(cfg.arl_days) * DAY_MS))?,
         invoices_without_rsp: r
             .invoices_awaiting_rsp(now_ms.saturating_sub(i64::from(cfg.rsp_days) * DAY_MS))?,
-        lots_to_resend: r.lots_to_resend()?,
-        invoices_to_correct: r.invoices_to_correct()?,
+        lots_to_resend,
+        invoices_to_correct,
         unmatched: r.unmatched()?,
         paid_per_day: r.paid_per_day()?,
         payment_lines: r.payment_lines(&[LineKind::FlatPayment, LineKind::Deduction])?,
         insurer_notices: r.payment_lines(&[LineKind::Notice])?,
-        arts: arts_of(&r.notes()?),
+        arts: arts_of(&notes),
     })
+}
+
+/// The list that opens `svoct ps status`: see [`StatusView::needs_attention`].
+fn attention(
+    ps: &Ps,
+    notes: &[ReturnNote],
+    lots: &[LotRow],
+    invoices: &[InvoiceRow],
+) -> Result<Vec<Attention>, PsError> {
+    let journal = ps.store().journal();
+    let mut out = Vec::new();
+    for status in [Status::Failed, Status::Deferred, Status::Pending] {
+        for e in journal.with_status(status)? {
+            // Sent again since: the newer entry speaks for it.
+            if e.direction != Direction::Out || !journal.replaced_by(e.id)?.is_empty() {
+                continue;
+            }
+            let answer = e.server_answer.clone().unwrap_or_default();
+            let kind = if answer.starts_with(REFUSED_BY_OCT) {
+                AttentionKind::RefusedByOct
+            } else {
+                AttentionKind::NotSent
+            };
+            let reason = match status {
+                Status::Pending => "outcome unknown (interrupted while sending?): check, then \
+                                    `svoct ps resend ID`"
+                    .to_owned(),
+                _ => format!("{}: {answer}", status.as_str()),
+            };
+            out.push(Attention {
+                kind,
+                entry: Some(e.id.0),
+                what: e.subject.clone(),
+                reason,
+            });
+        }
+    }
+    out.extend(refused_lots(notes));
+    out.extend(lots.iter().map(|l| Attention {
+        kind: AttentionKind::NegativeArl,
+        entry: Some(l.entry.0),
+        what: format!("lot {} of {}", l.number, l.date),
+        reason: l.arl_reasons.join("; "),
+    }));
+    out.extend(invoices.iter().map(|i| Attention {
+        kind: AttentionKind::RejectedInvoice,
+        entry: Some(i.entry.0),
+        what: format!(
+            "invoice {} (lot {})",
+            i.number,
+            i.lot_number.as_deref().unwrap_or("?")
+        ),
+        reason: format!("{}: {}", i.state.as_str(), i.reasons.join("; ")),
+    }));
+    for m in ps.store().inbox().with_state(InboxState::Quarantined)? {
+        out.push(Attention {
+            kind: AttentionKind::SetAside,
+            entry: Some(m.id.0),
+            what: format!(
+                "received {} ({})",
+                m.classification.as_deref().unwrap_or("message"),
+                crate::rfc3339(&m.received_at)
+            ),
+            reason: m.reason.clone().unwrap_or_default(),
+        });
+    }
+    out.sort_by_key(|a| a.kind);
+    Ok(out)
+}
+
+/// How a journal entry refused by the OCT begins its answer (set when its ART is processed).
+pub const REFUSED_BY_OCT: &str = "refused by the OCT";
+
+/// Lots an ART says the OCT refused while accepting the rest of the message.
+fn refused_lots(notes: &[ReturnNote]) -> Vec<Attention> {
+    let mut out = Vec::new();
+    for n in notes.iter().filter(|n| n.kind == "ART") {
+        let lots = n
+            .detail
+            .get("structured")
+            .and_then(|s| s.get("lots"))
+            .and_then(|l| l.as_array());
+        for lot in lots.into_iter().flatten() {
+            if lot.get("status").and_then(|s| s.as_str()) != Some("refused") {
+                continue;
+            }
+            let field = |k: &str| lot.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+            out.push(Attention {
+                kind: AttentionKind::RefusedByOct,
+                entry: None,
+                what: format!(
+                    "lot {} of message {}",
+                    field("number"),
+                    n.compostage.as_deref().unwrap_or("?")
+                ),
+                reason: field("detail"),
+            });
+        }
+    }
+    out
 }
 
 /// Whether `card` is on the local opposition list, and the list version (`svoct ps loi check`).
