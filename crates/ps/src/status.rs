@@ -38,6 +38,127 @@ pub struct ReturnsView {
     /// Rejects and notices of the insurers (900, and notices attached to no invoice).
     pub insurer_notices: Vec<PaymentLineRow>,
     pub totals: Totals,
+    /// What a [`ReturnsFilter`] kept, before paging (everything when unfiltered).
+    pub page: Page,
+}
+
+/// Which lots and invoices `svoct ps returns` shows, and which page of them. Every condition
+/// given must hold; totals always count the whole store.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReturnsFilter {
+    /// States to keep (any of): a lot's ARL state (`awaiting`, `positive`, `negative`) or an
+    /// invoice's payment state (`awaiting`, `paid`, `rejected`, `deferred`, `partial`,
+    /// `not_processed`). A lot is kept when its state is listed, an invoice likewise.
+    pub states: Vec<String>,
+    /// Sent on or after this day (UTC).
+    pub since: Option<time::Date>,
+    /// Sent on or before this day (UTC).
+    pub until: Option<time::Date>,
+    /// Lot number (leading zeros optional).
+    pub lot: Option<String>,
+    /// Invoice number (leading zeros optional); lots are then those of the matching invoices.
+    pub invoice: Option<String>,
+    /// Rows skipped in each list, then at most `limit` rows (`None`: all).
+    pub offset: usize,
+    pub limit: Option<usize>,
+}
+
+/// The states a [`ReturnsFilter`] accepts.
+pub const FILTER_STATES: &[&str] = &[
+    "awaiting",
+    "positive",
+    "negative",
+    "paid",
+    "rejected",
+    "deferred",
+    "partial",
+    "not_processed",
+];
+
+/// How many rows matched the filter, before paging.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Page {
+    pub offset: usize,
+    pub limit: Option<usize>,
+    pub lots_matching: usize,
+    pub invoices_matching: usize,
+}
+
+fn same_number(a: &str, b: &str) -> bool {
+    a.trim().trim_start_matches('0') == b.trim().trim_start_matches('0')
+}
+
+impl ReturnsFilter {
+    /// `Err` names a state that is not one of [`FILTER_STATES`].
+    pub fn check(&self) -> Result<(), PsError> {
+        match self.states.iter().find(|s| !FILTER_STATES.contains(&s.as_str())) {
+            Some(bad) => Err(PsError::Other(format!(
+                "unknown state {bad:?}: expected one of {}",
+                FILTER_STATES.join(", ")
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    fn sent_in_range(&self, sent_ms: i64) -> bool {
+        let day_ms = |d: time::Date| {
+            i64::try_from(d.midnight().assume_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+        };
+        self.since.is_none_or(|d| sent_ms >= day_ms(d))
+            && self
+                .until
+                .is_none_or(|d| sent_ms < day_ms(d).saturating_add(DAY_MS))
+    }
+
+    fn state_ok(&self, state: &str) -> bool {
+        self.states.is_empty() || self.states.iter().any(|s| s == state)
+    }
+
+    /// Keeps the matching lots and invoices of `v`, then one page of each.
+    pub fn apply(&self, v: &mut ReturnsView) {
+        v.invoices.retain(|i| {
+            self.state_ok(i.state.as_str())
+                && self.sent_in_range(i.sent_ms)
+                && self
+                    .lot
+                    .as_deref()
+                    .is_none_or(|l| i.lot_number.as_deref().is_some_and(|n| same_number(n, l)))
+                && self.invoice.as_deref().is_none_or(|n| same_number(&i.number, n))
+        });
+        let invoice_lots: Vec<(i64, Option<String>, Option<String>)> = v
+            .invoices
+            .iter()
+            .map(|i| (i.entry.0, i.lot_number.clone(), i.lot_date.clone()))
+            .collect();
+        v.lots.retain(|l| {
+            self.state_ok(l.arl.as_str())
+                && self.sent_in_range(l.sent_ms)
+                && self.lot.as_deref().is_none_or(|n| same_number(&l.number, n))
+                && (self.invoice.is_none()
+                    || invoice_lots.iter().any(|(e, n, d)| {
+                        *e == l.entry.0
+                            && n.as_deref().is_some_and(|n| same_number(n, &l.number))
+                            && d.as_deref() == Some(l.date.as_str())
+                    }))
+        });
+        v.page = Page {
+            offset: self.offset,
+            limit: self.limit,
+            lots_matching: v.lots.len(),
+            invoices_matching: v.invoices.len(),
+        };
+        let page = |len: usize| {
+            let start = self.offset.min(len);
+            (
+                start,
+                self.limit.map_or(len, |l| start.saturating_add(l).min(len)),
+            )
+        };
+        let (a, b) = page(v.lots.len());
+        v.lots = v.lots.drain(a..b).collect();
+        let (a, b) = page(v.invoices.len());
+        v.invoices = v.invoices.drain(a..b).collect();
+    }
 }
 
 /// An ART as the PS is shown it: the text as received, always; the machine block as an extra.
@@ -224,11 +345,17 @@ pub fn returns_view(ps: &Ps) -> Result<ReturnsView, PsError> {
         .saturating_add(t.flat_paid_cents)
         .saturating_add(t.deducted_cents);
     Ok(ReturnsView {
-        lots,
-        invoices,
         unmatched,
         arts: arts_of(&notes),
         notes,
+        page: Page {
+            offset: 0,
+            limit: None,
+            lots_matching: lots.len(),
+            invoices_matching: invoices.len(),
+        },
+        lots,
+        invoices,
         payment_lines,
         insurer_notices,
         totals: t,

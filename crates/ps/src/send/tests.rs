@@ -646,3 +646,31 @@ fn a_message_refused_by_the_oct_is_resent_with_the_certificate_fixed_since() {
     assert!(!with_a.status.success(), "the old certificate cannot open it");
     drop(s.oct_key);
 }
+
+/// Issue 13 point 2: a deferred message is in `status` as not sent, with the server's answer,
+/// until a retry sends it (the retried entry then speaks for it).
+#[test]
+fn a_deferred_message_needs_a_human_until_it_is_retried() {
+    let (_s, ps) = setup("oct", "single");
+    let t = MemoryTransport::new();
+    t.fail_next(SendError::transient(
+        "SMTP",
+        Some(451),
+        Some("451 try again later".into()),
+    ));
+    let sent = ps.send(&t, &[lots(31, 3)], &mut no_progress).unwrap();
+    assert_eq!(sent[0].status, Status::Deferred);
+    let status = crate::status::status_now(&ps).unwrap();
+    assert_eq!(status.needs_attention.len(), 1, "{:?}", status.needs_attention);
+    let a = &status.needs_attention[0];
+    assert_eq!(a.kind, crate::status::AttentionKind::NotSent);
+    assert_eq!(a.entry, Some(sent[0].entry.0));
+    assert!(a.reason.contains("451 try again later"), "{}", a.reason);
+
+    let retried = ps.retry(&t, &mut no_progress).unwrap();
+    assert_eq!(retried[0].status, Status::Sent);
+    let link = ps.store().journal().replaces(retried[0].entry).unwrap().unwrap();
+    assert_eq!((link.replaces, link.why.as_str()), (sent[0].entry, "retry"));
+    let status = crate::status::status_now(&ps).unwrap();
+    assert!(status.needs_attention.is_empty(), "{:?}", status.needs_attention);
+}
