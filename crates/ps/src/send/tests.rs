@@ -674,3 +674,86 @@ fn a_deferred_message_needs_a_human_until_it_is_retried() {
     let status = crate::status::status_now(&ps).unwrap();
     assert!(status.needs_attention.is_empty(), "{:?}", status.needs_attention);
 }
+
+/// Issue 13 point 6: `ps returns` filters by state, sent date, lot and invoice, and pages.
+#[test]
+fn returns_view_filters_and_pages() {
+    use crate::status::{ReturnsFilter, returns_view};
+    let (_s, ps) = setup("oct", "single");
+    let t = MemoryTransport::new();
+    // 10 invoices in lots of 4: lots 001, 002, 003 (4 + 4 + 2 invoices).
+    ps.send(&t, &[lots(51, 10)], &mut no_progress).unwrap();
+    let all = returns_view(&ps).unwrap();
+    assert_eq!((all.lots.len(), all.invoices.len()), (3, 10));
+    let view = |f: ReturnsFilter| {
+        let mut v = returns_view(&ps).unwrap();
+        f.apply(&mut v);
+        v
+    };
+
+    let v = view(ReturnsFilter {
+        lot: Some("2".into()),
+        ..ReturnsFilter::default()
+    });
+    assert_eq!(v.lots.len(), 1);
+    assert_eq!(v.lots[0].number.trim_start_matches('0'), "2");
+    assert_eq!(v.invoices.len(), 4);
+    assert!(
+        v.invoices
+            .iter()
+            .all(|i| i.lot_number.as_deref().map(|n| n.trim_start_matches('0')) == Some("2"))
+    );
+
+    let one = all.invoices[9].number.clone();
+    let v = view(ReturnsFilter {
+        invoice: Some(one.trim_start_matches('0').to_owned()),
+        ..ReturnsFilter::default()
+    });
+    assert_eq!(v.invoices.len(), 1);
+    assert_eq!(v.invoices[0].number, one);
+    assert_eq!(v.lots.len(), 1, "the invoice's lot");
+    assert_eq!(Some(v.lots[0].number.clone()), v.invoices[0].lot_number);
+
+    let v = view(ReturnsFilter {
+        states: vec!["paid".into()],
+        ..ReturnsFilter::default()
+    });
+    assert!(v.lots.is_empty() && v.invoices.is_empty(), "nothing is paid yet");
+    let v = view(ReturnsFilter {
+        states: vec!["awaiting".into()],
+        ..ReturnsFilter::default()
+    });
+    assert_eq!((v.lots.len(), v.invoices.len()), (3, 10));
+    assert!(
+        ReturnsFilter {
+            states: vec!["lost".into()],
+            ..ReturnsFilter::default()
+        }
+        .check()
+        .is_err()
+    );
+
+    let today = time::OffsetDateTime::now_utc().date();
+    let v = view(ReturnsFilter {
+        since: today.next_day(),
+        ..ReturnsFilter::default()
+    });
+    assert!(v.invoices.is_empty(), "nothing sent tomorrow");
+    let v = view(ReturnsFilter {
+        since: Some(today),
+        until: Some(today),
+        ..ReturnsFilter::default()
+    });
+    assert_eq!(v.invoices.len(), 10);
+
+    let v = view(ReturnsFilter {
+        offset: 8,
+        limit: Some(5),
+        ..ReturnsFilter::default()
+    });
+    assert_eq!(v.invoices.len(), 2, "the last page");
+    assert_eq!(v.invoices[0].number, all.invoices[8].number);
+    assert_eq!((v.page.invoices_matching, v.page.lots_matching), (10, 3));
+    assert!(v.lots.is_empty(), "3 lots, offset 8");
+    assert_eq!(v.totals, all.totals, "totals count the whole store");
+}
