@@ -517,3 +517,49 @@ fn loi_request_asks_from_the_version_held() {
     assert_eq!(asked(&[], "held"), 2);
     assert_eq!(asked(&["--version", "0"], "whole"), 0);
 }
+
+/// Issue 13 point 6: `ps returns` through the binary: a table page says what it shows and how to
+/// get the next; filters narrow the lists; an unknown state is a one-line error.
+#[test]
+fn returns_filters_and_pages_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    let out = dir.path().join("out");
+    let lots = dir.path().join("lots.b2");
+    stdout(
+        &svoct(
+            &cfg,
+            &["send", lots.to_str().unwrap(), "--out", out.to_str().unwrap()],
+        ),
+        0,
+    );
+    // 12 invoices in lots of 5: lots 001 (5), 002 (5), 003 (2).
+    let page = stdout(&svoct(&cfg, &["returns", "--limit", "5", "--offset", "5"]), 0);
+    assert!(
+        page.contains("showing 6-10 of 12 matching invoice(s); --offset 10 for the next page"),
+        "{page}"
+    );
+    assert!(
+        page.contains("showing none of 3 matching lot(s) (--offset 5 is past the end)"),
+        "{page}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&svoct(&cfg, &["returns", "--json", "--lot", "3"]), 0)).unwrap();
+    assert_eq!(json["invoices"].as_array().unwrap().len(), 2, "{json}");
+    assert_eq!(json["lots"].as_array().unwrap().len(), 1);
+    assert_eq!(json["page"]["invoices_matching"], 2);
+    assert_eq!(json["totals"]["invoices"], 12, "totals count the whole store");
+    let all: serde_json::Value =
+        serde_json::from_str(&stdout(&svoct(&cfg, &["returns", "--json"]), 0)).unwrap();
+    assert_eq!(
+        all["invoices"].as_array().unwrap().len(),
+        12,
+        "JSON is not paged by default"
+    );
+    let bad = svoct(&cfg, &["returns", "--state", "lost"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&bad.stderr).into_owned();
+    assert!(e.contains("unknown state \"lost\""), "{e}");
+    let bad = svoct(&cfg, &["returns", "--since", "2026-13-01"]);
+    assert_ne!(bad.status.code(), Some(0));
+}

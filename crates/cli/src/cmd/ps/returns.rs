@@ -174,9 +174,16 @@ pub fn returns(path: &Path, args: ReturnsArgs) -> CmdResult {
 
 /// `showing 1-200 of 20075 matching invoice(s); --offset 200 for the next page`.
 fn shown(what: &str, count: usize, matching: usize, f: &svoct_ps::status::ReturnsFilter) -> String {
-    let first = if count == 0 { 0 } else { f.offset + 1 };
+    if count == 0 {
+        let past = if matching > 0 {
+            format!(" (--offset {} is past the end)", f.offset)
+        } else {
+            String::new()
+        };
+        return format!("showing none of {matching} matching {what}(s){past}");
+    }
     let last = f.offset + count;
-    let mut line = format!("showing {first}-{last} of {matching} matching {what}(s)");
+    let mut line = format!("showing {}-{last} of {matching} matching {what}(s)", f.offset + 1);
     if last < matching {
         line.push_str(&format!("; --offset {last} for the next page, --limit 0 for all"));
     }
