@@ -444,7 +444,7 @@ fn attention(
         ),
         reason: format!("{}: {}", i.state.as_str(), i.reasons.join("; ")),
     }));
-    for m in ps.store().inbox().with_state(InboxState::Quarantined)? {
+    for m in ps.store().inbox().list_state(InboxState::Quarantined)? {
         out.push(Attention {
             kind: AttentionKind::SetAside,
             entry: Some(m.id.0),
