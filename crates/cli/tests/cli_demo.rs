@@ -74,6 +74,39 @@ fn demo_runs_the_whole_exchange_and_reports_every_lot() {
     );
     // The walk saw the data: the state database and its WAL, spool and Maildir entries.
     assert!(counted > 30, "only {counted} entries under the demo directory");
+
+    // `ps status` on the demo's PS store opens with that refusal and its reason (issue 13).
+    let status = Command::new(env!("CARGO_BIN_EXE_svoct"))
+        .args(["ps", "status", "--config"])
+        .arg(dir.path().join("demo/ps/svoct-ps.toml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{text}");
+    let mut lines = text.lines();
+    assert!(
+        lines.next().unwrap_or("").starts_with("Needs a human now: "),
+        "{text}"
+    );
+    let first = lines.find(|l| l.contains("negative ARL")).unwrap_or("");
+    let before = &text[..text.find(first).unwrap_or(0)];
+    assert!(
+        !before.contains("Lots without ARL"),
+        "the refusal comes before the waiting worklists:\n{text}"
+    );
+    assert!(first.contains("lot "), "{text}");
+    let json = Command::new(env!("CARGO_BIN_EXE_svoct"))
+        .args(["ps", "status", "--json", "--config"])
+        .arg(dir.path().join("demo/ps/svoct-ps.toml"))
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let lead = &v["needs_attention"][0];
+    assert_eq!(lead["kind"], "negative_arl", "{v}");
+    assert!(
+        !lead["reason"].as_str().unwrap_or("").trim().is_empty(),
+        "the ARL's reason is shown: {lead}"
+    );
 }
 
 #[test]

@@ -138,16 +138,73 @@ fn gen_single_file_then_inspect() {
 #[test]
 fn gen_is_deterministic_and_stdout_equals_out_file() {
     let dir = tempfile::tempdir().unwrap();
-    let a = gen_to(
-        dir.path(),
-        "a",
-        &["--seed", "42", "--invoices", "9", "--enriched"],
-    );
-    let b = svoct(&["gen", "--seed", "42", "--invoices", "9", "--enriched"]);
+    // Deterministic once the date and the first lot number are given (not the clock's).
+    let fixed = ["--date", "261126", "--first-lot", "7"];
+    let mut flags = vec!["--seed", "42", "--invoices", "9", "--enriched"];
+    flags.extend(fixed);
+    let a = gen_to(dir.path(), "a", &flags);
+    let b = svoct(&[&["gen"][..], &flags].concat());
     assert!(b.status.success());
     assert_eq!(std::fs::read(&a).unwrap(), b.stdout);
-    let c = svoct(&["gen", "--seed", "43", "--invoices", "9", "--enriched"]);
+    flags[1] = "43";
+    let c = svoct(&[&["gen"][..], &flags].concat());
     assert_ne!(c.stdout, b.stdout, "another seed gives other bytes");
+}
+
+/// Issue 13 point 6: lots are numbered from `--first-lot` and dated `--date`; without them, from
+/// the clock: today's date, and a first number that is not always 001.
+#[test]
+fn gen_numbers_and_dates_lots_from_the_options_and_the_clock() {
+    let lots_of = |bytes: &[u8]| -> Vec<(String, String)> {
+        let input = svoct_formats::b2::parse(bytes).unwrap();
+        input
+            .lots()
+            .iter()
+            .map(|l| (format!("{:03}", l.lot_number().unwrap()), l.date().to_owned()))
+            .collect()
+    };
+    let out = svoct(&[
+        "gen",
+        "--invoices",
+        "6",
+        "--lot-size",
+        "2",
+        "--first-lot",
+        "998",
+        "--date",
+        "250301",
+    ]);
+    assert!(out.status.success());
+    let got = lots_of(&out.stdout);
+    let expected: Vec<(String, String)> = ["998", "999", "001"]
+        .iter()
+        .map(|n| ((*n).to_owned(), "250301".to_owned()))
+        .collect();
+    assert_eq!(got, expected, "numbered from --first-lot, wrapping after 999");
+
+    let now = time::OffsetDateTime::now_utc();
+    let before = now.hour() as u64 * 60 + now.minute() as u64;
+    let out = svoct(&["gen", "--invoices", "2"]);
+    let after = {
+        let t = time::OffsetDateTime::now_utc();
+        t.hour() as u64 * 60 + t.minute() as u64
+    };
+    assert!(out.status.success());
+    let got = lots_of(&out.stdout);
+    let today = format!(
+        "{:02}{:02}{:02}",
+        now.year() % 100,
+        u8::from(now.month()),
+        now.day()
+    );
+    assert_eq!(got[0].1, today, "dated today by default");
+    let number: u64 = got[0].0.parse().unwrap();
+    assert!(
+        [before, after].iter().any(|m| number == 1 + m % 999),
+        "first lot {number} from the minute of the day ({before} or {after})"
+    );
+    let bad = svoct(&["gen", "--first-lot", "1000"]);
+    assert!(one_line_error(&bad).contains("--first-lot"));
 }
 
 #[test]
@@ -321,7 +378,11 @@ fn unknown_and_missing_files_fail_cleanly() {
 #[test]
 fn text_report_names_fields() {
     let dir = tempfile::tempdir().unwrap();
-    let path = gen_to(dir.path(), "f", &["--format", "single-file", "--invoices", "1"]);
+    let path = gen_to(
+        dir.path(),
+        "f",
+        &["--format", "single-file", "--invoices", "1", "--first-lot", "1"],
+    );
     let out = svoct(&["inspect", path.to_str().unwrap()]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();

@@ -35,7 +35,12 @@ fn setup(dir: &Path) -> PathBuf {
     stdout(&svoct(&cfg, &["init"]));
     let text = std::fs::read_to_string(&cfg)
         .unwrap()
-        .replace("# maildir = \"/var/mail/ps\"", "maildir = \"Maildir\"");
+        .replace("# maildir = \"/var/mail/ps\"", "maildir = \"Maildir\"")
+        // The returns built here come from the OCT's address, the example is in direct mode.
+        .replace(
+            "# senders = [\"retours@oct.example\"]",
+            "senders = [\"oct@oct.invalid\"]",
+        );
     std::fs::write(&cfg, text).unwrap();
     for sub in ["new", "cur", "tmp"] {
         std::fs::create_dir_all(dir.join("Maildir").join(sub)).unwrap();

@@ -517,3 +517,207 @@ fn loi_request_asks_from_the_version_held() {
     assert_eq!(asked(&[], "held"), 2);
     assert_eq!(asked(&["--version", "0"], "whole"), 0);
 }
+
+/// Issue 13 point 6: `ps returns` through the binary: a table page says what it shows and how to
+/// get the next; filters narrow the lists; an unknown state is a one-line error.
+#[test]
+fn returns_filters_and_pages_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    let out = dir.path().join("out");
+    let lots = dir.path().join("lots.b2");
+    stdout(
+        &svoct(
+            &cfg,
+            &["send", lots.to_str().unwrap(), "--out", out.to_str().unwrap()],
+        ),
+        0,
+    );
+    // 12 invoices in lots of 5: lots 001 (5), 002 (5), 003 (2).
+    let page = stdout(&svoct(&cfg, &["returns", "--limit", "5", "--offset", "5"]), 0);
+    assert!(
+        page.contains("showing 6-10 of 12 matching invoice(s); --offset 10 for the next page"),
+        "{page}"
+    );
+    assert!(
+        page.contains("showing none of 3 matching lot(s) (--offset 5 is past the end)"),
+        "{page}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&svoct(&cfg, &["returns", "--json", "--lot", "3"]), 0)).unwrap();
+    assert_eq!(json["invoices"].as_array().unwrap().len(), 2, "{json}");
+    assert_eq!(json["lots"].as_array().unwrap().len(), 1);
+    assert_eq!(json["page"]["invoices_matching"], 2);
+    assert_eq!(json["totals"]["invoices"], 12, "totals count the whole store");
+    let all: serde_json::Value =
+        serde_json::from_str(&stdout(&svoct(&cfg, &["returns", "--json"]), 0)).unwrap();
+    assert_eq!(
+        all["invoices"].as_array().unwrap().len(),
+        12,
+        "JSON is not paged by default"
+    );
+    let bad = svoct(&cfg, &["returns", "--state", "lost"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&bad.stderr).into_owned();
+    assert!(e.contains("unknown state \"lost\""), "{e}");
+    let bad = svoct(&cfg, &["returns", "--since", "2026-13-01"]);
+    assert_ne!(bad.status.code(), Some(0));
+}
+
+/// Issue 13 points 1 and 2 through the binary and a real Maildir: a message encrypted for
+/// certificate A is refused by the OCT (its ART, fetched from the Maildir); `ps status` opens
+/// with the refusal and its reason; the PS sets certificate B; `ps resend` writes a new message
+/// with a new compostage that `openssl cms -decrypt` opens with B's key, linked to the first.
+#[test]
+fn refused_by_the_oct_then_resent_for_the_renewed_certificate() {
+    use svoct_formats::arl::Stamp;
+    use svoct_formats::art::{Art, FileStatus};
+    use svoct_formats::noemie::Ymd;
+    use svoct_mail::profile::{Envelope, Mailbox, Profile, Protect, PsCategory, build_message};
+    use svoct_mail::subject::{MinuteStamp, PartyNumber, ReturnKind, ReturnSubject, Subject};
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    let md = dir.path().join("Maildir");
+    for sub in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(md.join(sub)).unwrap();
+    }
+    let (_a_key, a_cert) = svoct_testkit::certs::TestIdentity::new("oct.test").write_pem(dir.path(), "oct-a");
+    let set_cert = |cert: &Path| {
+        stdout(
+            &svoct(
+                &cfg,
+                &[
+                    "oct",
+                    "set",
+                    "--address",
+                    "oct@oct.invalid",
+                    "--certificate",
+                    cert.to_str().unwrap(),
+                    "--identifier",
+                    "12345678900014",
+                    "--option",
+                    "single",
+                    "--no-compress",
+                ],
+            ),
+            0,
+        )
+    };
+    set_cert(&a_cert);
+    stdout(&svoct(&cfg, &["mode", "oct"]), 0);
+    let out = dir.path().join("out");
+    let lots = dir.path().join("lots.b2");
+    let sent: serde_json::Value = serde_json::from_str(&stdout(
+        &svoct(
+            &cfg,
+            &[
+                "send",
+                lots.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--json",
+            ],
+        ),
+        0,
+    ))
+    .unwrap();
+    let first_compostage = sent[0]["compostage"].as_str().unwrap().to_owned();
+    let first_entry = sent[0]["entry"].as_i64().unwrap();
+
+    // The OCT's ART: refused, it cannot decrypt.
+    let art = Art {
+        oct_id: "12345678900014".into(),
+        ps_number: "123456789".into(),
+        received: Stamp {
+            date: Ymd::new(2026, 12, 2),
+            hour: 7,
+            minute: 30,
+        },
+        compostage: first_compostage.clone(),
+        file_name: "000001.b2".into(),
+        subject: String::new(),
+        profile: "FACTURE/SV/K".into(),
+        invoices: 12,
+        file_status: FileStatus::Refused,
+        file_detail: "dechiffrement impossible: certificat perime".into(),
+        lots: vec![],
+        amc: vec![],
+    }
+    .build()
+    .unwrap();
+    let at = time::macros::datetime!(2026-12-02 07:31);
+    let envelope = Envelope {
+        from: Mailbox::new("oct@oct.invalid").unwrap(),
+        to: Mailbox::new("ps@ps.invalid").unwrap(),
+        subject: Subject::Return(ReturnSubject {
+            kind: ReturnKind::Art,
+            ps_number: PartyNumber::new("123456789").unwrap(),
+            timestamp: MinuteStamp::new(at).unwrap(),
+        }),
+        profile: Profile::Art(PsCategory::If),
+        file_name: "ART.txt".into(),
+        date: at.assume_utc(),
+        message_id: None,
+    };
+    let raw = build_message(&envelope, art.as_bytes(), Protect::None).unwrap();
+    std::fs::write(md.join("new/1.art"), raw).unwrap();
+    stdout(&svoct(&cfg, &["fetch"]), 0);
+
+    let status = stdout(&svoct(&cfg, &["status"]), 0);
+    let mut lines = status.lines();
+    assert_eq!(lines.next(), Some("Needs a human now: 1"), "{status}");
+    let row = lines.nth(1).unwrap_or("");
+    assert!(row.starts_with("REFUSED by the OCT"), "{status}");
+    assert!(row.contains("certificat perime"), "the ART's reason: {status}");
+
+    let (b_key, b_cert) =
+        svoct_testkit::certs::TestIdentity::new("oct-renewed.test").write_pem(dir.path(), "oct-b");
+    set_cert(&b_cert);
+    let resent: serde_json::Value = serde_json::from_str(&stdout(
+        &svoct(
+            &cfg,
+            &[
+                "resend",
+                &first_entry.to_string(),
+                "--out",
+                out.to_str().unwrap(),
+                "--json",
+            ],
+        ),
+        0,
+    ))
+    .unwrap();
+    assert_ne!(resent[0]["compostage"].as_str().unwrap(), first_compostage);
+    let eml = emls(&out).pop().unwrap();
+    let text = std::fs::read_to_string(&eml).unwrap();
+    assert!(text.contains(resent[0]["compostage"].as_str().unwrap()));
+    let der = dir.path().join("resent.der");
+    let script = r#"
+import email, email.policy, sys
+msg = email.message_from_bytes(open(sys.argv[1], 'rb').read(), policy=email.policy.default)
+open(sys.argv[2], 'wb').write(msg.get_payload(decode=True))
+"#;
+    let py = Command::new("python3")
+        .args(["-c", script])
+        .arg(&eml)
+        .arg(&der)
+        .output()
+        .unwrap();
+    assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+    let ossl = Command::new("openssl")
+        .args(["cms", "-decrypt", "-binary", "-inform", "DER", "-in"])
+        .arg(&der)
+        .arg("-inkey")
+        .arg(&b_key)
+        .arg("-recip")
+        .arg(&b_cert)
+        .output()
+        .unwrap();
+    assert!(ossl.status.success(), "{}", String::from_utf8_lossy(&ossl.stderr));
+    assert!(ossl.stdout.starts_with(b"000"), "a B2 file opens with B's key");
+
+    // Nothing needs a human any more: the new entry replaces the refused one.
+    let status = stdout(&svoct(&cfg, &["status"]), 0);
+    assert!(status.starts_with("Needs a human now: 0"), "{status}");
+}

@@ -305,6 +305,28 @@ pub struct Returns {
     /// An invoice with a positive ARL but no RSP after this many days is listed.
     #[serde(default = "default_rsp_days")]
     pub rsp_days: u32,
+    /// Addresses whose returns are applied besides the defaults: the OCT's address in OCT mode,
+    /// the route mailboxes in direct mode (an OCT or insurer that answers from another address).
+    /// A return from anyone else is set aside with the reason (`svoct ps status`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub senders: Vec<String>,
+}
+
+impl Config {
+    /// Who may send this PS its returns: the OCT's address in OCT mode, the route mailboxes in
+    /// direct mode, and `[returns] senders`; lower case.
+    pub fn return_senders(&self) -> Vec<String> {
+        let mut out: Vec<String> = match (&self.mode, &self.oct) {
+            (Mode::Oct, Some(oct)) => vec![oct.address.clone()],
+            (Mode::Oct, None) => Vec::new(),
+            (Mode::Direct, _) => self.direct.routes.values().map(|r| r.mailbox.clone()).collect(),
+        };
+        out.extend(self.returns.senders.iter().cloned());
+        out.iter_mut().for_each(|a| *a = a.trim().to_ascii_lowercase());
+        out.sort();
+        out.dedup();
+        out
+    }
 }
 
 impl Default for Returns {
@@ -312,6 +334,7 @@ impl Default for Returns {
         Returns {
             arl_days: default_arl_days(),
             rsp_days: default_rsp_days(),
+            senders: Vec::new(),
         }
     }
 }
@@ -709,6 +732,7 @@ mailbox = "cpam011@am.invalid"
 [returns]
 arl_days = 2
 rsp_days = 15
+# senders = ["retours@oct.example"]   # returns also accepted from these addresses
 "#;
 
 #[cfg(test)]

@@ -325,6 +325,7 @@ impl Ps {
     ) -> Result<ClassifiedMessage, String> {
         let parsed =
             parse_message(&m.raw, limits).map_err(|e| format!("not a known message profile: {e}"))?;
+        self.check_sender(parsed.headers.from.as_deref())?;
         let kind = match parsed.description.profile {
             Profile::Art(_) => ReturnKind::Art,
             Profile::Arl => ReturnKind::Arl,
@@ -358,10 +359,45 @@ impl Ps {
         })
     }
 
+    /// Returns are applied only from whom they may come ([`crate::config::Config::return_senders`]):
+    /// a forged positive ARL or "paid" RSP from anyone else would hide a real rejection. `Err` is
+    /// the reason the message is set aside with.
+    fn check_sender(&self, from: Option<&str>) -> Result<(), String> {
+        let allowed = self.config().return_senders();
+        let address = from.map(address_of).unwrap_or_default();
+        if !address.is_empty() && allowed.contains(&address) {
+            return Ok(());
+        }
+        let shown = if address.is_empty() {
+            "no sender address".to_owned()
+        } else {
+            format!("sender {address}")
+        };
+        Err(format!(
+            "{shown} is not one this PS takes returns from ({}); add it to [returns] senders if it \
+             is genuine",
+            if allowed.is_empty() {
+                "none configured".to_owned()
+            } else {
+                allowed.join(", ")
+            }
+        ))
+    }
+
     /// Received messages in a state (`new` = kept, not yet processed), oldest first.
     pub fn inbox(&self, state: InboxState) -> Result<Vec<InboxMessage>, PsError> {
         Ok(self.store().inbox().with_state(state)?)
     }
+}
+
+/// The address of a `From` header, lower case: the part between `<` and `>` when there is one
+/// (`"Name" <a@b>`), the whole value otherwise.
+fn address_of(from: &str) -> String {
+    let inner = match (from.rfind('<'), from.rfind('>')) {
+        (Some(open), Some(close)) if open < close => from.get(open + 1..close).unwrap_or(""),
+        _ => from,
+    };
+    inner.trim().to_ascii_lowercase()
 }
 
 /// For tests and embedders: a Maildir as the mailbox, by path.

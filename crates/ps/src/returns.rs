@@ -154,6 +154,11 @@ pub fn handle(store: &Store, config: &Config, msg: &ClassifiedMessage) -> Result
                 .returns()
                 .record_note(msg.inbox_id, "ART", compostage.as_deref(), &summary, &detail)
                 .map_err(store_err)?;
+            if let Some(c) = &compostage
+                && art_refuses_the_file(&detail)
+            {
+                mark_refused(store, msg.inbox_id, c, &summary).map_err(store_err)?;
+            }
             Ok(Disposition::Processed)
         }
         ReturnKind::Dloi => {
@@ -233,6 +238,38 @@ pub fn art_note(file: &[u8]) -> (Option<String>, String, serde_json::Value) {
     };
     let detail = serde_json::json!({ "text": text, "structured": structured });
     (compostage, summary, detail)
+}
+
+/// Whether an ART note's machine block says the whole message was refused (`REFUSE`).
+pub fn art_refuses_the_file(detail: &serde_json::Value) -> bool {
+    detail
+        .get("structured")
+        .and_then(|s| s.get("file_status"))
+        .and_then(|s| s.as_str())
+        == Some("refused")
+}
+
+/// The OCT refused the message of `compostage`: its journal entry, if `sent`, becomes `failed`
+/// with the ART's reason. The refusal is then what `svoct ps status` shows first, the no-ARL
+/// worklist no longer waits for it, and its invoices may be sent again (`ps send` or
+/// `ps resend`, which builds the message anew with the current settings).
+fn mark_refused(store: &Store, inbox: InboxId, compostage: &str, summary: &str) -> Result<(), StoreError> {
+    let journal = store.journal();
+    let Some(entry) = journal.by_compostage(compostage)? else {
+        return Ok(());
+    };
+    if entry.direction != svoct_store::Direction::Out || entry.status != svoct_store::Status::Sent {
+        return Ok(());
+    }
+    journal.set_outcome(
+        entry.id,
+        svoct_store::Status::Failed,
+        Some(&format!(
+            "{} (ART, inbox {}): {summary}",
+            crate::status::REFUSED_BY_OCT,
+            inbox.0
+        )),
+    )
 }
 
 /// The first run of exactly 19 digits that reads as a compostage.

@@ -403,6 +403,12 @@ impl Ps {
         Ok(out)
     }
 
+    /// Sends what `old` carried again, built anew with the settings in effect now: the lots of
+    /// its saved file are planned again (current `[oct]` or `[direct]` settings, today's date, a
+    /// new file number), then sent with a new compostage and encrypted for the certificate
+    /// configured now. A certificate or address fixed after a refusal is thus used; the saved
+    /// one never is. The new entry is linked to `old` (`journal_link`); a `deferred` `old` is
+    /// marked `failed` ("superseded") before the new message leaves, so it is not retried again.
     fn again(
         &self,
         transport: &dyn Transport,
@@ -414,11 +420,17 @@ impl Ps {
             id: old.id.0,
             reason: "it has no compostage".into(),
         })?;
-        let (meta, bytes) = self.payloads.load(compostage)?;
+        let (saved, bytes) = self.payloads.load(compostage)?;
+        let (meta, bytes) = if saved.kind == "DLOI" {
+            (self.loi_meta()?, bytes)
+        } else {
+            self.replanned(old, bytes)?
+        };
         let journal = self.store.journal();
         let previous = old.server_answer.clone().unwrap_or_default();
         let supersede = old.status == Status::Deferred;
         self.transmit(transport, certs, &meta, &bytes, |new| {
+            journal.link(new, old.id, why)?;
             if supersede {
                 journal.set_outcome(
                     old.id,
@@ -433,9 +445,47 @@ impl Ps {
         })
     }
 
+    /// The lots of a saved invoice file planned again with the current settings: exactly one
+    /// file, since one journal entry is replaced by one.
+    fn replanned(&self, old: &Entry, bytes: Vec<u8>) -> Result<(PayloadMeta, Vec<u8>), PsError> {
+        let file = LotFile {
+            name: format!("the file of journal entry {}", old.id.0),
+            bytes,
+        };
+        let mut planned = self.plan(std::slice::from_ref(&file))?;
+        if planned.len() != 1 {
+            return Err(PsError::NotResendable {
+                id: old.id.0,
+                reason: format!(
+                    "with the current settings its lots make {} messages, not one (the mode or                      option changed): send the lot file again with `svoct ps send`",
+                    planned.len()
+                ),
+            });
+        }
+        let p = planned.remove(0);
+        let meta = PayloadMeta {
+            kind: p.kind.letters().to_owned(),
+            to: p.to,
+            certificate: p.certificate,
+            compress: p.compress,
+            file_name: format!("{}.b2", p.file_id),
+            exercice: p.exercice,
+            lots: p.lots,
+            invoices: p.invoices,
+        };
+        Ok((meta, p.bytes))
+    }
+
     /// Sends the dLOI request to the OCT (R7.2): `DLOI/<exercice>/<compostage>`, encrypted for
     /// the OCT, asking for the increments after list `version` (0 when the PS holds none).
     pub fn request_loi(&self, transport: &dyn Transport, version: u64) -> Result<Sent, PsError> {
+        let body = crate::loi::request_file(&self.config, version, OffsetDateTime::now_utc())?;
+        let meta = self.loi_meta()?;
+        self.transmit(transport, &mut CertCache::default(), &meta, &body, |_| Ok(()))
+    }
+
+    /// Where a dLOI request goes now: the OCT configured, encrypted for its certificate.
+    fn loi_meta(&self) -> Result<PayloadMeta, PsError> {
         let oct = match (&self.config.mode, &self.config.oct) {
             (Mode::Oct, Some(oct)) => oct,
             _ => {
@@ -446,7 +496,6 @@ impl Ps {
                 ));
             }
         };
-        let body = crate::loi::request_file(&self.config, version, OffsetDateTime::now_utc())?;
         let meta = PayloadMeta {
             kind: "DLOI".into(),
             to: oct.address.clone(),
@@ -457,7 +506,7 @@ impl Ps {
             lots: Vec::new(),
             invoices: Vec::new(),
         };
-        self.transmit(transport, &mut CertCache::default(), &meta, &body, |_| Ok(()))
+        Ok(meta)
     }
 
     /// The SMTP transport of `[network.smtp]` (no connection yet).

@@ -12,6 +12,8 @@ use svoct_store::returns::{DayTotal, InvoiceRow, LotRow, ReturnNote, UnmatchedRe
 use svoct_store::statement::{LineKind, PaymentLineRow};
 use time::OffsetDateTime;
 
+use svoct_store::{Direction, InboxState, Status};
+
 use crate::error::PsError;
 use crate::returns::sync_sent;
 use crate::send::Ps;
@@ -36,6 +38,127 @@ pub struct ReturnsView {
     /// Rejects and notices of the insurers (900, and notices attached to no invoice).
     pub insurer_notices: Vec<PaymentLineRow>,
     pub totals: Totals,
+    /// What a [`ReturnsFilter`] kept, before paging (everything when unfiltered).
+    pub page: Page,
+}
+
+/// Which lots and invoices `svoct ps returns` shows, and which page of them. Every condition
+/// given must hold; totals always count the whole store.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReturnsFilter {
+    /// States to keep (any of): a lot's ARL state (`awaiting`, `positive`, `negative`) or an
+    /// invoice's payment state (`awaiting`, `paid`, `rejected`, `deferred`, `partial`,
+    /// `not_processed`). A lot is kept when its state is listed, an invoice likewise.
+    pub states: Vec<String>,
+    /// Sent on or after this day (UTC).
+    pub since: Option<time::Date>,
+    /// Sent on or before this day (UTC).
+    pub until: Option<time::Date>,
+    /// Lot number (leading zeros optional).
+    pub lot: Option<String>,
+    /// Invoice number (leading zeros optional); lots are then those of the matching invoices.
+    pub invoice: Option<String>,
+    /// Rows skipped in each list, then at most `limit` rows (`None`: all).
+    pub offset: usize,
+    pub limit: Option<usize>,
+}
+
+/// The states a [`ReturnsFilter`] accepts.
+pub const FILTER_STATES: &[&str] = &[
+    "awaiting",
+    "positive",
+    "negative",
+    "paid",
+    "rejected",
+    "deferred",
+    "partial",
+    "not_processed",
+];
+
+/// How many rows matched the filter, before paging.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Page {
+    pub offset: usize,
+    pub limit: Option<usize>,
+    pub lots_matching: usize,
+    pub invoices_matching: usize,
+}
+
+fn same_number(a: &str, b: &str) -> bool {
+    a.trim().trim_start_matches('0') == b.trim().trim_start_matches('0')
+}
+
+impl ReturnsFilter {
+    /// `Err` names a state that is not one of [`FILTER_STATES`].
+    pub fn check(&self) -> Result<(), PsError> {
+        match self.states.iter().find(|s| !FILTER_STATES.contains(&s.as_str())) {
+            Some(bad) => Err(PsError::Other(format!(
+                "unknown state {bad:?}: expected one of {}",
+                FILTER_STATES.join(", ")
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    fn sent_in_range(&self, sent_ms: i64) -> bool {
+        let day_ms = |d: time::Date| {
+            i64::try_from(d.midnight().assume_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+        };
+        self.since.is_none_or(|d| sent_ms >= day_ms(d))
+            && self
+                .until
+                .is_none_or(|d| sent_ms < day_ms(d).saturating_add(DAY_MS))
+    }
+
+    fn state_ok(&self, state: &str) -> bool {
+        self.states.is_empty() || self.states.iter().any(|s| s == state)
+    }
+
+    /// Keeps the matching lots and invoices of `v`, then one page of each.
+    pub fn apply(&self, v: &mut ReturnsView) {
+        v.invoices.retain(|i| {
+            self.state_ok(i.state.as_str())
+                && self.sent_in_range(i.sent_ms)
+                && self
+                    .lot
+                    .as_deref()
+                    .is_none_or(|l| i.lot_number.as_deref().is_some_and(|n| same_number(n, l)))
+                && self.invoice.as_deref().is_none_or(|n| same_number(&i.number, n))
+        });
+        let invoice_lots: Vec<(i64, Option<String>, Option<String>)> = v
+            .invoices
+            .iter()
+            .map(|i| (i.entry.0, i.lot_number.clone(), i.lot_date.clone()))
+            .collect();
+        v.lots.retain(|l| {
+            self.state_ok(l.arl.as_str())
+                && self.sent_in_range(l.sent_ms)
+                && self.lot.as_deref().is_none_or(|n| same_number(&l.number, n))
+                && (self.invoice.is_none()
+                    || invoice_lots.iter().any(|(e, n, d)| {
+                        *e == l.entry.0
+                            && n.as_deref().is_some_and(|n| same_number(n, &l.number))
+                            && d.as_deref() == Some(l.date.as_str())
+                    }))
+        });
+        v.page = Page {
+            offset: self.offset,
+            limit: self.limit,
+            lots_matching: v.lots.len(),
+            invoices_matching: v.invoices.len(),
+        };
+        let page = |len: usize| {
+            let start = self.offset.min(len);
+            (
+                start,
+                self.limit.map_or(len, |l| start.saturating_add(l).min(len)),
+            )
+        };
+        let (a, b) = page(v.lots.len());
+        v.lots = v.lots.drain(a..b).collect();
+        let (a, b) = page(v.invoices.len());
+        v.invoices = v.invoices.drain(a..b).collect();
+    }
 }
 
 /// An ART as the PS is shown it: the text as received, always; the machine block as an extra.
@@ -107,9 +230,40 @@ pub struct Totals {
     pub unmatched_returns: usize,
 }
 
+/// Why something needs a human now, in the order `svoct ps status` shows them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttentionKind {
+    /// The OCT refused the message, or a lot of it (its ART says why).
+    RefusedByOct,
+    /// A lot with a negative ARL: the insurer refused it.
+    NegativeArl,
+    /// An invoice rejected (or partly) by the insurer.
+    RejectedInvoice,
+    /// A message that did not leave: deferred, failed, or pending after a crash.
+    NotSent,
+    /// A received message set aside (quarantined), with the reason.
+    SetAside,
+}
+
+/// One thing that needs a human now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Attention {
+    pub kind: AttentionKind,
+    /// The journal entry concerned (inbox id for [`AttentionKind::SetAside`]).
+    pub entry: Option<i64>,
+    /// What it is: a subject, a lot, an invoice.
+    pub what: String,
+    /// Why, in the words of whoever said so (ART, ARL, RSP, the server, the retrieval).
+    pub reason: String,
+}
+
 /// The worklists.
 #[derive(Clone, Debug, Serialize)]
 pub struct StatusView {
+    /// What needs a human now, most urgent kind first: refused by the OCT, negative ARL,
+    /// rejected invoices, not sent, set aside. The waiting worklists follow.
+    pub needs_attention: Vec<Attention>,
     /// The thresholds used (days).
     pub arl_days: u32,
     pub rsp_days: u32,
@@ -191,11 +345,17 @@ pub fn returns_view(ps: &Ps) -> Result<ReturnsView, PsError> {
         .saturating_add(t.flat_paid_cents)
         .saturating_add(t.deducted_cents);
     Ok(ReturnsView {
-        lots,
-        invoices,
         unmatched,
         arts: arts_of(&notes),
         notes,
+        page: Page {
+            offset: 0,
+            limit: None,
+            lots_matching: lots.len(),
+            invoices_matching: invoices.len(),
+        },
+        lots,
+        invoices,
         payment_lines,
         insurer_notices,
         totals: t,
@@ -211,20 +371,125 @@ pub fn status(ps: &Ps, now: OffsetDateTime) -> Result<StatusView, PsError> {
     let cfg = &ps.config().returns;
     let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
     let r = store.returns();
+    let lots_to_resend = r.lots_to_resend()?;
+    let invoices_to_correct = r.invoices_to_correct()?;
+    let notes = r.notes()?;
+    let needs_attention = attention(ps, &notes, &lots_to_resend, &invoices_to_correct)?;
     Ok(StatusView {
+        needs_attention,
         arl_days: cfg.arl_days,
         rsp_days: cfg.rsp_days,
         lots_without_arl: r.lots_awaiting_arl(now_ms.saturating_sub(i64::from(cfg.arl_days) * DAY_MS))?,
         invoices_without_rsp: r
             .invoices_awaiting_rsp(now_ms.saturating_sub(i64::from(cfg.rsp_days) * DAY_MS))?,
-        lots_to_resend: r.lots_to_resend()?,
-        invoices_to_correct: r.invoices_to_correct()?,
+        lots_to_resend,
+        invoices_to_correct,
         unmatched: r.unmatched()?,
         paid_per_day: r.paid_per_day()?,
         payment_lines: r.payment_lines(&[LineKind::FlatPayment, LineKind::Deduction])?,
         insurer_notices: r.payment_lines(&[LineKind::Notice])?,
-        arts: arts_of(&r.notes()?),
+        arts: arts_of(&notes),
     })
+}
+
+/// The list that opens `svoct ps status`: see [`StatusView::needs_attention`].
+fn attention(
+    ps: &Ps,
+    notes: &[ReturnNote],
+    lots: &[LotRow],
+    invoices: &[InvoiceRow],
+) -> Result<Vec<Attention>, PsError> {
+    let journal = ps.store().journal();
+    let mut out = Vec::new();
+    for status in [Status::Failed, Status::Deferred, Status::Pending] {
+        for e in journal.with_status(status)? {
+            // Sent again since: the newer entry speaks for it.
+            if e.direction != Direction::Out || !journal.replaced_by(e.id)?.is_empty() {
+                continue;
+            }
+            let answer = e.server_answer.clone().unwrap_or_default();
+            let kind = if answer.starts_with(REFUSED_BY_OCT) {
+                AttentionKind::RefusedByOct
+            } else {
+                AttentionKind::NotSent
+            };
+            let reason = match status {
+                Status::Pending => "outcome unknown (interrupted while sending?): check, then \
+                                    `svoct ps resend ID`"
+                    .to_owned(),
+                _ => format!("{}: {answer}", status.as_str()),
+            };
+            out.push(Attention {
+                kind,
+                entry: Some(e.id.0),
+                what: e.subject.clone(),
+                reason,
+            });
+        }
+    }
+    out.extend(refused_lots(notes));
+    out.extend(lots.iter().map(|l| Attention {
+        kind: AttentionKind::NegativeArl,
+        entry: Some(l.entry.0),
+        what: format!("lot {} of {}", l.number, l.date),
+        reason: l.arl_reasons.join("; "),
+    }));
+    out.extend(invoices.iter().map(|i| Attention {
+        kind: AttentionKind::RejectedInvoice,
+        entry: Some(i.entry.0),
+        what: format!(
+            "invoice {} (lot {})",
+            i.number,
+            i.lot_number.as_deref().unwrap_or("?")
+        ),
+        reason: format!("{}: {}", i.state.as_str(), i.reasons.join("; ")),
+    }));
+    for m in ps.store().inbox().list_state(InboxState::Quarantined)? {
+        out.push(Attention {
+            kind: AttentionKind::SetAside,
+            entry: Some(m.id.0),
+            what: format!(
+                "received {} ({})",
+                m.classification.as_deref().unwrap_or("message"),
+                crate::rfc3339(&m.received_at)
+            ),
+            reason: m.reason.clone().unwrap_or_default(),
+        });
+    }
+    out.sort_by_key(|a| a.kind);
+    Ok(out)
+}
+
+/// How a journal entry refused by the OCT begins its answer (set when its ART is processed).
+pub const REFUSED_BY_OCT: &str = "refused by the OCT";
+
+/// Lots an ART says the OCT refused while accepting the rest of the message.
+fn refused_lots(notes: &[ReturnNote]) -> Vec<Attention> {
+    let mut out = Vec::new();
+    for n in notes.iter().filter(|n| n.kind == "ART") {
+        let lots = n
+            .detail
+            .get("structured")
+            .and_then(|s| s.get("lots"))
+            .and_then(|l| l.as_array());
+        for lot in lots.into_iter().flatten() {
+            if lot.get("status").and_then(|s| s.as_str()) != Some("refused") {
+                continue;
+            }
+            let field = |k: &str| lot.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+            out.push(Attention {
+                kind: AttentionKind::RefusedByOct,
+                entry: None,
+                what: format!(
+                    "lot {} of message {}",
+                    field("number"),
+                    n.compostage.as_deref().unwrap_or("?")
+                ),
+                reason: field("detail"),
+            });
+        }
+    }
+    out
 }
 
 /// Whether `card` is on the local opposition list, and the list version (`svoct ps loi check`).

@@ -21,6 +21,8 @@ host = "127.0.0.1"
 port = 25
 [network.mailbox]
 maildir = "{}"
+[returns]
+senders = ["oct@oct.invalid"]
 "#,
         dir.join("Maildir").display()
     );
@@ -255,4 +257,59 @@ fn a_return_decompressing_past_the_setting_is_quarantined_with_the_limit() {
     assert_eq!(quarantined.len(), 1);
     let reason = quarantined[0].reason.clone().unwrap_or_default();
     assert!(reason.contains("more than the 1048576-byte limit"), "{reason}");
+}
+
+/// Issue 13 point 9: a return from an address this PS does not take returns from (a forged
+/// "paid" RSP) is stored, set aside with the reason, applies nothing, and shows in `status`;
+/// the same return from the configured sender is applied.
+#[test]
+fn a_return_from_an_unknown_sender_is_set_aside_and_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = common::keys(dir.path());
+    let md = Maildir::create(dir.path().join("Maildir"), 1 << 20).unwrap();
+    let genuine = common::return_message(
+        ReturnKind::Rsp,
+        &common::rsp_580("000000001"),
+        Some(&keys.ps_cert),
+    );
+    let forged = String::from_utf8(genuine.clone())
+        .unwrap()
+        .replacen(
+            "From: oct@oct.invalid",
+            "From: \"OCT\" <retours@forged.example>",
+            1,
+        )
+        .into_bytes();
+    assert_ne!(forged, genuine, "the From header was replaced");
+    md.deliver(&forged).unwrap();
+
+    let ps = Ps::open(config(dir.path(), &keys, true)).unwrap();
+    let report = ps.fetch().unwrap();
+    assert_eq!(report.stored, 1);
+    assert!(report.classified.is_empty(), "{:?}", report.classified);
+    assert_eq!(report.quarantined.len(), 1);
+    let reason = &report.quarantined[0].what;
+    assert!(reason.contains("retours@forged.example"), "{reason}");
+    assert!(reason.contains("oct@oct.invalid"), "names who may: {reason}");
+    assert!(
+        ps.store()
+            .returns()
+            .invoices()
+            .unwrap()
+            .iter()
+            .all(|i| i.state != svoct_store::PaymentState::Paid)
+    );
+    let status = svoct_ps::status::status_now(&ps).unwrap();
+    let set_aside: Vec<_> = status
+        .needs_attention
+        .iter()
+        .filter(|a| a.kind == svoct_ps::status::AttentionKind::SetAside)
+        .collect();
+    assert_eq!(set_aside.len(), 1, "{:?}", status.needs_attention);
+    assert!(set_aside[0].reason.contains("retours@forged.example"));
+
+    // The genuine one, from the configured sender, is applied.
+    md.deliver(&genuine).unwrap();
+    let report = ps.fetch().unwrap();
+    assert_eq!(report.classified.len(), 1, "{:?}", report.quarantined);
 }

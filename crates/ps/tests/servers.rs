@@ -54,6 +54,9 @@ mailbox = "cpam100@am.invalid"   # the caisse's mailbox
 [decryption]
 key = "ps.key"
 certificate = "ps.crt"
+
+[returns]
+senders = ["oct@oct.invalid"]   # the test kit's returns come from the OCT's address
 "#
     );
     if let Some((port, password)) = pop3 {

@@ -65,6 +65,15 @@ pub fn final_state(
          return: they stay awaiting)"
     )?;
     let status = status_now(ps)?;
+    // What `svoct ps status` opens with: what needs a human now, most urgent first.
+    writeln!(
+        out,
+        "    needs a human now (svoct ps status): {}",
+        status.needs_attention.len()
+    )?;
+    for a in status.needs_attention.iter().take(4) {
+        writeln!(out, "      {}: {} ({})", label(&a.kind), a.what, a.reason)?;
+    }
     writeln!(
         out,
         "    worklists (svoct ps status): {} lot(s) to resend, {} invoice(s) to correct, {} return(s) matching nothing",

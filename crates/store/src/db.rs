@@ -84,6 +84,8 @@ const MIGRATIONS: &[&str] = &[
     crate::returns::MIGRATION_5,
     // 6: payment lines (576 flat payments and deductions) and insurer notices (900).
     crate::statement::MIGRATION,
+    // 7: links between a message sent again and the entry it replaces.
+    crate::journal::MIGRATION_7,
 ];
 
 /// The newest schema version this program knows.

@@ -302,6 +302,25 @@ impl Inbox<'_> {
         rows.into_iter().map(decode).collect()
     }
 
+    /// Messages in a state, oldest first, **without** their raw bytes (`raw` is empty): what a
+    /// listing needs (reason, classification, size), in memory bounded by the row count.
+    pub fn list_state(&self, state: InboxState) -> Result<Vec<InboxMessage>, StoreError> {
+        let columns = COLUMNS.replacen("raw", "X'' AS raw", 1);
+        let mut stmt = self
+            .store
+            .conn
+            .prepare(&format!(
+                "SELECT {columns} FROM inbox WHERE state = ?1 ORDER BY id"
+            ))
+            .map_err(sql("prepare inbox query"))?;
+        let rows = stmt
+            .query_map([state.as_str()], raw_row)
+            .map_err(sql("query inbox"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sql("read inbox rows"))?;
+        rows.into_iter().map(decode).collect()
+    }
+
     /// The number of stored messages from `source`.
     pub fn count(&self, source: &str) -> Result<u64, StoreError> {
         let n: i64 = self
@@ -312,5 +331,32 @@ impl Inbox<'_> {
             })
             .map_err(sql("count inbox"))?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listing_has_everything_but_the_raw_bytes() {
+        let store = Store::open_in_memory().unwrap();
+        let inbox = store.inbox();
+        let a = inbox.store_if_new("m", "1", b"raw message one").unwrap().id();
+        inbox.store_if_new("m", "2", b"raw message two").unwrap();
+        inbox
+            .quarantine(a, "sender x is not one this PS takes returns from")
+            .unwrap();
+        let listed = inbox.list_state(InboxState::Quarantined).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].id, a);
+        assert!(listed[0].raw.is_empty());
+        assert_eq!(listed[0].size, 15);
+        assert_eq!(
+            listed[0].reason.as_deref(),
+            Some("sender x is not one this PS takes returns from")
+        );
+        let full = inbox.with_state(InboxState::Quarantined).unwrap();
+        assert_eq!(full[0].raw, b"raw message one");
     }
 }

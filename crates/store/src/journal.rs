@@ -465,9 +465,81 @@ pub(crate) const MIGRATION: &str = "
     );
 ";
 
+/// Schema step 7: which entry a message sent again (retry, resend) replaces, and why. A table of
+/// its own, so that entries keep their shape and an old store gains the links without a rewrite.
+pub(crate) const MIGRATION_7: &str = "
+    CREATE TABLE journal_link (
+        entry INTEGER PRIMARY KEY,
+        replaces INTEGER NOT NULL,
+        why TEXT NOT NULL
+    );
+    CREATE INDEX journal_link_replaces ON journal_link(replaces);
+";
+
+/// A journal entry sent again: `entry` replaces `replaces` (`why`: `retry` or `resend`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    pub entry: EntryId,
+    pub replaces: EntryId,
+    pub why: String,
+}
+
+impl Journal<'_> {
+    /// Records that `entry` sends again what `replaces` carried.
+    pub fn link(&self, entry: EntryId, replaces: EntryId, why: &str) -> Result<(), StoreError> {
+        self.store
+            .conn
+            .execute(
+                "INSERT OR REPLACE INTO journal_link (entry, replaces, why) VALUES (?1, ?2, ?3)",
+                params![entry.0, replaces.0, why],
+            )
+            .map_err(sql("insert journal link"))?;
+        Ok(())
+    }
+
+    /// The entry that `entry` replaces, if it was sent again from one.
+    pub fn replaces(&self, entry: EntryId) -> Result<Option<Link>, StoreError> {
+        self.links("entry", entry).map(|mut l| l.pop())
+    }
+
+    /// The entries that send `entry` again, oldest first.
+    pub fn replaced_by(&self, entry: EntryId) -> Result<Vec<Link>, StoreError> {
+        self.links("replaces", entry)
+    }
+
+    fn links(&self, column: &str, id: EntryId) -> Result<Vec<Link>, StoreError> {
+        let q = format!("SELECT entry, replaces, why FROM journal_link WHERE {column} = ?1 ORDER BY entry");
+        let mut stmt = self.store.conn.prepare(&q).map_err(sql("query journal links"))?;
+        stmt.query_map([id.0], |r| {
+            Ok(Link {
+                entry: EntryId(r.get(0)?),
+                replaces: EntryId(r.get(1)?),
+                why: r.get(2)?,
+            })
+        })
+        .map_err(sql("query journal links"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql("read journal links"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_link_is_found_from_both_ends() {
+        let store = Store::open_in_memory().unwrap();
+        let j = store.journal();
+        let a = j.insert(&out(&["000000001"])).unwrap();
+        let b = j.insert(&out(&["000000001"])).unwrap();
+        assert_eq!(j.replaces(b).unwrap(), None);
+        j.link(b, a, "resend").unwrap();
+        let l = j.replaces(b).unwrap().unwrap();
+        assert_eq!((l.entry, l.replaces, l.why.as_str()), (b, a, "resend"));
+        assert_eq!(j.replaced_by(a).unwrap(), vec![l]);
+        assert!(j.replaced_by(b).unwrap().is_empty());
+    }
 
     fn out(invoices: &[&str]) -> NewEntry {
         NewEntry {

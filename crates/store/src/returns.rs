@@ -689,7 +689,12 @@ impl Returns<'_> {
     /// Lots still awaiting their ARL, sent before `sent_before_ms`.
     pub fn lots_awaiting_arl(&self, sent_before_ms: i64) -> Result<Vec<LotRow>, StoreError> {
         self.lots_where(
-            &format!("l.arl = 'awaiting' AND l.sent_ms < {sent_before_ms}"),
+            // A message the OCT refused (its entry no longer `sent`) gets no ARL: it is listed
+            // as refused, not as silence.
+            &format!(
+                "l.arl = 'awaiting' AND l.sent_ms < {sent_before_ms} \
+                 AND l.entry NOT IN (SELECT id FROM journal WHERE status <> 'sent')"
+            ),
             &[],
         )
     }

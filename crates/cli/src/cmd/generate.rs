@@ -1,7 +1,8 @@
 //! `svoct gen`: deterministic synthetic lots and files, for tests, demos and benchmarks.
 //!
 //! Wraps the seeded generator of `svoct_formats::b2::synth`: the same flags give the same bytes on
-//! every machine. Three output forms:
+//! every machine once `--date` and `--first-lot` are given (by default they come from the clock,
+//! so that unrelated test lots do not collide on number and date). Three output forms:
 //! - `lots`: the bare sequence of lots (type 1 ... type 6), as a billing software hands them over;
 //! - `single-file`: the OCT single file of R3.2 (`000`, lots, `999`);
 //! - `zone`: the memory-zone form of the lot parameters, as the SESAM-Vitale API's lot formatting
@@ -55,9 +56,14 @@ pub struct Args {
     /// SIREN) or digits and capital letters (an association number, `W751234567`).
     #[arg(long, default_value = "12345678900017")]
     pub oct_id: String,
-    /// Lot and file date, AAMMJJ.
-    #[arg(long, default_value = "261126")]
-    pub date: String,
+    /// Lot and file date, AAMMJJ. Default: today (UTC), so that unrelated test lots of
+    /// different days never share a (number, date).
+    #[arg(long)]
+    pub date: Option<String>,
+    /// Number of the first lot (1 to 999), the next ones following. Default: from the clock,
+    /// 1 + the minute of the day (UTC) modulo 999, so that two runs minutes apart differ.
+    #[arg(long)]
+    pub first_lot: Option<u64>,
     /// Most invoices per lot (1 to 999).
     #[arg(long, default_value_t = 999)]
     pub lot_size: usize,
@@ -114,6 +120,36 @@ fn check_digits(flag: &'static str, value: &str, max: usize) -> Result<(), GenEr
     Ok(())
 }
 
+/// `--date`, or today (UTC) as AAMMJJ.
+fn date_or_today(args: &Args) -> String {
+    args.date.clone().unwrap_or_else(|| {
+        let now = time::OffsetDateTime::now_utc();
+        format!(
+            "{:02}{:02}{:02}",
+            now.year().rem_euclid(100),
+            u8::from(now.month()),
+            now.day()
+        )
+    })
+}
+
+/// `--first-lot`, or 1 + the minute of the day (UTC) modulo 999.
+fn first_lot_or_clock(args: &Args) -> Result<u64, GenError> {
+    match args.first_lot {
+        Some(n) if (1..=999).contains(&n) => Ok(n),
+        Some(n) => Err(GenError::BadFlag {
+            flag: "first-lot",
+            value: n.to_string(),
+            why: "expected 1 to 999",
+        }),
+        None => {
+            let now = time::OffsetDateTime::now_utc();
+            let minute = u64::from(now.hour()) * 60 + u64::from(now.minute());
+            Ok(1 + minute % 999)
+        }
+    }
+}
+
 /// The bytes `svoct gen` writes for these arguments.
 pub fn generate(args: &Args) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
     if args.dre > args.invoices {
@@ -140,11 +176,13 @@ pub fn generate(args: &Args) -> Result<Vec<u8>, Box<dyn std::error::Error + Send
         }
         .into());
     }
-    check_digits("date", &args.date, 6)?;
-    if args.date.len() != 6 {
+    let date = date_or_today(args);
+    let first_lot = first_lot_or_clock(args)?;
+    check_digits("date", &date, 6)?;
+    if date.len() != 6 {
         return Err(GenError::BadFlag {
             flag: "date",
-            value: args.date.clone(),
+            value: date.clone(),
             why: "expected AAMMJJ",
         }
         .into());
@@ -168,8 +206,9 @@ pub fn generate(args: &Args) -> Result<Vec<u8>, Box<dyn std::error::Error + Send
         dre: false,
         destinations: args.destinations.clamp(1, 900),
         enriched: args.enriched,
-        date: args.date.clone(),
+        date: date.clone(),
         ps_number: args.ps.clone(),
+        first_lot,
         max_acts: args.max_acts,
         lot_size: args.lot_size,
         ..SynthParams::default()
@@ -197,7 +236,7 @@ pub fn generate(args: &Args) -> Result<Vec<u8>, Box<dyn std::error::Error + Send
         sender_type: "TP".into(),
         oct_id: args.oct_id.clone(),
         file_id,
-        date: args.date.clone(),
+        date,
         message: format!("SVOCT GEN SEED {}", args.seed),
     };
     match args.format {

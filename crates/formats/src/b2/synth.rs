@@ -55,6 +55,8 @@ pub struct SynthParams {
     pub max_acts: usize,
     /// Invoices per lot, 1 to 999 (lowered so that a lot never exceeds 9 999 acts).
     pub lot_size: usize,
+    /// Number of the first lot (1 to 999); the next ones follow, wrapping after 999.
+    pub first_lot: u64,
 }
 
 impl Default for SynthParams {
@@ -71,6 +73,7 @@ impl Default for SynthParams {
             ps_name: "DOCTEUR TEST SYNTHETIQUE".into(),
             max_acts: 3,
             lot_size: MAX_INVOICES_PER_LOT,
+            first_lot: 1,
         }
     }
 }
@@ -207,7 +210,8 @@ fn for_each_lot(p: &SynthParams, mut emit: impl FnMut(&[u8])) -> Result<(), B2Er
     let groups = kinds.len() * destinations;
     let mut rng = Rng(p.seed);
     let mut invoice_number: u64 = rng.range(1, 400_000_000);
-    let mut lot_number: u64 = 0;
+    // The increment below makes the first lot `first_lot`.
+    let mut lot_number: u64 = p.first_lot.clamp(1, 999) - 1;
     let mut lot = Vec::with_capacity((lot_size * 8 + 2) * RECORD_LEN);
     for g in 0..groups {
         let dre = kinds.get(g / destinations).copied().unwrap_or(false);

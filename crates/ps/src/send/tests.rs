@@ -153,7 +153,7 @@ fn permanent_failure_is_failed_with_the_server_answer_and_not_retried() {
 }
 
 #[test]
-fn resend_carries_the_same_file_under_a_new_compostage() {
+fn resend_carries_the_same_lots_under_a_new_compostage() {
     let (s, ps) = setup("direct", "single");
     let t = MemoryTransport::new();
     let sent = ps.send(&t, &[lots(4, 5)], &mut no_progress).unwrap();
@@ -174,7 +174,19 @@ fn resend_carries_the_same_file_under_a_new_compostage() {
         "FACTURE/SV",
         "no certificate on the route: clear"
     );
-    assert_eq!(a.attachment, b.attachment);
+    // The file is built again (new file number in the 000 header): the lots are the same bytes.
+    let lots_of = |bytes: &[u8]| -> Vec<Vec<u8>> {
+        svoct_formats::b2::parse(bytes)
+            .unwrap()
+            .lots()
+            .iter()
+            .map(|l| l.bytes().to_vec())
+            .collect()
+    };
+    assert_ne!(a.attachment, b.attachment, "a new file number");
+    assert_eq!(lots_of(&a.attachment), lots_of(&b.attachment));
+    let link = ps.store().journal().replaces(again.entry).unwrap().unwrap();
+    assert_eq!((link.replaces, link.why.as_str()), (sent[0].entry, "resend"));
     assert!(matches!(
         ps.resend(&t, EntryId(999), false),
         Err(PsError::NoEntry(999))
@@ -491,4 +503,257 @@ fn a_plain_fse_and_its_dre_across_sendings_are_not_refused() {
     ps.send(&t, std::slice::from_ref(&dre), &mut no_progress).unwrap();
     ps.send(&t, &[fse], &mut no_progress).unwrap();
     assert_eq!(t.sent().len(), 2);
+}
+
+/// An ART of the OCT refusing the message of `compostage` as a whole.
+fn refusing_art(compostage: &str) -> Vec<u8> {
+    use svoct_formats::arl::Stamp;
+    use svoct_formats::art::{Art, FileStatus};
+    use svoct_formats::noemie::Ymd;
+    Art {
+        oct_id: "12345678900014".into(),
+        ps_number: "123456789".into(),
+        received: Stamp {
+            date: Ymd::new(2026, 11, 26),
+            hour: 9,
+            minute: 5,
+        },
+        compostage: compostage.into(),
+        file_name: "000001.b2".into(),
+        subject: String::new(),
+        profile: "FACTURE/SV/K".into(),
+        invoices: 0,
+        file_status: FileStatus::Refused,
+        file_detail: "dechiffrement impossible: certificat inconnu".into(),
+        lots: vec![],
+        amc: vec![],
+    }
+    .build()
+    .unwrap()
+    .into_bytes()
+}
+
+/// Issue 13 point 1 and 2: the OCT refuses a message encrypted for a certificate it no longer
+/// uses; the refusal leads `status`; after the PS fixes the certificate, `resend` builds a new
+/// message with a new compostage, encrypted for the new certificate (checked with
+/// `openssl cms -decrypt`), linked to the refused entry.
+#[test]
+fn a_message_refused_by_the_oct_is_resent_with_the_certificate_fixed_since() {
+    let (s, ps) = setup("oct", "single");
+    let t = MemoryTransport::new();
+    let first = ps.send(&t, &[lots(21, 6)], &mut no_progress).unwrap();
+    let first = &first[0];
+
+    // The ART comes back: refused.
+    let inbox = ps
+        .store()
+        .inbox()
+        .store_if_new("test", "art-1", b"raw")
+        .unwrap()
+        .id();
+    let msg = crate::returns::ClassifiedMessage {
+        inbox_id: inbox,
+        kind: crate::returns::ReturnKind::Art,
+        subject: "ART/123456789/202611260905".parse().unwrap(),
+        profile: "ART".into(),
+        message_id: None,
+        file_name: None,
+        file: refusing_art(&first.compostage),
+    };
+    crate::returns::handle(ps.store(), ps.config(), &msg).unwrap();
+    let old = ps.store().journal().get(first.entry).unwrap().unwrap();
+    assert_eq!(old.status, Status::Failed);
+    let status = crate::status::status_now(&ps).unwrap();
+    let lead = status.needs_attention.first().expect("the refusal leads");
+    assert_eq!(lead.kind, crate::status::AttentionKind::RefusedByOct);
+    assert_eq!(lead.entry, Some(first.entry.0));
+    assert!(lead.reason.contains("certificat inconnu"), "{}", lead.reason);
+    assert!(status.lots_without_arl.is_empty());
+
+    // The PS fixes the certificate: a new one, B.
+    let b = TestIdentity::new("oct-renewed.test");
+    let (b_key, b_cert) = b.write_pem(s.dir.path(), "oct-b");
+    let path = s.dir.path().join("ps.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("certificate = \"oct.crt\"", "certificate = \"oct-b.crt\"");
+    std::fs::write(&path, text).unwrap();
+    drop(ps);
+    let ps = Ps::open(Config::load(&path).unwrap()).unwrap();
+    let again = ps.resend(&t, first.entry, false).unwrap();
+    assert_eq!(again.status, Status::Sent);
+    assert_ne!(again.compostage, first.compostage);
+    let link = ps.store().journal().replaces(again.entry).unwrap().unwrap();
+    assert_eq!(link.replaces, first.entry);
+    // No longer needs a human: the new entry speaks for it.
+    let status = crate::status::status_now(&ps).unwrap();
+    assert!(status.needs_attention.is_empty(), "{:?}", status.needs_attention);
+
+    // Decryptable with B's key by OpenSSL, not with A's.
+    let msg = parse_message(&t.sent()[1].raw, &ParseLimits::default()).unwrap();
+    assert_eq!(
+        msg.profile_name(),
+        "FACTURE/SV/ZK",
+        "single: compressed, then encrypted"
+    );
+    let der = s.dir.path().join("resent.der");
+    std::fs::write(&der, &msg.attachment).unwrap();
+    let decrypt = |key: &std::path::Path, cert: &std::path::Path| {
+        std::process::Command::new("openssl")
+            .args(["cms", "-decrypt", "-inform", "DER", "-in"])
+            .arg(&der)
+            .arg("-recip")
+            .arg(cert)
+            .arg("-inkey")
+            .arg(key)
+            .output()
+            .unwrap()
+    };
+    let with_b = decrypt(&b_key, &b_cert);
+    assert!(
+        with_b.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with_b.stderr)
+    );
+    let planned_lots = svoct_formats::b2::parse(&lots(21, 6).bytes)
+        .unwrap()
+        .lots()
+        .iter()
+        .map(|l| l.bytes().to_vec())
+        .collect::<Vec<_>>();
+    // The provisional compression is gzip (docs/formats): opened by gzip itself.
+    let compressed = s.dir.path().join("resent.gz");
+    std::fs::write(&compressed, &with_b.stdout).unwrap();
+    let plain = std::process::Command::new("gzip")
+        .arg("-dc")
+        .arg(&compressed)
+        .output()
+        .unwrap();
+    assert!(
+        plain.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
+    let opened = svoct_formats::b2::parse(&plain.stdout)
+        .unwrap()
+        .lots()
+        .iter()
+        .map(|l| l.bytes().to_vec())
+        .collect::<Vec<_>>();
+    assert_eq!(opened, planned_lots);
+    let a_key = s.dir.path().join("oct.key");
+    let with_a = decrypt(&a_key, &s.dir.path().join("oct.crt"));
+    assert!(!with_a.status.success(), "the old certificate cannot open it");
+    drop(s.oct_key);
+}
+
+/// Issue 13 point 2: a deferred message is in `status` as not sent, with the server's answer,
+/// until a retry sends it (the retried entry then speaks for it).
+#[test]
+fn a_deferred_message_needs_a_human_until_it_is_retried() {
+    let (_s, ps) = setup("oct", "single");
+    let t = MemoryTransport::new();
+    t.fail_next(SendError::transient(
+        "SMTP",
+        Some(451),
+        Some("451 try again later".into()),
+    ));
+    let sent = ps.send(&t, &[lots(31, 3)], &mut no_progress).unwrap();
+    assert_eq!(sent[0].status, Status::Deferred);
+    let status = crate::status::status_now(&ps).unwrap();
+    assert_eq!(status.needs_attention.len(), 1, "{:?}", status.needs_attention);
+    let a = &status.needs_attention[0];
+    assert_eq!(a.kind, crate::status::AttentionKind::NotSent);
+    assert_eq!(a.entry, Some(sent[0].entry.0));
+    assert!(a.reason.contains("451 try again later"), "{}", a.reason);
+
+    let retried = ps.retry(&t, &mut no_progress).unwrap();
+    assert_eq!(retried[0].status, Status::Sent);
+    let link = ps.store().journal().replaces(retried[0].entry).unwrap().unwrap();
+    assert_eq!((link.replaces, link.why.as_str()), (sent[0].entry, "retry"));
+    let status = crate::status::status_now(&ps).unwrap();
+    assert!(status.needs_attention.is_empty(), "{:?}", status.needs_attention);
+}
+
+/// Issue 13 point 6: `ps returns` filters by state, sent date, lot and invoice, and pages.
+#[test]
+fn returns_view_filters_and_pages() {
+    use crate::status::{ReturnsFilter, returns_view};
+    let (_s, ps) = setup("oct", "single");
+    let t = MemoryTransport::new();
+    // 10 invoices in lots of 4: lots 001, 002, 003 (4 + 4 + 2 invoices).
+    ps.send(&t, &[lots(51, 10)], &mut no_progress).unwrap();
+    let all = returns_view(&ps).unwrap();
+    assert_eq!((all.lots.len(), all.invoices.len()), (3, 10));
+    let view = |f: ReturnsFilter| {
+        let mut v = returns_view(&ps).unwrap();
+        f.apply(&mut v);
+        v
+    };
+
+    let v = view(ReturnsFilter {
+        lot: Some("2".into()),
+        ..ReturnsFilter::default()
+    });
+    assert_eq!(v.lots.len(), 1);
+    assert_eq!(v.lots[0].number.trim_start_matches('0'), "2");
+    assert_eq!(v.invoices.len(), 4);
+    assert!(
+        v.invoices
+            .iter()
+            .all(|i| i.lot_number.as_deref().map(|n| n.trim_start_matches('0')) == Some("2"))
+    );
+
+    let one = all.invoices[9].number.clone();
+    let v = view(ReturnsFilter {
+        invoice: Some(one.trim_start_matches('0').to_owned()),
+        ..ReturnsFilter::default()
+    });
+    assert_eq!(v.invoices.len(), 1);
+    assert_eq!(v.invoices[0].number, one);
+    assert_eq!(v.lots.len(), 1, "the invoice's lot");
+    assert_eq!(Some(v.lots[0].number.clone()), v.invoices[0].lot_number);
+
+    let v = view(ReturnsFilter {
+        states: vec!["paid".into()],
+        ..ReturnsFilter::default()
+    });
+    assert!(v.lots.is_empty() && v.invoices.is_empty(), "nothing is paid yet");
+    let v = view(ReturnsFilter {
+        states: vec!["awaiting".into()],
+        ..ReturnsFilter::default()
+    });
+    assert_eq!((v.lots.len(), v.invoices.len()), (3, 10));
+    assert!(
+        ReturnsFilter {
+            states: vec!["lost".into()],
+            ..ReturnsFilter::default()
+        }
+        .check()
+        .is_err()
+    );
+
+    let today = time::OffsetDateTime::now_utc().date();
+    let v = view(ReturnsFilter {
+        since: today.next_day(),
+        ..ReturnsFilter::default()
+    });
+    assert!(v.invoices.is_empty(), "nothing sent tomorrow");
+    let v = view(ReturnsFilter {
+        since: Some(today),
+        until: Some(today),
+        ..ReturnsFilter::default()
+    });
+    assert_eq!(v.invoices.len(), 10);
+
+    let v = view(ReturnsFilter {
+        offset: 8,
+        limit: Some(5),
+        ..ReturnsFilter::default()
+    });
+    assert_eq!(v.invoices.len(), 2, "the last page");
+    assert_eq!(v.invoices[0].number, all.invoices[8].number);
+    assert_eq!((v.page.invoices_matching, v.page.lots_matching), (10, 3));
+    assert!(v.lots.is_empty(), "3 lots, offset 8");
+    assert_eq!(v.totals, all.totals, "totals count the whole store");
 }

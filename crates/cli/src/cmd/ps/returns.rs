@@ -15,11 +15,65 @@ pub struct ReturnsArgs {
     /// JSON instead of tables.
     #[arg(long)]
     json: bool,
+    /// Only lots and invoices in this state (repeatable): awaiting, positive, negative (ARL);
+    /// paid, rejected, deferred, partial, not_processed (payment).
+    #[arg(long = "state", value_name = "STATE")]
+    states: Vec<String>,
+    /// Only what was sent on or after this day (YYYY-MM-DD, UTC).
+    #[arg(long, value_parser = parse_day)]
+    since: Option<time::Date>,
+    /// Only what was sent on or before this day (YYYY-MM-DD, UTC).
+    #[arg(long, value_parser = parse_day)]
+    until: Option<time::Date>,
+    /// Only this lot number.
+    #[arg(long)]
+    lot: Option<String>,
+    /// Only this invoice number (and its lot).
+    #[arg(long)]
+    invoice: Option<String>,
+    /// Skip this many rows of each list.
+    #[arg(long, default_value_t = 0)]
+    offset: usize,
+    /// At most this many rows of each list (0: all). Default: 200 in tables, all in JSON.
+    #[arg(long)]
+    limit: Option<usize>,
+}
+
+/// Rows of each list shown in tables when `--limit` is not given.
+const DEFAULT_TABLE_LIMIT: usize = 200;
+
+fn parse_day(s: &str) -> Result<time::Date, String> {
+    let bad = || format!("{s:?} is not a day as YYYY-MM-DD");
+    let mut parts = s.splitn(3, '-');
+    let mut next = || parts.next().ok_or_else(bad);
+    let (y, m, d) = (next()?, next()?, next()?);
+    let year: i32 = y.parse().map_err(|_| bad())?;
+    let month: u8 = m.parse().map_err(|_| bad())?;
+    let day: u8 = d.parse().map_err(|_| bad())?;
+    let month = time::Month::try_from(month).map_err(|_| bad())?;
+    time::Date::from_calendar_date(year, month, day).map_err(|_| bad())
 }
 
 pub fn returns(path: &Path, args: ReturnsArgs) -> CmdResult {
     let ps = Ps::open(Config::load(path)?)?;
-    let v = svoct_ps::status::returns_view(&ps)?;
+    let limit = match args.limit {
+        Some(0) => None,
+        Some(n) => Some(n),
+        None if args.json => None,
+        None => Some(DEFAULT_TABLE_LIMIT),
+    };
+    let filter = svoct_ps::status::ReturnsFilter {
+        states: args.states,
+        since: args.since,
+        until: args.until,
+        lot: args.lot,
+        invoice: args.invoice,
+        offset: args.offset,
+        limit,
+    };
+    filter.check()?;
+    let mut v = svoct_ps::status::returns_view(&ps)?;
+    filter.apply(&mut v);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
@@ -29,6 +83,7 @@ pub fn returns(path: &Path, args: ReturnsArgs) -> CmdResult {
         "{} lot(s): {} awaiting ARL, {} positive, {} negative",
         t.lots, t.lots_awaiting_arl, t.lots_positive, t.lots_negative
     );
+    println!("{}", shown("lot", v.lots.len(), v.page.lots_matching, &filter));
     let rows: Vec<Vec<String>> = v
         .lots
         .iter()
@@ -76,6 +131,10 @@ pub fn returns(path: &Path, args: ReturnsArgs) -> CmdResult {
         t.invoices_not_processed,
         euros(t.paid_cents)
     );
+    println!(
+        "{}",
+        shown("invoice", v.invoices.len(), v.page.invoices_matching, &filter)
+    );
     let rows: Vec<Vec<String>> = v
         .invoices
         .iter()
@@ -111,6 +170,24 @@ pub fn returns(path: &Path, args: ReturnsArgs) -> CmdResult {
     }
     print_outside_invoices(&v);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `showing 1-200 of 20075 matching invoice(s); --offset 200 for the next page`.
+fn shown(what: &str, count: usize, matching: usize, f: &svoct_ps::status::ReturnsFilter) -> String {
+    if count == 0 {
+        let past = if matching > 0 {
+            format!(" (--offset {} is past the end)", f.offset)
+        } else {
+            String::new()
+        };
+        return format!("showing none of {matching} matching {what}(s){past}");
+    }
+    let last = f.offset + count;
+    let mut line = format!("showing {}-{last} of {matching} matching {what}(s)", f.offset + 1);
+    if last < matching {
+        line.push_str(&format!("; --offset {last} for the next page, --limit 0 for all"));
+    }
+    line
 }
 
 /// What the returns said outside the lots and invoices: 576 payment lines, 900 notices, every

@@ -73,6 +73,11 @@ pub fn status(path: &Path, args: StatusArgs) -> CmdResult {
         println!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(ExitCode::SUCCESS);
     }
+    println!("Needs a human now: {}", s.needs_attention.len());
+    if !s.needs_attention.is_empty() {
+        print!("{}", attention_table(&s.needs_attention));
+    }
+    println!();
     let lot_header = ["lot", "date", "kind", "invoices", "entry", "sent", "reasons"];
     let inv_header = ["invoice", "kind", "lot", "lot date", "state", "reasons"];
     println!(
@@ -152,6 +157,31 @@ pub fn status(path: &Path, args: StatusArgs) -> CmdResult {
     println!("\nOCT receipts (ART): {}", s.arts.len());
     print_arts(&s.arts);
     Ok(ExitCode::SUCCESS)
+}
+
+/// What needs a human now, most urgent first (`id` is the journal entry, or the inbox id of a
+/// message set aside).
+fn attention_table(items: &[svoct_ps::status::Attention]) -> String {
+    use svoct_ps::status::AttentionKind as K;
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|a| {
+            vec![
+                match a.kind {
+                    K::RefusedByOct => "REFUSED by the OCT",
+                    K::NegativeArl => "negative ARL",
+                    K::RejectedInvoice => "rejected invoice",
+                    K::NotSent => "not sent",
+                    K::SetAside => "set aside",
+                }
+                .to_owned(),
+                a.entry.map(|e| e.to_string()).unwrap_or_default(),
+                a.what.clone(),
+                a.reason.clone(),
+            ]
+        })
+        .collect();
+    table(&["what happened", "id", "what", "reason"], &rows)
 }
 
 /// The 576 payments and deductions, as `svoct ps status` and `svoct ps returns` show them.
