@@ -11,7 +11,8 @@
 //!   ones Exim delivers to) with plaintext passwords.
 //!
 //! Also one copy of what several crates' tests share: [`certs`] (throw-away identities),
-//! [`fuzz`] (structural mutations, regression replay).
+//! [`fuzz`] (structural mutations, regression replay), [`ps_config`] (the PS configuration
+//! fixture).
 //!
 //! Each instance lives in its own temporary directory with a generated configuration, listens on
 //! loopback only, and is killed (whole process group) and removed on `Drop`, so tests can run in
@@ -25,6 +26,7 @@ mod exim;
 pub mod fake_smtp;
 pub mod fuzz;
 mod process;
+pub mod ps_config;
 
 pub use dovecot::Dovecot;
 pub use exim::{Exim, EximConfig, EximTls, TlsFiles};
