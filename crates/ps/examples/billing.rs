@@ -6,6 +6,7 @@
 use std::error::Error;
 
 use svoct_formats::b2::synth::{SynthParams, generate_bytes};
+use svoct_mail::selfsigned::SelfSigned;
 use svoct_mail::smtp::DirTransport;
 use svoct_ps::config::{Config, ConfigFile, Mode, OctChanges, SendOption};
 use svoct_ps::{LotFile, Ps, Sent};
@@ -21,11 +22,9 @@ fn main() -> Result<(), Box<dyn Error>> {
         &path,
         svoct_ps::config::EXAMPLE.replace("# maildir = \"/var/mail/ps\"", "maildir = \"Maildir\""),
     )?;
+    // A throw-away certificate stands for the OCT's (a real one comes from the OCT operator).
     let oct_cert = dir.path().join("oct.crt");
-    std::fs::write(
-        &oct_cert,
-        svoct_testkit::certs::TestIdentity::new("oct").cert_pem(),
-    )?;
+    std::fs::write(&oct_cert, SelfSigned::generate("oct")?.cert_pem()?)?;
     let mut file = ConfigFile::open(&path)?;
     file.set_oct(&OctChanges {
         address: Some("oct@oct.invalid".into()),
