@@ -10,7 +10,7 @@
 //! `<dir>/<target>/` (what fuzz/make-seeds.sh uses).
 
 use proptest::prelude::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use svoct_formats::arl::{Arl, ArlReason, ArlStatus, Stamp};
 use svoct_formats::art::{Art, ArtAmc, ArtLot, FileStatus, LotStatus};
 use svoct_formats::loi::{DateTime, DloiRequest, Increment};
@@ -18,6 +18,7 @@ use svoct_formats::noemie::{
     self, InvoiceOutcome, PartOutcome, PartState, RejectLine, RejectPart, RspParams, Ymd,
 };
 use svoct_formats::{arl, art, loi};
+use svoct_testkit::fuzz::{self, Edit, mutate, replay};
 
 const CASES: u32 = 3000;
 
@@ -241,85 +242,13 @@ fn valid_samples_parse() {
     }
 }
 
-/// One structural edit of a file.
-#[derive(Clone, Debug)]
-enum Edit {
-    Set(prop::sample::Index, u8),
-    Insert(prop::sample::Index, Vec<u8>),
-    Delete(prop::sample::Index, usize),
-    /// Copies a slice elsewhere (duplicated records, lines, headers).
-    Copy(prop::sample::Index, usize, prop::sample::Index),
-    Truncate(prop::sample::Index),
-}
-
+/// Inserted bytes favour the formats' separators.
 fn edit() -> impl Strategy<Value = Edit> {
-    prop_oneof![
-        4 => (any::<prop::sample::Index>(), any::<u8>()).prop_map(|(i, b)| Edit::Set(i, b)),
-        2 => (any::<prop::sample::Index>(), prop::collection::vec(
-            prop_oneof![Just(b'\r'), Just(b'\n'), Just(b';'), Just(b'0'), Just(b'9'), Just(b' '), any::<u8>()], 1..8))
-            .prop_map(|(i, b)| Edit::Insert(i, b)),
-        2 => (any::<prop::sample::Index>(), 1usize..300).prop_map(|(i, n)| Edit::Delete(i, n)),
-        2 => (any::<prop::sample::Index>(), 1usize..300, any::<prop::sample::Index>())
-            .prop_map(|(i, n, j)| Edit::Copy(i, n, j)),
-        1 => any::<prop::sample::Index>().prop_map(Edit::Truncate),
-    ]
-}
-
-/// Applies edits to `base` (shared with the mail and oct fuzz_props tests in spirit; each test
-/// file keeps its own copy since integration tests cannot share modules across crates).
-fn mutate(base: &[u8], edits: &[Edit]) -> Vec<u8> {
-    let mut b = base.to_vec();
-    for e in edits {
-        let len = b.len();
-        match e {
-            Edit::Set(i, v) if len > 0 => b[i.index(len)] = *v,
-            Edit::Insert(i, v) => {
-                let at = i.index(len + 1);
-                b.splice(at..at, v.iter().copied());
-            }
-            Edit::Delete(i, n) if len > 0 => {
-                let at = i.index(len);
-                let end = at.saturating_add(*n).min(len);
-                b.drain(at..end);
-            }
-            Edit::Copy(i, n, j) if len > 0 => {
-                let at = i.index(len);
-                let piece = b[at..at.saturating_add(*n).min(len)].to_vec();
-                let to = j.index(len + 1);
-                b.splice(to..to, piece);
-            }
-            Edit::Truncate(i) => b.truncate(i.index(len + 1)),
-            _ => {}
-        }
-    }
-    b
+    fuzz::edit(b"\r\n;09 ", 300)
 }
 
 fn bases(target: &'static str) -> impl Strategy<Value = Vec<u8>> {
     prop::sample::select(sample(target))
-}
-
-/// Replays fuzz/regressions/<target>/* through `f` (empty when nothing was ever found).
-fn replay(target: &str, f: fn(&[u8])) -> usize {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/regressions")
-        .join(target);
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return 0;
-    };
-    let mut n = 0;
-    for e in entries.flatten() {
-        if e.path()
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-        {
-            continue;
-        }
-        let data = std::fs::read(e.path()).expect("regression input readable");
-        f(&data);
-        n += 1;
-    }
-    n
 }
 
 #[test]

@@ -8,6 +8,7 @@
 //! - [`pop3`]: mailbox retrieval (sans-IO POP3 client core and a thin shell).
 //! - [`maildir`]: a Maildir directory as a mailbox.
 //! - [`secret`]: [`Secret`], the redacting wrapper for passwords and keys.
+//! - [`selfsigned`]: throw-away keys and self-signed certificates (the demo's and the tests').
 #![forbid(unsafe_code)]
 
 pub mod cms;
@@ -17,6 +18,7 @@ pub mod maildir;
 pub mod pop3;
 pub mod profile;
 pub mod secret;
+pub mod selfsigned;
 pub mod smtp;
 pub mod subject;
 

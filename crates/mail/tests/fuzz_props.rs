@@ -12,7 +12,7 @@
 mod pop3_driver;
 
 use proptest::prelude::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 use svoct_mail::cms::{CmsCipher, RecipientCert};
 use svoct_mail::pop3::{Client, Command, Event};
@@ -21,6 +21,7 @@ use svoct_mail::profile::{
 };
 use svoct_mail::subject::FileKind;
 use svoct_testkit::certs::TestIdentity;
+use svoct_testkit::fuzz::{self, Edit, mutate, replay};
 use time::macros::datetime;
 
 const CASES: u32 = 3000;
@@ -125,72 +126,9 @@ fn valid_samples_parse() {
     }
 }
 
-#[derive(Clone, Debug)]
-enum Edit {
-    Set(prop::sample::Index, u8),
-    Insert(prop::sample::Index, Vec<u8>),
-    Delete(prop::sample::Index, usize),
-    Copy(prop::sample::Index, usize, prop::sample::Index),
-    Truncate(prop::sample::Index),
-}
-
+/// Inserted bytes favour MIME's separators.
 fn edit() -> impl Strategy<Value = Edit> {
-    prop_oneof![
-        4 => (any::<prop::sample::Index>(), any::<u8>()).prop_map(|(i, b)| Edit::Set(i, b)),
-        2 => (any::<prop::sample::Index>(), prop::collection::vec(prop_oneof![
-            Just(b'\r'), Just(b'\n'), Just(b'.'), Just(b':'), Just(b'='), Just(b'-'), Just(b' '), any::<u8>()], 1..8))
-            .prop_map(|(i, b)| Edit::Insert(i, b)),
-        2 => (any::<prop::sample::Index>(), 1usize..200).prop_map(|(i, n)| Edit::Delete(i, n)),
-        2 => (any::<prop::sample::Index>(), 1usize..200, any::<prop::sample::Index>())
-            .prop_map(|(i, n, j)| Edit::Copy(i, n, j)),
-        1 => any::<prop::sample::Index>().prop_map(Edit::Truncate),
-    ]
-}
-
-fn mutate(base: &[u8], edits: &[Edit]) -> Vec<u8> {
-    let mut b = base.to_vec();
-    for e in edits {
-        let len = b.len();
-        match e {
-            Edit::Set(i, v) if len > 0 => b[i.index(len)] = *v,
-            Edit::Insert(i, v) => {
-                let at = i.index(len + 1);
-                b.splice(at..at, v.iter().copied());
-            }
-            Edit::Delete(i, n) if len > 0 => {
-                let at = i.index(len);
-                let end = at.saturating_add(*n).min(len);
-                b.drain(at..end);
-            }
-            Edit::Copy(i, n, j) if len > 0 => {
-                let at = i.index(len);
-                let piece = b[at..at.saturating_add(*n).min(len)].to_vec();
-                let to = j.index(len + 1);
-                b.splice(to..to, piece);
-            }
-            Edit::Truncate(i) => b.truncate(i.index(len + 1)),
-            _ => {}
-        }
-    }
-    b
-}
-
-fn replay(target: &str, f: fn(&[u8])) -> usize {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/regressions")
-        .join(target);
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return 0;
-    };
-    let mut n = 0;
-    for e in entries.flatten() {
-        if e.file_name().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        f(&std::fs::read(e.path()).expect("regression input readable"));
-        n += 1;
-    }
-    n
+    fuzz::edit(b"\r\n.:=- ", 200)
 }
 
 #[test]

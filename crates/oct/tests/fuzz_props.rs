@@ -13,6 +13,7 @@
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
 use svoct_oct::smtp::{Action, PersistOutcome, Recipients, Session, SessionConfig, fuzz_session};
+use svoct_testkit::fuzz::{self, Edit, mutate, replay};
 
 const CASES: u32 = 3000;
 
@@ -119,69 +120,14 @@ fn valid_transcripts_deliver() {
     }
 }
 
-#[derive(Clone, Debug)]
-enum Edit {
-    Set(prop::sample::Index, u8),
-    Insert(prop::sample::Index, Vec<u8>),
-    Delete(prop::sample::Index, usize),
-    Copy(prop::sample::Index, usize, prop::sample::Index),
-    Truncate(prop::sample::Index),
-}
-
+/// Inserted bytes favour SMTP's separators.
 fn edit() -> impl Strategy<Value = Edit> {
-    prop_oneof![
-        4 => (any::<prop::sample::Index>(), any::<u8>()).prop_map(|(i, b)| Edit::Set(i, b)),
-        2 => (any::<prop::sample::Index>(), prop::collection::vec(prop_oneof![
-            Just(b'\r'), Just(b'\n'), Just(b'.'), Just(b':'), Just(b'<'), Just(b'>'), Just(b' '), any::<u8>()], 1..8))
-            .prop_map(|(i, b)| Edit::Insert(i, b)),
-        2 => (any::<prop::sample::Index>(), 1usize..100).prop_map(|(i, n)| Edit::Delete(i, n)),
-        2 => (any::<prop::sample::Index>(), 1usize..100, any::<prop::sample::Index>())
-            .prop_map(|(i, n, j)| Edit::Copy(i, n, j)),
-        1 => any::<prop::sample::Index>().prop_map(Edit::Truncate),
-    ]
-}
-
-fn mutate(base: &[u8], edits: &[Edit]) -> Vec<u8> {
-    let mut b = base.to_vec();
-    for e in edits {
-        let len = b.len();
-        match e {
-            Edit::Set(i, v) if len > 0 => b[i.index(len)] = *v,
-            Edit::Insert(i, v) => {
-                let at = i.index(len + 1);
-                b.splice(at..at, v.iter().copied());
-            }
-            Edit::Delete(i, n) if len > 0 => {
-                let at = i.index(len);
-                let end = at.saturating_add(*n).min(len);
-                b.drain(at..end);
-            }
-            Edit::Copy(i, n, j) if len > 0 => {
-                let at = i.index(len);
-                let piece = b[at..at.saturating_add(*n).min(len)].to_vec();
-                let to = j.index(len + 1);
-                b.splice(to..to, piece);
-            }
-            Edit::Truncate(i) => b.truncate(i.index(len + 1)),
-            _ => {}
-        }
-    }
-    b
+    fuzz::edit(b"\r\n.:<> ", 100)
 }
 
 #[test]
 fn committed_regressions_never_panic() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions/smtp");
-    let mut n = 0;
-    if let Ok(entries) = std::fs::read_dir(&dir) {
-        for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with('.') {
-                continue;
-            }
-            fuzz_session(&std::fs::read(e.path()).expect("regression input readable"));
-            n += 1;
-        }
-    }
+    let n = replay("smtp", fuzz_session);
     eprintln!("{n} committed regression inputs replayed");
 }
 

@@ -1,8 +1,11 @@
 //! Durable before acknowledged: the ingress process is killed (SIGKILL) while clients are
 //! sending; every message that got its `250` must be in the spool, byte for byte, after restart.
 //!
-//! The ingress runs in a child process: this test binary re-executes itself with
-//! `SVOCT_CRASH_CHILD_DIR` set, which turns `child_server` into the server.
+//! The ingress (and the worker of the second test) runs in a child process: each test re-executes
+//! this test binary, asking for itself by name (`--exact`) with a role variable set
+//! (`SVOCT_CRASH_CHILD_DIR`, `SVOCT_CRASH_WORKER_DIR`); seeing the variable, the test plays the
+//! child instead of the parent. A test binary can only run its own tests, so the child has to be
+//! a test; making it the parent test itself means no test does nothing in a normal run.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -17,35 +20,32 @@ use tokio::net::TcpStream;
 
 const CHILD_ENV: &str = "SVOCT_CRASH_CHILD_DIR";
 
-/// In a child process: serves the ingress on the spool in `$SVOCT_CRASH_CHILD_DIR` until
-/// killed. In a normal test run: does nothing.
-#[test]
-fn child_server() {
-    let Ok(dir) = std::env::var(CHILD_ENV) else {
-        return;
-    };
-    let dir = PathBuf::from(dir);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let spool = Arc::new(Spool::open(dir.join("spool")).unwrap());
-        let mut config = IngressConfig::default();
-        config.session.recipients = Recipients::Only(vec!["oct@example.net".into()]);
-        let handle = Ingress::bind("127.0.0.1:0".parse().unwrap(), config, spool)
-            .await
-            .unwrap();
-        let port_file = dir.join("port");
-        std::fs::write(dir.join("port.tmp"), handle.local_addr().port().to_string()).unwrap();
-        std::fs::rename(dir.join("port.tmp"), &port_file).unwrap();
-        loop {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-        }
-    });
+/// The child half of `sigkill_during_ingest_loses_no_acknowledged_message`: serves the ingress
+/// on the spool in `dir` and writes its port to `dir/port`, until killed.
+async fn child_server(dir: PathBuf) {
+    let spool = Arc::new(Spool::open(dir.join("spool")).unwrap());
+    let mut config = IngressConfig::default();
+    config.session.recipients = Recipients::Only(vec!["oct@example.net".into()]);
+    let handle = Ingress::bind("127.0.0.1:0".parse().unwrap(), config, spool)
+        .await
+        .unwrap();
+    let port_file = dir.join("port");
+    std::fs::write(dir.join("port.tmp"), handle.local_addr().port().to_string()).unwrap();
+    std::fs::rename(dir.join("port.tmp"), &port_file).unwrap();
+    loop {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
 }
 
 fn spawn_child(dir: &Path) -> (Child, u16) {
     let _ = std::fs::remove_file(dir.join("port"));
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_server", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "sigkill_during_ingest_loses_no_acknowledged_message",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, dir)
         .spawn()
         .unwrap();
@@ -120,6 +120,9 @@ async fn client(port: u16, client_no: usize, acks: Acks) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_ingest_loses_no_acknowledged_message() {
+    if let Some(dir) = std::env::var_os(CHILD_ENV) {
+        return child_server(dir.into()).await;
+    }
     let dir = tempfile::tempdir().unwrap();
     let acks: Acks = Arc::new(Mutex::new(Vec::new()));
     for round in 0..3usize {
@@ -163,15 +166,11 @@ async fn sigkill_during_ingest_loses_no_acknowledged_message() {
 
 const WORKER_ENV: &str = "SVOCT_CRASH_WORKER_DIR";
 
-/// In a child process: a pipeline-like worker over the spool in `$SVOCT_CRASH_WORKER_DIR`.
-/// Its commit is keyed by the spool id (`ledger/<id>` created with `create_new`), which is
-/// what makes re-delivery after a kill harmless. Exits when the spool is empty.
-#[test]
-fn worker_child() {
-    let Ok(dir) = std::env::var(WORKER_ENV) else {
-        return;
-    };
-    let dir = PathBuf::from(dir);
+/// The child half of `sigkill_during_processing_processes_each_message_exactly_once`: a
+/// pipeline-like worker over the spool in `dir`. Its commit is keyed by the spool id
+/// (`ledger/<id>` created with `create_new`), which is what makes re-delivery after a kill
+/// harmless. Returns when the spool is empty.
+fn worker_child(dir: PathBuf) {
     let spool = Spool::open(dir.join("spool")).unwrap();
     let ledger = dir.join("ledger");
     while let Some(entry) = spool.claim_next().unwrap() {
@@ -204,6 +203,9 @@ fn worker_child() {
 
 #[test]
 fn sigkill_during_processing_processes_each_message_exactly_once() {
+    if let Some(dir) = std::env::var_os(WORKER_ENV) {
+        return worker_child(dir.into());
+    }
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("ledger")).unwrap();
     let mut expected = std::collections::BTreeMap::new();
@@ -221,7 +223,12 @@ fn sigkill_during_processing_processes_each_message_exactly_once() {
     let mut finished = false;
     for round in 0..300u64 {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "worker_child", "--test-threads=1", "-q"])
+            .args([
+                "--exact",
+                "sigkill_during_processing_processes_each_message_exactly_once",
+                "--test-threads=1",
+                "-q",
+            ])
             .env(WORKER_ENV, dir.path())
             .stdout(std::process::Stdio::null())
             .spawn()

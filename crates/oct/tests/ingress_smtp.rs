@@ -1,5 +1,6 @@
 //! The SMTP ingress over real TCP on 127.0.0.1, against independent clients (Python's smtplib,
 //! swaks) and raw sockets; each test then checks what the spool holds, byte for byte.
+// The test marked `#[cfg(feature = "server-tests")]` needs swaks (scripts/setup.sh).
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -186,6 +187,7 @@ s.quit()
     f.handle.shutdown().await;
 }
 
+#[cfg(feature = "server-tests")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swaks_with_pipelining_is_spooled_exactly() {
     let f = start(config()).await;

@@ -1,6 +1,9 @@
 //! The running concentrator against real peers: messages sent over TCP to the ingress (lettre's
 //! SMTP client and Python's smtplib), forwarded through a real Exim delivering to AM Maildirs,
 //! ART delivered to the PS mailbox, downstream failures retried with backoff.
+// The tests marked `#[cfg(feature = "server-tests")]` need the Exim, Dovecot or swaks packages
+// (scripts/setup.sh); without the feature their helpers are unused, and that is expected.
+#![cfg_attr(not(feature = "server-tests"), allow(dead_code, unused_imports))]
 
 mod pipeline_common;
 
@@ -34,6 +37,7 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+#[cfg(feature = "server-tests")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwards_through_exim_and_answers_with_art() {
     let exim = Exim::start(&EximConfig {
@@ -137,6 +141,7 @@ async fn forwards_through_exim_and_answers_with_art() {
     assert_eq!(c.outbox.get("sent"), Some(&12));
 }
 
+#[cfg(feature = "server-tests")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn downstream_refusals_are_retried_with_backoff_then_failed() {
     let exim = Exim::start(&EximConfig {

@@ -10,6 +10,7 @@ use svoct_formats::b2::synth::{SynthParams, generate_bytes};
 use svoct_ps::Ps;
 use svoct_ps::config::Config;
 use svoct_ps::plan::LotFile;
+use svoct_testkit::ps_config;
 
 const ENTRIES: u32 = 10_000;
 const INVOICES_PER_ENTRY: u32 = 100;
@@ -18,27 +19,9 @@ const SENDING: usize = 10_000;
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let keys = common::keys(dir.path());
-    let text = format!(
-        r#"mode = "oct"
-store = "ps.sqlite"
-[identity]
-sender_number = "123456789"
-ps_number = "123456789"
-from = "ps@ps.invalid"
-[network.smtp]
-host = "127.0.0.1"
-port = 25
-[oct]
-address = "oct@oct.invalid"
-certificate = "{}"
-identifier = "12345678900014"
-option = "single"
-"#,
-        keys.oct_cert.display()
-    );
-    let path = dir.path().join("ps.toml");
-    std::fs::write(&path, text).unwrap();
-    let ps = Ps::open(Config::load(&path).unwrap()).unwrap();
+    let text =
+        ps_config::base("oct", "ps.sqlite", 25) + &ps_config::oct_section(keys.oct_cert.display(), "single");
+    let ps = Ps::open(Config::load(&ps_config::write(dir.path(), &text)).unwrap()).unwrap();
 
     // 1 000 000 sent invoices, numbered 500 000 000 and up (the sending's are below 400 000 000
     // plus 10 000), written in one transaction through the same table and triggers.

@@ -7,25 +7,14 @@ use svoct_mail::subject::ReturnKind;
 use svoct_ps::Ps;
 use svoct_ps::config::Config;
 use svoct_store::{Direction, InboxState, Status};
+use svoct_testkit::ps_config;
 
 fn config(dir: &std::path::Path, keys: &common::Keys, decryption: bool) -> Config {
-    let mut text = format!(
-        r#"mode = "direct"
-store = "ps.sqlite"
-[identity]
-sender_number = "123456789"
-ps_number = "123456789"
-from = "ps@ps.invalid"
-[network.smtp]
-host = "127.0.0.1"
-port = 25
-[network.mailbox]
-maildir = "{}"
-[returns]
-senders = ["oct@oct.invalid"]
-"#,
-        dir.join("Maildir").display()
-    );
+    let mut text = ps_config::base("direct", "ps.sqlite", 25)
+        + &format!(
+            "[network.mailbox]\nmaildir = \"{}\"\n[returns]\nsenders = [\"oct@oct.invalid\"]\n",
+            dir.join("Maildir").display()
+        );
     if decryption {
         text.push_str(&format!(
             "[decryption]\nkey = \"{}\"\ncertificate = \"{}\"\n",
@@ -33,9 +22,7 @@ senders = ["oct@oct.invalid"]
             keys.ps_cert.display()
         ));
     }
-    let path = dir.join("ps.toml");
-    std::fs::write(&path, text).unwrap();
-    Config::load(&path).unwrap()
+    Config::load(&ps_config::write(dir, &text)).unwrap()
 }
 
 /// A message whose profile says RSP but whose subject is not a return subject.

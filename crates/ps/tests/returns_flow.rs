@@ -19,6 +19,7 @@ use svoct_ps::status::{loi_check, returns_view, status};
 use svoct_ps::{LotFile, Ps};
 use svoct_store::returns::SentLot;
 use svoct_store::{ArlState, InboxState, PaymentState};
+use svoct_testkit::ps_config;
 
 struct Env {
     dir: tempfile::TempDir,
@@ -31,38 +32,18 @@ fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let keys = common::keys(dir.path());
     let md = Maildir::create(dir.path().join("Maildir"), 1 << 22).unwrap();
-    let text = format!(
-        r#"mode = "oct"
-store = "ps.sqlite"
-[identity]
-sender_number = "123456789"
-ps_number = "123456789"
-from = "ps@ps.invalid"
-[network.smtp]
-host = "127.0.0.1"
-port = 25
-[network.mailbox]
-maildir = "{}"
-[oct]
-address = "oct@oct.invalid"
-certificate = "{}"
-identifier = "12345678900014"
-option = "single"
-[returns]
-arl_days = 2
-rsp_days = 15
-[decryption]
-key = "{}"
-certificate = "{}"
-"#,
-        dir.path().join("Maildir").display(),
-        keys.oct_cert.display(),
-        keys.ps_key.display(),
-        keys.ps_cert.display()
-    );
-    let path = dir.path().join("ps.toml");
-    std::fs::write(&path, text).unwrap();
-    let ps = Ps::open(Config::load(&path).unwrap()).unwrap();
+    let text = ps_config::base("oct", "ps.sqlite", 25)
+        + &format!(
+            "[network.mailbox]\nmaildir = \"{}\"\n",
+            dir.path().join("Maildir").display()
+        )
+        + &ps_config::oct_section(keys.oct_cert.display(), "single")
+        + &format!(
+            "[returns]\narl_days = 2\nrsp_days = 15\n[decryption]\nkey = \"{}\"\ncertificate = \"{}\"\n",
+            keys.ps_key.display(),
+            keys.ps_cert.display()
+        );
+    let ps = Ps::open(Config::load(&ps_config::write(dir.path(), &text)).unwrap()).unwrap();
     Env { dir, keys, md, ps }
 }
 

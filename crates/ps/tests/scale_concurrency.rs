@@ -15,29 +15,12 @@ use svoct_ps::Ps;
 use svoct_ps::config::Config;
 use svoct_ps::plan::LotFile;
 use svoct_store::{Direction, NewEntry, Status, Store};
+use svoct_testkit::ps_config;
 
 fn oct_config(dir: &Path, keys: &common::Keys, option: &str) -> Config {
-    let text = format!(
-        r#"mode = "oct"
-store = "ps.sqlite"
-[identity]
-sender_number = "123456789"
-ps_number = "123456789"
-from = "ps@ps.invalid"
-[network.smtp]
-host = "127.0.0.1"
-port = 25
-[oct]
-address = "oct@oct.invalid"
-certificate = "{}"
-identifier = "12345678900014"
-option = "{option}"
-"#,
-        keys.oct_cert.display()
-    );
-    let path = dir.join("ps.toml");
-    std::fs::write(&path, text).unwrap();
-    Config::load(&path).unwrap()
+    let text =
+        ps_config::base("oct", "ps.sqlite", 25) + &ps_config::oct_section(keys.oct_cert.display(), option);
+    Config::load(&ps_config::write(dir, &text)).unwrap()
 }
 
 fn lots(seed: u64, invoices: usize, destinations: usize) -> LotFile {

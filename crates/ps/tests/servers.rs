@@ -14,7 +14,7 @@ use svoct_mail::subject::ReturnKind;
 use svoct_ps::config::{Config, ConfigFile, Mode, OctChanges, SendOption};
 use svoct_ps::{LotFile, Ps, Sent};
 use svoct_store::{InboxState, Status};
-use svoct_testkit::{Dovecot, Exim, EximConfig, free_port};
+use svoct_testkit::{Dovecot, Exim, EximConfig, free_port, ps_config};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -30,20 +30,11 @@ fn exim() -> Exim {
 
 /// Writes a direct-mode configuration (route 100 to `cpam100`), returns its path.
 fn write_config(dir: &Path, smtp_port: u16, pop3: Option<(u16, &str)>) -> PathBuf {
-    let mut text = format!(
-        r#"# PS configuration for the integration tests
-mode = "direct"
-store = "ps.sqlite"
-
-[identity]
-sender_number = "123456789"
-ps_number = "123456789"
-from = "ps@ps.invalid"
-
-[network.smtp]
-host = "127.0.0.1"
-port = {smtp_port}
-tls = "none"
+    // Comments and blank lines on purpose: the R1.2 test checks that `ConfigFile` edits keep them.
+    let mut text = "# PS configuration for the integration tests\n".to_owned()
+        + &ps_config::base("direct", "ps.sqlite", smtp_port);
+    text.push_str(
+        r#"tls = "none"
 
 [direct]
 spec_version = "140700"
@@ -57,7 +48,7 @@ certificate = "ps.crt"
 
 [returns]
 senders = ["oct@oct.invalid"]   # the test kit's returns come from the OCT's address
-"#
+"#,
     );
     if let Some((port, password)) = pop3 {
         text.push_str(&format!(
@@ -65,9 +56,7 @@ senders = ["oct@oct.invalid"]   # the test kit's returns come from the OCT's add
              username = \"ps\"\npassword = \"{password}\"\nallow_plaintext_auth = true\n"
         ));
     }
-    let path = dir.join("ps.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    ps_config::write(dir, &text)
 }
 
 fn switch_to_oct(path: &Path, option: SendOption) {

@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 use svoct_formats::b2::synth::{SynthParams, generate_bytes};
 use svoct_mail::cms::PrivateKeyAndCert;
 use svoct_mail::fsx;
+use svoct_mail::selfsigned::SelfSigned;
 use svoct_oct::config::Config as OctConfig;
 use svoct_oct::service::Running;
 use svoct_ps::config::{Config as PsConfig, ConfigFile, EnrichedFiles, Mode, OctChanges, SendOption};
 use svoct_ps::{LotFile, Ps};
-use svoct_testkit::certs::TestIdentity;
 
 use crate::amsim::{AmIdentity, AmSim, AmSimConfig, Rules};
 
@@ -85,9 +85,11 @@ fn free_port() -> Result<u16, DemoError> {
     Ok(l.local_addr().map_err(step("finding a free port"))?.port())
 }
 
-fn write_key_pair(id: &TestIdentity, dir: &Path, stem: &str) -> Result<(PathBuf, PathBuf), DemoError> {
+/// Generates a throw-away identity and writes it as `<dir>/<stem>.{key,crt}`.
+fn write_key_pair(common_name: &str, dir: &Path, stem: &str) -> Result<(PathBuf, PathBuf), DemoError> {
+    let id = SelfSigned::generate(common_name).map_err(step("generating a certificate"))?;
     fsx::create_data_dir_all(dir).map_err(step("creating directories"))?;
-    let (key, cert) = id.write_pem(dir, stem);
+    let (key, cert) = id.write_pem(dir, stem).map_err(step("writing a key pair"))?;
     // A certificate is public, but the demo directory is a data directory: owner only.
     fsx::restrict_file(&cert).map_err(step("restricting the certificate"))?;
     Ok((key, cert))
@@ -113,10 +115,8 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoSumma
     writeln!(out, "svoct demo — everything lives under {}", dir.display())?;
 
     // 1. Throw-away identities.
-    let oct_id = TestIdentity::new("svoct demo OCT");
-    let am_id = TestIdentity::new("svoct demo AM");
-    let (oct_key, oct_cert) = write_key_pair(&oct_id, &dir.join("oct"), "oct")?;
-    let (am_key, am_cert) = write_key_pair(&am_id, &dir.join("am"), "am")?;
+    let (oct_key, oct_cert) = write_key_pair("svoct demo OCT", &dir.join("oct"), "oct")?;
+    let (am_key, am_cert) = write_key_pair("svoct demo AM", &dir.join("am"), "am")?;
     writeln!(
         out,
         "[1] generated throw-away RSA certificates for the OCT and the AM simulator"

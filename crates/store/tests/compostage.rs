@@ -115,23 +115,26 @@ fn threads_with_their_own_connections_never_collide() {
     assert!(!all.contains("2026112605432800501"));
 }
 
-/// Child half of the multi-process test: does nothing unless the parent set the variables.
-#[test]
-fn child_process_allocates() {
-    let (Ok(db), Ok(n)) = (
-        std::env::var("SVOCT_COMPOSTAGE_DB"),
-        std::env::var("SVOCT_COMPOSTAGE_N"),
-    ) else {
-        return;
-    };
+/// The child half of `processes_sharing_the_database_never_collide`: allocates `n` stamps from
+/// the store at `db` and prints them.
+fn child_process_allocates(db: &str, n: &str) {
     let s = Store::open(db).unwrap();
     for _ in 0..n.parse::<usize>().unwrap() {
         println!("STAMP {}", s.compostage().next().unwrap());
     }
 }
 
+/// The children are this same test, re-executed by name with `SVOCT_COMPOSTAGE_DB` and
+/// `SVOCT_COMPOSTAGE_N` set: a test binary can only run its own tests, and making the child the
+/// parent test itself means no test returns without doing anything in a normal run.
 #[test]
 fn processes_sharing_the_database_never_collide() {
+    if let (Ok(db), Ok(n)) = (
+        std::env::var("SVOCT_COMPOSTAGE_DB"),
+        std::env::var("SVOCT_COMPOSTAGE_N"),
+    ) {
+        return child_process_allocates(&db, &n);
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.db");
     drop(Store::open(&path).unwrap());
@@ -141,7 +144,7 @@ fn processes_sharing_the_database_never_collide() {
             Command::new(&exe)
                 .args([
                     "--exact",
-                    "child_process_allocates",
+                    "processes_sharing_the_database_never_collide",
                     "--nocapture",
                     "--test-threads=1",
                 ])

@@ -10,6 +10,10 @@
 //! - [`Dovecot`]: a POP3 server on `127.0.0.1:<free port>` serving given Maildirs (typically the
 //!   ones Exim delivers to) with plaintext passwords.
 //!
+//! Also one copy of what several crates' tests share: [`certs`] (throw-away identities),
+//! [`fuzz`] (structural mutations, regression replay), [`ps_config`] (the PS configuration
+//! fixture).
+//!
 //! Each instance lives in its own temporary directory with a generated configuration, listens on
 //! loopback only, and is killed (whole process group) and removed on `Drop`, so tests can run in
 //! parallel. The binaries come from the Debian packages `exim4-daemon-light`, `dovecot-core` and
@@ -20,7 +24,9 @@ pub mod certs;
 mod dovecot;
 mod exim;
 pub mod fake_smtp;
+pub mod fuzz;
 mod process;
+pub mod ps_config;
 
 pub use dovecot::Dovecot;
 pub use exim::{Exim, EximConfig, EximTls, TlsFiles};

@@ -2,17 +2,14 @@ use svoct_formats::b2::synth::{SynthParams, generate_bytes};
 
 use super::*;
 use crate::config::{Config, Direct};
+use svoct_testkit::ps_config;
 
-const BASE: &str = r#"
-store = "x.sqlite"
-[identity]
-sender_number = "123456789"
-ps_number = "123456789"
-from = "ps@ps.invalid"
-[network.smtp]
-host = "127.0.0.1"
-port = 25
-[direct.routes."100"]
+/// The test kit's PS configuration, with two direct routes.
+fn base(mode: &str) -> String {
+    ps_config::base(mode, "x.sqlite", 25) + ROUTES
+}
+
+const ROUTES: &str = r#"[direct.routes."100"]
 mailbox = "cpam100@am.invalid"
 certificate = "cpam100.pem"
 [direct.routes."101"]
@@ -20,12 +17,10 @@ mailbox = "cpam101@am.invalid"
 "#;
 
 fn config(mode: &str, option: Option<&str>) -> Config {
-    let mut text = format!("mode = \"{mode}\"\n{BASE}");
+    let mut text = base(mode);
     if let Some(o) = option {
-        text.push_str(&format!(
-            "[oct]\naddress = \"oct@oct.invalid\"\ncertificate = \"oct.pem\"\n\
-             identifier = \"12345678900014\"\noption = \"{o}\"\nmessage_zone = \"HELLO OCT\"\n"
-        ));
+        text.push_str(&ps_config::oct_section("oct.pem", o));
+        text.push_str("message_zone = \"HELLO OCT\"\n");
     }
     Config::parse(&text).unwrap()
 }
@@ -438,10 +433,9 @@ fn enriched_over(seed: u64, invoices: usize, destinations: usize) -> LotFile {
 /// Annex 4.3.2, second form: "regroupement de lot et mise en fichier par caisse destinataire".
 #[test]
 fn enriched_fse_per_destination_are_direct_files_addressed_to_the_oct() {
-    let text = format!(
-        "mode = \"oct\"\n{BASE}[oct]\naddress = \"oct@oct.invalid\"\ncertificate = \"oct.pem\"\n\
-         identifier = \"12345678900014\"\noption = \"enriched\"\nenriched_files = \"per-destination\"\n"
-    );
+    let text = base("oct")
+        + &ps_config::oct_section("oct.pem", "enriched")
+        + "enriched_files = \"per-destination\"\n";
     let cfg = Config::parse(&text).unwrap();
     let input = [enriched_over(21, 24, 3)];
     let files = plan(&cfg, &input, &params()).unwrap();

@@ -3,6 +3,7 @@ use svoct_mail::cms::PrivateKeyAndCert;
 use svoct_mail::profile::{ParseLimits, parse_message};
 use svoct_mail::smtp::{MemoryTransport, SendError};
 use svoct_testkit::certs::TestIdentity;
+use svoct_testkit::ps_config;
 
 use super::*;
 
@@ -16,27 +17,10 @@ fn setup(mode: &str, option: &str) -> (Setup, Ps) {
     let id = TestIdentity::new("oct.test");
     let (key, cert) = id.write_pem(dir.path(), "oct");
     let oct_key = PrivateKeyAndCert::from_files(&key, &cert).unwrap();
-    let text = format!(
-        r#"mode = "{mode}"
-store = "ps.sqlite"
-[identity]
-sender_number = "123456789"
-ps_number = "123456789"
-from = "ps@ps.invalid"
-[network.smtp]
-host = "127.0.0.1"
-port = 25
-[direct.routes."100"]
-mailbox = "cpam100@am.invalid"
-[oct]
-address = "oct@oct.invalid"
-certificate = "oct.crt"
-identifier = "12345678900014"
-option = "{option}"
-"#
-    );
-    let path = dir.path().join("ps.toml");
-    std::fs::write(&path, text).unwrap();
+    let text = ps_config::base(mode, "ps.sqlite", 25)
+        + "[direct.routes.\"100\"]\nmailbox = \"cpam100@am.invalid\"\n"
+        + &ps_config::oct_section("oct.crt", option);
+    let path = ps_config::write(dir.path(), &text);
     let ps = Ps::open(Config::load(&path).unwrap()).unwrap();
     (Setup { dir, oct_key }, ps)
 }
@@ -335,25 +319,9 @@ fn option_1_is_the_direct_message_with_only_recipient_and_certificate_changed() 
     let (oct_key, oct_cert) = oct.write_pem(dir.path(), "oct");
     let oct_key = PrivateKeyAndCert::from_files(&oct_key, &oct_cert).unwrap();
     let send_in = |mode: &str, store: &str| {
-        let text = format!(
-            r#"mode = "{mode}"
-store = "{store}"
-[identity]
-ps_number = "123456789"
-from = "ps@ps.invalid"
-[network.smtp]
-host = "127.0.0.1"
-port = 25
-[direct.routes."100"]
-mailbox = "cpam100@am.invalid"
-certificate = "am.crt"
-[oct]
-address = "oct@oct.invalid"
-certificate = "oct.crt"
-identifier = "12345678900014"
-option = "split"
-"#
-        );
+        let text = ps_config::base(mode, store, 25)
+            + "[direct.routes.\"100\"]\nmailbox = \"cpam100@am.invalid\"\ncertificate = \"am.crt\"\n"
+            + &ps_config::oct_section("oct.crt", "split");
         let path = dir.path().join(format!("{store}.toml"));
         std::fs::write(&path, text).unwrap();
         let ps = Ps::open(Config::load(&path).unwrap()).unwrap();
