@@ -4,7 +4,9 @@
 //! file is read once at start; nothing here opens a socket or a key file: [`Config::load`] parses
 //! and checks consistency (unique senders, addresses without CR/LF, routes that name either an
 //! organisation or a régime + caisse), and the service loads keys and certificates afterwards so
-//! that a bad key file is reported with its path.
+//! that a bad key file is reported with its path. [`Config::problems`] lists every consistency
+//! problem instead of the first; `crate::preflight` adds what is on the machine (keys,
+//! certificates, directories) for `svoct oct check` and the start of `serve`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -1077,6 +1079,38 @@ maildir = "maildirs/ps1"
         let unknown = format!("{EXAMPLE}\n[bogus]\nx = 1\n");
         let e = Config::parse(&unknown).expect_err("unknown table");
         assert!(e.to_string().contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn problems_lists_every_inconsistency_and_load_names_the_file() {
+        let bad = EXAMPLE
+            .replace("oct@oct.example", "no-at-sign")
+            .replace("\"ER\"", "\"ZZ\"")
+            .replace(
+                "[[route]]\norganisation = \"011\"",
+                "[[route]]\norganisation = \"1A\"",
+            );
+        let c = Config::parse_unchecked(&bad).expect("syntax is fine");
+        let keys: Vec<String> = c
+            .problems()
+            .into_iter()
+            .map(|e| match e {
+                ConfigError::Invalid { key, .. } => key,
+                other => panic!("{other}"),
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            ["oct.address", "sender[0].category", "route[0].organisation"]
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("oct.toml");
+        std::fs::write(&path, &bad).expect("write");
+        let e = Config::load(&path).expect_err("inconsistent").to_string();
+        assert!(
+            e.contains(&format!("{}: setting oct.address", path.display())),
+            "{e}"
+        );
     }
 
     #[test]
