@@ -432,3 +432,22 @@ fn openssl_pair(key: &Path, cert: &Path) {
     assert!(o.status.success(), "{}", text(&o.stderr));
     std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
+
+#[test]
+fn check_of_a_device_or_a_missing_file_ends_with_the_reason() {
+    // /dev/zero claims 0 bytes and never ends: the bound on what is read stops it.
+    let out = oct(Path::new("/dev/zero"), &["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("/dev/zero: error: file: ") && stdout.contains("bytes accepted"),
+        "{stdout}"
+    );
+    let out = oct(Path::new("/nonexistent/oct.toml"), &["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("cannot read configuration /nonexistent/oct.toml"),
+        "{}",
+        text(&out.stdout)
+    );
+}

@@ -28,8 +28,8 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    /// The file is larger than [`MAX_CONFIG_BYTES`].
-    #[error("configuration {path} is {len} bytes, more than the {max} accepted")]
+    /// The file is larger than [`MAX_CONFIG_BYTES`] (`len`: what was read before stopping).
+    #[error("configuration {path} is more than the {max} bytes accepted (read {len})")]
     TooLarge { path: PathBuf, len: u64, max: u64 },
     /// The TOML is malformed or a setting has the wrong type (the message names the key and line).
     #[error("configuration {path}: {message}")]
@@ -649,7 +649,15 @@ impl Config {
             path: path.to_owned(),
             source,
         };
-        let len = std::fs::metadata(path).map_err(read)?.len();
+        // Read through a bound, not by the size the file claims: a device (`/dev/zero`) or a
+        // file growing meanwhile claims a size it does not keep.
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut std::io::Read::take(std::fs::File::open(path).map_err(read)?, MAX_CONFIG_BYTES + 1),
+            &mut text,
+        )
+        .map_err(read)?;
+        let len = text.len() as u64;
         if len > MAX_CONFIG_BYTES {
             return Err(ConfigError::TooLarge {
                 path: path.to_owned(),
@@ -657,7 +665,6 @@ impl Config {
                 max: MAX_CONFIG_BYTES,
             });
         }
-        let text = std::fs::read_to_string(path).map_err(read)?;
         let mut config = Config::parse_unchecked(&text).map_err(|e| e.in_file(path))?;
         // Relative paths are relative to the configuration file, so a config directory can move.
         if let Some(base) = path.parent() {
