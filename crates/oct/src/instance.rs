@@ -64,6 +64,8 @@ impl InstanceLock {
             .mode(svoct_mail::fsx::DATA_FILE_MODE)
             .open(&path)
             .map_err(io)?;
+        // A lock file left by hand with group or other bits is closed too.
+        svoct_mail::fsx::restrict_file(&path).map_err(io)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
