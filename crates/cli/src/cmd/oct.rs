@@ -296,11 +296,7 @@ fn status(config: &Config, json: bool) -> CmdResult {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
     }
-    match report.service {
-        Liveness::Running { pid: Some(pid) } => println!("service: running (pid {pid})"),
-        Liveness::Running { pid: None } => println!("service: running"),
-        Liveness::Stopped => println!("service: not running"),
-    }
+    print_service(report.service);
     if report.login_refused > 0 {
         println!(
             "ALERT: the relay refused the OCT's SMTP login; {} message(s) wait for [delivery.smtp] username/password to be fixed",
@@ -362,6 +358,14 @@ fn status(config: &Config, json: bool) -> CmdResult {
     }
     print_quarantine(&report.quarantined);
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_service(service: Liveness) {
+    match service {
+        Liveness::Running { pid: Some(pid) } => println!("service: running (pid {pid})"),
+        Liveness::Running { pid: None } => println!("service: running"),
+        Liveness::Stopped => println!("service: not running"),
+    }
 }
 
 fn one_line(s: &str) -> String {
