@@ -165,7 +165,13 @@ pub fn check_environment(config: &Config) -> Vec<Finding> {
 /// The OCT's key (permissions, parse) and certificate (parse, dates), and that they match.
 fn check_oct_key_pair(config: &Config, out: &mut Vec<Finding>) {
     let (key_path, cert_path) = (&config.keys.private_key, &config.keys.certificate);
-    if let Err(e) = check_key_permissions(key_path) {
+    let key_exists = key_path.exists();
+    if !key_exists {
+        out.push(error(
+            "keys.private_key",
+            format!("{}: no such file", key_path.display()),
+        ));
+    } else if let Err(e) = check_key_permissions(key_path) {
         out.push(error("keys.private_key", e.to_string()));
     }
     let cert = match read_small(cert_path) {
@@ -185,17 +191,13 @@ fn check_oct_key_pair(config: &Config, out: &mut Vec<Finding>) {
         }
     };
     // The key is read even when its mode is wrong, so that every problem shows at once.
+    if !key_exists {
+        return;
+    }
     let key = match read_small(key_path) {
         Ok(k) => svoct_mail::Secret::new(k),
         Err(e) => {
-            if key_path.exists() {
-                out.push(error("keys.private_key", format!("{}: {e}", key_path.display())));
-            } else {
-                out.push(error(
-                    "keys.private_key",
-                    format!("{}: no such file", key_path.display()),
-                ));
-            }
+            out.push(error("keys.private_key", format!("{}: {e}", key_path.display())));
             return;
         }
     };
@@ -294,7 +296,18 @@ fn check_place(out: &mut Vec<Finding>, key: &str, path: &Path, kind: Kind) {
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let ancestor = path.ancestors().skip(1).find(|a| a.exists());
+            // A relative path's last ancestor is "": the working directory.
+            let ancestor = path
+                .ancestors()
+                .skip(1)
+                .map(|a| {
+                    if a.as_os_str().is_empty() {
+                        Path::new(".")
+                    } else {
+                        a
+                    }
+                })
+                .find(|a| a.exists());
             match ancestor {
                 Some(a) if a.is_dir() && writable(a) => {}
                 Some(a) => out.push(error(
@@ -328,5 +341,62 @@ fn check_listen(config: &Config, out: &mut Vec<Finding>) {
                 "port {port} needs root or CAP_NET_BIND_SERVICE (AmbientCapabilities in the systemd unit)"
             ),
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(d: &Path, delivery: &str) -> Config {
+        let text = format!(
+            "[oct]\nidentifier = \"1\"\nsender_number = \"1\"\naddress = \"oct@oct.example\"\n\
+             [paths]\nspool = \"{d}/spool\"\nstate = \"{d}/state\"\n\
+             [keys]\nprivate_key = \"{d}/none.key\"\ncertificate = \"{d}/none.crt\"\n{delivery}",
+            d = d.display()
+        );
+        Config::parse(&text).expect("consistent")
+    }
+
+    fn keys_of(findings: &[Finding], severity: Severity) -> Vec<&str> {
+        findings
+            .iter()
+            .filter(|f| f.severity == severity)
+            .map(|f| f.key.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn places_of_the_wrong_kind_and_missing_keys_are_each_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("spool"), b"a file where a directory goes").unwrap();
+        std::fs::create_dir(d.join("state")).unwrap();
+        let found = check_environment(&config(
+            d,
+            &format!("[delivery]\ndirectory = \"{}/out\"\n", d.display()),
+        ));
+        assert_eq!(
+            keys_of(&found, Severity::Error),
+            [
+                "keys.private_key",
+                "keys.certificate",
+                "paths.spool",
+                "paths.state"
+            ],
+            "{found:#?}"
+        );
+        let spool = found.iter().find(|f| f.key == "paths.spool").unwrap();
+        assert!(spool.message.ends_with("is not a directory"), "{spool:?}");
+        let state = found.iter().find(|f| f.key == "paths.state").unwrap();
+        assert!(state.message.ends_with("is not a regular file"), "{state:?}");
+        assert!(keys_of(&found, Severity::Warning).is_empty(), "{found:#?}");
+    }
+
+    #[test]
+    fn nowhere_to_send_is_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let found = check_environment(&config(dir.path(), ""));
+        assert_eq!(keys_of(&found, Severity::Warning), ["delivery"], "{found:#?}");
     }
 }
