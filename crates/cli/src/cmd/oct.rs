@@ -115,42 +115,39 @@ enum OutboxCommand {
 }
 
 pub fn run(args: Args) -> CmdResult {
+    let file = &args.config;
     match args.command {
-        Command::Init { dir, listen, address } => return init(dir, listen, address),
-        Command::Check { strict, json } => return check(&args.config, strict, json),
-        Command::Serve => return serve(&args.config),
-        _ => {}
-    }
-    let config = Config::load(&args.config)?;
-    // Every command below reads the state database: opening a missing one would create it
-    // empty and report an empty service instead of a wrong path.
-    require_state(&config, &args.config)?;
-    match args.command {
-        Command::Status { json } => status(&config, json),
-        Command::Quarantine { command } => quarantine(&config, command),
+        Command::Init { dir, listen, address } => init(dir, listen, address),
+        Command::Check { strict, json } => check(file, strict, json),
+        Command::Serve => serve(file),
+        Command::Status { json } => status(&with_state(file)?, json),
+        Command::Quarantine { command } => quarantine(&with_state(file)?, command),
         Command::Outbox {
             command: OutboxCommand::Requeue,
         } => {
-            let state = State::open(&config.paths.state)?;
+            let state = State::open(&with_state(file)?.paths.state)?;
             let n = state.requeue_failed()?;
             println!("{n} failed message(s) queued again");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Init { .. } | Command::Check { .. } | Command::Serve => unreachable!("handled above"),
     }
 }
 
-fn require_state(config: &Config, file: &Path) -> Result<(), String> {
+/// The configuration of a command that reads the state database, refused when the database is
+/// missing: opening it would create it empty and report an idle service instead of a wrong path.
+fn with_state(file: &Path) -> Result<Config, Box<dyn std::error::Error + Send + Sync>> {
+    let config = Config::load(file)?;
     let state = &config.paths.state;
-    if state.exists() {
-        return Ok(());
+    if !state.exists() {
+        return Err(format!(
+            "no state database at {} (paths.state in {}): the service has not run with this \
+             configuration, or the path is wrong; nothing was created",
+            state.display(),
+            file.display()
+        )
+        .into());
     }
-    Err(format!(
-        "no state database at {} (paths.state in {}): the service has not run with this \
-         configuration, or the path is wrong; nothing was created",
-        state.display(),
-        file.display()
-    ))
+    Ok(config)
 }
 
 fn init(dir: PathBuf, listen: std::net::SocketAddr, address: String) -> CmdResult {
