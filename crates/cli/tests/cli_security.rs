@@ -41,6 +41,8 @@ allow_plaintext_auth = true
         ),
     )
     .unwrap();
+    // `status` reads an existing state database (it refuses a missing one).
+    svoct_oct::state::State::open(&d.join("state.sqlite")).unwrap();
     for json in [false, true] {
         let mut c = Command::new(env!("CARGO_BIN_EXE_svoct"));
         c.args(["oct", "--config"]).arg(&cfg).arg("status");
@@ -89,6 +91,8 @@ certificate = "{d}/oct.crt"
         ),
     )
     .unwrap();
+    // `status` reads an existing state database (it refuses a missing one).
+    svoct_oct::state::State::open(&d.join("state.sqlite")).unwrap();
     cfg
 }
 

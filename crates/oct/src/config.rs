@@ -4,7 +4,9 @@
 //! file is read once at start; nothing here opens a socket or a key file: [`Config::load`] parses
 //! and checks consistency (unique senders, addresses without CR/LF, routes that name either an
 //! organisation or a régime + caisse), and the service loads keys and certificates afterwards so
-//! that a bad key file is reported with its path.
+//! that a bad key file is reported with its path. [`Config::problems`] lists every consistency
+//! problem instead of the first; `crate::preflight` adds what is on the machine (keys,
+//! certificates, directories) for `svoct oct check` and the start of `serve`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -26,19 +28,48 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    /// The file is larger than [`MAX_CONFIG_BYTES`].
-    #[error("configuration {path} is {len} bytes, more than the {max} accepted")]
+    /// The file is larger than [`MAX_CONFIG_BYTES`] (`len`: what was read before stopping).
+    #[error("configuration {path} is more than the {max} bytes accepted (read {len})")]
     TooLarge { path: PathBuf, len: u64, max: u64 },
     /// The TOML is malformed or a setting has the wrong type (the message names the key and line).
     #[error("configuration {path}: {message}")]
     Syntax { path: PathBuf, message: String },
-    /// A setting is inconsistent with another or out of range.
-    #[error("configuration setting {key}: {reason}")]
-    Invalid { key: String, reason: String },
+    /// A setting is inconsistent with another or out of range (`path` is the file, once known).
+    #[error("configuration {}setting {key}: {reason}", file_prefix(.path))]
+    Invalid {
+        path: Option<PathBuf>,
+        key: String,
+        reason: String,
+    },
+}
+
+fn file_prefix(path: &Option<PathBuf>) -> String {
+    path.as_ref()
+        .map(|p| format!("{}: ", p.display()))
+        .unwrap_or_default()
+}
+
+impl ConfigError {
+    /// The same error, naming the file it is about (an operator may have several).
+    pub fn in_file(self, file: &Path) -> ConfigError {
+        match self {
+            ConfigError::Syntax { message, .. } => ConfigError::Syntax {
+                path: file.to_owned(),
+                message,
+            },
+            ConfigError::Invalid { key, reason, .. } => ConfigError::Invalid {
+                path: Some(file.to_owned()),
+                key,
+                reason,
+            },
+            other => other,
+        }
+    }
 }
 
 fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
+        path: None,
         key: key.into(),
         reason: reason.into(),
     }
@@ -657,13 +688,29 @@ fn check_text(key: &str, value: &str, max: usize) -> Result<(), ConfigError> {
 }
 
 impl Config {
-    /// Reads and checks a configuration file.
+    /// Reads and checks a configuration file; the error names the file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let config = Config::load_unchecked(path)?;
+        config.check().map_err(|e| e.in_file(path))?;
+        Ok(config)
+    }
+
+    /// Reads a configuration file without the consistency checks ([`Config::problems`] lists
+    /// them): `svoct oct check` reports every problem at once, not only the first.
+    pub fn load_unchecked(path: &Path) -> Result<Config, ConfigError> {
         let read = |source| ConfigError::Read {
             path: path.to_owned(),
             source,
         };
-        let len = std::fs::metadata(path).map_err(read)?.len();
+        // Read through a bound, not by the size the file claims: a device (`/dev/zero`) or a
+        // file growing meanwhile claims a size it does not keep.
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut std::io::Read::take(std::fs::File::open(path).map_err(read)?, MAX_CONFIG_BYTES + 1),
+            &mut text,
+        )
+        .map_err(read)?;
+        let len = text.len() as u64;
         if len > MAX_CONFIG_BYTES {
             return Err(ConfigError::TooLarge {
                 path: path.to_owned(),
@@ -671,14 +718,7 @@ impl Config {
                 max: MAX_CONFIG_BYTES,
             });
         }
-        let text = std::fs::read_to_string(path).map_err(read)?;
-        let mut config = Config::parse(&text).map_err(|e| match e {
-            ConfigError::Syntax { message, .. } => ConfigError::Syntax {
-                path: path.to_owned(),
-                message,
-            },
-            other => other,
-        })?;
+        let mut config = Config::parse_unchecked(&text).map_err(|e| e.in_file(path))?;
         // Relative paths are relative to the configuration file, so a config directory can move.
         if let Some(base) = path.parent() {
             config.resolve_relative(base);
@@ -688,13 +728,17 @@ impl Config {
 
     /// Parses and checks configuration text.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        // The parser's own message quotes the offending line, which may be the password's.
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            path: PathBuf::new(),
-            message: svoct_mail::secret::config_error_text(text, e.span(), e.message()),
-        })?;
+        let config = Config::parse_unchecked(text)?;
         config.check()?;
         Ok(config)
+    }
+
+    fn parse_unchecked(text: &str) -> Result<Config, ConfigError> {
+        // The parser's own message quotes the offending line, which may be the password's.
+        toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: PathBuf::new(),
+            message: svoct_mail::secret::config_error_text(text, e.span(), e.message()),
+        })
     }
 
     fn resolve_relative(&mut self, base: &Path) {
@@ -733,111 +777,140 @@ impl Config {
         }
     }
 
-    /// Consistency checks that serde cannot express.
+    /// Consistency checks that serde cannot express: the first problem found.
     pub fn check(&self) -> Result<(), ConfigError> {
-        check_text("oct.identifier", &self.oct.identifier, 14)?;
-        check_text("oct.sender_type", &self.oct.sender_type, 2)?;
-        check_digits("oct.sender_number", &self.oct.sender_number, 14)?;
-        check_address("oct.address", &self.oct.address)?;
-        for (i, a) in self.ingress.addresses.iter().enumerate() {
-            check_address(&format!("ingress.addresses[{i}]"), a)?;
+        match self.problems().into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
-        check_text("oct.name", &self.oct.name, 40)?;
-        check_digits("oct.spec_version", &self.oct.spec_version, 6)?;
+    }
+
+    /// Every consistency problem, in file order (`svoct oct check` reports them all at once).
+    pub fn problems(&self) -> Vec<ConfigError> {
+        let mut errs = Vec::new();
+        let mut note = |r: Result<(), ConfigError>| {
+            if let Err(e) = r {
+                errs.push(e);
+            }
+        };
+        note(check_text("oct.identifier", &self.oct.identifier, 14));
+        note(check_text("oct.sender_type", &self.oct.sender_type, 2));
+        note(check_digits("oct.sender_number", &self.oct.sender_number, 14));
+        note(check_address("oct.address", &self.oct.address));
+        for (i, a) in self.ingress.addresses.iter().enumerate() {
+            note(check_address(&format!("ingress.addresses[{i}]"), a));
+        }
+        note(check_text("oct.name", &self.oct.name, 40));
+        note(check_digits("oct.spec_version", &self.oct.spec_version, 6));
         let mut by_address = BTreeMap::new();
         for (i, s) in self.senders.iter().enumerate() {
             let key = |f: &str| format!("sender[{i}].{f}");
-            check_address(&key("address"), &s.address)?;
-            check_digits(&key("sender_number"), &s.sender_number, 14)?;
-            check_digits(&key("ps_number"), &s.ps_number, 14)?;
+            note(check_address(&key("address"), &s.address));
+            note(check_digits(&key("sender_number"), &s.sender_number, 14));
+            note(check_digits(&key("ps_number"), &s.ps_number, 14));
             if !ART_CATEGORIES.contains(&s.category.as_str()) {
-                return Err(invalid(
+                note(Err(invalid(
                     key("category"),
                     format!(
                         "{:?} is not an ART category ({})",
                         s.category,
                         ART_CATEGORIES.join(" ")
                     ),
-                ));
+                )));
             }
             if let Some(m) = &s.mailbox {
-                check_address(&key("mailbox"), m)?;
+                note(check_address(&key("mailbox"), m));
             }
             if by_address
                 .insert(s.address.to_ascii_lowercase(), s.sender_number.clone())
                 .is_some()
             {
-                return Err(invalid(
+                note(Err(invalid(
                     key("address"),
                     format!("{} is registered twice", s.address),
-                ));
+                )));
             }
         }
         for (i, r) in self.routes.iter().enumerate() {
             let key = |f: &str| format!("route[{i}].{f}");
-            check_address(&key("mailbox"), &r.mailbox)?;
-            check_text(&key("recipient_type"), &r.recipient_type, 2)?;
+            note(check_address(&key("mailbox"), &r.mailbox));
+            note(check_text(&key("recipient_type"), &r.recipient_type, 2));
             match (&r.organisation, &r.regime, &r.caisse) {
-                (Some(o), None, None) => check_digits(&key("organisation"), o, 3)?,
+                (Some(o), None, None) => note(check_digits(&key("organisation"), o, 3)),
                 (None, Some(g), Some(c)) => {
-                    check_text(&key("regime"), g, 2)?;
-                    check_text(&key("caisse"), c, 3)?;
+                    note(check_text(&key("regime"), g, 2));
+                    note(check_text(&key("caisse"), c, 3));
                 }
                 _ => {
-                    return Err(invalid(
+                    note(Err(invalid(
                         format!("route[{i}]"),
                         "a route names either `organisation`, or `regime` and `caisse`",
-                    ));
+                    )));
                 }
             }
             if let Some(n) = &r.recipient_number {
-                check_text(&key("recipient_number"), n, 14)?;
+                note(check_text(&key("recipient_number"), n, 14));
             }
-            check_encryption(&format!("route[{i}]"), r.certificate.is_some(), r.plaintext)?;
+            note(check_encryption(
+                &format!("route[{i}]"),
+                r.certificate.is_some(),
+                r.plaintext,
+            ));
         }
         for (i, a) in self.amc.iter().enumerate() {
-            check_text(&format!("amc[{i}].organisation"), a.organisation.trim_end(), 10)?;
-            check_address(&format!("amc[{i}].mailbox"), &a.mailbox)?;
-            check_encryption(&format!("amc[{i}]"), a.certificate.is_some(), a.plaintext)?;
+            note(check_text(
+                &format!("amc[{i}].organisation"),
+                a.organisation.trim_end(),
+                10,
+            ));
+            note(check_address(&format!("amc[{i}].mailbox"), &a.mailbox));
+            note(check_encryption(
+                &format!("amc[{i}]"),
+                a.certificate.is_some(),
+                a.plaintext,
+            ));
         }
         for (i, l) in self.delivery.local.iter().enumerate() {
-            check_address(&format!("delivery.local[{i}].address"), &l.address)?;
+            note(check_address(&format!("delivery.local[{i}].address"), &l.address));
         }
         if let Some(smtp) = &self.delivery.smtp {
-            check_text("delivery.smtp.host", &smtp.host, 253)?;
+            note(check_text("delivery.smtp.host", &smtp.host, 253));
             if smtp.password.is_some() && smtp.username.is_none() {
-                return Err(invalid("delivery.smtp.password", "a password needs a username"));
+                note(Err(invalid(
+                    "delivery.smtp.password",
+                    "a password needs a username",
+                )));
             }
             if smtp.username.is_some() && smtp.tls == SmtpTls::None && !smtp.allow_plaintext_auth {
-                return Err(invalid(
+                note(Err(invalid(
                     "delivery.smtp.tls",
                     "credentials would be sent without TLS: set tls = \"starttls\" or \"implicit\", \
                      or allow_plaintext_auth = true for a relay on loopback",
-                ));
+                )));
             }
         }
         if self.pipeline.workers == 0 || self.pipeline.workers > 64 {
-            return Err(invalid("pipeline.workers", "must be 1 to 64"));
+            note(Err(invalid("pipeline.workers", "must be 1 to 64")));
         }
         if self.delivery.senders == 0 || self.delivery.senders > 64 {
-            return Err(invalid("delivery.senders", "must be 1 to 64"));
+            note(Err(invalid("delivery.senders", "must be 1 to 64")));
         }
         if self.pipeline.batch == 0 || self.pipeline.batch > 1024 {
-            return Err(invalid("pipeline.batch", "must be 1 to 1024"));
+            note(Err(invalid("pipeline.batch", "must be 1 to 1024")));
         }
         if self.delivery.batch == 0 || self.delivery.batch > 1024 {
-            return Err(invalid("delivery.batch", "must be 1 to 1024"));
+            note(Err(invalid("delivery.batch", "must be 1 to 1024")));
         }
         if self.quarantine.retention_days == 0 {
-            return Err(invalid("quarantine.retention_days", "must be at least 1"));
+            note(Err(invalid("quarantine.retention_days", "must be at least 1")));
         }
         if self.retry.max_attempts == 0 {
-            return Err(invalid("retry.max_attempts", "must be at least 1"));
+            note(Err(invalid("retry.max_attempts", "must be at least 1")));
         }
         if self.retry.initial_backoff_secs == 0 {
-            return Err(invalid("retry.initial_backoff_secs", "must be at least 1"));
+            note(Err(invalid("retry.initial_backoff_secs", "must be at least 1")));
         }
-        Ok(())
+        errs
     }
 
     /// The registered sender whose `From` address is `address` (case-insensitive).
@@ -1105,6 +1178,38 @@ maildir = "maildirs/ps1"
         let unknown = format!("{EXAMPLE}\n[bogus]\nx = 1\n");
         let e = Config::parse(&unknown).expect_err("unknown table");
         assert!(e.to_string().contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn problems_lists_every_inconsistency_and_load_names_the_file() {
+        let bad = EXAMPLE
+            .replace("oct@oct.example", "no-at-sign")
+            .replace("\"ER\"", "\"ZZ\"")
+            .replace(
+                "[[route]]\norganisation = \"011\"",
+                "[[route]]\norganisation = \"1A\"",
+            );
+        let c = Config::parse_unchecked(&bad).expect("syntax is fine");
+        let keys: Vec<String> = c
+            .problems()
+            .into_iter()
+            .map(|e| match e {
+                ConfigError::Invalid { key, .. } => key,
+                other => panic!("{other}"),
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            ["oct.address", "sender[0].category", "route[0].organisation"]
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("oct.toml");
+        std::fs::write(&path, &bad).expect("write");
+        let e = Config::load(&path).expect_err("inconsistent").to_string();
+        assert!(
+            e.contains(&format!("{}: setting oct.address", path.display())),
+            "{e}"
+        );
     }
 
     #[test]

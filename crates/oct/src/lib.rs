@@ -14,7 +14,9 @@
 pub mod config;
 pub mod fidelity;
 pub mod ingress;
+pub mod instance;
 pub mod pipeline;
+pub mod preflight;
 pub mod receipt;
 pub mod returns;
 pub mod service;

@@ -3,6 +3,7 @@ pub mod demo;
 pub mod generate;
 pub mod inspect;
 pub mod oct;
+pub mod oct_init;
 pub mod ps;
 
 /// Ctrl-C or SIGTERM (what service managers send): when the long-running commands stop.

@@ -1,8 +1,12 @@
 //! `svoct oct`: run and operate the concentrator.
 //!
+//! - `init --dir DIR`: a starting configuration, directories and a throw-away key pair.
+//! - `check [--strict] [--json]`: every problem `serve` would meet, all at once.
 //! - `serve`: the service (ingress, pipeline workers, outbox sender) until SIGINT/SIGTERM, then a
-//!   graceful shutdown.
-//! - `status [--json]`: queue depths, counters, undelivered messages, quarantined messages.
+//!   graceful shutdown. It runs `check` first and refuses to start on an error, and holds the
+//!   instance lock (`<paths.state>.lock`) while it runs.
+//! - `status [--json]`: whether the service runs, queue depths, counters, undelivered and
+//!   quarantined messages; an error when there is no state database.
 //! - `quarantine list|show|retry`: what was refused and why; hand a message back to the pipeline
 //!   after fixing the cause (a route, a registration).
 //! - `outbox requeue`: put failed deliveries back in the queue.
@@ -14,6 +18,8 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use serde::Serialize;
 use svoct_oct::config::Config;
+use svoct_oct::instance::{InstanceLock, Liveness};
+use svoct_oct::preflight::{self, Severity};
 use svoct_oct::service::AUTH_REJECTED;
 use svoct_oct::state::State;
 
@@ -35,6 +41,29 @@ pub struct Args {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Write a starting configuration (DIR/oct.toml), its 0700 directories and a throw-away
+    /// self-signed key pair to replace before production.
+    Init {
+        /// Directory to write into (created when missing); an existing oct.toml is never
+        /// overwritten.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Address the ingress listens on.
+        #[arg(long, default_value = "127.0.0.1:2525")]
+        listen: std::net::SocketAddr,
+        /// The OCT's mail address.
+        #[arg(long, default_value = "oct@localhost.localdomain")]
+        address: String,
+    },
+    /// Check everything `serve` needs (settings, files, permissions, certificates and their
+    /// dates, directories) and list every problem; exit 1 on an error.
+    Check {
+        /// Also exit 1 on warnings (a certificate ending within 30 days).
+        #[arg(long)]
+        strict: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the concentrator until SIGINT or SIGTERM (graceful: in-flight work is finished).
     Serve,
     /// Queue depths, counters, undelivered and quarantined messages.
@@ -86,15 +115,17 @@ enum OutboxCommand {
 }
 
 pub fn run(args: Args) -> CmdResult {
-    let config = Config::load(&args.config)?;
+    let file = &args.config;
     match args.command {
-        Command::Serve => serve(config),
-        Command::Status { json } => status(&config, json),
-        Command::Quarantine { command } => quarantine(&config, command),
+        Command::Init { dir, listen, address } => init(dir, listen, address),
+        Command::Check { strict, json } => check(file, strict, json),
+        Command::Serve => serve(file),
+        Command::Status { json } => status(&with_state(file)?, json),
+        Command::Quarantine { command } => quarantine(&with_state(file)?, command),
         Command::Outbox {
             command: OutboxCommand::Requeue,
         } => {
-            let state = State::open(&config.paths.state)?;
+            let state = State::open(&with_state(file)?.paths.state)?;
             let n = state.requeue_failed()?;
             println!("{n} failed message(s) queued again");
             Ok(ExitCode::SUCCESS)
@@ -102,7 +133,82 @@ pub fn run(args: Args) -> CmdResult {
     }
 }
 
-fn serve(config: Config) -> CmdResult {
+/// The configuration of a command that reads the state database, refused when the database is
+/// missing: opening it would create it empty and report an idle service instead of a wrong path.
+fn with_state(file: &Path) -> Result<Config, Box<dyn std::error::Error + Send + Sync>> {
+    let config = Config::load(file)?;
+    let state = &config.paths.state;
+    if !state.exists() {
+        return Err(format!(
+            "no state database at {} (paths.state in {}): the service has not run with this \
+             configuration, or the path is wrong; nothing was created",
+            state.display(),
+            file.display()
+        )
+        .into());
+    }
+    Ok(config)
+}
+
+fn init(dir: PathBuf, listen: std::net::SocketAddr, address: String) -> CmdResult {
+    let options = super::oct_init::InitOptions { dir, listen, address };
+    let config = super::oct_init::init(&options)?;
+    println!("wrote {}", config.display());
+    println!(
+        "the key pair in {} is a THROW-AWAY self-signed one: replace it with the OCT's own",
+        options.dir.join("keys").display()
+    );
+    println!(
+        "next: edit it, then `svoct oct check --config {}`",
+        config.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(file: &Path, strict: bool, json: bool) -> CmdResult {
+    let (_, report) = preflight::check_file(file);
+    let ok = report.passes(strict);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "file": report.file,
+                "ok": ok,
+                "errors": report.count(Severity::Error),
+                "warnings": report.count(Severity::Warning),
+                "findings": report.findings,
+            }))?
+        );
+    } else {
+        print!("{report}");
+        println!(
+            "{}: {} error(s), {} warning(s){}",
+            file.display(),
+            report.count(Severity::Error),
+            report.count(Severity::Warning),
+            if ok { "" } else { ": serve would not start" }
+        );
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn serve(file: &Path) -> CmdResult {
+    // The same checks as `svoct oct check`: one source of truth for "can it start".
+    let (config, report) = preflight::check_file(file);
+    eprint!("{report}");
+    let config = match config {
+        Some(c) if report.passes(false) => c,
+        _ => {
+            eprintln!(
+                "svoct: {} has {} error(s): not starting (see `svoct oct check`)",
+                file.display(),
+                report.count(Severity::Error)
+            );
+            return Ok(ExitCode::from(1));
+        }
+    };
+    // Held until the process ends; `svoct oct status` probes it.
+    let _lock = InstanceLock::acquire(&config.paths.state)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let running = svoct_oct::service::Running::start(config).await?;
@@ -137,6 +243,8 @@ fn spool_count(spool: &Path, sub: &str) -> u64 {
 
 #[derive(Serialize)]
 struct StatusReport {
+    /// Whether a `svoct oct serve` holds the instance lock of this state database.
+    service: Liveness,
     spool_waiting: u64,
     spool_quarantined: u64,
     counters: svoct_oct::state::Counters,
@@ -172,6 +280,7 @@ fn status(config: &Config, json: bool) -> CmdResult {
         })
         .count();
     let report = StatusReport {
+        service: svoct_oct::instance::probe(&config.paths.state)?,
         spool_waiting: spool_count(&config.paths.spool, "new"),
         spool_quarantined: spool_count(&config.paths.spool, "quarantine"),
         counters: state.counters()?,
@@ -184,6 +293,7 @@ fn status(config: &Config, json: bool) -> CmdResult {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
     }
+    print_service(report.service);
     if report.login_refused > 0 {
         println!(
             "ALERT: the relay refused the OCT's SMTP login; {} message(s) wait for [delivery.smtp] username/password to be fixed",
@@ -245,6 +355,14 @@ fn status(config: &Config, json: bool) -> CmdResult {
     }
     print_quarantine(&report.quarantined);
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_service(service: Liveness) {
+    match service {
+        Liveness::Running { pid: Some(pid) } => println!("service: running (pid {pid})"),
+        Liveness::Running { pid: None } => println!("service: running"),
+        Liveness::Stopped => println!("service: not running"),
+    }
 }
 
 fn one_line(s: &str) -> String {
