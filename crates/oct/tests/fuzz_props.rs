@@ -11,7 +11,7 @@
 //! client bytes: transcripts starting `EHLO` get STARTTLS (`E` is odd) and 72-byte chunks.
 
 use proptest::prelude::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use svoct_oct::smtp::{Action, PersistOutcome, Recipients, Session, SessionConfig, fuzz_session};
 use svoct_testkit::fuzz::{self, Edit, mutate, replay};
 
