@@ -189,6 +189,25 @@ fn journal_show_payload_writes_the_file_the_message_carried() {
         "{report}"
     );
 
+    // The payload file as saved on disk (a line of JSON, then the file) is inspected directly.
+    let compostage = journal[0]["compostage"].as_str().unwrap();
+    let saved = dir
+        .path()
+        .join(format!("svoct-ps.sqlite.payloads/{compostage}.payload"));
+    let inspect = Command::new(env!("CARGO_BIN_EXE_svoct"))
+        .args(["inspect", "--json"])
+        .arg(&saved)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_str(&stdout(&inspect, 0)).unwrap();
+    assert_eq!(report["format"], "ps-payload");
+    assert_eq!(report["meta"]["to"], "oct@oct.invalid");
+    assert_eq!(report["file"]["format"], "b2-file");
+    assert_eq!(report["file"]["valid"], true);
+    let from_disk = std::fs::read(&saved).unwrap();
+    let nl = from_disk.iter().position(|&b| b == b'\n').unwrap();
+    assert_eq!(&from_disk[nl + 1..], &written[..], "the file after the JSON line");
+
     let missing = svoct(&cfg, &["journal", "show", "99", "--payload"]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("journal entry 99 does not exist"));
