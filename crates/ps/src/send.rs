@@ -457,7 +457,7 @@ impl Ps {
             return Err(PsError::NotResendable {
                 id: old.id.0,
                 reason: format!(
-                    "with the current settings its lots make {} messages, not one (the mode or                      option changed): send the lot file again with `svoct ps send`",
+                    "with the current settings its lots make {} messages, not one (the mode or option changed): send the lot file again with `svoct ps send`",
                     planned.len()
                 ),
             });
