@@ -1,4 +1,4 @@
-//! `svoct ps journal show ID [--payload]` and `svoct ps quarantine show ID [--raw]` through the
+//! `svoct ps journal show ID [--payload FILE]` and `svoct ps quarantine show ID [--raw FILE]` through the
 //! real binary: what support staff use instead of SQLite tools and editing saved files. The
 //! bytes written are checked against independent readers: `openssl cms -decrypt` of the `.eml`
 //! that left, Python's `email` and Python's `sqlite3` reading the store.
@@ -56,7 +56,7 @@ fn python(script: &str, args: &[&Path]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// The file written by `--payload` is the one the message carried: the attachment of the `.eml`
+/// The file written by `--payload FILE` is the one the message carried: the attachment of the `.eml`
 /// that left (read by Python's `email`, decrypted by `openssl cms` with the OCT's key), the lots
 /// byte for byte inside its frame; `svoct inspect` reads it as it is.
 #[test]
@@ -108,16 +108,13 @@ fn journal_show_payload_writes_the_file_the_message_carried() {
     let sent = dir.path().join("sent.b2");
     let out = svoct(
         &cfg,
-        &[
-            "journal",
-            "show",
-            &id,
-            "--payload",
-            "--out",
-            sent.to_str().unwrap(),
-        ],
+        &["journal", "show", &id, "--payload", sent.to_str().unwrap()],
     );
-    stdout(&out, 0);
+    let described = stdout(&out, 0);
+    assert!(
+        described.contains("file:        000"),
+        "described too: {described}"
+    );
     assert_eq!(mode_of(&sent), 0o600, "health data: owner only");
     let written = std::fs::read(&sent).unwrap();
 
@@ -159,20 +156,13 @@ fn journal_show_payload_writes_the_file_the_message_carried() {
         "the lots inside the frame"
     );
 
-    // Standard output gives the same bytes; an existing file is never overwritten.
-    let piped = svoct(&cfg, &["journal", "show", &id, "--payload"]);
+    // `-`: standard output gives the same bytes; an existing file is never overwritten.
+    let piped = svoct(&cfg, &["journal", "show", &id, "--payload", "-"]);
     assert_eq!(piped.status.code(), Some(0));
     assert_eq!(piped.stdout, written);
     let again = svoct(
         &cfg,
-        &[
-            "journal",
-            "show",
-            &id,
-            "--payload",
-            "--out",
-            sent.to_str().unwrap(),
-        ],
+        &["journal", "show", &id, "--payload", sent.to_str().unwrap()],
     );
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
@@ -208,12 +198,12 @@ fn journal_show_payload_writes_the_file_the_message_carried() {
     let nl = from_disk.iter().position(|&b| b == b'\n').unwrap();
     assert_eq!(&from_disk[nl + 1..], &written[..], "the file after the JSON line");
 
-    let missing = svoct(&cfg, &["journal", "show", "99", "--payload"]);
+    let missing = svoct(&cfg, &["journal", "show", "99", "--payload", "-"]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("journal entry 99 does not exist"));
 }
 
-/// `--raw` writes the quarantined message exactly as stored: the same bytes as the store's
+/// `--raw FILE` writes the quarantined message exactly as stored: the same bytes as the store's
 /// `inbox.raw` read with Python's `sqlite3` and as the file that was in the Maildir, and it
 /// parses with Python's `email`.
 #[test]
@@ -239,10 +229,7 @@ fn quarantine_show_raw_writes_the_message_as_retrieved() {
 
     let eml = dir.path().join("q.eml");
     stdout(
-        &svoct(
-            &cfg,
-            &["quarantine", "show", &id, "--raw", "--out", eml.to_str().unwrap()],
-        ),
+        &svoct(&cfg, &["quarantine", "show", &id, "--raw", eml.to_str().unwrap()]),
         0,
     );
     assert_eq!(mode_of(&eml), 0o600, "health data: owner only");
@@ -261,7 +248,7 @@ fn quarantine_show_raw_writes_the_message_as_retrieved() {
     assert_eq!(said.trim(), "ARL du jour | ARL");
     assert_eq!(written, std::fs::read(&stored).unwrap(), "the bytes in the store");
 
-    let piped = svoct(&cfg, &["quarantine", "show", &id, "--raw"]);
+    let piped = svoct(&cfg, &["quarantine", "show", &id, "--raw", "-"]);
     assert_eq!(piped.status.code(), Some(0));
     assert_eq!(piped.stdout, written);
     let missing = svoct(&cfg, &["quarantine", "show", "99"]);

@@ -56,14 +56,14 @@ enum Command {
     /// Send the file of a journal entry again, with a new compostage (R5.3).
     Resend(send::ResendArgs),
     /// List the journal: every message sent or received; `journal show ID` shows one, and
-    /// `--payload` writes the file it carried.
+    /// `--payload FILE` writes the file it carried.
     Journal(JournalCommand),
     /// Retrieve returns from the mailbox (POP3 or Maildir), store, classify, quarantine.
     Fetch(fetch::FetchArgs),
     /// List received messages kept for processing.
     Inbox(fetch::ListArgs),
     /// List received messages set aside, with the reason; `quarantine show ID` shows one, and
-    /// `--raw` writes the message as retrieved.
+    /// `--raw FILE` writes the message as retrieved.
     Quarantine(QuarantineCommand),
     /// Worklists: lots without ARL, invoices without RSP, lots to resend, invoices to correct,
     /// returns for nothing sent, totals paid per day.
@@ -92,7 +92,7 @@ struct JournalCommand {
 
 #[derive(Subcommand)]
 enum JournalShow {
-    /// One journal entry: its outcome, recipient, certificate, lots; `--payload` writes the file
+    /// One journal entry: its outcome, recipient, certificate, lots; `--payload FILE` writes the file
     /// it carried, exactly as sent.
     Show(show::JournalShowArgs),
 }
@@ -109,7 +109,7 @@ struct QuarantineCommand {
 
 #[derive(Subcommand)]
 enum QuarantineShow {
-    /// One received message (quarantined or not): its state and reason; `--raw` writes it as
+    /// One received message (quarantined or not): its state and reason; `--raw FILE` writes it as
     /// retrieved.
     Show(show::QuarantineShowArgs),
 }

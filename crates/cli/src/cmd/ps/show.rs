@@ -1,8 +1,9 @@
 //! `svoct ps journal show ID` and `svoct ps quarantine show ID`: one message, and the exact bytes
 //! it carried, for support staff (no SQLite tool, no editing of saved files).
 //!
-//! Bytes go to `--out FILE`, created `0600` and never over an existing file (they are health
-//! data, and a support session must not clobber an earlier copy), or to standard output so that
+//! Bytes go to the file named by `--payload FILE` / `--raw FILE` (as `svoct oct quarantine show
+//! --raw FILE`), created `0600` and never over an existing file (they are health data, and a
+//! support session must not clobber an earlier copy), or with `-` to standard output so that
 //! they can be piped into `svoct inspect -`.
 
 use std::io::Write;
@@ -19,15 +20,13 @@ use crate::CmdResult;
 pub struct JournalShowArgs {
     /// The journal entry (the `ID` column of `svoct ps journal`).
     id: i64,
-    /// Write the file the message carried (the B2 file, or the dLOI request) exactly as it was
-    /// sent, instead of describing the entry.
-    #[arg(long)]
-    payload: bool,
-    /// With --payload: write to this new file (mode 0600) instead of standard output.
-    #[arg(long, requires = "payload")]
-    out: Option<PathBuf>,
+    /// Also write the file the message carried (the B2 file, or the dLOI request), exactly as it
+    /// was sent, to this new file (mode 0600); `-` writes it to standard output instead of the
+    /// description, e.g. to pipe it into `svoct inspect -`.
+    #[arg(long, value_name = "FILE")]
+    payload: Option<PathBuf>,
     /// JSON instead of text (the entry and what its saved file says).
-    #[arg(long, conflicts_with = "payload")]
+    #[arg(long)]
     json: bool,
 }
 
@@ -35,40 +34,36 @@ pub struct JournalShowArgs {
 pub struct QuarantineShowArgs {
     /// The received message (the `ID` column of `svoct ps quarantine` or `svoct ps inbox`).
     id: i64,
-    /// Write the message exactly as it was retrieved (an `.eml`), instead of describing it.
-    #[arg(long)]
-    raw: bool,
-    /// With --raw: write to this new file (mode 0600) instead of standard output.
-    #[arg(long, requires = "raw")]
-    out: Option<PathBuf>,
+    /// Also write the message exactly as it was retrieved (an `.eml`) to this new file (mode
+    /// 0600); `-` writes it to standard output instead of the description.
+    #[arg(long, value_name = "FILE")]
+    raw: Option<PathBuf>,
     /// JSON instead of text (without the raw bytes).
-    #[arg(long, conflicts_with = "raw")]
+    #[arg(long)]
     json: bool,
 }
 
-/// Writes `bytes` to a new `0600` file, or to standard output.
-fn emit(out: Option<&Path>, bytes: &[u8], what: &str) -> CmdResult {
-    match out {
-        Some(path) => {
-            let mut f = svoct_mail::fsx::create_new_data_file(path).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    format!("{} already exists; name a new file", path.display())
-                } else {
-                    format!("cannot write {}: {e}", path.display())
-                }
-            })?;
-            f.write_all(bytes)
-                .and_then(|()| f.sync_all())
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-            eprintln!("wrote {} ({} bytes, {what})", path.display(), bytes.len());
-        }
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_all(bytes)?;
-            stdout.flush()?;
-        }
+/// Writes `bytes` to `out`, a new `0600` file, or standard output for `-`. Returns whether the
+/// bytes went to standard output (then nothing else may be printed there).
+fn emit(out: &Path, bytes: &[u8], what: &str) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
+    if out.as_os_str() == "-" {
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(bytes)?;
+        stdout.flush()?;
+        return Ok(true);
     }
-    Ok(ExitCode::SUCCESS)
+    let mut f = svoct_mail::fsx::create_new_data_file(out).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            format!("{} already exists; name a new file", out.display())
+        } else {
+            format!("cannot write {}: {e}", out.display())
+        }
+    })?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    eprintln!("wrote {} ({} bytes, {what})", out.display(), bytes.len());
+    Ok(false)
 }
 
 pub fn journal_show(path: &Path, args: JournalShowArgs) -> CmdResult {
@@ -79,9 +74,10 @@ pub fn journal_show(path: &Path, args: JournalShowArgs) -> CmdResult {
         .journal()
         .get(id)?
         .ok_or(svoct_ps::PsError::NoEntry(args.id))?;
-    if args.payload {
-        let (_, bytes) = ps.payload(id)?;
-        return emit(args.out.as_deref(), &bytes, "the file sent");
+    if let Some(out) = &args.payload
+        && emit(out, &ps.payload(id)?.1, "the file sent")?
+    {
+        return Ok(ExitCode::SUCCESS);
     }
     // A received entry has no saved file; describing it still works.
     let saved = match entry.direction {
@@ -112,7 +108,7 @@ pub fn journal_show(path: &Path, args: JournalShowArgs) -> CmdResult {
         println!("lots:        {}", lots.join(", "));
         println!("invoices:    {}", meta.invoices.len());
         println!(
-            "the file sent: `svoct ps journal show {} --payload --out FILE`, then `svoct inspect FILE`",
+            "the file sent: `svoct ps journal show {} --payload FILE`, then `svoct inspect FILE`",
             entry.id.0
         );
     }
@@ -126,8 +122,10 @@ pub fn quarantine_show(path: &Path, args: QuarantineShowArgs) -> CmdResult {
         .inbox()
         .get(InboxId(args.id))?
         .ok_or_else(|| format!("received message {} does not exist", args.id))?;
-    if args.raw {
-        return emit(args.out.as_deref(), &message.raw, "the message as retrieved");
+    if let Some(out) = &args.raw
+        && emit(out, &message.raw, "the message as retrieved")?
+    {
+        return Ok(ExitCode::SUCCESS);
     }
     let state = format!("{:?}", message.state).to_lowercase();
     let subject = super::fetch::subject_of(&message.raw);
@@ -154,7 +152,7 @@ pub fn quarantine_show(path: &Path, args: QuarantineShowArgs) -> CmdResult {
     println!("subject:  {subject}");
     println!("reason:   {}", message.reason.clone().unwrap_or_default());
     println!(
-        "the message: `svoct ps quarantine show {} --raw --out FILE.eml`, then `svoct inspect FILE.eml --key KEY --cert CERT`",
+        "the message: `svoct ps quarantine show {} --raw FILE.eml`, then `svoct inspect FILE.eml --key KEY --cert CERT`",
         message.id.0
     );
     Ok(ExitCode::SUCCESS)
