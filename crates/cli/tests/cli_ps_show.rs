@@ -251,6 +251,20 @@ fn quarantine_show_raw_writes_the_message_as_retrieved() {
     let piped = svoct(&cfg, &["quarantine", "show", &id, "--raw", "-"]);
     assert_eq!(piped.status.code(), Some(0));
     assert_eq!(piped.stdout, written);
+    // A received journal entry has no saved file: said, with the command that does write it.
+    let journal: serde_json::Value =
+        serde_json::from_str(&stdout(&svoct(&cfg, &["journal", "--json"]), 0)).unwrap();
+    let received = journal[0]["id"].as_i64().unwrap().to_string();
+    assert_eq!(journal[0]["direction"], "in");
+    let none = svoct(&cfg, &["journal", "show", &received, "--payload", "-"]);
+    assert_eq!(none.status.code(), Some(2));
+    assert!(none.stdout.is_empty());
+    let said = String::from_utf8_lossy(&none.stderr);
+    assert!(
+        said.contains("has no saved file") && said.contains("quarantine show ID --raw FILE"),
+        "{said}"
+    );
+
     let missing = svoct(&cfg, &["quarantine", "show", "99"]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("received message 99 does not exist"));

@@ -559,8 +559,8 @@ impl Ps {
             .filter(|_| entry.direction == Direction::Out);
         let compostage = compostage.ok_or_else(|| PsError::NoPayload {
             id: id.0,
-            reason: "it is a received message: `svoct ps quarantine show ID --raw` gives received \
-                     messages"
+            reason: "it is a received message: `svoct ps quarantine show ID --raw FILE` (ID from \
+                     `svoct ps quarantine` or `svoct ps inbox`) writes a received message"
                 .into(),
         })?;
         self.payloads.load(compostage)
