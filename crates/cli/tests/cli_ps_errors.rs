@@ -133,6 +133,64 @@ fn a_server_that_accepts_and_never_answers_gives_a_timeout_naming_host_port_and_
     drop(silent);
 }
 
+/// Implicit TLS (SMTPS): lettre bounds the socket only after the TLS handshake, so a server
+/// that accepts and never answers used to block `ps send` for ever; the handshake is now tried
+/// under `timeout_secs` first. The binary runs under a watchdog of the test's own so that a
+/// regression fails instead of hanging (the watchdog is no timed assertion: it only turns a hang
+/// into a failure).
+#[test]
+fn an_smtps_server_that_never_answers_the_handshake_gives_a_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let cfg = setup(dir.path(), port);
+    let text_cfg = std::fs::read_to_string(&cfg).unwrap();
+    let smtp = text_cfg.find("[network.smtp]").unwrap();
+    let tls = smtp + text_cfg[smtp..].find("tls = \"none\"").unwrap();
+    let mut edited = text_cfg.clone();
+    edited.replace_range(tls..tls + "tls = \"none\"".len(), "tls = \"implicit\"");
+    std::fs::write(&cfg, edited).unwrap();
+    let shown = svoct(&cfg, &["config", "show"]);
+    assert!(
+        text(&shown).contains("network.smtp.tls = \"implicit\""),
+        "{}",
+        text(&shown)
+    );
+    let lots = generate(dir.path(), &["--invoices", "4"], "lots.b2");
+
+    let child = Command::new(env!("CARGO_BIN_EXE_svoct"))
+        .args(["ps", "--config"])
+        .arg(&cfg)
+        .arg("send")
+        .arg(&lots)
+        .env_remove("SVOCT_PS_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if done_rx.recv_timeout(std::time::Duration::from_secs(120)).is_err() {
+            // SAFETY: kill(2) on the pid of the child this test spawned and has not reaped yet.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = done_tx.send(());
+    watchdog.join().unwrap();
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "deferred, not killed: {shown}");
+    assert!(
+        shown.contains(&format!(
+            "timeout talking to 127.0.0.1:{port} after 1 s (TLS handshake)"
+        )),
+        "{shown}"
+    );
+    assert!(shown.contains("deferred"), "kept for a retry: {shown}");
+    drop(silent);
+}
+
 #[test]
 fn a_memory_zone_is_sent_as_the_lots_it_carries() {
     let dir = tempfile::tempdir().unwrap();

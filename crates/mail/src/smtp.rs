@@ -274,6 +274,9 @@ pub struct SmtpTransport {
     timeout: Duration,
     /// The login, kept to scrub it out of server answers.
     login: Option<(String, Secret<String>)>,
+    /// With implicit TLS: where and how to try the handshake under the timeout first (see
+    /// [`SmtpTransport::probe_handshake`]).
+    wrapper: Option<HandshakeProbe>,
 }
 
 impl fmt::Debug for SmtpTransport {
@@ -316,10 +319,14 @@ impl SmtpTransport {
                 SendError::permanent(format!("SMTP {endpoint}: TLS setup"), None, None).with_source(e)
             })
         };
+        let mut wrapper = None;
         b = match cfg.security {
             Security::None => b.tls(Tls::None),
             Security::StartTls => b.tls(Tls::Required(tls_params()?)),
-            Security::Implicit => b.tls(Tls::Wrapper(tls_params()?)),
+            Security::Implicit => {
+                wrapper = Some(HandshakeProbe::new(cfg, &endpoint)?);
+                b.tls(Tls::Wrapper(tls_params()?))
+            }
         };
         if let Some(c) = &cfg.credentials {
             b = b.credentials(Credentials::new(c.user.clone(), c.password.expose().clone()));
@@ -335,7 +342,36 @@ impl SmtpTransport {
                 .credentials
                 .as_ref()
                 .map(|c| (c.user.clone(), c.password.clone())),
+            wrapper,
         })
+    }
+
+    /// With implicit TLS, lettre sets the socket timeouts only once the TLS handshake is done,
+    /// so a server that accepts the connection and never answers would block the handshake
+    /// forever. So the handshake is first tried on a connection of our own whose timeouts are
+    /// set before it starts, with the same TLS parameters; only a server that completes it
+    /// within the timeout is handed to lettre. The probe connection is closed right after the
+    /// handshake, before any SMTP command, so nothing is sent twice. (A server that completes the
+    /// probe and then stalls the very next handshake is not bounded: lettre offers no hook.)
+    fn probe_handshake(&self) -> Result<(), SendError> {
+        match &self.wrapper {
+            Some(probe) if probe.times_out(self.timeout) => Err(self.timeout_error(" (TLS handshake)")),
+            _ => Ok(()),
+        }
+    }
+
+    /// "timeout talking to HOST:PORT after N s", transient: a silent server may come back.
+    fn timeout_error(&self, during: &str) -> SendError {
+        SendError::transient(
+            format!(
+                "SMTP: timeout talking to {} after {} s{during}: the server does not answer; check \
+                 the host and port, or raise the timeout",
+                self.endpoint,
+                self.timeout.as_secs()
+            ),
+            None,
+            None,
+        )
     }
 
     /// A server's text with any authentication material removed (see [`scrub_reply`]).
@@ -398,6 +434,7 @@ impl Transport for SmtpTransport {
             .strip_suffix(b"\r\n")
             .or_else(|| raw.strip_suffix(b"\n"))
             .unwrap_or(raw);
+        self.probe_handshake()?;
         match self.inner.send_raw(&env, body) {
             Ok(resp) => {
                 let code = u16::from(resp.code());
@@ -407,16 +444,7 @@ impl Transport for SmtpTransport {
                     answer: self.scrub(&format!("{code} {text}")),
                 })
             }
-            Err(e) if is_timeout(&e) => Err(SendError::transient(
-                format!(
-                    "SMTP: timeout talking to {} after {} s: the server does not answer; check the \
-                     host and port, or raise the timeout",
-                    self.endpoint,
-                    self.timeout.as_secs()
-                ),
-                None,
-                None,
-            )),
+            Err(e) if is_timeout(&e) => Err(self.timeout_error("")),
             Err(e) => Err(classify(&self.endpoint, e, |t| self.scrub(t))),
         }
     }
@@ -468,6 +496,71 @@ fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
         cur = err.source();
     }
     false
+}
+
+/// The TLS handshake of implicit TLS, tried under the timeout before lettre connects (see
+/// [`SmtpTransport::probe_handshake`]). The same trust as lettre's native-tls (OpenSSL, the
+/// system roots plus the configured extra roots, the host name checked), so a server lettre
+/// would accept passes; anything but a timeout is left for lettre to report as it does.
+struct HandshakeProbe {
+    host: String,
+    port: u16,
+    domain: String,
+    connector: openssl::ssl::SslConnector,
+}
+
+impl HandshakeProbe {
+    fn new(cfg: &SmtpConfig, endpoint: &str) -> Result<HandshakeProbe, SendError> {
+        let setup = |e: &dyn fmt::Display| {
+            SendError::permanent(format!("SMTP {endpoint}: TLS setup: {e}"), None, None)
+        };
+        let mut b = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls_client())
+            .map_err(|e| setup(&e))?;
+        for pem in &cfg.extra_roots_pem {
+            let cert = openssl::x509::X509::from_pem(pem).map_err(|e| setup(&e))?;
+            b.cert_store_mut().add_cert(cert).map_err(|e| setup(&e))?;
+        }
+        Ok(HandshakeProbe {
+            host: cfg.host.clone(),
+            port: cfg.port,
+            domain: cfg.tls_domain.clone().unwrap_or_else(|| cfg.host.clone()),
+            connector: b.build(),
+        })
+    }
+
+    /// Whether connecting or the handshake runs past `timeout`. The connection is closed right
+    /// after the handshake, before any SMTP command.
+    fn times_out(&self, timeout: Duration) -> bool {
+        use std::net::ToSocketAddrs as _;
+        let Ok(addrs) = (self.host.as_str(), self.port).to_socket_addrs() else {
+            return false;
+        };
+        let mut timed_out = false;
+        for addr in addrs {
+            let tcp = match std::net::TcpStream::connect_timeout(&addr, timeout) {
+                Ok(tcp) => tcp,
+                Err(e) => {
+                    timed_out |= is_timeout(&e);
+                    continue;
+                }
+            };
+            if tcp.set_read_timeout(Some(timeout)).is_err() || tcp.set_write_timeout(Some(timeout)).is_err() {
+                return false;
+            }
+            return match self.connector.connect(&self.domain, tcp) {
+                Ok(mut tls) => {
+                    let _ = tls.shutdown();
+                    false
+                }
+                Err(openssl::ssl::HandshakeError::WouldBlock(_)) => true,
+                Err(openssl::ssl::HandshakeError::Failure(m)) => {
+                    m.error().io_error().is_some_and(|io| is_timeout(io))
+                }
+                Err(openssl::ssl::HandshakeError::SetupFailure(_)) => false,
+            };
+        }
+        timed_out
+    }
 }
 
 /// An error and its causes on one line (`a: b: c`), skipping a cause its parent already quotes.
@@ -755,6 +848,28 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("os error"), "{text}");
+        drop(l);
+    }
+
+    /// Implicit TLS (SMTPS): lettre sets the socket timeouts only after the handshake, so the
+    /// handshake is tried first under the timeout; a silent server is a timeout, not a hang.
+    #[test]
+    fn an_smtps_server_that_accepts_and_never_answers_the_handshake_is_a_timeout() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let mut cfg = SmtpConfig::plain("127.0.0.1", port);
+        cfg.security = Security::Implicit;
+        cfg.timeout = Duration::from_secs(1);
+        let t = SmtpTransport::new(&cfg).unwrap();
+        let env = Envelope::new("ps@ps.test", "oct@oct.test");
+        let e = t.send(&env, b"Subject: x\r\n\r\nbody\r\n").unwrap_err();
+        assert!(e.is_transient(), "a silent server may come back: {e}");
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("timeout talking to 127.0.0.1:{port} after 1 s")),
+            "{text}"
+        );
+        assert!(text.contains("TLS handshake"), "{text}");
         drop(l);
     }
 

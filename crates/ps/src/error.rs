@@ -107,6 +107,9 @@ pub enum PsError {
     /// A journal entry that does not exist.
     #[error("journal entry {0} does not exist")]
     NoEntry(i64),
+    /// A journal entry without a saved file.
+    #[error("journal entry {id} has no saved file: {reason}")]
+    NoPayload { id: i64, reason: String },
     /// A journal entry that cannot be sent again.
     #[error("journal entry {id} cannot be sent again: {reason}")]
     NotResendable { id: i64, reason: String },

@@ -457,7 +457,7 @@ impl Ps {
             return Err(PsError::NotResendable {
                 id: old.id.0,
                 reason: format!(
-                    "with the current settings its lots make {} messages, not one (the mode or                      option changed): send the lot file again with `svoct ps send`",
+                    "with the current settings its lots make {} messages, not one (the mode or option changed): send the lot file again with `svoct ps send`",
                     planned.len()
                 ),
             });
@@ -547,6 +547,23 @@ impl Ps {
                 all
             }
         })
+    }
+
+    /// What a sent journal entry carried: the saved metadata and the exact file bytes sent (the
+    /// B2 file, or the dLOI request), for support to look at or hand to `svoct inspect`.
+    pub fn payload(&self, id: EntryId) -> Result<(PayloadMeta, Vec<u8>), PsError> {
+        let entry = self.store.journal().get(id)?.ok_or(PsError::NoEntry(id.0))?;
+        let compostage = entry
+            .compostage
+            .as_deref()
+            .filter(|_| entry.direction == Direction::Out);
+        let compostage = compostage.ok_or_else(|| PsError::NoPayload {
+            id: id.0,
+            reason: "it is a received message: `svoct ps quarantine show ID --raw FILE` (ID from \
+                     `svoct ps quarantine` or `svoct ps inbox`) writes a received message"
+                .into(),
+        })?;
+        self.payloads.load(compostage)
     }
 
     /// Steps 1 to 4 of the module documentation for one file. `before_send` runs once the new

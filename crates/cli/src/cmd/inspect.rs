@@ -10,7 +10,9 @@
 //! Order (first match wins): `.eml` messages (a header line first), NOEMIE (`NNNN000` line
 //! packaging, or a `000` header whose reference 62-64 is digits and whose 66-67 is not `B2`), B2
 //! (`000` with `B2` at 66-67, or bare lots starting with `1`), ARL (`ARL`), ART (the
-//! `-----BEGIN SVOCT ART 1-----` block), dLOI files (`DLOI;` / `LOI;`), memory zones.
+//! `-----BEGIN SVOCT ART 1-----` block), dLOI files (`DLOI;` / `LOI;`), memory zones. A payload
+//! file of `svoct ps` (a first line of JSON, then the file sent) is recognised after messages and
+//! its file inspected by the same detectors.
 //!
 //! Messages: with `--key KEY --cert CERT` the attachment is decrypted and decompressed, then
 //! inspected by the same detectors (one level deep) and, when it is B2, the subject's invoice
@@ -36,6 +38,7 @@ mod b2;
 mod loi;
 mod message;
 mod noemie;
+mod payload;
 mod zone;
 
 /// Largest file `inspect` reads (1 GiB): B2 inputs are bounded to that too.
@@ -99,6 +102,7 @@ pub type Detector = fn(&[u8], &Options) -> Option<Detected>;
 /// Every known format, most specific first.
 pub const DETECTORS: &[Detector] = &[
     message::detect,
+    payload::detect,
     noemie::detect,
     b2::detect,
     arl::detect,

@@ -98,7 +98,7 @@ pub fn list(path: &Path, args: ListArgs, quarantine: bool) -> CmdResult {
 }
 
 /// The Subject header of a stored message, for display (bounded, one line).
-fn subject_of(raw: &[u8]) -> String {
+pub(super) fn subject_of(raw: &[u8]) -> String {
     let head = raw.get(..raw.len().min(16 * 1024)).unwrap_or_default();
     let text = String::from_utf8_lossy(head);
     let end = text.find("\r\n\r\n").unwrap_or(text.len());

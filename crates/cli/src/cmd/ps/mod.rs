@@ -17,6 +17,7 @@ mod loi_check;
 mod output;
 mod returns;
 mod send;
+mod show;
 mod status;
 
 #[derive(clap::Args)]
@@ -54,14 +55,16 @@ enum Command {
     Retry(send::RetryArgs),
     /// Send the file of a journal entry again, with a new compostage (R5.3).
     Resend(send::ResendArgs),
-    /// List the journal: every message sent or received.
-    Journal(send::JournalArgs),
+    /// List the journal: every message sent or received; `journal show ID` shows one, and
+    /// `--payload FILE` writes the file it carried.
+    Journal(JournalCommand),
     /// Retrieve returns from the mailbox (POP3 or Maildir), store, classify, quarantine.
     Fetch(fetch::FetchArgs),
     /// List received messages kept for processing.
     Inbox(fetch::ListArgs),
-    /// List received messages set aside, with the reason.
-    Quarantine(fetch::ListArgs),
+    /// List received messages set aside, with the reason; `quarantine show ID` shows one, and
+    /// `--raw FILE` writes the message as retrieved.
+    Quarantine(QuarantineCommand),
     /// Worklists: lots without ARL, invoices without RSP, lots to resend, invoices to correct,
     /// returns for nothing sent, totals paid per day.
     Status(status::StatusArgs),
@@ -75,6 +78,40 @@ enum Command {
     Export(archive::ExportArgs),
     /// Restore an archive written by `export` into the configured store, which must be new.
     Import(archive::ImportArgs),
+}
+
+/// `ps journal [filters]` lists; `ps journal show ID` shows one entry.
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct JournalCommand {
+    #[command(subcommand)]
+    show: Option<JournalShow>,
+    #[command(flatten)]
+    list: send::JournalArgs,
+}
+
+#[derive(Subcommand)]
+enum JournalShow {
+    /// One journal entry: its outcome, recipient, certificate, lots; `--payload FILE` writes the file
+    /// it carried, exactly as sent.
+    Show(show::JournalShowArgs),
+}
+
+/// `ps quarantine` lists; `ps quarantine show ID` shows one received message.
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct QuarantineCommand {
+    #[command(subcommand)]
+    show: Option<QuarantineShow>,
+    #[command(flatten)]
+    list: fetch::ListArgs,
+}
+
+#[derive(Subcommand)]
+enum QuarantineShow {
+    /// One received message (quarantined or not): its state and reason; `--raw FILE` writes it as
+    /// retrieved.
+    Show(show::QuarantineShowArgs),
 }
 
 #[derive(Subcommand)]
@@ -192,10 +229,18 @@ pub fn run(args: Args) -> CmdResult {
         Command::Send(a) => send::send(path, a),
         Command::Retry(a) => send::retry(path, a),
         Command::Resend(a) => send::resend(path, a),
-        Command::Journal(a) => send::journal(path, a),
+        Command::Journal(JournalCommand {
+            show: Some(JournalShow::Show(a)),
+            ..
+        }) => show::journal_show(path, a),
+        Command::Journal(JournalCommand { list, .. }) => send::journal(path, list),
         Command::Fetch(a) => fetch::fetch(path, a),
         Command::Inbox(a) => fetch::list(path, a, false),
-        Command::Quarantine(a) => fetch::list(path, a, true),
+        Command::Quarantine(QuarantineCommand {
+            show: Some(QuarantineShow::Show(a)),
+            ..
+        }) => show::quarantine_show(path, a),
+        Command::Quarantine(QuarantineCommand { list, .. }) => fetch::list(path, list, true),
         Command::Loi(LoiCommand::Request(a)) => send::loi_request(path, a),
         Command::Loi(LoiCommand::Check(a)) => loi_check::check(path, a),
         Command::Status(a) => status::status(path, a),
