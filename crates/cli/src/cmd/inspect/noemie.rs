@@ -9,6 +9,7 @@
 //! ([`parse_owned`]), and invoices then payments are written as soon as each is complete (two
 //! walks over the entities: one list is never held whole).
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
@@ -172,19 +173,24 @@ fn write_json(n: &Noemie, out: &mut impl Write) -> io::Result<()> {
         write!(out, ",\"{key}\":[")?;
         let mut first = true;
         let mut result = Ok(());
-        n.walk_view(want, |item| {
+        // Each item is serialised into one reused buffer, then written in one call: serde_json
+        // writes a field in several small pieces, which cost more through the writer.
+        let mut item_json = Vec::with_capacity(1024);
+        n.walk_view_ref(want, |item| {
             if result.is_err() {
                 return;
             }
-            let sep: &[u8] = if first { b"" } else { b"," };
+            item_json.clear();
+            if !first {
+                item_json.push(b',');
+            }
             first = false;
-            result = out.write_all(sep).and_then(|()| {
-                match &item {
-                    ViewItem::Invoice(inv) => serde_json::to_writer(&mut *out, inv),
-                    ViewItem::Payment(p) => serde_json::to_writer(&mut *out, p),
-                }
-                .map_err(io::Error::from)
-            });
+            result = match &item {
+                ViewItem::Invoice(inv) => serde_json::to_writer(&mut item_json, inv),
+                ViewItem::Payment(p) => serde_json::to_writer(&mut item_json, p),
+            }
+            .map_err(io::Error::from)
+            .and_then(|()| out.write_all(&item_json));
         });
         result?;
         write!(out, "]")?;
@@ -308,8 +314,8 @@ fn invoice_state_name(s: InvoiceState) -> &'static str {
 }
 
 /// One line per invoice, written into `line` (cleared first).
-fn invoice_line(line: &mut Vec<u8>, inv: &Invoice) {
-    let part = |line: &mut Vec<u8>, p: &Option<Part>| match p {
+fn invoice_line(line: &mut Vec<u8>, inv: &Invoice<Cow<'_, str>>) {
+    let part = |line: &mut Vec<u8>, p: &Option<Part<Cow<'_, str>>>| match p {
         None => line.push(b'-'),
         Some(p) => {
             line.extend_from_slice(part_state_name(p.state).as_bytes());
@@ -338,7 +344,7 @@ fn invoice_line(line: &mut Vec<u8>, inv: &Invoice) {
 }
 
 /// One line per payment, written into `line` (cleared first).
-fn payment_line(line: &mut Vec<u8>, i: usize, p: &Payment) {
+fn payment_line(line: &mut Vec<u8>, i: usize, p: &Payment<Cow<'_, str>>) {
     line.clear();
     line.extend_from_slice(b"  payment ");
     push_u64(line, i as u64);
@@ -400,7 +406,11 @@ fn write_text(n: &Noemie, opts: &Options, out: &mut impl Write) -> io::Result<()
     let (mut payments, mut invoices) = (0usize, 0usize);
     let mut result = Ok(());
     let mut line = Vec::with_capacity(256);
-    n.walk_payments(|item| {
+    let want = Want {
+        invoices: true,
+        payments: true,
+    };
+    n.walk_view_ref(want, |item| {
         if result.is_ok() {
             match item {
                 ViewItem::Invoice(inv) => {
