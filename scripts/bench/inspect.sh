@@ -12,8 +12,12 @@
 # Runs (best of RUNS, default 3, page cache warm):
 #   svoct inspect FILE > /dev/null          (human report)
 #   svoct inspect FILE --json > /dev/null
+#   svoct ps fetch                          (a fresh PS whose Maildir holds the return as the PS
+#                                            receives it: a plain RSP message, base64 attachment)
 #   python3 reader: split on `@`, count entities, check the trailer, sum the payments
-# and prints wall time and peak RSS (`/usr/bin/time -v`) of each, and the ratios.
+# and prints, for the run of least CPU time, wall time, CPU time (user + sys) and peak RSS
+# (`/usr/bin/time -v`) of each, and the ratios to the Python reader. The machine is shared: CPU
+# time is the figure that does not move with the load.
 #
 # Usage: scripts/bench/inspect.sh [PAYMENTS] [RUNS]
 #   SVOCT=path/to/svoct to time another binary (default: target/release/svoct, built here).
@@ -98,29 +102,60 @@ ok = int(trailer[55:63]) == len(recs) and int(trailer[85:96]) == total
 print(len(ents), counts.get(b'040', 0), total, 'ok' if ok else 'MISMATCH')
 PY
 
-# One run: prints "seconds peak_kib exit" (the command's stdout goes to /dev/null).
+# One run: prints "wall_seconds cpu_seconds peak_kib exit" (the command's stdout goes to
+# /dev/null). SETUP, when set, is run before each run and is not timed.
 measure() {
     local stats="$WORK/time.txt" rc=0
+    if [ -n "${SETUP:-}" ]; then $SETUP; fi
     /usr/bin/time -v -o "$stats" "$@" > /dev/null 2> "$WORK/stderr" || rc=$?
     awk -v rc="$rc" -F': ' '
         /Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i] }
+        /User time \(seconds\)/ { cpu += $2 }
+        /System time \(seconds\)/ { cpu += $2 }
         /Maximum resident set size/ { kb = $2 }
-        END { printf "%.3f %d %d\n", s, kb, rc }' "$stats"
+        END { printf "%.3f %.3f %d %d\n", s, cpu, kb, rc }' "$stats"
 }
 
-best() { # label command...: best wall time of RUNS, and the peak RSS of that run
-    local label="$1" line t kb rc bt="" bkb=0 brc=0
+best() { # label command...: the run of least CPU time of RUNS (wall, CPU, peak RSS)
+    local label="$1" line t c kb rc bt="" bc="" bkb=0 brc=0
     shift
     for _ in $(seq "$RUNS"); do
         line=$(measure "$@")
-        read -r t kb rc <<< "$line"
-        if [ -z "$bt" ] || awk -v a="$t" -v b="$bt" 'BEGIN { exit !(a < b) }'; then
-            bt=$t bkb=$kb brc=$rc
+        read -r t c kb rc <<< "$line"
+        if [ -z "$bc" ] || awk -v a="$c" -v b="$bc" 'BEGIN { exit !(a < b) }'; then
+            bt=$t bc=$c bkb=$kb brc=$rc
         fi
     done
-    printf '%-24s %8.3f s %9.1f MiB  exit %d\n' "$label" "$bt" "$(echo "$bkb / 1024" | bc -l)" "$brc"
-    echo "$bt $bkb" > "$WORK/$label.res"
+    printf '%-24s wall %8.3f s  cpu %8.3f s %9.1f MiB  exit %d\n' "$label" "$bt" "$bc" \
+        "$(echo "$bkb / 1024" | bc -l)" "$brc"
+    echo "$bt $bc $bkb" > "$WORK/$label.res"
 }
+
+# A fresh PS (configuration, store) whose Maildir holds the return message, for `ps fetch`.
+fresh_ps() {
+    rm -rf "$WORK/ps"
+    mkdir -m 700 "$WORK/ps"
+    "$SVOCT" ps --config "$WORK/ps/ps.toml" init > /dev/null
+    sed -i "s|# maildir = \"/var/mail/ps\"|maildir = \"$WORK/ps/Maildir\"|" "$WORK/ps/ps.toml"
+    mkdir -p -m 700 "$WORK/ps/Maildir/new" "$WORK/ps/Maildir/cur" "$WORK/ps/Maildir/tmp"
+    cp "$WORK/rsp.eml" "$WORK/ps/Maildir/new/1.bench"
+    chmod 600 "$WORK/ps/Maildir/new/1.bench"
+}
+
+# The return as the PS receives it: a plain (unencrypted) RSP message for PS 123456789, the
+# headers of `svoct_mail::profile::build_message`, the file in base64 lines of 76 characters.
+python3 - "$FILE" "$WORK/rsp.eml" <<'PY'
+import sys, base64
+data = open(sys.argv[1], 'rb').read()
+head = ("From: oct@oct.invalid\r\nTo: ps@ps.invalid\r\nSubject: RSP/123456789/202611270930\r\n"
+        "Date: Fri, 27 Nov 2026 09:30:00 +0000\r\nMessage-ID: <bench.1@oct.invalid>\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: Application/EDI-consent; name=\"RSP.txt\"\r\n"
+        "Content-Transfer-Encoding: BASE64\r\nContent-Description: RSP\r\n"
+        "Content-Disposition: attachment; filename=\"RSP.txt\"\r\n\r\n")
+with open(sys.argv[2], 'wb') as f:
+    f.write(head.encode() + base64.encodebytes(data).replace(b'\n', b'\r\n'))
+PY
+chmod 600 "$WORK/rsp.eml"
 
 cat "$FILE" > /dev/null
 echo "file: $PAYMENTS payments, $SIZE bytes ($(echo "$SIZE / 1048576" | bc -l | cut -c1-6) MiB); $RUNS runs, best shown"
@@ -128,9 +163,12 @@ python3 "$WORK/reader.py" "$FILE" | sed 's/^/python reader says: entities, payme
 best python-reader python3 "$WORK/reader.py" "$FILE"
 best inspect "$SVOCT" inspect "$FILE"
 best inspect-json "$SVOCT" inspect "$FILE" --json
-read -r pt _ < "$WORK/python-reader.res"
-for l in inspect inspect-json; do
-    read -r t kb < "$WORK/$l.res"
-    awk -v l="$l" -v p="$pt" -v t="$t" -v kb="$kb" -v sz="$SIZE" 'BEGIN {
-        printf "%-24s %.1fx faster than the python reader, peak RSS %.2fx the file\n", l, p / t, kb * 1024 / sz }'
+SETUP=fresh_ps best ps-fetch "$SVOCT" ps --config "$WORK/ps/ps.toml" fetch
+"$SVOCT" ps --config "$WORK/ps/ps.toml" inbox | sed -n 2p | sed 's/^/ps fetch stored: /'
+read -r pt pc _ < "$WORK/python-reader.res"
+for l in inspect inspect-json ps-fetch; do
+    read -r t c kb < "$WORK/$l.res"
+    awk -v l="$l" -v p="$pt" -v pc="$pc" -v t="$t" -v c="$c" -v kb="$kb" -v sz="$SIZE" 'BEGIN {
+        printf "%-24s %.1fx faster than the python reader (wall), %.1fx (cpu), peak RSS %.2fx the file\n",
+            l, p / t, (c > 0 ? pc / c : 0), kb * 1024 / sz }'
 done

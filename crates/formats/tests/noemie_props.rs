@@ -2,7 +2,8 @@
 
 use proptest::prelude::*;
 use svoct_formats::noemie::{
-    self, Invoice, InvoiceOutcome, Packaging, PartOutcome, PartState, RejectLine, RejectPart, RspParams, Ymd,
+    self, Invoice, InvoiceOutcome, Packaging, PartOutcome, PartState, RejectLine, RejectPart, RspParams,
+    ViewItem, Want, Ymd,
 };
 
 fn params() -> RspParams {
@@ -158,6 +159,39 @@ proptest! {
                 .sum();
             prop_assert_eq!(r.payments[0].amount_cents, paid);
             prop_assert_eq!(r.file_summaries[0].amount_cents, paid);
+        }
+    }
+
+    /// The views `svoct inspect` writes (text borrowed from the input) serialise exactly as the
+    /// owned views, on built files and on the same files with bytes changed (Latin-1 letters,
+    /// NULs, spaces and digits), for every combination of wanted items.
+    #[test]
+    fn borrowed_views_serialise_as_the_owned_ones(
+        outcomes in proptest::collection::vec(outcome(), 1..8),
+        blocks in any::<bool>(),
+        edits in proptest::collection::vec((any::<prop::sample::Index>(),
+            prop_oneof![Just(0u8), Just(0xC9u8), Just(0xE9u8), Just(b' '), Just(b'7'), any::<u8>()]), 0..6),
+    ) {
+        let packaging = if blocks { Packaging::Blocks } else { Packaging::Lines };
+        let mut bytes = noemie::build_580_packaged(&params(), &outcomes, packaging).unwrap();
+        for (at, b) in edits {
+            let i = at.index(bytes.len());
+            bytes[i] = b;
+        }
+        let Ok(n) = noemie::parse(&bytes) else { return Ok(()) };
+        for (invoices, payments) in [(true, true), (true, false), (false, true)] {
+            let want = Want { invoices, payments };
+            let mut owned = Vec::new();
+            n.walk_view(want, |i| owned.push(match i {
+                ViewItem::Payment(p) => serde_json::to_value(p).unwrap(),
+                ViewItem::Invoice(i) => serde_json::to_value(i).unwrap(),
+            }));
+            let mut borrowed = Vec::new();
+            n.walk_view_ref(want, |i| borrowed.push(match i {
+                ViewItem::Payment(p) => serde_json::to_value(p).unwrap(),
+                ViewItem::Invoice(i) => serde_json::to_value(i).unwrap(),
+            }));
+            prop_assert_eq!(owned, borrowed);
         }
     }
 

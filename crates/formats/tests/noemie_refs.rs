@@ -2,7 +2,7 @@
 //! hand (see `docs/formats/noemie.md`: a 990 counts the level directly below it, the 999 the
 //! physical records).
 
-use svoct_formats::noemie::{self, FindingKind, InvoiceState};
+use svoct_formats::noemie::{self, FindingKind, InvoiceState, Want};
 
 fn sp(n: usize) -> String {
     " ".repeat(n)
@@ -176,4 +176,96 @@ fn mixed_references_in_one_input() {
     assert_eq!((r.files, r.reference.as_str()), (2, "576,900"));
     assert_eq!(r.invoices[0].file, 1);
     assert_eq!(r.invoices[0].payment, Some(1));
+}
+
+/// The payment view items of `n` as JSON values, owned (`walk_view`) and borrowed
+/// (`walk_view_ref`), for one `want`.
+fn both_views(n: &noemie::Noemie, want: Want) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    let value = |item: &dyn erased::Item| item.value();
+    let mut owned = Vec::new();
+    n.walk_view(want, |i| owned.push(value(&i)));
+    let mut borrowed = Vec::new();
+    n.walk_view_ref(want, |i| borrowed.push(value(&i)));
+    (owned, borrowed)
+}
+
+mod erased {
+    use svoct_formats::noemie::{ViewItem, ViewText};
+
+    pub trait Item {
+        fn value(&self) -> serde_json::Value;
+    }
+
+    impl<'a, S: ViewText<'a>> Item for ViewItem<S> {
+        fn value(&self) -> serde_json::Value {
+            match self {
+                ViewItem::Payment(p) => serde_json::to_value(p).unwrap(),
+                ViewItem::Invoice(i) => serde_json::to_value(i).unwrap(),
+            }
+        }
+    }
+}
+
+const WANTS: [Want; 3] = [
+    Want {
+        invoices: true,
+        payments: true,
+    },
+    Want {
+        invoices: true,
+        payments: false,
+    },
+    Want {
+        invoices: false,
+        payments: true,
+    },
+];
+
+#[test]
+fn borrowed_views_are_the_owned_views_for_every_reference() {
+    let input576 = lines(
+        &header("576"),
+        &r576(),
+        &trailer("00000003", "000", "00000012500", "P"),
+    );
+    let n = noemie::parse(&input576).unwrap();
+    for want in WANTS {
+        let (owned, borrowed) = both_views(&n, want);
+        // A 576 has payments and no invoice.
+        assert_eq!(owned.is_empty(), !want.payments, "{want:?}");
+        assert_eq!(owned, borrowed, "{want:?}");
+    }
+    // The deduction and flat payments are in the borrowed payment, with their dates decoded.
+    let (_, borrowed) = both_views(&n, WANTS[2]);
+    let p = &borrowed[0];
+    assert_eq!(p["deductions"][0]["debt_date"]["iso"], "2026-10-15");
+    assert_eq!(
+        p["flat_payments"][0]["details"][0]["period_start"]["iso"],
+        "2026-11-01"
+    );
+}
+
+#[test]
+fn borrowed_views_of_latin1_and_nul_bytes_are_the_owned_ones() {
+    // A 576 whose transfer label holds an `É` (0xC9 in Latin-1) and a NUL: the borrowed view
+    // must convert those fields (not borrow them) exactly as the owned one does.
+    let mut input = lines(
+        &header("576"),
+        &r576(),
+        &trailer("00000003", "000", "00000012500", "P"),
+    );
+    let at = input
+        .windows(8)
+        .position(|w| w == b"VIREMENT")
+        .expect("a transfer label");
+    input[at] = 0xC9;
+    input[at + 3] = 0;
+    let n = noemie::parse(&input).unwrap();
+    for want in WANTS {
+        let (owned, borrowed) = both_views(&n, want);
+        assert_eq!(owned, borrowed, "{want:?}");
+    }
+    let (_, borrowed) = both_views(&n, WANTS[2]);
+    let label = borrowed[0]["transfer_label"][0].as_str().unwrap();
+    assert!(label.starts_with("\u{c9}IR MENT FORFAITS"), "{label:?}");
 }

@@ -30,7 +30,8 @@ pub use reader::{
 };
 pub use view::{
     Deduction, EntityDump, EntityNode, FileSummary, FlatDetail, FlatPayment, Invoice, InvoiceState,
-    NoemieReport, Notice, Part, PartState, Payment, TreeEvent, ViewItem, ViewKind, Want, Ymd, entity_tree,
+    NoemieReport, Notice, Part, PartState, Payment, TreeEvent, ViewItem, ViewKind, ViewText, Want, Ymd,
+    entity_tree,
 };
 
 /// Parse and build the report in one call (what `svoct inspect --json` needs).

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::layouts::{self, DateFormat, E990, H000, T999};
@@ -215,11 +216,13 @@ pub enum Decoded {
     Invalid,
 }
 
-/// A date field: raw text plus its ISO reading when valid.
+/// A date field: raw text plus its ISO reading when valid. `S` is the text type: `String` in
+/// the owned views, `Cow<str>` borrowing from the input in the views `svoct inspect` writes
+/// out ([`Noemie::walk_view_ref`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct DateValue {
-    pub raw: String,
-    pub iso: Option<String>,
+pub struct DateValue<S = String> {
+    pub raw: S,
+    pub iso: Option<S>,
 }
 
 /// A borrowed view of one entity with field access by name.
@@ -242,6 +245,24 @@ fn latin1(bytes: &[u8]) -> String {
     bytes.iter().map(|&b| char::from(b)).collect()
 }
 
+/// Bytes without their trailing spaces.
+fn trim_end(b: &[u8]) -> &[u8] {
+    let end = b.iter().rposition(|&c| c != b' ').map_or(0, |i| i + 1);
+    b.get(..end).unwrap_or(&[])
+}
+
+/// Latin-1 bytes as text: borrowed when they are ASCII (the same bytes in UTF-8), converted
+/// a character at a time otherwise.
+fn latin1_cow(bytes: Cow<'_, [u8]>) -> Cow<'_, str> {
+    match bytes {
+        Cow::Borrowed(b) if b.is_ascii() => match std::str::from_utf8(b) {
+            Ok(t) => Cow::Borrowed(t),
+            Err(_) => Cow::Owned(latin1(b)),
+        },
+        b => Cow::Owned(latin1(&b)),
+    }
+}
+
 impl<'a> EntityRef<'a> {
     /// The entity without its `@`.
     pub fn body(&self) -> &'a [u8] {
@@ -251,6 +272,11 @@ impl<'a> EntityRef<'a> {
     /// The type as 3 characters (`"102"`), or the first bytes as found.
     pub fn code_str(&self) -> String {
         latin1(self.raw.get(..3).unwrap_or(self.raw))
+    }
+
+    /// [`EntityRef::code_str`], borrowed from the input when it is ASCII.
+    pub fn code_text(&self) -> Cow<'a, str> {
+        latin1_cow(Cow::Borrowed(self.raw.get(..3).unwrap_or(self.raw)))
     }
 
     /// Bytes of a field, NUL read as space, padded with spaces when the entity is short.
@@ -276,13 +302,21 @@ impl<'a> EntityRef<'a> {
 
     /// A text field, trailing spaces (and NULs) removed; empty when absent.
     pub fn text(&self, name: &str) -> String {
+        self.text_ref(name).into_owned()
+    }
+
+    /// [`EntityRef::text`] borrowed from the input when the field is ASCII without NUL (nearly
+    /// always): no allocation.
+    pub fn text_ref(&self, name: &str) -> Cow<'a, str> {
         match self.field(name) {
             Some(f) => {
-                let b = self.field_bytes(f);
-                let end = b.iter().rposition(|&c| c != b' ').map_or(0, |i| i + 1);
-                latin1(b.get(..end).unwrap_or(&[]))
+                let trimmed = match self.field_bytes(f) {
+                    Cow::Borrowed(b) => Cow::Borrowed(trim_end(b)),
+                    Cow::Owned(b) => Cow::Owned(trim_end(&b).to_vec()),
+                };
+                latin1_cow(trimmed)
             }
-            None => String::new(),
+            None => Cow::Borrowed(""),
         }
     }
 
@@ -306,6 +340,24 @@ impl<'a> EntityRef<'a> {
         DateValue {
             raw: latin1(&bytes),
             iso: decode_date(&bytes, fmt, self.file_year),
+        }
+    }
+
+    /// [`EntityRef::date`] with the raw text borrowed from the input when it is ASCII.
+    pub fn date_ref(&self, name: &str) -> DateValue<Cow<'a, str>> {
+        let Some(f) = self.field(name) else {
+            return DateValue {
+                raw: Cow::Borrowed(""),
+                iso: None,
+            };
+        };
+        let bytes = self.field_bytes(f);
+        let code = self.layout.map(|l| l.code).unwrap_or("");
+        let fmt = layouts::date_format(code, name).unwrap_or(DateFormat::Yymmdd);
+        let iso = decode_date(&bytes, fmt, self.file_year).map(Cow::Owned);
+        DateValue {
+            raw: latin1_cow(bytes),
+            iso,
         }
     }
 

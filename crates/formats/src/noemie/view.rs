@@ -1,6 +1,8 @@
 //! Business views of a parsed NOEMIE input: payments and invoices with their states and amounts,
 //! gathered in the [`NoemieReport`] that `svoct inspect --json` prints.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use super::reader::{DateValue, EntityRef, Finding, Noemie, NoemieFile, Packaging};
@@ -103,80 +105,80 @@ pub enum InvoiceState {
 
 /// One part (`198` AMO, `199` AMC) of an invoice.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Part {
+pub struct Part<S = String> {
     pub state: PartState,
     pub requested_cents: u64,
     /// Signed paid amount.
     pub paid_cents: i64,
     /// `199` only: the AMC organisation number.
-    pub amc_number: Option<String>,
-    pub amc_member_id: Option<String>,
+    pub amc_number: Option<S>,
+    pub amc_member_id: Option<S>,
 }
 
 /// A reject, signalement (`290`, `294`) line.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Notice {
+pub struct Notice<S = String> {
     /// `290` or `294`.
-    pub entity: String,
-    pub code: String,
-    pub label: String,
+    pub entity: S,
+    pub code: S,
+    pub label: S,
     /// `294`: `F` invoice, `L` line, `A` refined code.
-    pub reject_level: Option<String>,
+    pub reject_level: Option<S>,
     /// `294`: `O` mandatory part, `C` complementary part.
-    pub part: Option<String>,
+    pub part: Option<S>,
     pub line: Option<u64>,
 }
 
 /// A deduction (`250`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Deduction {
+pub struct Deduction<S = String> {
     pub line: Option<u64>,
-    pub debt_reference: String,
-    pub debt_date: DateValue,
-    pub debt_nature: String,
-    pub recovery_nature: String,
+    pub debt_reference: S,
+    pub debt_date: DateValue<S>,
+    pub debt_nature: S,
+    pub recovery_nature: S,
     pub amount_cents: i64,
     pub balance_cents: Option<u64>,
 }
 
 /// A one-off or flat-rate payment (`261`) and its details (`262`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct FlatPayment {
-    pub code: String,
+pub struct FlatPayment<S = String> {
+    pub code: S,
     pub amount_cents: u64,
-    pub details: Vec<FlatDetail>,
+    pub details: Vec<FlatDetail<S>>,
 }
 
 /// A `262` detail line.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct FlatDetail {
-    pub code: String,
-    pub label: String,
-    pub period: String,
-    pub period_start: DateValue,
-    pub period_end: DateValue,
+pub struct FlatDetail<S = String> {
+    pub code: S,
+    pub label: S,
+    pub period: S,
+    pub period_start: DateValue<S>,
+    pub period_end: DateValue<S>,
     pub amount_cents: u64,
 }
 
 /// One payment: a settlement recipient (`040`) with its accounting date (`070`/`071`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Payment {
+pub struct Payment<S = String> {
     pub file: usize,
     /// `020` mandataire, if any.
-    pub agent: Option<String>,
+    pub agent: Option<S>,
     /// `040` settlement recipient.
-    pub settlement_recipient: Option<String>,
-    pub accounting_date: Option<DateValue>,
+    pub settlement_recipient: Option<S>,
+    pub accounting_date: Option<DateValue<S>>,
     /// `071` transfer label lines (non-blank ones).
-    pub transfer_label: Vec<String>,
-    pub payer: Option<String>,
+    pub transfer_label: Vec<S>,
+    pub payer: Option<S>,
     /// `081` return type codes (`01`..`05`).
-    pub return_types: Vec<String>,
-    pub deductions: Vec<Deduction>,
-    pub flat_payments: Vec<FlatPayment>,
+    pub return_types: Vec<S>,
+    pub deductions: Vec<Deduction<S>>,
+    pub flat_payments: Vec<FlatPayment<S>>,
     /// Reject and comment lines not attached to an invoice.
-    pub notices: Vec<Notice>,
-    pub comments: Vec<String>,
+    pub notices: Vec<Notice<S>>,
+    pub comments: Vec<S>,
     /// Indexes into [`NoemieReport::invoices`].
     pub invoices: Vec<usize>,
     /// Signed sum of the controlled amounts of this payment (parts, deductions, flat payments).
@@ -185,32 +187,32 @@ pub struct Payment {
 
 /// One invoice (`100`/`102`) and what the insurer did with it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Invoice {
+pub struct Invoice<S = String> {
     pub file: usize,
     /// Index into [`NoemieReport::payments`].
     pub payment: Option<usize>,
-    pub invoice_number: String,
-    pub invoice_number_complement: String,
+    pub invoice_number: S,
+    pub invoice_number_complement: S,
     /// From `102` (falls back to the enclosing `080`).
-    pub lot_number: String,
-    pub lot_date: DateValue,
+    pub lot_number: S,
+    pub lot_date: DateValue<S>,
     /// `F` FSE, `D` DRE, ...
-    pub invoice_type: String,
-    pub billing_date: DateValue,
-    pub amc_processing: String,
-    pub insurance_nature: String,
+    pub invoice_type: S,
+    pub billing_date: DateValue<S>,
+    pub amc_processing: S,
+    pub insurance_nature: S,
     /// Insured identification (`103`/`110` NIR), if given.
-    pub insured: Option<String>,
+    pub insured: Option<S>,
     pub state: InvoiceState,
-    pub amo: Option<Part>,
-    pub amc: Option<Part>,
+    pub amo: Option<Part<S>>,
+    pub amc: Option<Part<S>>,
     /// Sum of the paid parts.
     pub paid_cents: i64,
     /// Number of `210` act lines and their signed reimbursed total.
     pub acts: usize,
     pub acts_reimbursed_cents: i64,
-    pub rejects: Vec<Notice>,
-    pub comments: Vec<String>,
+    pub rejects: Vec<Notice<S>>,
+    pub comments: Vec<S>,
 }
 
 /// Summary of one file.
@@ -259,35 +261,73 @@ pub struct NoemieReport {
     pub findings_suppressed: usize,
 }
 
-fn opt(s: String) -> Option<String> {
-    if s.is_empty() { None } else { Some(s) }
+/// The text type of the views: `String` in the owned views (what the PS side keeps), or
+/// `Cow<str>` borrowing from the input (what `svoct inspect` writes out, without one
+/// allocation per field: [`Noemie::walk_view_ref`]). Both serialise the same.
+pub trait ViewText<'a>: Clone + Serialize {
+    fn from_text(t: Cow<'a, str>) -> Self;
+    fn as_text(&self) -> &str;
 }
 
-fn part(e: &EntityRef<'_>) -> Part {
-    let paid = e.controlled_amount().and_then(Result::ok).unwrap_or(0);
-    let amc = e.entity.code == Some(199);
-    Part {
-        state: PartState::from_code(e.text("state").trim()),
-        requested_cents: e.number("requested").unwrap_or(0),
-        paid_cents: paid,
-        amc_number: if amc { opt(e.text("amc_number")) } else { None },
-        amc_member_id: if amc { opt(e.text("amc_member_id")) } else { None },
+impl<'a> ViewText<'a> for String {
+    fn from_text(t: Cow<'a, str>) -> Self {
+        t.into_owned()
+    }
+    fn as_text(&self) -> &str {
+        self
     }
 }
 
-fn notice(e: &EntityRef<'_>) -> Notice {
+impl<'a> ViewText<'a> for Cow<'a, str> {
+    fn from_text(t: Cow<'a, str>) -> Self {
+        t
+    }
+    fn as_text(&self) -> &str {
+        self
+    }
+}
+
+fn text<'a, S: ViewText<'a>>(e: &EntityRef<'a>, name: &str) -> S {
+    S::from_text(e.text_ref(name))
+}
+
+fn date<'a, S: ViewText<'a>>(e: &EntityRef<'a>, name: &str) -> DateValue<S> {
+    let d = e.date_ref(name);
+    DateValue {
+        raw: S::from_text(d.raw),
+        iso: d.iso.map(S::from_text),
+    }
+}
+
+fn opt<'a, S: ViewText<'a>>(s: S) -> Option<S> {
+    if s.as_text().is_empty() { None } else { Some(s) }
+}
+
+fn part<'a, S: ViewText<'a>>(e: &EntityRef<'a>) -> Part<S> {
+    let paid = e.controlled_amount().and_then(Result::ok).unwrap_or(0);
+    let amc = e.entity.code == Some(199);
+    Part {
+        state: PartState::from_code(e.text_ref("state").trim()),
+        requested_cents: e.number("requested").unwrap_or(0),
+        paid_cents: paid,
+        amc_number: if amc { opt(text(e, "amc_number")) } else { None },
+        amc_member_id: if amc { opt(text(e, "amc_member_id")) } else { None },
+    }
+}
+
+fn notice<'a, S: ViewText<'a>>(e: &EntityRef<'a>) -> Notice<S> {
     let is294 = e.entity.code == Some(294);
     Notice {
-        entity: e.code_str(),
-        code: e.text("code"),
-        label: e.text("label"),
-        reject_level: if is294 { opt(e.text("reject_level")) } else { None },
-        part: if is294 { opt(e.text("part")) } else { None },
+        entity: S::from_text(e.code_text()),
+        code: text(e, "code"),
+        label: text(e, "label"),
+        reject_level: if is294 { opt(text(e, "reject_level")) } else { None },
+        part: if is294 { opt(text(e, "part")) } else { None },
         line: e.number("line_number"),
     }
 }
 
-fn state_of(inv: &Invoice) -> InvoiceState {
+fn state_of<S>(inv: &Invoice<S>) -> InvoiceState {
     let states: Vec<PartState> = [&inv.amo, &inv.amc]
         .into_iter()
         .flatten()
@@ -312,7 +352,7 @@ fn state_of(inv: &Invoice) -> InvoiceState {
     }
 }
 
-fn empty_payment(file: usize) -> Payment {
+fn empty_payment<S>(file: usize) -> Payment<S> {
     Payment {
         file,
         agent: None,
@@ -353,31 +393,31 @@ impl ViewKind {
 #[derive(Clone, Debug)]
 // Each item is built once and moved once to the consumer: boxing would only add an allocation.
 #[allow(clippy::large_enum_variant)]
-pub enum ViewItem {
-    Payment(Payment),
-    Invoice(Invoice),
+pub enum ViewItem<S = String> {
+    Payment(Payment<S>),
+    Invoice(Invoice<S>),
 }
 
-struct Walk<F: FnMut(ViewItem)> {
+struct Walk<S, F: FnMut(ViewItem<S>)> {
     emit: F,
     file: usize,
     /// Indexes the next payment / invoice will get (counted over the whole input).
     next_payment: usize,
     next_invoice: usize,
     /// The payment being filled, opened by `020`/`040`/`070`/`071`, and its index.
-    payment: Option<(usize, Payment)>,
+    payment: Option<(usize, Payment<S>)>,
     /// Whether the current payment already has its settlement recipient (a new `040` opens a
     /// new payment).
     payment_has_recipient: bool,
     payment_has_date: bool,
-    lot: Option<(String, DateValue)>,
-    invoice: Option<Invoice>,
+    lot: Option<(S, DateValue<S>)>,
+    invoice: Option<Invoice<S>>,
     /// An invoice is open (`invoice` is `None` while open when invoices are not wanted: its
     /// detail entities are then dropped, not given to the payment).
     invoice_open: bool,
     /// Build and hand out invoices / payments.
     want: Want,
-    pending_agent: Option<String>,
+    pending_agent: Option<S>,
 }
 
 /// Which items of the payment view a walk hands out ([`Noemie::walk_view`]).
@@ -387,8 +427,8 @@ pub struct Want {
     pub payments: bool,
 }
 
-impl<F: FnMut(ViewItem)> Walk<F> {
-    fn payment_mut(&mut self) -> &mut Payment {
+impl<'a, S: ViewText<'a>, F: FnMut(ViewItem<S>)> Walk<S, F> {
+    fn payment_mut(&mut self) -> &mut Payment<S> {
         if self.payment.is_none() {
             self.payment_has_recipient = false;
             self.payment_has_date = false;
@@ -427,19 +467,30 @@ impl<F: FnMut(ViewItem)> Walk<F> {
         self.payment_mut().agent = agent;
     }
 
-    fn entity(&mut self, e: &EntityRef<'_>) {
+    /// Reads an entity into the views. When payments are not wanted, a payment is still
+    /// opened and closed where it would be (invoice indexes and payment links depend on it),
+    /// but its fields are not read: an invoices-only walk reads only what the invoices show.
+    fn entity(&mut self, e: &EntityRef<'a>) {
         let Some(code) = e.entity.code else { return };
+        let fill = self.want.payments;
         match code {
             20 => {
                 self.close_payment();
-                self.pending_agent = opt(e.text("settlement_recipient"));
+                self.pending_agent = if fill {
+                    opt(text(e, "settlement_recipient"))
+                } else {
+                    None
+                };
             }
             40 => {
                 if self.payment.is_none() || self.payment_has_recipient {
                     self.new_payment();
                 }
                 self.payment_has_recipient = true;
-                self.payment_mut().settlement_recipient = opt(e.text("settlement_recipient"));
+                let p = self.payment_mut();
+                if fill {
+                    p.settlement_recipient = opt(text(e, "settlement_recipient"));
+                }
             }
             70 | 71 => {
                 if self.payment.is_none() || self.payment_has_date {
@@ -447,23 +498,27 @@ impl<F: FnMut(ViewItem)> Walk<F> {
                 }
                 self.payment_has_date = true;
                 let p = self.payment_mut();
-                p.accounting_date = Some(e.date("accounting_date"));
-                if code == 71 {
+                if fill {
+                    p.accounting_date = Some(date(e, "accounting_date"));
+                }
+                if fill && code == 71 {
                     p.transfer_label = ["transfer_label_1", "transfer_label_2"]
                         .iter()
-                        .map(|n| e.text(n))
-                        .filter(|s| !s.trim().is_empty())
+                        .map(|n| text::<S>(e, n))
+                        .filter(|s| !s.as_text().trim().is_empty())
                         .collect();
-                    p.payer = opt(e.text("payer"));
+                    p.payer = opt(text(e, "payer"));
                 }
             }
             81 => {
-                let t = e.text("return_type");
-                self.payment_mut().return_types.push(t);
+                let p = self.payment_mut();
+                if fill {
+                    p.return_types.push(text(e, "return_type"));
+                }
             }
             80 => {
                 self.close_invoice();
-                self.lot = Some((e.text("lot_number"), e.date("lot_date")));
+                self.lot = Some((text(e, "lot_number"), date(e, "lot_date")));
             }
             100 | 102 => self.open_invoice(code, e),
             _ => self.detail(code, e),
@@ -475,15 +530,15 @@ impl<F: FnMut(ViewItem)> Walk<F> {
         }
     }
 
-    fn open_invoice(&mut self, code: u16, e: &EntityRef<'_>) {
+    fn open_invoice(&mut self, code: u16, e: &EntityRef<'a>) {
         self.close_invoice();
         let (lot_number, lot_date) = match (&self.lot, code) {
             (Some((n, d)), 100) => (n.clone(), d.clone()),
             (lot, _) => {
-                let n = e.text("lot_number");
-                let d = e.date("lot_date");
+                let n: S = text(e, "lot_number");
+                let d = date(e, "lot_date");
                 match lot {
-                    Some((ln, ld)) if n.trim().is_empty() => (ln.clone(), ld.clone()),
+                    Some((ln, ld)) if n.as_text().trim().is_empty() => (ln.clone(), ld.clone()),
                     _ => (n, d),
                 }
             }
@@ -499,14 +554,14 @@ impl<F: FnMut(ViewItem)> Walk<F> {
         self.invoice = Some(Invoice {
             file: self.file,
             payment,
-            invoice_number: e.text("invoice_number"),
-            invoice_number_complement: e.text("invoice_number_complement"),
+            invoice_number: text(e, "invoice_number"),
+            invoice_number_complement: text(e, "invoice_number_complement"),
             lot_number,
             lot_date,
-            invoice_type: e.text("invoice_type"),
-            billing_date: e.date("billing_date"),
-            amc_processing: e.text("amc_processing"),
-            insurance_nature: e.text("insurance_nature"),
+            invoice_type: text(e, "invoice_type"),
+            billing_date: date(e, "billing_date"),
+            amc_processing: text(e, "amc_processing"),
+            insurance_nature: text(e, "insurance_nature"),
             insured: None,
             state: InvoiceState::NotProcessed,
             amo: None,
@@ -519,91 +574,94 @@ impl<F: FnMut(ViewItem)> Walk<F> {
         });
     }
 
-    /// Entities that detail the current invoice or payment.
-    fn detail(&mut self, code: u16, e: &EntityRef<'_>) {
-        match code {
-            103 | 110 => {
-                let nir = opt(e.text("nir"));
-                if let Some(inv) = self.invoice.as_mut() {
-                    inv.insured = nir;
-                }
+    /// Entities that detail the current invoice or payment. An entity is read only when what
+    /// it details is being built (an open invoice, or a payment when payments are wanted).
+    fn detail(&mut self, code: u16, e: &EntityRef<'a>) {
+        if matches!(code, 250 | 261 | 262) {
+            // A payment-level entity opens a payment where there is none, wanted or not.
+            let fill = self.want.payments;
+            let p = self.payment_mut();
+            if fill {
+                payment_detail(p, code, e);
             }
-            150 => {
-                let n = e.text("insurance_nature");
-                if let Some(inv) = self.invoice.as_mut() {
-                    inv.insurance_nature = n;
-                }
-            }
-            198 | 199 => {
-                let p = part(e);
-                if let Some(inv) = self.invoice.as_mut() {
-                    if code == 198 {
-                        inv.amo = Some(p);
-                    } else {
-                        inv.amc = Some(p);
-                    }
-                }
-            }
-            210 => {
-                let v = e.number("reimbursed").unwrap_or(0) as i64;
-                let v = if e.text("sign") == "N" { -v } else { v };
-                if let Some(inv) = self.invoice.as_mut() {
-                    inv.acts += 1;
-                    inv.acts_reimbursed_cents = inv.acts_reimbursed_cents.saturating_add(v);
-                }
-            }
-            250 => {
-                let amount = e.controlled_amount().and_then(Result::ok).unwrap_or(0);
-                let d = Deduction {
-                    line: e.number("line_number"),
-                    debt_reference: e.text("debt_reference"),
-                    debt_date: e.date("debt_date"),
-                    debt_nature: e.text("debt_nature"),
-                    recovery_nature: e.text("recovery_nature"),
-                    amount_cents: amount,
-                    balance_cents: e.number("balance"),
-                };
-                self.payment_mut().deductions.push(d);
-            }
-            261 => {
-                let f = FlatPayment {
-                    code: e.text("code"),
-                    amount_cents: e.number("amount").unwrap_or(0),
-                    details: Vec::new(),
-                };
-                self.payment_mut().flat_payments.push(f);
-            }
-            262 => {
-                let d = FlatDetail {
-                    code: e.text("code"),
-                    label: e.text("label"),
-                    period: e.text("period"),
-                    period_start: e.date("period_start"),
-                    period_end: e.date("period_end"),
-                    amount_cents: e.number("amount").unwrap_or(0),
-                };
-                if let Some(f) = self.payment_mut().flat_payments.last_mut() {
-                    f.details.push(d);
-                }
-            }
-            290 | 294 => {
-                let n = notice(e);
-                match self.invoice.as_mut() {
-                    Some(inv) => inv.rejects.push(n),
-                    None if self.invoice_open => {}
-                    None => self.payment_mut().notices.push(n),
-                }
-            }
-            295 => {
-                let c = e.text("comment");
-                match self.invoice.as_mut() {
-                    Some(inv) => inv.comments.push(c),
-                    None if self.invoice_open => {}
-                    None => self.payment_mut().comments.push(c),
-                }
-            }
-            _ => {}
+            return;
         }
+        if let Some(inv) = self.invoice.as_mut() {
+            invoice_detail(inv, code, e);
+            return;
+        }
+        if self.invoice_open || !matches!(code, 290 | 294 | 295) {
+            // The detail of an invoice that is not wanted, or an invoice entity out of place.
+            return;
+        }
+        let fill = self.want.payments;
+        let p = self.payment_mut();
+        if fill && code == 295 {
+            p.comments.push(text(e, "comment"));
+        } else if fill {
+            p.notices.push(notice(e));
+        }
+    }
+}
+
+/// An entity that details an invoice (`103`/`110`, `150`, `198`/`199`, `210`, `290`/`294`,
+/// `295`).
+fn invoice_detail<'a, S: ViewText<'a>>(inv: &mut Invoice<S>, code: u16, e: &EntityRef<'a>) {
+    match code {
+        103 | 110 => inv.insured = opt(text(e, "nir")),
+        150 => inv.insurance_nature = text(e, "insurance_nature"),
+        198 => inv.amo = Some(part(e)),
+        199 => inv.amc = Some(part(e)),
+        210 => {
+            let v = e.number("reimbursed").unwrap_or(0) as i64;
+            let v = if e.text_ref("sign") == "N" { -v } else { v };
+            inv.acts += 1;
+            inv.acts_reimbursed_cents = inv.acts_reimbursed_cents.saturating_add(v);
+        }
+        290 | 294 => inv.rejects.push(notice(e)),
+        295 => inv.comments.push(text(e, "comment")),
+        _ => {}
+    }
+}
+
+/// An entity that details a payment (`250`, `261`, `262`).
+fn payment_detail<'a, S: ViewText<'a>>(p: &mut Payment<S>, code: u16, e: &EntityRef<'a>) {
+    match code {
+        250 => {
+            let amount = e.controlled_amount().and_then(Result::ok).unwrap_or(0);
+            let d = Deduction {
+                line: e.number("line_number"),
+                debt_reference: text(e, "debt_reference"),
+                debt_date: date(e, "debt_date"),
+                debt_nature: text(e, "debt_nature"),
+                recovery_nature: text(e, "recovery_nature"),
+                amount_cents: amount,
+                balance_cents: e.number("balance"),
+            };
+            p.deductions.push(d);
+        }
+        261 => {
+            let f = FlatPayment {
+                code: text(e, "code"),
+                amount_cents: e.number("amount").unwrap_or(0),
+                details: Vec::new(),
+            };
+            p.flat_payments.push(f);
+        }
+        262 => {
+            let d = FlatDetail {
+                code: text(e, "code"),
+                label: text(e, "label"),
+                period: text(e, "period"),
+                period_start: date(e, "period_start"),
+                period_end: date(e, "period_end"),
+                amount_cents: e.number("amount").unwrap_or(0),
+            };
+            if let Some(f) = p.flat_payments.last_mut() {
+                f.details.push(d);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -659,6 +717,17 @@ impl Noemie {
     /// [`Noemie::walk_payments`] handing out only what is wanted: a writer that puts all
     /// invoices before all payments walks twice rather than holding either list.
     pub fn walk_view(&self, want: Want, emit: impl FnMut(ViewItem)) {
+        self.walk_generic(want, emit);
+    }
+
+    /// [`Noemie::walk_view`] with views that borrow their text from the input (`Cow<str>`,
+    /// owned only for a field that is not ASCII or holds a NUL, and for decoded dates): what
+    /// `svoct inspect` writes out. The items serialise exactly as the owned ones.
+    pub fn walk_view_ref<'a>(&'a self, want: Want, emit: impl FnMut(ViewItem<Cow<'a, str>>)) {
+        self.walk_generic(want, emit);
+    }
+
+    fn walk_generic<'a, S: ViewText<'a>>(&'a self, want: Want, emit: impl FnMut(ViewItem<S>)) {
         let mut w = Walk {
             emit,
             file: 0,

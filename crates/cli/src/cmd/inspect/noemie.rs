@@ -9,14 +9,15 @@
 //! ([`parse_owned`]), and invoices then payments are written as soon as each is complete (two
 //! walks over the entities: one list is never held whole).
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use serde_json::{Map, Value, json};
 use svoct_formats::noemie::layouts::{H000, T999};
 use svoct_formats::noemie::{
-    Decoded, EntityNode, Invoice, Noemie, NoemieFile, Payment, Severity, TreeEvent, ViewItem, ViewKind, Want,
-    entity_tree, parse, parse_owned,
+    Decoded, EntityNode, Invoice, InvoiceState, Noemie, NoemieFile, Part, PartState, Payment, Severity,
+    TreeEvent, ViewItem, ViewKind, Want, entity_tree, parse, parse_owned,
 };
 
 use super::{Detected, Options, layout_text};
@@ -172,19 +173,24 @@ fn write_json(n: &Noemie, out: &mut impl Write) -> io::Result<()> {
         write!(out, ",\"{key}\":[")?;
         let mut first = true;
         let mut result = Ok(());
-        n.walk_view(want, |item| {
+        // Each item is serialised into one reused buffer, then written in one call: serde_json
+        // writes a field in several small pieces, which cost more through the writer.
+        let mut item_json = Vec::with_capacity(1024);
+        n.walk_view_ref(want, |item| {
             if result.is_err() {
                 return;
             }
-            let sep: &[u8] = if first { b"" } else { b"," };
+            item_json.clear();
+            if !first {
+                item_json.push(b',');
+            }
             first = false;
-            result = out.write_all(sep).and_then(|()| {
-                match &item {
-                    ViewItem::Invoice(inv) => serde_json::to_writer(&mut *out, inv),
-                    ViewItem::Payment(p) => serde_json::to_writer(&mut *out, p),
-                }
-                .map_err(io::Error::from)
-            });
+            result = match &item {
+                ViewItem::Invoice(inv) => serde_json::to_writer(&mut item_json, inv),
+                ViewItem::Payment(p) => serde_json::to_writer(&mut item_json, p),
+            }
+            .map_err(io::Error::from)
+            .and_then(|()| out.write_all(&item_json));
         });
         result?;
         write!(out, "]")?;
@@ -242,9 +248,9 @@ fn write_tree(f: &NoemieFile, first: &mut bool, out: &mut impl Write) -> io::Res
 }
 
 fn euros(cents: i64) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    let abs = cents.unsigned_abs();
-    format!("{sign}{}.{:02}", abs / 100, abs % 100)
+    let mut line = Vec::new();
+    push_euros(&mut line, cents);
+    String::from_utf8(line).unwrap_or_default()
 }
 
 fn decoded(v: &Decoded) -> String {
@@ -257,39 +263,98 @@ fn decoded(v: &Decoded) -> String {
     }
 }
 
-fn invoice_line(inv: &Invoice) -> String {
-    let part = |p: &Option<svoct_formats::noemie::Part>| {
-        p.as_ref().map_or_else(
-            || "-".to_owned(),
-            |p| {
-                format!(
-                    "{:?} requested {} paid {}",
-                    p.state,
-                    euros(i64::try_from(p.requested_cents).unwrap_or(i64::MAX)),
-                    euros(p.paid_cents)
-                )
-            },
-        )
-    };
-    format!(
-        "  invoice {} (lot {}): {:?}; AMO {}; AMC {}; paid {}; {} reject(s)",
-        inv.invoice_number,
-        inv.lot_number,
-        inv.state,
-        part(&inv.amo),
-        part(&inv.amc),
-        euros(inv.paid_cents),
-        inv.rejects.len()
-    )
+/// Append the decimal digits of `v` (the report lines are written for every invoice and
+/// payment of a large return: no formatting machinery, no allocation).
+fn push_u64(line: &mut Vec<u8>, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    line.extend_from_slice(&digits[i..]);
 }
 
-fn payment_line(i: usize, p: &Payment) -> String {
-    format!(
-        "  payment {i}: recipient {}, {} invoice(s), amount {}",
-        p.settlement_recipient.as_deref().unwrap_or("?"),
-        p.invoices.len(),
-        euros(p.amount_cents)
-    )
+/// Append cents as signed euros: `-0.05`, `123.45`.
+fn push_euros(line: &mut Vec<u8>, cents: i64) {
+    if cents < 0 {
+        line.push(b'-');
+    }
+    let abs = cents.unsigned_abs();
+    push_u64(line, abs / 100);
+    line.push(b'.');
+    let c = (abs % 100) as u8;
+    line.extend_from_slice(&[b'0' + c / 10, b'0' + c % 10]);
+}
+
+/// The names the human report gives the states (their `Debug` names, which the report has
+/// always printed).
+fn part_state_name(s: PartState) -> &'static str {
+    match s {
+        PartState::Paid => "Paid",
+        PartState::Rejected => "Rejected",
+        PartState::Deferred => "Deferred",
+        PartState::NotProcessed => "NotProcessed",
+        PartState::Unknown => "Unknown",
+    }
+}
+
+fn invoice_state_name(s: InvoiceState) -> &'static str {
+    match s {
+        InvoiceState::Paid => "Paid",
+        InvoiceState::Rejected => "Rejected",
+        InvoiceState::Deferred => "Deferred",
+        InvoiceState::Partial => "Partial",
+        InvoiceState::NotProcessed => "NotProcessed",
+    }
+}
+
+/// One line per invoice, written into `line` (cleared first).
+fn invoice_line(line: &mut Vec<u8>, inv: &Invoice<Cow<'_, str>>) {
+    let part = |line: &mut Vec<u8>, p: &Option<Part<Cow<'_, str>>>| match p {
+        None => line.push(b'-'),
+        Some(p) => {
+            line.extend_from_slice(part_state_name(p.state).as_bytes());
+            line.extend_from_slice(b" requested ");
+            push_euros(line, i64::try_from(p.requested_cents).unwrap_or(i64::MAX));
+            line.extend_from_slice(b" paid ");
+            push_euros(line, p.paid_cents);
+        }
+    };
+    line.clear();
+    line.extend_from_slice(b"  invoice ");
+    line.extend_from_slice(inv.invoice_number.as_bytes());
+    line.extend_from_slice(b" (lot ");
+    line.extend_from_slice(inv.lot_number.as_bytes());
+    line.extend_from_slice(b"): ");
+    line.extend_from_slice(invoice_state_name(inv.state).as_bytes());
+    line.extend_from_slice(b"; AMO ");
+    part(line, &inv.amo);
+    line.extend_from_slice(b"; AMC ");
+    part(line, &inv.amc);
+    line.extend_from_slice(b"; paid ");
+    push_euros(line, inv.paid_cents);
+    line.extend_from_slice(b"; ");
+    push_u64(line, inv.rejects.len() as u64);
+    line.extend_from_slice(b" reject(s)\n");
+}
+
+/// One line per payment, written into `line` (cleared first).
+fn payment_line(line: &mut Vec<u8>, i: usize, p: &Payment<Cow<'_, str>>) {
+    line.clear();
+    line.extend_from_slice(b"  payment ");
+    push_u64(line, i as u64);
+    line.extend_from_slice(b": recipient ");
+    line.extend_from_slice(p.settlement_recipient.as_deref().unwrap_or("?").as_bytes());
+    line.extend_from_slice(b", ");
+    push_u64(line, p.invoices.len() as u64);
+    line.extend_from_slice(b" invoice(s), amount ");
+    push_euros(line, p.amount_cents);
+    line.push(b'\n');
 }
 
 /// The human report: summary, findings, views (streamed), then up to `--max-items` entities
@@ -340,18 +405,24 @@ fn write_text(n: &Noemie, opts: &Options, out: &mut impl Write) -> io::Result<()
     }
     let (mut payments, mut invoices) = (0usize, 0usize);
     let mut result = Ok(());
-    n.walk_payments(|item| {
+    let mut line = Vec::with_capacity(256);
+    let want = Want {
+        invoices: true,
+        payments: true,
+    };
+    n.walk_view_ref(want, |item| {
         if result.is_ok() {
-            result = match item {
+            match item {
                 ViewItem::Invoice(inv) => {
                     invoices += 1;
-                    writeln!(out, "{}", invoice_line(&inv))
+                    invoice_line(&mut line, &inv);
                 }
                 ViewItem::Payment(p) => {
                     payments += 1;
-                    writeln!(out, "{}", payment_line(payments - 1, &p))
+                    payment_line(&mut line, payments - 1, &p);
                 }
-            };
+            }
+            result = out.write_all(&line);
         }
     });
     result?;
@@ -481,5 +552,20 @@ mod tests {
         assert_eq!(euros(-5), "-0.05");
         assert_eq!(euros(12345), "123.45");
         assert_eq!(euros(i64::MIN), "-92233720368547758.08");
+        assert_eq!(euros(0), "0.00");
+        assert_eq!(euros(100), "1.00");
+        assert_eq!(euros(i64::MAX), "92233720368547758.07");
+    }
+
+    #[test]
+    fn state_names_are_the_debug_names() {
+        use PartState as P;
+        for s in [P::Paid, P::Rejected, P::Deferred, P::NotProcessed, P::Unknown] {
+            assert_eq!(part_state_name(s), format!("{s:?}"));
+        }
+        use InvoiceState as I;
+        for s in [I::Paid, I::Rejected, I::Deferred, I::Partial, I::NotProcessed] {
+            assert_eq!(invoice_state_name(s), format!("{s:?}"));
+        }
     }
 }
