@@ -155,10 +155,41 @@ fn every_command_output_follows_its_schema() {
             "oct-quarantine-list",
             [&["oct", "quarantine", "list", "--all", "--json"][..], &o].concat(),
         ),
-        ("inspect", vec!["inspect", "--json", lot.to_str().unwrap()]),
     ];
     for (name, args) in &cases {
         assert_valid(name, args);
+    }
+    // `inspect` of each kind of file this store has: the lots, the single file and the memory
+    // zone `gen` writes, the messages `ps send --out` wrote.
+    let mut inspected: Vec<PathBuf> = vec![lot.clone()];
+    for format in ["single-file", "zone"] {
+        let file = dir.path().join(format!("new.{format}"));
+        svoct(&[
+            "gen",
+            "--seed",
+            "4242",
+            "--invoices",
+            "2",
+            "--format",
+            format,
+            "--out",
+            file.to_str().unwrap(),
+        ]);
+        inspected.push(file);
+    }
+    let mut emls: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
+    emls.sort();
+    assert!(
+        emls.len() >= 3,
+        "send, resend and loi request wrote messages: {emls:?}"
+    );
+    inspected.extend(emls);
+    for file in &inspected {
+        assert_valid("inspect", &["inspect", "--json", file.to_str().unwrap()]);
     }
     // The schemas were checked on objects, not only on empty arrays: the demo leaves a refused
     // lot and a rejected invoice to lead `ps status`, and every lot in `ps returns`.
@@ -213,6 +244,20 @@ fn the_old_shapes_fail_their_schema() {
         (
             "inspect",
             r#"{"format":"noemie","valid":true,"files":1,"findings":[]}"#,
+        ),
+        // Deep inside a body no schema describes key by key: an epoch time, a time without
+        // offset, a count under a list's name.
+        (
+            "inspect",
+            r#"{"format":"message","findings":[],"parts":[{"inner":{"received_ms":1}}]}"#,
+        ),
+        (
+            "inspect",
+            r#"{"format":"message","findings":[],"parts":[{"signed_at":"2026-12-02 07:57"}]}"#,
+        ),
+        (
+            "ps-status",
+            r#"{"arl_days":2,"rsp_days":15,"needs_attention":[],"lots_without_arl":[],"invoices_without_rsp":[],"lots_to_resend":[],"invoices_to_correct":[],"unmatched":[],"paid_per_day":[],"payment_lines":[{"lot":{"invoices":3}}],"insurer_notices":[],"arts":[]}"#,
         ),
     ];
     for (name, doc) in old {
