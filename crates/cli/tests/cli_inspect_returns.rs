@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
+
+mod schema;
 use svoct_formats::arl::{Arl, ArlReason, ArlStatus, Stamp};
 use svoct_formats::art::{Art, ArtLot, FileStatus, LotStatus};
 use svoct_formats::b2::SingleFileParams;
@@ -45,6 +47,10 @@ fn inspect_json(path: &Path, extra: &[&str]) -> (Output, Value) {
             String::from_utf8_lossy(&out.stderr)
         )
     });
+    // Every report here also follows the `inspect` JSON Schema (docs/json.md), the streamed
+    // NOEMIE one included.
+    let errors = schema::violations("inspect", &String::from_utf8_lossy(&out.stdout));
+    assert!(errors.is_empty(), "inspect schema: {errors}");
     (out, v)
 }
 

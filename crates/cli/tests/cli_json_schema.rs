@@ -6,40 +6,11 @@
 //! Validation is Python's `jsonschema` (draft 2020-12), installed by scripts/setup.sh
 //! (Debian `python3-jsonschema`).
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 
-fn schema(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../docs/json-schema")
-        .join(format!("{name}.schema.json"))
-}
-
-/// The validation errors of `doc` against the schema `name` (empty when valid).
-fn violations(name: &str, doc: &str) -> String {
-    const CHECK: &str = "import json, sys, jsonschema\n\
-        schema = json.load(open(sys.argv[1]))\n\
-        jsonschema.Draft202012Validator.check_schema(schema)\n\
-        v = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)\n\
-        for e in v.iter_errors(json.load(sys.stdin)):\n    print(list(e.absolute_path), e.message[:300])\n";
-    let mut child = Command::new("python3")
-        .args(["-c", CHECK])
-        .arg(schema(name))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 (scripts/setup.sh installs it with python3-jsonschema)");
-    child.stdin.take().unwrap().write_all(doc.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the validator itself failed (is python3-jsonschema installed?): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+mod schema;
+use schema::violations;
 
 /// Run the binary, which must succeed; its stdout.
 fn svoct(args: &[&str]) -> String {

@@ -150,6 +150,8 @@ fn write_json(n: &Noemie, out: &mut impl Write) -> io::Result<()> {
     field(out, "packaging", &n.packaging)?;
     // Written here, not through `crate::json::print`: the same names (docs/json.md).
     field(out, "file_count", &n.files.len())?;
+    // One summary per file, small: through the same naming pass as every other output.
+    let summaries = serde_json::to_value(&summaries).map(crate::json::normalize)?;
     field(out, "file_summaries", &summaries)?;
     field(out, "findings", &n.findings)?;
     field(out, "findings_suppressed", &n.findings_suppressed)?;
