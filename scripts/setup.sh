@@ -12,6 +12,8 @@ command -v dovecot >/dev/null 2>&1 || need+=(dovecot-core)
 command -v swaks >/dev/null 2>&1 || need+=(swaks)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# The JSON Schema check of every `--json` output (crates/cli/tests/cli_json_schema.rs).
+python3 -c "import jsonschema" >/dev/null 2>&1 || need+=(python3-jsonschema)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 [ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
 

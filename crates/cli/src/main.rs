@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod json;
 
 /// The result of a subcommand: an exit code, or an error printed as one line on stderr.
 pub type CmdResult = Result<ExitCode, Box<dyn std::error::Error + Send + Sync>>;

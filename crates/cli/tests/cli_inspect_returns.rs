@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
+
+mod schema;
 use svoct_formats::arl::{Arl, ArlReason, ArlStatus, Stamp};
 use svoct_formats::art::{Art, ArtLot, FileStatus, LotStatus};
 use svoct_formats::b2::SingleFileParams;
@@ -45,6 +47,10 @@ fn inspect_json(path: &Path, extra: &[&str]) -> (Output, Value) {
             String::from_utf8_lossy(&out.stderr)
         )
     });
+    // Every report here also follows the `inspect` JSON Schema (docs/json.md), the streamed
+    // NOEMIE one included.
+    let errors = schema::violations("inspect", &String::from_utf8_lossy(&out.stdout));
+    assert!(errors.is_empty(), "inspect schema: {errors}");
     (out, v)
 }
 
@@ -126,7 +132,7 @@ fn noemie_580_lines_is_detected_with_states_and_amounts() {
     assert_eq!(v["format"], "noemie");
     assert_eq!(v["valid"], true);
     assert_eq!(v["reference"], "580");
-    assert_eq!(v["files"], 1);
+    assert_eq!(v["file_count"], 1);
     let invoices = v["invoices"].as_array().unwrap();
     assert_eq!(invoices.len(), 3);
     let states: Vec<&str> = invoices.iter().map(|i| i["state"].as_str().unwrap()).collect();
@@ -295,7 +301,7 @@ fn art_body_is_detected() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(v["format"], "art");
     assert_eq!(v["lot_count"], 2);
-    assert_eq!(v["invoices"], 15);
+    assert_eq!(v["invoice_count"], 15);
     assert_eq!(v["lots"][1]["status"], "refused");
 
     // The FIN line's count no longer matches: unreadable receipt.

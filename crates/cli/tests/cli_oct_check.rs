@@ -322,7 +322,7 @@ source = "no-such-dir"
 
     let json: serde_json::Value = serde_json::from_slice(&oct(&cfg, &["check", "--json"]).stdout).unwrap();
     assert_eq!(json["ok"], false);
-    assert_eq!(json["errors"], 6);
+    assert_eq!(json["error_count"], 6);
 }
 
 #[test]

@@ -3,6 +3,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod schema;
+
 fn svoct(config: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_svoct"))
         .arg("ps")
@@ -57,6 +59,9 @@ fn init_then_show_redacts_credentials() {
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["network"]["smtp"]["password"], "[redacted]");
     assert_eq!(v["mode"], "direct");
+    // A set password is `[redacted]` by the schema too (docs/json.md).
+    let errors = schema::violations("ps-config-show", &json);
+    assert!(errors.is_empty(), "{errors}");
 }
 
 #[test]

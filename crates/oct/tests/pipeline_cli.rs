@@ -27,6 +27,38 @@ fn svoct(bin: &std::path::Path, world: &World, args: &[&str]) -> (bool, String, 
     )
 }
 
+/// `doc` against docs/json-schema/NAME.schema.json (docs/json.md), with Python's `jsonschema`
+/// (scripts/setup.sh installs `python3-jsonschema`): here the OCT has a quarantined message,
+/// which `crates/cli/tests/cli_json_schema.rs` (the demo's state) does not.
+fn assert_schema(name: &str, doc: &str) {
+    use std::io::Write;
+    const CHECK: &str = "import json, sys, jsonschema\n\
+        schema = json.load(open(sys.argv[1]))\n\
+        v = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)\n\
+        for e in v.iter_errors(json.load(sys.stdin)):\n    print(list(e.absolute_path), e.message[:300])\n";
+    let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../../docs/json-schema/{name}.schema.json"));
+    let mut child = Command::new("python3")
+        .args(["-c", CHECK])
+        .arg(schema)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(doc.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("python3");
+    let errors = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && errors.is_empty(),
+        "{name}: {errors}\n{doc}"
+    );
+}
+
 #[test]
 fn status_quarantine_and_retry_after_adding_a_route() {
     let bin = svoct_binary();
@@ -58,6 +90,7 @@ fn status_quarantine_and_retry_after_adding_a_route() {
 
     let (ok, out, err) = svoct(&bin, &world, &["status", "--json"]);
     assert!(ok, "{err}");
+    assert_schema("oct-status", &out);
     let status: serde_json::Value = serde_json::from_str(&out).expect("status JSON");
     assert_eq!(status["spool_waiting"], 0);
     assert_eq!(status["spool_quarantined"], 0);
@@ -70,8 +103,12 @@ fn status_quarantine_and_retry_after_adding_a_route() {
     assert!(ok);
     assert!(out.contains("no_route"), "{out}");
 
+    let (ok, out, _) = svoct(&bin, &world, &["quarantine", "list", "--json"]);
+    assert!(ok);
+    assert_schema("oct-quarantine-list", &out);
     let (ok, out, _) = svoct(&bin, &world, &["quarantine", "show", &id.to_string(), "--json"]);
     assert!(ok);
+    assert_schema("oct-quarantine-show", &out);
     let shown: serde_json::Value = serde_json::from_str(&out).expect("show JSON");
     assert_eq!(shown["message"]["mail_from"], PS_ADDRESS);
     assert!(
@@ -149,8 +186,10 @@ fn status_quarantine_and_retry_after_adding_a_route() {
     );
     let (ok, out, err) = svoct(&bin, &world, &["quarantine", "show", &id.to_string(), "--json"]);
     assert!(ok, "{err}");
+    assert_schema("oct-quarantine-show", &out);
     let shown: serde_json::Value = serde_json::from_str(&out).expect("show JSON");
     assert_eq!(shown["message"]["state"], "purged");
+    assert!(shown["purged"]["removed_at"].is_string(), "{shown}");
     assert_eq!(shown["message"]["code"], "no_route", "the reason stays");
     assert_eq!(shown["purged"]["cause"], "retention");
     assert_eq!(shown["purged"]["bytes"], raw.len());

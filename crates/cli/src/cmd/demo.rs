@@ -56,7 +56,7 @@ pub fn run(args: Args) -> CmdResult {
     runtime.shutdown_timeout(Duration::from_secs(5));
     let summary = result?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        crate::json::print(&summary)?;
     }
     Ok(if summary.complete {
         ExitCode::SUCCESS

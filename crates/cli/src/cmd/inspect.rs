@@ -154,10 +154,11 @@ pub fn run(args: Args) -> CmdResult {
         )
     })?;
     if args.json {
-        println!(
-            "{}",
-            to_json(detected.format, detected.problem.is_none(), detected.json)
-        );
+        crate::json::print(&to_json(
+            detected.format,
+            detected.problem.is_none(),
+            detected.json,
+        ))?;
     } else {
         print!("{}", detected.text);
     }

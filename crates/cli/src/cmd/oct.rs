@@ -169,16 +169,13 @@ fn check(file: &Path, strict: bool, json: bool) -> CmdResult {
     let (_, report) = preflight::check_file(file);
     let ok = report.passes(strict);
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "file": report.file,
-                "ok": ok,
-                "errors": report.count(Severity::Error),
-                "warnings": report.count(Severity::Warning),
-                "findings": report.findings,
-            }))?
-        );
+        crate::json::print(&serde_json::json!({
+            "file": report.file,
+            "ok": ok,
+            "error_count": report.count(Severity::Error),
+            "warning_count": report.count(Severity::Warning),
+            "findings": report.findings,
+        }))?;
     } else {
         print!("{report}");
         println!(
@@ -290,7 +287,7 @@ fn status(config: &Config, json: bool) -> CmdResult {
         login_refused,
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::json::print(&report)?;
         return Ok(ExitCode::SUCCESS);
     }
     print_service(report.service);
@@ -394,7 +391,7 @@ fn quarantine(config: &Config, command: QuarantineCommand) -> CmdResult {
         QuarantineCommand::List { all, json } => {
             let rows = state.quarantine_list(all)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                crate::json::print(&rows)?;
             } else {
                 print_quarantine(&rows);
             }
@@ -418,16 +415,14 @@ fn quarantine(config: &Config, command: QuarantineCommand) -> CmdResult {
                 f.write_all(&bytes)?;
             }
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({
-                        "message": row,
-                        "summary": summary,
-                        "purged": purged.as_ref().map(|(cause, bytes, at)| {
-                            serde_json::json!({ "cause": cause, "bytes": bytes, "at": at })
-                        }),
-                    }))?
-                );
+                // `removed_at` is epoch seconds here; the JSON writer makes it RFC 3339.
+                crate::json::print(&serde_json::json!({
+                    "message": row,
+                    "summary": summary,
+                    "purged": purged.as_ref().map(|(cause, bytes, at)| {
+                        serde_json::json!({ "cause": cause, "bytes": bytes, "removed_at": at })
+                    }),
+                }))?;
             } else {
                 println!("#{} [{}] {}", row.id, row.state, row.code);
                 println!("reason: {}", one_line(&row.reason));

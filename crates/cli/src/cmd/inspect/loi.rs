@@ -30,6 +30,7 @@ pub fn detect(bytes: &[u8], opts: &Options) -> Option<Detected> {
         return Some(match DloiRequest::parse(bytes) {
             Ok(r) => {
                 let mut j = map_of(&r);
+                j.insert("at".into(), rfc3339(&r.at).into());
                 j.insert("findings".into(), json!([]));
                 Detected {
                     format: REQUEST,
@@ -66,6 +67,7 @@ pub fn detect(bytes: &[u8], opts: &Options) -> Option<Detected> {
                 }
             }
             let mut j = map_of(&inc);
+            j.insert("at".into(), rfc3339(&inc.at).into());
             j.insert("addition_count".into(), inc.additions.len().into());
             j.insert("removal_count".into(), inc.removals.len().into());
             j.insert("digest".into(), format!("{:016x}", inc.digest()).into());
@@ -79,4 +81,13 @@ pub fn detect(bytes: &[u8], opts: &Options) -> Option<Detected> {
         }
         Err(e) => failed(INCREMENT, bytes.len(), &e),
     })
+}
+
+/// The file's `DATE` as every time in a JSON output (docs/json.md): the provisional format's
+/// `DATE` is UTC (docs/formats/loi.md), so the offset is `Z`.
+fn rfc3339(at: &svoct_formats::loi::DateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        at.year, at.month, at.day, at.hour, at.minute, at.second
+    )
 }

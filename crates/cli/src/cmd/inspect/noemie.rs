@@ -119,7 +119,7 @@ fn write_structure_error(len: usize, e: &str, json: bool, out: &mut impl Write) 
             "format": FORMAT,
             "valid": false,
             "reference": Value::Null,
-            "files": 0,
+            "file_count": 0,
             "findings": [{ "severity": "error", "kind": "structure", "message": e }],
         });
         serde_json::to_writer(&mut *out, &v)?;
@@ -149,7 +149,10 @@ fn write_json(n: &Noemie, out: &mut impl Write) -> io::Result<()> {
     )?;
     field(out, "reference", &n.references())?;
     field(out, "packaging", &n.packaging)?;
-    field(out, "files", &n.files.len())?;
+    // Written here, not through `crate::json::print`: the same names (docs/json.md).
+    field(out, "file_count", &n.files.len())?;
+    // One summary per file, small: through the same naming pass as every other output.
+    let summaries = serde_json::to_value(&summaries).map(crate::json::normalize)?;
     field(out, "file_summaries", &summaries)?;
     field(out, "findings", &n.findings)?;
     field(out, "findings_suppressed", &n.findings_suppressed)?;

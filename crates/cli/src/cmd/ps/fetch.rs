@@ -28,7 +28,7 @@ pub fn fetch(path: &Path, args: FetchArgs) -> CmdResult {
     let ps = Ps::open(Config::load(path)?)?;
     let r = ps.fetch()?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        crate::json::print(&r)?;
     } else {
         println!(
             "{}: {} new, {} already stored, {} classified, {} quarantined, {} too large (left on the server), \
@@ -69,7 +69,7 @@ pub fn list(path: &Path, args: ListArgs, quarantine: bool) -> CmdResult {
         all
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&messages)?);
+        crate::json::print(&messages)?;
         return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<Vec<String>> = messages

@@ -29,7 +29,7 @@ pub fn check(path: &Path, args: CheckArgs) -> CmdResult {
     let ps = Ps::open(Config::load(path)?)?;
     let a = svoct_ps::status::loi_check(&ps, &args.card)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&a)?);
+        crate::json::print(&a)?;
     } else {
         let state = if a.opposed { "OPPOSED" } else { "not opposed" };
         println!(

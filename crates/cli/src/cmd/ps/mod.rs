@@ -269,7 +269,7 @@ fn show(path: &Path, json: bool) -> CmdResult {
     let config = Config::load(path)?;
     let value = config.redacted();
     if json {
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        crate::json::print(&value)?;
     } else {
         for (key, value) in output::flatten(&value) {
             println!("{key} = {value}");

@@ -75,7 +75,7 @@ pub fn returns(path: &Path, args: ReturnsArgs) -> CmdResult {
     let mut v = svoct_ps::status::returns_view(&ps)?;
     filter.apply(&mut v);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        crate::json::print(&v)?;
         return Ok(ExitCode::SUCCESS);
     }
     let t = &v.totals;

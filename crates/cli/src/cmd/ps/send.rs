@@ -124,9 +124,25 @@ fn progress(len: usize) -> indicatif::ProgressBar {
     }
 }
 
-fn report(sent: &[Sent], json: bool) -> CmdResult {
+/// What was sent. In JSON, the journal entries themselves, as `ps journal --json` shows them
+/// (one shape for one object in every command, docs/json.md), each with `to`: the address
+/// of this sending, which the journal does not keep.
+fn report(ps: &Ps, sent: &[Sent], json: bool) -> CmdResult {
     if json {
-        println!("{}", serde_json::to_string_pretty(sent)?);
+        let mut entries = Vec::with_capacity(sent.len());
+        for s in sent {
+            let entry = ps
+                .store()
+                .journal()
+                .get(s.entry)?
+                .ok_or_else(|| format!("journal entry {} vanished", s.entry.0))?;
+            let mut value = serde_json::to_value(entry)?;
+            if let Some(fields) = value.as_object_mut() {
+                fields.insert("to".into(), s.to.clone().into());
+            }
+            entries.push(value);
+        }
+        crate::json::print(&entries)?;
     } else if sent.is_empty() {
         println!("nothing to send");
     } else {
@@ -174,7 +190,7 @@ pub fn send(path: &Path, args: SendArgs) -> CmdResult {
         bar.set_message(s.status.as_str());
     })?;
     bar.finish_and_clear();
-    report(&sent, args.out.json)
+    report(&ps, &sent, args.out.json)
 }
 
 pub fn retry(path: &Path, args: RetryArgs) -> CmdResult {
@@ -183,14 +199,14 @@ pub fn retry(path: &Path, args: RetryArgs) -> CmdResult {
     let bar = progress(2);
     let sent = ps.retry(&*t, &mut |_| bar.inc(1))?;
     bar.finish_and_clear();
-    report(&sent, args.out.json)
+    report(&ps, &sent, args.out.json)
 }
 
 pub fn resend(path: &Path, args: ResendArgs) -> CmdResult {
     let ps = open(path)?;
     let t = transport(&ps, &args.out.out)?;
     let sent = ps.resend(&*t, EntryId(args.id), args.force)?;
-    report(&[sent], args.out.json)
+    report(&ps, &[sent], args.out.json)
 }
 
 #[derive(clap::Args)]
@@ -210,7 +226,7 @@ pub fn loi_request(path: &Path, args: LoiRequestArgs) -> CmdResult {
         Some(v) => ps.request_loi(&*t, v)?,
         None => ps.request_loi_after_held(&*t)?,
     };
-    report(&[sent], args.out.json)
+    report(&ps, &[sent], args.out.json)
 }
 
 pub fn journal(path: &Path, args: JournalArgs) -> CmdResult {
@@ -228,7 +244,7 @@ pub fn journal(path: &Path, args: JournalArgs) -> CmdResult {
         None => entries,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&entries)?);
+        crate::json::print(&entries)?;
         return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<Vec<String>> = entries

@@ -70,7 +70,7 @@ pub fn status(path: &Path, args: StatusArgs) -> CmdResult {
     let ps = Ps::open(Config::load(path)?)?;
     let s = svoct_ps::status::status_now(&ps)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        crate::json::print(&s)?;
         return Ok(ExitCode::SUCCESS);
     }
     println!("Needs a human now: {}", s.needs_attention.len());
