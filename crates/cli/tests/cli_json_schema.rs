@@ -107,6 +107,14 @@ fn every_command_output_follows_its_schema() {
             [&["ps", "loi", "request", "--out", out_s, "--json"][..], &p].concat(),
         ),
         ("ps-journal", [&["ps", "journal", "--json"][..], &p].concat()),
+        (
+            "ps-journal-show",
+            [&["ps", "journal", "show", "1", "--json"][..], &p].concat(),
+        ),
+        (
+            "ps-quarantine-show",
+            [&["ps", "quarantine", "show", "1", "--json"][..], &p].concat(),
+        ),
         ("ps-status", [&["ps", "status", "--json"][..], &p].concat()),
         ("ps-returns", [&["ps", "returns", "--json"][..], &p].concat()),
         ("ps-inbox", [&["ps", "inbox", "--json"][..], &p].concat()),

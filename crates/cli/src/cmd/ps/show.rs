@@ -86,7 +86,7 @@ pub fn journal_show(path: &Path, args: JournalShowArgs) -> CmdResult {
     };
     if args.json {
         let value = serde_json::json!({ "entry": entry, "payload": saved });
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        crate::json::print(&value)?;
         return Ok(ExitCode::SUCCESS);
     }
     println!("entry:       {}", entry.id.0);
@@ -140,7 +140,7 @@ pub fn quarantine_show(path: &Path, args: QuarantineShowArgs) -> CmdResult {
             "subject": subject,
             "reason": message.reason,
         });
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        crate::json::print(&value)?;
         return Ok(ExitCode::SUCCESS);
     }
     println!("message:  {}", message.id.0);
