@@ -48,8 +48,10 @@ impl SelfSigned {
     pub fn with_validity(common_name: &str, not_before: i64, not_after: i64) -> Result<Self, ErrorStack> {
         let key = PKey::from_rsa(Rsa::generate(2048)?)?;
         let mut name = X509NameBuilder::new()?;
-        name.append_entry_by_text("CN", common_name)?;
-        name.append_entry_by_text("O", "svoct tests")?;
+        // A common name is at most 64 characters (RFC 5280 ub-common-name).
+        let common_name: String = common_name.chars().take(64).collect();
+        name.append_entry_by_text("CN", &common_name)?;
+        name.append_entry_by_text("O", "svoct throw-away")?;
         let name = name.build();
         let mut b = X509::builder()?;
         b.set_version(2)?;

@@ -287,25 +287,16 @@ impl Inbox<'_> {
 
     /// Messages in a state, oldest first, with their raw bytes.
     pub fn with_state(&self, state: InboxState) -> Result<Vec<InboxMessage>, StoreError> {
-        let mut stmt = self
-            .store
-            .conn
-            .prepare(&format!(
-                "SELECT {COLUMNS} FROM inbox WHERE state = ?1 ORDER BY id"
-            ))
-            .map_err(sql("prepare inbox query"))?;
-        let rows = stmt
-            .query_map([state.as_str()], raw_row)
-            .map_err(sql("query inbox"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sql("read inbox rows"))?;
-        rows.into_iter().map(decode).collect()
+        self.in_state(state, COLUMNS)
     }
 
     /// Messages in a state, oldest first, **without** their raw bytes (`raw` is empty): what a
     /// listing needs (reason, classification, size), in memory bounded by the row count.
     pub fn list_state(&self, state: InboxState) -> Result<Vec<InboxMessage>, StoreError> {
-        let columns = COLUMNS.replacen("raw", "X'' AS raw", 1);
+        self.in_state(state, &COLUMNS.replacen("raw", "X'' AS raw", 1))
+    }
+
+    fn in_state(&self, state: InboxState, columns: &str) -> Result<Vec<InboxMessage>, StoreError> {
         let mut stmt = self
             .store
             .conn

@@ -9,14 +9,8 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use openssl::asn1::{Asn1Integer, Asn1Time};
-use openssl::bn::{BigNum, MsbOption};
-use openssl::hash::MessageDigest;
-use openssl::pkey::{PKey, Private};
-use openssl::rsa::Rsa;
-use openssl::x509::extension::{BasicConstraints, KeyUsage};
-use openssl::x509::{X509, X509NameBuilder};
 use svoct_mail::fsx;
+use svoct_mail::selfsigned::SelfSigned;
 
 type InitResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -99,55 +93,17 @@ port = 25
     )
 }
 
-/// A self-signed RSA 2048 key and certificate valid for a year (`keys/oct.key`, `keys/oct.crt`).
+/// A self-signed RSA 2048 key and certificate valid for a year (`keys/oct.key`, `keys/oct.crt`),
+/// made by the same code as the demo's (`svoct_mail::selfsigned`).
 fn write_throwaway_pair(dir: &Path, address: &str) -> InitResult<()> {
-    let key = PKey::from_rsa(Rsa::generate(2048)?)?;
-    let cert = self_signed(&key, &format!("svoct throw-away {address}"))?;
+    let pair = SelfSigned::generate(&format!("svoct throw-away {address}"))?;
     let key_path = dir.join("oct.key");
     let mut f = fsx::create_new_data_file(&key_path).map_err(|e| format!("{}: {e}", key_path.display()))?;
-    f.write_all(&key.private_key_to_pem_pkcs8()?)?;
+    f.write_all(&pair.key_pem()?)?;
     f.sync_all()?;
     let cert_path = dir.join("oct.crt");
     let mut f = fsx::create_new_data_file(&cert_path).map_err(|e| format!("{}: {e}", cert_path.display()))?;
-    f.write_all(&cert.to_pem()?)?;
+    f.write_all(&pair.cert_pem()?)?;
     f.sync_all()?;
     Ok(())
-}
-
-fn self_signed(key: &PKey<Private>, common_name: &str) -> InitResult<X509> {
-    const DAY: i64 = 86_400;
-    let mut name = X509NameBuilder::new()?;
-    // A common name is at most 64 characters (RFC 5280 ub-common-name).
-    let cn: String = common_name.chars().take(64).collect();
-    name.append_entry_by_text("CN", &cn)?;
-    let name = name.build();
-    let mut b = X509::builder()?;
-    b.set_version(2)?;
-    let mut serial = BigNum::new()?;
-    serial.rand(64, MsbOption::MAYBE_ZERO, false)?;
-    let serial = Asn1Integer::from_bn(&serial)?;
-    b.set_serial_number(&serial)?;
-    b.set_subject_name(&name)?;
-    b.set_issuer_name(&name)?;
-    b.set_pubkey(key)?;
-    // From an hour ago, so a clock a little behind does not see it as not yet valid.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs() as i64;
-    let (not_before, not_after) = (
-        Asn1Time::from_unix(now - 3600)?,
-        Asn1Time::from_unix(now + 365 * DAY)?,
-    );
-    b.set_not_before(&not_before)?;
-    b.set_not_after(&not_after)?;
-    b.append_extension(BasicConstraints::new().build()?)?;
-    b.append_extension(
-        KeyUsage::new()
-            .digital_signature()
-            .key_encipherment()
-            .data_encipherment()
-            .build()?,
-    )?;
-    b.sign(key, MessageDigest::sha256())?;
-    Ok(b.build())
 }
