@@ -82,14 +82,13 @@ fn write_archive(config: &Config, file: fs::File, out: &Path) -> Result<(usize, 
     let staging = staging_dir(out)?;
     let snapshot = staging.join(STATE_NAME);
     let db_bytes = snapshot_db(&config.paths.state, &snapshot).and_then(|()| {
-        let bytes = fs::read(&snapshot).map_err(at("read", &snapshot))?;
-        append(&mut tar, STATE_NAME, &bytes)?;
-        Ok(bytes.len() as u64)
+        let file = fs::File::open(&snapshot).map_err(at("open", &snapshot))?;
+        append(&mut tar, STATE_NAME, file)
     });
     let _ = fs::remove_dir_all(&staging);
     let db_bytes = db_bytes?;
     let manifest = format!("{MANIFEST_MAGIC}\nspool_files {entries}\nstate_bytes {db_bytes}\n");
-    append(&mut tar, "MANIFEST", manifest.as_bytes())?;
+    append_bytes(&mut tar, "MANIFEST", manifest.as_bytes())?;
     let file = tar.into_inner().map_err(at("write", out))?;
     file.sync_all().map_err(at("fsync", out))?;
     Ok((entries, db_bytes))
@@ -141,9 +140,9 @@ fn append_spool_dir(tar: &mut tar::Builder<fs::File>, dir: &Path, sub: &str) -> 
     let mut copied = 0;
     for name in names {
         let path = dir.join(&name);
-        match fs::read(&path) {
-            Ok(bytes) => {
-                append(tar, &format!("spool/{sub}/{name}"), &bytes)?;
+        match fs::File::open(&path) {
+            Ok(file) => {
+                append(tar, &format!("spool/{sub}/{name}"), file)?;
                 copied += 1;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -162,9 +161,15 @@ fn spool_name_ok(sub: &str, name: &str) -> bool {
     id.len() == 16 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-fn append(tar: &mut tar::Builder<fs::File>, name: &str, bytes: &[u8]) -> Result<(), Error> {
+/// Appends a file, streamed (a database of gigabytes is never held in memory); its size is
+/// fixed: spool entries are immutable and the snapshot is ours. Returns the bytes written.
+fn append(tar: &mut tar::Builder<fs::File>, name: &str, file: fs::File) -> Result<u64, Error> {
+    let len = file
+        .metadata()
+        .map_err(|e| format!("read archive entry {name}: {e}"))?
+        .len();
     let mut header = tar::Header::new_gnu();
-    header.set_size(bytes.len() as u64);
+    header.set_size(len);
     header.set_mode(0o600);
     header.set_entry_type(tar::EntryType::Regular);
     header.set_mtime(
@@ -173,6 +178,17 @@ fn append(tar: &mut tar::Builder<fs::File>, name: &str, bytes: &[u8]) -> Result<
             .map(|d| d.as_secs())
             .unwrap_or(0),
     );
+    // `take` keeps the entry at its declared size even if the file grew meanwhile.
+    tar.append_data(&mut header, name, file.take(len))
+        .map_err(|e| format!("write archive entry {name}: {e}"))?;
+    Ok(len)
+}
+
+fn append_bytes(tar: &mut tar::Builder<fs::File>, name: &str, bytes: &[u8]) -> Result<(), Error> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(bytes.len() as u64);
+    header.set_mode(0o600);
+    header.set_entry_type(tar::EntryType::Regular);
     tar.append_data(&mut header, name, bytes)
         .map_err(|e| format!("write archive entry {name}: {e}"))?;
     Ok(())
