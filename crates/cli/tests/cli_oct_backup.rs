@@ -427,6 +427,26 @@ fn restore_refuses_a_foreign_archive_and_a_non_empty_spool() {
         text(&r.stderr)
     );
     assert!(!d.join("state/oct.sqlite").exists());
+    // A link where a spool entry would be (it could point anywhere): refused, not followed.
+    let linked = tmp.path().join("linked");
+    std::fs::create_dir_all(linked.join("spool/new")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", linked.join("spool/new/0000000000000001")).unwrap();
+    let link_tar = tmp.path().join("link.tar");
+    let o = Command::new("tar")
+        .arg("-cf")
+        .arg(&link_tar)
+        .arg("-C")
+        .arg(&linked)
+        .arg("spool/new/0000000000000001")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let r = oct(&cfg, &["restore", link_tar.to_str().unwrap()]);
+    assert!(!r.status.success());
+    assert!(text(&r.stderr).contains("unexpected type"), "{}", text(&r.stderr));
+    assert!(std::fs::symlink_metadata(d.join("spool/new/0000000000000001")).is_err());
+    assert!(!d.join("state/oct.sqlite").exists());
+    assert!(!d.join("state/oct.sqlite.restoring").exists());
     // A spool holding an entry: refused before anything is written.
     std::fs::write(d.join("spool/new/0000000000000001"), b"x").unwrap();
     let r = oct(&cfg, &["restore", foreign.to_str().unwrap()]);

@@ -3,7 +3,8 @@
 //! [`check_file`] reads the configuration with [`Config::load_unchecked`], then lists every
 //! problem at once instead of stopping at the first: the consistency checks of
 //! [`Config::problems`] (the ones [`Config::load`] applies), then what the service would meet on
-//! the machine: the OCT key (mode 0600, readable, matching its certificate), every certificate
+//! the machine: the OCT key (mode 0600, readable, matching its certificate), the ingress's
+//! STARTTLS pair when set (the same checks), every certificate
 //! (readable, within its validity period, with a warning [`EXPIRY_WARNING_DAYS`] days before it
 //! ends), the directories and files of the state, spool, Maildirs and dLOI source, and the
 //! listen port. `serve` runs the same function first and refuses to start on an error, so the

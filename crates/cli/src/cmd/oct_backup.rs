@@ -194,12 +194,9 @@ fn append_bytes(tar: &mut tar::Builder<fs::File>, name: &str, bytes: &[u8]) -> R
     Ok(())
 }
 
-/// Where an archive entry goes under the configured paths; `None` for a name this version
-/// never writes (the archive is refused: it is not ours or was altered).
+/// Where a spool entry of the archive goes under the configured spool; `None` for a name this
+/// version never writes (the archive is refused: it is not ours or was altered).
 fn destination(config: &Config, name: &str) -> Option<PathBuf> {
-    if name == STATE_NAME {
-        return Some(config.paths.state.clone());
-    }
     let rest = name.strip_prefix("spool/")?;
     let (sub, file) = rest.split_once('/')?;
     (SPOOL_DIRS.contains(&sub) && spool_name_ok(sub, file)).then(|| config.paths.spool.join(sub).join(file))
@@ -220,47 +217,18 @@ pub fn restore(config: &Config, archive: &Path) -> CmdResult {
     if let Some(parent) = parent.filter(|p| !p.exists()) {
         fsx::create_data_dir_all(parent).map_err(at("create directory", parent))?;
     }
-    let mut manifest = None;
-    let mut state_bytes = None;
-    let mut files = 0;
-    for entry in tar.entries().map_err(at("read", archive))? {
-        let mut entry = entry.map_err(at("read", archive))?;
-        let name = entry
-            .path()
-            .map_err(at("read", archive))?
-            .to_string_lossy()
-            .into_owned();
-        if name == "MANIFEST" {
-            let mut text = String::new();
-            entry
-                .by_ref()
-                .take(4096)
-                .read_to_string(&mut text)
-                .map_err(at("read MANIFEST of", archive))?;
-            manifest = Some(text);
-            continue;
+    // The database is staged beside its place and put there last, so a restore cut short
+    // leaves no database: `serve` and `status` do not take a half-restored directory for a
+    // working one.
+    let mut staged = config.paths.state.clone().into_os_string();
+    staged.push(".restoring");
+    let staged = PathBuf::from(staged);
+    let files = match extract(config, archive, &mut tar, &staged) {
+        Ok(files) => files,
+        Err(e) => {
+            let _ = fs::remove_file(&staged);
+            return Err(e);
         }
-        let Some(to) = destination(config, &name) else {
-            return Err(format!(
-                "{}: unexpected entry {name:?}: not an svoct oct backup",
-                archive.display()
-            )
-            .into());
-        };
-        if name == STATE_NAME {
-            // Written last, so a restore cut short leaves no database: `serve` and `status`
-            // would not take a half-restored directory for a working one.
-            let staged = config.paths.state.with_extension("restoring");
-            write_new(&mut entry, &staged)?;
-            state_bytes = Some(staged);
-            continue;
-        }
-        write_new(&mut entry, &to)?;
-        files += 1;
-    }
-    check_manifest(manifest.as_deref(), files, archive)?;
-    let Some(staged) = state_bytes else {
-        return Err(format!("{}: no state database in the archive", archive.display()).into());
     };
     fsx::place_no_replace(&staged, &config.paths.state).map_err(at("place", &config.paths.state))?;
     for sub in SPOOL_DIRS {
@@ -273,6 +241,55 @@ pub fn restore(config: &Config, archive: &Path) -> CmdResult {
         config.paths.state.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the archive's spool entries in place and its database to `staged`, after checking
+/// every name and type against the layout; the number of spool files.
+fn extract(
+    config: &Config,
+    archive: &Path,
+    tar: &mut tar::Archive<fs::File>,
+    staged: &Path,
+) -> Result<usize, Error> {
+    let mut manifest = None;
+    let mut has_state = false;
+    let mut files = 0;
+    for entry in tar.entries().map_err(at("read", archive))? {
+        let mut entry = entry.map_err(at("read", archive))?;
+        let name = entry
+            .path()
+            .map_err(at("read", archive))?
+            .to_string_lossy()
+            .into_owned();
+        let foreign = |why: &str| -> Error {
+            format!("{}: {why} {name:?}: not an svoct oct backup", archive.display()).into()
+        };
+        // Links and devices are never written by `backup`: refused, not followed.
+        if entry.header().entry_type() != tar::EntryType::Regular {
+            return Err(foreign("entry of an unexpected type"));
+        }
+        if name == "MANIFEST" {
+            let mut text = String::new();
+            entry
+                .by_ref()
+                .take(4096)
+                .read_to_string(&mut text)
+                .map_err(at("read MANIFEST of", archive))?;
+            manifest = Some(text);
+        } else if name == STATE_NAME {
+            write_new(&mut entry, staged)?;
+            has_state = true;
+        } else {
+            let to = destination(config, &name).ok_or_else(|| foreign("unexpected entry"))?;
+            write_new(&mut entry, &to)?;
+            files += 1;
+        }
+    }
+    check_manifest(manifest.as_deref(), files, archive)?;
+    if !has_state {
+        return Err(format!("{}: no state database in the archive", archive.display()).into());
+    }
+    Ok(files)
 }
 
 /// A restore never mixes two states: the database must be absent and the spool empty.
