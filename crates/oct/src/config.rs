@@ -185,6 +185,13 @@ pub struct IngressSettings {
     /// Minimum DATA rate, octets per second, averaged over the DATA phase.
     #[serde(default = "default_min_data_rate")]
     pub min_data_rate: u64,
+    /// Certificate chain (PEM) the ingress presents after STARTTLS; with `tls_key`, STARTTLS
+    /// is offered, without both it is not.
+    #[serde(default)]
+    pub tls_certificate: Option<PathBuf>,
+    /// Private key (PEM) of `tls_certificate`: mode 0600 or stricter, like the OCT's key.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -228,11 +235,25 @@ impl Default for IngressSettings {
             transaction_timeout_secs: default_transaction_timeout(),
             data_grace_secs: default_data_grace(),
             min_data_rate: default_min_data_rate(),
+            tls_certificate: None,
+            tls_key: None,
         }
     }
 }
 
 impl IngressSettings {
+    /// The STARTTLS files, when both are set (one without the other is a configuration error,
+    /// see [`Config::problems`]).
+    pub fn tls_files(&self) -> Option<crate::ingress::TlsFiles> {
+        match (&self.tls_certificate, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::ingress::TlsFiles {
+                cert_chain: cert.clone(),
+                private_key: key.clone(),
+            }),
+            _ => None,
+        }
+    }
+
     /// The ingress configuration these settings give, for a concentrator whose host name is
     /// `hostname` and which accepts mail for `addresses` only (every other recipient: `550`).
     pub fn ingress_config(&self, hostname: &str, addresses: Vec<String>) -> crate::ingress::IngressConfig {
@@ -247,6 +268,7 @@ impl IngressSettings {
         ic.transaction_timeout = std::time::Duration::from_secs(self.transaction_timeout_secs.max(1));
         ic.data_grace = std::time::Duration::from_secs(self.data_grace_secs.max(1));
         ic.min_data_rate = self.min_data_rate;
+        ic.tls = self.tls_files();
         ic
     }
 }
@@ -751,6 +773,12 @@ impl Config {
         fix(&mut self.paths.state);
         fix(&mut self.keys.private_key);
         fix(&mut self.keys.certificate);
+        for p in [&mut self.ingress.tls_certificate, &mut self.ingress.tls_key]
+            .into_iter()
+            .flatten()
+        {
+            fix(p);
+        }
         for s in &mut self.senders {
             if let Some(c) = &mut s.certificate {
                 fix(c);
@@ -799,6 +827,17 @@ impl Config {
         note(check_address("oct.address", &self.oct.address));
         for (i, a) in self.ingress.addresses.iter().enumerate() {
             note(check_address(&format!("ingress.addresses[{i}]"), a));
+        }
+        match (&self.ingress.tls_certificate, &self.ingress.tls_key) {
+            (Some(_), None) => note(Err(invalid(
+                "ingress.tls_key",
+                "missing: ingress.tls_certificate is set, STARTTLS needs its key",
+            ))),
+            (None, Some(_)) => note(Err(invalid(
+                "ingress.tls_certificate",
+                "missing: ingress.tls_key is set, STARTTLS needs its certificate",
+            ))),
+            _ => {}
         }
         note(check_text("oct.name", &self.oct.name, 40));
         note(check_digits("oct.spec_version", &self.oct.spec_version, 6));

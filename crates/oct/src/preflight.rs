@@ -3,7 +3,8 @@
 //! [`check_file`] reads the configuration with [`Config::load_unchecked`], then lists every
 //! problem at once instead of stopping at the first: the consistency checks of
 //! [`Config::problems`] (the ones [`Config::load`] applies), then what the service would meet on
-//! the machine: the OCT key (mode 0600, readable, matching its certificate), every certificate
+//! the machine: the OCT key (mode 0600, readable, matching its certificate), the ingress's
+//! STARTTLS pair when set (the same checks), every certificate
 //! (readable, within its validity period, with a warning [`EXPIRY_WARNING_DAYS`] days before it
 //! ends), the directories and files of the state, spool, Maildirs and dLOI source, and the
 //! listen port. `serve` runs the same function first and refuses to start on an error, so the
@@ -121,6 +122,9 @@ fn warning(key: impl Into<String>, message: impl Into<String>) -> Finding {
 pub fn check_environment(config: &Config) -> Vec<Finding> {
     let mut out = Vec::new();
     check_oct_key_pair(config, &mut out);
+    if let Some(files) = config.ingress.tls_files() {
+        check_ingress_tls(&files, &mut out);
+    }
     for (key, path) in certificate_settings(config) {
         match RecipientCert::from_file(&path) {
             Ok(cert) => check_dates(&key, &path, cert.x509(), &mut out),
@@ -205,6 +209,58 @@ fn check_oct_key_pair(config: &Config, out: &mut Vec<Finding>) {
         && let Err(e) = PrivateKeyAndCert::from_bytes(key.expose(), &cert)
     {
         out.push(error("keys.private_key", format!("{}: {e}", key_path.display())));
+    }
+}
+
+/// The STARTTLS pair of the ingress: the key (mode, parse), the chain's first certificate
+/// (parse, dates) and that they match; what `serve` would fail on, or warn about, at start.
+fn check_ingress_tls(files: &crate::ingress::TlsFiles, out: &mut Vec<Finding>) {
+    use openssl::pkey::PKey;
+    use openssl::x509::X509;
+    let (cert_key, key_key) = ("ingress.tls_certificate", "ingress.tls_key");
+    let (cert_path, key_path) = (&files.cert_chain, &files.private_key);
+    let cert = match read_small(cert_path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| X509::from_pem(&b).map_err(|e| format!("not a PEM certificate: {e}")))
+    {
+        Ok(c) => {
+            check_dates(cert_key, cert_path, &c, out);
+            Some(c)
+        }
+        Err(e) => {
+            out.push(error(cert_key, format!("{}: {e}", cert_path.display())));
+            None
+        }
+    };
+    if !key_path.exists() {
+        out.push(error(key_key, format!("{}: no such file", key_path.display())));
+        return;
+    }
+    if let Err(e) = check_key_permissions(key_path) {
+        out.push(error(key_key, e.to_string()));
+    }
+    let key = match read_small(key_path).map(svoct_mail::Secret::new) {
+        Ok(k) => k,
+        Err(e) => {
+            out.push(error(key_key, format!("{}: {e}", key_path.display())));
+            return;
+        }
+    };
+    // The parser's error names no key material; only the path is shown.
+    let Ok(key) = PKey::private_key_from_pem(key.expose()) else {
+        out.push(error(
+            key_key,
+            format!("{}: not a PEM private key", key_path.display()),
+        ));
+        return;
+    };
+    if let Some(cert) = cert
+        && !cert.public_key().is_ok_and(|p| p.public_eq(&key))
+    {
+        out.push(error(
+            key_key,
+            format!("{}: does not match {}", key_path.display(), cert_path.display()),
+        ));
     }
 }
 

@@ -3,6 +3,7 @@ pub mod demo;
 pub mod generate;
 pub mod inspect;
 pub mod oct;
+pub mod oct_backup;
 pub mod oct_init;
 pub mod ps;
 

@@ -10,6 +10,8 @@
 //! - `quarantine list|show|retry`: what was refused and why; hand a message back to the pipeline
 //!   after fixing the cause (a route, a registration).
 //! - `outbox requeue`: put failed deliveries back in the queue.
+//! - `backup --out FILE` / `restore FILE`: a consistent copy of the state and spool taken while
+//!   the service runs, and its restoration into a fresh directory (see `oct_backup`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -82,6 +84,19 @@ enum Command {
         #[command(subcommand)]
         command: OutboxCommand,
     },
+    /// Write a consistent copy of the state database and the spool to a new 0600 archive, while
+    /// the service runs.
+    Backup {
+        /// The archive to create (never overwritten; it holds health data).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore an archive from `backup` into the paths of this configuration, which must hold no
+    /// state database and an empty spool (a new machine, a fresh directory).
+    Restore {
+        /// The archive written by `svoct oct backup`.
+        archive: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -122,6 +137,8 @@ pub fn run(args: Args) -> CmdResult {
         Command::Serve => serve(file),
         Command::Status { json } => status(&with_state(file)?, json),
         Command::Quarantine { command } => quarantine(&with_state(file)?, command),
+        Command::Backup { out } => super::oct_backup::backup(&with_state(file)?, &out),
+        Command::Restore { archive } => super::oct_backup::restore(&Config::load(file)?, &archive),
         Command::Outbox {
             command: OutboxCommand::Requeue,
         } => {
