@@ -866,6 +866,25 @@ impl ParsedMessage {
         open_attachment(&self.description, &self.attachment, key, limits)
     }
 
+    /// [`ParsedMessage::open`] consuming the message: a plain attachment is handed over as is
+    /// (no copy), an envelope is dropped as soon as it is decrypted. What a large return needs
+    /// to hold one copy of its file at a time.
+    pub fn into_opened(
+        self,
+        key: Option<&PrivateKeyAndCert>,
+        limits: &ParseLimits,
+    ) -> Result<OpenedAttachment, ProfileError> {
+        if self.description.protection != Protection::Plain {
+            return self.open(key, limits);
+        }
+        check_state(&self.description, &self.attachment)?;
+        Ok(OpenedAttachment {
+            bytes: self.attachment,
+            encryption: None,
+            compression: None,
+        })
+    }
+
     /// Checks the subject against the file: invoice count (`nnnnn`) and `exercice` (sender
     /// number, leading zeros and blanks ignored). Only invoice and dLOI subjects carry these.
     pub fn check_file(&self, facts: &dyn FileFacts) -> Result<(), ProfileError> {

@@ -7,7 +7,7 @@
 //! the server and in the inbox: the next run sees [`StoreOutcome::AlreadyHad`] and just deletes
 //! it, so nothing is lost and nothing is stored twice.
 
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{MAIN_DB, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -158,20 +158,36 @@ fn decode(r: RawRow) -> Result<InboxMessage, StoreError> {
 impl Inbox<'_> {
     /// Stores `raw` under `(source, uidl)` unless that key is already there. Durable when it
     /// returns `Stored` (`synchronous=FULL`), so the caller may then delete it on the server.
+    ///
+    /// The bytes go in through incremental blob I/O (a `zeroblob` filled in place, in the same
+    /// transaction): binding them as a parameter would make SQLite copy a large message twice
+    /// more (the bound value, then the record) before writing it.
     pub fn store_if_new(&self, source: &str, uidl: &str, raw: &[u8]) -> Result<StoreOutcome, StoreError> {
         let size = i64::try_from(raw.len()).unwrap_or(i64::MAX);
-        let n = self
+        let tx = self
             .store
             .conn
+            .unchecked_transaction()
+            .map_err(sql("begin store received message"))?;
+        let n = tx
             .execute(
-                "INSERT INTO inbox (source, uidl, raw, size, received_ms, state) VALUES (?1, ?2, ?3, ?4, ?5, 'new')
+                "INSERT INTO inbox (source, uidl, raw, size, received_ms, state)
+                 VALUES (?1, ?2, zeroblob(?3), ?3, ?4, 'new')
                  ON CONFLICT (source, uidl) DO NOTHING",
-                params![source, uidl, raw, size, now_ms()],
+                params![source, uidl, size, now_ms()],
             )
             .map_err(sql("store received message"))?;
         if n == 1 {
-            return Ok(StoreOutcome::Stored(InboxId(self.store.conn.last_insert_rowid())));
+            let id = tx.last_insert_rowid();
+            let mut blob = tx
+                .blob_open(MAIN_DB, c"inbox", c"raw", id, false)
+                .map_err(sql("open received message blob"))?;
+            blob.write_at(raw, 0).map_err(sql("write received message"))?;
+            blob.close().map_err(sql("close received message blob"))?;
+            tx.commit().map_err(sql("commit received message"))?;
+            return Ok(StoreOutcome::Stored(InboxId(id)));
         }
+        drop(tx);
         let id = self.id_of(source, uidl)?.ok_or(StoreError::NotFound {
             table: "inbox",
             id: -1,
@@ -270,19 +286,33 @@ impl Inbox<'_> {
         Ok(())
     }
 
-    /// One message by id, with its raw bytes.
+    /// One message by id, with its raw bytes, read straight into one buffer of its size
+    /// (incremental blob I/O: a large message is not first materialised by SQLite, then copied).
     pub fn get(&self, id: InboxId) -> Result<Option<InboxMessage>, StoreError> {
-        let raw = self
+        let columns = COLUMNS.replacen("raw", "X'' AS raw", 1);
+        let row = self
             .store
             .conn
             .query_row(
-                &format!("SELECT {COLUMNS} FROM inbox WHERE id = ?1"),
+                &format!("SELECT {columns} FROM inbox WHERE id = ?1"),
                 [id.0],
                 raw_row,
             )
             .optional()
             .map_err(sql("read received message"))?;
-        raw.map(decode).transpose()
+        let Some(mut m) = row.map(decode).transpose()? else {
+            return Ok(None);
+        };
+        let blob = self
+            .store
+            .conn
+            .blob_open(MAIN_DB, c"inbox", c"raw", id.0, true)
+            .map_err(sql("open received message blob"))?;
+        let mut raw = vec![0u8; blob.len()];
+        blob.read_at_exact(&mut raw, 0)
+            .map_err(sql("read received message blob"))?;
+        m.raw = raw;
+        Ok(Some(m))
     }
 
     /// Messages in a state, oldest first, with their raw bytes.
