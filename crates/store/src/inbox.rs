@@ -102,8 +102,20 @@ impl Store {
     }
 }
 
+/// The columns of an inbox row. `inbox.raw` is always empty since schema step 8: the bytes are
+/// in `inbox_raw` (see [`MIGRATION_8`]) and are read by [`Inbox::get`].
 const COLUMNS: &str =
     "id, source, uidl, raw, size, received_ms, classification, state, reason, deleted_on_server";
+
+/// Schema step 8: a received message's bytes move to `inbox_raw`, a table of their own written
+/// once and never updated. SQLite rewrites a whole row on every `UPDATE`; with the bytes in
+/// `inbox`, marking a 48 MB return classified or processed read and wrote 48 MB twice over.
+/// `inbox.raw` stays as an empty column (dropping a column rewrites the table).
+pub(crate) const MIGRATION_8: &str = "
+    CREATE TABLE inbox_raw (id INTEGER PRIMARY KEY, raw BLOB NOT NULL);
+    INSERT INTO inbox_raw (id, raw) SELECT id, raw FROM inbox;
+    UPDATE inbox SET raw = X'';
+";
 
 type RawRow = (
     i64,
@@ -172,15 +184,20 @@ impl Inbox<'_> {
         let n = tx
             .execute(
                 "INSERT INTO inbox (source, uidl, raw, size, received_ms, state)
-                 VALUES (?1, ?2, zeroblob(?3), ?3, ?4, 'new')
+                 VALUES (?1, ?2, X'', ?3, ?4, 'new')
                  ON CONFLICT (source, uidl) DO NOTHING",
                 params![source, uidl, size, now_ms()],
             )
             .map_err(sql("store received message"))?;
         if n == 1 {
             let id = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO inbox_raw (id, raw) VALUES (?1, zeroblob(?2))",
+                params![id, size],
+            )
+            .map_err(sql("store received message bytes"))?;
             let mut blob = tx
-                .blob_open(MAIN_DB, c"inbox", c"raw", id, false)
+                .blob_open(MAIN_DB, c"inbox_raw", c"raw", id, false)
                 .map_err(sql("open received message blob"))?;
             blob.write_at(raw, 0).map_err(sql("write received message"))?;
             blob.close().map_err(sql("close received message blob"))?;
@@ -306,7 +323,7 @@ impl Inbox<'_> {
         let blob = self
             .store
             .conn
-            .blob_open(MAIN_DB, c"inbox", c"raw", id.0, true)
+            .blob_open(MAIN_DB, c"inbox_raw", c"raw", id.0, true)
             .map_err(sql("open received message blob"))?;
         let mut raw = vec![0u8; blob.len()];
         blob.read_at_exact(&mut raw, 0)
@@ -317,19 +334,13 @@ impl Inbox<'_> {
 
     /// Messages in a state, oldest first, with their raw bytes.
     pub fn with_state(&self, state: InboxState) -> Result<Vec<InboxMessage>, StoreError> {
-        let mut stmt = self
-            .store
-            .conn
-            .prepare(&format!(
-                "SELECT {COLUMNS} FROM inbox WHERE state = ?1 ORDER BY id"
-            ))
-            .map_err(sql("prepare inbox query"))?;
-        let rows = stmt
-            .query_map([state.as_str()], raw_row)
-            .map_err(sql("query inbox"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sql("read inbox rows"))?;
-        rows.into_iter().map(decode).collect()
+        let mut out = Vec::new();
+        for m in self.list_state(state)? {
+            if let Some(m) = self.get(m.id)? {
+                out.push(m);
+            }
+        }
+        Ok(out)
     }
 
     /// Messages in a state, oldest first, **without** their raw bytes (`raw` is empty): what a
