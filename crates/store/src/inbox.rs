@@ -175,6 +175,10 @@ impl Inbox<'_> {
     /// transaction): binding them as a parameter would make SQLite copy a large message twice
     /// more (the bound value, then the record) before writing it.
     pub fn store_if_new(&self, source: &str, uidl: &str, raw: &[u8]) -> Result<StoreOutcome, StoreError> {
+        self.with_small_cache(|| self.store_new(source, uidl, raw))
+    }
+
+    fn store_new(&self, source: &str, uidl: &str, raw: &[u8]) -> Result<StoreOutcome, StoreError> {
         let size = i64::try_from(raw.len()).unwrap_or(i64::MAX);
         let tx = self
             .store
@@ -320,16 +324,35 @@ impl Inbox<'_> {
         let Some(mut m) = row.map(decode).transpose()? else {
             return Ok(None);
         };
-        let blob = self
-            .store
-            .conn
-            .blob_open(MAIN_DB, c"inbox_raw", c"raw", id.0, true)
-            .map_err(sql("open received message blob"))?;
-        let mut raw = vec![0u8; blob.len()];
-        blob.read_at_exact(&mut raw, 0)
-            .map_err(sql("read received message blob"))?;
-        m.raw = raw;
+        m.raw = self.with_small_cache(|| {
+            let blob = self
+                .store
+                .conn
+                .blob_open(MAIN_DB, c"inbox_raw", c"raw", id.0, true)
+                .map_err(sql("open received message blob"))?;
+            let mut raw = vec![0u8; blob.len()];
+            blob.read_at_exact(&mut raw, 0)
+                .map_err(sql("read received message blob"))?;
+            Ok(raw)
+        })?;
         Ok(Some(m))
+    }
+
+    /// Runs `f` with a 2 MiB page cache, then gives the connection its cache size back. A
+    /// message's pages pass through the cache once and are not worth keeping; with the
+    /// connection's 64 MiB (sized for reconciliation) a 48 MB message filled it, on top of the
+    /// message itself in memory.
+    fn with_small_cache<T>(&self, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let conn = &self.store.conn;
+        let before: i64 = conn
+            .pragma_query_value(None, "cache_size", |r| r.get(0))
+            .map_err(sql("read cache size"))?;
+        conn.pragma_update(None, "cache_size", -2048)
+            .map_err(sql("set cache size"))?;
+        let out = f();
+        conn.pragma_update(None, "cache_size", before)
+            .map_err(sql("restore cache size"))?;
+        out
     }
 
     /// Messages in a state, oldest first, with their raw bytes.
@@ -378,6 +401,27 @@ impl Inbox<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cache_size(store: &Store) -> i64 {
+        store
+            .conn
+            .pragma_query_value(None, "cache_size", |r| r.get(0))
+            .unwrap()
+    }
+
+    /// Storing and reading a message shrink the page cache only while they run.
+    #[test]
+    fn the_page_cache_comes_back_after_a_message() {
+        let store = Store::open_in_memory().unwrap();
+        store.conn.pragma_update(None, "cache_size", -4096).unwrap();
+        let inbox = store.inbox();
+        let id = inbox.store_if_new("m", "1", &[7u8; 100_000]).unwrap().id();
+        assert_eq!(cache_size(&store), -4096, "after store_if_new");
+        assert_eq!(inbox.get(id).unwrap().unwrap().raw, vec![7u8; 100_000]);
+        assert_eq!(cache_size(&store), -4096, "after get");
+        inbox.store_if_new("m", "1", b"again").unwrap();
+        assert_eq!(cache_size(&store), -4096, "after a message already stored");
+    }
 
     #[test]
     fn a_listing_has_everything_but_the_raw_bytes() {
