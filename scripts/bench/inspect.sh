@@ -137,6 +137,11 @@ fresh_ps() {
     mkdir -m 700 "$WORK/ps"
     "$SVOCT" ps --config "$WORK/ps/ps.toml" init > /dev/null
     sed -i "s|# maildir = \"/var/mail/ps\"|maildir = \"$WORK/ps/Maildir\"|" "$WORK/ps/ps.toml"
+    # The return's sender must be one this PS takes returns from, or it is quarantined
+    # unread (and the NOEMIE file is never processed).
+    sed -i 's|# senders = \["retours@oct.example"\]|senders = ["oct@oct.invalid"]|' "$WORK/ps/ps.toml"
+    grep -q '^senders = \["oct@oct.invalid"\]' "$WORK/ps/ps.toml" \
+        || { echo "bench: cannot set [returns] senders in ps.toml" >&2; exit 1; }
     mkdir -p -m 700 "$WORK/ps/Maildir/new" "$WORK/ps/Maildir/cur" "$WORK/ps/Maildir/tmp"
     cp "$WORK/rsp.eml" "$WORK/ps/Maildir/new/1.bench"
     chmod 600 "$WORK/ps/Maildir/new/1.bench"

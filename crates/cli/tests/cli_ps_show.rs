@@ -239,7 +239,7 @@ fn quarantine_show_raw_writes_the_message_as_retrieved() {
     let stored = dir.path().join("stored.eml");
     let said = python(
         "import email, sqlite3, sys\n\
-         raw = sqlite3.connect(sys.argv[1]).execute('SELECT raw FROM inbox WHERE id = ?', (int(sys.argv[3]),)).fetchone()[0]\n\
+         raw = sqlite3.connect(sys.argv[1]).execute('SELECT raw FROM inbox_raw WHERE id = ?', (int(sys.argv[3]),)).fetchone()[0]\n\
          open(sys.argv[2], 'wb').write(raw)\n\
          msg = email.message_from_bytes(open(sys.argv[4], 'rb').read())\n\
          print(msg['Subject'], '|', msg['Content-Description'])\n",

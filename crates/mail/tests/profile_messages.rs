@@ -83,6 +83,10 @@ fn plain_invoice_message_has_the_annex_headers() {
         sender_number: "123456789     ".to_owned(),
     };
     parsed.check_file(&facts).unwrap();
+    // Consuming the message gives the same file (handed over without a copy).
+    let moved = parsed.into_opened(None, &ParseLimits::default()).unwrap();
+    assert_eq!(moved.bytes, b2_file());
+    assert!(moved.encryption.is_none());
 }
 
 #[test]
@@ -110,6 +114,19 @@ fn encrypted_and_compressed_round_trips() {
         let opened = parsed.open(Some(&k.key), &ParseLimits::default()).unwrap();
         assert_eq!(opened.bytes, b2_file());
         assert_eq!(opened.compression, compress.then_some(Compression::Gzip));
+        let moved = parsed
+            .clone()
+            .into_opened(Some(&k.key), &ParseLimits::default())
+            .unwrap();
+        assert_eq!(
+            moved.bytes,
+            b2_file(),
+            "{profile}: into_opened opens as open does"
+        );
+        assert!(matches!(
+            parsed.clone().into_opened(None, &ParseLimits::default()),
+            Err(ProfileError::KeyRequired)
+        ));
         let report = inspect_message(&msg, Some(&k.key));
         assert!(!report.has_errors(), "{:?}", report.findings);
         assert_eq!(report.profile.as_deref(), Some(profile));

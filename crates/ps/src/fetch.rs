@@ -201,10 +201,13 @@ impl Ps {
     /// classified. Returns (classified, quarantined).
     pub fn process_inbox(&self) -> Result<(Vec<Handled>, Vec<Handled>), PsError> {
         let inbox = self.store().inbox();
-        let pending: Vec<InboxMessage> = inbox
-            .with_state(InboxState::New)?
+        // Listed without their bytes, then read one at a time: a mailbox of large returns
+        // holds one of them in memory, not all.
+        let pending: Vec<InboxId> = inbox
+            .list_state(InboxState::New)?
             .into_iter()
             .filter(|m| m.classification.is_none())
+            .map(|m| m.id)
             .collect();
         if pending.is_empty() {
             return Ok((Vec::new(), Vec::new()));
@@ -221,9 +224,16 @@ impl Ps {
             }),
         };
         let (mut ok, mut bad) = (Vec::new(), Vec::new());
-        for m in pending {
-            let id = m.id;
-            match self.classify(&m, key.as_ref(), &limits) {
+        for id in pending {
+            let Some(m) = inbox.get(id)? else { continue };
+            // What the journal needs of a message that does not open: `raw_header` reads no
+            // further than its first 64 KiB. The rest of the raw message goes with `classify`.
+            let head = m
+                .raw
+                .get(..m.raw.len().min(64 * 1024))
+                .unwrap_or_default()
+                .to_vec();
+            match self.classify(m, key.as_ref(), &limits) {
                 Ok(c) => {
                     let subject = c.subject.to_string();
                     match returns::handle(self.store(), self.config(), &c) {
@@ -259,16 +269,16 @@ impl Ps {
                 Err(reason) => {
                     inbox.quarantine(id, &reason)?;
                     tracing::warn!(inbox = id.0, reason = %reason, "quarantined");
-                    let subject = raw_header(&m.raw, "Subject").unwrap_or_default();
+                    let subject = raw_header(&head, "Subject").unwrap_or_default();
                     self.store()
                         .journal()
                         .insert(&NewEntry {
                             direction: Direction::In,
-                            profile: raw_header(&m.raw, "Content-Description")
+                            profile: raw_header(&head, "Content-Description")
                                 .unwrap_or_else(|| "unknown".into()),
                             subject: subject.clone(),
                             compostage: None,
-                            message_id: raw_header(&m.raw, "Message-ID"),
+                            message_id: raw_header(&head, "Message-ID"),
                             file_name: None,
                             lots: Vec::new(),
                             invoices: Vec::new(),
@@ -316,15 +326,18 @@ impl Ps {
         Ok(())
     }
 
-    /// Recognises and opens one stored message; `Err` is the quarantine reason.
+    /// Recognises and opens one stored message; `Err` is the quarantine reason. The raw message
+    /// is dropped once parsed, and a plain attachment becomes the file without a copy: at most
+    /// the raw message and its decoded attachment exist at once, then the file alone.
     fn classify(
         &self,
-        m: &InboxMessage,
+        m: InboxMessage,
         key: Option<&PrivateKeyAndCert>,
         limits: &ParseLimits,
     ) -> Result<ClassifiedMessage, String> {
         let parsed =
             parse_message(&m.raw, limits).map_err(|e| format!("not a known message profile: {e}"))?;
+        drop(m.raw);
         self.check_sender(parsed.headers.from.as_deref())?;
         let kind = match parsed.description.profile {
             Profile::Art(_) => ReturnKind::Art,
@@ -345,16 +358,20 @@ impl Ps {
                 parsed.profile_name()
             ));
         }
+        let subject = parsed.subject.clone();
+        let profile = parsed.profile_name();
+        let message_id = parsed.headers.message_id.clone();
+        let file_name = parsed.headers.file_name.clone();
         let opened = parsed
-            .open(key, limits)
+            .into_opened(key, limits)
             .map_err(|e| format!("cannot open the attachment: {e}"))?;
         Ok(ClassifiedMessage {
             inbox_id: m.id,
             kind,
-            subject: parsed.subject.clone(),
-            profile: parsed.profile_name(),
-            message_id: parsed.headers.message_id.clone(),
-            file_name: parsed.headers.file_name.clone(),
+            subject,
+            profile,
+            message_id,
+            file_name,
             file: opened.bytes,
         })
     }

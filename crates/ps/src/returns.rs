@@ -29,8 +29,9 @@ use svoct_formats::arl::{Arl, ArlStatus};
 use svoct_formats::art::Art;
 use svoct_formats::b2::LotKind;
 use svoct_formats::loi::Increment;
-use svoct_formats::noemie::{self, Deduction, FlatPayment, Invoice, InvoiceState, NoemieReport, Notice};
-use svoct_formats::severity::Severity;
+use svoct_formats::noemie::{
+    self, Deduction, FileSummary, FlatPayment, Invoice, InvoiceState, Noemie, Notice, Payment, ViewItem,
+};
 use svoct_mail::subject::Subject;
 use svoct_store::returns::{ArlReturn, InvoiceKind, PaymentState, RspReturn, SentLot};
 use svoct_store::statement::{LineKind, PaymentLine};
@@ -114,27 +115,29 @@ pub fn handle(store: &Store, config: &Config, msg: &ClassifiedMessage) -> Result
         }
         ReturnKind::Rsp => {
             sync_sent(store, config).map_err(store_err)?;
-            let report = match noemie::report(&msg.file) {
-                Ok(r) => r,
+            // Parsed once, borrowing the file; the views are walked, never built whole.
+            let parsed = match noemie::parse(&msg.file) {
+                Ok(n) => n,
                 Err(e) => return unreadable(store, msg, &format!("unreadable NOEMIE file: {e}")),
             };
-            let items = rsp_returns(&report);
+            let RspRecord { invoices, lines } = rsp_record(&parsed);
             let r = store
                 .returns()
-                .record_rsp(msg.inbox_id, &items)
+                .record_rsp(msg.inbox_id, &invoices)
                 .map_err(store_err)?;
+            drop(invoices);
             store
                 .returns()
-                .record_payment_lines(msg.inbox_id, &payment_lines(&report))
+                .record_payment_lines(msg.inbox_id, &lines)
                 .map_err(store_err)?;
-            if !report.findings.is_empty() {
+            if !parsed.findings.is_empty() {
                 let summary = format!(
                     "NOEMIE {} with {} finding(s): {}",
-                    report.reference,
-                    report.findings.len() + report.findings_suppressed,
-                    report.findings.first().map(|f| f.message.as_str()).unwrap_or("")
+                    parsed.references(),
+                    parsed.findings.len() + parsed.findings_suppressed,
+                    parsed.findings.first().map(|f| f.message.as_str()).unwrap_or("")
                 );
-                let detail = serde_json::to_value(&report.findings).unwrap_or_default();
+                let detail = serde_json::to_value(&parsed.findings).unwrap_or_default();
                 store
                     .returns()
                     .record_note(msg.inbox_id, "RSP", None, &summary, &detail)
@@ -142,7 +145,7 @@ pub fn handle(store: &Store, config: &Config, msg: &ClassifiedMessage) -> Result
             }
             // Warnings and information (an entity without a published layout, a blank currency)
             // are noted for the support team; only errors keep the return for a human.
-            Ok(if !has_errors(&report) && r.unmatched == 0 {
+            Ok(if !parsed.has_errors() && r.unmatched == 0 {
                 Disposition::Processed
             } else {
                 Disposition::Kept
@@ -280,73 +283,109 @@ fn compostage_in(text: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The lines of a NOEMIE report that belong to no invoice, and the notices of a 900, as the
-/// store keeps them for display and totals (`docs/formats/ps-returns-display.md`).
-pub fn payment_lines(report: &NoemieReport) -> Vec<PaymentLine> {
-    let reference_of = |file: usize| {
-        report
-            .file_summaries
-            .get(file)
-            .map(|f| f.reference.trim().to_owned())
-            .unwrap_or_default()
-    };
-    // The file's identity: the same file relayed twice is recorded once.
-    let file_of = |file: usize| {
-        report
-            .file_summaries
-            .get(file)
-            .map(|f| {
-                format!(
-                    "{}/{}/{}/{}",
-                    f.sender_type.trim(),
-                    f.sender_number.trim(),
-                    f.file_id.trim(),
-                    f.created.raw.trim()
-                )
-            })
-            .unwrap_or_default()
-    };
-    let mut out = Vec::new();
-    for p in &report.payments {
-        let o = Origin {
-            reference: reference_of(p.file),
-            file: file_of(p.file),
-            date: p.accounting_date.as_ref().and_then(|d| d.iso.clone()),
-        };
-        for f in &p.flat_payments {
-            out.push(flat_line(&o, f));
+/// What the store records of a NOEMIE file: the reconciliation of each invoice, and the lines
+/// that belong to no invoice (576 flat payments and deductions) with the notices of a 900, as
+/// the store keeps them for display and totals (`docs/formats/ps-returns-display.md`).
+pub struct RspRecord {
+    pub invoices: Vec<RspReturn>,
+    pub lines: Vec<PaymentLine>,
+}
+
+/// Builds the [`RspRecord`] of a parsed file in one walk of its payment view
+/// ([`Noemie::walk_view`]): each payment and invoice is turned into what the store keeps as soon
+/// as it comes out and then dropped, so the whole report (every payment and invoice with all
+/// their fields) never exists at once. An invoice comes out before the payment that holds it:
+/// its payment's accounting date is filled in once the walk is over.
+pub fn rsp_record(n: &Noemie) -> RspRecord {
+    let files: Vec<(String, String)> = n
+        .files
+        .iter()
+        .map(|f| file_identity(&FileSummary::of(f)))
+        .collect();
+    let ident = |file: usize| files.get(file).cloned().unwrap_or_default();
+    let mut dates: Vec<Option<String>> = Vec::new();
+    let mut invoices: Vec<(Option<usize>, RspReturn)> = Vec::new();
+    let mut lines = Vec::new();
+    // 900 notices, each with its invoice's payment: after the payment lines, as before.
+    let mut notices_900: Vec<(Option<usize>, Vec<PaymentLine>)> = Vec::new();
+    n.walk_payments(|item| match item {
+        ViewItem::Payment(p) => {
+            let date = p.accounting_date.as_ref().and_then(|d| d.iso.clone());
+            let (reference, file) = ident(p.file);
+            let o = Origin {
+                reference,
+                file,
+                date,
+            };
+            payment_only_lines(&mut lines, &o, &p);
+            dates.push(o.date);
         }
-        for d in &p.deductions {
-            out.push(PaymentLine {
-                reference: o.reference.clone(),
-                file: o.file.clone(),
-                kind: LineKind::Deduction,
-                accounting_date: o.date.clone(),
-                code: format!("{}/{}", d.debt_nature.trim(), d.recovery_nature.trim()),
-                label: deduction_label(d),
-                period: None,
-                invoice_number: None,
-                lot_number: None,
-                amount_cents: d.amount_cents,
-                detail: serde_json::to_value(d).unwrap_or_default(),
-            });
+        ViewItem::Invoice(i) => {
+            let (reference, file) = ident(i.file);
+            if reference == "900" {
+                let o = Origin {
+                    reference,
+                    file,
+                    date: None,
+                };
+                let mut out = Vec::new();
+                notices(&mut out, &o, &i.rejects, &i.comments, Some(&i));
+                notices_900.push((i.payment, out));
+            }
+            invoices.push((i.payment, rsp_return(&i)));
         }
-        notices(&mut out, &o, &p.notices, &p.comments, None);
+    });
+    let date_of = |p: Option<usize>| p.and_then(|p| dates.get(p).cloned().flatten());
+    for (p, mut out) in notices_900 {
+        let date = date_of(p);
+        for l in &mut out {
+            l.accounting_date = date.clone();
+        }
+        lines.extend(out);
     }
-    // A 900 is made of notices about invoices: each one is a line of its own view.
-    for i in report.invoices.iter().filter(|i| reference_of(i.file) == "900") {
-        let o = Origin {
-            reference: "900".into(),
-            file: file_of(i.file),
-            date: i
-                .payment
-                .and_then(|p| report.payments.get(p))
-                .and_then(|p| p.accounting_date.as_ref())
-                .and_then(|d| d.iso.clone()),
-        };
-        notices(&mut out, &o, &i.rejects, &i.comments, Some(i));
+    let invoices = invoices
+        .into_iter()
+        .map(|(p, mut r)| {
+            r.paid_date = date_of(p);
+            r
+        })
+        .collect();
+    RspRecord { invoices, lines }
+}
+
+/// A file's reference, and its identity: the same file relayed twice is recorded once.
+fn file_identity(f: &FileSummary) -> (String, String) {
+    let identity = format!(
+        "{}/{}/{}/{}",
+        f.sender_type.trim(),
+        f.sender_number.trim(),
+        f.file_id.trim(),
+        f.created.raw.trim()
+    );
+    (f.reference.trim().to_owned(), identity)
+}
+
+/// The lines of one payment that belong to no invoice: flat payments, deductions, notices.
+fn payment_only_lines(out: &mut Vec<PaymentLine>, o: &Origin, p: &Payment) {
+    for f in &p.flat_payments {
+        out.push(flat_line(o, f));
     }
-    out
+    for d in &p.deductions {
+        out.push(PaymentLine {
+            reference: o.reference.clone(),
+            file: o.file.clone(),
+            kind: LineKind::Deduction,
+            accounting_date: o.date.clone(),
+            code: format!("{}/{}", d.debt_nature.trim(), d.recovery_nature.trim()),
+            label: deduction_label(d),
+            period: None,
+            invoice_number: None,
+            lot_number: None,
+            amount_cents: d.amount_cents,
+            detail: serde_json::to_value(d).unwrap_or_default(),
+        });
+    }
+    notices(out, o, &p.notices, &p.comments, None);
 }
 
 /// Where a line comes from: its file's reference and identity, its payment's accounting date.
@@ -548,50 +587,34 @@ pub fn arl_return(a: &Arl) -> ArlReturn {
     }
 }
 
-/// What reconciliation needs of each invoice of a NOEMIE report.
-pub fn rsp_returns(report: &NoemieReport) -> Vec<RspReturn> {
-    report
-        .invoices
+/// What reconciliation needs of one invoice of a NOEMIE file; `paid_date` is left to the
+/// caller, who knows the invoice's payment ([`rsp_record`]).
+fn rsp_return(i: &Invoice) -> RspReturn {
+    let mut reasons: Vec<String> = i
+        .rejects
         .iter()
-        .map(|i| {
-            let paid_date = i
-                .payment
-                .and_then(|p| report.payments.get(p))
-                .and_then(|p| p.accounting_date.as_ref())
-                .and_then(|d| d.iso.clone());
-            let mut reasons: Vec<String> = i
-                .rejects
-                .iter()
-                .map(|n| format!("{} {}", n.code, n.label).trim().to_owned())
-                .collect();
-            reasons.extend(
-                i.comments
-                    .iter()
-                    .map(|c| c.trim().to_owned())
-                    .filter(|c| !c.is_empty()),
-            );
-            RspReturn {
-                lot_number: i.lot_number.clone(),
-                lot_date: i.lot_date.ymd().map(|d| d.yymmdd()).unwrap_or_default(),
-                invoice_number: i.invoice_number.clone(),
-                kind: kind_of(&i.invoice_type),
-                state: match i.state {
-                    InvoiceState::Paid => PaymentState::Paid,
-                    InvoiceState::Rejected => PaymentState::Rejected,
-                    InvoiceState::Deferred => PaymentState::Deferred,
-                    InvoiceState::Partial => PaymentState::Partial,
-                    InvoiceState::NotProcessed => PaymentState::NotProcessed,
-                },
-                paid_cents: i.paid_cents,
-                paid_date,
-                reasons,
-            }
-        })
-        .collect()
-}
-
-/// Whether a NOEMIE report has a finding that makes the file invalid (warnings and information
-/// do not; `docs/formats/noemie.md`).
-fn has_errors(report: &NoemieReport) -> bool {
-    report.findings.iter().any(|f| f.severity == Severity::Error)
+        .map(|n| format!("{} {}", n.code, n.label).trim().to_owned())
+        .collect();
+    reasons.extend(
+        i.comments
+            .iter()
+            .map(|c| c.trim().to_owned())
+            .filter(|c| !c.is_empty()),
+    );
+    RspReturn {
+        lot_number: i.lot_number.clone(),
+        lot_date: i.lot_date.ymd().map(|d| d.yymmdd()).unwrap_or_default(),
+        invoice_number: i.invoice_number.clone(),
+        kind: kind_of(&i.invoice_type),
+        state: match i.state {
+            InvoiceState::Paid => PaymentState::Paid,
+            InvoiceState::Rejected => PaymentState::Rejected,
+            InvoiceState::Deferred => PaymentState::Deferred,
+            InvoiceState::Partial => PaymentState::Partial,
+            InvoiceState::NotProcessed => PaymentState::NotProcessed,
+        },
+        paid_cents: i.paid_cents,
+        paid_date: None,
+        reasons,
+    }
 }

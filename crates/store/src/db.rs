@@ -86,6 +86,8 @@ const MIGRATIONS: &[&str] = &[
     crate::statement::MIGRATION,
     // 7: links between a message sent again and the entry it replaces.
     crate::journal::MIGRATION_7,
+    // 8: received messages' bytes in a table of their own, written once and never updated.
+    crate::inbox::MIGRATION_8,
 ];
 
 /// The newest schema version this program knows.

@@ -7,7 +7,7 @@
 //! the server and in the inbox: the next run sees [`StoreOutcome::AlreadyHad`] and just deletes
 //! it, so nothing is lost and nothing is stored twice.
 
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{MAIN_DB, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -102,8 +102,20 @@ impl Store {
     }
 }
 
+/// The columns of an inbox row. `inbox.raw` is always empty since schema step 8: the bytes are
+/// in `inbox_raw` (see [`MIGRATION_8`]) and are read by [`Inbox::get`].
 const COLUMNS: &str =
     "id, source, uidl, raw, size, received_ms, classification, state, reason, deleted_on_server";
+
+/// Schema step 8: a received message's bytes move to `inbox_raw`, a table of their own written
+/// once and never updated. SQLite rewrites a whole row on every `UPDATE`; with the bytes in
+/// `inbox`, marking a 48 MB return classified or processed read and wrote 48 MB twice over.
+/// `inbox.raw` stays as an empty column (dropping a column rewrites the table).
+pub(crate) const MIGRATION_8: &str = "
+    CREATE TABLE inbox_raw (id INTEGER PRIMARY KEY, raw BLOB NOT NULL);
+    INSERT INTO inbox_raw (id, raw) SELECT id, raw FROM inbox;
+    UPDATE inbox SET raw = X'';
+";
 
 type RawRow = (
     i64,
@@ -158,20 +170,45 @@ fn decode(r: RawRow) -> Result<InboxMessage, StoreError> {
 impl Inbox<'_> {
     /// Stores `raw` under `(source, uidl)` unless that key is already there. Durable when it
     /// returns `Stored` (`synchronous=FULL`), so the caller may then delete it on the server.
+    ///
+    /// The bytes go in through incremental blob I/O (a `zeroblob` filled in place, in the same
+    /// transaction): binding them as a parameter would make SQLite copy a large message twice
+    /// more (the bound value, then the record) before writing it.
     pub fn store_if_new(&self, source: &str, uidl: &str, raw: &[u8]) -> Result<StoreOutcome, StoreError> {
+        self.with_small_cache(|| self.store_new(source, uidl, raw))
+    }
+
+    fn store_new(&self, source: &str, uidl: &str, raw: &[u8]) -> Result<StoreOutcome, StoreError> {
         let size = i64::try_from(raw.len()).unwrap_or(i64::MAX);
-        let n = self
+        let tx = self
             .store
             .conn
+            .unchecked_transaction()
+            .map_err(sql("begin store received message"))?;
+        let n = tx
             .execute(
-                "INSERT INTO inbox (source, uidl, raw, size, received_ms, state) VALUES (?1, ?2, ?3, ?4, ?5, 'new')
+                "INSERT INTO inbox (source, uidl, raw, size, received_ms, state)
+                 VALUES (?1, ?2, X'', ?3, ?4, 'new')
                  ON CONFLICT (source, uidl) DO NOTHING",
-                params![source, uidl, raw, size, now_ms()],
+                params![source, uidl, size, now_ms()],
             )
             .map_err(sql("store received message"))?;
         if n == 1 {
-            return Ok(StoreOutcome::Stored(InboxId(self.store.conn.last_insert_rowid())));
+            let id = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO inbox_raw (id, raw) VALUES (?1, zeroblob(?2))",
+                params![id, size],
+            )
+            .map_err(sql("store received message bytes"))?;
+            let mut blob = tx
+                .blob_open(MAIN_DB, c"inbox_raw", c"raw", id, false)
+                .map_err(sql("open received message blob"))?;
+            blob.write_at(raw, 0).map_err(sql("write received message"))?;
+            blob.close().map_err(sql("close received message blob"))?;
+            tx.commit().map_err(sql("commit received message"))?;
+            return Ok(StoreOutcome::Stored(InboxId(id)));
         }
+        drop(tx);
         let id = self.id_of(source, uidl)?.ok_or(StoreError::NotFound {
             table: "inbox",
             id: -1,
@@ -270,33 +307,69 @@ impl Inbox<'_> {
         Ok(())
     }
 
-    /// One message by id, with its raw bytes.
+    /// One message by id, with its raw bytes, read straight into one buffer of its size
+    /// (incremental blob I/O: a large message is not first materialised by SQLite, then copied).
     pub fn get(&self, id: InboxId) -> Result<Option<InboxMessage>, StoreError> {
-        let raw = self
+        let columns = COLUMNS.replacen("raw", "X'' AS raw", 1);
+        let row = self
             .store
             .conn
             .query_row(
-                &format!("SELECT {COLUMNS} FROM inbox WHERE id = ?1"),
+                &format!("SELECT {columns} FROM inbox WHERE id = ?1"),
                 [id.0],
                 raw_row,
             )
             .optional()
             .map_err(sql("read received message"))?;
-        raw.map(decode).transpose()
+        let Some(mut m) = row.map(decode).transpose()? else {
+            return Ok(None);
+        };
+        m.raw = self.with_small_cache(|| {
+            let blob = self
+                .store
+                .conn
+                .blob_open(MAIN_DB, c"inbox_raw", c"raw", id.0, true)
+                .map_err(sql("open received message blob"))?;
+            let mut raw = vec![0u8; blob.len()];
+            blob.read_at_exact(&mut raw, 0)
+                .map_err(sql("read received message blob"))?;
+            Ok(raw)
+        })?;
+        Ok(Some(m))
+    }
+
+    /// Runs `f` with a 2 MiB page cache, then gives the connection its cache size back. A
+    /// message's pages pass through the cache once and are not worth keeping; with the
+    /// connection's 64 MiB (sized for reconciliation) a 48 MB message filled it, on top of the
+    /// message itself in memory.
+    fn with_small_cache<T>(&self, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let conn = &self.store.conn;
+        let before: i64 = conn
+            .pragma_query_value(None, "cache_size", |r| r.get(0))
+            .map_err(sql("read cache size"))?;
+        conn.pragma_update(None, "cache_size", -2048)
+            .map_err(sql("set cache size"))?;
+        let out = f();
+        conn.pragma_update(None, "cache_size", before)
+            .map_err(sql("restore cache size"))?;
+        out
     }
 
     /// Messages in a state, oldest first, with their raw bytes.
     pub fn with_state(&self, state: InboxState) -> Result<Vec<InboxMessage>, StoreError> {
-        self.in_state(state, COLUMNS)
+        let mut out = Vec::new();
+        for m in self.list_state(state)? {
+            if let Some(m) = self.get(m.id)? {
+                out.push(m);
+            }
+        }
+        Ok(out)
     }
 
     /// Messages in a state, oldest first, **without** their raw bytes (`raw` is empty): what a
     /// listing needs (reason, classification, size), in memory bounded by the row count.
     pub fn list_state(&self, state: InboxState) -> Result<Vec<InboxMessage>, StoreError> {
-        self.in_state(state, &COLUMNS.replacen("raw", "X'' AS raw", 1))
-    }
-
-    fn in_state(&self, state: InboxState, columns: &str) -> Result<Vec<InboxMessage>, StoreError> {
+        let columns = COLUMNS.replacen("raw", "X'' AS raw", 1);
         let mut stmt = self
             .store
             .conn
@@ -328,6 +401,27 @@ impl Inbox<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cache_size(store: &Store) -> i64 {
+        store
+            .conn
+            .pragma_query_value(None, "cache_size", |r| r.get(0))
+            .unwrap()
+    }
+
+    /// Storing and reading a message shrink the page cache only while they run.
+    #[test]
+    fn the_page_cache_comes_back_after_a_message() {
+        let store = Store::open_in_memory().unwrap();
+        store.conn.pragma_update(None, "cache_size", -4096).unwrap();
+        let inbox = store.inbox();
+        let id = inbox.store_if_new("m", "1", &[7u8; 100_000]).unwrap().id();
+        assert_eq!(cache_size(&store), -4096, "after store_if_new");
+        assert_eq!(inbox.get(id).unwrap().unwrap().raw, vec![7u8; 100_000]);
+        assert_eq!(cache_size(&store), -4096, "after get");
+        inbox.store_if_new("m", "1", b"again").unwrap();
+        assert_eq!(cache_size(&store), -4096, "after a message already stored");
+    }
 
     #[test]
     fn a_listing_has_everything_but_the_raw_bytes() {
