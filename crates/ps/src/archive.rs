@@ -215,7 +215,8 @@ fn write_archive(store_path: &Path, out: &Path, file: fs::File) -> Result<Report
     })
 }
 
-/// The member name of a binary value: received messages by their inbox id, as `.eml`.
+/// The member name of a binary value: received messages by their inbox id, as `.eml` (their
+/// bytes live in `inbox_raw` since store schema step 8; `inbox.raw` is kept empty).
 fn blob_name(table: &str, column: &str, row: u64, cells: &[Cell], columns: &[String]) -> String {
     let id = columns
         .iter()
@@ -225,7 +226,7 @@ fn blob_name(table: &str, column: &str, row: u64, cells: &[Cell], columns: &[Str
             _ => None,
         });
     match (table, column, id) {
-        ("inbox", "raw", Some(id)) => format!("messages/inbox-{id}.eml"),
+        ("inbox_raw", "raw", Some(id)) => format!("messages/inbox-{id}.eml"),
         _ => format!("files/{table}-{row}-{column}.bin"),
     }
 }
