@@ -76,6 +76,22 @@ fn today_aammjj(now: OffsetDateTime) -> String {
     )
 }
 
+/// What is saved of a planned file (the payload's description) and the bytes it carries: one
+/// shape for a first sending and for a message built again.
+fn payload_of(p: PlannedFile) -> (PayloadMeta, Vec<u8>) {
+    let meta = PayloadMeta {
+        kind: p.kind.letters().to_owned(),
+        to: p.to,
+        certificate: p.certificate,
+        compress: p.compress,
+        file_name: format!("{}.b2", p.file_id),
+        exercice: p.exercice,
+        lots: p.lots,
+        invoices: p.invoices,
+    };
+    (meta, p.bytes)
+}
+
 impl Ps {
     /// Opens (creating if needed) the store named by the configuration.
     pub fn open(config: Config) -> Result<Ps, PsError> {
@@ -150,17 +166,8 @@ impl Ps {
         }
         let mut out = Vec::with_capacity(planned.len());
         for p in planned {
-            let meta = PayloadMeta {
-                kind: p.kind.letters().to_owned(),
-                to: p.to,
-                certificate: p.certificate,
-                compress: p.compress,
-                file_name: format!("{}.b2", p.file_id),
-                exercice: p.exercice,
-                lots: p.lots,
-                invoices: p.invoices,
-            };
-            let sent = self.transmit(transport, &mut certs, &meta, &p.bytes, |_| Ok(()))?;
+            let (meta, bytes) = payload_of(p);
+            let sent = self.transmit(transport, &mut certs, &meta, &bytes, |_| Ok(()))?;
             progress(&sent);
             out.push(sent);
         }
@@ -462,18 +469,7 @@ impl Ps {
                 ),
             });
         }
-        let p = planned.remove(0);
-        let meta = PayloadMeta {
-            kind: p.kind.letters().to_owned(),
-            to: p.to,
-            certificate: p.certificate,
-            compress: p.compress,
-            file_name: format!("{}.b2", p.file_id),
-            exercice: p.exercice,
-            lots: p.lots,
-            invoices: p.invoices,
-        };
-        Ok((meta, p.bytes))
+        Ok(payload_of(planned.remove(0)))
     }
 
     /// Sends the dLOI request to the OCT (R7.2): `DLOI/<exercice>/<compostage>`, encrypted for

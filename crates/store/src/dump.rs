@@ -48,6 +48,17 @@ impl Cell {
 const SEED_TABLES: &[&str] = &["loi_meta", "compostage_state", "file_number_state"];
 
 /// Identifiers come from `sqlite_master` or are checked against it; quoting keeps any name inert.
+/// The columns of `table` on `conn`, in order (empty when there is no such table).
+fn table_columns(conn: &rusqlite::Connection, table: &str) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn
+        .prepare(&format!("PRAGMA table_info({})", quote(table)))
+        .map_err(sql("read columns"))?;
+    let rows = stmt
+        .query_map([], |r| r.get::<_, String>(1))
+        .map_err(sql("read columns"))?;
+    rows.collect::<Result<_, _>>().map_err(sql("read columns"))
+}
+
 fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
@@ -70,14 +81,7 @@ impl Store {
 
     /// The columns of `table`, in order (empty when there is no such table).
     pub fn dump_columns(&self, table: &str) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!("PRAGMA table_info({})", quote(table)))
-            .map_err(sql("read columns"))?;
-        let rows = stmt
-            .query_map([], |r| r.get::<_, String>(1))
-            .map_err(sql("read columns"))?;
-        rows.collect::<Result<_, _>>().map_err(sql("read columns"))
+        table_columns(&self.conn, table)
     }
 
     /// Calls `each` with every row of `table` (columns in [`dump_columns`](Self::dump_columns)
@@ -180,14 +184,7 @@ pub enum RestoreError {
 impl Restore<'_> {
     /// The columns of `table` in the target store.
     pub fn columns(&self, table: &str) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self
-            .tx
-            .prepare(&format!("PRAGMA table_info({})", quote(table)))
-            .map_err(sql("read columns"))?;
-        let rows = stmt
-            .query_map([], |r| r.get::<_, String>(1))
-            .map_err(sql("read columns"))?;
-        rows.collect::<Result<_, _>>().map_err(sql("read columns"))
+        table_columns(&self.tx, table)
     }
 
     /// Checks that `table` and every one of `columns` exist here, so that a name from an
