@@ -17,7 +17,7 @@ use svoct_mail::maildir::Maildir;
 use svoct_mail::pop3::{
     Limits, Mailbox, MessageSink, Pop3Config, Pop3Security, Pop3Session, RetrievePolicy, retrieve_selected,
 };
-use svoct_mail::profile::{ParseLimits, Profile, parse_message};
+use svoct_mail::profile::{ParseLimits, Profile, parse_message_owned};
 use svoct_store::{Direction, InboxId, InboxMessage, InboxState, NewEntry, Status, StoreError};
 
 use crate::config::Tls;
@@ -234,9 +234,9 @@ impl Ps {
                 .unwrap_or_default()
                 .to_vec();
             match self.classify(m, key.as_ref(), &limits) {
-                Ok(c) => {
+                Ok(mut c) => {
                     let subject = c.subject.to_string();
-                    match returns::handle(self.store(), self.config(), &c) {
+                    match returns::handle(self.store(), self.config(), &mut c) {
                         Ok(d) => {
                             inbox.classify(id, c.kind.name())?;
                             if d == Disposition::Processed {
@@ -335,9 +335,10 @@ impl Ps {
         key: Option<&PrivateKeyAndCert>,
         limits: &ParseLimits,
     ) -> Result<ClassifiedMessage, String> {
+        // The message's buffer becomes the attachment (decoded in place): one buffer of the
+        // message's size, not the message and its file side by side.
         let parsed =
-            parse_message(&m.raw, limits).map_err(|e| format!("not a known message profile: {e}"))?;
-        drop(m.raw);
+            parse_message_owned(m.raw, limits).map_err(|e| format!("not a known message profile: {e}"))?;
         self.check_sender(parsed.headers.from.as_deref())?;
         let kind = match parsed.description.profile {
             Profile::Art(_) => ReturnKind::Art,

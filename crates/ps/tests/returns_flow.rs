@@ -333,7 +333,7 @@ fn the_same_returns_twice_change_nothing() {
     let m = e.ps.inbox(InboxState::Processed).unwrap();
     let cfg = e.ps.config().clone();
     let now = time::OffsetDateTime::now_utc();
-    let again = svoct_ps::returns::ClassifiedMessage {
+    let mut again = svoct_ps::returns::ClassifiedMessage {
         inbox_id: m
             .iter()
             .find(|x| x.classification.as_deref() == Some("RSP"))
@@ -354,7 +354,7 @@ fn the_same_returns_twice_change_nothing() {
         file_name: None,
         file: standard_rsp(&lots),
     };
-    svoct_ps::returns::handle(e.ps.store(), &cfg, &again).unwrap();
+    svoct_ps::returns::handle(e.ps.store(), &cfg, &mut again).unwrap();
     let twice = returns_view(&e.ps).unwrap();
     assert_eq!(
         serde_json::to_value(&once.invoices).unwrap(),

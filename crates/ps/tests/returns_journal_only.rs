@@ -68,7 +68,7 @@ fn journal_only_sendings_are_reconciled_by_invoice_number() {
     .build()
     .unwrap();
     assert_eq!(
-        handle(&store, &config, &msg(1, ReturnKind::Arl, arl)).unwrap(),
+        handle(&store, &config, &mut msg(1, ReturnKind::Arl, arl)).unwrap(),
         Disposition::Processed
     );
     let rsp = noemie::build_580(
@@ -105,7 +105,7 @@ fn journal_only_sendings_are_reconciled_by_invoice_number() {
     )
     .unwrap();
     assert_eq!(
-        handle(&store, &config, &msg(2, ReturnKind::Rsp, rsp)).unwrap(),
+        handle(&store, &config, &mut msg(2, ReturnKind::Rsp, rsp)).unwrap(),
         Disposition::Processed
     );
     let r = store.returns();
@@ -128,5 +128,5 @@ fn journal_only_sendings_are_reconciled_by_invoice_number() {
         ("000000043", PaymentState::Paid, 2100, Some("2026-11-28"))
     );
     // An empty file is refused (quarantined by the caller), never silently dropped.
-    assert!(handle(&store, &config, &msg(3, ReturnKind::Rsp, Vec::new())).is_err());
+    assert!(handle(&store, &config, &mut msg(3, ReturnKind::Rsp, Vec::new())).is_err());
 }

@@ -519,7 +519,7 @@ fn a_message_refused_by_the_oct_is_resent_with_the_certificate_fixed_since() {
         .store_if_new("test", "art-1", b"raw")
         .unwrap()
         .id();
-    let msg = crate::returns::ClassifiedMessage {
+    let mut msg = crate::returns::ClassifiedMessage {
         inbox_id: inbox,
         kind: crate::returns::ReturnKind::Art,
         subject: "ART/123456789/202611260905".parse().unwrap(),
@@ -528,7 +528,7 @@ fn a_message_refused_by_the_oct_is_resent_with_the_certificate_fixed_since() {
         file_name: None,
         file: refusing_art(&first.compostage),
     };
-    crate::returns::handle(ps.store(), ps.config(), &msg).unwrap();
+    crate::returns::handle(ps.store(), ps.config(), &mut msg).unwrap();
     let old = ps.store().journal().get(first.entry).unwrap().unwrap();
     assert_eq!(old.status, Status::Failed);
     let status = crate::status::status_now(&ps).unwrap();
