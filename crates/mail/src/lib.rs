@@ -19,6 +19,7 @@ pub mod pop3;
 pub mod profile;
 pub mod secret;
 pub mod selfsigned;
+#[path = "transport/smtp.rs"]
 pub mod smtp;
 pub mod subject;
 
