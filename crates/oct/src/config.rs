@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use svoct_mail::secret::Secret;
 
 /// Largest configuration file read, so a wrong path (a device, a huge log) fails fast.
 pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
@@ -74,9 +75,6 @@ fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
         reason: reason.into(),
     }
 }
-
-/// The project's one redacting wrapper (`Debug`, `Display` and serialisation show `[redacted]`).
-pub use svoct_mail::Secret;
 
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize, Serialize)]

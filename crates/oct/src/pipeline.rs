@@ -38,7 +38,7 @@ use svoct_formats::b2::{
 };
 use svoct_mail::cms::{CmsCipher, PrivateKeyAndCert, RecipientCert};
 use svoct_mail::profile::{
-    self, Envelope as MailEnvelope, Mailbox, ParseLimits, ParsedMessage, PlainFileFacts, Profile, Protect,
+    self, Mailbox, MessageHeaders, ParseLimits, ParsedMessage, PlainFileFacts, Profile, Protect,
 };
 use svoct_mail::subject::{
     Compostage, FileKind, InvoiceSubject, MinuteStamp, PartyNumber, ReturnKind, ReturnSubject, SpecVersion,
@@ -365,7 +365,7 @@ impl Out<'_> {
         now: OffsetDateTime,
     ) -> Result<String, PipelineError> {
         let build = |e: profile::ProfileError| PipelineError::Build(e.to_string());
-        let envelope = MailEnvelope {
+        let envelope = MessageHeaders {
             from: Mailbox::new(&self.config.oct.address).map_err(build)?,
             to: Mailbox::new(to).map_err(build)?,
             subject,

@@ -17,10 +17,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use svoct_mail::smtp::{
-    DirTransport, Envelope as SmtpEnvelope, Security, SmtpConfig, SmtpCredentials, SmtpTransport, Transport,
-};
 use svoct_mail::subject::Compostage;
+use svoct_mail::transport::{
+    DirTransport, Security, SmtpConfig, SmtpCredentials, SmtpEnvelope, SmtpTransport, Transport,
+};
 use svoct_store::spool::{Spool, SpoolEntry, SpoolId};
 use time::OffsetDateTime;
 

@@ -12,12 +12,13 @@
 
 use std::path::Path;
 
-use svoct_mail::cms::{PrivateKeyAndCert, Secret};
+use svoct_mail::cms::PrivateKeyAndCert;
 use svoct_mail::maildir::Maildir;
 use svoct_mail::pop3::{
     Limits, Mailbox, MessageSink, Pop3Config, Pop3Security, Pop3Session, RetrievePolicy, retrieve_selected,
 };
 use svoct_mail::profile::{ParseLimits, Profile, parse_message};
+use svoct_mail::secret::Secret;
 use svoct_store::{Direction, InboxId, InboxMessage, InboxState, NewEntry, Status, StoreError};
 
 use crate::config::Tls;

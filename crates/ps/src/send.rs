@@ -23,12 +23,12 @@ use std::path::{Path, PathBuf};
 use svoct_formats::b2::LotKind;
 use svoct_mail::cms::{CmsCipher, RecipientCert};
 use svoct_mail::profile::{
-    ContentDescription, Envelope, Mailbox, Profile, Protect, Protection, build_message,
+    ContentDescription, Mailbox, MessageHeaders, Profile, Protect, Protection, build_message,
 };
-use svoct_mail::smtp::{self, Transport};
 use svoct_mail::subject::{
     Compostage, DloiRequestSubject, FileKind, InvoiceSubject, PartyNumber, SpecVersion, Subject,
 };
+use svoct_mail::transport::{SmtpEnvelope, Transport, smtp};
 use svoct_store::{Direction, Entry, EntryId, NewEntry, Status, Store};
 use time::OffsetDateTime;
 
@@ -605,7 +605,7 @@ impl Ps {
         let to = Mailbox::new(&meta.to)?;
         let domain = from.address().rsplit('@').next().unwrap_or("svoct.invalid");
         let message_id = format!("{stamp}.{}@{domain}", meta.exercice);
-        let envelope = Envelope {
+        let envelope = MessageHeaders {
             from,
             to,
             subject: subject.clone(),
@@ -660,7 +660,7 @@ impl Ps {
         );
         before_send(id)?;
 
-        let smtp_envelope = smtp::Envelope::new(self.config.identity.from.clone(), meta.to.clone());
+        let smtp_envelope = SmtpEnvelope::new(self.config.identity.from.clone(), meta.to.clone());
         let (status, answer) = match transport.send(&smtp_envelope, &raw) {
             Ok(ok) => (Status::Sent, ok.answer),
             Err(e) => {

@@ -11,8 +11,8 @@ use svoct_formats::noemie::{
     self, InvoiceOutcome, PartOutcome, PartState, RejectLine, RejectPart, RspParams, Ymd,
 };
 use svoct_mail::maildir::Maildir;
-use svoct_mail::smtp::MemoryTransport;
 use svoct_mail::subject::ReturnKind;
+use svoct_mail::transport::MemoryTransport;
 use svoct_ps::config::Config;
 use svoct_ps::returns::lots_of;
 use svoct_ps::status::{loi_check, returns_view, status};

@@ -1,32 +1,6 @@
-//! Sending built messages: one small [`Transport`] trait and its backends.
-//!
-//! The profiles module builds the exact bytes of a message; sending must not touch them. So the
-//! trait takes the raw bytes plus an SMTP [`Envelope`], and the backends are:
-//!
-//! - [`SmtpTransport`]: a real SMTP server through lettre (`send_raw`: lettre only dot-stuffs),
-//!   without TLS, with STARTTLS or with implicit TLS, optionally authenticated.
-//! - [`DirTransport`]: a directory of `.eml` files (the CLI's `--out`), for dry runs and for
-//!   handing messages to another mailer.
-//! - [`MemoryTransport`]: in memory, with scripted failures, for unit tests.
-//!
-//! Errors are one opaque [`SendError`] that says what the caller must decide: retry later
-//! ([`SendError::is_transient`]: 4xx, server unreachable, network cut) or give up
-//! ([`SendError::is_permanent`]: 5xx, invalid address, TLS refused), with the server's answer to
-//! journal. A refused login (`535`, `534`) is its own outcome, [`SendError::is_auth_rejected`]:
-//! transient (the operator fixes the credentials, the queue waits), never a failure of the message.
-//!
-//! Every server answer kept in a [`SendOk`] or a [`SendError`] has been through
-//! [`crate::secret::scrub_reply`]: a server that echoes the `AUTH` line leaks nothing. Credentials
-//! are refused over a connection without TLS unless [`SmtpConfig::allow_plaintext_auth`] is set.
-//!
-//! The calls block; the concentrator's async code calls them from `spawn_blocking`.
+//! The SMTP backend: a real server through lettre, one connection per message.
 
 use std::fmt;
-use std::fs;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use lettre::Transport as _;
@@ -34,179 +8,8 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use serde::{Deserialize, Serialize};
 
-use crate::cms::Secret;
-use crate::secret::scrub_reply;
-
-/// The SMTP envelope: the reverse path and the recipients (not the headers).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Envelope {
-    /// `MAIL FROM`; `None` for the null reverse path `<>`.
-    pub from: Option<String>,
-    /// `RCPT TO`, at least one.
-    pub to: Vec<String>,
-}
-
-impl Envelope {
-    /// An envelope from one sender to one recipient.
-    pub fn new(from: impl Into<String>, to: impl Into<String>) -> Envelope {
-        Envelope {
-            from: Some(from.into()),
-            to: vec![to.into()],
-        }
-    }
-}
-
-/// A successful hand-over: the server's final answer, to journal.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SendOk {
-    /// Reply code (250 for SMTP; 0 for backends that are not SMTP).
-    pub code: u16,
-    /// The answer text (e.g. `250 OK id=1xWSHV-0003WJ-16`, or the `.eml` path written).
-    pub answer: String,
-}
-
-/// Whether a failure is worth retrying.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Class {
-    Transient,
-    Permanent,
-}
-
-/// Why a message was not handed over. Opaque: ask [`is_transient`](Self::is_transient),
-/// [`is_permanent`](Self::is_permanent), [`code`](Self::code) and
-/// [`server_answer`](Self::server_answer).
-pub struct SendError {
-    class: Class,
-    auth_rejected: bool,
-    code: Option<u16>,
-    answer: Option<String>,
-    context: String,
-    source: Option<Box<dyn std::error::Error + Send + Sync>>,
-}
-
-impl SendError {
-    /// A failure to retry later (4xx, connection refused...). `answer` is the server's text, if it
-    /// gave one.
-    pub fn transient(context: impl Into<String>, code: Option<u16>, answer: Option<String>) -> SendError {
-        SendError {
-            class: Class::Transient,
-            auth_rejected: false,
-            code,
-            answer,
-            context: context.into(),
-            source: None,
-        }
-    }
-
-    /// A failure that retrying will not fix (5xx, bad address...).
-    pub fn permanent(context: impl Into<String>, code: Option<u16>, answer: Option<String>) -> SendError {
-        SendError {
-            class: Class::Permanent,
-            auth_rejected: false,
-            code,
-            answer,
-            context: context.into(),
-            source: None,
-        }
-    }
-
-    /// The server refused the login (`535`, `534`): retry later, once the operator has fixed
-    /// the credentials; the message itself is not at fault. Counts as transient.
-    pub fn auth_rejected(context: impl Into<String>, code: Option<u16>, answer: Option<String>) -> SendError {
-        SendError {
-            auth_rejected: true,
-            ..SendError::transient(context, code, answer)
-        }
-    }
-
-    fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> SendError {
-        self.source = Some(Box::new(source));
-        self
-    }
-
-    /// Retry later: the server said 4xx, or could not be reached, or the connection broke.
-    pub fn is_transient(&self) -> bool {
-        self.class == Class::Transient
-    }
-
-    /// The server refused the credentials (see [`SendError::auth_rejected`]).
-    pub fn is_auth_rejected(&self) -> bool {
-        self.auth_rejected
-    }
-
-    /// Do not retry as is: the server said 5xx, or the envelope or TLS setup is wrong.
-    pub fn is_permanent(&self) -> bool {
-        self.class == Class::Permanent
-    }
-
-    /// The SMTP reply code, when the server answered.
-    pub fn code(&self) -> Option<u16> {
-        self.code
-    }
-
-    /// The server's answer (`550 unknown mailbox`), when it answered.
-    pub fn server_answer(&self) -> Option<&str> {
-        self.answer.as_deref()
-    }
-}
-
-impl fmt::Display for SendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let class = match self.class {
-            _ if self.auth_rejected => "login refused, transient",
-            Class::Transient => "transient",
-            Class::Permanent => "permanent",
-        };
-        write!(f, "{} ({class} failure)", self.context)?;
-        if let Some(a) = &self.answer {
-            write!(f, ": server answered {a:?}")?;
-        } else if let Some(s) = &self.source {
-            write!(f, ": {s}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for SendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SendError")
-            .field("class", &self.class)
-            .field("auth_rejected", &self.auth_rejected)
-            .field("code", &self.code)
-            .field("answer", &self.answer)
-            .field("context", &self.context)
-            .field("source", &self.source.as_ref().map(|s| s.to_string()))
-            .finish()
-    }
-}
-
-impl std::error::Error for SendError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|s| s as &(dyn std::error::Error + 'static))
-    }
-}
-
-/// Something that hands a built message over.
-pub trait Transport: Send + Sync {
-    /// Sends `raw` (a complete RFC 5322 message, CRLF line ends) to `envelope.to`. Returns once
-    /// the server took responsibility for it.
-    fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<SendOk, SendError>;
-}
-
-impl<T: Transport + ?Sized> Transport for &T {
-    fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<SendOk, SendError> {
-        (**self).send(envelope, raw)
-    }
-}
-
-impl<T: Transport + ?Sized> Transport for Box<T> {
-    fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<SendOk, SendError> {
-        (**self).send(envelope, raw)
-    }
-}
+use super::{SendError, SendOk, SmtpEnvelope, Transport};
+use crate::secret::{Secret, scrub_reply};
 
 /// How the SMTP connection is secured.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -407,7 +210,7 @@ fn bare_line_end(raw: &[u8]) -> Option<usize> {
 
 impl Transport for SmtpTransport {
     /// Refuses (permanently) a message with a bare CR or LF (see `bare_line_end`).
-    fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<SendOk, SendError> {
+    fn send(&self, envelope: &SmtpEnvelope, raw: &[u8]) -> Result<SendOk, SendError> {
         if let Some(offset) = bare_line_end(raw) {
             return Err(SendError::permanent(
                 format!("message has a bare CR or LF at byte {offset}; lines must end with CRLF"),
@@ -591,245 +394,9 @@ fn tls_handshake_failed(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// Writes each message as a `.eml` file in a directory (and its envelope next to it as
-/// `.envelope.json`), never overwriting. Each file is written under a temporary name, synced and
-/// renamed, so a reader never sees half a message; the envelope is placed first, so a reader
-/// that sees a `.eml` also sees its envelope; the directory is synced before `send` returns, so
-/// a message reported written survives a power cut. What a killed writer left (hidden `.tmp`
-/// files, an envelope without its message) is removed when the next transport opens the
-/// directory.
-#[derive(Debug)]
-pub struct DirTransport {
-    dir: PathBuf,
-    seq: AtomicU64,
-}
-
-impl DirTransport {
-    /// Writes into `dir`, created if missing, after removing what killed writers left there.
-    pub fn new(dir: impl Into<PathBuf>) -> Result<DirTransport, SendError> {
-        let dir = dir.into();
-        crate::fsx::create_data_dir_all(&dir).map_err(|e| {
-            SendError::permanent(format!("create output directory {}", dir.display()), None, None)
-                .with_source(e)
-        })?;
-        let removed = remove_leftovers(&dir).map_err(|e| {
-            SendError::permanent(format!("clean output directory {}", dir.display()), None, None)
-                .with_source(e)
-        })?;
-        if removed > 0 {
-            tracing::warn!(dir = %dir.display(), removed, "removed files left by a killed writer");
-        }
-        Ok(DirTransport {
-            dir,
-            seq: AtomicU64::new(0),
-        })
-    }
-
-    /// The output directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// Writes `bytes` as `<stem>.<ext>`: a hidden temporary name, synced, then renamed into
-    /// place without replacing anything (`RENAME_NOREPLACE`; a hard link where the file system
-    /// lacks it). The directory itself is synced by the caller once both files are in place.
-    fn write_new(&self, stem: &str, ext: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
-        let tmp = self.dir.join(format!(".{stem}.{ext}.tmp"));
-        let path = self.dir.join(format!("{stem}.{ext}"));
-        let mut f = crate::fsx::create_new_data_file(&tmp)?;
-        let written = f.write_all(bytes).and_then(|()| f.sync_all());
-        drop(f);
-        let placed = written.and_then(|()| crate::fsx::place_no_replace(&tmp, &path));
-        if placed.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        placed.map(|()| path)
-    }
-}
-
-impl Transport for DirTransport {
-    fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<SendOk, SendError> {
-        let now = time::OffsetDateTime::now_utc();
-        let stamp = format!(
-            "{:04}{:02}{:02}T{:02}{:02}{:02}",
-            now.year(),
-            u8::from(now.month()),
-            now.day(),
-            now.hour(),
-            now.minute(),
-            now.second()
-        );
-        let pid = std::process::id();
-        let mut last_err = None;
-        for _ in 0..1000 {
-            let n = self.seq.fetch_add(1, Ordering::Relaxed);
-            let stem = format!("{stamp}-{pid}-{n:06}");
-            // The envelope first: a `.eml` in place always has its envelope next to it. A kill
-            // between the two leaves an envelope alone, removed by the next `new`.
-            let env = serde_json::to_vec_pretty(envelope).unwrap_or_default();
-            match self.write_new(&stem, "envelope.json", &env) {
-                Ok(env_path) => {
-                    let path = self.write_new(&stem, "eml", raw).map_err(|e| {
-                        let _ = fs::remove_file(&env_path);
-                        SendError::transient(
-                            format!("write message next to {}", env_path.display()),
-                            None,
-                            None,
-                        )
-                        .with_source(e)
-                    })?;
-                    crate::fsx::sync_dir(&self.dir).map_err(|e| {
-                        SendError::transient(format!("sync {}", self.dir.display()), None, None)
-                            .with_source(e)
-                    })?;
-                    return Ok(SendOk {
-                        code: 0,
-                        answer: format!("written to {}", path.display()),
-                    });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last_err = Some(e),
-                Err(e) => {
-                    return Err(SendError::transient(
-                        format!("write into {}", self.dir.display()),
-                        None,
-                        None,
-                    )
-                    .with_source(e));
-                }
-            }
-        }
-        Err(
-            SendError::transient(format!("no free file name in {}", self.dir.display()), None, None)
-                .with_source(last_err.unwrap_or_else(|| std::io::Error::other("name collision"))),
-        )
-    }
-}
-
-/// The writer's process id in a `DirTransport` file name (`[.]<stamp>-<pid>-<seq>.<ext>[.tmp]`).
-fn writer_pid(name: &str) -> Option<u32> {
-    let stem = name.trim_start_matches('.').split('.').next()?;
-    let mut parts = stem.split('-');
-    let (_stamp, pid, _seq) = (parts.next()?, parts.next()?, parts.next()?);
-    pid.parse().ok()
-}
-
-/// Whether process `pid` is running (Linux: its `/proc` entry exists).
-fn process_alive(pid: u32) -> bool {
-    Path::new("/proc").join(pid.to_string()).exists()
-}
-
-/// Removes, among the files of writers no longer running, hidden temporaries and `.eml` /
-/// `.envelope.json` files missing their other half (never reported written). Files of running
-/// writers, this process included, are left alone. Returns how many files were removed.
-fn remove_leftovers(dir: &Path) -> std::io::Result<usize> {
-    let names: std::collections::HashSet<String> = fs::read_dir(dir)?
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .collect();
-    let me = std::process::id();
-    let mut removed = 0;
-    for name in &names {
-        let Some(pid) = writer_pid(name) else { continue };
-        if pid == me || process_alive(pid) {
-            continue;
-        }
-        let orphan = if name.starts_with('.') {
-            name.ends_with(".tmp")
-        } else if let Some(stem) = name.strip_suffix(".envelope.json") {
-            !names.contains(&format!("{stem}.eml"))
-        } else if let Some(stem) = name.strip_suffix(".eml") {
-            !names.contains(&format!("{stem}.envelope.json"))
-        } else {
-            false
-        };
-        if orphan {
-            fs::remove_file(dir.join(name))?;
-            removed += 1;
-        }
-    }
-    if removed > 0 {
-        crate::fsx::sync_dir(dir)?;
-    }
-    Ok(removed)
-}
-
-/// One message captured by a [`MemoryTransport`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Captured {
-    pub envelope: Envelope,
-    pub raw: Vec<u8>,
-}
-
-/// Keeps sent messages in memory; failures can be scripted. For unit tests.
-#[derive(Debug, Default)]
-pub struct MemoryTransport {
-    sent: Mutex<Vec<Captured>>,
-    script: Mutex<std::collections::VecDeque<SendError>>,
-}
-
-impl MemoryTransport {
-    pub fn new() -> MemoryTransport {
-        MemoryTransport::default()
-    }
-
-    /// Makes the next `send` fail with `err` (queued: several calls fail in order).
-    pub fn fail_next(&self, err: SendError) {
-        if let Ok(mut s) = self.script.lock() {
-            s.push_back(err);
-        }
-    }
-
-    /// The messages sent so far, in order.
-    pub fn sent(&self) -> Vec<Captured> {
-        self.sent.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-}
-
-impl Transport for MemoryTransport {
-    fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<SendOk, SendError> {
-        if let Some(err) = self.script.lock().ok().and_then(|mut s| s.pop_front()) {
-            return Err(err);
-        }
-        if envelope.to.is_empty() {
-            return Err(SendError::permanent("envelope without recipient", None, None));
-        }
-        let mut sent = self
-            .sent
-            .lock()
-            .map_err(|_| SendError::transient("memory transport poisoned", None, None))?;
-        sent.push(Captured {
-            envelope: envelope.clone(),
-            raw: raw.to_vec(),
-        });
-        Ok(SendOk {
-            code: 250,
-            answer: format!("250 OK memory #{}", sent.len()),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn memory_transport_captures_and_scripts_failures() {
-        let t = MemoryTransport::new();
-        t.fail_next(SendError::transient("x", Some(451), Some("451 try later".into())));
-        let env = Envelope::new("ps@ps.test", "oct@oct.test");
-        let e = t.send(&env, b"m").unwrap_err();
-        assert!(e.is_transient() && !e.is_permanent());
-        assert_eq!(e.code(), Some(451));
-        assert_eq!(e.server_answer(), Some("451 try later"));
-        let ok = t.send(&env, b"m").unwrap();
-        assert_eq!(ok.code, 250);
-        assert_eq!(
-            t.sent(),
-            vec![Captured {
-                envelope: env,
-                raw: b"m".to_vec()
-            }]
-        );
-    }
 
     #[test]
     fn a_server_that_accepts_and_never_answers_is_a_timeout_naming_endpoint_and_delay() {
@@ -839,7 +406,7 @@ mod tests {
         let mut cfg = SmtpConfig::plain("127.0.0.1", port);
         cfg.timeout = Duration::from_secs(1);
         let t = SmtpTransport::new(&cfg).unwrap();
-        let env = Envelope::new("ps@ps.test", "oct@oct.test");
+        let env = SmtpEnvelope::new("ps@ps.test", "oct@oct.test");
         let e = t.send(&env, b"Subject: x\r\n\r\nbody\r\n").unwrap_err();
         assert!(e.is_transient(), "a silent server may come back: {e}");
         let text = e.to_string();
@@ -861,7 +428,7 @@ mod tests {
         cfg.security = Security::Implicit;
         cfg.timeout = Duration::from_secs(1);
         let t = SmtpTransport::new(&cfg).unwrap();
-        let env = Envelope::new("ps@ps.test", "oct@oct.test");
+        let env = SmtpEnvelope::new("ps@ps.test", "oct@oct.test");
         let e = t.send(&env, b"Subject: x\r\n\r\nbody\r\n").unwrap_err();
         assert!(e.is_transient(), "a silent server may come back: {e}");
         let text = e.to_string();
@@ -883,7 +450,7 @@ mod tests {
         let t = SmtpTransport::new(&SmtpConfig::plain("127.0.0.1", 1)).unwrap();
         let e = t
             .send(
-                &Envelope::new("a@b.test", "c@d.test"),
+                &SmtpEnvelope::new("a@b.test", "c@d.test"),
                 b"Subject: x\r\n\r\na\n.\nRSET\r\n",
             )
             .unwrap_err();
@@ -901,72 +468,5 @@ mod tests {
         let dbg = format!("{cfg:?}");
         assert!(dbg.contains("ps1"));
         assert!(!dbg.contains("hunter2"), "{dbg}");
-    }
-
-    #[test]
-    fn dir_transport_writes_exact_bytes_and_never_overwrites() {
-        let d = tempfile::tempdir().unwrap();
-        let t = DirTransport::new(d.path().join("out")).unwrap();
-        let env = Envelope::new("ps@ps.test", "oct@oct.test");
-        let raw = b"Subject: a\r\n\r\nline\r\n.\r\n".to_vec();
-        t.send(&env, &raw).unwrap();
-        t.send(&env, &raw).unwrap();
-        let mut emls: Vec<_> = fs::read_dir(t.dir())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-            .collect();
-        emls.sort();
-        assert_eq!(emls.len(), 2);
-        for p in &emls {
-            assert_eq!(fs::read(p).unwrap(), raw);
-            let env_path = p.with_extension("envelope.json");
-            let back: Envelope = serde_json::from_slice(&fs::read(env_path).unwrap()).unwrap();
-            assert_eq!(back, env);
-        }
-        // No temporary file left behind.
-        assert_eq!(fs::read_dir(t.dir()).unwrap().count(), 4);
-        // Owner only, whatever the umask: the messages hold claims.
-        use std::os::unix::fs::PermissionsExt;
-        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode(t.dir()), 0o700);
-        for e in fs::read_dir(t.dir()).unwrap() {
-            assert_eq!(mode(&e.unwrap().path()), 0o600);
-        }
-    }
-
-    #[test]
-    fn leftovers_of_a_killed_writer_are_removed_at_start() {
-        let d = tempfile::tempdir().unwrap();
-        let out = d.path().join("out");
-        fs::create_dir_all(&out).unwrap();
-        // pid 999999999 is above any pid_max: that writer is not running.
-        let dead = "20261202T101010-999999999";
-        let me = format!("20261202T101010-{}", std::process::id());
-        let leftovers = [
-            format!(".{dead}-000001.eml.tmp"),
-            format!(".{dead}-000002.envelope.json.tmp"),
-            format!("{dead}-000003.envelope.json"),
-            format!("{dead}-000004.eml"),
-        ];
-        let kept = [
-            format!("{dead}-000005.eml"),
-            format!("{dead}-000005.envelope.json"),
-            format!(".{me}-000006.eml.tmp"),
-            format!("{me}-000007.envelope.json"),
-            "notes.txt".to_owned(),
-        ];
-        for name in leftovers.iter().chain(kept.iter()) {
-            fs::write(out.join(name), b"x").unwrap();
-        }
-        let t = DirTransport::new(&out).unwrap();
-        let mut left: Vec<String> = fs::read_dir(t.dir())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        left.sort();
-        let mut want = kept.to_vec();
-        want.sort();
-        assert_eq!(left, want);
     }
 }

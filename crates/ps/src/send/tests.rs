@@ -1,7 +1,7 @@
 use svoct_formats::b2::synth::{SynthParams, generate_bytes};
 use svoct_mail::cms::PrivateKeyAndCert;
 use svoct_mail::profile::{ParseLimits, parse_message};
-use svoct_mail::smtp::{MemoryTransport, SendError};
+use svoct_mail::transport::{MemoryTransport, SendError};
 use svoct_testkit::certs::TestIdentity;
 use svoct_testkit::ps_config;
 
