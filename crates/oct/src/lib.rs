@@ -13,12 +13,13 @@
 
 pub mod config;
 pub mod fidelity;
-pub mod ingress;
+pub mod inbound;
 pub mod instance;
 pub mod pipeline;
 pub mod preflight;
 pub mod receipt;
 pub mod returns;
 pub mod service;
-pub mod smtp;
+pub use inbound::listener as ingress;
+pub use inbound::session as smtp;
 pub mod state;
