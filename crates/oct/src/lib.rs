@@ -1,7 +1,7 @@
 //! The concentrator (OCT) service.
 //!
-//! - [`smtp`]: the sans-IO SMTP server state machine.
-//! - [`ingress`]: the tokio shell around it that writes accepted messages to the spool.
+//! - [`inbound`]: the SMTP server: the sans-IO session ([`inbound::session`]) and the tokio
+//!   listener around it that writes accepted messages to the spool ([`inbound::listener`]).
 //! - [`config`]: the service configuration (TOML).
 //! - [`fidelity`]: annex rules checked on invoice files (other OCT, R3.4 exclusivity, echo).
 //! - [`pipeline`]: processing one spooled message (split, forward, ART, relay).
@@ -20,6 +20,4 @@ pub mod preflight;
 pub mod receipt;
 pub mod returns;
 pub mod service;
-pub use inbound::listener as ingress;
-pub use inbound::session as smtp;
 pub mod state;

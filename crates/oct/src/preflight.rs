@@ -214,7 +214,7 @@ fn check_oct_key_pair(config: &Config, out: &mut Vec<Finding>) {
 
 /// The STARTTLS pair of the ingress: the key (mode, parse), the chain's first certificate
 /// (parse, dates) and that they match; what `serve` would fail on, or warn about, at start.
-fn check_ingress_tls(files: &crate::ingress::TlsFiles, out: &mut Vec<Finding>) {
+fn check_ingress_tls(files: &crate::inbound::listener::TlsFiles, out: &mut Vec<Finding>) {
     use openssl::pkey::PKey;
     use openssl::x509::X509;
     let (cert_key, key_key) = ("ingress.tls_certificate", "ingress.tls_key");

@@ -25,8 +25,8 @@ use svoct_mail::cms::PrivateKeyAndCert;
 use svoct_mail::profile::{self, Mailbox, MessageHeaders, ParseLimits, Profile, Protect};
 use svoct_mail::subject::{MinuteStamp, PartyNumber, ReturnKind, ReturnSubject, Subject};
 use svoct_mail::transport::{self, SmtpConfig, SmtpTransport, Transport};
-use svoct_oct::ingress::{Ingress, IngressConfig, IngressHandle};
-use svoct_oct::smtp::Recipients;
+use svoct_oct::inbound::listener::{Ingress, IngressConfig, IngressHandle};
+use svoct_oct::inbound::session::Recipients;
 use svoct_store::spool::{EntryState, Spool, SpoolId};
 use time::{Date, OffsetDateTime, PrimitiveDateTime};
 
@@ -101,7 +101,7 @@ pub enum SimError {
     #[error("spool: {0}")]
     Spool(#[from] svoct_store::spool::SpoolError),
     #[error("ingress: {0}")]
-    Ingress(#[from] svoct_oct::ingress::IngressError),
+    Ingress(#[from] svoct_oct::inbound::listener::IngressError),
     #[error("sending returns: {0}")]
     Send(#[from] transport::SendError),
 }
