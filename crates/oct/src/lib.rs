@@ -6,7 +6,7 @@
 //! - [`fidelity`]: annex rules checked on invoice files (other OCT, R3.4 exclusivity, echo).
 //! - [`pipeline`]: processing one spooled message (split, forward, ART, relay).
 //! - [`receipt`]: the content of the ART.
-//! - [`returns`]: what the relay reads inside ARL, RSP and dLOI files.
+//! - [`relay_formats`]: what the relay reads inside ARL, RSP and dLOI files, and the dLOI answer.
 //! - [`service`]: the running concentrator: ingress, workers, outbox sender, shutdown.
 //! - [`state`]: the pipeline's SQLite state: processed messages, outbox, quarantine.
 #![forbid(unsafe_code)]
@@ -18,6 +18,6 @@ pub mod instance;
 pub mod pipeline;
 pub mod preflight;
 pub mod receipt;
-pub mod returns;
+pub mod relay_formats;
 pub mod service;
 pub mod state;

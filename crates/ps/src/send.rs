@@ -372,12 +372,12 @@ impl Ps {
     /// `lot NNN of AAMMJJ (ARL of <when>, journal entry N)`. Sent entries are registered first,
     /// so that an ARL received before the registration counts.
     fn acknowledged_lots(&self, entry: &Entry) -> Result<Vec<String>, PsError> {
-        crate::returns::sync_sent(&self.store, &self.config)?;
+        crate::reconcile::sync_sent(&self.store, &self.config)?;
         let lots: Vec<svoct_store::returns::SentLot> = entry
             .compostage
             .as_deref()
             .and_then(|c| self.payloads.load(c).ok())
-            .and_then(|(_, bytes)| crate::returns::lots_of(&bytes))
+            .and_then(|(_, bytes)| crate::reconcile::lots_of(&bytes))
             .unwrap_or_else(|| {
                 entry
                     .lots
@@ -475,7 +475,7 @@ impl Ps {
     /// Sends the dLOI request to the OCT (R7.2): `DLOI/<exercice>/<compostage>`, encrypted for
     /// the OCT, asking for the increments after list `version` (0 when the PS holds none).
     pub fn request_loi(&self, transport: &dyn Transport, version: u64) -> Result<Sent, PsError> {
-        let body = crate::loi::request_file(&self.config, version, OffsetDateTime::now_utc())?;
+        let body = crate::dloi_request::request_file(&self.config, version, OffsetDateTime::now_utc())?;
         let meta = self.loi_meta()?;
         self.transmit(transport, &mut CertCache::default(), &meta, &body, |_| Ok(()))
     }

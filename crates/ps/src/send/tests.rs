@@ -519,16 +519,16 @@ fn a_message_refused_by_the_oct_is_resent_with_the_certificate_fixed_since() {
         .store_if_new("test", "art-1", b"raw")
         .unwrap()
         .id();
-    let msg = crate::returns::ClassifiedMessage {
+    let msg = crate::reconcile::ClassifiedMessage {
         inbox_id: inbox,
-        kind: crate::returns::ReturnKind::Art,
+        kind: crate::reconcile::ReturnKind::Art,
         subject: "ART/123456789/202611260905".parse().unwrap(),
         profile: "ART".into(),
         message_id: None,
         file_name: None,
         file: refusing_art(&first.compostage),
     };
-    crate::returns::handle(ps.store(), ps.config(), &msg).unwrap();
+    crate::reconcile::handle(ps.store(), ps.config(), &msg).unwrap();
     let old = ps.store().journal().get(first.entry).unwrap().unwrap();
     assert_eq!(old.status, Status::Failed);
     let status = crate::status::status_now(&ps).unwrap();
