@@ -371,9 +371,11 @@ impl Mailbox {
     }
 }
 
-/// Everything a message needs besides the file.
+/// Everything a message needs besides the file: what [`build_message`] writes as its headers
+/// (From, To, Subject, Date, Message-ID, and the profile and file name of the Content-* ones).
+/// Not the SMTP envelope, which is [`crate::transport::SmtpEnvelope`].
 #[derive(Debug, Clone)]
-pub struct Envelope {
+pub struct MessageHeaders {
     pub from: Mailbox,
     pub to: Mailbox,
     pub subject: Subject,
@@ -445,25 +447,25 @@ fn base64_lines(data: &[u8], out: &mut Vec<u8>) {
 /// Builds a complete message (CRLF line ends, ready for SMTP `DATA`) carrying `file`, protected
 /// as asked; the Content-Description follows from the profile and the protection.
 pub fn build_message(
-    envelope: &Envelope,
+    headers: &MessageHeaders,
     file: &[u8],
     protect: Protect<'_>,
 ) -> Result<Vec<u8>, ProfileError> {
-    let profile = envelope.profile;
-    if !profile.subject_matches(&envelope.subject) {
+    let profile = headers.profile;
+    if !profile.subject_matches(&headers.subject) {
         return Err(ProfileError::SubjectProfileMismatch {
-            subject: envelope.subject.to_string(),
+            subject: headers.subject.to_string(),
             profile: profile.description_base(),
         });
     }
-    check_file_name(&envelope.file_name)?;
-    if matches!(profile, Profile::Art(_)) && !envelope.file_name.to_ascii_lowercase().ends_with(".txt") {
+    check_file_name(&headers.file_name)?;
+    if matches!(profile, Profile::Art(_)) && !headers.file_name.to_ascii_lowercase().ends_with(".txt") {
         return Err(ProfileError::HeaderValue {
             header: "file name",
             reason: "the ART text file is named <file name>.txt (R6.2)".to_owned(),
         });
     }
-    if let Some(id) = &envelope.message_id {
+    if let Some(id) = &headers.message_id {
         check_header_value("Message-ID", id)?;
         if id.contains(['<', '>', ' ']) || !id.contains('@') {
             return Err(ProfileError::HeaderValue {
@@ -497,37 +499,37 @@ pub fn build_message(
         }
     };
     let description = ContentDescription { profile, protection };
-    let date = envelope
+    let date = headers
         .date
         .format(&time::format_description::well_known::Rfc2822)
         .map_err(|e| ProfileError::HeaderValue {
             header: "Date",
             reason: e.to_string(),
         })?;
-    let message_id = envelope
+    let message_id = headers
         .message_id
         .clone()
-        .unwrap_or_else(|| random_id(envelope.from.domain()));
+        .unwrap_or_else(|| random_id(headers.from.domain()));
     let mut out = Vec::with_capacity(body.len() * 4 / 3 + body.len() / 38 + 1024);
-    let headers = [
-        ("From", envelope.from.header_value()),
-        ("To", envelope.to.header_value()),
-        ("Subject", envelope.subject.to_string()),
+    let lines = [
+        ("From", headers.from.header_value()),
+        ("To", headers.to.header_value()),
+        ("Subject", headers.subject.to_string()),
         ("Date", date),
         ("Message-ID", format!("<{message_id}>")),
         ("MIME-Version", "1.0".to_owned()),
         (
             "Content-Type",
-            format!("{CONTENT_TYPE}; name=\"{}\"", envelope.file_name),
+            format!("{CONTENT_TYPE}; name=\"{}\"", headers.file_name),
         ),
         ("Content-Transfer-Encoding", TRANSFER_ENCODING.to_owned()),
         ("Content-Description", description.to_string()),
         (
             "Content-Disposition",
-            format!("attachment; filename=\"{}\"", envelope.file_name),
+            format!("attachment; filename=\"{}\"", headers.file_name),
         ),
     ];
-    for (name, value) in headers {
+    for (name, value) in lines {
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());

@@ -5,7 +5,7 @@ use svoct_formats::arl::{Arl, ArlStatus, Stamp};
 use svoct_formats::noemie::{self, InvoiceOutcome, PartOutcome, PartState, RspParams, Ymd};
 use svoct_mail::subject::{MinuteStamp, PartyNumber, ReturnKind as SubjectKind, ReturnSubject, Subject};
 use svoct_ps::config::{Config, EXAMPLE};
-use svoct_ps::returns::{ClassifiedMessage, Disposition, ReturnKind, handle};
+use svoct_ps::reconcile::{ClassifiedMessage, Disposition, ReturnKind, handle};
 use svoct_store::{ArlState, Direction, InboxId, Lot, NewEntry, PaymentState, Status, Store};
 
 fn msg(id: i64, kind: ReturnKind, file: Vec<u8>) -> ClassifiedMessage {
