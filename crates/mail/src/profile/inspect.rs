@@ -110,8 +110,14 @@ pub fn inspect_message(bytes: &[u8], key: Option<&PrivateKeyAndCert>) -> Message
     r.headers = ex.headers.clone();
     r.multipart = ex.multipart;
     r.check_headers(ex.content_type_ok);
-    let description = r.read_description();
-    let subject = r.read_subject();
+    let description: Option<ContentDescription> = r.read_header(
+        r.headers.content_description.clone(),
+        "Content-Description",
+        "content_description",
+    );
+    r.profile = description.as_ref().map(ToString::to_string);
+    let subject: Option<Subject> = r.read_header(r.headers.subject.clone(), "Subject", "subject");
+    r.subject = subject.as_ref().map(Subject::fields);
     if let (Some(d), Some(s)) = (&description, &subject)
         && !d.profile.subject_matches(s)
     {
@@ -195,45 +201,20 @@ impl MessageReport {
         }
     }
 
-    /// The profile named by the Content-Description, recorded in `profile`; a finding when it is
-    /// missing or unknown.
-    fn read_description(&mut self) -> Option<ContentDescription> {
-        let Some(text) = self.headers.content_description.as_deref() else {
-            self.push(
-                Severity::Error,
-                "content_description",
-                "missing header Content-Description",
-            );
+    /// The value of header `name` (`value`), parsed; a finding with `code` when it is missing or
+    /// does not parse.
+    fn read_header<T>(&mut self, value: Option<String>, name: &str, code: &'static str) -> Option<T>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        let Some(text) = value else {
+            self.push(Severity::Error, code, format!("missing header {name}"));
             return None;
         };
-        match text.parse::<ContentDescription>() {
-            Ok(d) => {
-                self.profile = Some(d.to_string());
-                Some(d)
-            }
-            Err(e) => {
-                self.push(Severity::Error, "content_description", e.to_string());
-                None
-            }
-        }
-    }
-
-    /// The subject, its fields recorded in `subject`; a finding when it is missing or invalid.
-    fn read_subject(&mut self) -> Option<Subject> {
-        let Some(text) = self.headers.subject.as_deref() else {
-            self.push(Severity::Error, "subject", "missing header Subject");
-            return None;
-        };
-        match text.parse::<Subject>() {
-            Ok(s) => {
-                self.subject = Some(s.fields());
-                Some(s)
-            }
-            Err(e) => {
-                self.push(Severity::Error, "subject", e.to_string());
-                None
-            }
-        }
+        text.parse::<T>()
+            .map_err(|e| self.push(Severity::Error, code, e.to_string()))
+            .ok()
     }
 
     /// Checks the attachment against its announced protection: a plain one that looks
