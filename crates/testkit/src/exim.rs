@@ -398,6 +398,7 @@ fn routers_section(c: &mut String, cfg: &EximConfig<'_>) {
     }
 }
 
+/// Maildir delivery under `root` as `uid:gid`, and the relay to the smarthost when there is one.
 fn transports_section(c: &mut String, cfg: &EximConfig<'_>, root: &Path, uid: u32, gid: u32) {
     let root = root.display();
     c.push_str("\nbegin transports\n");
