@@ -261,7 +261,7 @@ impl LotAnswer {
     fn invoice_outcome(&self, invoice: &b2::Invoice<'_>, rules: &Rules) -> InvoiceOutcome {
         let number = invoice.number().unwrap_or(0);
         let requested = invoice.total_amo().unwrap_or(0);
-        let (state, paid, rejects) = if rules.reject_every > 0 && number % rules.reject_every == 0 {
+        let (state, paid, rejects) = if rules.reject_every > 0 && number.is_multiple_of(rules.reject_every) {
             let (code, label) = reject_reason(number / rules.reject_every);
             let line = RejectLine {
                 code: code.into(),
@@ -269,7 +269,7 @@ impl LotAnswer {
                 part: RejectPart::Amo,
             };
             (PartState::Rejected, 0, vec![line])
-        } else if rules.defer_every > 0 && number % rules.defer_every == 0 {
+        } else if rules.defer_every > 0 && number.is_multiple_of(rules.defer_every) {
             (PartState::Deferred, 0, Vec::new())
         } else {
             (PartState::Paid, requested as i64, Vec::new())
