@@ -823,6 +823,16 @@ impl Config {
                 errs.push(e);
             }
         };
+        self.identity_problems(&mut note);
+        self.sender_problems(&mut note);
+        self.route_problems(&mut note);
+        self.delivery_problems(&mut note);
+        self.limit_problems(&mut note);
+        errs
+    }
+
+    /// `[oct]` and `[ingress]`.
+    fn identity_problems(&self, note: &mut impl FnMut(Result<(), ConfigError>)) {
         note(check_text("oct.identifier", &self.oct.identifier, 14));
         note(check_text("oct.sender_type", &self.oct.sender_type, 2));
         note(check_digits("oct.sender_number", &self.oct.sender_number, 14));
@@ -843,6 +853,10 @@ impl Config {
         }
         note(check_text("oct.name", &self.oct.name, 40));
         note(check_digits("oct.spec_version", &self.oct.spec_version, 6));
+    }
+
+    /// `[[sender]]`: each address registered once.
+    fn sender_problems(&self, note: &mut impl FnMut(Result<(), ConfigError>)) {
         let mut by_address = BTreeMap::new();
         for (i, s) in self.senders.iter().enumerate() {
             let key = |f: &str| format!("sender[{i}].{f}");
@@ -872,6 +886,10 @@ impl Config {
                 )));
             }
         }
+    }
+
+    /// `[[route]]` and `[[amc]]`: where lots go, and how they are protected.
+    fn route_problems(&self, note: &mut impl FnMut(Result<(), ConfigError>)) {
         for (i, r) in self.routes.iter().enumerate() {
             let key = |f: &str| format!("route[{i}].{f}");
             note(check_address(&key("mailbox"), &r.mailbox));
@@ -911,6 +929,10 @@ impl Config {
                 a.plaintext,
             ));
         }
+    }
+
+    /// `[[delivery.local]]` and `[delivery.smtp]`.
+    fn delivery_problems(&self, note: &mut impl FnMut(Result<(), ConfigError>)) {
         for (i, l) in self.delivery.local.iter().enumerate() {
             note(check_address(&format!("delivery.local[{i}].address"), &l.address));
         }
@@ -930,6 +952,10 @@ impl Config {
                 )));
             }
         }
+    }
+
+    /// Worker counts, batches, retention and retries.
+    fn limit_problems(&self, note: &mut impl FnMut(Result<(), ConfigError>)) {
         if self.pipeline.workers == 0 || self.pipeline.workers > 64 {
             note(Err(invalid("pipeline.workers", "must be 1 to 64")));
         }
@@ -951,7 +977,6 @@ impl Config {
         if self.retry.initial_backoff_secs == 0 {
             note(Err(invalid("retry.initial_backoff_secs", "must be at least 1")));
         }
-        errs
     }
 
     /// The registered sender whose `From` address is `address` (case-insensitive).
