@@ -834,6 +834,40 @@ impl Found {
     }
 }
 
+/// The part that holds the file and where its body lies in the message: the one
+/// `Application/EDI-consent` (or described) part of a multipart message, or the message itself.
+fn file_part<'m>(
+    msg: &'m mail_parser::Message<'m>,
+    multipart: bool,
+) -> Result<(&'m mail_parser::MessagePart<'m>, std::ops::Range<usize>), ProfileError> {
+    let raw = msg.raw_message();
+    if !multipart {
+        let after_headers = msg
+            .headers()
+            .iter()
+            .map(|h| usize::try_from(h.offset_end).unwrap_or(0))
+            .max()
+            .unwrap_or(0);
+        let start = body_start(raw, after_headers.saturating_sub(2)).unwrap_or(raw.len());
+        return Ok((msg.root_part(), start..raw.len()));
+    }
+    let candidates: Vec<&mail_parser::MessagePart<'_>> = msg
+        .parts
+        .iter()
+        .skip(1)
+        .filter(|p| !p.is_multipart())
+        .filter(|p| p.is_content_type("application", "edi-consent") || p.content_description().is_some())
+        .collect();
+    let part = match candidates.as_slice() {
+        [] => return Err(ProfileError::NoFilePart),
+        [one] => *one,
+        many => return Err(ProfileError::SeveralFileParts { count: many.len() }),
+    };
+    let start = usize::try_from(part.offset_body).unwrap_or(usize::MAX);
+    let end = usize::try_from(part.offset_end).unwrap_or(0);
+    Ok((part, start..end))
+}
+
 /// Finds the file part of a message (single-part or `multipart/mixed`) and reads its headers.
 fn find_part(bytes: &[u8], limits: &ParseLimits) -> Result<Found, ProfileError> {
     if bytes.len() > limits.max_message_bytes {
@@ -861,35 +895,7 @@ fn find_part(bytes: &[u8], limits: &ParseLimits) -> Result<Found, ProfileError> 
         &head
     };
     let raw = msg.raw_message();
-    let root = msg.root_part();
-    let (part, body_range) = if multipart {
-        let candidates: Vec<&mail_parser::MessagePart<'_>> = msg
-            .parts
-            .iter()
-            .skip(1)
-            .filter(|p| !p.is_multipart())
-            .filter(|p| p.is_content_type("application", "edi-consent") || p.content_description().is_some())
-            .collect();
-        let part = match candidates.as_slice() {
-            [] => return Err(ProfileError::NoFilePart),
-            [one] => *one,
-            many => return Err(ProfileError::SeveralFileParts { count: many.len() }),
-        };
-        let start = usize::try_from(part.offset_body).unwrap_or(usize::MAX);
-        let end = usize::try_from(part.offset_end).unwrap_or(0);
-        (part, start..end)
-    } else {
-        let after_headers = msg
-            .headers()
-            .iter()
-            .map(|h| usize::try_from(h.offset_end).unwrap_or(0))
-            .max()
-            .unwrap_or(0);
-        (
-            root,
-            body_start(raw, after_headers.saturating_sub(2)).unwrap_or(raw.len())..raw.len(),
-        )
-    };
+    let (part, body_range) = file_part(msg, multipart)?;
     let top_text = |name: HeaderName<'_>| {
         msg.headers()
             .iter()

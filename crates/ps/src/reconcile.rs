@@ -116,50 +116,7 @@ pub fn handle(store: &Store, config: &Config, msg: &mut ClassifiedMessage) -> Re
         }
         ReturnKind::Rsp => {
             sync_sent(store, config).map_err(store_err)?;
-            // The file is parsed in place (its entity streams compacted inside it, no copy),
-            // and the views are walked, never built whole: the message keeps 512 bytes of it
-            // for the note of an unreadable file.
-            let file = std::mem::take(&mut msg.file);
-            msg.file = file.get(..file.len().min(512)).unwrap_or_default().to_vec();
-            let parsed = match noemie::parse_owned(file) {
-                Ok(n) => n,
-                Err(e) => return unreadable(store, msg, &format!("unreadable NOEMIE file: {e}")),
-            };
-            let mut rec = store.returns().begin_rsp(msg.inbox_id).map_err(store_err)?;
-            let mut failed = None;
-            let RspRecord { lines } = rsp_record(&parsed, |r| {
-                if failed.is_none() {
-                    failed = rec.add(r).err();
-                }
-            });
-            if let Some(e) = failed {
-                return Err(store_err(e));
-            }
-            let r = rec.commit().map_err(store_err)?;
-            store
-                .returns()
-                .record_payment_lines(msg.inbox_id, &lines)
-                .map_err(store_err)?;
-            if !parsed.findings.is_empty() {
-                let summary = format!(
-                    "NOEMIE {} with {} finding(s): {}",
-                    parsed.references(),
-                    parsed.findings.len() + parsed.findings_suppressed,
-                    parsed.findings.first().map(|f| f.message.as_str()).unwrap_or("")
-                );
-                let detail = serde_json::to_value(&parsed.findings).unwrap_or_default();
-                store
-                    .returns()
-                    .record_note(msg.inbox_id, "RSP", None, &summary, &detail)
-                    .map_err(store_err)?;
-            }
-            // Warnings and information (an entity without a published layout, a blank currency)
-            // are noted for the support team; only errors keep the return for a human.
-            Ok(if !parsed.has_errors() && r.unmatched == 0 {
-                Disposition::Processed
-            } else {
-                Disposition::Kept
-            })
+            handle_rsp(store, msg).map_err(store_err)
         }
         ReturnKind::Art => {
             let (compostage, summary, detail) = art_note(&msg.file);
@@ -194,21 +151,66 @@ pub fn handle(store: &Store, config: &Config, msg: &mut ClassifiedMessage) -> Re
     }
 }
 
+/// An RSP: reconciliation of each invoice, the lines that belong to no invoice, a note of the
+/// file's findings. The file is parsed in place (its entity streams compacted inside it, no
+/// copy) and its views are walked, never built whole; the message keeps the file's first 512
+/// bytes for the note of an unreadable file.
+fn handle_rsp(store: &Store, msg: &mut ClassifiedMessage) -> Result<Disposition, StoreError> {
+    let file = std::mem::take(&mut msg.file);
+    msg.file = file.get(..file.len().min(512)).unwrap_or_default().to_vec();
+    let parsed = match noemie::parse_owned(file) {
+        Ok(n) => n,
+        Err(e) => return unreadable_file(store, msg, &format!("unreadable NOEMIE file: {e}")),
+    };
+    let mut rec = store.returns().begin_rsp(msg.inbox_id)?;
+    let mut failed = None;
+    let RspRecord { lines } = rsp_record(&parsed, |r| {
+        if failed.is_none() {
+            failed = rec.add(r).err();
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let r = rec.commit()?;
+    store.returns().record_payment_lines(msg.inbox_id, &lines)?;
+    if !parsed.findings.is_empty() {
+        let summary = format!(
+            "NOEMIE {} with {} finding(s): {}",
+            parsed.references(),
+            parsed.findings.len() + parsed.findings_suppressed,
+            parsed.findings.first().map(|f| f.message.as_str()).unwrap_or("")
+        );
+        let detail = serde_json::to_value(&parsed.findings).unwrap_or_default();
+        store
+            .returns()
+            .record_note(msg.inbox_id, "RSP", None, &summary, &detail)?;
+    }
+    // Warnings and information (an entity without a published layout, a blank currency) are
+    // noted for the support team; only errors keep the return for a human.
+    Ok(if !parsed.has_errors() && r.unmatched == 0 {
+        Disposition::Processed
+    } else {
+        Disposition::Kept
+    })
+}
+
 /// A return whose file does not read: kept in the inbox (`Kept`) with a note naming the error,
 /// shown by `svoct ps returns`; the raw message stays in the inbox for a human look.
 fn unreadable(store: &Store, msg: &ClassifiedMessage, why: &str) -> Result<Disposition, String> {
+    unreadable_file(store, msg, why).map_err(|e| format!("store: {e}"))
+}
+
+fn unreadable_file(store: &Store, msg: &ClassifiedMessage, why: &str) -> Result<Disposition, StoreError> {
     let head: String =
         String::from_utf8_lossy(msg.file.get(..msg.file.len().min(512)).unwrap_or_default()).into_owned();
-    store
-        .returns()
-        .record_note(
-            msg.inbox_id,
-            msg.kind.name(),
-            None,
-            why,
-            &serde_json::Value::String(head),
-        )
-        .map_err(|e| format!("store: {e}"))?;
+    store.returns().record_note(
+        msg.inbox_id,
+        msg.kind.name(),
+        None,
+        why,
+        &serde_json::Value::String(head),
+    )?;
     Ok(Disposition::Kept)
 }
 
