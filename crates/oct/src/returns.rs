@@ -93,13 +93,13 @@ pub enum LoiSourceError {
         #[source]
         source: std::io::Error,
     },
-    /// More files than [`MAX_LOI_FILES`]: not read, so a wrong path cannot exhaust memory.
+    /// More files than the 10,000 read at most: a wrong path cannot exhaust memory.
     #[error("LOI source {} holds more than {MAX_LOI_FILES} files", path.display())]
     TooManyFiles { path: std::path::PathBuf },
 }
 
-/// The files of the LOI source directory `source`: every regular file up to [`MAX_LOI_FILE`]
-/// bytes (unreadable entries are skipped). What the service hands the pipeline through
+/// The files of the LOI source directory `source`: every regular file up to 64 MiB
+/// (unreadable entries are skipped). What the service hands the pipeline through
 /// [`crate::pipeline::Env::loi_files`].
 pub fn read_loi_source(source: &Path) -> Result<Vec<Vec<u8>>, LoiSourceError> {
     let dir = std::fs::read_dir(source).map_err(|e| LoiSourceError::Unreadable {

@@ -7,11 +7,10 @@ use svoct_formats::PaddedNumber;
 use svoct_formats::b2::{self, B2Input, LotKind, layouts::F0_FILE_ID};
 use svoct_mail::profile::Profile;
 use svoct_mail::subject::FileKind;
-use time::OffsetDateTime;
 
 use super::invoice::Run;
-use super::lots::PlannedLot;
-use super::out::{Addressee, digits_only, file_kind};
+use super::lots::{Plan, PlannedLot};
+use super::out::{Addressee, Letter, digits_only, file_kind};
 use super::{Env, Pipeline, PipelineError, lots_message_id, yymmdd};
 use crate::config::Route;
 use crate::receipt::{AmcLine, LotFate};
@@ -38,14 +37,12 @@ impl<'c> Pipeline<'c> {
     /// Forwards the routed lots; returns what each file carried, for the summary.
     pub(super) fn forward(
         &self,
-        input: &B2Input<'_>,
-        planned: &[PlannedLot<'_, 'c>],
+        plan: &Plan<'_, '_, 'c>,
         run: &mut Run<'_, '_>,
-        now: OffsetDateTime,
         env: &mut dyn Env,
     ) -> Result<Vec<serde_json::Value>, PipelineError> {
         let mut groups: Vec<Group<'_, '_, 'c>> = Vec::new();
-        for p in planned {
+        for p in &plan.lots {
             let Some(route) = p.route else { continue };
             match groups
                 .iter_mut()
@@ -61,7 +58,7 @@ impl<'c> Pipeline<'c> {
         }
         groups
             .iter()
-            .map(|g| self.forward_group(input, g, run, now, env))
+            .map(|g| self.forward_group(plan.input, g, run, env))
             .collect()
     }
 
@@ -70,7 +67,6 @@ impl<'c> Pipeline<'c> {
         input: &B2Input<'_>,
         group: &Group<'_, '_, 'c>,
         run: &mut Run<'_, '_>,
-        now: OffsetDateTime,
         env: &mut dyn Env,
     ) -> Result<serde_json::Value, PipelineError> {
         let Group { route, kind, members } = group;
@@ -80,22 +76,20 @@ impl<'c> Pipeline<'c> {
             recipient_type: &route.recipient_type,
             recipient_number: digits_only(&route.recipient()),
         };
-        let file = self.build_oct_file(&lots_bytes, &to, &file_id, now)?;
+        let file = self.build_oct_file(&lots_bytes, &to, &file_id, run.now)?;
         let invoices: usize = members.iter().map(|p| p.line.invoices).sum();
         let subject = self.invoice_subject(*kind, invoices, env)?;
         let hashes: Vec<&str> = members.iter().map(|p| p.hash.as_str()).collect();
         let id = lots_message_id(OutKind::Forward, &route.mailbox, &hashes, self.config.domain());
-        let id = run.out.push_as(
-            id,
-            OutKind::Forward,
-            &route.mailbox,
+        let letter = Letter {
             subject,
-            Profile::Invoice(file_kind(*kind)),
-            format!("{file_id}.B2"),
-            &file,
-            self.keys.cert(route.certificate.as_ref()),
-            now,
-        )?;
+            profile: Profile::Invoice(file_kind(*kind)),
+            file_name: format!("{file_id}.B2"),
+            file: &file,
+            cert: self.keys.cert(route.certificate.as_ref()),
+            date: run.now,
+        };
+        let id = run.out.push_as(id, OutKind::Forward, &route.mailbox, letter)?;
         let ps_key = PaddedNumber::new(&run.sender.ps_number).to_string();
         let ps_file_id = input
             .file_header()
@@ -138,20 +132,18 @@ impl<'c> Pipeline<'c> {
     /// R8.3: the complementary flow, one OCT-built lot per (source lot, AMC), one file per AMC.
     pub(super) fn amc_flow(
         &self,
-        input: &B2Input<'_>,
-        planned: &[PlannedLot<'_, 'c>],
+        plan: &Plan<'_, '_, 'c>,
         run: &mut Run<'_, '_>,
-        now: OffsetDateTime,
         env: &mut dyn Env,
     ) -> Result<(), PipelineError> {
         let mut per_amc: Vec<AmcFlow<'_>> = Vec::new();
-        for p in planned {
-            let Some(lot) = input.lots().get(p.lot_index) else {
+        for p in &plan.lots {
+            let Some(lot) = plan.input.lots().get(p.lot_index) else {
                 continue;
             };
             for (org, invs) in &p.amc {
                 let number = env.lot_number()?;
-                let date = yymmdd(now);
+                let date = yymmdd(run.now);
                 let bytes = b2::build_amc_lot(lot, invs, number, &date)
                     .map_err(|e| PipelineError::Build(e.to_string()))?;
                 run.result.own_lots.push(OwnLot {
@@ -177,7 +169,7 @@ impl<'c> Pipeline<'c> {
             }
         }
         for flow in &per_amc {
-            self.send_amc_flow(flow, run, now, env)?;
+            self.send_amc_flow(flow, run, env)?;
         }
         Ok(())
     }
@@ -186,7 +178,6 @@ impl<'c> Pipeline<'c> {
         &self,
         flow: &AmcFlow<'_>,
         run: &mut Run<'_, '_>,
-        now: OffsetDateTime,
         env: &mut dyn Env,
     ) -> Result<(), PipelineError> {
         let org = &flow.organisation;
@@ -199,7 +190,7 @@ impl<'c> Pipeline<'c> {
             recipient_type: "AC",
             recipient_number: digits_only(org),
         };
-        let file = self.build_oct_file(&refs, &to, &file_id, now)?;
+        let file = self.build_oct_file(&refs, &to, &file_id, run.now)?;
         let subject = self.invoice_subject(LotKind::Fse, flow.invoices, env)?;
         let id = lots_message_id(
             OutKind::Amc,
@@ -207,17 +198,15 @@ impl<'c> Pipeline<'c> {
             &flow.source_hashes,
             self.config.domain(),
         );
-        let id = run.out.push_as(
-            id,
-            OutKind::Amc,
-            &amc.mailbox,
+        let letter = Letter {
             subject,
-            Profile::Invoice(FileKind::Fse),
-            format!("{file_id}.B2"),
-            &file,
-            self.keys.cert(amc.certificate.as_ref()),
-            now,
-        )?;
+            profile: Profile::Invoice(FileKind::Fse),
+            file_name: format!("{file_id}.B2"),
+            file: &file,
+            cert: self.keys.cert(amc.certificate.as_ref()),
+            date: run.now,
+        };
+        let id = run.out.push_as(id, OutKind::Amc, &amc.mailbox, letter)?;
         for own in run.result.own_lots.iter_mut().filter(|l| &l.organisation == org) {
             own.message_id = id.clone();
             own.file_id = file_id.clone();

@@ -10,7 +10,7 @@ use svoct_mail::profile::{ParsedMessage, PlainFileFacts};
 use super::lots::lot_line;
 use super::out::{Echo, Out};
 use super::relay::Opening;
-use super::{Env, Halt, Pipeline, PipelineError, Refusal, RefusalCode, content_hash, same_number};
+use super::{Env, Halt, Pipeline, PipelineError, Refusal, RefusalCode, Work, content_hash, same_number};
 use crate::config::Sender;
 use crate::receipt::{LotFate, Receipt};
 use crate::state::{CompostageClaim, Processed};
@@ -23,6 +23,8 @@ pub(super) struct Run<'r, 'c> {
     pub(super) receipt: Receipt,
     pub(super) result: &'r mut Processed,
     pub(super) out: &'r mut Out<'c>,
+    /// The time the files the OCT builds are dated with.
+    pub(super) now: time::OffsetDateTime,
 }
 
 /// The file of an accepted message, as the compostage check saw it.
@@ -36,24 +38,12 @@ struct FileUse {
 impl Pipeline<'_> {
     /// Processes an invoice message: accepted (with an ART), or refused (quarantined, with an ART
     /// saying why; no ART when the sender is unknown, the address is not trusted).
-    pub(super) fn invoice(
-        &self,
-        result: &mut Processed,
-        out: &mut Out<'_>,
-        parsed: &ParsedMessage,
-        sender: Option<&Sender>,
-        env: &mut dyn Env,
-    ) -> Result<(), Halt> {
-        let Some(sender) = sender else {
-            return Err(Refusal::new(
-                RefusalCode::UnknownSender,
-                format!(
-                    "the From address {} is not registered with this OCT",
-                    result.mail_from
-                ),
-            )
-            .into());
-        };
+    pub(super) fn invoice(&self, work: Work<'_, '_>, env: &mut dyn Env) -> Result<(), Halt> {
+        // Unknown sender: no ART (the address is not trusted), quarantined for the operator.
+        let sender = work.registered_sender("the From address ")?;
+        let Work {
+            parsed, result, out, ..
+        } = work;
         let echo = Echo {
             compostage: parsed.subject.fields().compostage.unwrap_or_default(),
             file_name: parsed.headers.file_name.clone().unwrap_or_default(),
@@ -65,6 +55,7 @@ impl Pipeline<'_> {
             receipt: self.receipt(sender, echo, env),
             result,
             out,
+            now: env.now(),
         };
         match self.accept_invoice(&mut run, parsed, env) {
             Ok((file, forwarded)) => Ok(self.accepted(run, &file, forwarded, env)?),
@@ -99,10 +90,9 @@ impl Pipeline<'_> {
             );
         }
         let lot_problems = super::lots::triage(&input)?;
-        let planned = self.plan_lots(&input, &lot_problems, run, env)?;
-        let now = env.now();
-        let forwarded = self.forward(&input, &planned, run, now, env)?;
-        self.amc_flow(&input, &planned, run, now, env)?;
+        let plan = self.plan_lots(&input, &lot_problems, run, env)?;
+        let forwarded = self.forward(&plan, run, env)?;
+        self.amc_flow(&plan, run, env)?;
         Ok((file, forwarded))
     }
 

@@ -24,6 +24,12 @@ pub(super) struct PlannedLot<'i, 'c> {
     pub(super) lot_index: usize,
 }
 
+/// The lots of a file that go out, planned.
+pub(super) struct Plan<'p, 'i, 'c> {
+    pub(super) input: &'p B2Input<'i>,
+    pub(super) lots: Vec<PlannedLot<'i, 'c>>,
+}
+
 /// Contract-99 invoices of a lot, per AMC organisation number (indices into the lot's
 /// invoices), in the order of their first invoice.
 pub(super) type AmcInvoices = Vec<(String, Vec<usize>)>;
@@ -81,13 +87,13 @@ impl<'c> Pipeline<'c> {
     /// Plans every lot: the ones that go out are returned; the fate of the others is written in
     /// the receipt. Refuses the whole message when a destination has no route, so that fixing
     /// the table and retrying forwards everything once.
-    pub(super) fn plan_lots<'i>(
+    pub(super) fn plan_lots<'p, 'i>(
         &self,
-        input: &B2Input<'i>,
+        input: &'p B2Input<'i>,
         lot_problems: &[Vec<String>],
         run: &mut Run<'_, '_>,
         env: &mut dyn Env,
-    ) -> Result<Vec<PlannedLot<'i, 'c>>, Halt> {
+    ) -> Result<Plan<'p, 'i, 'c>, Halt> {
         let ps_key = PaddedNumber::new(&run.sender.ps_number).to_string();
         let mut planned = Vec::new();
         let mut hashes_in_file = HashSet::new();
@@ -112,7 +118,7 @@ impl<'c> Pipeline<'c> {
                 ),
             )
             .into()),
-            None => Ok(planned),
+            None => Ok(Plan { input, lots: planned }),
         }
     }
 

@@ -4,8 +4,8 @@
 //! message to send (forwarded files, the complementary AMC flow, the ART, relayed returns) as
 //! final bytes with deterministic Message-IDs, or a quarantine decision with its reason (and an
 //! explanatory ART when the sender is known). It does no I/O besides what [`Env`] gives it
-//! (sequence numbers, the OCT-built lots, the LOI source's files), so the worker can commit its result
-//! in one transaction and every path is testable without servers.
+//! (sequence numbers, the OCT-built lots, the files of the LOI source), so the worker can commit
+//! its result in one transaction and every path is testable without servers.
 //!
 //! Invoice messages (R8.1-R8.3): parse the profile; look the `From` address up among the
 //! registered senders; decrypt with the OCT key; parse the B2 file; check the subject against the
@@ -18,19 +18,18 @@
 //! and write the ART. No double billing: a lot already forwarded (the processed index, through
 //! [`Env::forwarded_lot`]) is reported `DEJA_TRANSMIS`, not forwarded; another file under a
 //! compostage already used by the sender is refused; what the message forwards is returned as
-//! its [`Claims`], which the commit checks against the index.
+//! its [`Claims`](crate::state::Claims), which the commit checks against the index.
 //!
 //! Returns from AM (ARL, RSP, dLOI increments) are relayed to the PS named by the message (R8.4),
 //! except ARL addressed to the OCT itself, which acknowledge lots it built (R4.2). dLOI requests
 //! are answered from the LOI source.
-
 //!
-//! One file per group of steps: [`invoice`] (open the B2, authorise the sender, the compostage),
-//! [`lots`] (triage the findings, plan every lot), [`forward`] (forward per route, build the AMC
-//! flow), [`relay`] (returns from AM and dLOI requests), [`out`] (what the OCT writes: messages,
-//! ART, subjects, files), [`refusal`] (the refusal codes). A step returns `Result<_, Refusal>`
-//! (or [`Halt`] when it also asks [`Env`]); [`Pipeline::process`] turns a refusal into the
-//! quarantine decision.
+//! One file per group of steps: `invoice` (open the B2, authorise the sender, the compostage),
+//! `lots` (triage the findings, plan every lot), `forward` (forward per route, build the AMC
+//! flow), `relay` (the open step, returns from AM, dLOI requests), `out` (what the OCT writes:
+//! messages, ART, subjects, files), `refusal` (the refusal codes). A step returns
+//! `Result<_, Refusal>` (or `Halt`, when it also asks [`Env`] and may fail with it);
+//! [`Pipeline::process`] turns a refusal into the quarantine decision.
 
 use std::path::{Path, PathBuf};
 
@@ -264,7 +263,15 @@ impl<'a> Pipeline<'a> {
         };
         let sender = self.config.sender_by_address(&from);
         let outcome = match parsed {
-            Ok(parsed) => self.dispatch(&mut result, &mut out, &parsed, sender, env),
+            Ok(parsed) => {
+                let work = Work {
+                    parsed: &parsed,
+                    sender,
+                    result: &mut result,
+                    out: &mut out,
+                };
+                self.dispatch(work, env)
+            }
             Err(e) => self.unreadable(&mut out, msg.raw, sender, &e, env),
         };
         match outcome {
@@ -277,27 +284,19 @@ impl<'a> Pipeline<'a> {
     }
 
     /// Hands a readable message to the processing of its profile.
-    fn dispatch(
-        &self,
-        result: &mut Processed,
-        out: &mut Out<'_>,
-        parsed: &ParsedMessage,
-        sender: Option<&Sender>,
-        env: &mut dyn Env,
-    ) -> Result<(), Halt> {
-        match parsed.description.profile {
+    fn dispatch(&self, work: Work<'_, '_>, env: &mut dyn Env) -> Result<(), Halt> {
+        match work.parsed.description.profile {
             Profile::Invoice(_) => {
-                result.kind = MessageKind::Invoice;
-                self.invoice(result, out, parsed, sender, env)
+                work.result.kind = MessageKind::Invoice;
+                self.invoice(work, env)
             }
             Profile::Arl | Profile::Rsp | Profile::DloiIncrement => {
-                result.kind = MessageKind::Relay;
-                let from = result.mail_from.clone();
-                self.relay(result, out, parsed, &from, env)
+                work.result.kind = MessageKind::Relay;
+                self.relay(work, env)
             }
             Profile::DloiRequest => {
-                result.kind = MessageKind::LoiRequest;
-                self.loi_request(result, out, parsed, sender, env)
+                work.result.kind = MessageKind::LoiRequest;
+                self.loi_request(work, env)
             }
             Profile::Art(_) => Err(Refusal::new(
                 RefusalCode::UnexpectedProfile,
@@ -347,6 +346,31 @@ impl<'a> Pipeline<'a> {
             rcpt: msg.rcpt_to.to_vec(),
             raw: msg.raw.to_vec(),
         });
+    }
+}
+
+/// A readable message being processed: what it says, who sent it (when registered), and what
+/// its processing fills.
+struct Work<'r, 'c> {
+    parsed: &'r ParsedMessage,
+    sender: Option<&'c Sender>,
+    result: &'r mut Processed,
+    out: &'r mut Out<'c>,
+}
+
+impl<'c> Work<'_, 'c> {
+    /// The registered sender of the message, or the refusal `unknown_sender` (`<prefix><From
+    /// address> is not registered with this OCT`).
+    fn registered_sender(&self, prefix: &str) -> Result<&'c Sender, Refusal> {
+        self.sender.ok_or_else(|| {
+            Refusal::new(
+                RefusalCode::UnknownSender,
+                format!(
+                    "{prefix}{} is not registered with this OCT",
+                    self.result.mail_from
+                ),
+            )
+        })
     }
 }
 

@@ -16,6 +16,17 @@ use crate::config::{Config, Sender};
 use crate::receipt::Receipt;
 use crate::state::{OutKind, Outgoing};
 
+/// One message the OCT sends: its subject, profile and attachment.
+pub(super) struct Letter<'f> {
+    pub(super) subject: Subject,
+    pub(super) profile: Profile,
+    pub(super) file_name: String,
+    pub(super) file: &'f [u8],
+    /// Encrypt for this certificate (when the profile allows it).
+    pub(super) cert: Option<&'f RecipientCert>,
+    pub(super) date: OffsetDateTime,
+}
+
 /// Accumulates outgoing messages with their deterministic Message-IDs.
 pub(super) struct Out<'c> {
     pub(super) config: &'c Config,
@@ -35,36 +46,32 @@ impl Out<'_> {
         )
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn push(
         &mut self,
         kind: OutKind,
         to: &str,
-        subject: Subject,
-        profile: Profile,
-        file_name: String,
-        file: &[u8],
-        cert: Option<&RecipientCert>,
-        now: OffsetDateTime,
+        letter: Letter<'_>,
     ) -> Result<String, PipelineError> {
         let id = self.next_id(kind);
-        self.push_as(id, kind, to, subject, profile, file_name, file, cert, now)
+        self.push_as(id, kind, to, letter)
     }
 
     /// Like [`Out::push`], under the Message-ID `id`.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn push_as(
         &mut self,
         id: String,
         kind: OutKind,
         to: &str,
-        subject: Subject,
-        profile: Profile,
-        file_name: String,
-        file: &[u8],
-        cert: Option<&RecipientCert>,
-        now: OffsetDateTime,
+        letter: Letter<'_>,
     ) -> Result<String, PipelineError> {
+        let Letter {
+            subject,
+            profile,
+            file_name,
+            file,
+            cert,
+            date,
+        } = letter;
         let build = |e: profile::ProfileError| PipelineError::Build(e.to_string());
         let envelope = MailEnvelope {
             from: Mailbox::new(&self.config.oct.address).map_err(build)?,
@@ -72,7 +79,7 @@ impl Out<'_> {
             subject,
             profile,
             file_name,
-            date: now,
+            date,
             message_id: Some(id.clone()),
         };
         let certs: Vec<RecipientCert>;
@@ -146,16 +153,16 @@ impl Pipeline<'_> {
         let subject = Subject::Return(return_subject(ReturnKind::Art, sender, now)?);
         let category = profile::PsCategory::from_code(&sender.category).unwrap_or(profile::PsCategory::Xx);
         let file_name = format!("ART{}.txt", out.spool_id);
-        out.push(
-            OutKind::Art,
-            sender.return_mailbox(),
+        let art = receipt.render();
+        let letter = Letter {
             subject,
-            Profile::Art(category),
+            profile: Profile::Art(category),
             file_name,
-            &receipt.render(),
-            None,
-            now,
-        )?;
+            file: &art,
+            cert: None,
+            date: now,
+        };
+        out.push(OutKind::Art, sender.return_mailbox(), letter)?;
         Ok(())
     }
 

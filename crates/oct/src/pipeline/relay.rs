@@ -6,9 +6,8 @@ use serde_json::json;
 use svoct_mail::profile::{OpenedAttachment, ParsedMessage, Profile};
 use svoct_mail::subject::{ReturnKind, Subject};
 
-use super::out::{Out, return_subject};
-use super::{Env, Halt, Pipeline, Refusal, RefusalCode, same_number};
-use crate::config::Sender;
+use super::out::{Letter, return_subject};
+use super::{Env, Halt, Pipeline, Refusal, RefusalCode, Work, same_number};
 use crate::state::{MessageKind, OutKind, OwnArl, Processed};
 
 /// What an attachment being opened is, for the wording of the refusal (the ART of an invoice
@@ -36,14 +35,12 @@ impl Pipeline<'_> {
     }
 
     /// Relays a return from an AM mailbox to the PS it names.
-    pub(super) fn relay(
-        &self,
-        result: &mut Processed,
-        out: &mut Out<'_>,
-        parsed: &ParsedMessage,
-        from: &str,
-        env: &mut dyn Env,
-    ) -> Result<(), Halt> {
+    pub(super) fn relay(&self, work: Work<'_, '_>, env: &mut dyn Env) -> Result<(), Halt> {
+        let Work {
+            parsed, result, out, ..
+        } = work;
+        let from = result.mail_from.clone();
+        let from = from.as_str();
         if !self.is_am_mailbox(from) {
             return Err(Refusal::new(
                 RefusalCode::UnknownSender,
@@ -89,16 +86,15 @@ impl Pipeline<'_> {
                         .all(|b| (0x21..0x7f).contains(&b) && b != b'"' && b != b'\\')
             })
             .unwrap_or_else(|| format!("{}{}.dat", subject.kind.keyword(), out.spool_id));
-        let id = out.push(
-            OutKind::Relay,
-            ps.return_mailbox(),
-            parsed.subject.clone(),
-            parsed.description.profile,
-            name,
-            &opened.bytes,
-            self.keys.cert(ps.certificate.as_ref()),
-            env.now(),
-        )?;
+        let letter = Letter {
+            subject: parsed.subject.clone(),
+            profile: parsed.description.profile,
+            file_name: name,
+            file: &opened.bytes,
+            cert: self.keys.cert(ps.certificate.as_ref()),
+            date: env.now(),
+        };
+        let id = out.push(OutKind::Relay, ps.return_mailbox(), letter)?;
         result.summary =
             json!({ "relayed": parsed.profile_name(), "to": ps.return_mailbox(), "message_id": id });
         Ok(())
@@ -164,21 +160,11 @@ impl Pipeline<'_> {
     }
 
     /// Answers a dLOI request of a registered sender with the increments it lacks.
-    pub(super) fn loi_request(
-        &self,
-        result: &mut Processed,
-        out: &mut Out<'_>,
-        parsed: &ParsedMessage,
-        sender: Option<&Sender>,
-        env: &mut dyn Env,
-    ) -> Result<(), Halt> {
-        let Some(sender) = sender else {
-            return Err(Refusal::new(
-                RefusalCode::UnknownSender,
-                format!("{} is not registered with this OCT", result.mail_from),
-            )
-            .into());
-        };
+    pub(super) fn loi_request(&self, work: Work<'_, '_>, env: &mut dyn Env) -> Result<(), Halt> {
+        let sender = work.registered_sender("")?;
+        let Work {
+            parsed, result, out, ..
+        } = work;
         if let Subject::DloiRequest(s) = &parsed.subject
             && !same_number(s.exercice.as_str(), &sender.sender_number)
         {
@@ -203,16 +189,15 @@ impl Pipeline<'_> {
         let subject = return_subject(ReturnKind::LoiIncrement, sender, now)?;
         let mut id = Vec::new();
         for (k, inc) in answer.increments.iter().enumerate() {
-            id.push(out.push(
-                OutKind::Loi,
-                sender.return_mailbox(),
-                Subject::Return(subject.clone()),
-                Profile::DloiIncrement,
-                format!("LOI{}-{k}.dat", out.spool_id),
-                inc,
-                self.keys.cert(sender.certificate.as_ref()),
-                now,
-            )?);
+            let letter = Letter {
+                subject: Subject::Return(subject.clone()),
+                profile: Profile::DloiIncrement,
+                file_name: format!("LOI{}-{k}.dat", out.spool_id),
+                file: inc,
+                cert: self.keys.cert(sender.certificate.as_ref()),
+                date: now,
+            };
+            id.push(out.push(OutKind::Loi, sender.return_mailbox(), letter)?);
         }
         result.summary = json!({ "loi": answer.summary, "to": sender.return_mailbox(), "message_ids": id });
         Ok(())
