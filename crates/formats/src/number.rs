@@ -49,9 +49,10 @@ impl From<&str> for PaddedNumber {
     }
 }
 
+/// The significant part; width and alignment are honoured (`{:>9}` lines numbers up).
 impl fmt::Display for PaddedNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
@@ -69,6 +70,7 @@ mod tests {
         assert!(n.is("00000123456789"));
         assert!(n.is("123456789     "));
         assert_eq!(n.to_string(), "123456789");
+        assert_eq!(format!("[{:>6}]", PaddedNumber::new("000042")), "[    42]");
     }
 
     #[test]
