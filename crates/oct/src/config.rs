@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use svoct_formats::PaddedNumber;
 use svoct_mail::secret::Secret;
 
 /// Largest configuration file read, so a wrong path (a device, a huge log) fails fast.
@@ -988,18 +989,14 @@ impl Config {
 
     /// The registered sender with this PS number (leading zeros ignored).
     pub fn sender_by_ps_number(&self, ps_number: &str) -> Option<&Sender> {
-        let want = ps_number.trim().trim_start_matches('0');
-        self.senders
-            .iter()
-            .find(|s| s.ps_number.trim_start_matches('0') == want)
+        let want = PaddedNumber::new(ps_number);
+        self.senders.iter().find(|s| want.is(&s.ps_number))
     }
 
     /// The registered sender with this file sender number (leading zeros ignored).
     pub fn sender_by_number(&self, number: &str) -> Option<&Sender> {
-        let want = number.trim().trim_start_matches('0');
-        self.senders
-            .iter()
-            .find(|s| s.sender_number.trim_start_matches('0') == want)
+        let want = PaddedNumber::new(number);
+        self.senders.iter().find(|s| want.is(&s.sender_number))
     }
 
     /// The AMO route for a lot's destination organisation and pivot régime + caisse.

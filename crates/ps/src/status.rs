@@ -8,6 +8,7 @@
 //! behind the journal.
 
 use serde::Serialize;
+use svoct_formats::PaddedNumber;
 use svoct_store::returns::{DayTotal, InvoiceRow, LotRow, ReturnNote, UnmatchedReturn};
 use svoct_store::statement::{LineKind, PaymentLineRow};
 use time::OffsetDateTime;
@@ -84,8 +85,9 @@ pub struct Page {
     pub invoices_matching: usize,
 }
 
+/// Lot and invoice numbers as the filter and the journal write them: padding aside.
 fn same_number(a: &str, b: &str) -> bool {
-    a.trim().trim_start_matches('0') == b.trim().trim_start_matches('0')
+    PaddedNumber::new(a).is(b)
 }
 
 impl ReturnsFilter {

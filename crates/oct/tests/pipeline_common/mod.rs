@@ -300,6 +300,12 @@ impl Env for TestEnv {
                 at: 1_764_657_600,
             }))
     }
+    fn loi_files(
+        &mut self,
+        source: &std::path::Path,
+    ) -> Result<Vec<Vec<u8>>, svoct_oct::relay_formats::LoiSourceError> {
+        svoct_oct::relay_formats::read_loi_source(source)
+    }
     fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc()
     }
