@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use svoct_mail::secret::Secret;
 
 /// Largest configuration file read, so a wrong path (a device, a huge log) fails fast.
 pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
@@ -74,9 +75,6 @@ fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
         reason: reason.into(),
     }
 }
-
-/// The project's one redacting wrapper (`Debug`, `Display` and serialisation show `[redacted]`).
-pub use svoct_mail::Secret;
 
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -198,28 +196,28 @@ fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 2525))
 }
 fn default_max_message() -> usize {
-    crate::smtp::DEFAULT_MAX_MESSAGE_SIZE
+    crate::inbound::session::DEFAULT_MAX_MESSAGE_SIZE
 }
 fn default_max_connections() -> usize {
-    crate::ingress::DEFAULT_MAX_CONNECTIONS
+    crate::inbound::listener::DEFAULT_MAX_CONNECTIONS
 }
 fn default_max_connections_per_ip() -> usize {
-    crate::ingress::DEFAULT_MAX_CONNECTIONS_PER_IP
+    crate::inbound::listener::DEFAULT_MAX_CONNECTIONS_PER_IP
 }
 fn default_max_recipients() -> usize {
-    crate::smtp::DEFAULT_MAX_RECIPIENTS
+    crate::inbound::session::DEFAULT_MAX_RECIPIENTS
 }
 fn default_command_timeout() -> u64 {
-    crate::ingress::DEFAULT_COMMAND_TIMEOUT_SECS
+    crate::inbound::listener::DEFAULT_COMMAND_TIMEOUT_SECS
 }
 fn default_transaction_timeout() -> u64 {
-    crate::ingress::DEFAULT_TRANSACTION_TIMEOUT_SECS
+    crate::inbound::listener::DEFAULT_TRANSACTION_TIMEOUT_SECS
 }
 fn default_data_grace() -> u64 {
-    crate::ingress::DEFAULT_DATA_GRACE_SECS
+    crate::inbound::listener::DEFAULT_DATA_GRACE_SECS
 }
 fn default_min_data_rate() -> u64 {
-    crate::ingress::DEFAULT_MIN_DATA_RATE
+    crate::inbound::listener::DEFAULT_MIN_DATA_RATE
 }
 
 impl Default for IngressSettings {
@@ -244,9 +242,9 @@ impl Default for IngressSettings {
 impl IngressSettings {
     /// The STARTTLS files, when both are set (one without the other is a configuration error,
     /// see [`Config::problems`]).
-    pub fn tls_files(&self) -> Option<crate::ingress::TlsFiles> {
+    pub fn tls_files(&self) -> Option<crate::inbound::listener::TlsFiles> {
         match (&self.tls_certificate, &self.tls_key) {
-            (Some(cert), Some(key)) => Some(crate::ingress::TlsFiles {
+            (Some(cert), Some(key)) => Some(crate::inbound::listener::TlsFiles {
                 cert_chain: cert.clone(),
                 private_key: key.clone(),
             }),
@@ -256,12 +254,16 @@ impl IngressSettings {
 
     /// The ingress configuration these settings give, for a concentrator whose host name is
     /// `hostname` and which accepts mail for `addresses` only (every other recipient: `550`).
-    pub fn ingress_config(&self, hostname: &str, addresses: Vec<String>) -> crate::ingress::IngressConfig {
-        let mut ic = crate::ingress::IngressConfig::default();
+    pub fn ingress_config(
+        &self,
+        hostname: &str,
+        addresses: Vec<String>,
+    ) -> crate::inbound::listener::IngressConfig {
+        let mut ic = crate::inbound::listener::IngressConfig::default();
         ic.session.hostname = hostname.to_owned();
         ic.session.max_message_size = self.max_message_bytes;
         ic.session.max_recipients = self.max_recipients;
-        ic.session.recipients = crate::smtp::Recipients::Only(addresses);
+        ic.session.recipients = crate::inbound::session::Recipients::Only(addresses);
         ic.max_connections = self.max_connections;
         ic.max_connections_per_ip = self.max_connections_per_ip.max(1);
         ic.command_timeout = std::time::Duration::from_secs(self.command_timeout_secs.max(1));

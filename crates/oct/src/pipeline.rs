@@ -38,7 +38,7 @@ use svoct_formats::b2::{
 };
 use svoct_mail::cms::{CmsCipher, PrivateKeyAndCert, RecipientCert};
 use svoct_mail::profile::{
-    self, Envelope as MailEnvelope, Mailbox, ParseLimits, ParsedMessage, PlainFileFacts, Profile, Protect,
+    self, Mailbox, MessageHeaders, ParseLimits, ParsedMessage, PlainFileFacts, Profile, Protect,
 };
 use svoct_mail::subject::{
     Compostage, FileKind, InvoiceSubject, MinuteStamp, PartyNumber, ReturnKind, ReturnSubject, SpecVersion,
@@ -365,7 +365,7 @@ impl Out<'_> {
         now: OffsetDateTime,
     ) -> Result<String, PipelineError> {
         let build = |e: profile::ProfileError| PipelineError::Build(e.to_string());
-        let envelope = MailEnvelope {
+        let envelope = MessageHeaders {
             from: Mailbox::new(&self.config.oct.address).map_err(build)?,
             to: Mailbox::new(to).map_err(build)?,
             subject,
@@ -1174,7 +1174,7 @@ impl<'a> Pipeline<'a> {
                 .iter()
                 .any(|r| r.mailbox.eq_ignore_ascii_case(from));
             let addressed_to_oct = same_number(recipient, &self.config.oct.sender_number);
-            let facts = crate::returns::arl_facts(&opened.bytes);
+            let facts = crate::relay_formats::arl_facts(&opened.bytes);
             let own = match &facts {
                 Some(f) => env.is_own_lot(&f.lot_number, &f.lot_date, &f.file_id)?,
                 None => false,
@@ -1204,7 +1204,8 @@ impl<'a> Pipeline<'a> {
                 return Ok(());
             }
         }
-        if let Some(header_ps) = crate::returns::recipient_in_file(parsed.description.profile, &opened.bytes)
+        if let Some(header_ps) =
+            crate::relay_formats::recipient_in_file(parsed.description.profile, &opened.bytes)
             && !same_number(&header_ps, recipient)
         {
             quarantine(
@@ -1308,7 +1309,7 @@ impl<'a> Pipeline<'a> {
             );
             return Ok(());
         };
-        let answer = match crate::returns::loi_answer(&opened.bytes, source) {
+        let answer = match crate::relay_formats::loi_answer(&opened.bytes, source) {
             Ok(a) => a,
             Err(reason) => {
                 quarantine(result, out, refuse("invalid_loi_request", reason));

@@ -1,6 +1,6 @@
 //! The running concentrator: ingress, pipeline workers over the spool, and the outbox sender.
 //!
-//! - The ingress (the SMTP shell of [`crate::ingress`]) acknowledges a message only once it is
+//! - The ingress (the SMTP shell of [`crate::inbound::listener`]) acknowledges a message only once it is
 //!   durably in the spool.
 //! - Each worker thread loops `claim_next` → [`Pipeline::process`] → [`State::commit`] (one
 //!   transaction: processed row + outbox + quarantine) → `complete` / `quarantine` on the spool.
@@ -17,15 +17,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use svoct_mail::smtp::{
-    DirTransport, Envelope as SmtpEnvelope, Security, SmtpConfig, SmtpCredentials, SmtpTransport, Transport,
-};
 use svoct_mail::subject::Compostage;
+use svoct_mail::transport::{
+    DirTransport, Security, SmtpConfig, SmtpCredentials, SmtpEnvelope, SmtpTransport, Transport,
+};
 use svoct_store::spool::{Spool, SpoolEntry, SpoolId};
 use time::OffsetDateTime;
 
 use crate::config::{Config, SmtpTls};
-use crate::ingress::{Ingress, IngressHandle};
+use crate::inbound::listener::{Ingress, IngressHandle};
 use crate::pipeline::{Env, Incoming, Keys, Pipeline, PipelineError};
 use crate::state::{Commit, DeliveryOutcome, Due, SeenLot, State, StateError, WriteGate, now_secs};
 
@@ -39,7 +39,7 @@ pub enum ServiceError {
     #[error("{0}")]
     Spool(#[from] svoct_store::spool::SpoolError),
     #[error("{0}")]
-    Ingress(#[from] crate::ingress::IngressError),
+    Ingress(#[from] crate::inbound::listener::IngressError),
     #[error("downstream SMTP: {0}")]
     Smtp(String),
     #[error("thread: {0}")]

@@ -10,9 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-
-/// The project's one redacting wrapper (`Debug`, `Display` and serialisation show `[redacted]`).
-pub use svoct_mail::Secret;
+use svoct_mail::secret::Secret;
 
 /// The exchange mode (R1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -23,12 +23,12 @@ use std::path::{Path, PathBuf};
 use svoct_formats::b2::LotKind;
 use svoct_mail::cms::{CmsCipher, RecipientCert};
 use svoct_mail::profile::{
-    ContentDescription, Envelope, Mailbox, Profile, Protect, Protection, build_message,
+    ContentDescription, Mailbox, MessageHeaders, Profile, Protect, Protection, build_message,
 };
-use svoct_mail::smtp::{self, Transport};
 use svoct_mail::subject::{
     Compostage, DloiRequestSubject, FileKind, InvoiceSubject, PartyNumber, SpecVersion, Subject,
 };
+use svoct_mail::transport::{SmtpEnvelope, Transport, smtp};
 use svoct_store::{Direction, Entry, EntryId, NewEntry, Status, Store};
 use time::OffsetDateTime;
 
@@ -372,12 +372,12 @@ impl Ps {
     /// `lot NNN of AAMMJJ (ARL of <when>, journal entry N)`. Sent entries are registered first,
     /// so that an ARL received before the registration counts.
     fn acknowledged_lots(&self, entry: &Entry) -> Result<Vec<String>, PsError> {
-        crate::returns::sync_sent(&self.store, &self.config)?;
+        crate::reconcile::sync_sent(&self.store, &self.config)?;
         let lots: Vec<svoct_store::returns::SentLot> = entry
             .compostage
             .as_deref()
             .and_then(|c| self.payloads.load(c).ok())
-            .and_then(|(_, bytes)| crate::returns::lots_of(&bytes))
+            .and_then(|(_, bytes)| crate::reconcile::lots_of(&bytes))
             .unwrap_or_else(|| {
                 entry
                     .lots
@@ -475,7 +475,7 @@ impl Ps {
     /// Sends the dLOI request to the OCT (R7.2): `DLOI/<exercice>/<compostage>`, encrypted for
     /// the OCT, asking for the increments after list `version` (0 when the PS holds none).
     pub fn request_loi(&self, transport: &dyn Transport, version: u64) -> Result<Sent, PsError> {
-        let body = crate::loi::request_file(&self.config, version, OffsetDateTime::now_utc())?;
+        let body = crate::dloi_request::request_file(&self.config, version, OffsetDateTime::now_utc())?;
         let meta = self.loi_meta()?;
         self.transmit(transport, &mut CertCache::default(), &meta, &body, |_| Ok(()))
     }
@@ -671,7 +671,7 @@ impl Ps {
         let to = Mailbox::new(&meta.to)?;
         let domain = from.address().rsplit('@').next().unwrap_or("svoct.invalid");
         let message_id = format!("{stamp}.{}@{domain}", meta.exercice);
-        let envelope = Envelope {
+        let envelope = MessageHeaders {
             from,
             to,
             subject: subject.clone(),
@@ -711,7 +711,7 @@ impl Ps {
     /// Hands the message to the transport; returns the journal status (step 4) and the
     /// server's answer (or the error, on one line). A transient error defers, any other fails.
     fn deliver(&self, transport: &dyn Transport, meta: &PayloadMeta, raw: &[u8]) -> (Status, String) {
-        let smtp_envelope = smtp::Envelope::new(self.config.identity.from.clone(), meta.to.clone());
+        let smtp_envelope = SmtpEnvelope::new(self.config.identity.from.clone(), meta.to.clone());
         match transport.send(&smtp_envelope, raw) {
             Ok(ok) => (Status::Sent, ok.answer),
             Err(e) => {

@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use svoct_store::{Direction, InboxState, Status};
 
 use crate::error::PsError;
-use crate::returns::sync_sent;
+use crate::reconcile::sync_sent;
 use crate::send::Ps;
 
 /// Every sent lot and invoice with its state, the returns that name nothing sent, and the

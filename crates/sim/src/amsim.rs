@@ -22,11 +22,11 @@ use svoct_formats::b2::{self, LotKind};
 use svoct_formats::noemie::{InvoiceOutcome, PartOutcome, RejectLine, RejectPart, RspParams};
 use svoct_formats::noemie::{PartState, Ymd};
 use svoct_mail::cms::PrivateKeyAndCert;
-use svoct_mail::profile::{self, Envelope, Mailbox, ParseLimits, Profile, Protect};
-use svoct_mail::smtp::{self as mailsmtp, SmtpConfig, SmtpTransport, Transport};
+use svoct_mail::profile::{self, Mailbox, MessageHeaders, ParseLimits, Profile, Protect};
 use svoct_mail::subject::{MinuteStamp, PartyNumber, ReturnKind, ReturnSubject, Subject};
-use svoct_oct::ingress::{Ingress, IngressConfig, IngressHandle};
-use svoct_oct::smtp::Recipients;
+use svoct_mail::transport::{self, SmtpConfig, SmtpTransport, Transport};
+use svoct_oct::inbound::listener::{Ingress, IngressConfig, IngressHandle};
+use svoct_oct::inbound::session::Recipients;
 use svoct_store::spool::{EntryState, Spool, SpoolId};
 use time::{Date, OffsetDateTime, PrimitiveDateTime};
 
@@ -101,9 +101,9 @@ pub enum SimError {
     #[error("spool: {0}")]
     Spool(#[from] svoct_store::spool::SpoolError),
     #[error("ingress: {0}")]
-    Ingress(#[from] svoct_oct::ingress::IngressError),
+    Ingress(#[from] svoct_oct::inbound::listener::IngressError),
     #[error("sending returns: {0}")]
-    Send(#[from] mailsmtp::SendError),
+    Send(#[from] transport::SendError),
 }
 
 /// Reads a B2 date `AAMMJJ` as a date of this century.
@@ -347,7 +347,7 @@ pub fn return_message(
         ps_number: PartyNumber::new(&file.ps_number).map_err(profile::ProfileError::from)?,
         timestamp: stamp,
     });
-    let envelope = Envelope {
+    let envelope = MessageHeaders {
         from: Mailbox::new(&me.address)?,
         to: Mailbox::new(to)?,
         subject,
@@ -592,7 +592,7 @@ fn handle(
         // reuses the same identifiers, so the OCT can recognise a return it already has.
         let message_id = format!("amsim.{spool_id}.{i}@{}", domain_of(&me.address));
         let message = return_message(file, &me, &config.oct_address, now, &message_id)?;
-        let envelope = mailsmtp::Envelope::new(me.address.clone(), config.oct_address.clone());
+        let envelope = transport::SmtpEnvelope::new(me.address.clone(), config.oct_address.clone());
         transport.send(&envelope, &message)?;
         match file.profile {
             Profile::Arl => {

@@ -1,6 +1,6 @@
 //! The sans-IO SMTP server session of the concentrator's ingress.
 //!
-//! [`Session`] holds no socket: the shell (see [`crate::ingress`]) feeds it the bytes it reads
+//! [`Session`] holds no socket: the shell (see [`super::listener`]) feeds it the bytes it reads
 //! with [`Session::feed`], writes the bytes of [`Session::take_replies`] back, and carries out
 //! the [`Action`]s of [`Session::next_action`]. This keeps every protocol decision testable
 //! without a network, and lets the fuzz target drive the exact code that serves clients.
