@@ -222,6 +222,36 @@ impl fmt::Debug for Pop3Session {
     }
 }
 
+/// The TCP connection to the first address of `cfg.host` that answers, with the read and write
+/// timeouts set.
+fn tcp_connect(cfg: &Pop3Config, endpoint: &str) -> Result<TcpStream, Pop3Error> {
+    let io = |what| move |source| io_failure(endpoint, what, source, cfg.timeout);
+    let addrs: Vec<_> = (cfg.host.as_str(), cfg.port)
+        .to_socket_addrs()
+        .map_err(io("resolve"))?
+        .collect();
+    let mut last = None;
+    let mut tcp = None;
+    for a in addrs {
+        match TcpStream::connect_timeout(&a, cfg.timeout) {
+            Ok(s) => {
+                tcp = Some(s);
+                break;
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    let tcp = tcp.ok_or_else(|| {
+        let source = last.unwrap_or_else(|| std::io::Error::other("no address"));
+        io_failure(endpoint, "connect", source, cfg.timeout)
+    })?;
+    tcp.set_read_timeout(Some(cfg.timeout))
+        .map_err(io("set timeout"))?;
+    tcp.set_write_timeout(Some(cfg.timeout))
+        .map_err(io("set timeout"))?;
+    Ok(tcp)
+}
+
 impl Pop3Session {
     /// Connects, reads the greeting, secures the connection as configured and logs in.
     pub fn connect(cfg: &Pop3Config) -> Result<Pop3Session, Pop3Error> {
@@ -229,33 +259,7 @@ impl Pop3Session {
         if cfg.security == Pop3Security::None && cfg.auth == Pop3Auth::UserPass && !cfg.allow_plaintext_auth {
             return Err(Pop3Error::PlaintextAuth { endpoint });
         }
-        let io = |what| {
-            let endpoint = endpoint.clone();
-            move |source| io_failure(&endpoint, what, source, cfg.timeout)
-        };
-        let addrs: Vec<_> = (cfg.host.as_str(), cfg.port)
-            .to_socket_addrs()
-            .map_err(io("resolve"))?
-            .collect();
-        let mut last = None;
-        let mut tcp = None;
-        for a in addrs {
-            match TcpStream::connect_timeout(&a, cfg.timeout) {
-                Ok(s) => {
-                    tcp = Some(s);
-                    break;
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        let tcp = tcp.ok_or_else(|| {
-            let source = last.unwrap_or_else(|| std::io::Error::other("no address"));
-            io_failure(&endpoint, "connect", source, cfg.timeout)
-        })?;
-        tcp.set_read_timeout(Some(cfg.timeout))
-            .map_err(io("set timeout"))?;
-        tcp.set_write_timeout(Some(cfg.timeout))
-            .map_err(io("set timeout"))?;
+        let tcp = tcp_connect(cfg, &endpoint)?;
         let mut session = Pop3Session {
             stream: None,
             client: Client::new(cfg.limits),
@@ -292,11 +296,19 @@ impl Pop3Session {
             };
             session.stream = Some(Stream::Tls(Box::new(session.tls(cfg, tcp)?)));
         }
+        session.log_in(cfg, apop_timestamp)?;
+        Ok(session)
+    }
+
+    /// USER/PASS or APOP; a refusal is `AuthFailed` with the server's text scrubbed of the
+    /// user name and password.
+    fn log_in(&mut self, cfg: &Pop3Config, apop_timestamp: Option<String>) -> Result<(), Pop3Error> {
+        let endpoint = self.endpoint.clone();
         let auth_result = match cfg.auth {
-            Pop3Auth::UserPass => session
+            Pop3Auth::UserPass => self
                 .simple(Command::User(cfg.user.clone()), Verb::User)
                 .and_then(|_| {
-                    session.simple(
+                    self.simple(
                         Command::Pass(Secret::new(cfg.password.expose().clone())),
                         Verb::Pass,
                     )
@@ -306,7 +318,7 @@ impl Pop3Session {
                     endpoint: endpoint.clone(),
                 })?;
                 let digest = apop_digest(&ts, cfg.password.expose());
-                session.simple(
+                self.simple(
                     Command::Apop {
                         user: cfg.user.clone(),
                         digest,
@@ -316,7 +328,7 @@ impl Pop3Session {
             }
         };
         match auth_result {
-            Ok(_) => Ok(session),
+            Ok(_) => Ok(()),
             Err(Pop3Error::Refused { text, .. }) => Err(Pop3Error::AuthFailed {
                 endpoint,
                 user: cfg.user.clone(),
