@@ -4,7 +4,8 @@
 //! types. Open one [`Store`] per thread or process (a SQLite connection is not shared across
 //! threads); WAL mode and IMMEDIATE transactions make concurrent processes safe.
 //!
-//! - [`db`]: opening, pragmas, schema migrations.
+//! - [`db`]: opening, pragmas.
+//! - `migrate`: the one migrator, over the numbered SQL files of `migrations/<database>/`.
 //! - [`journal`]: every message sent or received, with its outcome.
 //! - [`compostage`]: the unique 19-character stamp of every sent message.
 //! - [`inbox`]: received messages stored durably before they are deleted on the server.
@@ -20,6 +21,7 @@ pub mod dump;
 pub mod inbox;
 pub mod journal;
 pub mod loi;
+pub(crate) mod migrate;
 pub mod returns;
 pub mod spool;
 pub mod statement;
