@@ -2,7 +2,7 @@
 //!
 //! - The ingress (the SMTP shell of [`crate::ingress`]) acknowledges a message only once it is
 //!   durably in the spool.
-//! - Each worker thread loops `claim_next` → [`Pipeline::process`] → [`State::commit`] (one
+//! - Each worker thread loops `claim_next` → [`Pipeline::process`] → [`OctStore::commit`] (one
 //!   transaction: processed row + outbox + quarantine) → `complete` / `quarantine` on the spool.
 //!   A message already committed (crash between commit and `complete`) is only completed.
 //! - Sender threads (`delivery.senders`) deliver the outbox, each claiming a row first: local Maildirs for mailboxes the operator hosts, an
@@ -27,7 +27,9 @@ use time::OffsetDateTime;
 use crate::config::{Config, SmtpTls};
 use crate::ingress::{Ingress, IngressHandle};
 use crate::pipeline::{Env, Incoming, Keys, Pipeline, PipelineError};
-use crate::state::{Commit, DeliveryOutcome, Due, SeenLot, State, StateError, WriteGate, now_secs};
+use crate::state::{
+    Commit, DeliveryOutcome, Due, OctStore, QuarantineBound, SeenLot, State, StateError, WriteGate, now_secs,
+};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -78,13 +80,13 @@ const COMPOSTAGE_BLOCK_AGE: Duration = Duration::from_secs(2);
 /// The pipeline's [`Env`] over the state database: what the workers hand to
 /// [`Pipeline::process`]. Public so that tests can process a message without committing it.
 pub struct StateEnv<'s> {
-    state: &'s State,
+    state: &'s dyn OctStore,
     blocks: &'s mut Blocks,
 }
 
 impl<'s> StateEnv<'s> {
     /// Allocates file names and compostages from `state`, in blocks kept in `blocks`.
-    pub fn new(state: &'s State, blocks: &'s mut Blocks) -> Self {
+    pub fn new(state: &'s dyn OctStore, blocks: &'s mut Blocks) -> Self {
         StateEnv { state, blocks }
     }
 }
@@ -94,8 +96,13 @@ impl Env for StateEnv<'_> {
         let fresh = matches!(self.blocks.compostage, Some((_, next, end, at))
             if next < end && at.elapsed() < COMPOSTAGE_BLOCK_AGE);
         if !fresh {
-            let (secs, first) = self.state.reserve_compostage(COMPOSTAGE_BLOCK, now_secs())?;
-            self.blocks.compostage = Some((secs, first, first + COMPOSTAGE_BLOCK, std::time::Instant::now()));
+            let block = self.state.reserve_compostage(COMPOSTAGE_BLOCK, now_secs())?;
+            self.blocks.compostage = Some((
+                block.second,
+                block.first,
+                block.first + block.count,
+                std::time::Instant::now(),
+            ));
         }
         let Some((secs, next, _, _)) = self.blocks.compostage.as_mut() else {
             return Err(PipelineError::Build("no compostage block".into()));
@@ -152,7 +159,7 @@ impl Env for StateEnv<'_> {
 /// Public so that tests and benchmarks can drive the pipeline without threads.
 pub fn work_once(
     spool: &Spool,
-    state: &mut State,
+    state: &mut dyn OctStore,
     blocks: &mut Blocks,
     pipeline: &Pipeline<'_>,
     stats: &ServiceStats,
@@ -165,7 +172,7 @@ pub fn work_once(
 /// spool. Returns `false` when the spool was empty and no quarantined message awaited a retry.
 pub fn work_batch(
     spool: &Spool,
-    state: &mut State,
+    state: &mut dyn OctStore,
     blocks: &mut Blocks,
     pipeline: &Pipeline<'_>,
     stats: &ServiceStats,
@@ -187,7 +194,7 @@ enum Completion<'a> {
 
 fn work_batch_with(
     spool: &Spool,
-    state: &mut State,
+    state: &mut dyn OctStore,
     blocks: &mut Blocks,
     pipeline: &Pipeline<'_>,
     stats: &ServiceStats,
@@ -234,7 +241,8 @@ fn work_batch_with(
             return Ok(true);
         }
         if quarantined {
-            state.enforce_quarantine_bound(&pipeline.config.quarantine, now_secs())?;
+            state
+                .enforce_quarantine_bound(&QuarantineBound::from(&pipeline.config.quarantine), now_secs())?;
         }
         tracing::info!(
             quarantine_id = retry.id,
@@ -256,7 +264,7 @@ fn release_all(spool: &Spool, ids: impl IntoIterator<Item = SpoolId>) {
 
 fn handle_entries(
     spool: &Spool,
-    state: &mut State,
+    state: &mut dyn OctStore,
     blocks: &mut Blocks,
     pipeline: &Pipeline<'_>,
     stats: &ServiceStats,
@@ -273,10 +281,10 @@ fn handle_entries(
             .outcome(&key)
             .map_err(ServiceError::from)
             .and_then(|done| match done {
-                Some((outcome, reason)) => {
+                Some(done) => {
                     // Committed before a crash, not yet completed in the spool: only complete it.
-                    tracing::info!(spool_id = %key, %outcome, "already processed; completing");
-                    tracing::debug!(spool_id = %key, reason = ?reason, "outcome already recorded");
+                    tracing::info!(spool_id = %key, outcome = %done.outcome, "already processed; completing");
+                    tracing::debug!(spool_id = %key, reason = ?done.reason, "outcome already recorded");
                     finish(spool, id, completion)?;
                     Ok(None)
                 }
@@ -346,14 +354,14 @@ fn handle_entries(
         finish(spool, id, completion)?;
     }
     if processed.iter().any(|p| p.quarantine.is_some()) {
-        state.enforce_quarantine_bound(&pipeline.config.quarantine, now_secs())?;
+        state.enforce_quarantine_bound(&QuarantineBound::from(&pipeline.config.quarantine), now_secs())?;
     }
     Ok(())
 }
 
 /// Removes a committed entry from the spool. The state database already holds its outcome
 /// and, for a quarantined message, its only copy (the quarantine has its own bound, see
-/// `state::quarantine`), so the entry is removed without a directory sync (see
+/// `svoct_store::oct`), so the entry is removed without a directory sync (see
 /// [`Spool::complete_recorded`]).
 fn finish(spool: &Spool, id: SpoolId, completion: Completion<'_>) -> Result<(), ServiceError> {
     match completion {
@@ -450,7 +458,7 @@ impl Delivery {
     }
 
     /// Delivers rows for local mailboxes as one group (see [`send_once`]): one outcome per
-    /// row, in order. `instance` ([`State::instance_id`]) keeps the file names of two OCTs
+    /// row, in order. `instance` ([`OctStore::instance_id`]) keeps the file names of two OCTs
     /// sharing a Maildir apart.
     pub fn deliver_local_group(&self, rows: &[&Due], instance: &str) -> Vec<Delivered> {
         use svoct_mail::maildir::{Maildir, Staged};
@@ -575,7 +583,7 @@ impl Delivery {
 /// When `stop` is raised the rows not yet attempted go back in the queue. Returns `false` when
 /// none was due.
 pub fn send_once(
-    state: &State,
+    state: &dyn OctStore,
     delivery: &Delivery,
     config: &Config,
     stats: &ServiceStats,
@@ -590,13 +598,13 @@ pub fn send_once(
     let mut rest: std::collections::VecDeque<i64> = local.iter().chain(&remote).map(|d| d.id).collect();
     if !local.is_empty() {
         if stop.load(Ordering::Relaxed) {
-            state.unclaim(rest.iter().copied())?;
+            state.unclaim(rest.make_contiguous())?;
             return Ok(true);
         }
         let instance = match state.instance_id() {
             Ok(i) => i,
             Err(e) => {
-                let _ = state.unclaim(rest.iter().copied());
+                let _ = state.unclaim(rest.make_contiguous());
                 return Err(e.into());
             }
         };
@@ -607,14 +615,14 @@ pub fn send_once(
             .collect();
         if let Err(e) = state.record_deliveries(&outcomes) {
             // Delivered files stay; their redelivery finds them and writes nothing.
-            let _ = state.unclaim(rest.iter().copied());
+            let _ = state.unclaim(rest.make_contiguous());
             return Err(e.into());
         }
         rest.drain(..local.len());
     }
     for d in remote {
         if stop.load(Ordering::Relaxed) {
-            state.unclaim(rest.iter().copied())?;
+            state.unclaim(rest.make_contiguous())?;
             break;
         }
         let outcome = delivery_outcome(
@@ -626,7 +634,7 @@ pub fn send_once(
         if let Err(e) = state.record_deliveries(&[(d.id, outcome)]) {
             // Rows still claimed go back in the queue; the one just delivered may be sent again
             // (the SMTP hop is at-least-once, Message-IDs are stable).
-            let _ = state.unclaim(rest.iter().copied());
+            let _ = state.unclaim(rest.make_contiguous());
             return Err(e.into());
         }
         rest.pop_front();
@@ -748,7 +756,7 @@ fn sleep_unless_stopped(stop: &AtomicBool, total: Duration) {
 /// Deletes the spool's copies of quarantined messages that the state database holds: versions
 /// before the quarantine kept one copy in each. Entries the spool set aside because it could
 /// not read them (no quarantine row) stay. Returns how many were deleted.
-pub fn remove_second_copies(spool: &Spool, state: &State) -> Result<usize, ServiceError> {
+pub fn remove_second_copies(spool: &Spool, state: &dyn OctStore) -> Result<usize, ServiceError> {
     let mut removed = 0;
     for entry in spool.list()? {
         if entry.state == svoct_store::spool::EntryState::Quarantined

@@ -54,7 +54,6 @@ pub(crate) const PS: Schema = Schema {
 };
 
 /// The OCT state (`svoct oct`): processed index, outbox, quarantine, own lots, counters.
-#[allow(dead_code)] // Until the OCT state moves here (next commit).
 pub(crate) const OCT: Schema = Schema {
     marker: Marker::UserVersion,
     steps: &[

@@ -59,3 +59,50 @@ fn a_ps_store_of_schema_1_is_brought_to_the_newest() {
     assert_eq!(s.schema_version().unwrap(), svoct_store::db::SCHEMA_VERSION);
     assert_eq!(s.inbox().with_state(InboxState::New).unwrap()[0].raw, b"old");
 }
+
+const OCT_V4: &str = include_str!("fixtures/oct_schema_v4.sql");
+
+/// An OCT state of schema 4: its rows stay, and its compostage sequence (then a `sequence` row
+/// `'<second>:<last counter>'`) goes on in the one allocator.
+#[test]
+fn an_oct_state_of_schema_4_opens_and_its_compostages_go_on() {
+    use svoct_store::oct::{OctStore, SqliteOctStore};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(OCT_V4).unwrap();
+        c.execute_batch(
+            "INSERT INTO processed (spool_id, digest, kind, outcome, mail_from, subject, summary, at)
+                VALUES ('old', 'd', 'invoice', 'processed', 'ps@x', 's', '{}', 0);
+             INSERT INTO outbox (id, message_id, spool_id, kind, mail_from, rcpt, next_attempt, created)
+                VALUES (1, '<old@oct>', 'old', 'forward', 'oct@oct', 'am@am', 0, 0);
+             INSERT INTO outbox_body (id, raw) VALUES (1, CAST('old' AS BLOB));
+             INSERT INTO sequence (name, value) VALUES ('compostage', '4102444800:41');
+             INSERT INTO sequence (name, value) VALUES ('file_id', '64');",
+        )
+        .unwrap();
+        let v: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(v, 4, "the fixture is a version 4 database");
+    }
+    let s = SqliteOctStore::open(&path).unwrap();
+    assert!(s.is_processed("old").unwrap());
+    assert_eq!(s.outbox_raw("<old@oct>").unwrap(), Some(b"old".to_vec()));
+    let block = s.reserve_compostage(10, 0).unwrap();
+    assert_eq!((block.second, block.first), (4_102_444_800, 42));
+    assert_eq!(s.reserve_sequence("file_id", 1, 999_999).unwrap(), 65);
+    drop(s);
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let left: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM sequence WHERE name = 'compostage'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0, "the old compostage row is gone");
+    drop(c);
+    // A second opening has nothing to do.
+    let s = SqliteOctStore::open(&path).unwrap();
+    assert_eq!(s.reserve_compostage(1, 0).unwrap().first, 52);
+}
