@@ -286,7 +286,7 @@ fn status(config: &Config, json: bool) -> CmdResult {
     }
     let login_refused = undelivered
         .iter()
-        .filter(|r| r.state != "failed")
+        .filter(|r| r.state != svoct_oct::state::OutboxState::Failed)
         .filter(|r| {
             r.last_error
                 .as_deref()

@@ -315,6 +315,49 @@ pub struct QuarantineRow {
     pub bytes: usize,
 }
 
+/// Where an outbox row is in its delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxState {
+    /// Waiting to be delivered (from its `next_attempt`).
+    Pending,
+    /// Claimed by a sender (back to `pending` after a crash).
+    Sending,
+    Sent,
+    /// Failed permanently or out of retries (`svoct oct requeue` puts it back).
+    Failed,
+}
+
+impl OutboxState {
+    /// Stable name, stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Pending => "pending",
+            OutboxState::Sending => "sending",
+            OutboxState::Sent => "sent",
+            OutboxState::Failed => "failed",
+        }
+    }
+
+    /// The state named `name` ([`OutboxState::as_str`]).
+    pub fn parse(name: &str) -> Option<OutboxState> {
+        [
+            OutboxState::Pending,
+            OutboxState::Sending,
+            OutboxState::Sent,
+            OutboxState::Failed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for OutboxState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An outbox row as shown by `status`.
 #[derive(Clone, Debug, Serialize)]
 pub struct OutboxRow {
@@ -323,7 +366,7 @@ pub struct OutboxRow {
     pub spool_id: String,
     pub kind: String,
     pub rcpt: String,
-    pub state: String,
+    pub state: OutboxState,
     pub attempts: u32,
     pub next_attempt: i64,
     pub last_error: Option<String>,
@@ -362,8 +405,7 @@ pub struct OutboxEntry {
     /// [`OutKind::as_str`].
     pub kind: String,
     pub rcpt: String,
-    /// `pending`, `sending`, `sent` or `failed`.
-    pub state: String,
+    pub state: OutboxState,
 }
 
 /// A quarantined message with its content and the processing summary.

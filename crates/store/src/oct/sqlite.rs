@@ -14,6 +14,18 @@ mod quarantine;
 #[cfg(test)]
 mod tests;
 
+/// Column `i` of `r` as an outbox state; another value is a corrupt row.
+fn outbox_state(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<OutboxState> {
+    let name: String = r.get(i)?;
+    OutboxState::parse(&name).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("unknown outbox state {name:?}").into(),
+        )
+    })
+}
+
 /// Runs `f` inside `BEGIN IMMEDIATE` … `COMMIT` on `conn` (rolled back when it fails).
 fn immediate<T>(
     conn: &Connection,
@@ -133,40 +145,8 @@ fn insert_invoice_claims(tx: &Connection, p: &Processed, now: i64) -> Result<boo
     Ok(true)
 }
 
-/// The rows of one processed message, inside the caller's transaction (a savepoint of it: on
-/// [`Commit::Conflict`] the caller rolls back what was written).
-fn insert_processed(tx: &Connection, p: &Processed, now: i64) -> Result<Commit, StoreError> {
-    let outcome = if p.quarantine.is_some() {
-        "quarantined"
-    } else {
-        "processed"
-    };
-    let inserted = tx
-        .prepare_cached(
-            "INSERT OR IGNORE INTO processed
-             (spool_id, digest, kind, outcome, reason, mail_from, subject, summary, at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )
-        .and_then(|mut st| {
-            st.execute(params![
-                p.spool_id,
-                p.digest,
-                p.kind.as_str(),
-                outcome,
-                p.quarantine.as_ref().map(|q| q.reason.as_str()),
-                p.mail_from,
-                p.subject,
-                p.summary.to_string(),
-                now
-            ])
-        })
-        .map_err(sql("insert processed"))?;
-    if inserted == 0 {
-        return Ok(Commit::AlreadyProcessed);
-    }
-    if !insert_claims(tx, p, now)? {
-        return Ok(Commit::Conflict);
-    }
+/// The outbox rows of one processed message (a Message-ID already queued is not queued again).
+fn insert_outgoing(tx: &Connection, p: &Processed, now: i64) -> Result<(), StoreError> {
     for o in &p.outgoing {
         let id = tx
             .prepare_cached(
@@ -196,6 +176,11 @@ fn insert_processed(tx: &Connection, p: &Processed, now: i64) -> Result<Commit, 
                 .map_err(sql("insert outbox body"))?;
         }
     }
+    Ok(())
+}
+
+/// The lots one processed message built (R4.2) and the ARLs it brought for earlier ones.
+fn insert_own_lots(tx: &Connection, p: &Processed, now: i64) -> Result<(), StoreError> {
     for l in &p.own_lots {
         tx.prepare_cached(
             "INSERT OR REPLACE INTO own_lots
@@ -231,6 +216,45 @@ fn insert_processed(tx: &Connection, p: &Processed, now: i64) -> Result<Commit, 
         })
         .map_err(sql("record ARL"))?;
     }
+    Ok(())
+}
+
+/// The rows of one processed message, inside the caller's transaction (a savepoint of it: on
+/// [`Commit::Conflict`] the caller rolls back what was written).
+fn insert_processed(tx: &Connection, p: &Processed, now: i64) -> Result<Commit, StoreError> {
+    let outcome = if p.quarantine.is_some() {
+        "quarantined"
+    } else {
+        "processed"
+    };
+    let inserted = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO processed
+             (spool_id, digest, kind, outcome, reason, mail_from, subject, summary, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                p.spool_id,
+                p.digest,
+                p.kind.as_str(),
+                outcome,
+                p.quarantine.as_ref().map(|q| q.reason.as_str()),
+                p.mail_from,
+                p.subject,
+                p.summary.to_string(),
+                now
+            ])
+        })
+        .map_err(sql("insert processed"))?;
+    if inserted == 0 {
+        return Ok(Commit::AlreadyProcessed);
+    }
+    if !insert_claims(tx, p, now)? {
+        return Ok(Commit::Conflict);
+    }
+    insert_outgoing(tx, p, now)?;
+    insert_own_lots(tx, p, now)?;
     if let Some(id) = p.retried_quarantine {
         tx.execute("UPDATE quarantine SET state = 'retried' WHERE id = ?1", [id])
             .map_err(sql("mark retried"))?;
@@ -787,7 +811,7 @@ impl OctStore for SqliteOctStore {
                     spool_id: r.get(2)?,
                     kind: r.get(3)?,
                     rcpt: r.get(4)?,
-                    state: r.get(5)?,
+                    state: outbox_state(r, 5)?,
                     attempts: r.get(6)?,
                     next_attempt: r.get(7)?,
                     last_error: r.get(8)?,
@@ -808,7 +832,7 @@ impl OctStore for SqliteOctStore {
                     message_id: r.get(0)?,
                     kind: r.get(1)?,
                     rcpt: r.get(2)?,
-                    state: r.get(3)?,
+                    state: outbox_state(r, 3)?,
                 })
             })
             .map_err(sql("outbox ids"))?;
