@@ -62,6 +62,7 @@ pub(crate) const OCT: Schema = Schema {
         include_str!("../migrations/oct/0003_processed_index.sql"),
         include_str!("../migrations/oct/0004_forwarded_invoices.sql"),
         include_str!("../migrations/oct/0005_compostage_state.sql"),
+        include_str!("../migrations/oct/0006_outbox_login_refused.sql"),
     ],
 };
 

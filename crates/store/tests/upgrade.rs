@@ -78,6 +78,11 @@ fn an_oct_state_of_schema_4_opens_and_its_compostages_go_on() {
              INSERT INTO outbox (id, message_id, spool_id, kind, mail_from, rcpt, next_attempt, created)
                 VALUES (1, '<old@oct>', 'old', 'forward', 'oct@oct', 'am@am', 0, 0);
              INSERT INTO outbox_body (id, raw) VALUES (1, CAST('old' AS BLOB));
+             INSERT INTO outbox (id, message_id, spool_id, kind, mail_from, rcpt, next_attempt,
+                created, attempts, last_error)
+                VALUES (2, '<refused@oct>', 'old', 'art', 'oct@oct', 'ps@x', 0, 0, 3,
+                'relay refused the OCT''s SMTP login: 535 no');
+             INSERT INTO outbox_body (id, raw) VALUES (2, CAST('art' AS BLOB));
              INSERT INTO sequence (name, value) VALUES ('compostage', '4102444800:41');
              INSERT INTO sequence (name, value) VALUES ('file_id', '64');",
         )
@@ -88,6 +93,14 @@ fn an_oct_state_of_schema_4_opens_and_its_compostages_go_on() {
     let s = SqliteOctStore::open(&path).unwrap();
     assert!(s.is_processed("old").unwrap());
     assert_eq!(s.outbox_raw("<old@oct>").unwrap(), Some(b"old".to_vec()));
+    // A row the relay's login refused, told then by its error text, is marked as such.
+    let refused: Vec<bool> = s
+        .undelivered(10)
+        .unwrap()
+        .iter()
+        .map(|r| r.login_refused)
+        .collect();
+    assert_eq!(refused, [false, true]);
     let block = s.reserve_compostage(10, 0).unwrap();
     assert_eq!((block.second, block.first), (4_102_444_800, 42));
     assert_eq!(s.reserve_sequence("file_id", 1, 999_999).unwrap(), 65);

@@ -22,7 +22,6 @@ use serde::Serialize;
 use svoct_oct::config::Config;
 use svoct_oct::instance::{InstanceLock, Liveness};
 use svoct_oct::preflight::{self, Severity};
-use svoct_oct::service::AUTH_REJECTED;
 use svoct_oct::state::{OctStore, State};
 
 use crate::CmdResult;
@@ -287,11 +286,7 @@ fn status(config: &Config, json: bool) -> CmdResult {
     let login_refused = undelivered
         .iter()
         .filter(|r| r.state != svoct_oct::state::OutboxState::Failed)
-        .filter(|r| {
-            r.last_error
-                .as_deref()
-                .is_some_and(|e| e.starts_with(AUTH_REJECTED))
-        })
+        .filter(|r| r.login_refused)
         .count();
     let report = StatusReport {
         service: svoct_oct::instance::probe(&config.paths.state)?,

@@ -40,8 +40,8 @@ pub enum Delivered {
     AuthRejected(String),
 }
 
-/// How the stored error of an outbox row refused by the relay's login starts, so that
-/// `svoct oct status` can single those rows out.
+/// How the stored error of an outbox row refused by the relay's login starts (the row itself
+/// is marked by [`DeliveryOutcome::LoginRefused`]; the text tells the operator).
 pub const AUTH_REJECTED: &str = "relay refused the OCT's SMTP login";
 
 impl Delivery {
@@ -252,7 +252,7 @@ pub(super) fn delivery_outcome(
                 message_id = %due.message_id, rcpt = %due.rcpt, attempts, retry_in_secs = delay.as_secs(), %error,
                 "the relay refused the OCT's SMTP login: fix [delivery.smtp] username/password; delivery deferred"
             );
-            DeliveryOutcome::Retry {
+            DeliveryOutcome::LoginRefused {
                 at,
                 error: format!("{AUTH_REJECTED}: {error}"),
             }

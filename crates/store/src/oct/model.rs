@@ -298,6 +298,10 @@ pub enum DeliveryOutcome {
     Retry { at: i64, error: String },
     /// Permanent failure, or retries exhausted: the row is `failed`.
     Failed { error: String },
+    /// The relay refused the OCT's own SMTP login: not the message's fault, so the row is
+    /// pending again from `at` and never failed for it; it is marked
+    /// ([`OutboxRow::login_refused`]) so that `svoct oct status` raises an alert.
+    LoginRefused { at: i64, error: String },
 }
 
 /// A quarantined message, as listed.
@@ -370,6 +374,10 @@ pub struct OutboxRow {
     pub attempts: u32,
     pub next_attempt: i64,
     pub last_error: Option<String>,
+    /// Its last attempt failed on the relay's refusal of the OCT's login
+    /// ([`DeliveryOutcome::LoginRefused`]).
+    #[serde(skip)]
+    pub login_refused: bool,
 }
 
 /// Counters and queue depths for `svoct oct status`.

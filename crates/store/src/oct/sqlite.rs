@@ -382,31 +382,36 @@ impl SqliteOctStore {
                 self.conn
                     .prepare_cached(
                         "UPDATE outbox SET state = 'sent', sent = ?2, attempts = attempts + 1,
-                         last_error = NULL WHERE id = ?1",
+                         last_error = NULL, login_refused = 0 WHERE id = ?1",
                     )
                     .and_then(|mut st| st.execute(params![id, now_secs()])),
             ),
-            DeliveryOutcome::Retry { at, error } => (
-                "mark retry",
-                self.conn
-                    .prepare_cached(
-                        "UPDATE outbox SET state = 'pending', attempts = attempts + 1,
-                         next_attempt = ?2, last_error = ?3 WHERE id = ?1",
-                    )
-                    .and_then(|mut st| st.execute(params![id, at, error])),
-            ),
+            DeliveryOutcome::Retry { at, error } => ("mark retry", self.mark_pending(id, *at, error, false)),
+            DeliveryOutcome::LoginRefused { at, error } => {
+                ("mark login refused", self.mark_pending(id, *at, error, true))
+            }
             DeliveryOutcome::Failed { error } => (
                 "mark failed",
                 self.conn
                     .prepare_cached(
                         "UPDATE outbox SET state = 'failed', attempts = attempts + 1,
-                         last_error = ?2 WHERE id = ?1",
+                         last_error = ?2, login_refused = 0 WHERE id = ?1",
                     )
                     .and_then(|mut st| st.execute(params![id, error])),
             ),
         };
         changed.map_err(sql(what))?;
         Ok(())
+    }
+
+    /// A failed attempt to retry from `at`.
+    fn mark_pending(&self, id: i64, at: i64, error: &str, login_refused: bool) -> rusqlite::Result<usize> {
+        self.conn
+            .prepare_cached(
+                "UPDATE outbox SET state = 'pending', attempts = attempts + 1,
+                 next_attempt = ?2, last_error = ?3, login_refused = ?4 WHERE id = ?1",
+            )
+            .and_then(|mut st| st.execute(params![id, at, error, login_refused]))
     }
 
     /// [`immediate`] behind this process's write gate.
@@ -800,7 +805,7 @@ impl OctStore for SqliteOctStore {
             .conn
             .prepare(
                 "SELECT id, message_id, spool_id, kind, rcpt, state, attempts, next_attempt,
-                 last_error FROM outbox WHERE state != 'sent' ORDER BY id LIMIT ?1",
+                 last_error, login_refused FROM outbox WHERE state != 'sent' ORDER BY id LIMIT ?1",
             )
             .map_err(sql("list outbox"))?;
         let rows = stmt
@@ -815,6 +820,7 @@ impl OctStore for SqliteOctStore {
                     attempts: r.get(6)?,
                     next_attempt: r.get(7)?,
                     last_error: r.get(8)?,
+                    login_refused: r.get(9)?,
                 })
             })
             .map_err(sql("list outbox"))?;

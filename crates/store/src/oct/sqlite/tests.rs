@@ -589,3 +589,35 @@ fn sequences_cycle_and_own_lots() {
     })
     .expect("update");
 }
+
+#[test]
+fn a_refused_login_keeps_the_row_pending_and_marked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = State::open(&dir.path().join("s.db")).expect("open");
+    s.commit(&processed("a", 1, false)).expect("commit");
+    let now = now_secs();
+    let id = s.claim_due_batch(now, 1).expect("claim")[0].id;
+    let row = |s: &State| {
+        let r = s.undelivered(10).expect("undelivered").remove(0);
+        (r.state, r.login_refused)
+    };
+    s.record_deliveries(&[(
+        id,
+        DeliveryOutcome::LoginRefused {
+            at: now + 60,
+            error: "relay refused the OCT's SMTP login: 535".into(),
+        },
+    )])
+    .expect("record");
+    assert_eq!(row(&s), (OutboxState::Pending, true));
+    // Any other outcome clears the mark.
+    s.record_deliveries(&[(
+        id,
+        DeliveryOutcome::Retry {
+            at: now + 60,
+            error: "451 later".into(),
+        },
+    )])
+    .expect("record");
+    assert_eq!(row(&s), (OutboxState::Pending, false));
+}
