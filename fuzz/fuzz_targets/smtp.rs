@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| svoct_oct::smtp::fuzz_session(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| svoct_oct::inbound::session::fuzz_session(data));

@@ -12,9 +12,9 @@ use svoct_formats::arl::{Arl, ArlStatus};
 use svoct_formats::b2::{self, synth::SynthParams, synth::generate_bytes};
 use svoct_formats::noemie::{self, InvoiceState};
 use svoct_mail::cms::{CmsCipher, RecipientCert};
-use svoct_mail::profile::{self, Envelope, Mailbox, ParseLimits, Profile, Protect};
-use svoct_mail::smtp::{self as mailsmtp, SmtpConfig, SmtpTransport, Transport};
+use svoct_mail::profile::{self, Mailbox, MessageHeaders, ParseLimits, Profile, Protect};
 use svoct_mail::subject::{FileKind, Subject};
+use svoct_mail::transport::{self, SmtpConfig, SmtpTransport, Transport};
 use svoct_testkit::certs::TestIdentity;
 use svoct_testkit::{Exim, EximConfig};
 
@@ -154,7 +154,7 @@ fn answers_a_forwarded_file_then_stops_on_sigterm() {
     })
     .unwrap();
     let input = b2::parse(&file).unwrap();
-    let envelope = Envelope {
+    let envelope = MessageHeaders {
         from: Mailbox::new("factures@oct.test").unwrap(),
         to: Mailbox::new("cpam@am.test").unwrap(),
         subject: "SV140700/123456789/2026112607050900042/00006"
@@ -179,7 +179,7 @@ fn answers_a_forwarded_file_then_stops_on_sigterm() {
     SmtpTransport::new(&SmtpConfig::plain("127.0.0.1", addr.port()))
         .unwrap()
         .send(
-            &mailsmtp::Envelope::new("factures@oct.test", "cpam@am.test"),
+            &transport::SmtpEnvelope::new("factures@oct.test", "cpam@am.test"),
             &message,
         )
         .unwrap();

@@ -18,7 +18,7 @@ use svoct_formats::noemie::{
     build_580_packaged,
 };
 use svoct_mail::cms::{CmsCipher, RecipientCert};
-use svoct_mail::profile::{Envelope, Mailbox, Profile, Protect, build_message};
+use svoct_mail::profile::{Mailbox, MessageHeaders, Profile, Protect, build_message};
 use svoct_mail::subject::{Compostage, FileKind, Subject};
 use svoct_testkit::certs::TestIdentity;
 
@@ -397,7 +397,7 @@ fn message(subject_count: u32, file: &[u8], protect: Protect<'_>) -> Vec<u8> {
         .parse()
         .unwrap();
     let date = COMPOSTAGE.parse::<Compostage>().unwrap().datetime().assume_utc();
-    let envelope = Envelope {
+    let envelope = MessageHeaders {
         from: Mailbox::new("ps@provider.example").unwrap(),
         to: Mailbox::new("factures@oct.example").unwrap(),
         subject,

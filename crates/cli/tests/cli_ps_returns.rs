@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use svoct_mail::profile::{Envelope, Mailbox, Profile, Protect, PsCategory, build_message};
+use svoct_mail::profile::{Mailbox, MessageHeaders, Profile, Protect, PsCategory, build_message};
 use svoct_mail::subject::{MinuteStamp, PartyNumber, ReturnKind, ReturnSubject, Subject};
 
 fn svoct(config: &Path, args: &[&str]) -> Output {
@@ -55,7 +55,7 @@ fn deliver(dir: &Path, n: usize, kind: ReturnKind, file: &[u8]) {
         _ => Profile::Rsp,
     };
     let at = time::macros::datetime!(2026-11-27 09:30);
-    let envelope = Envelope {
+    let envelope = MessageHeaders {
         from: Mailbox::new("oct@oct.invalid").unwrap(),
         to: Mailbox::new("ps@ps.invalid").unwrap(),
         subject: Subject::Return(ReturnSubject {

@@ -576,7 +576,7 @@ fn refused_by_the_oct_then_resent_for_the_renewed_certificate() {
     use svoct_formats::arl::Stamp;
     use svoct_formats::art::{Art, FileStatus};
     use svoct_formats::noemie::Ymd;
-    use svoct_mail::profile::{Envelope, Mailbox, Profile, Protect, PsCategory, build_message};
+    use svoct_mail::profile::{Mailbox, MessageHeaders, Profile, Protect, PsCategory, build_message};
     use svoct_mail::subject::{MinuteStamp, PartyNumber, ReturnKind, ReturnSubject, Subject};
 
     let dir = tempfile::tempdir().unwrap();
@@ -650,7 +650,7 @@ fn refused_by_the_oct_then_resent_for_the_renewed_certificate() {
     .build()
     .unwrap();
     let at = time::macros::datetime!(2026-12-02 07:31);
-    let envelope = Envelope {
+    let envelope = MessageHeaders {
         from: Mailbox::new("oct@oct.invalid").unwrap(),
         to: Mailbox::new("ps@ps.invalid").unwrap(),
         subject: Subject::Return(ReturnSubject {

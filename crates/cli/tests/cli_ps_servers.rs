@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use svoct_formats::b2::synth::{SynthParams, generate_bytes};
-use svoct_mail::smtp::{Envelope, SmtpConfig, SmtpTransport, Transport};
+use svoct_mail::transport::{SmtpConfig, SmtpEnvelope, SmtpTransport, Transport};
 use svoct_testkit::{Dovecot, Exim, EximConfig};
 
 fn svoct(config: &Path, args: &[&str]) -> Output {
@@ -96,7 +96,7 @@ fn send_to_the_oct_then_fetch_returns_through_dovecot() {
     // Two messages for the PS: one that claims to be an RSP but is not in the annex form, and
     // the practice's ordinary mail.
     let smtp = SmtpTransport::new(&SmtpConfig::plain("127.0.0.1", exim.port())).unwrap();
-    let to_ps = Envelope::new("oct@oct.invalid", "ps@ps.invalid");
+    let to_ps = SmtpEnvelope::new("oct@oct.invalid", "ps@ps.invalid");
     smtp.send(
         &to_ps,
         b"From: oct@oct.invalid\r\nTo: ps@ps.invalid\r\nSubject: hello there\r\n\
@@ -104,7 +104,7 @@ fn send_to_the_oct_then_fetch_returns_through_dovecot() {
     )
     .unwrap();
     smtp.send(
-        &Envelope::new("patient@example.org", "ps@ps.invalid"),
+        &SmtpEnvelope::new("patient@example.org", "ps@ps.invalid"),
         b"From: patient@example.org\r\nTo: ps@ps.invalid\r\nSubject: Rendez-vous\r\n\r\nmardi\r\n",
     )
     .unwrap();

@@ -218,107 +218,23 @@ impl Arl {
     pub fn parse(input: &[u8]) -> Result<Arl, ArlError> {
         let recs = records(input)?;
         let (&(off, head), reasons) = recs.split_first().ok_or(ArlError::Empty)?;
-        if !head.starts_with(b"ARL") {
-            return Err(ArlError::UnexpectedRecord {
-                record: 0,
-                offset: off,
-                expected: "ARL",
-                found: String::from_utf8_lossy(head.get(..3).unwrap_or(head)).into_owned(),
-            });
-        }
-        check(&ARL_RECORD, 0, off, head)?;
+        let mut arl = parse_head(off, head)?;
         let h = &ARL_RECORD;
-        let value = |name: &'static str, problem: &'static str| ArlError::Value {
-            record: 0,
-            offset: off + usize::from(field(h, name).from) - 1,
-            field: name,
-            problem,
-        };
-        let num = |name: &str| field(h, name).number(head).unwrap_or(0);
-        let status = match text(h, head, "status").as_str() {
-            "P" => ArlStatus::Positive,
-            "N" => ArlStatus::Negative,
-            _ => return Err(value("status", "expected P or N")),
-        };
-        let ld = num("lot_date");
-        let lot_date = Ymd::new(
-            2000 + (ld / 10000) as u16,
-            (ld / 100 % 100) as u8,
-            (ld % 100) as u8,
-        );
-        if !valid_date(lot_date.year, lot_date.month, lot_date.day) {
-            return Err(value("lot_date", "not a valid AAMMJJ date"));
-        }
-        let is = num("issued");
-        let issued = Stamp {
-            date: Ymd::new(
-                (is / 100_000_000) as u16,
-                (is / 1_000_000 % 100) as u8,
-                (is / 10_000 % 100) as u8,
-            ),
-            hour: (is / 100 % 100) as u8,
-            minute: (is % 100) as u8,
-        };
-        if !valid_date(issued.date.year, issued.date.month, issued.date.day)
-            || issued.hour > 23
-            || issued.minute > 59
-        {
-            return Err(value("issued", "not a valid AAAAMMJJhhmm time"));
-        }
-        let invoice_raw = field(h, "invoice_count").raw(head).unwrap_or(b"");
-        let invoice_count = if invoice_raw.iter().all(|&b| b == b' ') {
-            None
-        } else {
-            parse_digits(invoice_raw).map(|v| v as u16)
-        };
-        let stated = num("reason_count") as usize;
+        let stated = field(h, "reason_count").number(head).unwrap_or(0) as usize;
         if stated != reasons.len() {
             return Err(ArlError::ReasonCount {
                 stated,
                 found: reasons.len(),
             });
         }
-        let mut out = Vec::with_capacity(reasons.len());
+        arl.reasons = Vec::with_capacity(reasons.len());
         for (i, &(roff, rec)) in reasons.iter().enumerate() {
-            let record = i + 1;
-            if !rec.starts_with(b"MOT") {
-                return Err(ArlError::UnexpectedRecord {
-                    record,
-                    offset: roff,
-                    expected: "MOT",
-                    found: String::from_utf8_lossy(rec.get(..3).unwrap_or(rec)).into_owned(),
-                });
-            }
-            check(&MOT_RECORD, record, roff, rec)?;
-            if field(&MOT_RECORD, "sequence").number(rec).ok() != Some(record as u64) {
-                return Err(ArlError::Value {
-                    record,
-                    offset: roff + 3,
-                    field: "sequence",
-                    problem: "reasons must be numbered 1, 2, 3... in order",
-                });
-            }
-            out.push(ArlReason {
-                code: text(&MOT_RECORD, rec, "code"),
-                label: text(&MOT_RECORD, rec, "label"),
-            });
+            arl.reasons.push(parse_reason(i + 1, roff, rec)?);
         }
-        if status == ArlStatus::Negative && out.is_empty() {
+        if arl.status == ArlStatus::Negative && arl.reasons.is_empty() {
             return Err(ArlError::NegativeWithoutReason);
         }
-        Ok(Arl {
-            sender_type: text(h, head, "sender_type"),
-            sender_number: text(h, head, "sender_number"),
-            ps_number: text(h, head, "ps_number"),
-            file_id: text(h, head, "file_id"),
-            lot_number: num("lot_number") as u16,
-            lot_date,
-            issued,
-            status,
-            invoice_count,
-            lot_kind: text(h, head, "lot_kind"),
-            reasons: out,
-        })
+        Ok(arl)
     }
 
     /// Write the ARL file (records ended by CRLF).
@@ -329,6 +245,22 @@ impl Arl {
         if self.status == ArlStatus::Negative && self.reasons.is_empty() {
             return Err(ArlError::NegativeWithoutReason);
         }
+        let rec = self.head_record()?;
+        let mut out = Vec::with_capacity((self.reasons.len() + 1) * (RECORD_LEN + 2));
+        out.extend_from_slice(&rec);
+        out.extend_from_slice(b"\r\n");
+        for (n, r) in self.reasons.iter().enumerate() {
+            out.extend_from_slice(&reason_record(n + 1, r)?);
+            out.extend_from_slice(b"\r\n");
+        }
+        // What we write must read back: refuse values the reader would refuse (e.g. a text
+        // field with trailing spaces would not round-trip, a blank mandatory field).
+        Arl::parse(&out)?;
+        Ok(out)
+    }
+
+    /// The `ARL` record; the reasons are only counted.
+    fn head_record(&self) -> Result<Vec<u8>, ArlError> {
         let h = &ARL_RECORD;
         let mut rec = h.blank();
         let put = |rec: &mut Vec<u8>, name: &str, v: &str| {
@@ -389,41 +321,130 @@ impl Arl {
         }
         put(&mut rec, "reason_count", &self.reasons.len().to_string())?;
         put(&mut rec, "lot_kind", &self.lot_kind)?;
-        let mut out = Vec::with_capacity((self.reasons.len() + 1) * (RECORD_LEN + 2));
-        out.extend_from_slice(&rec);
-        out.extend_from_slice(b"\r\n");
-        for (n, r) in self.reasons.iter().enumerate() {
-            let record = n + 1;
-            let m = &MOT_RECORD;
-            let mut rec = m.blank();
-            let put = |rec: &mut Vec<u8>, name: &str, v: &str| {
-                field(m, name).put(rec, v).map_err(|source| ArlError::Field {
-                    record,
-                    offset: record * (RECORD_LEN + 2) + usize::from(source.from) - 1,
-                    source,
-                })
-            };
-            put(&mut rec, "sequence", &record.to_string())?;
-            put(&mut rec, "code", &r.code)?;
-            put(&mut rec, "label", &r.label)?;
-            for (name, v) in [("code", &r.code), ("label", &r.label)] {
-                if v.trim().is_empty() {
-                    return Err(ArlError::Value {
-                        record,
-                        offset: record * (RECORD_LEN + 2),
-                        field: name,
-                        problem: "mandatory but blank",
-                    });
-                }
-            }
-            out.extend_from_slice(&rec);
-            out.extend_from_slice(b"\r\n");
-        }
-        // What we write must read back: refuse values the reader would refuse (e.g. a text
-        // field with trailing spaces would not round-trip, a blank mandatory field).
-        Arl::parse(&out)?;
-        Ok(out)
+        Ok(rec)
     }
+}
+
+/// Reads the `ARL` record at `off` (every field but the reasons, left empty).
+fn parse_head(off: usize, head: &[u8]) -> Result<Arl, ArlError> {
+    if !head.starts_with(b"ARL") {
+        return Err(ArlError::UnexpectedRecord {
+            record: 0,
+            offset: off,
+            expected: "ARL",
+            found: String::from_utf8_lossy(head.get(..3).unwrap_or(head)).into_owned(),
+        });
+    }
+    check(&ARL_RECORD, 0, off, head)?;
+    let h = &ARL_RECORD;
+    let value = |name: &'static str, problem: &'static str| ArlError::Value {
+        record: 0,
+        offset: off + usize::from(field(h, name).from) - 1,
+        field: name,
+        problem,
+    };
+    let num = |name: &str| field(h, name).number(head).unwrap_or(0);
+    let status = match text(h, head, "status").as_str() {
+        "P" => ArlStatus::Positive,
+        "N" => ArlStatus::Negative,
+        _ => return Err(value("status", "expected P or N")),
+    };
+    let ld = num("lot_date");
+    let lot_date = Ymd::new(
+        2000 + (ld / 10000) as u16,
+        (ld / 100 % 100) as u8,
+        (ld % 100) as u8,
+    );
+    if !valid_date(lot_date.year, lot_date.month, lot_date.day) {
+        return Err(value("lot_date", "not a valid AAMMJJ date"));
+    }
+    let is = num("issued");
+    let issued = Stamp {
+        date: Ymd::new(
+            (is / 100_000_000) as u16,
+            (is / 1_000_000 % 100) as u8,
+            (is / 10_000 % 100) as u8,
+        ),
+        hour: (is / 100 % 100) as u8,
+        minute: (is % 100) as u8,
+    };
+    if !valid_date(issued.date.year, issued.date.month, issued.date.day)
+        || issued.hour > 23
+        || issued.minute > 59
+    {
+        return Err(value("issued", "not a valid AAAAMMJJhhmm time"));
+    }
+    let invoice_raw = field(h, "invoice_count").raw(head).unwrap_or(b"");
+    let invoice_count = if invoice_raw.iter().all(|&b| b == b' ') {
+        None
+    } else {
+        parse_digits(invoice_raw).map(|v| v as u16)
+    };
+    Ok(Arl {
+        sender_type: text(h, head, "sender_type"),
+        sender_number: text(h, head, "sender_number"),
+        ps_number: text(h, head, "ps_number"),
+        file_id: text(h, head, "file_id"),
+        lot_number: num("lot_number") as u16,
+        lot_date,
+        issued,
+        status,
+        invoice_count,
+        lot_kind: text(h, head, "lot_kind"),
+        reasons: Vec::new(),
+    })
+}
+
+/// Reads `MOT` record number `record` (1-based), at `offset`.
+fn parse_reason(record: usize, offset: usize, rec: &[u8]) -> Result<ArlReason, ArlError> {
+    if !rec.starts_with(b"MOT") {
+        return Err(ArlError::UnexpectedRecord {
+            record,
+            offset,
+            expected: "MOT",
+            found: String::from_utf8_lossy(rec.get(..3).unwrap_or(rec)).into_owned(),
+        });
+    }
+    check(&MOT_RECORD, record, offset, rec)?;
+    if field(&MOT_RECORD, "sequence").number(rec).ok() != Some(record as u64) {
+        return Err(ArlError::Value {
+            record,
+            offset: offset + 3,
+            field: "sequence",
+            problem: "reasons must be numbered 1, 2, 3... in order",
+        });
+    }
+    Ok(ArlReason {
+        code: text(&MOT_RECORD, rec, "code"),
+        label: text(&MOT_RECORD, rec, "label"),
+    })
+}
+
+/// The `MOT` record of reason number `record` (1-based).
+fn reason_record(record: usize, r: &ArlReason) -> Result<Vec<u8>, ArlError> {
+    let m = &MOT_RECORD;
+    let mut rec = m.blank();
+    let put = |rec: &mut Vec<u8>, name: &str, v: &str| {
+        field(m, name).put(rec, v).map_err(|source| ArlError::Field {
+            record,
+            offset: record * (RECORD_LEN + 2) + usize::from(source.from) - 1,
+            source,
+        })
+    };
+    put(&mut rec, "sequence", &record.to_string())?;
+    put(&mut rec, "code", &r.code)?;
+    put(&mut rec, "label", &r.label)?;
+    for (name, v) in [("code", &r.code), ("label", &r.label)] {
+        if v.trim().is_empty() {
+            return Err(ArlError::Value {
+                record,
+                offset: record * (RECORD_LEN + 2),
+                field: name,
+                problem: "mandatory but blank",
+            });
+        }
+    }
+    Ok(rec)
 }
 
 /// Fuzz entry point: parse arbitrary bytes, rebuild what parses; must never panic.

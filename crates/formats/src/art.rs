@@ -235,6 +235,19 @@ impl Art {
                 return Err(bad(0, "lot.date", "not a valid date"));
             }
         }
+        let mut h = self.human_lines();
+        h.push(String::new());
+        h.extend(self.machine_lines());
+        let mut out = h.join("\r\n");
+        out.push_str("\r\n");
+        if out.len() > MAX_BODY {
+            return Err(ArtError::TooLarge { len: out.len() });
+        }
+        Ok(out)
+    }
+
+    /// The part of the body for a person (in French, like the annex's messages).
+    fn human_lines(&self) -> Vec<String> {
         let dash = |s: &str| {
             if s.is_empty() {
                 "-".to_string()
@@ -242,6 +255,7 @@ impl Art {
                 one_line(s)
             }
         };
+        let r = self.received;
         let mut h: Vec<String> = vec![
             "ACCUSE DE RECEPTION TECHNIQUE".into(),
             String::new(),
@@ -299,33 +313,40 @@ impl Art {
                 dash(&a.mailbox)
             ));
         }
-        h.push(String::new());
-        h.push(BEGIN.into());
-        h.push("ART;1".into());
-        h.push(format!("OCT;{}", escape(&self.oct_id)));
-        h.push(format!("PS;{}", escape(&self.ps_number)));
-        h.push(format!(
-            "RECU;{}{:02}{:02};{};{}",
-            ymd8(r.date),
-            r.hour,
-            r.minute,
-            escape(&self.compostage),
-            escape(&self.file_name)
-        ));
-        h.push(format!(
-            "MESSAGE;{};{};{}",
-            escape(&self.subject),
-            escape(&self.profile),
-            self.invoices
-        ));
-        h.push(format!(
-            "FICHIER;{};{}",
-            match self.file_status {
-                FileStatus::Accepted => "ACCEPTE",
-                FileStatus::Refused => "REFUSE",
-            },
-            escape(&self.file_detail)
-        ));
+        h
+    }
+
+    /// The machine block, from `BEGIN` to `END`: what [`Art::parse`] reads.
+    fn machine_lines(&self) -> Vec<String> {
+        let r = self.received;
+        let mut h = vec![
+            BEGIN.to_string(),
+            "ART;1".into(),
+            format!("OCT;{}", escape(&self.oct_id)),
+            format!("PS;{}", escape(&self.ps_number)),
+            format!(
+                "RECU;{}{:02}{:02};{};{}",
+                ymd8(r.date),
+                r.hour,
+                r.minute,
+                escape(&self.compostage),
+                escape(&self.file_name)
+            ),
+            format!(
+                "MESSAGE;{};{};{}",
+                escape(&self.subject),
+                escape(&self.profile),
+                self.invoices
+            ),
+            format!(
+                "FICHIER;{};{}",
+                match self.file_status {
+                    FileStatus::Accepted => "ACCEPTE",
+                    FileStatus::Refused => "REFUSE",
+                },
+                escape(&self.file_detail)
+            ),
+        ];
         for l in &self.lots {
             h.push(format!(
                 "LOT;{};{};{};{};{};{}",
@@ -347,12 +368,7 @@ impl Art {
         }
         h.push(format!("FIN;{};{}", self.lots.len(), self.amc.len()));
         h.push(END.into());
-        let mut out = h.join("\r\n");
-        out.push_str("\r\n");
-        if out.len() > MAX_BODY {
-            return Err(ArtError::TooLarge { len: out.len() });
-        }
-        Ok(out)
+        h
     }
 
     /// Read the machine block of a body (the human part is ignored; show the body as text).
@@ -372,148 +388,148 @@ impl Art {
             .by_ref()
             .find(|(_, l)| l.trim_end() == BEGIN)
             .ok_or(ArtError::MissingBlock)?;
-        let mut oct_id = None;
-        let mut ps_number = None;
-        let mut received = None;
-        let mut message = None;
-        let mut file = None;
-        let mut lots = Vec::new();
-        let mut amc = Vec::new();
-        let mut fin = false;
-        let mut version_seen = false;
-        let mut ended = false;
+        let mut block = Block::default();
         for (n, line) in lines.by_ref() {
             // Only the markers are compared trimmed: free text keeps its trailing blanks.
             if line.trim_end() == END {
-                ended = true;
-                break;
+                return block.finish();
             }
             if line.is_empty() {
                 continue;
             }
-            if fin {
+            if block.fin {
                 return Err(ArtError::UnexpectedLine {
                     line: n,
                     found: line.chars().take(80).collect(),
                 });
             }
-            let parts: Vec<&str> = line.split(';').collect();
-            let un =
-                |field: &'static str, s: &str| unescape(s).ok_or_else(|| bad(n, field, "bad %XX escape"));
-            let count = |field: &'static str, s: &str| -> Result<u32, ArtError> {
-                if s.is_empty() || s.len() > 9 || !s.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(bad(n, field, "expected a number"));
+            block.line(n, line)?;
+        }
+        Err(ArtError::UnterminatedBlock)
+    }
+}
+
+/// The lines of the machine block read so far.
+#[derive(Default)]
+struct Block {
+    oct_id: Option<String>,
+    ps_number: Option<String>,
+    /// RECU: time, compostage, file name.
+    received: Option<(Stamp, String, String)>,
+    /// MESSAGE: subject, profile, invoice count.
+    message: Option<(String, String, u32)>,
+    /// FICHIER: status, detail.
+    file: Option<(FileStatus, String)>,
+    lots: Vec<ArtLot>,
+    amc: Vec<ArtAmc>,
+    version_seen: bool,
+    /// FIN was read: only the end marker may follow.
+    fin: bool,
+}
+
+/// The value of field `field` of line `n`, `%XX` escapes decoded.
+fn unescaped(n: usize, field: &'static str, s: &str) -> Result<String, ArtError> {
+    unescape(s).ok_or_else(|| bad(n, field, "bad %XX escape"))
+}
+
+/// A count of line `n`: 1 to 9 digits.
+fn count(n: usize, field: &'static str, s: &str) -> Result<u32, ArtError> {
+    if s.is_empty() || s.len() > 9 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad(n, field, "expected a number"));
+    }
+    s.parse().map_err(|_| bad(n, field, "expected a number"))
+}
+
+impl Block {
+    /// Reads line `n` of the block (neither blank nor the end marker).
+    fn line(&mut self, n: usize, line: &str) -> Result<(), ArtError> {
+        let parts: Vec<&str> = line.split(';').collect();
+        match parts.as_slice() {
+            ["ART", v] => {
+                if *v != "1" {
+                    return Err(bad(n, "version", "unsupported version"));
                 }
-                s.parse().map_err(|_| bad(n, field, "expected a number"))
-            };
-            match parts.as_slice() {
-                ["ART", v] => {
-                    if *v != "1" {
-                        return Err(bad(n, "version", "unsupported version"));
-                    }
-                    version_seen = true;
+                self.version_seen = true;
+            }
+            ["OCT", id] => self.oct_id = Some(unescaped(n, "oct_id", id)?),
+            ["PS", id] => self.ps_number = Some(unescaped(n, "ps_number", id)?),
+            ["RECU", stamp, comp, name] => {
+                let s = parse_stamp(stamp).ok_or_else(|| bad(n, "received", "expected AAAAMMJJhhmm"))?;
+                self.received = Some((
+                    s,
+                    unescaped(n, "compostage", comp)?,
+                    unescaped(n, "file_name", name)?,
+                ));
+            }
+            ["MESSAGE", subject, profile, invoices] => {
+                self.message = Some((
+                    unescaped(n, "subject", subject)?,
+                    unescaped(n, "profile", profile)?,
+                    count(n, "invoices", invoices)?,
+                ));
+            }
+            ["FICHIER", status, detail] => {
+                let st = match *status {
+                    "ACCEPTE" => FileStatus::Accepted,
+                    "REFUSE" => FileStatus::Refused,
+                    _ => return Err(bad(n, "file_status", "expected ACCEPTE or REFUSE")),
+                };
+                self.file = Some((st, unescaped(n, "file_detail", detail)?));
+            }
+            ["LOT", num, date, kind, invoices, status, detail] => {
+                if self.lots.len() >= MAX_LOTS {
+                    return Err(ArtError::TooManyLots);
                 }
-                ["OCT", id] => oct_id = Some(un("oct_id", id)?),
-                ["PS", id] => ps_number = Some(un("ps_number", id)?),
-                ["RECU", stamp, comp, name] => {
-                    let s = parse_stamp(stamp).ok_or_else(|| bad(n, "received", "expected AAAAMMJJhhmm"))?;
-                    received = Some((s, un("compostage", comp)?, un("file_name", name)?));
+                self.lots
+                    .push(parse_lot(n, [*num, *date, *kind, *invoices, *status, *detail])?);
+            }
+            ["AMC", org, invoices, mailbox] => {
+                if self.amc.len() >= MAX_LOTS {
+                    return Err(ArtError::TooManyLots);
                 }
-                ["MESSAGE", subject, profile, invoices] => {
-                    message = Some((
-                        un("subject", subject)?,
-                        un("profile", profile)?,
-                        count("invoices", invoices)?,
-                    ));
-                }
-                ["FICHIER", status, detail] => {
-                    let st = match *status {
-                        "ACCEPTE" => FileStatus::Accepted,
-                        "REFUSE" => FileStatus::Refused,
-                        _ => return Err(bad(n, "file_status", "expected ACCEPTE or REFUSE")),
-                    };
-                    file = Some((st, un("file_detail", detail)?));
-                }
-                ["LOT", num, date, kind, invoices, status, detail] => {
-                    if lots.len() >= MAX_LOTS {
-                        return Err(ArtError::TooManyLots);
-                    }
-                    if !valid_lot_number(num) {
-                        return Err(bad(n, "lot.number", "expected 0-3 digits"));
-                    }
-                    let date = if date.is_empty() {
-                        None
-                    } else {
-                        Some(parse_ymd8(date).ok_or_else(|| bad(n, "lot.date", "expected AAAAMMJJ"))?)
-                    };
-                    let status = match *status {
-                        "TRANSMIS" => LotStatus::Forwarded,
-                        "REFUSE" => LotStatus::Refused,
-                        "NON_TRANSMIS" => LotStatus::NotForwarded,
-                        "DEJA_TRANSMIS" => LotStatus::AlreadyForwarded,
-                        _ => {
-                            return Err(bad(
-                                n,
-                                "lot.status",
-                                "expected TRANSMIS, REFUSE, NON_TRANSMIS or DEJA_TRANSMIS",
-                            ));
-                        }
-                    };
-                    lots.push(ArtLot {
-                        number: num.to_string(),
-                        date,
-                        kind: un("lot.kind", kind)?,
-                        invoices: count("lot.invoices", invoices)?,
-                        status,
-                        detail: un("lot.detail", detail)?,
+                self.amc.push(ArtAmc {
+                    organisation: unescaped(n, "amc.organisation", org)?,
+                    invoices: count(n, "amc.invoices", invoices)?,
+                    mailbox: unescaped(n, "amc.mailbox", mailbox)?,
+                });
+            }
+            ["FIN", l, a] => {
+                let stated = count(n, "lots", l)? as usize;
+                let stated_amc = count(n, "amc", a)? as usize;
+                if stated != self.lots.len() || stated_amc != self.amc.len() {
+                    return Err(ArtError::Count {
+                        stated,
+                        stated_amc,
+                        found: self.lots.len(),
+                        found_amc: self.amc.len(),
                     });
                 }
-                ["AMC", org, invoices, mailbox] => {
-                    if amc.len() >= MAX_LOTS {
-                        return Err(ArtError::TooManyLots);
-                    }
-                    amc.push(ArtAmc {
-                        organisation: un("amc.organisation", org)?,
-                        invoices: count("amc.invoices", invoices)?,
-                        mailbox: un("amc.mailbox", mailbox)?,
-                    });
-                }
-                ["FIN", l, a] => {
-                    let stated = count("lots", l)? as usize;
-                    let stated_amc = count("amc", a)? as usize;
-                    if stated != lots.len() || stated_amc != amc.len() {
-                        return Err(ArtError::Count {
-                            stated,
-                            stated_amc,
-                            found: lots.len(),
-                            found_amc: amc.len(),
-                        });
-                    }
-                    fin = true;
-                }
-                _ => {
-                    return Err(ArtError::UnexpectedLine {
-                        line: n,
-                        found: line.chars().take(80).collect(),
-                    });
-                }
+                self.fin = true;
+            }
+            _ => {
+                return Err(ArtError::UnexpectedLine {
+                    line: n,
+                    found: line.chars().take(80).collect(),
+                });
             }
         }
-        if !ended {
-            return Err(ArtError::UnterminatedBlock);
-        }
-        if !version_seen {
+        Ok(())
+    }
+
+    /// The ART, once the end marker is read: every mandatory line must have been seen.
+    fn finish(self) -> Result<Art, ArtError> {
+        if !self.version_seen {
             return Err(ArtError::Missing("ART"));
         }
-        if !fin {
+        if !self.fin {
             return Err(ArtError::Missing("FIN"));
         }
-        let (received, compostage, file_name) = received.ok_or(ArtError::Missing("RECU"))?;
-        let (subject, profile, invoices) = message.ok_or(ArtError::Missing("MESSAGE"))?;
-        let (file_status, file_detail) = file.ok_or(ArtError::Missing("FICHIER"))?;
+        let (received, compostage, file_name) = self.received.ok_or(ArtError::Missing("RECU"))?;
+        let (subject, profile, invoices) = self.message.ok_or(ArtError::Missing("MESSAGE"))?;
+        let (file_status, file_detail) = self.file.ok_or(ArtError::Missing("FICHIER"))?;
         Ok(Art {
-            oct_id: oct_id.ok_or(ArtError::Missing("OCT"))?,
-            ps_number: ps_number.ok_or(ArtError::Missing("PS"))?,
+            oct_id: self.oct_id.ok_or(ArtError::Missing("OCT"))?,
+            ps_number: self.ps_number.ok_or(ArtError::Missing("PS"))?,
             received,
             compostage,
             file_name,
@@ -522,10 +538,43 @@ impl Art {
             invoices,
             file_status,
             file_detail,
-            lots,
-            amc,
+            lots: self.lots,
+            amc: self.amc,
         })
     }
+}
+
+/// The fields of a `LOT;` line `n`: number, date, kind, invoices, status, detail.
+fn parse_lot(n: usize, [num, date, kind, invoices, status, detail]: [&str; 6]) -> Result<ArtLot, ArtError> {
+    if !valid_lot_number(num) {
+        return Err(bad(n, "lot.number", "expected 0-3 digits"));
+    }
+    let date = if date.is_empty() {
+        None
+    } else {
+        Some(parse_ymd8(date).ok_or_else(|| bad(n, "lot.date", "expected AAAAMMJJ"))?)
+    };
+    let status = match status {
+        "TRANSMIS" => LotStatus::Forwarded,
+        "REFUSE" => LotStatus::Refused,
+        "NON_TRANSMIS" => LotStatus::NotForwarded,
+        "DEJA_TRANSMIS" => LotStatus::AlreadyForwarded,
+        _ => {
+            return Err(bad(
+                n,
+                "lot.status",
+                "expected TRANSMIS, REFUSE, NON_TRANSMIS or DEJA_TRANSMIS",
+            ));
+        }
+    };
+    Ok(ArtLot {
+        number: num.to_string(),
+        date,
+        kind: unescaped(n, "lot.kind", kind)?,
+        invoices: count(n, "lot.invoices", invoices)?,
+        status,
+        detail: unescaped(n, "lot.detail", detail)?,
+    })
 }
 
 /// Fuzz entry point: parse arbitrary bytes, rebuild what parses; must never panic.

@@ -7,6 +7,7 @@
 //! - [`b2`]: B2 128-byte records, lots and files; OCT single file; split by destination.
 //! - [`noemie`]: NOEMIE-PS return files (RSP).
 //! - [`arl`], [`art`], [`loi`]: acknowledgements, OCT text receipts, opposition-list increments.
+//! - [`number`]: PS and sender numbers compared without their padding ([`PaddedNumber`]).
 //! - [`Severity`]: error / warning / info, the weight of every format's findings.
 #![forbid(unsafe_code)]
 
@@ -16,7 +17,9 @@ pub mod b2;
 pub mod layout;
 pub mod loi;
 pub mod noemie;
+pub mod number;
 pub mod severity;
 pub mod zone;
 
+pub use number::PaddedNumber;
 pub use severity::Severity;

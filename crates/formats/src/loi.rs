@@ -173,6 +173,60 @@ impl<'a> Cursor<'a> {
         }
         Ok((line, parts))
     }
+
+    /// The `AJOUT` and `RETRAIT` lines up to `FIN`, which must count them: (additions,
+    /// removals), each card at most once.
+    fn entries(&mut self) -> Result<(Vec<String>, Vec<String>), LoiError> {
+        let mut additions = Vec::new();
+        let mut removals = Vec::new();
+        let mut seen = BTreeSet::new();
+        loop {
+            let (line, text) = self.lines.next().ok_or(LoiError::Truncated)?;
+            let parts: Vec<&str> = text.split(';').collect();
+            match parts.as_slice() {
+                [op @ ("AJOUT" | "RETRAIT"), card] => {
+                    if !valid_card(card) {
+                        return Err(LoiError::Field {
+                            line,
+                            field: "card",
+                            problem: "expected 1-24 characters 0-9 A-Z",
+                        });
+                    }
+                    if !seen.insert(*card) {
+                        return Err(LoiError::Duplicate {
+                            line,
+                            card: card.to_string(),
+                        });
+                    }
+                    if *op == "AJOUT" {
+                        additions.push(card.to_string());
+                    } else {
+                        removals.push(card.to_string());
+                    }
+                }
+                ["FIN", a, d] => {
+                    let stated_add = field(a.parse().ok(), line, "additions", "expected a number")?;
+                    let stated_del = field(d.parse().ok(), line, "removals", "expected a number")?;
+                    if stated_add != additions.len() || stated_del != removals.len() {
+                        return Err(LoiError::Count {
+                            stated_add,
+                            stated_del,
+                            add: additions.len(),
+                            del: removals.len(),
+                        });
+                    }
+                    return Ok((additions, removals));
+                }
+                _ => {
+                    return Err(LoiError::Unexpected {
+                        line,
+                        expected: "AJOUT, RETRAIT or FIN",
+                        found: text.chars().take(80).collect(),
+                    });
+                }
+            }
+        }
+    }
 }
 
 fn field<T>(v: Option<T>, line: usize, field: &'static str, problem: &'static str) -> Result<T, LoiError> {
@@ -308,55 +362,7 @@ impl Increment {
             "date",
             "expected AAAAMMJJhhmmss",
         )?;
-        let mut additions = Vec::new();
-        let mut removals = Vec::new();
-        let mut seen = BTreeSet::new();
-        loop {
-            let (line, text) = c.lines.next().ok_or(LoiError::Truncated)?;
-            let parts: Vec<&str> = text.split(';').collect();
-            match parts.as_slice() {
-                [op @ ("AJOUT" | "RETRAIT"), card] => {
-                    if !valid_card(card) {
-                        return Err(LoiError::Field {
-                            line,
-                            field: "card",
-                            problem: "expected 1-24 characters 0-9 A-Z",
-                        });
-                    }
-                    if !seen.insert(*card) {
-                        return Err(LoiError::Duplicate {
-                            line,
-                            card: card.to_string(),
-                        });
-                    }
-                    if *op == "AJOUT" {
-                        additions.push(card.to_string());
-                    } else {
-                        removals.push(card.to_string());
-                    }
-                }
-                ["FIN", a, d] => {
-                    let stated_add = field(a.parse().ok(), line, "additions", "expected a number")?;
-                    let stated_del = field(d.parse().ok(), line, "removals", "expected a number")?;
-                    if stated_add != additions.len() || stated_del != removals.len() {
-                        return Err(LoiError::Count {
-                            stated_add,
-                            stated_del,
-                            add: additions.len(),
-                            del: removals.len(),
-                        });
-                    }
-                    break;
-                }
-                _ => {
-                    return Err(LoiError::Unexpected {
-                        line,
-                        expected: "AJOUT, RETRAIT or FIN",
-                        found: text.chars().take(80).collect(),
-                    });
-                }
-            }
-        }
+        let (additions, removals) = c.entries()?;
         if let Some((line, text)) = c.lines.next() {
             return Err(LoiError::Unexpected {
                 line,

@@ -3,7 +3,9 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use svoct_mail::cms::{self, CmsCipher, PrivateKeyAndCert, RecipientCert};
 use svoct_mail::compress;
-use svoct_mail::profile::{Envelope, Mailbox, ParseLimits, Profile, Protect, build_message, parse_message};
+use svoct_mail::profile::{
+    Mailbox, MessageHeaders, ParseLimits, Profile, Protect, build_message, parse_message,
+};
 use svoct_mail::subject::{FileKind, Subject};
 use svoct_testkit::certs::TestIdentity;
 
@@ -22,8 +24,8 @@ fn file() -> Vec<u8> {
     v
 }
 
-fn envelope() -> Envelope {
-    Envelope {
+fn envelope() -> MessageHeaders {
+    MessageHeaders {
         from: Mailbox::new("ps@provider.example").expect("from"),
         to: Mailbox::new("oct@oct.example").expect("to"),
         subject: "SV140700/123456789/2026112607050900042/00025"

@@ -70,7 +70,7 @@ pub enum CmsError {
     Decrypt(ErrorStack),
 }
 
-pub use crate::secret::Secret;
+use crate::secret::Secret;
 
 /// Symmetric content-encryption algorithms offered on output.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

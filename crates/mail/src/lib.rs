@@ -4,10 +4,10 @@
 //! - [`profile`]: the message profiles (headers, Content-Description table), build and parse.
 //! - [`cms`]: attachment encryption (CMS EnvelopedData) with OpenSSL.
 //! - [`compress`]: attachment compression and bounded decompression.
-//! - [`smtp`]: sending (a small `Transport` trait, lettre backend).
+//! - [`transport`]: sending (the `Transport` trait; SMTP through lettre, a directory, memory).
 //! - [`pop3`]: mailbox retrieval (sans-IO POP3 client core and a thin shell).
 //! - [`maildir`]: a Maildir directory as a mailbox.
-//! - [`secret`]: [`Secret`], the redacting wrapper for passwords and keys.
+//! - [`secret`]: [`secret::Secret`], the redacting wrapper for passwords and keys.
 //! - [`selfsigned`]: throw-away keys and self-signed certificates (the demo's and the tests').
 #![forbid(unsafe_code)]
 
@@ -19,7 +19,5 @@ pub mod pop3;
 pub mod profile;
 pub mod secret;
 pub mod selfsigned;
-pub mod smtp;
 pub mod subject;
-
-pub use secret::Secret;
+pub mod transport;

@@ -72,12 +72,18 @@ fn uidl_of(file_name: &str) -> &str {
     file_name.split_once(':').map_or(file_name, |(u, _)| u)
 }
 
-/// Bare LF to CRLF; CRLF kept as is.
+/// Bare LF to CRLF; CRLF kept as is. A message that has no bare LF (the usual case: written by
+/// an MTA in CRLF) is returned as it is, not copied.
 fn to_crlf(raw: Vec<u8>) -> Vec<u8> {
-    if !raw.contains(&b'\n') {
+    let bare = raw
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\n' && raw.get(i.wrapping_sub(1)) != Some(&b'\r'))
+        .count();
+    if bare == 0 {
         return raw;
     }
-    let mut out = Vec::with_capacity(raw.len() + raw.len() / 32);
+    let mut out = Vec::with_capacity(raw.len() + bare);
     let mut prev = 0u8;
     for b in raw {
         if b == b'\n' && prev != b'\r' {
@@ -315,7 +321,10 @@ impl Mailbox for Maildir {
     fn fetch(&mut self, uidl: &str) -> Result<Vec<u8>, MaildirError> {
         let (f, path) = self.open_listed(uidl)?;
         let path = &path;
-        let mut raw = Vec::new();
+        // Sized from the file, so that a 48 MB message is not read into a 64 MiB buffer grown
+        // by doubling; a file that grows meanwhile still reads whole.
+        let size = f.metadata().map_or(0, |m| m.len()).min(self.max_message);
+        let mut raw = Vec::with_capacity(usize::try_from(size).unwrap_or(0).saturating_add(1));
         // Read at most one byte past the limit to detect an oversized (or growing) file.
         f.take(self.max_message.saturating_add(1))
             .read_to_end(&mut raw)
@@ -403,6 +412,8 @@ mod tests {
         assert_eq!(to_crlf(b"a\nb\r\nc\n".to_vec()), b"a\r\nb\r\nc\r\n");
         assert_eq!(to_crlf(b"no newline".to_vec()), b"no newline");
         assert_eq!(to_crlf(b"\n\n".to_vec()), b"\r\n\r\n");
+        assert_eq!(to_crlf(b"\r\nx\r\n".to_vec()), b"\r\nx\r\n");
+        assert_eq!(to_crlf(b"\r\n\n".to_vec()), b"\r\n\r\n");
     }
 
     #[test]

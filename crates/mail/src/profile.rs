@@ -371,9 +371,11 @@ impl Mailbox {
     }
 }
 
-/// Everything a message needs besides the file.
+/// Everything a message needs besides the file: what [`build_message`] writes as its headers
+/// (From, To, Subject, Date, Message-ID, and the profile and file name of the Content-* ones).
+/// Not the SMTP envelope, which is [`crate::transport::SmtpEnvelope`].
 #[derive(Debug, Clone)]
-pub struct Envelope {
+pub struct MessageHeaders {
     pub from: Mailbox,
     pub to: Mailbox,
     pub subject: Subject,
@@ -445,25 +447,25 @@ fn base64_lines(data: &[u8], out: &mut Vec<u8>) {
 /// Builds a complete message (CRLF line ends, ready for SMTP `DATA`) carrying `file`, protected
 /// as asked; the Content-Description follows from the profile and the protection.
 pub fn build_message(
-    envelope: &Envelope,
+    headers: &MessageHeaders,
     file: &[u8],
     protect: Protect<'_>,
 ) -> Result<Vec<u8>, ProfileError> {
-    let profile = envelope.profile;
-    if !profile.subject_matches(&envelope.subject) {
+    let profile = headers.profile;
+    if !profile.subject_matches(&headers.subject) {
         return Err(ProfileError::SubjectProfileMismatch {
-            subject: envelope.subject.to_string(),
+            subject: headers.subject.to_string(),
             profile: profile.description_base(),
         });
     }
-    check_file_name(&envelope.file_name)?;
-    if matches!(profile, Profile::Art(_)) && !envelope.file_name.to_ascii_lowercase().ends_with(".txt") {
+    check_file_name(&headers.file_name)?;
+    if matches!(profile, Profile::Art(_)) && !headers.file_name.to_ascii_lowercase().ends_with(".txt") {
         return Err(ProfileError::HeaderValue {
             header: "file name",
             reason: "the ART text file is named <file name>.txt (R6.2)".to_owned(),
         });
     }
-    if let Some(id) = &envelope.message_id {
+    if let Some(id) = &headers.message_id {
         check_header_value("Message-ID", id)?;
         if id.contains(['<', '>', ' ']) || !id.contains('@') {
             return Err(ProfileError::HeaderValue {
@@ -497,37 +499,37 @@ pub fn build_message(
         }
     };
     let description = ContentDescription { profile, protection };
-    let date = envelope
+    let date = headers
         .date
         .format(&time::format_description::well_known::Rfc2822)
         .map_err(|e| ProfileError::HeaderValue {
             header: "Date",
             reason: e.to_string(),
         })?;
-    let message_id = envelope
+    let message_id = headers
         .message_id
         .clone()
-        .unwrap_or_else(|| random_id(envelope.from.domain()));
+        .unwrap_or_else(|| random_id(headers.from.domain()));
     let mut out = Vec::with_capacity(body.len() * 4 / 3 + body.len() / 38 + 1024);
-    let headers = [
-        ("From", envelope.from.header_value()),
-        ("To", envelope.to.header_value()),
-        ("Subject", envelope.subject.to_string()),
+    let lines = [
+        ("From", headers.from.header_value()),
+        ("To", headers.to.header_value()),
+        ("Subject", headers.subject.to_string()),
         ("Date", date),
         ("Message-ID", format!("<{message_id}>")),
         ("MIME-Version", "1.0".to_owned()),
         (
             "Content-Type",
-            format!("{CONTENT_TYPE}; name=\"{}\"", envelope.file_name),
+            format!("{CONTENT_TYPE}; name=\"{}\"", headers.file_name),
         ),
         ("Content-Transfer-Encoding", TRANSFER_ENCODING.to_owned()),
         ("Content-Description", description.to_string()),
         (
             "Content-Disposition",
-            format!("attachment; filename=\"{}\"", envelope.file_name),
+            format!("attachment; filename=\"{}\"", headers.file_name),
         ),
     ];
-    for (name, value) in headers {
+    for (name, value) in lines {
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
@@ -613,6 +615,43 @@ struct Extracted {
     content_type_ok: bool,
 }
 
+/// The file part's body as found in the message, before it is decoded.
+enum FoundBody {
+    /// Base64 at this range of the message.
+    Base64(std::ops::Range<usize>),
+    /// 7bit, 8bit or binary: the file is this range of the message.
+    Plain(std::ops::Range<usize>),
+    /// Quoted-printable, decoded by mail-parser.
+    Decoded(Vec<u8>),
+    Bad(ProfileError),
+}
+
+impl FoundBody {
+    /// The body decoded into a new buffer (the message is borrowed).
+    fn decode(self, raw: &[u8]) -> Result<Vec<u8>, ProfileError> {
+        match self {
+            FoundBody::Base64(r) => decode_base64(raw.get(r).unwrap_or_default()),
+            FoundBody::Plain(r) => Ok(raw.get(r).unwrap_or_default().to_vec()),
+            FoundBody::Decoded(v) => Ok(v),
+            FoundBody::Bad(e) => Err(e),
+        }
+    }
+
+    /// The body decoded inside the message's own buffer, which becomes the file.
+    fn decode_owned(self, mut raw: Vec<u8>) -> Result<Vec<u8>, ProfileError> {
+        match self {
+            FoundBody::Base64(r) => decode_base64_in_place(&mut raw, r, BASE64_CHUNK).map(|()| raw),
+            FoundBody::Plain(r) => {
+                raw.truncate(r.end.min(raw.len()));
+                raw.drain(..r.start.min(raw.len()));
+                Ok(raw)
+            }
+            FoundBody::Decoded(v) => Ok(v),
+            FoundBody::Bad(e) => Err(e),
+        }
+    }
+}
+
 fn raw_header_text(raw: &[u8], h: &mail_parser::Header<'_>) -> Option<String> {
     let from = usize::try_from(h.offset_start).ok()?;
     let to = usize::try_from(h.offset_end).ok()?;
@@ -637,41 +676,120 @@ const BASE64_CHUNK: usize = 64 * 1024;
 /// `ps fetch`). Padding ends the data: base64 after a padded chunk is an error, as it is inside
 /// one.
 fn decode_base64_chunked(body: &[u8], chunk: usize) -> Result<Vec<u8>, ProfileError> {
-    let chunk = (chunk.max(4) / 4) * 4;
-    let engine = base64::engine::GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        base64::engine::GeneralPurposeConfig::new()
-            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
-    );
-    let bad = |e: base64::DecodeError| ProfileError::BadBase64 {
-        reason: e.to_string(),
-    };
+    let mut dec = Base64Chunks::new(chunk);
     let mut out = Vec::with_capacity(body.len() / 4 * 3);
-    let mut clean = Vec::with_capacity(chunk);
-    let mut padded = false;
-    for (offset, &b) in body.iter().enumerate() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' | b'=' => {
-                if padded {
-                    return Err(ProfileError::BadBase64 {
-                        reason: format!("data after the padding, at offset {offset}"),
-                    });
-                }
-                clean.push(b);
-                if clean.len() == chunk {
-                    padded = clean.contains(&b'=');
-                    engine.decode_vec(&clean, &mut out).map_err(bad)?;
-                    clean.clear();
-                }
-            }
-            b' ' | b'\t' | b'\r' | b'\n' => {}
-            byte => return Err(ProfileError::NotBase64 { offset, byte }),
+    let mut at = 0;
+    while at < body.len() {
+        at += dec.fill(body.get(at..).unwrap_or_default(), at)?;
+        dec.flush_if_full(&mut out)?;
+    }
+    dec.flush(&mut out)?;
+    Ok(out)
+}
+
+/// Decodes the base64 body at `body` of `buf` inside `buf` itself: the decoded bytes are
+/// written from the start of `buf` (over the headers, then over the base64 already read, which
+/// is always ahead: 4 characters give at most 3 bytes), and `buf` is cut to them. A received
+/// message thus becomes its file without a second buffer of the file's size.
+fn decode_base64_in_place(
+    buf: &mut Vec<u8>,
+    body: std::ops::Range<usize>,
+    chunk: usize,
+) -> Result<(), ProfileError> {
+    let mut dec = Base64Chunks::new(chunk);
+    let mut decoded = Vec::with_capacity(chunk / 4 * 3);
+    let (mut read, end, mut written) = (body.start, body.end.min(buf.len()), 0usize);
+    while read < end {
+        read += dec.fill(buf.get(read..end).unwrap_or_default(), read - body.start)?;
+        decoded.clear();
+        if read == end {
+            dec.flush(&mut decoded)?;
+        } else {
+            dec.flush_if_full(&mut decoded)?;
+        }
+        // `written + decoded.len() <= read`: never over base64 still to be read.
+        if let Some(dst) = buf.get_mut(written..written + decoded.len()) {
+            dst.copy_from_slice(&decoded);
+        }
+        written += decoded.len();
+    }
+    buf.truncate(written);
+    buf.shrink_to_fit();
+    Ok(())
+}
+
+/// Strict base64, gathered a chunk of clean characters (line breaks and blanks left out) at a
+/// time: what [`decode_base64_chunked`] and [`decode_base64_in_place`] share.
+struct Base64Chunks {
+    engine: base64::engine::GeneralPurpose,
+    clean: Vec<u8>,
+    chunk: usize,
+    padded: bool,
+}
+
+impl Base64Chunks {
+    fn new(chunk: usize) -> Base64Chunks {
+        let chunk = (chunk.max(4) / 4) * 4;
+        Base64Chunks {
+            engine: base64::engine::GeneralPurpose::new(
+                &base64::alphabet::STANDARD,
+                base64::engine::GeneralPurposeConfig::new()
+                    .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+            ),
+            clean: Vec::with_capacity(chunk),
+            chunk,
+            padded: false,
         }
     }
-    if !clean.is_empty() {
-        engine.decode_vec(&clean, &mut out).map_err(bad)?;
+
+    /// Takes characters of `input` (at body offset `offset`) until the chunk is full or the
+    /// input ends; returns how many bytes of `input` were read.
+    fn fill(&mut self, input: &[u8], offset: usize) -> Result<usize, ProfileError> {
+        for (i, &b) in input.iter().enumerate() {
+            if self.clean.len() == self.chunk {
+                return Ok(i);
+            }
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' | b'=' => {
+                    if self.padded {
+                        return Err(ProfileError::BadBase64 {
+                            reason: format!("data after the padding, at offset {}", offset + i),
+                        });
+                    }
+                    self.clean.push(b);
+                }
+                b' ' | b'\t' | b'\r' | b'\n' => {}
+                byte => {
+                    return Err(ProfileError::NotBase64 {
+                        offset: offset + i,
+                        byte,
+                    });
+                }
+            }
+        }
+        Ok(input.len())
     }
-    Ok(out)
+
+    fn flush_if_full(&mut self, out: &mut Vec<u8>) -> Result<(), ProfileError> {
+        if self.clean.len() == self.chunk {
+            self.padded = self.clean.contains(&b'=');
+            self.flush(out)?;
+        }
+        Ok(())
+    }
+
+    /// Decodes the characters gathered so far, appending the bytes to `out`.
+    fn flush(&mut self, out: &mut Vec<u8>) -> Result<(), ProfileError> {
+        if !self.clean.is_empty() {
+            self.engine
+                .decode_vec(&self.clean, out)
+                .map_err(|e| ProfileError::BadBase64 {
+                    reason: e.to_string(),
+                })?;
+            self.clean.clear();
+        }
+        Ok(())
+    }
 }
 
 /// Offset of the body: just after the first empty line at or after `from`.
@@ -694,6 +812,64 @@ fn body_start(raw: &[u8], from: usize) -> Option<usize> {
 }
 
 fn extract(bytes: &[u8], limits: &ParseLimits) -> Result<Extracted, ProfileError> {
+    find_part(bytes, limits).map(|f| f.decoded(|body| body.decode(bytes)))
+}
+
+/// The file part of a message, its body not yet decoded.
+struct Found {
+    headers: RawHeaders,
+    multipart: bool,
+    body: FoundBody,
+    content_type_ok: bool,
+}
+
+impl Found {
+    fn decoded(self, decode: impl FnOnce(FoundBody) -> Result<Vec<u8>, ProfileError>) -> Extracted {
+        Extracted {
+            headers: self.headers,
+            multipart: self.multipart,
+            body: decode(self.body),
+            content_type_ok: self.content_type_ok,
+        }
+    }
+}
+
+/// The part that holds the file and where its body lies in the message: the one
+/// `Application/EDI-consent` (or described) part of a multipart message, or the message itself.
+fn file_part<'m>(
+    msg: &'m mail_parser::Message<'m>,
+    multipart: bool,
+) -> Result<(&'m mail_parser::MessagePart<'m>, std::ops::Range<usize>), ProfileError> {
+    let raw = msg.raw_message();
+    if !multipart {
+        let after_headers = msg
+            .headers()
+            .iter()
+            .map(|h| usize::try_from(h.offset_end).unwrap_or(0))
+            .max()
+            .unwrap_or(0);
+        let start = body_start(raw, after_headers.saturating_sub(2)).unwrap_or(raw.len());
+        return Ok((msg.root_part(), start..raw.len()));
+    }
+    let candidates: Vec<&mail_parser::MessagePart<'_>> = msg
+        .parts
+        .iter()
+        .skip(1)
+        .filter(|p| !p.is_multipart())
+        .filter(|p| p.is_content_type("application", "edi-consent") || p.content_description().is_some())
+        .collect();
+    let part = match candidates.as_slice() {
+        [] => return Err(ProfileError::NoFilePart),
+        [one] => *one,
+        many => return Err(ProfileError::SeveralFileParts { count: many.len() }),
+    };
+    let start = usize::try_from(part.offset_body).unwrap_or(usize::MAX);
+    let end = usize::try_from(part.offset_end).unwrap_or(0);
+    Ok((part, start..end))
+}
+
+/// Finds the file part of a message (single-part or `multipart/mixed`) and reads its headers.
+fn find_part(bytes: &[u8], limits: &ParseLimits) -> Result<Found, ProfileError> {
     if bytes.len() > limits.max_message_bytes {
         return Err(ProfileError::MessageTooLarge {
             len: bytes.len(),
@@ -719,35 +895,7 @@ fn extract(bytes: &[u8], limits: &ParseLimits) -> Result<Extracted, ProfileError
         &head
     };
     let raw = msg.raw_message();
-    let root = msg.root_part();
-    let (part, body_range) = if multipart {
-        let candidates: Vec<&mail_parser::MessagePart<'_>> = msg
-            .parts
-            .iter()
-            .skip(1)
-            .filter(|p| !p.is_multipart())
-            .filter(|p| p.is_content_type("application", "edi-consent") || p.content_description().is_some())
-            .collect();
-        let part = match candidates.as_slice() {
-            [] => return Err(ProfileError::NoFilePart),
-            [one] => *one,
-            many => return Err(ProfileError::SeveralFileParts { count: many.len() }),
-        };
-        let start = usize::try_from(part.offset_body).unwrap_or(usize::MAX);
-        let end = usize::try_from(part.offset_end).unwrap_or(0);
-        (part, start..end)
-    } else {
-        let after_headers = msg
-            .headers()
-            .iter()
-            .map(|h| usize::try_from(h.offset_end).unwrap_or(0))
-            .max()
-            .unwrap_or(0);
-        (
-            root,
-            body_start(raw, after_headers.saturating_sub(2)).unwrap_or(raw.len())..raw.len(),
-        )
-    };
+    let (part, body_range) = file_part(msg, multipart)?;
     let top_text = |name: HeaderName<'_>| {
         msg.headers()
             .iter()
@@ -778,22 +926,23 @@ fn extract(bytes: &[u8], limits: &ParseLimits) -> Result<Extracted, ProfileError
         file_name: part.attachment_name().map(str::to_owned),
     };
     let content_type_ok = part.is_content_type("application", "edi-consent");
-    let raw_body = raw.get(body_range).unwrap_or(&[]);
     let cte = headers
         .content_transfer_encoding
         .as_deref()
         .map(|s| s.trim().to_ascii_lowercase());
     let body = match cte.as_deref() {
-        Some("base64") => decode_base64(raw_body),
-        None | Some("7bit") | Some("8bit") | Some("binary") => Ok(raw_body.to_vec()),
-        Some("quoted-printable") if multipart => Ok(part.contents().to_vec()),
-        Some("quoted-printable") => Ok(parser
-            .parse(bytes)
-            .map(|m| m.root_part().contents().to_vec())
-            .unwrap_or_default()),
-        Some(other) => Err(ProfileError::TransferEncoding { value: shown(other) }),
+        Some("base64") => FoundBody::Base64(body_range),
+        None | Some("7bit") | Some("8bit") | Some("binary") => FoundBody::Plain(body_range),
+        Some("quoted-printable") if multipart => FoundBody::Decoded(part.contents().to_vec()),
+        Some("quoted-printable") => FoundBody::Decoded(
+            parser
+                .parse(bytes)
+                .map(|m| m.root_part().contents().to_vec())
+                .unwrap_or_default(),
+        ),
+        Some(other) => FoundBody::Bad(ProfileError::TransferEncoding { value: shown(other) }),
     };
-    Ok(Extracted {
+    Ok(Found {
         headers,
         multipart,
         body,
@@ -842,7 +991,19 @@ fn check_state(description: &ContentDescription, attachment: &[u8]) -> Result<()
 /// known Content-Description, Content-Type, subject shape for that profile, base64 body,
 /// attachment state against `K`/`ZK`.
 pub fn parse_message(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedMessage, ProfileError> {
-    let ex = extract(bytes, limits)?;
+    checked(extract(bytes, limits)?)
+}
+
+/// [`parse_message`] taking the message: its attachment is decoded inside the message's own
+/// buffer, which becomes the attachment (a 48 MB return is not held twice, as message and as
+/// file).
+pub fn parse_message_owned(raw: Vec<u8>, limits: &ParseLimits) -> Result<ParsedMessage, ProfileError> {
+    let found = find_part(&raw, limits)?;
+    checked(found.decoded(|body| body.decode_owned(raw)))
+}
+
+/// The checks of [`parse_message`] on an extracted file part.
+fn checked(ex: Extracted) -> Result<ParsedMessage, ProfileError> {
     let cd_text = ex
         .headers
         .content_description
@@ -1113,6 +1274,80 @@ mod tests {
                     String::from_utf8_lossy(body)
                 );
             }
+        }
+    }
+
+    /// In place, a body gives the bytes that an independent decoder (the `base64` crate's
+    /// MIME-style decoding of the same characters) gives, whatever lies before the body and
+    /// whatever the chunk size; a damaged body gives the error the borrowed decoder gives.
+    #[test]
+    fn base64_in_place_is_base64_whole() {
+        use base64::Engine as _;
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        let mut b64 = base64::engine::general_purpose::STANDARD
+            .encode(&data)
+            .into_bytes();
+        // Lines of 76 characters with CRLF, as a mail body.
+        let mut body = Vec::new();
+        for line in b64.chunks(76) {
+            body.extend_from_slice(line);
+            body.extend_from_slice(b"\r\n");
+        }
+        let head = b"Subject: x\r\nContent-Transfer-Encoding: base64\r\n\r\n".to_vec();
+        for chunk in [4, 8, 76, 4096, BASE64_CHUNK] {
+            let mut buf = [head.clone(), body.clone()].concat();
+            decode_base64_in_place(&mut buf, head.len()..head.len() + body.len(), chunk).unwrap();
+            assert_eq!(buf, data, "chunk {chunk}");
+        }
+        // Damage: a character outside the alphabet, data after padding.
+        b64.truncate(400);
+        let mut bad = b64.clone();
+        bad[123] = b'*';
+        let padded = [b"QUJD\r\nQQ==\r\n".as_slice(), b"QUJD"].concat();
+        for body in [bad, padded] {
+            for chunk in [4, 8, BASE64_CHUNK] {
+                let mut buf = [head.clone(), body.clone()].concat();
+                let got = decode_base64_in_place(&mut buf, head.len()..head.len() + body.len(), chunk);
+                let want = decode_base64_chunked(&body, chunk);
+                assert_eq!(
+                    format!("{got:?}"),
+                    format!("{:?}", want.map(|_| ())),
+                    "chunk {chunk}"
+                );
+                assert!(got.is_err());
+            }
+        }
+    }
+
+    /// The owned parse gives the parsed message the borrowed one gives, base64 or plain.
+    #[test]
+    fn owned_parse_is_the_borrowed_parse() {
+        use base64::Engine as _;
+        let file = b"000CP00000000000751SIMU  TP00000123456789        R00001".repeat(40);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&file);
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(76)
+            .map(|l| std::str::from_utf8(l).unwrap())
+            .collect();
+        let head = "From: oct@oct.invalid\r\nTo: ps@ps.invalid\r\nSubject: RSP/123456789/202611270930\r\n\
+            MIME-Version: 1.0\r\nContent-Type: Application/EDI-consent; name=\"RSP.txt\"\r\n\
+            Content-Description: RSP\r\n";
+        let base64_msg = format!(
+            "{head}Content-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+            lines.join("\r\n")
+        );
+        let plain_msg = format!(
+            "{head}Content-Transfer-Encoding: 8bit\r\n\r\n{}",
+            String::from_utf8_lossy(&file)
+        );
+        for msg in [base64_msg, plain_msg] {
+            let limits = ParseLimits::default();
+            let borrowed = parse_message(msg.as_bytes(), &limits).unwrap();
+            let owned = parse_message_owned(msg.clone().into_bytes(), &limits).unwrap();
+            assert_eq!(owned.attachment, file);
+            assert_eq!(owned.attachment, borrowed.attachment);
+            assert_eq!(format!("{:?}", owned.headers), format!("{:?}", borrowed.headers));
         }
     }
 }

@@ -105,7 +105,7 @@ impl<'de, T: Wipe + Deserialize<'de>> Deserialize<'de> for Secret<T> {
 /// Removes authentication material from a server reply before it is logged, stored or shown.
 ///
 /// This is the one function every path that keeps a server's text goes through (SMTP replies in
-/// [`crate::smtp::SendError`], POP3 `-ERR` texts in [`crate::pop3::Pop3Error`]): a server that
+/// [`crate::transport::SendError`], POP3 `-ERR` texts in [`crate::pop3::Pop3Error`]): a server that
 /// echoes the client's `AUTH PLAIN` line in its `535` would otherwise put the password, base64
 /// encoded, into the OCT's log, its state database and `svoct oct status`.
 ///

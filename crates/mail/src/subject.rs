@@ -13,6 +13,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use svoct_formats::PaddedNumber;
 use time::{Date, Month, PrimitiveDateTime, Time};
 
 /// Longest subject accepted by the parser; real subjects are under 60 characters.
@@ -317,16 +318,17 @@ impl PartyNumber {
         &self.0
     }
 
-    /// The number without leading zeros, used to compare a padded subject field with a file's
-    /// sender number.
+    /// The number without leading zeros ("0" for zero), used to compare a padded subject field
+    /// with a file's sender number.
     pub fn significant(&self) -> &str {
-        let t = self.0.trim_start_matches('0');
-        if t.is_empty() { "0" } else { t }
+        // The field is digits only: its significant part is its last `digits` characters.
+        let digits = PaddedNumber::new(&self.0).significant().len().max(1);
+        self.0.get(self.0.len().saturating_sub(digits)..).unwrap_or("0")
     }
 
     /// Whether two numbers are the same once leading zeros are ignored.
     pub fn same_as(&self, other: &PartyNumber) -> bool {
-        self.significant() == other.significant()
+        PaddedNumber::new(&self.0) == PaddedNumber::new(&other.0)
     }
 }
 
@@ -760,6 +762,10 @@ mod tests {
         let Subject::Return(r) = back else { panic!() };
         assert_eq!(r.ps_number.significant(), "12345");
         assert!(r.ps_number.same_as(&PartyNumber::new("12345").unwrap()));
+        assert!(!r.ps_number.same_as(&PartyNumber::new("123450").unwrap()));
+        let zero = PartyNumber::new("000").unwrap();
+        assert_eq!(zero.significant(), "0");
+        assert!(zero.same_as(&PartyNumber::new("0").unwrap()));
         assert!("ART/000012345/202611263705".parse::<Subject>().is_err());
         assert!("ART/000012345/20261126070".parse::<Subject>().is_err());
         assert!("RSP/1/202611260705".parse::<Subject>().is_ok());

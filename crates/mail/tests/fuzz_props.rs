@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use svoct_mail::cms::{CmsCipher, RecipientCert};
 use svoct_mail::pop3::{Client, Command, Event};
 use svoct_mail::profile::{
-    Envelope, Mailbox, ParseLimits, Profile, Protect, build_message, fuzz_message, parse_message,
+    Mailbox, MessageHeaders, ParseLimits, Profile, Protect, build_message, fuzz_message, parse_message,
 };
 use svoct_mail::subject::FileKind;
 use svoct_testkit::certs::TestIdentity;
@@ -34,8 +34,8 @@ fn b2_file() -> Vec<u8> {
     v
 }
 
-fn envelope(profile: Profile, subject: &str, file_name: &str) -> Envelope {
-    Envelope {
+fn envelope(profile: Profile, subject: &str, file_name: &str) -> MessageHeaders {
+    MessageHeaders {
         from: Mailbox::new("ps@fuzz.example").expect("mailbox"),
         to: Mailbox::new("oct@fuzz.example").expect("mailbox"),
         subject: subject.parse().expect("subject"),

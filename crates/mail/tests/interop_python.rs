@@ -5,7 +5,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use svoct_mail::cms::{self, CmsCipher, PrivateKeyAndCert, RecipientCert};
-use svoct_mail::profile::{Envelope, Mailbox, ParseLimits, Profile, Protect, build_message, parse_message};
+use svoct_mail::profile::{
+    Mailbox, MessageHeaders, ParseLimits, Profile, Protect, build_message, parse_message,
+};
 use svoct_mail::subject::FileKind;
 use svoct_testkit::certs::TestIdentity;
 use time::macros::datetime;
@@ -50,8 +52,8 @@ fn file_bytes() -> Vec<u8> {
     v
 }
 
-fn envelope() -> Envelope {
-    Envelope {
+fn envelope() -> MessageHeaders {
+    MessageHeaders {
         from: Mailbox::with_name(Some("Cabinet Dupont"), "ps@provider.example").unwrap(),
         to: Mailbox::new("factures@oct.example").unwrap(),
         subject: "SV140700/123456789/2026112607050900042/00003".parse().unwrap(),

@@ -6,12 +6,12 @@
 use std::process::Command as Process;
 use std::time::Duration;
 
-use svoct_mail::cms::Secret;
 use svoct_mail::maildir::Maildir;
 use svoct_mail::pop3::{
     Limits, Mailbox, MessageSink, Pop3Auth, Pop3Config, Pop3Error, Pop3Session, RetrievePolicy, retrieve,
 };
-use svoct_mail::smtp::{Envelope, SmtpConfig, SmtpTransport, Transport};
+use svoct_mail::secret::Secret;
+use svoct_mail::transport::{SmtpConfig, SmtpEnvelope, SmtpTransport, Transport};
 use svoct_testkit::{Dovecot, Exim, EximConfig};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -48,7 +48,8 @@ fn deliver(s: &Servers, msgs: &[Vec<u8>]) {
     let t = SmtpTransport::new(&SmtpConfig::plain("127.0.0.1", s.mx.port())).unwrap();
     let before = s.mx.messages("ps1").len();
     for m in msgs {
-        t.send(&Envelope::new("oct@oct.test", "ps1@ps.test"), m).unwrap();
+        t.send(&SmtpEnvelope::new("oct@oct.test", "ps1@ps.test"), m)
+            .unwrap();
     }
     s.mx.wait_for_messages("ps1", before + msgs.len(), WAIT).unwrap();
 }

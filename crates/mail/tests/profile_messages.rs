@@ -4,7 +4,7 @@ use proptest::prelude::*;
 use svoct_mail::cms::{CmsCipher, PrivateKeyAndCert, RecipientCert};
 use svoct_mail::compress::Compression;
 use svoct_mail::profile::{
-    ContentDescription, Envelope, Mailbox, ParseLimits, PlainFileFacts, Profile, ProfileError, Protect,
+    ContentDescription, Mailbox, MessageHeaders, ParseLimits, PlainFileFacts, Profile, ProfileError, Protect,
     Protection, PsCategory, Severity, build_message, fuzz_message, inspect_message, parse_message,
 };
 use svoct_mail::subject::{
@@ -26,8 +26,8 @@ fn b2_file() -> Vec<u8> {
     v
 }
 
-fn invoice_envelope() -> Envelope {
-    Envelope {
+fn invoice_envelope() -> MessageHeaders {
+    MessageHeaders {
         from: Mailbox::with_name(Some("Cabinet Dupont"), "ps@provider.example").unwrap(),
         to: Mailbox::new("factures@oct.example").unwrap(),
         subject: SUBJECT.parse().unwrap(),

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use svoct_mail::cms::Secret;
-use svoct_mail::smtp::{Envelope, Security, SmtpConfig, SmtpCredentials, SmtpTransport, Transport};
+use svoct_mail::secret::Secret;
+use svoct_mail::transport::{Security, SmtpConfig, SmtpCredentials, SmtpEnvelope, SmtpTransport, Transport};
 use svoct_testkit::certs::TestIdentity;
 use svoct_testkit::{Exim, EximConfig, EximTls, free_port};
 
@@ -43,7 +43,7 @@ fn dot_lines_arrive_intact() {
     let t = SmtpTransport::new(&SmtpConfig::plain("127.0.0.1", mx.port())).unwrap();
     let raw = tricky_message();
     let ok = t
-        .send(&Envelope::new("ps1@ps.test", "oct@oct.test"), &raw)
+        .send(&SmtpEnvelope::new("ps1@ps.test", "oct@oct.test"), &raw)
         .unwrap();
     assert_eq!(ok.code, 250);
     assert!(ok.answer.starts_with("250 OK id="), "{}", ok.answer);
@@ -62,7 +62,7 @@ fn unknown_recipient_is_permanent_with_the_server_answer() {
     let t = SmtpTransport::new(&SmtpConfig::plain("127.0.0.1", mx.port())).unwrap();
     let e = t
         .send(
-            &Envelope::new("ps1@ps.test", "nobody@oct.test"),
+            &SmtpEnvelope::new("ps1@ps.test", "nobody@oct.test"),
             &tricky_message(),
         )
         .unwrap_err();
@@ -83,7 +83,10 @@ fn temporary_refusal_is_transient() {
     .unwrap();
     let t = SmtpTransport::new(&SmtpConfig::plain("127.0.0.1", mx.port())).unwrap();
     let e = t
-        .send(&Envelope::new("ps1@ps.test", "busy@oct.test"), &tricky_message())
+        .send(
+            &SmtpEnvelope::new("ps1@ps.test", "busy@oct.test"),
+            &tricky_message(),
+        )
         .unwrap_err();
     assert!(e.is_transient() && !e.is_permanent(), "{e:?}");
     assert_eq!(e.code(), Some(451));
@@ -100,7 +103,7 @@ fn oversized_message_is_permanent() {
         raw.extend_from_slice(b"0123456789012345678901234567890123456789\r\n");
     }
     let e = t
-        .send(&Envelope::new("ps1@ps.test", "oct@oct.test"), &raw)
+        .send(&SmtpEnvelope::new("ps1@ps.test", "oct@oct.test"), &raw)
         .unwrap_err();
     assert!(e.is_permanent(), "{e:?}");
     assert_eq!(e.code(), Some(552), "{e:?}");
@@ -113,7 +116,10 @@ fn server_down_is_transient() {
     cfg.timeout = Duration::from_secs(5);
     let t = SmtpTransport::new(&cfg).unwrap();
     let e = t
-        .send(&Envelope::new("ps1@ps.test", "oct@oct.test"), &tricky_message())
+        .send(
+            &SmtpEnvelope::new("ps1@ps.test", "oct@oct.test"),
+            &tricky_message(),
+        )
         .unwrap_err();
     assert!(e.is_transient() && !e.is_permanent(), "{e:?}");
     assert_eq!(e.code(), None);
@@ -125,7 +131,7 @@ fn server_down_is_transient() {
 fn invalid_address_is_permanent() {
     let t = SmtpTransport::new(&SmtpConfig::plain("127.0.0.1", 1)).unwrap();
     let e = t
-        .send(&Envelope::new("ps1@ps.test", "not an address"), b"x")
+        .send(&SmtpEnvelope::new("ps1@ps.test", "not an address"), b"x")
         .unwrap_err();
     assert!(e.is_permanent());
 }
@@ -156,8 +162,11 @@ fn starttls_and_implicit_tls_deliver() {
         cfg.tls_domain = Some("localhost".into());
         cfg.extra_roots_pem = vec![root.clone()];
         let t = SmtpTransport::new(&cfg).unwrap();
-        t.send(&Envelope::new("ps1@ps.test", "oct@oct.test"), &tricky_message())
-            .unwrap_or_else(|e| panic!("{security:?}: {e}\n{}", mx.log()));
+        t.send(
+            &SmtpEnvelope::new("ps1@ps.test", "oct@oct.test"),
+            &tricky_message(),
+        )
+        .unwrap_or_else(|e| panic!("{security:?}: {e}\n{}", mx.log()));
     }
     mx.wait_for_messages("oct", 2, WAIT).unwrap();
     let log = mx.log();
@@ -184,7 +193,10 @@ fn untrusted_certificate_is_permanent() {
         cfg.tls_domain = Some("localhost".into());
         let t = SmtpTransport::new(&cfg).unwrap();
         let e = t
-            .send(&Envelope::new("ps1@ps.test", "oct@oct.test"), &tricky_message())
+            .send(
+                &SmtpEnvelope::new("ps1@ps.test", "oct@oct.test"),
+                &tricky_message(),
+            )
             .unwrap_err();
         assert!(e.is_permanent(), "{security:?}: {e:?}");
         assert!(!e.to_string().contains("timeout"), "{security:?}: {e}");
@@ -201,7 +213,7 @@ fn smtp_auth_with_credentials() {
         ..Default::default()
     })
     .unwrap();
-    let env = Envelope::new("ps1@ps.test", "oct@oct.test");
+    let env = SmtpEnvelope::new("ps1@ps.test", "oct@oct.test");
     let with = |password: Option<&str>| {
         let mut cfg = SmtpConfig::plain("127.0.0.1", mx.port());
         // The harness's Exim authenticates without TLS on loopback: say so explicitly.

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::time::Duration;
 
-use svoct_mail::smtp::{Envelope, SmtpConfig, SmtpTransport, Transport};
+use svoct_mail::transport::{SmtpConfig, SmtpEnvelope, SmtpTransport, Transport};
 
 /// Serves one connection: sends `greeting`, then answers each client line with the next
 /// scripted reply; `None` closes the connection.
@@ -31,12 +31,12 @@ fn fake_server(greeting: &'static str, replies: Vec<Option<&'static str>>) -> u1
     port
 }
 
-fn send(port: u16) -> svoct_mail::smtp::SendError {
+fn send(port: u16) -> svoct_mail::transport::SendError {
     let mut cfg = SmtpConfig::plain("127.0.0.1", port);
     cfg.timeout = Duration::from_secs(10);
     let t = SmtpTransport::new(&cfg).unwrap();
     t.send(
-        &Envelope::new("ps1@ps.test", "oct@oct.test"),
+        &SmtpEnvelope::new("ps1@ps.test", "oct@oct.test"),
         b"Subject: x\r\n\r\nbody\r\n",
     )
     .unwrap_err()
@@ -89,13 +89,16 @@ fn rejection_after_data_is_permanent_with_answer() {
     assert!(e.server_answer().unwrap().contains("attachment refused"), "{e:?}");
 }
 
-fn with_login(port: u16, allow_plaintext_auth: bool) -> Result<SmtpTransport, svoct_mail::smtp::SendError> {
+fn with_login(
+    port: u16,
+    allow_plaintext_auth: bool,
+) -> Result<SmtpTransport, svoct_mail::transport::SendError> {
     let mut cfg = SmtpConfig::plain("127.0.0.1", port);
     cfg.timeout = Duration::from_secs(10);
     cfg.allow_plaintext_auth = allow_plaintext_auth;
-    cfg.credentials = Some(svoct_mail::smtp::SmtpCredentials {
+    cfg.credentials = Some(svoct_mail::transport::SmtpCredentials {
         user: "oct".into(),
-        password: svoct_mail::Secret::new("pa55-very-secret".into()),
+        password: svoct_mail::secret::Secret::new("pa55-very-secret".into()),
     });
     SmtpTransport::new(&cfg)
 }
@@ -107,7 +110,7 @@ fn an_echoed_auth_line_is_a_scrubbed_transient_login_refusal() {
     let t = with_login(server.port(), true).unwrap();
     let e = t
         .send(
-            &Envelope::new("oct@oct.test", "amc@amc.test"),
+            &SmtpEnvelope::new("oct@oct.test", "amc@amc.test"),
             b"Subject: x\r\n\r\nbody\r\n",
         )
         .unwrap_err();

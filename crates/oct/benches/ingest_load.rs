@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use svoct_oct::ingress::{Ingress, IngressConfig, RateLimit};
-use svoct_oct::smtp::{Recipients, SessionConfig};
+use svoct_oct::inbound::listener::{Ingress, IngressConfig, RateLimit};
+use svoct_oct::inbound::session::{Recipients, SessionConfig};
 use svoct_store::spool::Spool;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;

@@ -2,7 +2,7 @@
 //! base64 message, fed in 64 KiB reads as the shell does (no sockets, no spool).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use svoct_oct::smtp::{Action, PersistOutcome, Recipients, Session, SessionConfig};
+use svoct_oct::inbound::session::{Action, PersistOutcome, Recipients, Session, SessionConfig};
 
 fn transaction(size: usize) -> Vec<u8> {
     let mut t = b"EHLO bench\r\nMAIL FROM:<ps@bench.test>\r\nRCPT TO:<oct@bench.test>\r\nDATA\r\n".to_vec();

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use svoct_formats::PaddedNumber;
+use svoct_mail::secret::Secret;
 
 /// Largest configuration file read, so a wrong path (a device, a huge log) fails fast.
 pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
@@ -74,9 +76,6 @@ fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
         reason: reason.into(),
     }
 }
-
-/// The project's one redacting wrapper (`Debug`, `Display` and serialisation show `[redacted]`).
-pub use svoct_mail::Secret;
 
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -198,28 +197,28 @@ fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 2525))
 }
 fn default_max_message() -> usize {
-    crate::smtp::DEFAULT_MAX_MESSAGE_SIZE
+    crate::inbound::session::DEFAULT_MAX_MESSAGE_SIZE
 }
 fn default_max_connections() -> usize {
-    crate::ingress::DEFAULT_MAX_CONNECTIONS
+    crate::inbound::listener::DEFAULT_MAX_CONNECTIONS
 }
 fn default_max_connections_per_ip() -> usize {
-    crate::ingress::DEFAULT_MAX_CONNECTIONS_PER_IP
+    crate::inbound::listener::DEFAULT_MAX_CONNECTIONS_PER_IP
 }
 fn default_max_recipients() -> usize {
-    crate::smtp::DEFAULT_MAX_RECIPIENTS
+    crate::inbound::session::DEFAULT_MAX_RECIPIENTS
 }
 fn default_command_timeout() -> u64 {
-    crate::ingress::DEFAULT_COMMAND_TIMEOUT_SECS
+    crate::inbound::listener::DEFAULT_COMMAND_TIMEOUT_SECS
 }
 fn default_transaction_timeout() -> u64 {
-    crate::ingress::DEFAULT_TRANSACTION_TIMEOUT_SECS
+    crate::inbound::listener::DEFAULT_TRANSACTION_TIMEOUT_SECS
 }
 fn default_data_grace() -> u64 {
-    crate::ingress::DEFAULT_DATA_GRACE_SECS
+    crate::inbound::listener::DEFAULT_DATA_GRACE_SECS
 }
 fn default_min_data_rate() -> u64 {
-    crate::ingress::DEFAULT_MIN_DATA_RATE
+    crate::inbound::listener::DEFAULT_MIN_DATA_RATE
 }
 
 impl Default for IngressSettings {
@@ -244,9 +243,9 @@ impl Default for IngressSettings {
 impl IngressSettings {
     /// The STARTTLS files, when both are set (one without the other is a configuration error,
     /// see [`Config::problems`]).
-    pub fn tls_files(&self) -> Option<crate::ingress::TlsFiles> {
+    pub fn tls_files(&self) -> Option<crate::inbound::listener::TlsFiles> {
         match (&self.tls_certificate, &self.tls_key) {
-            (Some(cert), Some(key)) => Some(crate::ingress::TlsFiles {
+            (Some(cert), Some(key)) => Some(crate::inbound::listener::TlsFiles {
                 cert_chain: cert.clone(),
                 private_key: key.clone(),
             }),
@@ -256,12 +255,16 @@ impl IngressSettings {
 
     /// The ingress configuration these settings give, for a concentrator whose host name is
     /// `hostname` and which accepts mail for `addresses` only (every other recipient: `550`).
-    pub fn ingress_config(&self, hostname: &str, addresses: Vec<String>) -> crate::ingress::IngressConfig {
-        let mut ic = crate::ingress::IngressConfig::default();
+    pub fn ingress_config(
+        &self,
+        hostname: &str,
+        addresses: Vec<String>,
+    ) -> crate::inbound::listener::IngressConfig {
+        let mut ic = crate::inbound::listener::IngressConfig::default();
         ic.session.hostname = hostname.to_owned();
         ic.session.max_message_size = self.max_message_bytes;
         ic.session.max_recipients = self.max_recipients;
-        ic.session.recipients = crate::smtp::Recipients::Only(addresses);
+        ic.session.recipients = crate::inbound::session::Recipients::Only(addresses);
         ic.max_connections = self.max_connections;
         ic.max_connections_per_ip = self.max_connections_per_ip.max(1);
         ic.command_timeout = std::time::Duration::from_secs(self.command_timeout_secs.max(1));
@@ -821,6 +824,16 @@ impl Config {
                 errs.push(e);
             }
         };
+        self.identity_problems(&mut note);
+        self.sender_problems(&mut note);
+        self.route_problems(&mut note);
+        self.delivery_problems(&mut note);
+        self.limit_problems(&mut note);
+        errs
+    }
+
+    /// `[oct]` and `[ingress]`.
+    fn identity_problems(&self, note: &mut impl FnMut(Result<(), ConfigError>)) {
         note(check_text("oct.identifier", &self.oct.identifier, 14));
         note(check_text("oct.sender_type", &self.oct.sender_type, 2));
         note(check_digits("oct.sender_number", &self.oct.sender_number, 14));
@@ -841,6 +854,10 @@ impl Config {
         }
         note(check_text("oct.name", &self.oct.name, 40));
         note(check_digits("oct.spec_version", &self.oct.spec_version, 6));
+    }
+
+    /// `[[sender]]`: each address registered once.
+    fn sender_problems(&self, note: &mut impl FnMut(Result<(), ConfigError>)) {
         let mut by_address = BTreeMap::new();
         for (i, s) in self.senders.iter().enumerate() {
             let key = |f: &str| format!("sender[{i}].{f}");
@@ -870,6 +887,10 @@ impl Config {
                 )));
             }
         }
+    }
+
+    /// `[[route]]` and `[[amc]]`: where lots go, and how they are protected.
+    fn route_problems(&self, note: &mut impl FnMut(Result<(), ConfigError>)) {
         for (i, r) in self.routes.iter().enumerate() {
             let key = |f: &str| format!("route[{i}].{f}");
             note(check_address(&key("mailbox"), &r.mailbox));
@@ -909,6 +930,10 @@ impl Config {
                 a.plaintext,
             ));
         }
+    }
+
+    /// `[[delivery.local]]` and `[delivery.smtp]`.
+    fn delivery_problems(&self, note: &mut impl FnMut(Result<(), ConfigError>)) {
         for (i, l) in self.delivery.local.iter().enumerate() {
             note(check_address(&format!("delivery.local[{i}].address"), &l.address));
         }
@@ -928,6 +953,10 @@ impl Config {
                 )));
             }
         }
+    }
+
+    /// Worker counts, batches, retention and retries.
+    fn limit_problems(&self, note: &mut impl FnMut(Result<(), ConfigError>)) {
         if self.pipeline.workers == 0 || self.pipeline.workers > 64 {
             note(Err(invalid("pipeline.workers", "must be 1 to 64")));
         }
@@ -949,7 +978,6 @@ impl Config {
         if self.retry.initial_backoff_secs == 0 {
             note(Err(invalid("retry.initial_backoff_secs", "must be at least 1")));
         }
-        errs
     }
 
     /// The registered sender whose `From` address is `address` (case-insensitive).
@@ -961,18 +989,14 @@ impl Config {
 
     /// The registered sender with this PS number (leading zeros ignored).
     pub fn sender_by_ps_number(&self, ps_number: &str) -> Option<&Sender> {
-        let want = ps_number.trim().trim_start_matches('0');
-        self.senders
-            .iter()
-            .find(|s| s.ps_number.trim_start_matches('0') == want)
+        let want = PaddedNumber::new(ps_number);
+        self.senders.iter().find(|s| want.is(&s.ps_number))
     }
 
     /// The registered sender with this file sender number (leading zeros ignored).
     pub fn sender_by_number(&self, number: &str) -> Option<&Sender> {
-        let want = number.trim().trim_start_matches('0');
-        self.senders
-            .iter()
-            .find(|s| s.sender_number.trim_start_matches('0') == want)
+        let want = PaddedNumber::new(number);
+        self.senders.iter().find(|s| want.is(&s.sender_number))
     }
 
     /// The AMO route for a lot's destination organisation and pivot régime + caisse.

@@ -1,24 +1,23 @@
 //! The concentrator (OCT) service.
 //!
-//! - [`smtp`]: the sans-IO SMTP server state machine.
-//! - [`ingress`]: the tokio shell around it that writes accepted messages to the spool.
+//! - [`inbound`]: the SMTP server: the sans-IO session ([`inbound::session`]) and the tokio
+//!   listener around it that writes accepted messages to the spool ([`inbound::listener`]).
 //! - [`config`]: the service configuration (TOML).
 //! - [`fidelity`]: annex rules checked on invoice files (other OCT, R3.4 exclusivity, echo).
 //! - [`pipeline`]: processing one spooled message (split, forward, ART, relay).
 //! - [`receipt`]: the content of the ART.
-//! - [`returns`]: what the relay reads inside ARL, RSP and dLOI files.
+//! - [`relay_formats`]: what the relay reads inside ARL, RSP and dLOI files, and the dLOI answer.
 //! - [`service`]: the running concentrator: ingress, workers, outbox sender, shutdown.
 //! - [`state`]: the pipeline's SQLite state: processed messages, outbox, quarantine.
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod fidelity;
-pub mod ingress;
+pub mod inbound;
 pub mod instance;
 pub mod pipeline;
 pub mod preflight;
 pub mod receipt;
-pub mod returns;
+pub mod relay_formats;
 pub mod service;
-pub mod smtp;
 pub mod state;

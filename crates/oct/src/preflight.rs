@@ -199,7 +199,7 @@ fn check_oct_key_pair(config: &Config, out: &mut Vec<Finding>) {
         return;
     }
     let key = match read_small(key_path) {
-        Ok(k) => svoct_mail::Secret::new(k),
+        Ok(k) => svoct_mail::secret::Secret::new(k),
         Err(e) => {
             out.push(error("keys.private_key", format!("{}: {e}", key_path.display())));
             return;
@@ -214,7 +214,7 @@ fn check_oct_key_pair(config: &Config, out: &mut Vec<Finding>) {
 
 /// The STARTTLS pair of the ingress: the key (mode, parse), the chain's first certificate
 /// (parse, dates) and that they match; what `serve` would fail on, or warn about, at start.
-fn check_ingress_tls(files: &crate::ingress::TlsFiles, out: &mut Vec<Finding>) {
+fn check_ingress_tls(files: &crate::inbound::listener::TlsFiles, out: &mut Vec<Finding>) {
     use openssl::pkey::PKey;
     use openssl::x509::X509;
     let (cert_key, key_key) = ("ingress.tls_certificate", "ingress.tls_key");
@@ -239,7 +239,7 @@ fn check_ingress_tls(files: &crate::ingress::TlsFiles, out: &mut Vec<Finding>) {
     if let Err(e) = check_key_permissions(key_path) {
         out.push(error(key_key, e.to_string()));
     }
-    let key = match read_small(key_path).map(svoct_mail::Secret::new) {
+    let key = match read_small(key_path).map(svoct_mail::secret::Secret::new) {
         Ok(k) => k,
         Err(e) => {
             out.push(error(key_key, format!("{}: {e}", key_path.display())));

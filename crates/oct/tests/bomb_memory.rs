@@ -11,9 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pipeline_common::*;
-use svoct_mail::profile::{self, Envelope as MailEnvelope, Mailbox, Profile, Protect};
-use svoct_mail::smtp::{Envelope, SmtpConfig, SmtpTransport, Transport};
+use svoct_mail::profile::{self, Mailbox, MessageHeaders, Profile, Protect};
 use svoct_mail::subject::{FileKind, InvoiceSubject, PartyNumber, SpecVersion, Subject};
+use svoct_mail::transport::{SmtpConfig, SmtpEnvelope, SmtpTransport, Transport};
 use svoct_oct::state::{OctStore, State};
 
 const BOMBS: u32 = 4;
@@ -45,7 +45,7 @@ fn gzip_bomb() -> Vec<u8> {
 /// A PS message whose attachment is `gz` encrypted for the OCT and declared compressed (`ZK`):
 /// built as `K` (encrypt only, so that the builder does not compress again), then relabelled.
 fn bomb_message(world: &World, gz: &[u8], counter: u32) -> Vec<u8> {
-    let envelope = MailEnvelope {
+    let envelope = MessageHeaders {
         from: Mailbox::new(PS_ADDRESS).expect("from"),
         to: Mailbox::new(OCT_ADDRESS).expect("to"),
         subject: Subject::Invoice(
@@ -116,7 +116,7 @@ fn bombs_are_quarantined_and_the_service_memory_stays_bounded() {
             s.spawn(move || {
                 SmtpTransport::new(&SmtpConfig::plain("127.0.0.1", port))
                     .expect("client")
-                    .send(&Envelope::new(PS_ADDRESS, OCT_ADDRESS), raw)
+                    .send(&SmtpEnvelope::new(PS_ADDRESS, OCT_ADDRESS), raw)
                     .expect("the ingress accepts the message");
             });
         }

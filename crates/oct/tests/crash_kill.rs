@@ -22,7 +22,7 @@ use pipeline_common::*;
 use svoct_formats::art::LotStatus;
 use svoct_formats::b2;
 use svoct_mail::profile::{self, ParseLimits};
-use svoct_mail::smtp::{Envelope, SmtpConfig, SmtpTransport, Transport};
+use svoct_mail::transport::{SmtpConfig, SmtpEnvelope, SmtpTransport, Transport};
 use svoct_oct::state::{OctStore, State};
 use svoct_testkit::{Exim, EximConfig};
 
@@ -123,7 +123,7 @@ fn kill_9_mid_way_then_restart_forwards_everything_exactly_once() {
         let raw = ps_message(&world, PS_ADDRESS, &file, PS_NUMBER, 30, n, false);
         SmtpTransport::new(&SmtpConfig::plain("127.0.0.1", port))
             .expect("client")
-            .send(&Envelope::new(PS_ADDRESS, OCT_ADDRESS), &raw)
+            .send(&SmtpEnvelope::new(PS_ADDRESS, OCT_ADDRESS), &raw)
             .expect("the ingress acknowledges (durably spooled)");
         inputs.push(file);
     }
@@ -296,7 +296,7 @@ fn send_until_accepted(port: &AtomicU16, raw: &[u8]) {
         let p = port.load(Ordering::SeqCst);
         let sent = SmtpTransport::new(&SmtpConfig::plain("127.0.0.1", p))
             .expect("client")
-            .send(&Envelope::new(PS_ADDRESS, OCT_ADDRESS), raw);
+            .send(&SmtpEnvelope::new(PS_ADDRESS, OCT_ADDRESS), raw);
         if sent.is_ok() {
             return;
         }

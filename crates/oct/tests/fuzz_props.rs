@@ -1,8 +1,8 @@
 //! "Random and mutated input never panics", a few thousand cases, on stable Rust, for the sans-IO
-//! SMTP server session (`smtp::fuzz_session`, the body of the cargo-fuzz target `smtp`).
+//! SMTP server session (`inbound::session::fuzz_session`, the body of the cargo-fuzz target `smtp`).
 //!
-//! The owners' tests (src/smtp/tests.rs) run 256 cases of byte flips on one dialogue; these run
-//! 3000 cases with structural edits (insert, delete, duplicate, truncate) over several
+//! The owners' tests (src/inbound/session/tests.rs) run 256 cases of byte flips on one dialogue;
+//! these run 3000 cases with structural edits (insert, delete, duplicate, truncate) over several
 //! transcripts (plain, STARTTLS, pipelined, dot-stuffed, refused BDAT, RSET). Inputs committed
 //! under fuzz/regressions/smtp/ are replayed. With `SVOCT_FUZZ_SEEDS=<dir>`,
 //! `valid_transcripts_deliver` writes the transcripts to `<dir>/smtp/` (fuzz/make-seeds.sh).
@@ -12,7 +12,7 @@
 
 use proptest::prelude::*;
 use std::path::Path;
-use svoct_oct::smtp::{Action, PersistOutcome, Recipients, Session, SessionConfig, fuzz_session};
+use svoct_oct::inbound::session::{Action, PersistOutcome, Recipients, Session, SessionConfig, fuzz_session};
 use svoct_testkit::fuzz::{self, Edit, mutate, replay};
 
 const CASES: u32 = 3000;

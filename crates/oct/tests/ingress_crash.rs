@@ -12,8 +12,8 @@ use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use svoct_oct::ingress::{Ingress, IngressConfig};
-use svoct_oct::smtp::Recipients;
+use svoct_oct::inbound::listener::{Ingress, IngressConfig};
+use svoct_oct::inbound::session::Recipients;
 use svoct_store::spool::{Spool, SpoolId};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use pipeline_common::{OCT_ADDRESS, PS_ADDRESS, World, svoct_binary};
 use svoct_oct::config::IngressSettings;
-use svoct_oct::ingress::Ingress;
+use svoct_oct::inbound::listener::Ingress;
 use svoct_store::spool::Spool;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as TokioBufReader};
 use tokio::net::{TcpSocket, TcpStream};

@@ -7,8 +7,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use svoct_oct::ingress::{Ingress, IngressConfig, IngressHandle, RateLimit, TlsFiles};
-use svoct_oct::smtp::{Recipients, SessionConfig};
+use svoct_oct::inbound::listener::{Ingress, IngressConfig, IngressHandle, RateLimit, TlsFiles};
+use svoct_oct::inbound::session::{Recipients, SessionConfig};
 use svoct_store::spool::{Spool, SpoolEntry};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -363,14 +363,14 @@ fn file_framing_that_disagrees_with_its_lots_is_quarantined() {
 
 #[test]
 fn an_art_sent_to_the_oct_is_quarantined() {
-    use svoct_mail::profile::{Envelope, Mailbox, Protect, PsCategory};
+    use svoct_mail::profile::{Mailbox, MessageHeaders, Protect, PsCategory};
     use svoct_mail::subject::{MinuteStamp, PartyNumber, ReturnKind, ReturnSubject, Subject};
     let world = World::new(2525, "");
     let at = time::PrimitiveDateTime::new(
         time::Date::from_calendar_date(2026, time::Month::November, 26).expect("date"),
         time::Time::from_hms(8, 0, 0).expect("time"),
     );
-    let envelope = Envelope {
+    let envelope = MessageHeaders {
         from: Mailbox::new(PS_ADDRESS).expect("from"),
         to: Mailbox::new(OCT_ADDRESS).expect("to"),
         subject: Subject::Return(ReturnSubject {

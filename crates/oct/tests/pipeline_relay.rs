@@ -196,7 +196,7 @@ fn arl_for_a_ps_lot_is_relayed_and_arl_for_an_oct_lot_is_recorded() {
 fn loi_request(world: &World, version: u64) -> Vec<u8> {
     use svoct_formats::loi::{DateTime, DloiRequest};
     use svoct_mail::cms::CmsCipher;
-    use svoct_mail::profile::{Envelope, Mailbox, Protect};
+    use svoct_mail::profile::{Mailbox, MessageHeaders, Protect};
     use svoct_mail::subject::{DloiRequestSubject, PartyNumber, Subject};
     let at = DateTime {
         year: 2026,
@@ -213,7 +213,7 @@ fn loi_request(world: &World, version: u64) -> Vec<u8> {
     }
     .build()
     .expect("request");
-    let envelope = Envelope {
+    let envelope = MessageHeaders {
         from: Mailbox::new(PS_ADDRESS).expect("from"),
         to: Mailbox::new(OCT_ADDRESS).expect("to"),
         subject: Subject::DloiRequest(DloiRequestSubject {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use pipeline_common::*;
 use svoct_formats::b2;
 use svoct_mail::profile::{self, ParseLimits};
-use svoct_mail::smtp::{Envelope, SmtpConfig, SmtpTransport, Transport};
+use svoct_mail::transport::{SmtpConfig, SmtpEnvelope, SmtpTransport, Transport};
 use svoct_oct::config::Config;
 use svoct_oct::service::{Delivered, Delivery, Running};
 use svoct_oct::state::{OctStore, State};
@@ -56,7 +56,7 @@ async fn forwards_through_exim_and_answers_with_art() {
         let file = single_file(&synth(15, 3, false, u64::from(n)));
         let raw = ps_message(&world, PS_ADDRESS, &file, PS_NUMBER, 15, n, false);
         let c = SmtpTransport::new(&SmtpConfig::plain("127.0.0.1", addr.port())).expect("client");
-        tokio::task::spawn_blocking(move || c.send(&Envelope::new(PS_ADDRESS, OCT_ADDRESS), &raw))
+        tokio::task::spawn_blocking(move || c.send(&SmtpEnvelope::new(PS_ADDRESS, OCT_ADDRESS), &raw))
             .await
             .expect("join")
             .expect("ingress accepts");
@@ -157,7 +157,7 @@ async fn downstream_refusals_are_retried_with_backoff_then_failed() {
     let client = SmtpTransport::new(&SmtpConfig::plain("127.0.0.1", addr.port())).expect("client");
     let file = single_file(&synth(15, 3, false, 5));
     let raw = ps_message(&world, PS_ADDRESS, &file, PS_NUMBER, 15, 1, false);
-    tokio::task::spawn_blocking(move || client.send(&Envelope::new(PS_ADDRESS, OCT_ADDRESS), &raw))
+    tokio::task::spawn_blocking(move || client.send(&SmtpEnvelope::new(PS_ADDRESS, OCT_ADDRESS), &raw))
         .await
         .expect("join")
         .expect("ingress accepts");

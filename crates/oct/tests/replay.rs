@@ -11,7 +11,7 @@ use std::time::Duration;
 use pipeline_common::*;
 use svoct_formats::art::{FileStatus, LotStatus};
 use svoct_formats::b2;
-use svoct_mail::smtp::{Envelope, SmtpConfig, SmtpTransport, Transport};
+use svoct_mail::transport::{SmtpConfig, SmtpEnvelope, SmtpTransport, Transport};
 use svoct_oct::service::Running;
 use svoct_oct::state::{OctStore, State};
 use svoct_testkit::{Exim, EximConfig};
@@ -28,7 +28,7 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 
 async fn send(port: u16, raw: Vec<u8>) {
     let c = SmtpTransport::new(&SmtpConfig::plain("127.0.0.1", port)).expect("client");
-    tokio::task::spawn_blocking(move || c.send(&Envelope::new(PS_ADDRESS, OCT_ADDRESS), &raw))
+    tokio::task::spawn_blocking(move || c.send(&SmtpEnvelope::new(PS_ADDRESS, OCT_ADDRESS), &raw))
         .await
         .expect("join")
         .expect("the ingress accepts");

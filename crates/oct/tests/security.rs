@@ -99,7 +99,7 @@ fn status(bin: &std::path::Path, config: &std::path::Path, json: bool) -> String
 fn a_535_echoing_the_login_leaks_nothing_and_fails_no_message() {
     use std::io::BufRead as _;
     use std::time::{Duration, Instant};
-    use svoct_mail::smtp::{Envelope, SmtpConfig, SmtpTransport, Transport};
+    use svoct_mail::transport::{SmtpConfig, SmtpEnvelope, SmtpTransport, Transport};
 
     let relay = svoct_testkit::fake_smtp::AuthEchoServer::start().expect("fake relay");
     let world = World::new(relay.port(), "");
@@ -146,7 +146,7 @@ fn a_535_echoing_the_login_leaks_nothing_and_fails_no_message() {
     SmtpTransport::new(&SmtpConfig::plain("127.0.0.1", addr.port()))
         .unwrap()
         .send(
-            &Envelope::new(pipeline_common::PS_ADDRESS, pipeline_common::OCT_ADDRESS),
+            &SmtpEnvelope::new(pipeline_common::PS_ADDRESS, pipeline_common::OCT_ADDRESS),
             &raw,
         )
         .expect("the OCT accepts the message");

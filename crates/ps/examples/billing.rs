@@ -18,7 +18,7 @@
 use std::error::Error;
 use std::path::{Path, PathBuf};
 
-use svoct_mail::smtp::{DirTransport, Transport};
+use svoct_mail::transport::{DirTransport, Transport};
 use svoct_ps::config::Config;
 use svoct_ps::{LotFile, Ps, Sent};
 use svoct_store::Status;

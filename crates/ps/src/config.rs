@@ -10,9 +10,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-
-/// The project's one redacting wrapper (`Debug`, `Display` and serialisation show `[redacted]`).
-pub use svoct_mail::Secret;
+use svoct_formats::PaddedNumber;
+use svoct_mail::secret::Secret;
 
 /// The exchange mode (R1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -467,7 +466,7 @@ impl Config {
         digits("identity.ps_number", &id.ps_number, 9, 9)?;
         if let Some(n) = &id.sender_number {
             digits("identity.sender_number", n, 1, 14)?;
-            if n.trim_start_matches('0') != id.ps_number.trim_start_matches('0') {
+            if !PaddedNumber::new(n).is(&id.ps_number) {
                 return Err(ConfigError::Invalid(format!(
                     "identity.sender_number `{n}` is not the PS number `{}`: the file's sender \
                      number is the lots' PS number (R3.2), and the subject's exercice is the \

@@ -1,6 +1,6 @@
 //! Retrieval (R4, R6, R7.3): POP3 with UIDL, or a Maildir directory; every message stored
 //! durably in the inbox before it is deleted on the server, then recognised, opened and handed to
-//! [`crate::returns::handle`]. What cannot be read is quarantined with a reason, never dropped.
+//! [`crate::reconcile::handle`]. What cannot be read is quarantined with a reason, never dropped.
 //!
 //! Only returns for this PS are retrieved ([`select`]): the headers are looked at first (POP3
 //! `TOP n 0`, the Maildir file's head) and any other message is left on the server as it was
@@ -12,17 +12,18 @@
 
 use std::path::Path;
 
-use svoct_mail::cms::{PrivateKeyAndCert, Secret};
+use svoct_mail::cms::PrivateKeyAndCert;
 use svoct_mail::maildir::Maildir;
 use svoct_mail::pop3::{
     Limits, Mailbox, MessageSink, Pop3Config, Pop3Security, Pop3Session, RetrievePolicy, retrieve_selected,
 };
-use svoct_mail::profile::{ParseLimits, Profile, parse_message};
+use svoct_mail::profile::{ParseLimits, Profile, parse_message_owned};
+use svoct_mail::secret::Secret;
 use svoct_store::{Direction, InboxId, InboxMessage, InboxState, NewEntry, Status, StoreError};
 
 use crate::config::Tls;
 use crate::error::PsError;
-use crate::returns::{self, ClassifiedMessage, Disposition, ReturnKind};
+use crate::reconcile::{self, ClassifiedMessage, Disposition, ReturnKind};
 use crate::send::Ps;
 
 pub mod select;
@@ -197,7 +198,7 @@ impl Ps {
         }
     }
 
-    /// Recognises, opens and hands to [`returns::handle`] every stored message not yet
+    /// Recognises, opens and hands to [`reconcile::handle`] every stored message not yet
     /// classified. Returns (classified, quarantined).
     pub fn process_inbox(&self) -> Result<(Vec<Handled>, Vec<Handled>), PsError> {
         let inbox = self.store().inbox();
@@ -234,9 +235,9 @@ impl Ps {
                 .unwrap_or_default()
                 .to_vec();
             match self.classify(m, key.as_ref(), &limits) {
-                Ok(c) => {
+                Ok(mut c) => {
                     let subject = c.subject.to_string();
-                    match returns::handle(self.store(), self.config(), &c) {
+                    match reconcile::handle(self.store(), self.config(), &mut c) {
                         Ok(d) => {
                             inbox.classify(id, c.kind.name())?;
                             if d == Disposition::Processed {
@@ -335,9 +336,10 @@ impl Ps {
         key: Option<&PrivateKeyAndCert>,
         limits: &ParseLimits,
     ) -> Result<ClassifiedMessage, String> {
+        // The message's buffer becomes the attachment (decoded in place): one buffer of the
+        // message's size, not the message and its file side by side.
         let parsed =
-            parse_message(&m.raw, limits).map_err(|e| format!("not a known message profile: {e}"))?;
-        drop(m.raw);
+            parse_message_owned(m.raw, limits).map_err(|e| format!("not a known message profile: {e}"))?;
         self.check_sender(parsed.headers.from.as_deref())?;
         let kind = match parsed.description.profile {
             Profile::Art(_) => ReturnKind::Art,

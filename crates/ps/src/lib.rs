@@ -7,7 +7,9 @@
 //! - [`plan`]: which files for which recipient in each mode and option (R3), pure logic.
 //! - [`send`]: the [`Ps`] engine: build, journal, send, retry, resend (R5), dLOI request (R7.2).
 //! - [`fetch`]: retrieval from POP3 or a Maildir, store-before-delete, classification (R4, R6).
-//! - [`returns`]: the hook that processes classified returns (reconciliation, ART, dLOI).
+//! - [`reconcile`]: the hook that processes classified returns: ARL and RSP reconciled with
+//!   what was sent, ART recorded, dLOI increments applied.
+//! - [`dloi_request`]: the dLOI request file (R7.2).
 //! - [`status`]: lots and invoices with their states, worklists, LOI check.
 //! - [`zone_input`]: lots handed over as a SESAM-Vitale API memory zone.
 #![forbid(unsafe_code)]
@@ -15,12 +17,12 @@
 pub mod archive;
 pub mod certificate;
 pub mod config;
+pub mod dloi_request;
 pub mod error;
 pub mod fetch;
-pub mod loi;
 pub mod payload;
 pub mod plan;
-pub mod returns;
+pub mod reconcile;
 pub mod send;
 pub mod status;
 pub mod zone_input;

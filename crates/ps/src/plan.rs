@@ -384,15 +384,11 @@ fn single_file_groups<'a>(oct: Option<&OctSettings>, lots: &[Located<'a>]) -> Ve
 /// The file's sender number (`000` positions 6-19): the `exercice` of its subject (R5.3), read
 /// from the bytes that travel so that the subject and the file cannot disagree.
 fn file_sender_number(bytes: &[u8], names: &str) -> Result<String, PsError> {
-    bytes
-        .get(..b2::RECORD_LEN)
-        .and_then(|h| b2::layouts::F0_SENDER_NUMBER.str(h))
-        .map(str::to_owned)
-        .ok_or_else(|| {
-            PsError::Other(format!(
-                "internal: the file built from {names} has no sender number"
-            ))
-        })
+    b2::file_sender_number(bytes).map(str::to_owned).ok_or_else(|| {
+        PsError::Other(format!(
+            "internal: the file built from {names} has no sender number"
+        ))
+    })
 }
 
 /// R3.2 (and R3.3, first form): every lot in one file under the OCT header.

@@ -23,12 +23,12 @@ use std::path::{Path, PathBuf};
 use svoct_formats::b2::LotKind;
 use svoct_mail::cms::{CmsCipher, RecipientCert};
 use svoct_mail::profile::{
-    ContentDescription, Envelope, Mailbox, Profile, Protect, Protection, build_message,
+    ContentDescription, Mailbox, MessageHeaders, Profile, Protect, Protection, build_message,
 };
-use svoct_mail::smtp::{self, Transport};
 use svoct_mail::subject::{
     Compostage, DloiRequestSubject, FileKind, InvoiceSubject, PartyNumber, SpecVersion, Subject,
 };
+use svoct_mail::transport::{SmtpEnvelope, Transport, smtp};
 use svoct_store::{Direction, Entry, EntryId, NewEntry, Status, Store};
 use time::OffsetDateTime;
 
@@ -372,12 +372,12 @@ impl Ps {
     /// `lot NNN of AAMMJJ (ARL of <when>, journal entry N)`. Sent entries are registered first,
     /// so that an ARL received before the registration counts.
     fn acknowledged_lots(&self, entry: &Entry) -> Result<Vec<String>, PsError> {
-        crate::returns::sync_sent(&self.store, &self.config)?;
+        crate::reconcile::sync_sent(&self.store, &self.config)?;
         let lots: Vec<svoct_store::returns::SentLot> = entry
             .compostage
             .as_deref()
             .and_then(|c| self.payloads.load(c).ok())
-            .and_then(|(_, bytes)| crate::returns::lots_of(&bytes))
+            .and_then(|(_, bytes)| crate::reconcile::lots_of(&bytes))
             .unwrap_or_else(|| {
                 entry
                     .lots
@@ -475,7 +475,7 @@ impl Ps {
     /// Sends the dLOI request to the OCT (R7.2): `DLOI/<exercice>/<compostage>`, encrypted for
     /// the OCT, asking for the increments after list `version` (0 when the PS holds none).
     pub fn request_loi(&self, transport: &dyn Transport, version: u64) -> Result<Sent, PsError> {
-        let body = crate::loi::request_file(&self.config, version, OffsetDateTime::now_utc())?;
+        let body = crate::dloi_request::request_file(&self.config, version, OffsetDateTime::now_utc())?;
         let meta = self.loi_meta()?;
         self.transmit(transport, &mut CertCache::default(), &meta, &body, |_| Ok(()))
     }
@@ -573,11 +573,62 @@ impl Ps {
         before_send: impl FnOnce(EntryId) -> Result<(), PsError>,
     ) -> Result<Sent, PsError> {
         let stamp = self.store.compostage().next()?;
-        let compostage: Compostage = stamp
-            .parse()
-            .map_err(|e| PsError::Other(format!("compostage {stamp}: {e}")))?;
+        let message = self.prepare(certs, meta, bytes, &stamp)?;
+
+        self.payloads.save(&stamp, meta, bytes)?;
+        let journal = self.store.journal();
+        let subject_text = message.subject.to_string();
+        let id = journal.insert(&NewEntry {
+            direction: Direction::Out,
+            profile: message.description.to_string(),
+            subject: subject_text.clone(),
+            compostage: Some(stamp.clone()),
+            message_id: Some(message.message_id),
+            file_name: Some(meta.file_name.clone()),
+            lots: meta.lots.clone(),
+            invoices: meta.invoices.clone(),
+            status: Status::Pending,
+        })?;
+        tracing::debug!(
+            entry = id.0,
+            compostage = %stamp,
+            subject = %subject_text,
+            to = %meta.to,
+            file = %meta.file_name,
+            invoices = meta.invoices.len(),
+            "journaled as pending, handing to the transport"
+        );
+        before_send(id)?;
+
+        let (status, answer) = self.deliver(transport, meta, &message.raw);
+        journal.set_outcome(id, status, Some(&answer))?;
+        // What is logged: ids, subject, compostage, addresses, the server's answer. Never the
+        // file, the message, keys or passwords.
+        match status {
+            Status::Sent => tracing::info!(
+                entry = id.0, compostage = %stamp, subject = %subject_text, to = %meta.to,
+                status = status.as_str(), answer = %answer, "message sent"
+            ),
+            _ => tracing::warn!(
+                entry = id.0, compostage = %stamp, subject = %subject_text, to = %meta.to,
+                status = status.as_str(), answer = %answer, "message not delivered"
+            ),
+        }
+        Ok(Sent {
+            entry: id,
+            subject: subject_text,
+            compostage: stamp,
+            to: meta.to.clone(),
+            status,
+            answer,
+            invoices: meta.invoices.len(),
+        })
+    }
+
+    /// The subject and profile of the message carrying `meta`'s file under `compostage`.
+    fn subject_for(&self, meta: &PayloadMeta, compostage: Compostage) -> Result<(Subject, Profile), PsError> {
         let exercice = PartyNumber::new(&meta.exercice)?;
-        let (subject, profile) = match meta.kind.as_str() {
+        Ok(match meta.kind.as_str() {
             "DLOI" => (
                 Subject::DloiRequest(DloiRequestSubject { exercice, compostage }),
                 Profile::DloiRequest,
@@ -600,12 +651,27 @@ impl Ps {
                     Profile::Invoice(kind),
                 )
             }
-        };
+        })
+    }
+
+    /// Step 2: the message of one file, compostage `stamp`, encrypted for `meta.certificate`
+    /// (and compressed first when `meta.compress`) or plain without one.
+    fn prepare(
+        &self,
+        certs: &mut CertCache,
+        meta: &PayloadMeta,
+        bytes: &[u8],
+        stamp: &str,
+    ) -> Result<PreparedMessage, PsError> {
+        let compostage: Compostage = stamp
+            .parse()
+            .map_err(|e| PsError::Other(format!("compostage {stamp}: {e}")))?;
+        let (subject, profile) = self.subject_for(meta, compostage)?;
         let from = Mailbox::new(&self.config.identity.from)?;
         let to = Mailbox::new(&meta.to)?;
         let domain = from.address().rsplit('@').next().unwrap_or("svoct.invalid");
         let message_id = format!("{stamp}.{}@{domain}", meta.exercice);
-        let envelope = Envelope {
+        let envelope = MessageHeaders {
             from,
             to,
             subject: subject.clone(),
@@ -634,34 +700,19 @@ impl Ps {
             None => (Protect::None, Protection::Plain),
         };
         let raw = build_message(&envelope, bytes, protect)?;
+        Ok(PreparedMessage {
+            subject,
+            description: ContentDescription { profile, protection },
+            message_id,
+            raw,
+        })
+    }
 
-        self.payloads.save(&stamp, meta, bytes)?;
-        let journal = self.store.journal();
-        let subject_text = subject.to_string();
-        let id = journal.insert(&NewEntry {
-            direction: Direction::Out,
-            profile: ContentDescription { profile, protection }.to_string(),
-            subject: subject_text.clone(),
-            compostage: Some(stamp.clone()),
-            message_id: Some(message_id),
-            file_name: Some(meta.file_name.clone()),
-            lots: meta.lots.clone(),
-            invoices: meta.invoices.clone(),
-            status: Status::Pending,
-        })?;
-        tracing::debug!(
-            entry = id.0,
-            compostage = %stamp,
-            subject = %subject_text,
-            to = %meta.to,
-            file = %meta.file_name,
-            invoices = meta.invoices.len(),
-            "journaled as pending, handing to the transport"
-        );
-        before_send(id)?;
-
-        let smtp_envelope = smtp::Envelope::new(self.config.identity.from.clone(), meta.to.clone());
-        let (status, answer) = match transport.send(&smtp_envelope, &raw) {
+    /// Hands the message to the transport; returns the journal status (step 4) and the
+    /// server's answer (or the error, on one line). A transient error defers, any other fails.
+    fn deliver(&self, transport: &dyn Transport, meta: &PayloadMeta, raw: &[u8]) -> (Status, String) {
+        let smtp_envelope = SmtpEnvelope::new(self.config.identity.from.clone(), meta.to.clone());
+        match transport.send(&smtp_envelope, raw) {
             Ok(ok) => (Status::Sent, ok.answer),
             Err(e) => {
                 let answer = one_line(&e.to_string());
@@ -671,30 +722,17 @@ impl Ps {
                     (Status::Failed, answer)
                 }
             }
-        };
-        journal.set_outcome(id, status, Some(&answer))?;
-        // What is logged: ids, subject, compostage, addresses, the server's answer. Never the
-        // file, the message, keys or passwords.
-        match status {
-            Status::Sent => tracing::info!(
-                entry = id.0, compostage = %stamp, subject = %subject_text, to = %meta.to,
-                status = status.as_str(), answer = %answer, "message sent"
-            ),
-            _ => tracing::warn!(
-                entry = id.0, compostage = %stamp, subject = %subject_text, to = %meta.to,
-                status = status.as_str(), answer = %answer, "message not delivered"
-            ),
         }
-        Ok(Sent {
-            entry: id,
-            subject: subject_text,
-            compostage: stamp,
-            to: meta.to.clone(),
-            status,
-            answer,
-            invoices: meta.invoices.len(),
-        })
     }
+}
+
+/// A message built and not yet journaled.
+struct PreparedMessage {
+    subject: Subject,
+    description: ContentDescription,
+    message_id: String,
+    /// The whole message, as handed to the transport.
+    raw: Vec<u8>,
 }
 
 /// What the contract-99 exclusivity (R3.4) needs of a B2 file: the invoice numbers (9 digits)

@@ -8,6 +8,7 @@
 //! behind the journal.
 
 use serde::Serialize;
+use svoct_formats::PaddedNumber;
 use svoct_store::returns::{DayTotal, InvoiceRow, LotRow, ReturnNote, UnmatchedReturn};
 use svoct_store::statement::{LineKind, PaymentLineRow};
 use time::OffsetDateTime;
@@ -15,7 +16,7 @@ use time::OffsetDateTime;
 use svoct_store::{Direction, InboxState, Status};
 
 use crate::error::PsError;
-use crate::returns::sync_sent;
+use crate::reconcile::sync_sent;
 use crate::send::Ps;
 
 /// Every sent lot and invoice with its state, the returns that name nothing sent, and the
@@ -84,8 +85,9 @@ pub struct Page {
     pub invoices_matching: usize,
 }
 
+/// Lot and invoice numbers as the filter and the journal write them: padding aside.
 fn same_number(a: &str, b: &str) -> bool {
-    a.trim().trim_start_matches('0') == b.trim().trim_start_matches('0')
+    PaddedNumber::new(a).is(b)
 }
 
 impl ReturnsFilter {

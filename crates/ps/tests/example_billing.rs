@@ -13,8 +13,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use svoct_formats::b2::synth::{SynthParams, generate_bytes};
-use svoct_mail::smtp::{Envelope, Transport};
 use svoct_mail::subject::ReturnKind;
+use svoct_mail::transport::{SmtpEnvelope, Transport};
 use svoct_store::{Direction, Status};
 use svoct_testkit::{Dovecot, Exim, EximConfig};
 
@@ -106,11 +106,13 @@ fn the_example_sends_once_refuses_duplicates_and_fetches_returns() {
     assert_eq!(sent_entries(&config), 1);
 
     // A return from the OCT arrives; the next run (no new lots) picks it up and retries nothing.
-    let t =
-        svoct_mail::smtp::SmtpTransport::new(&svoct_mail::smtp::SmtpConfig::plain("127.0.0.1", exim.port()))
-            .unwrap();
+    let t = svoct_mail::transport::SmtpTransport::new(&svoct_mail::transport::SmtpConfig::plain(
+        "127.0.0.1",
+        exim.port(),
+    ))
+    .unwrap();
     let art = common::return_message(ReturnKind::Art, b"Lot 001 recu.\r\n", None);
-    t.send(&Envelope::new("oct@oct.invalid", "ps@ps.invalid"), &art)
+    t.send(&SmtpEnvelope::new("oct@oct.invalid", "ps@ps.invalid"), &art)
         .unwrap();
     exim.wait_for_messages("ps", 1, WAIT).unwrap();
     let third = billing::run(&config, &[], None).unwrap();

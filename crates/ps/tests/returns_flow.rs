@@ -11,10 +11,10 @@ use svoct_formats::noemie::{
     self, InvoiceOutcome, PartOutcome, PartState, RejectLine, RejectPart, RspParams, Ymd,
 };
 use svoct_mail::maildir::Maildir;
-use svoct_mail::smtp::MemoryTransport;
 use svoct_mail::subject::ReturnKind;
+use svoct_mail::transport::MemoryTransport;
 use svoct_ps::config::Config;
-use svoct_ps::returns::lots_of;
+use svoct_ps::reconcile::lots_of;
 use svoct_ps::status::{loi_check, returns_view, status};
 use svoct_ps::{LotFile, Ps};
 use svoct_store::returns::SentLot;
@@ -333,13 +333,13 @@ fn the_same_returns_twice_change_nothing() {
     let m = e.ps.inbox(InboxState::Processed).unwrap();
     let cfg = e.ps.config().clone();
     let now = time::OffsetDateTime::now_utc();
-    let again = svoct_ps::returns::ClassifiedMessage {
+    let mut again = svoct_ps::reconcile::ClassifiedMessage {
         inbox_id: m
             .iter()
             .find(|x| x.classification.as_deref() == Some("RSP"))
             .unwrap()
             .id,
-        kind: svoct_ps::returns::ReturnKind::Rsp,
+        kind: svoct_ps::reconcile::ReturnKind::Rsp,
         subject: svoct_mail::subject::Subject::Return(svoct_mail::subject::ReturnSubject {
             kind: ReturnKind::Rsp,
             ps_number: svoct_mail::subject::PartyNumber::new("123456789").unwrap(),
@@ -354,7 +354,7 @@ fn the_same_returns_twice_change_nothing() {
         file_name: None,
         file: standard_rsp(&lots),
     };
-    svoct_ps::returns::handle(e.ps.store(), &cfg, &again).unwrap();
+    svoct_ps::reconcile::handle(e.ps.store(), &cfg, &mut again).unwrap();
     let twice = returns_view(&e.ps).unwrap();
     assert_eq!(
         serde_json::to_value(&once.invoices).unwrap(),

@@ -5,7 +5,7 @@ use svoct_formats::arl::{Arl, ArlStatus, Stamp};
 use svoct_formats::noemie::{self, InvoiceOutcome, PartOutcome, PartState, RspParams, Ymd};
 use svoct_mail::subject::{MinuteStamp, PartyNumber, ReturnKind as SubjectKind, ReturnSubject, Subject};
 use svoct_ps::config::{Config, EXAMPLE};
-use svoct_ps::returns::{ClassifiedMessage, Disposition, ReturnKind, handle};
+use svoct_ps::reconcile::{ClassifiedMessage, Disposition, ReturnKind, handle};
 use svoct_store::{ArlState, Direction, InboxId, Lot, NewEntry, PaymentState, Status, Store};
 
 fn msg(id: i64, kind: ReturnKind, file: Vec<u8>) -> ClassifiedMessage {
@@ -68,7 +68,7 @@ fn journal_only_sendings_are_reconciled_by_invoice_number() {
     .build()
     .unwrap();
     assert_eq!(
-        handle(&store, &config, &msg(1, ReturnKind::Arl, arl)).unwrap(),
+        handle(&store, &config, &mut msg(1, ReturnKind::Arl, arl)).unwrap(),
         Disposition::Processed
     );
     let rsp = noemie::build_580(
@@ -105,7 +105,7 @@ fn journal_only_sendings_are_reconciled_by_invoice_number() {
     )
     .unwrap();
     assert_eq!(
-        handle(&store, &config, &msg(2, ReturnKind::Rsp, rsp)).unwrap(),
+        handle(&store, &config, &mut msg(2, ReturnKind::Rsp, rsp)).unwrap(),
         Disposition::Processed
     );
     let r = store.returns();
@@ -128,5 +128,5 @@ fn journal_only_sendings_are_reconciled_by_invoice_number() {
         ("000000043", PaymentState::Paid, 2100, Some("2026-11-28"))
     );
     // An empty file is refused (quarantined by the caller), never silently dropped.
-    assert!(handle(&store, &config, &msg(3, ReturnKind::Rsp, Vec::new())).is_err());
+    assert!(handle(&store, &config, &mut msg(3, ReturnKind::Rsp, Vec::new())).is_err());
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Barrier};
 
 use proptest::prelude::*;
 use svoct_formats::b2::synth::{SynthParams, generate_bytes};
-use svoct_mail::smtp::MemoryTransport;
+use svoct_mail::transport::MemoryTransport;
 use svoct_ps::Ps;
 use svoct_ps::config::Config;
 use svoct_ps::plan::LotFile;

@@ -9,8 +9,8 @@ use std::time::Duration;
 use svoct_formats::b2::synth::{SynthParams, generate_bytes};
 use svoct_mail::cms::PrivateKeyAndCert;
 use svoct_mail::profile::{ParseLimits, parse_message};
-use svoct_mail::smtp::{Envelope, Transport};
 use svoct_mail::subject::ReturnKind;
+use svoct_mail::transport::{SmtpEnvelope, Transport};
 use svoct_ps::config::{Config, ConfigFile, Mode, OctChanges, SendOption};
 use svoct_ps::{LotFile, Ps, Sent};
 use svoct_store::{InboxState, Status};
@@ -232,7 +232,7 @@ fn fetch_through_dovecot_keeps_every_message_and_dot_lines_intact() {
     let path = write_config(dir.path(), exim.port(), Some((dovecot.port(), "pop-pw")));
     let ps = open(&path);
     let t = ps.smtp_transport().unwrap();
-    let to_ps = Envelope::new("oct@oct.invalid", "ps@ps.invalid");
+    let to_ps = SmtpEnvelope::new("oct@oct.invalid", "ps@ps.invalid");
 
     // An ART whose text holds a line with a single dot, an encrypted RSP, and a message of no
     // known profile whose raw body holds "\r\n.\r\n" (dot-stuffed by SMTP and POP3).
@@ -340,7 +340,7 @@ fn pop3_fetch_takes_only_our_returns_and_leaves_other_mail_unread() {
     let path = write_config(dir.path(), exim.port(), Some((dovecot.port(), "pop-pw")));
     let ps = open(&path);
     let t = ps.smtp_transport().unwrap();
-    let to_ps = Envelope::new("someone@example.org", "ps@ps.invalid");
+    let to_ps = SmtpEnvelope::new("someone@example.org", "ps@ps.invalid");
     let patient = b"From: patient@example.org\r\nTo: ps@ps.invalid\r\nSubject: Rendez-vous mardi\r\n\
         Content-Type: text/plain\r\n\r\nBonjour docteur, je confirme mardi 10h.\r\n";
     let isp = b"From: factures@isp.example\r\nTo: ps@ps.invalid\r\nSubject: Votre facture\r\n\
@@ -422,7 +422,7 @@ fn pop3_authentication_failure_is_a_clear_error_and_loses_nothing() {
     ps.smtp_transport()
         .unwrap()
         .send(
-            &Envelope::new("oct@oct.invalid", "ps@ps.invalid"),
+            &SmtpEnvelope::new("oct@oct.invalid", "ps@ps.invalid"),
             &common::return_message(ReturnKind::Art, b"texte", None),
         )
         .unwrap();

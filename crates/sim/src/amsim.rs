@@ -22,11 +22,11 @@ use svoct_formats::b2::{self, LotKind};
 use svoct_formats::noemie::{InvoiceOutcome, PartOutcome, RejectLine, RejectPart, RspParams};
 use svoct_formats::noemie::{PartState, Ymd};
 use svoct_mail::cms::PrivateKeyAndCert;
-use svoct_mail::profile::{self, Envelope, Mailbox, ParseLimits, Profile, Protect};
-use svoct_mail::smtp::{self as mailsmtp, SmtpConfig, SmtpTransport, Transport};
+use svoct_mail::profile::{self, Mailbox, MessageHeaders, ParseLimits, Profile, Protect};
 use svoct_mail::subject::{MinuteStamp, PartyNumber, ReturnKind, ReturnSubject, Subject};
-use svoct_oct::ingress::{Ingress, IngressConfig, IngressHandle};
-use svoct_oct::smtp::Recipients;
+use svoct_mail::transport::{self, SmtpConfig, SmtpTransport, Transport};
+use svoct_oct::inbound::listener::{Ingress, IngressConfig, IngressHandle};
+use svoct_oct::inbound::session::Recipients;
 use svoct_store::spool::{EntryState, Spool, SpoolId};
 use time::{Date, OffsetDateTime, PrimitiveDateTime};
 
@@ -101,9 +101,9 @@ pub enum SimError {
     #[error("spool: {0}")]
     Spool(#[from] svoct_store::spool::SpoolError),
     #[error("ingress: {0}")]
-    Ingress(#[from] svoct_oct::ingress::IngressError),
+    Ingress(#[from] svoct_oct::inbound::listener::IngressError),
     #[error("sending returns: {0}")]
-    Send(#[from] mailsmtp::SendError),
+    Send(#[from] transport::SendError),
 }
 
 /// Reads a B2 date `AAMMJJ` as a date of this century.
@@ -141,11 +141,58 @@ pub fn answer_file(
     file_seq: u64,
 ) -> Result<Vec<ReturnFile>, SimError> {
     let input = b2::parse(file)?;
+    let file_id = input
+        .file_header()
+        .and_then(|h| h.get(49..55))
+        .map(|id| String::from_utf8_lossy(id).trim().to_owned())
+        .unwrap_or_default();
     let mut out = Vec::new();
     // Per PS: the invoices to put in its RSP.
     let mut rsp: std::collections::BTreeMap<String, Vec<InvoiceOutcome>> = Default::default();
     for (index, lot) in input.lots().iter().enumerate() {
         let ps = lot.sender().trim().to_owned();
+        let answer = LotAnswer::of(index, lot, rules, today)?;
+        let arl = answer.arl(lot, &ps, &file_id, me, rules, today)?;
+        let bytes = arl.build().map_err(|e| SimError::Arl(e.to_string()))?;
+        out.push(ReturnFile {
+            profile: Profile::Arl,
+            ps_number: ps.clone(),
+            file_name: format!("ARL{:06}L{:03}.txt", file_seq % 1_000_000, answer.lot_number),
+            bytes,
+        });
+        // DRE lots and the complementary lots an OCT built (R8.3) are AMC flows: acknowledged,
+        // but paid outside SESAM-Vitale (R4.4), so no NOEMIE return.
+        let built_by_oct =
+            b2::layouts::F1_ORIGIN.str(lot.header()) == Some(svoct_oct::pipeline::OCT_LOT_ORIGIN);
+        if answer.negative.is_some() || lot.kind() == LotKind::Dre || built_by_oct {
+            continue;
+        }
+        let outcomes = rsp.entry(ps).or_default();
+        outcomes.extend(
+            lot.invoices()
+                .iter()
+                .map(|invoice| answer.invoice_outcome(invoice, rules)),
+        );
+    }
+    for (ps, invoices) in rsp {
+        if !invoices.is_empty() {
+            out.push(rsp_file(ps, &invoices, me, today, file_seq)?);
+        }
+    }
+    Ok(out)
+}
+
+/// What the simulator decided for one lot: its number and date, and whether it is late.
+struct LotAnswer {
+    index: usize,
+    lot_number: u32,
+    lot_date: Date,
+    /// `Some(age in days)` when the lot is older than the rules allow: a negative ARL.
+    negative: Option<i64>,
+}
+
+impl LotAnswer {
+    fn of(index: usize, lot: &b2::Lot<'_>, rules: &Rules, today: Date) -> Result<Self, SimError> {
         let lot_number = lot.lot_number().ok_or_else(|| SimError::Lot {
             lot: index,
             what: "lot number is not digits".into(),
@@ -155,125 +202,130 @@ pub fn answer_file(
             what: format!("lot date `{}` is not a date AAMMJJ", lot.date()),
         })?;
         let age = (today - lot_date).whole_days();
-        let negative = age > rules.negative_arl_after_days;
-        let arl = Arl {
+        Ok(Self {
+            index,
+            lot_number,
+            lot_date,
+            negative: (age > rules.negative_arl_after_days).then_some(age),
+        })
+    }
+
+    /// The lot's ARL: positive, or negative with reason R090 when the lot is late.
+    fn arl(
+        &self,
+        lot: &b2::Lot<'_>,
+        ps: &str,
+        file_id: &str,
+        me: &AmIdentity,
+        rules: &Rules,
+        today: Date,
+    ) -> Result<Arl, SimError> {
+        let lot_number = self.lot_number;
+        Ok(Arl {
             sender_type: me.sender_type.clone(),
             sender_number: me.sender_number.clone(),
-            ps_number: ps.clone(),
-            file_id: input
-                .file_header()
-                .and_then(|h| h.get(49..55))
-                .map(|id| String::from_utf8_lossy(id).trim().to_owned())
-                .unwrap_or_default(),
+            ps_number: ps.to_owned(),
+            file_id: file_id.to_owned(),
             lot_number: u16::try_from(lot_number).map_err(|_| SimError::Lot {
-                lot: index,
+                lot: self.index,
                 what: format!("lot number {lot_number} is more than 3 digits"),
             })?,
-            lot_date: ymd(lot_date),
+            lot_date: ymd(self.lot_date),
             issued: Stamp {
                 date: ymd(today),
                 hour: 0,
                 minute: 0,
             },
-            status: if negative {
+            status: if self.negative.is_some() {
                 ArlStatus::Negative
             } else {
                 ArlStatus::Positive
             },
             invoice_count: u16::try_from(lot.invoice_count()).ok(),
             lot_kind: lot.kind().to_string(),
-            reasons: if negative {
-                vec![ArlReason {
+            reasons: match self.negative {
+                Some(age) => vec![ArlReason {
                     code: "R090".into(),
                     label: format!(
                         "LOT CREE IL Y A {age} JOURS, HORS DELAI DE {} JOURS",
                         rules.negative_arl_after_days
                     ),
-                }]
-            } else {
-                Vec::new()
+                }],
+                None => Vec::new(),
             },
-        };
-        let bytes = arl.build().map_err(|e| SimError::Arl(e.to_string()))?;
-        out.push(ReturnFile {
-            profile: Profile::Arl,
-            ps_number: ps.clone(),
-            file_name: format!("ARL{:06}L{lot_number:03}.txt", file_seq % 1_000_000),
-            bytes,
-        });
-        // DRE lots and the complementary lots an OCT built (R8.3) are AMC flows: acknowledged,
-        // but paid outside SESAM-Vitale (R4.4), so no NOEMIE return.
-        let built_by_oct =
-            b2::layouts::F1_ORIGIN.str(lot.header()) == Some(svoct_oct::pipeline::OCT_LOT_ORIGIN);
-        if negative || lot.kind() == LotKind::Dre || built_by_oct {
-            continue;
-        }
-        let outcomes = rsp.entry(ps).or_default();
-        for invoice in lot.invoices() {
-            let number = invoice.number().unwrap_or(0);
-            let requested = invoice.total_amo().unwrap_or(0);
-            let (state, paid, rejects) = if rules.reject_every > 0 && number % rules.reject_every == 0 {
-                let (code, label) = reject_reason(number / rules.reject_every);
-                let line = RejectLine {
-                    code: code.into(),
-                    label: label.into(),
-                    part: RejectPart::Amo,
-                };
-                (PartState::Rejected, 0, vec![line])
-            } else if rules.defer_every > 0 && number % rules.defer_every == 0 {
-                (PartState::Deferred, 0, Vec::new())
-            } else {
-                (PartState::Paid, requested as i64, Vec::new())
+        })
+    }
+
+    /// The outcome of one invoice of an accepted FSE lot: rejected every `reject_every`,
+    /// deferred every `defer_every`, paid its AMO total otherwise.
+    fn invoice_outcome(&self, invoice: &b2::Invoice<'_>, rules: &Rules) -> InvoiceOutcome {
+        let number = invoice.number().unwrap_or(0);
+        let requested = invoice.total_amo().unwrap_or(0);
+        let (state, paid, rejects) = if rules.reject_every > 0 && number.is_multiple_of(rules.reject_every) {
+            let (code, label) = reject_reason(number / rules.reject_every);
+            let line = RejectLine {
+                code: code.into(),
+                label: label.into(),
+                part: RejectPart::Amo,
             };
-            outcomes.push(InvoiceOutcome {
-                lot_number: format!("{lot_number:03}"),
-                lot_date: ymd(lot_date),
-                invoice_number: format!("{number:09}"),
-                invoice_type: 'F',
-                billing_date: None,
-                amo: Some(PartOutcome {
-                    state,
-                    requested_cents: requested,
-                    paid_cents: paid,
-                    amc_number: String::new(),
-                }),
-                amc: None,
-                rejects,
-                comments: Vec::new(),
-            });
-        }
-    }
-    for (ps, invoices) in rsp {
-        if invoices.is_empty() {
-            continue;
-        }
-        let params = RspParams {
-            sender_type: me.sender_type.clone(),
-            sender_number: me.sender_number.clone(),
-            sender_program: "AMSIM".into(),
-            recipient_type: "TP".into(),
-            recipient_number: ps.clone(),
-            file_id: format!("{:06}", file_seq % 1_000_000),
-            created: ymd(today),
-            flow_type: 'D',
-            settlement_recipient: ps.clone(),
-            accounting_date: ymd(today),
-            transfer_label: format!("VIREMENT AMSIM {:06}", file_seq % 1_000_000),
-            // The payer is the last 10 digits of the insurer's number.
-            payer: {
-                let n = &me.sender_number;
-                n.get(n.len().saturating_sub(10)..).unwrap_or(n).to_owned()
-            },
+            (PartState::Rejected, 0, vec![line])
+        } else if rules.defer_every > 0 && number.is_multiple_of(rules.defer_every) {
+            (PartState::Deferred, 0, Vec::new())
+        } else {
+            (PartState::Paid, requested as i64, Vec::new())
         };
-        let bytes = svoct_formats::noemie::build_580(&params, &invoices)?;
-        out.push(ReturnFile {
-            profile: Profile::Rsp,
-            ps_number: ps,
-            file_name: format!("RSP{:06}.580", file_seq % 1_000_000),
-            bytes,
-        });
+        InvoiceOutcome {
+            lot_number: format!("{:03}", self.lot_number),
+            lot_date: ymd(self.lot_date),
+            invoice_number: format!("{number:09}"),
+            invoice_type: 'F',
+            billing_date: None,
+            amo: Some(PartOutcome {
+                state,
+                requested_cents: requested,
+                paid_cents: paid,
+                amc_number: String::new(),
+            }),
+            amc: None,
+            rejects,
+            comments: Vec::new(),
+        }
     }
-    Ok(out)
+}
+
+/// The RSP (580) paying, rejecting or deferring the invoices of one PS.
+fn rsp_file(
+    ps: String,
+    invoices: &[InvoiceOutcome],
+    me: &AmIdentity,
+    today: Date,
+    file_seq: u64,
+) -> Result<ReturnFile, SimError> {
+    let params = RspParams {
+        sender_type: me.sender_type.clone(),
+        sender_number: me.sender_number.clone(),
+        sender_program: "AMSIM".into(),
+        recipient_type: "TP".into(),
+        recipient_number: ps.clone(),
+        file_id: format!("{:06}", file_seq % 1_000_000),
+        created: ymd(today),
+        flow_type: 'D',
+        settlement_recipient: ps.clone(),
+        accounting_date: ymd(today),
+        transfer_label: format!("VIREMENT AMSIM {:06}", file_seq % 1_000_000),
+        // The payer is the last 10 digits of the insurer's number.
+        payer: {
+            let n = &me.sender_number;
+            n.get(n.len().saturating_sub(10)..).unwrap_or(n).to_owned()
+        },
+    };
+    let bytes = svoct_formats::noemie::build_580(&params, invoices)?;
+    Ok(ReturnFile {
+        profile: Profile::Rsp,
+        ps_number: ps,
+        file_name: format!("RSP{:06}.580", file_seq % 1_000_000),
+        bytes,
+    })
 }
 
 /// Puts a return file in its message (subject `ARL/<ps>/<stamp>` or `RSP/<ps>/<stamp>`).
@@ -295,7 +347,7 @@ pub fn return_message(
         ps_number: PartyNumber::new(&file.ps_number).map_err(profile::ProfileError::from)?,
         timestamp: stamp,
     });
-    let envelope = Envelope {
+    let envelope = MessageHeaders {
         from: Mailbox::new(&me.address)?,
         to: Mailbox::new(to)?,
         subject,
@@ -540,7 +592,7 @@ fn handle(
         // reuses the same identifiers, so the OCT can recognise a return it already has.
         let message_id = format!("amsim.{spool_id}.{i}@{}", domain_of(&me.address));
         let message = return_message(file, &me, &config.oct_address, now, &message_id)?;
-        let envelope = mailsmtp::Envelope::new(me.address.clone(), config.oct_address.clone());
+        let envelope = transport::SmtpEnvelope::new(me.address.clone(), config.oct_address.clone());
         transport.send(&envelope, &message)?;
         match file.profile {
             Profile::Arl => {

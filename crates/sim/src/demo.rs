@@ -7,6 +7,7 @@
 //! returns, the OCT relays them with its own ART receipts, and the PS fetches and reconciles
 //! everything. What happens at each step is written to `out`.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -115,16 +116,83 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoSumma
     writeln!(out, "svoct demo — everything lives under {}", dir.display())?;
 
     // 1. Throw-away identities.
-    let (oct_key, oct_cert) = write_key_pair("svoct demo OCT", &dir.join("oct"), "oct")?;
-    let (am_key, am_cert) = write_key_pair("svoct demo AM", &dir.join("am"), "am")?;
+    let keys = DemoKeys::generate(dir)?;
     writeln!(
         out,
         "[1] generated throw-away RSA certificates for the OCT and the AM simulator"
     )?;
 
     // The lots of the five sendings, generated first so that the OCT can be given their routes.
+    let scenarios = scenarios(options);
+    let generated = generate(&scenarios)?;
+
+    // 2. The concentrator and the simulated insurer, on loopback.
+    let ps_maildir = dir.join("ps").join("Maildir");
+    let (oct, am, oct_port) = start_servers(dir, &keys, &generated, &ps_maildir, out).await?;
+
+    // 3. The PS: its configuration, switched to OCT mode with the `svoct ps` edits.
+    let ps_config_path = configure_ps(dir, oct_port, &ps_maildir, &keys.oct_cert, out)?;
+
+    // 4. Four sendings, one per option and both forms of the enriched one, plus an old lot that
+    // the AM will refuse.
+    let mut summary = DemoSummary {
+        dir: dir.clone(),
+        ..Default::default()
+    };
+    for (n, (sc, lots)) in scenarios.iter().zip(&generated.lots).enumerate() {
+        send_scenario(n, sc, lots, &ps_config_path, &mut summary, out)?;
+    }
+
+    // 5. Wait for the returns: an ART per message, an ARL per lot, RSP for accepted FSE lots.
+    writeln!(
+        out,
+        "[5] waiting for the OCT's receipts and the AM's returns (fetching the PS Maildir)"
+    )?;
+    let config = PsConfig::load(&ps_config_path).map_err(step("loading the PS configuration"))?;
+    let ps = Ps::open(config).map_err(step("opening the PS journal"))?;
+    await_returns(&ps, options.timeout, &mut summary, out).await?;
+
+    summary.am_files = am.stats().files.load(std::sync::atomic::Ordering::Relaxed);
+    summary.oct_quarantined = oct.stats().quarantined.load(std::sync::atomic::Ordering::Relaxed);
+    // Let the last relays finish before stopping.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    am.shutdown().await;
+    oct.shutdown().await;
+
+    // 6. The final state of every lot and invoice, as the PS sees it.
+    report_final_state(&ps, &mut summary, out)?;
+    Ok(summary)
+}
+
+/// The throw-away key pairs of the OCT and the AM simulator, as PEM files.
+struct DemoKeys {
+    oct_key: PathBuf,
+    oct_cert: PathBuf,
+    am_key: PathBuf,
+    am_cert: PathBuf,
+}
+
+impl DemoKeys {
+    fn generate(dir: &Path) -> Result<Self, DemoError> {
+        let (oct_key, oct_cert) = write_key_pair("svoct demo OCT", &dir.join("oct"), "oct")?;
+        let (am_key, am_cert) = write_key_pair("svoct demo AM", &dir.join("am"), "am")?;
+        Ok(Self {
+            oct_key,
+            oct_cert,
+            am_key,
+            am_cert,
+        })
+    }
+}
+
+/// The five sendings of the demo: each option of the annex, both forms of the enriched one, and
+/// an old lot the AM refuses. Each has its own seed and creation date so their lots differ.
+fn scenarios(options: &DemoOptions) -> [Scenario; 5] {
     let today = time::OffsetDateTime::now_utc().date();
-    let aammjj = |d: time::Date| format!("{:02}{:02}{:02}", d.year() % 100, d.month() as u8, d.day());
+    let aammjj = |days_ago: i64| {
+        let d = today - time::Duration::days(days_ago);
+        format!("{:02}{:02}{:02}", d.year() % 100, d.month() as u8, d.day())
+    };
     let base = SynthParams {
         seed: options.seed,
         invoices: options.invoices,
@@ -132,14 +200,14 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoSumma
         lot_size: 20,
         ..Default::default()
     };
-    let scenarios = [
+    [
         Scenario {
             title: "split at the source (R3.1): one file per destination, addressed and encrypted for the OCT",
             option: SendOption::Split,
             enriched_files: EnrichedFiles::Single,
             params: SynthParams {
                 destinations: 2,
-                date: aammjj(today),
+                date: aammjj(0),
                 ..base.clone()
             },
         },
@@ -151,7 +219,7 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoSumma
                 seed: options.seed + 1,
                 destinations: 3,
                 dre: true,
-                date: aammjj(today - time::Duration::days(1)),
+                date: aammjj(1),
                 ..base.clone()
             },
         },
@@ -163,7 +231,7 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoSumma
                 seed: options.seed + 2,
                 enriched: true,
                 destinations: 1,
-                date: aammjj(today - time::Duration::days(2)),
+                date: aammjj(2),
                 ..base.clone()
             },
         },
@@ -175,7 +243,7 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoSumma
                 seed: options.seed + 4,
                 enriched: true,
                 destinations: 2,
-                date: aammjj(today - time::Duration::days(3)),
+                date: aammjj(3),
                 ..base.clone()
             },
         },
@@ -186,33 +254,56 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoSumma
             params: SynthParams {
                 seed: options.seed + 3,
                 invoices: 3,
-                date: aammjj(today - time::Duration::days(120)),
+                date: aammjj(120),
                 ..base.clone()
             },
         },
-    ];
-    let mut generated = Vec::new();
-    let mut organisations = std::collections::BTreeSet::new();
-    let mut amc = std::collections::BTreeSet::new();
-    for sc in &scenarios {
+    ]
+}
+
+/// The lots of every scenario, and what the OCT must route: the destination organisations and
+/// the AMC numbers found in them.
+struct Generated {
+    /// Per scenario: its lot count and its B2 bytes.
+    lots: Vec<(usize, Vec<u8>)>,
+    organisations: BTreeSet<String>,
+    amc: BTreeSet<String>,
+}
+
+fn generate(scenarios: &[Scenario]) -> Result<Generated, DemoError> {
+    let mut generated = Generated {
+        lots: Vec::new(),
+        organisations: BTreeSet::new(),
+        amc: BTreeSet::new(),
+    };
+    for sc in scenarios {
         let lots = generate_bytes(&sc.params).map_err(step("generating lots"))?;
         let input = svoct_formats::b2::parse(&lots).map_err(step("reading generated lots"))?;
         for lot in input.lots() {
-            organisations.insert(lot.destination().organisme);
+            generated.organisations.insert(lot.destination().organisme);
             for inv in lot.invoices() {
                 let number = inv.amc_number().trim();
                 if !number.is_empty() {
-                    amc.insert(number.to_owned());
+                    generated.amc.insert(number.to_owned());
                 }
             }
         }
-        generated.push((input.lots().len(), lots));
+        generated.lots.push((input.lots().len(), lots));
     }
+    Ok(generated)
+}
 
-    // 2. The concentrator and the simulated insurer, on loopback.
+/// Starts the OCT (with a configuration written for it) and the AM simulator on free loopback
+/// ports; returns both and the OCT's port, which the PS sends to.
+async fn start_servers(
+    dir: &Path,
+    keys: &DemoKeys,
+    generated: &Generated,
+    ps_maildir: &Path,
+    out: &mut dyn Write,
+) -> Result<(Running, AmSim, u16), DemoError> {
     let oct_port = free_port()?;
     let am_port = free_port()?;
-    let ps_maildir = dir.join("ps").join("Maildir");
     let oct_config_path = dir.join("oct").join("oct.toml");
     write_data(
         &oct_config_path,
@@ -220,12 +311,12 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoSumma
             dir,
             oct_port,
             am_port,
-            key: &oct_key,
-            cert: &oct_cert,
-            am_cert: &am_cert,
-            ps_maildir: &ps_maildir,
-            organisations: &organisations,
-            amc: &amc,
+            key: &keys.oct_key,
+            cert: &keys.oct_cert,
+            am_cert: &keys.am_cert,
+            ps_maildir,
+            organisations: &generated.organisations,
+            amc: &generated.amc,
         }),
     )
     .map_err(step("writing the OCT configuration"))?;
@@ -239,10 +330,12 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoSumma
         oct_config_path.display()
     )?;
 
+    let am_key =
+        PrivateKeyAndCert::from_files(&keys.am_key, &keys.am_cert).map_err(step("loading the AM key"))?;
     let am = AmSim::start(AmSimConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], am_port)),
         spool_dir: dir.join("am").join("spool"),
-        key: Some(PrivateKeyAndCert::from_files(&am_key, &am_cert).map_err(step("loading the AM key"))?),
+        key: Some(am_key),
         oct_smtp: ("127.0.0.1".into(), oct_port),
         oct_address: "retours@oct.demo".into(),
         identity: AmIdentity::default(),
@@ -255,17 +348,26 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoSumma
         "    AM simulator listening on 127.0.0.1:{am_port} (negative ARL for lots older than 90 days, \
          every 7th invoice rejected, every 11th deferred)"
     )?;
+    Ok((oct, am, oct_port))
+}
 
-    // 3. The PS: its configuration, switched to OCT mode with the `svoct ps` edits.
-    let ps_dir = dir.join("ps");
-    let ps_config_path = ps_dir.join("svoct-ps.toml");
-    fsx::create_data_dir_all(&ps_maildir).map_err(step("creating the PS Maildir"))?;
-    write_data(&ps_config_path, ps_config_text(oct_port, &ps_maildir))
+/// Writes the PS configuration in direct mode, then switches it to OCT mode through the same
+/// edits as `svoct ps oct set` and `svoct ps mode`; returns its path.
+fn configure_ps(
+    dir: &Path,
+    oct_port: u16,
+    ps_maildir: &Path,
+    oct_cert: &Path,
+    out: &mut dyn Write,
+) -> Result<PathBuf, DemoError> {
+    let ps_config_path = dir.join("ps").join("svoct-ps.toml");
+    fsx::create_data_dir_all(ps_maildir).map_err(step("creating the PS Maildir"))?;
+    write_data(&ps_config_path, ps_config_text(oct_port, ps_maildir))
         .map_err(step("writing the PS configuration"))?;
     let mut f = ConfigFile::open(&ps_config_path).map_err(step("editing the PS configuration"))?;
     f.set_oct(&OctChanges {
         address: Some("factures@oct.demo".into()),
-        certificate: Some(oct_cert.clone()),
+        certificate: Some(oct_cert.to_path_buf()),
         identifier: Some("12345678900017".into()),
         option: Some(SendOption::Single),
         // Unset: the option decides (split is the direct message, uncompressed; the single
@@ -280,57 +382,62 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoSumma
         "[3] PS configured in OCT mode (config {})",
         ps_config_path.display()
     )?;
+    Ok(ps_config_path)
+}
 
-    // 4. Four sendings, one per option and both forms of the enriched one, plus an old lot that
-    // the AM will refuse.
-
-    let mut summary = DemoSummary {
-        dir: dir.clone(),
+/// Sends the lots of scenario `n` (0-based) in its option, and counts what was sent.
+fn send_scenario(
+    n: usize,
+    sc: &Scenario,
+    (lot_count, lots): &(usize, Vec<u8>),
+    ps_config_path: &Path,
+    summary: &mut DemoSummary,
+    out: &mut dyn Write,
+) -> Result<(), DemoError> {
+    let mut f = ConfigFile::open(ps_config_path).map_err(step("editing the PS configuration"))?;
+    f.set_oct(&OctChanges {
+        option: Some(sc.option),
+        enriched_files: Some(sc.enriched_files),
         ..Default::default()
-    };
-    for (n, sc) in scenarios.iter().enumerate() {
-        let mut f = ConfigFile::open(&ps_config_path).map_err(step("editing the PS configuration"))?;
-        f.set_oct(&OctChanges {
-            option: Some(sc.option),
-            enriched_files: Some(sc.enriched_files),
-            ..Default::default()
-        });
-        let config = f.save().map_err(step("saving the PS configuration"))?;
-        let (lot_count, lots) = generated[n].clone();
-        let lot_path = ps_dir.join(format!("lots-{}.b2", n + 1));
-        write_data(&lot_path, &lots).map_err(step("writing lots"))?;
-        let ps = Ps::open(config).map_err(step("opening the PS journal"))?;
-        let transport = ps.smtp_transport().map_err(step("preparing SMTP"))?;
-        let file = LotFile {
-            name: lot_path.display().to_string(),
-            bytes: lots,
-        };
-        let sent = tokio::task::block_in_place(|| ps.send(&transport, &[file], &mut |_| {}))
-            .map_err(step("sending"))?;
-        writeln!(out, "[4.{}] {}", n + 1, sc.title)?;
-        summary.lots_sent += lot_count;
-        for s in &sent {
-            writeln!(
-                out,
-                "      sent {:<45} to {:<20} {:>4} invoices  {}",
-                s.subject,
-                s.to,
-                s.invoices,
-                s.status.as_str()
-            )?;
-            summary.messages_sent += 1;
-            summary.invoices_sent += s.invoices;
-        }
-    }
-
-    // 5. Wait for the returns: an ART per message, an ARL per lot, RSP for accepted FSE lots.
-    writeln!(
-        out,
-        "[5] waiting for the OCT's receipts and the AM's returns (fetching the PS Maildir)"
-    )?;
-    let config = PsConfig::load(&ps_config_path).map_err(step("loading the PS configuration"))?;
+    });
+    let config = f.save().map_err(step("saving the PS configuration"))?;
+    let ps_dir = ps_config_path.parent().unwrap_or(Path::new("."));
+    let lot_path = ps_dir.join(format!("lots-{}.b2", n + 1));
+    write_data(&lot_path, lots).map_err(step("writing lots"))?;
     let ps = Ps::open(config).map_err(step("opening the PS journal"))?;
-    let deadline = Instant::now() + options.timeout;
+    let transport = ps.smtp_transport().map_err(step("preparing SMTP"))?;
+    let file = LotFile {
+        name: lot_path.display().to_string(),
+        bytes: lots.clone(),
+    };
+    let sent =
+        tokio::task::block_in_place(|| ps.send(&transport, &[file], &mut |_| {})).map_err(step("sending"))?;
+    writeln!(out, "[4.{}] {}", n + 1, sc.title)?;
+    summary.lots_sent += lot_count;
+    for s in &sent {
+        writeln!(
+            out,
+            "      sent {:<45} to {:<20} {:>4} invoices  {}",
+            s.subject,
+            s.to,
+            s.invoices,
+            s.status.as_str()
+        )?;
+        summary.messages_sent += 1;
+        summary.invoices_sent += s.invoices;
+    }
+    Ok(())
+}
+
+/// Fetches the PS Maildir until every expected return has arrived (an ART per message, an ARL
+/// per lot, at least one RSP) or `timeout` has passed; `summary.complete` says which.
+async fn await_returns(
+    ps: &Ps,
+    timeout: Duration,
+    summary: &mut DemoSummary,
+    out: &mut dyn Write,
+) -> Result<(), DemoError> {
+    let deadline = Instant::now() + timeout;
     loop {
         let report = tokio::task::block_in_place(|| ps.fetch()).map_err(step("fetching"))?;
         summary.returns_fetched += report.stored;
@@ -351,34 +458,25 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoSumma
             summary.art >= summary.messages_sent && summary.arl >= summary.lots_sent && summary.rsp >= 1;
         if complete {
             summary.complete = true;
-            break;
+            return Ok(());
         }
         if Instant::now() > deadline {
             writeln!(
                 out,
                 "      timed out after {:?}: {} ART / {} messages, {} ARL / {} lots, {} RSP",
-                options.timeout,
-                summary.art,
-                summary.messages_sent,
-                summary.arl,
-                summary.lots_sent,
-                summary.rsp
+                timeout, summary.art, summary.messages_sent, summary.arl, summary.lots_sent, summary.rsp
             )?;
-            break;
+            return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+}
 
-    summary.am_files = am.stats().files.load(std::sync::atomic::Ordering::Relaxed);
-    summary.oct_quarantined = oct.stats().quarantined.load(std::sync::atomic::Ordering::Relaxed);
-    // Let the last relays finish before stopping.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    am.shutdown().await;
-    oct.shutdown().await;
-
-    // 6. The final state of every lot and invoice, as the PS sees it.
+/// Writes the final state of every lot and invoice as the PS sees it, copies its totals into
+/// `summary`, and ends with the one-line account of the run.
+fn report_final_state(ps: &Ps, summary: &mut DemoSummary, out: &mut dyn Write) -> Result<(), DemoError> {
     writeln!(out, "[6] final state at the PS")?;
-    let view = crate::report::final_state(&ps, out).map_err(step("reading the final state"))?;
+    let view = crate::report::final_state(ps, out).map_err(step("reading the final state"))?;
     summary.invoices_paid = view.totals.invoices_paid;
     summary.invoices_rejected = view.totals.invoices_rejected;
     summary.invoices_deferred = view.totals.invoices_deferred;
@@ -397,9 +495,9 @@ pub async fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<DemoSumma
         summary.arl,
         summary.rsp,
         summary.quarantined_at_ps,
-        dir.display()
+        summary.dir.display()
     )?;
-    Ok(summary)
+    Ok(())
 }
 
 fn path(p: &Path) -> String {
@@ -415,8 +513,8 @@ struct OctSetup<'a> {
     cert: &'a Path,
     am_cert: &'a Path,
     ps_maildir: &'a Path,
-    organisations: &'a std::collections::BTreeSet<String>,
-    amc: &'a std::collections::BTreeSet<String>,
+    organisations: &'a BTreeSet<String>,
+    amc: &'a BTreeSet<String>,
 }
 
 fn oct_config_text(o: &OctSetup<'_>) -> String {

@@ -85,7 +85,7 @@ pub fn final_state(
         writeln!(
             out,
             "      invoice {:>9} (lot {}): {:<8} {}",
-            inv.number.trim_start_matches('0'),
+            svoct_formats::PaddedNumber::new(&inv.number),
             inv.lot_number.as_deref().unwrap_or("?"),
             label(&inv.state),
             inv.reasons.join("; ")

@@ -12,9 +12,9 @@ use svoct_formats::b2::synth::{SynthParams, generate_bytes};
 use svoct_formats::b2::{self, LotKind};
 use svoct_formats::noemie::{self, InvoiceState};
 use svoct_mail::cms::{CmsCipher, PrivateKeyAndCert, RecipientCert};
-use svoct_mail::profile::{self, Envelope, Mailbox, ParseLimits, Profile, Protect};
-use svoct_mail::smtp::{self as mailsmtp, SmtpConfig, SmtpTransport, Transport};
+use svoct_mail::profile::{self, Mailbox, MessageHeaders, ParseLimits, Profile, Protect};
 use svoct_mail::subject::{FileKind, Subject};
+use svoct_mail::transport::{self, SmtpConfig, SmtpTransport, Transport};
 use svoct_sim::amsim::{AmIdentity, AmSim, AmSimConfig, Rules};
 use svoct_testkit::certs::TestIdentity;
 use svoct_testkit::{Exim, EximConfig};
@@ -37,7 +37,7 @@ fn forwarded(file: &[u8], invoices: usize, recipient: &RecipientCert) -> Vec<u8>
     let subject: Subject = format!("SV140700/123456789/2026112607050900042/{invoices:05}")
         .parse()
         .unwrap();
-    let envelope = Envelope {
+    let envelope = MessageHeaders {
         from: Mailbox::new("factures@oct.test").unwrap(),
         to: Mailbox::new(AM_MAILBOX).unwrap(),
         subject,
@@ -57,7 +57,10 @@ fn forwarded(file: &[u8], invoices: usize, recipient: &RecipientCert) -> Vec<u8>
 fn send(to: SocketAddr, message: &[u8]) {
     let transport = SmtpTransport::new(&SmtpConfig::plain("127.0.0.1", to.port())).unwrap();
     transport
-        .send(&mailsmtp::Envelope::new("factures@oct.test", AM_MAILBOX), message)
+        .send(
+            &transport::SmtpEnvelope::new("factures@oct.test", AM_MAILBOX),
+            message,
+        )
         .unwrap();
 }
 

@@ -428,6 +428,87 @@ fn first_time(tx: &Transaction<'_>, inbox: InboxId, kind: &str) -> Result<bool, 
     Ok(n == 1)
 }
 
+/// An RSP being recorded, in one transaction (see [`Returns::begin_rsp`]).
+pub struct RspRecorder<'a> {
+    tx: Transaction<'a>,
+    /// The connection's cache size, given back when the recorder goes (after the
+    /// transaction: fields drop in order).
+    cache: CacheSize<'a>,
+    inbox: InboxId,
+    at: i64,
+    /// False when this message was recorded before: items are then only counted.
+    first: bool,
+    next: usize,
+    out: Recorded,
+}
+
+impl RspRecorder<'_> {
+    /// Applies one invoice outcome to the invoice it names, or keeps it for later.
+    pub fn add(&mut self, r: RspReturn) -> Result<(), StoreError> {
+        let i = self.next;
+        self.next += 1;
+        if !self.first {
+            self.out.already_recorded += 1;
+            return Ok(());
+        }
+        let r = RspReturn {
+            lot_number: lot_key(&r.lot_number),
+            invoice_number: invoice_key(&r.invoice_number),
+            ..r
+        };
+        match match_invoice(&self.tx, &r)? {
+            Some(inv) => {
+                apply_rsp(&self.tx, self.inbox.0, inv, &r, self.at)?;
+                self.out.matched += 1;
+            }
+            None => {
+                let detail = serde_json::to_string(&r).unwrap_or_default();
+                let key = (
+                    r.lot_number.as_str(),
+                    r.lot_date.as_str(),
+                    Some(r.invoice_number.as_str()),
+                );
+                keep_unmatched(&self.tx, self.inbox, "RSP", i, key, &detail, self.at)?;
+                self.out.unmatched += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits what was added.
+    pub fn commit(self) -> Result<Recorded, StoreError> {
+        let RspRecorder {
+            tx,
+            first,
+            out,
+            cache,
+            ..
+        } = self;
+        if first {
+            tx.commit().map_err(sql("commit RSP"))?;
+        }
+        drop(cache);
+        Ok(out)
+    }
+}
+
+/// Cache size of the connection while an RSP is recorded (KiB, as `PRAGMA cache_size` takes
+/// it when negative).
+const RSP_CACHE_KIB: i64 = -8 * 1024;
+
+/// Gives a connection its cache size back when dropped.
+struct CacheSize<'a> {
+    conn: &'a rusqlite::Connection,
+    before: i64,
+}
+
+impl Drop for CacheSize<'_> {
+    fn drop(&mut self) {
+        // Nothing to report to: a failure leaves the smaller cache, which is only slower.
+        let _ = self.conn.pragma_update(None, "cache_size", self.before);
+    }
+}
+
 /// Keeps a return item that names nothing sent yet.
 fn keep_unmatched(
     tx: &Transaction<'_>,
@@ -451,7 +532,7 @@ fn keep_unmatched(
     Ok(())
 }
 
-impl Returns<'_> {
+impl<'a> Returns<'a> {
     /// Whether the lots and invoices of journal entry `entry` are registered.
     pub fn is_registered(&self, entry: EntryId) -> Result<bool, StoreError> {
         self.store
@@ -605,42 +686,44 @@ impl Returns<'_> {
     /// transaction, and applies each to the invoice it names (kept for later if none). A second
     /// call for the same message does nothing.
     pub fn record_rsp(&self, inbox: InboxId, items: &[RspReturn]) -> Result<Recorded, StoreError> {
+        let mut rec = self.begin_rsp(inbox)?;
+        for r in items {
+            rec.add(r.clone())?;
+        }
+        rec.commit()
+    }
+
+    /// [`Returns::record_rsp`] one item at a time: the caller hands each invoice outcome over as
+    /// it reads it, so a return of 80,000 invoices is never held as one list. Nothing is
+    /// recorded unless [`RspRecorder::commit`] is called.
+    pub fn begin_rsp(&self, inbox: InboxId) -> Result<RspRecorder<'a>, StoreError> {
+        let conn = &self.store.conn;
+        let cache_before: i64 = conn
+            .pragma_query_value(None, "cache_size", |r| r.get(0))
+            .map_err(sql("read cache size"))?;
+        // The pages an RSP writes stay in the cache until the commit: 80,000 unmatched invoices
+        // fill 25 MiB of the connection's 64 MiB, beside the file itself. Above this size
+        // SQLite writes them to the WAL as it goes.
+        conn.pragma_update(None, "cache_size", RSP_CACHE_KIB)
+            .map_err(sql("set cache size"))?;
         let tx = self
             .store
             .conn
             .unchecked_transaction()
             .map_err(sql("begin RSP"))?;
-        let at = now_ms();
-        let mut out = Recorded::default();
-        if !first_time(&tx, inbox, "RSP")? {
-            out.already_recorded = items.len();
-            return Ok(out);
-        }
-        for (i, r) in items.iter().enumerate() {
-            let r = RspReturn {
-                lot_number: lot_key(&r.lot_number),
-                invoice_number: invoice_key(&r.invoice_number),
-                ..r.clone()
-            };
-            match match_invoice(&tx, &r)? {
-                Some(inv) => {
-                    apply_rsp(&tx, inbox.0, inv, &r, at)?;
-                    out.matched += 1;
-                }
-                None => {
-                    let detail = serde_json::to_string(&r).unwrap_or_default();
-                    let key = (
-                        r.lot_number.as_str(),
-                        r.lot_date.as_str(),
-                        Some(r.invoice_number.as_str()),
-                    );
-                    keep_unmatched(&tx, inbox, "RSP", i, key, &detail, at)?;
-                    out.unmatched += 1;
-                }
-            }
-        }
-        tx.commit().map_err(sql("commit RSP"))?;
-        Ok(out)
+        let first = first_time(&tx, inbox, "RSP")?;
+        Ok(RspRecorder {
+            tx,
+            cache: CacheSize {
+                conn,
+                before: cache_before,
+            },
+            inbox,
+            at: now_ms(),
+            first,
+            next: 0,
+            out: Recorded::default(),
+        })
     }
 
     /// Records a note about a return message (an ART, findings of a NOEMIE file). One note per
@@ -1059,6 +1142,42 @@ mod tests {
             .record_rsp(InboxId(5), &[rsp("43", PaymentState::Paid, 100)])
             .unwrap();
         assert_eq!(again.already_recorded, 1);
+        assert_eq!(r.invoices().unwrap()[1].state, PaymentState::Awaiting);
+    }
+
+    /// An RSP recorded item by item: nothing stays without the commit, the connection gets its
+    /// cache size back either way, and a message recorded once is only counted the second time.
+    #[test]
+    fn rsp_recorder_commits_or_leaves_nothing() {
+        let s = Store::open_in_memory().unwrap();
+        s.conn.pragma_update(None, "cache_size", -4096).unwrap();
+        let cache = || -> i64 {
+            s.conn
+                .pragma_query_value(None, "cache_size", |r| r.get(0))
+                .unwrap()
+        };
+        let r = s.returns();
+        r.register_sent(EntryId(1), 0, &[lot()], &[]).unwrap();
+        let mut rec = r.begin_rsp(InboxId(3)).unwrap();
+        assert_eq!(cache(), RSP_CACHE_KIB, "the smaller cache while recording");
+        rec.add(rsp("42", PaymentState::Paid, 900)).unwrap();
+        drop(rec);
+        assert_eq!(cache(), -4096);
+        assert_eq!(
+            r.invoices().unwrap()[0].state,
+            PaymentState::Awaiting,
+            "dropped, not committed"
+        );
+        let mut rec = r.begin_rsp(InboxId(3)).unwrap();
+        rec.add(rsp("42", PaymentState::Paid, 900)).unwrap();
+        rec.add(rsp("99", PaymentState::Paid, 100)).unwrap();
+        let done = rec.commit().unwrap();
+        assert_eq!((done.matched, done.unmatched, done.already_recorded), (1, 1, 0));
+        assert_eq!(cache(), -4096);
+        assert_eq!(r.invoices().unwrap()[0].state, PaymentState::Paid);
+        let mut rec = r.begin_rsp(InboxId(3)).unwrap();
+        rec.add(rsp("43", PaymentState::Paid, 100)).unwrap();
+        assert_eq!(rec.commit().unwrap().already_recorded, 1);
         assert_eq!(r.invoices().unwrap()[1].state, PaymentState::Awaiting);
     }
 

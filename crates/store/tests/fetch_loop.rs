@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use svoct_mail::cms::Secret;
 use svoct_mail::pop3::{Mailbox, MessageSink, Pop3Config, Pop3Error, Pop3Session, RetrievePolicy, retrieve};
-use svoct_mail::smtp::{Envelope, SmtpConfig, SmtpTransport, Transport};
+use svoct_mail::secret::Secret;
+use svoct_mail::transport::{SmtpConfig, SmtpEnvelope, SmtpTransport, Transport};
 use svoct_store::{Store, StoreError};
 use svoct_testkit::{Dovecot, Exim, EximConfig};
 
@@ -105,7 +105,7 @@ fn a_crash_anywhere_never_loses_nor_duplicates() {
     let mut expected_total = 0;
     for (run, (crash_at_delete, fail_store_after)) in scenarios.into_iter().enumerate() {
         for i in 0..N {
-            smtp.send(&Envelope::new("oct@oct.test", "ps1@ps.test"), &msg(run, i))
+            smtp.send(&SmtpEnvelope::new("oct@oct.test", "ps1@ps.test"), &msg(run, i))
                 .unwrap();
         }
         mx.wait_for_messages("ps1", N, Duration::from_secs(20)).unwrap();

@@ -274,6 +274,7 @@ impl Exim {
     }
 }
 
+/// The whole `-C` configuration: one Exim section after the other.
 fn render_config(
     cfg: &EximConfig<'_>,
     root: &Path,
@@ -282,6 +283,34 @@ fn render_config(
     uid: u32,
     gid: u32,
 ) -> String {
+    let mut c = main_section(cfg, root, port, tls_port);
+    acl_section(&mut c, cfg);
+    routers_section(&mut c, cfg);
+    transports_section(&mut c, cfg, root, uid, gid);
+    c.push_str("\nbegin retry\n* * F,1h,1s\n");
+    if let Some((user, password)) = cfg.auth {
+        let template = "
+begin authenticators
+plain_server:
+  driver = plaintext
+  public_name = PLAIN
+  server_prompts = :
+  server_condition = ${if and {{eq{$auth2}{@USER@}}{eq{$auth3}{@PASS@}}}}
+  server_set_id = $auth2
+login_server:
+  driver = plaintext
+  public_name = LOGIN
+  server_prompts = Username:: : Password::
+  server_condition = ${if and {{eq{$auth1}{@USER@}}{eq{$auth2}{@PASS@}}}}
+  server_set_id = $auth1
+";
+        c.push_str(&template.replace("@USER@", user).replace("@PASS@", password));
+    }
+    c
+}
+
+/// The main section: paths under `root`, ports, size limit, TLS.
+fn main_section(cfg: &EximConfig<'_>, root: &Path, port: u16, tls_port: Option<u16>) -> String {
     let root = root.display();
     let mut c = String::new();
     let ports = match tls_port {
@@ -325,6 +354,11 @@ acl_smtp_rcpt = acl_rcpt
         }
         _ => c.push_str("tls_advertise_hosts =\n"),
     }
+    c
+}
+
+/// `acl_rcpt`: authentication when asked, deferred and accepted local parts, relay or refuse.
+fn acl_section(c: &mut String, cfg: &EximConfig<'_>) {
     let locals = cfg.mailboxes.join(" : ");
     c.push_str("\nbegin acl\nacl_rcpt:\n");
     if cfg.auth.is_some() {
@@ -345,6 +379,11 @@ acl_smtp_rcpt = acl_rcpt
     } else {
         c.push_str("  deny message = unknown mailbox\n");
     }
+}
+
+/// Local Maildir delivery of the test mailboxes, and the smarthost when there is one.
+fn routers_section(c: &mut String, cfg: &EximConfig<'_>) {
+    let locals = cfg.mailboxes.join(" : ");
     c.push_str("\nbegin routers\n");
     if !cfg.mailboxes.is_empty() {
         let _ = write!(
@@ -357,6 +396,11 @@ acl_smtp_rcpt = acl_rcpt
             "smarthost:\n  driver = manualroute\n  route_list = * 127.0.0.1\n  transport = relay_smtp\n  self = send\n  no_more\n",
         );
     }
+}
+
+/// Maildir delivery under `root` as `uid:gid`, and the relay to the smarthost when there is one.
+fn transports_section(c: &mut String, cfg: &EximConfig<'_>, root: &Path, uid: u32, gid: u32) {
+    let root = root.display();
     c.push_str("\nbegin transports\n");
     let _ = write!(
         c,
@@ -381,24 +425,4 @@ maildir_delivery:
             sh.ip()
         );
     }
-    c.push_str("\nbegin retry\n* * F,1h,1s\n");
-    if let Some((user, password)) = cfg.auth {
-        let template = "
-begin authenticators
-plain_server:
-  driver = plaintext
-  public_name = PLAIN
-  server_prompts = :
-  server_condition = ${if and {{eq{$auth2}{@USER@}}{eq{$auth3}{@PASS@}}}}
-  server_set_id = $auth2
-login_server:
-  driver = plaintext
-  public_name = LOGIN
-  server_prompts = Username:: : Password::
-  server_condition = ${if and {{eq{$auth1}{@USER@}}{eq{$auth2}{@PASS@}}}}
-  server_set_id = $auth1
-";
-        c.push_str(&template.replace("@USER@", user).replace("@PASS@", password));
-    }
-    c
 }

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use svoct_formats::b2::synth::{SynthParams, generate_bytes};
-use svoct_formats::b2::{Lot, LotKind, SingleFileParams, build_single_file, parse};
+use svoct_formats::b2::{B2Error, Lot, LotKind, SingleFileParams, build_single_file, parse};
 use svoct_formats::zone::{FileInfo, FileMessage, Flow, LotInfo, ZoneBuf};
 
 use crate::CmdResult;
@@ -187,6 +187,35 @@ pub fn generate(args: &Args) -> Result<Vec<u8>, Box<dyn std::error::Error + Send
         }
         .into());
     }
+    let file_id = file_id_of(args)?;
+    let lots = synth_lots(args, &date, first_lot)?;
+    let file = SingleFileParams {
+        sender_type: "TP".into(),
+        oct_id: args.oct_id.clone(),
+        file_id,
+        date,
+        message: format!("SVOCT GEN SEED {}", args.seed),
+    };
+    match args.format {
+        Format::Lots => Ok(lots),
+        Format::SingleFile => {
+            let input = parse(&lots)?;
+            Ok(build_single_file(input.lots(), &file)?)
+        }
+        Format::Zone => {
+            let input = if lots.is_empty() {
+                None
+            } else {
+                Some(parse(&lots)?)
+            };
+            let lots = input.as_ref().map(|i| i.lots()).unwrap_or_default();
+            Ok(zone_of(lots, &file, &args.ps)?)
+        }
+    }
+}
+
+/// `--file-id`, or `G` and the last 5 digits of the seed.
+fn file_id_of(args: &Args) -> Result<String, GenError> {
     let file_id = args
         .file_id
         .clone()
@@ -196,9 +225,13 @@ pub fn generate(args: &Args) -> Result<Vec<u8>, Box<dyn std::error::Error + Send
             flag: "file-id",
             value: file_id,
             why: "expected 1 to 6 letters or digits",
-        }
-        .into());
+        });
     }
+    Ok(file_id)
+}
+
+/// The lots, concatenated: the FSE invoices, then the DRE ones.
+fn synth_lots(args: &Args, date: &str, first_lot: u64) -> Result<Vec<u8>, B2Error> {
     let base = SynthParams {
         seed: args.seed,
         invoices: 0,
@@ -206,7 +239,7 @@ pub fn generate(args: &Args) -> Result<Vec<u8>, Box<dyn std::error::Error + Send
         dre: false,
         destinations: args.destinations.clamp(1, 900),
         enriched: args.enriched,
-        date: date.clone(),
+        date: date.to_owned(),
         ps_number: args.ps.clone(),
         first_lot,
         max_acts: args.max_acts,
@@ -232,29 +265,7 @@ pub fn generate(args: &Args) -> Result<Vec<u8>, Box<dyn std::error::Error + Send
             ..base.clone()
         })?);
     }
-    let file = SingleFileParams {
-        sender_type: "TP".into(),
-        oct_id: args.oct_id.clone(),
-        file_id,
-        date,
-        message: format!("SVOCT GEN SEED {}", args.seed),
-    };
-    match args.format {
-        Format::Lots => Ok(lots),
-        Format::SingleFile => {
-            let input = parse(&lots)?;
-            Ok(build_single_file(input.lots(), &file)?)
-        }
-        Format::Zone => {
-            let input = if lots.is_empty() {
-                None
-            } else {
-                Some(parse(&lots)?)
-            };
-            let lots = input.as_ref().map(|i| i.lots()).unwrap_or_default();
-            Ok(zone_of(lots, &file, &args.ps)?)
-        }
-    }
+    Ok(lots)
 }
 
 /// Subject prefix of a lot's flow (public API data: `SVvvvvvv` for FSE, `DRvvvvvv` for DRE).

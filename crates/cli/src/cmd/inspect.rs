@@ -273,6 +273,7 @@ fn read_bounded(path: &PathBuf) -> Result<Vec<u8>, String> {
         // Sized once: growing by doubling would hold the old and the new buffer at once.
         if let Ok(meta) = file.metadata() {
             buf.reserve_exact(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
+            huge_pages(&mut buf);
         }
         file.take(MAX_FILE_LEN + 1).read_to_end(&mut buf)
     };
@@ -281,6 +282,28 @@ fn read_bounded(path: &PathBuf) -> Result<Vec<u8>, String> {
         return Err(format!("{name}: more than {MAX_FILE_LEN} bytes"));
     }
     Ok(buf)
+}
+
+/// Asks the kernel to back a large buffer with transparent huge pages where it allows them
+/// (`madvise` mode, Debian's default): a 35 MB return is then read into ~17 pages of 2 MiB
+/// instead of ~8,600 of 4 KiB, each of which cost a page fault. Only a hint: nothing changes
+/// where huge pages are off.
+fn huge_pages(buf: &mut Vec<u8>) {
+    const HUGE: usize = 2 * 1024 * 1024;
+    let spare = buf.spare_capacity_mut();
+    if spare.len() < 2 * HUGE {
+        return;
+    }
+    let start = spare.as_mut_ptr() as usize;
+    let end = start + spare.len();
+    let (from, to) = (start.next_multiple_of(HUGE), end / HUGE * HUGE);
+    if to > from {
+        // SAFETY: [from, to) lies inside this Vec's own allocation, which lives until after the
+        // call; MADV_HUGEPAGE changes how pages are backed, never their content or mapping.
+        unsafe {
+            libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_HUGEPAGE);
+        }
+    }
 }
 
 /// Lower-case hex, for binary values.

@@ -277,7 +277,8 @@ fn status(config: &Config, json: bool) -> CmdResult {
     // also cleans rows a version without scrubbing stored.
     let smtp = config.delivery.smtp.as_ref();
     let user = smtp.and_then(|s| s.username.as_deref());
-    let secrets: Vec<&svoct_mail::Secret> = smtp.and_then(|s| s.password.as_ref()).into_iter().collect();
+    let secrets: Vec<&svoct_mail::secret::Secret> =
+        smtp.and_then(|s| s.password.as_ref()).into_iter().collect();
     for r in &mut undelivered {
         if let Some(e) = r.last_error.as_mut() {
             *e = svoct_mail::secret::scrub_reply(e, user, &secrets);

@@ -114,6 +114,28 @@ fn common_sender<'a>(lots: &[&Lot<'a>]) -> Result<&'a str, B2Error> {
 /// the number of records in the file *including* the `000` and `999` records (provisional), and
 /// the lot count is the number of lots. Lot bytes are copied unchanged.
 pub fn build_file(lots: &[&Lot<'_>], params: &FileHeaderParams) -> Result<Vec<u8>, B2Error> {
+    check_lot_count(lots)?;
+    frame(lots, params, common_sender(lots)?)
+}
+
+/// Frames whole lots given as bytes (as the PS sealed them, or marked for R8.3) into one file
+/// like [`build_file`], with `sender_number` as the file's sender in the `000` and `999`: a
+/// concentrator is the sender of the files it forwards, the lots stay its PS's (R8.2). The lots
+/// must still share one PS number.
+pub fn build_file_as(
+    lots: &[&[u8]],
+    params: &FileHeaderParams,
+    sender_number: &str,
+) -> Result<Vec<u8>, B2Error> {
+    let joined = lots.concat();
+    let input = super::model::parse(&joined)?;
+    let refs: Vec<&Lot<'_>> = input.lots().iter().collect();
+    check_lot_count(&refs)?;
+    common_sender(&refs)?;
+    frame(&refs, params, sender_number)
+}
+
+fn check_lot_count(lots: &[&Lot<'_>]) -> Result<(), B2Error> {
     if lots.len() > MAX_LOTS_PER_FILE {
         return Err(B2Error::TooMany {
             what: "lots in one file",
@@ -121,7 +143,11 @@ pub fn build_file(lots: &[&Lot<'_>], params: &FileHeaderParams) -> Result<Vec<u8
             max: MAX_LOTS_PER_FILE,
         });
     }
-    let sender = common_sender(lots)?;
+    Ok(())
+}
+
+/// The `000`, the lots byte for byte, the `999`, with `sender` as the file's sender number.
+fn frame(lots: &[&Lot<'_>], params: &FileHeaderParams, sender: &str) -> Result<Vec<u8>, B2Error> {
     let body: usize = lots.iter().map(|l| l.bytes().len()).sum();
     let records = body / RECORD_LEN + 2;
     let recipient = RecipientNumber::new(&params.recipient_number)?;

@@ -3,12 +3,16 @@
 //! Provisional (`docs/formats/b2.md`): the AMO lot is the PS's lot with one byte changed per
 //! split invoice, type 5 position 90 set to `A`; nothing else moves, the seal zones (97-128 of
 //! types 5 and 6) included, since the OCT never re-signs (R3.5). The AMC side is handed over as
-//! data (per AMC organisation number, the invoices with their amounts and their exact records):
-//! building the complementary flow from it is the concentrator's job.
+//! data (per AMC organisation number, the invoices with their amounts and their exact records);
+//! [`build_amc_lot`] frames the selected invoices into a lot of the concentrator's complementary
+//! flow.
 
 use serde::Serialize;
 
-use super::layouts::{F2_MEMBER, F5_OCT_SPLIT, RecordType, invoice_continuation};
+use super::layouts::{
+    F1_DATE, F1_LOT_NUMBER, F1_ORIGIN, F2_MEMBER, F5_OCT_SPLIT, F6_ACTS, F6_AMC, F6_AMO, F6_BILLED,
+    F6_INVOICES, F6_LOT_NUMBER, F6_SEAL, F6_TYPE2, F6_TYPE5, RecordType, invoice_continuation,
+};
 use super::model::{Lot, LotKind};
 use super::{B2Error, RECORD_LEN};
 
@@ -156,4 +160,71 @@ pub fn split_enriched<'a>(lot: &Lot<'a>) -> Result<EnrichedSplit<'a>, B2Error> {
         }
     }
     Ok(EnrichedSplit { amo_lot, marked, amc })
+}
+
+/// *Origine du fichier* (type 1 positions 11-16) of the lots an OCT builds itself (the AMC
+/// complementary flow), so they can be told from the PS's (provisional).
+pub const OCT_LOT_ORIGIN: &str = "OCT";
+
+/// Builds an OCT lot of the complementary flow (R8.3, **provisional**): the PS's lot header with
+/// lot number `number`, origin [`OCT_LOT_ORIGIN`] and date `date` (AAMMJJ; the lot is the OCT's:
+/// its ARL is matched by this number and date, R4.2); the invoices of `lot` at `invoice_indices`
+/// exactly as sealed (an index out of range is skipped); a lot trailer recomputed over them
+/// whose seal zone is blank (the OCT cannot seal, and never re-signs the PS's seals, R3.5).
+pub fn build_amc_lot(
+    lot: &Lot<'_>,
+    invoice_indices: &[usize],
+    number: u32,
+    date: &str,
+) -> Result<Vec<u8>, B2Error> {
+    let header_record = lot.first_record();
+    let trailer_record = header_record + lot.record_count().saturating_sub(1);
+    let at = |record: usize| {
+        move |source| B2Error::Field {
+            record,
+            offset: record * RECORD_LEN,
+            source,
+        }
+    };
+    let mut header = lot.header().to_vec();
+    F1_LOT_NUMBER
+        .put_number(&mut header, u64::from(number))
+        .map_err(at(header_record))?;
+    F1_ORIGIN
+        .put(&mut header, OCT_LOT_ORIGIN)
+        .map_err(at(header_record))?;
+    F1_DATE.put(&mut header, date).map_err(at(header_record))?;
+    let mut trailer = lot.trailer().to_vec();
+    let (mut n, mut acts, mut type2, mut billed, mut amo, mut amc) = (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut body = Vec::new();
+    for inv in invoice_indices.iter().filter_map(|&k| lot.invoices().get(k)) {
+        body.extend_from_slice(inv.bytes());
+        n += 1;
+        acts += u64::from(inv.act_records());
+        type2 += u64::from(inv.type2_records());
+        billed = billed.saturating_add(inv.total_billed().unwrap_or(0));
+        amo = amo.saturating_add(inv.total_amo().unwrap_or(0));
+        amc = amc.saturating_add(inv.total_amc().unwrap_or(0));
+    }
+    for (field, value) in [
+        (&F6_INVOICES, n),
+        (&F6_ACTS, acts),
+        (&F6_TYPE2, type2),
+        (&F6_TYPE5, n),
+        (&F6_BILLED, billed),
+        (&F6_AMO, amo),
+        (&F6_AMC, amc),
+        (&F6_LOT_NUMBER, u64::from(number)),
+    ] {
+        field
+            .put_number(&mut trailer, value)
+            .map_err(at(trailer_record))?;
+    }
+    if let Some(seal) = trailer.get_mut(F6_SEAL.range()) {
+        seal.fill(b' ');
+    }
+    let mut out = header;
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&trailer);
+    Ok(out)
 }

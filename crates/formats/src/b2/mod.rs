@@ -28,11 +28,11 @@ mod validate;
 
 pub use build::{
     DestinationGroup, DirectFile, DirectFileParams, FileHeaderParams, SingleFileParams, build_direct_files,
-    build_file, build_single_file, split_by_destination,
+    build_file, build_file_as, build_single_file, split_by_destination,
 };
-pub use enriched::{AmcGroup, AmcInvoice, EnrichedSplit, split_enriched};
+pub use enriched::{AmcGroup, AmcInvoice, EnrichedSplit, OCT_LOT_ORIGIN, build_amc_lot, split_enriched};
 pub use layouts::{RecordType, layout_of};
-pub use model::{B2Input, Destination, Invoice, Lot, LotKind, parse};
+pub use model::{B2Input, Destination, Invoice, Lot, LotKind, file_sender_number, parse};
 pub use recipient::{RECIPIENT_WIDTH, RecipientNumber, trailer_matches};
 pub use validate::{Finding, validate};
 

@@ -3,9 +3,9 @@
 use std::fmt;
 
 use super::layouts::{
-    F1_DATE, F1_DEST_ORG, F1_LOT_NUMBER, F1_NORM_VERSION, F1_PIVOT_CAISSE, F1_PIVOT_REGIME, F1_PS, F2_AMC,
-    F2_CAISSE, F2_CENTRE, F2_CONTRACT, F2_PS_SPLIT, F2_REGIME, F2_SETTLEMENT, F5_AMC, F5_AMO, F5_BILLED,
-    F5_OCT_SPLIT, FI_INVOICE, RecordType, invoice_continuation,
+    F0_SENDER_NUMBER, F1_DATE, F1_DEST_ORG, F1_LOT_NUMBER, F1_NORM_VERSION, F1_PIVOT_CAISSE, F1_PIVOT_REGIME,
+    F1_PS, F2_AMC, F2_CAISSE, F2_CENTRE, F2_CONTRACT, F2_PS_SPLIT, F2_REGIME, F2_SETTLEMENT, F5_AMC, F5_AMO,
+    F5_BILLED, F5_OCT_SPLIT, FI_INVOICE, RecordType, invoice_continuation,
 };
 use super::{B2Error, DRE_NORM_VERSION, MAX_INPUT_LEN, RECORD_LEN};
 use crate::layout::Field;
@@ -48,6 +48,23 @@ impl<'a> B2Input<'a> {
     /// Number of invoices over all lots.
     pub fn invoice_count(&self) -> usize {
         self.lots.iter().map(|l| l.invoices.len()).sum()
+    }
+    /// The file's sender number: see [`file_sender_number`].
+    pub fn sender_number(&self) -> &'a str {
+        file_sender_number(self.bytes).unwrap_or("")
+    }
+}
+
+/// The sender number of a B2 file, read from its first record: the `000` *Numéro d'émetteur*
+/// (positions 6-19) of a framed file, the first lot's PS number (type 1 positions 2-10) of bare
+/// lots. It is the `exercice` of the file's subject (R5.3). `None` when the first record is
+/// neither, or the field is not ASCII.
+pub fn file_sender_number(file: &[u8]) -> Option<&str> {
+    let first = file.get(..RECORD_LEN)?;
+    match RecordType::of(first) {
+        RecordType::FileHeader => F0_SENDER_NUMBER.str(first),
+        RecordType::LotHeader => F1_PS.str(first),
+        _ => None,
     }
 }
 

@@ -16,6 +16,7 @@
 use std::fmt;
 
 use super::B2Error;
+use crate::number::PaddedNumber;
 
 /// Width of the recipient number fields.
 pub const RECIPIENT_WIDTH: usize = 14;
@@ -80,7 +81,7 @@ impl RecipientNumber {
     pub fn designates(&self, header_field: &str) -> bool {
         let h = header_field.trim_matches(' ');
         if self.is_digits() {
-            h.bytes().all(|b| b.is_ascii_digit()) && significant(h) == significant(&self.0)
+            h.bytes().all(|b| b.is_ascii_digit()) && PaddedNumber::new(&self.0).is(h)
         } else {
             h == self.0
         }
@@ -93,10 +94,6 @@ impl fmt::Display for RecipientNumber {
     }
 }
 
-fn significant(s: &str) -> &str {
-    s.trim_start_matches('0')
-}
-
 /// Whether the `999` recipient digits agree with the `000` recipient text under the mapping of
 /// this module: the header's digits, leading zeros ignored, equal the trailer's.
 pub fn trailer_matches(header_field: &str, trailer_field: &str) -> bool {
@@ -105,7 +102,7 @@ pub fn trailer_matches(header_field: &str, trailer_field: &str) -> bool {
         .chars()
         .filter(char::is_ascii_digit)
         .collect();
-    significant(&digits) == significant(trailer_field.trim_matches(' '))
+    PaddedNumber::new(&digits).is(trailer_field.trim_matches(' '))
 }
 
 #[cfg(test)]

@@ -195,7 +195,6 @@ fn for_each_lot(p: &SynthParams, mut emit: impl FnMut(&[u8])) -> Result<(), B2Er
     let max_acts = p.max_acts.clamp(1, 99);
     // The type 6 act count has 4 digits: keep every lot's worst case under 10 000 acts.
     let lot_size = p.lot_size.clamp(1, MAX_INVOICES_PER_LOT).min(9_999 / max_acts);
-    let max_acts = max_acts as u64;
     let destinations = p.destinations.clamp(1, 900);
     let mut kinds = Vec::new();
     if p.fse {
@@ -209,13 +208,24 @@ fn for_each_lot(p: &SynthParams, mut emit: impl FnMut(&[u8])) -> Result<(), B2Er
     }
     let groups = kinds.len() * destinations;
     let mut rng = Rng(p.seed);
-    let mut invoice_number: u64 = rng.range(1, 400_000_000);
+    let invoice_number: u64 = rng.range(1, 400_000_000);
+    let mut generator = Generator {
+        w: W { index: 0, p },
+        rng,
+        max_acts: max_acts as u64,
+        invoice_number,
+    };
     // The increment below makes the first lot `first_lot`.
     let mut lot_number: u64 = p.first_lot.clamp(1, 999) - 1;
     let mut lot = Vec::with_capacity((lot_size * 8 + 2) * RECORD_LEN);
     for g in 0..groups {
-        let dre = kinds.get(g / destinations).copied().unwrap_or(false);
         let (org, regime, caisse) = destination(g % destinations);
+        let group = Group {
+            dre: kinds.get(g / destinations).copied().unwrap_or(false),
+            org,
+            regime,
+            caisse,
+        };
         // Invoices i with i % groups == g belong to this group.
         let count = p.invoices / groups + usize::from(g < p.invoices % groups);
         let mut left = count;
@@ -224,158 +234,241 @@ fn for_each_lot(p: &SynthParams, mut emit: impl FnMut(&[u8])) -> Result<(), B2Er
             left -= n;
             lot_number = lot_number % 999 + 1;
             lot.clear();
-            let w = W { index: 0, p };
-            let mut h = LOT_HEADER.blank();
-            w.put(&mut h, &F1_PS, &p.ps_number)?;
-            w.put(&mut h, &F1_DEST_ORG, &org)?;
-            w.num(&mut h, &F1_LOT_NUMBER, lot_number)?;
-            w.put(&mut h, &F1_PS_NAME, &p.ps_name)?;
-            w.put(&mut h, &F1_NORME_USED, "SV")?;
-            w.put(&mut h, &F1_DATE, &p.date)?;
-            w.put(&mut h, &F1_NORME_CODE, "B2")?;
-            w.put(&mut h, &F1_CERTIFICATION, "S")?;
-            w.put(
-                &mut h,
-                &F1_NORM_VERSION,
-                if dre {
-                    DRE_NORM_VERSION
-                } else {
-                    SYNTH_FSE_NORM_VERSION
-                },
-            )?;
-            w.put(&mut h, &F1_CURRENCY, "U")?;
-            w.put(&mut h, &F1_PIVOT_REGIME, regime)?;
-            w.put(&mut h, &F1_PIVOT_CAISSE, &caisse)?;
-            lot.extend_from_slice(&h);
-
-            let (mut acts_total, mut type2_total) = (0u64, 0u64);
-            let (mut billed_total, mut amo_total, mut amc_total) = (0u64, 0u64, 0u64);
-            for _ in 0..n {
-                invoice_number = invoice_number % 999_999_999 + 1;
-                let inv_start = lot.len();
-                let nir_num = rng.range(1_000_000_000_000, 2_999_999_999_999);
-                let nir = nir_num.to_string();
-                let key = 97 - nir_num % 97;
-                let enriched = p.enriched && !dre;
-                let amc_org = format!("{:010}", rng.range(1, 9_999_999_999));
-
-                let mut r2 = INVOICE_HEADER.blank();
-                w.prefix(&mut r2, &nir, key, invoice_number)?;
-                w.named(&mut r2, &INVOICE_HEADER, "operation", "0")?;
-                w.named(&mut r2, &INVOICE_HEADER, "invoice_date", &p.date)?;
-                w.put(&mut r2, &F2_INVOICE_KIND, "F")?;
-                w.put(&mut r2, &F2_REGIME, regime)?;
-                w.put(&mut r2, &F2_CAISSE, &caisse)?;
-                w.num(&mut r2, &F2_CENTRE, rng.range(1, 9999))?;
-                w.named(&mut r2, &INVOICE_HEADER, "rights_proof", "1")?;
-                w.named(&mut r2, &INVOICE_HEADER, "insurance_kind", "10")?;
-                w.named(&mut r2, &INVOICE_HEADER, "exemption", "0")?;
-                w.named(&mut r2, &INVOICE_HEADER, "substitute_cps", "0")?;
-                let birth = format!(
-                    "{:02}{:02}{:02}",
-                    rng.range(0, 99),
-                    rng.range(1, 12),
-                    rng.range(1, 28)
-                );
-                w.named(&mut r2, &INVOICE_HEADER, "birth_date", &birth)?;
-                let settlement = if dre {
-                    "25"
-                } else if enriched {
-                    ["00", "05"][(rng.next() % 2) as usize]
-                } else {
-                    ["00", "05", "15"][(rng.next() % 3) as usize]
-                };
-                w.put(&mut r2, &F2_SETTLEMENT, settlement)?;
-                if enriched {
-                    w.put(&mut r2, &F2_CONTRACT, "99")?;
-                    w.named(
-                        &mut r2,
-                        &INVOICE_HEADER,
-                        "member_number",
-                        &format!("{:08}", rng.range(1, 99_999_999)),
-                    )?;
-                }
-                if enriched || dre {
-                    w.put(&mut r2, &F2_AMC, &amc_org)?;
-                }
-                lot.extend_from_slice(&r2);
-                let mut type2 = 1;
-                if enriched {
-                    let mut m = INVOICE_2M.blank();
-                    w.prefix(&mut m, &nir, key, invoice_number)?;
-                    w.named(&mut m, &INVOICE_2M, "amc_number", &amc_org)?;
-                    w.named(&mut m, &INVOICE_2M, "amc_routing", "OC")?;
-                    w.named(&mut m, &INVOICE_2M, "domain", "AMC.INVALID")?;
-                    lot.extend_from_slice(&m);
-                    type2 += 1;
-                }
-
-                let acts = rng.range(1, max_acts);
-                let (mut billed, mut amo, mut amc) = (0u64, 0u64, 0u64);
-                for seq in 1..=acts {
-                    let mut a = ACT_4.blank();
-                    w.prefix(&mut a, &nir, key, invoice_number)?;
-                    let price = rng.range(500, 12_000);
-                    let a_amo = price * 70 / 100;
-                    let a_amc = if enriched || dre { price - a_amo } else { 0 };
-                    w.named(&mut a, &ACT_4, "sequence", &format!("{:02}", seq % 100))?;
-                    w.named(&mut a, &ACT_4, "prior_agreement", "9")?;
-                    w.named(&mut a, &ACT_4, "performer", &p.ps_number)?;
-                    w.named(&mut a, &ACT_4, "act_date", &p.date)?;
-                    let code = ["C", "CS", "AMI", "V", "K"][(rng.next() % 5) as usize];
-                    w.named(&mut a, &ACT_4, "act_code", code)?;
-                    w.named(&mut a, &ACT_4, "quantity", "01")?;
-                    w.named(&mut a, &ACT_4, "coefficient", "000100")?;
-                    w.named(&mut a, &ACT_4, "count", "01")?;
-                    w.named(&mut a, &ACT_4, "unit_price", &price.to_string())?;
-                    w.named(&mut a, &ACT_4, "base", &price.to_string())?;
-                    w.named(&mut a, &ACT_4, "rate", "070")?;
-                    w.num(&mut a, &F4_AMOUNT_AMO, a_amo)?;
-                    w.num(&mut a, &F4_AMOUNT_BILLED, price)?;
-                    w.named(&mut a, &ACT_4, "expense_qualifier", "N")?;
-                    w.named(&mut a, &ACT_4, "place", "0")?;
-                    w.num(&mut a, &F4_AMOUNT_AMC, a_amc)?;
-                    lot.extend_from_slice(&a);
-                    billed += price;
-                    amo += a_amo;
-                    amc += a_amc;
-                }
-
-                let mut t = INVOICE_TOTAL.blank();
-                w.prefix(&mut t, &nir, key, invoice_number)?;
-                w.num(&mut t, &F5_ACT_COUNT, acts)?;
-                w.num(&mut t, &F5_BILLED, billed)?;
-                w.num(&mut t, &F5_AMO, amo)?;
-                w.num(&mut t, &F5_INSURED, billed - amo)?;
-                w.num(&mut t, &F5_AMC, amc)?;
-                let seal = fake_seal(lot.get(inv_start..).unwrap_or(&[]));
-                w.put(&mut t, &F5_SEAL, &seal)?;
-                lot.extend_from_slice(&t);
-
-                acts_total += acts;
-                type2_total += type2;
-                billed_total += billed;
-                amo_total += amo;
-                amc_total += amc;
-            }
-
-            let mut t = LOT_TRAILER.blank();
-            w.put(&mut t, &F6_PS, &p.ps_number)?;
-            w.num(&mut t, &F6_INVOICES, n as u64)?;
-            w.num(&mut t, &F6_ACTS, acts_total)?;
-            w.num(&mut t, &F6_TYPE2, type2_total)?;
-            w.num(&mut t, &F6_TYPE5, n as u64)?;
-            w.num(&mut t, &F6_BILLED, billed_total)?;
-            w.num(&mut t, &F6_AMO, amo_total)?;
-            w.num(&mut t, &F6_AMC, amc_total)?;
-            w.num(&mut t, &F6_LOT_NUMBER, lot_number)?;
-            w.put(&mut t, &F6_MARKING, "T")?;
-            w.put(&mut t, &F6_INVOICE_KIND, "F")?;
-            let seal = fake_seal(&lot);
-            w.put(&mut t, &F6_SEAL, &seal)?;
-            lot.extend_from_slice(&t);
+            generator.lot(&mut lot, &group, lot_number, n)?;
             emit(&lot);
         }
     }
     Ok(())
+}
+
+/// The invoices of one kind (FSE or DRE) for one destination.
+struct Group {
+    dre: bool,
+    org: String,
+    regime: &'static str,
+    caisse: String,
+}
+
+/// One invoice's key, repeated in the prefix of each of its records.
+struct InvoiceId {
+    nir: String,
+    key: u64,
+    number: u64,
+}
+
+/// Amounts and record counts summed over the invoices of a lot, for its trailer.
+#[derive(Default)]
+struct LotTotals {
+    acts: u64,
+    type2: u64,
+    billed: u64,
+    amo: u64,
+    amc: u64,
+}
+
+/// The generator's running state. The order of the `rng` draws is the contract of the module
+/// (same seed, same bytes): the helpers below draw in the order the records are written.
+struct Generator<'p> {
+    w: W<'p>,
+    rng: Rng,
+    max_acts: u64,
+    /// The last invoice number used; the next invoice takes the one after.
+    invoice_number: u64,
+}
+
+impl Generator<'_> {
+    /// Writes lot `lot_number` of `n` invoices of `group` into `lot`: header, invoices, trailer.
+    fn lot(&mut self, lot: &mut Vec<u8>, group: &Group, lot_number: u64, n: usize) -> Result<(), B2Error> {
+        lot.extend_from_slice(&self.lot_header(group, lot_number)?);
+        let mut totals = LotTotals::default();
+        for _ in 0..n {
+            self.invoice(lot, group, &mut totals)?;
+        }
+        let w = &self.w;
+        let p = w.p;
+        let mut t = LOT_TRAILER.blank();
+        w.put(&mut t, &F6_PS, &p.ps_number)?;
+        w.num(&mut t, &F6_INVOICES, n as u64)?;
+        w.num(&mut t, &F6_ACTS, totals.acts)?;
+        w.num(&mut t, &F6_TYPE2, totals.type2)?;
+        w.num(&mut t, &F6_TYPE5, n as u64)?;
+        w.num(&mut t, &F6_BILLED, totals.billed)?;
+        w.num(&mut t, &F6_AMO, totals.amo)?;
+        w.num(&mut t, &F6_AMC, totals.amc)?;
+        w.num(&mut t, &F6_LOT_NUMBER, lot_number)?;
+        w.put(&mut t, &F6_MARKING, "T")?;
+        w.put(&mut t, &F6_INVOICE_KIND, "F")?;
+        let seal = fake_seal(lot);
+        w.put(&mut t, &F6_SEAL, &seal)?;
+        lot.extend_from_slice(&t);
+        Ok(())
+    }
+
+    fn lot_header(&self, group: &Group, lot_number: u64) -> Result<Vec<u8>, B2Error> {
+        let w = &self.w;
+        let p = w.p;
+        let mut h = LOT_HEADER.blank();
+        w.put(&mut h, &F1_PS, &p.ps_number)?;
+        w.put(&mut h, &F1_DEST_ORG, &group.org)?;
+        w.num(&mut h, &F1_LOT_NUMBER, lot_number)?;
+        w.put(&mut h, &F1_PS_NAME, &p.ps_name)?;
+        w.put(&mut h, &F1_NORME_USED, "SV")?;
+        w.put(&mut h, &F1_DATE, &p.date)?;
+        w.put(&mut h, &F1_NORME_CODE, "B2")?;
+        w.put(&mut h, &F1_CERTIFICATION, "S")?;
+        let version = if group.dre {
+            DRE_NORM_VERSION
+        } else {
+            SYNTH_FSE_NORM_VERSION
+        };
+        w.put(&mut h, &F1_NORM_VERSION, version)?;
+        w.put(&mut h, &F1_CURRENCY, "U")?;
+        w.put(&mut h, &F1_PIVOT_REGIME, group.regime)?;
+        w.put(&mut h, &F1_PIVOT_CAISSE, &group.caisse)?;
+        Ok(h)
+    }
+
+    /// Writes the next invoice into `lot` (type 2, 2M when enriched, its acts, type 5) and adds
+    /// it to `totals`.
+    fn invoice(&mut self, lot: &mut Vec<u8>, group: &Group, totals: &mut LotTotals) -> Result<(), B2Error> {
+        self.invoice_number = self.invoice_number % 999_999_999 + 1;
+        let inv_start = lot.len();
+        let nir_num = self.rng.range(1_000_000_000_000, 2_999_999_999_999);
+        let id = InvoiceId {
+            nir: nir_num.to_string(),
+            key: 97 - nir_num % 97,
+            number: self.invoice_number,
+        };
+        let enriched = self.w.p.enriched && !group.dre;
+        let amc_org = format!("{:010}", self.rng.range(1, 9_999_999_999));
+        lot.extend_from_slice(&self.invoice_header(group, &id, enriched, &amc_org)?);
+        let mut type2 = 1;
+        if enriched {
+            let w = &self.w;
+            let mut m = INVOICE_2M.blank();
+            w.prefix(&mut m, &id.nir, id.key, id.number)?;
+            w.named(&mut m, &INVOICE_2M, "amc_number", &amc_org)?;
+            w.named(&mut m, &INVOICE_2M, "amc_routing", "OC")?;
+            w.named(&mut m, &INVOICE_2M, "domain", "AMC.INVALID")?;
+            lot.extend_from_slice(&m);
+            type2 += 1;
+        }
+
+        let acts = self.rng.range(1, self.max_acts);
+        let sums = self.acts(lot, &id, acts, enriched || group.dre)?;
+
+        let w = &self.w;
+        let mut t = INVOICE_TOTAL.blank();
+        w.prefix(&mut t, &id.nir, id.key, id.number)?;
+        w.num(&mut t, &F5_ACT_COUNT, acts)?;
+        w.num(&mut t, &F5_BILLED, sums.billed)?;
+        w.num(&mut t, &F5_AMO, sums.amo)?;
+        w.num(&mut t, &F5_INSURED, sums.billed - sums.amo)?;
+        w.num(&mut t, &F5_AMC, sums.amc)?;
+        let seal = fake_seal(lot.get(inv_start..).unwrap_or(&[]));
+        w.put(&mut t, &F5_SEAL, &seal)?;
+        lot.extend_from_slice(&t);
+
+        totals.acts += acts;
+        totals.type2 += type2;
+        totals.billed += sums.billed;
+        totals.amo += sums.amo;
+        totals.amc += sums.amc;
+        Ok(())
+    }
+
+    /// The type 2 record of an invoice.
+    fn invoice_header(
+        &mut self,
+        group: &Group,
+        id: &InvoiceId,
+        enriched: bool,
+        amc_org: &str,
+    ) -> Result<Vec<u8>, B2Error> {
+        let (w, rng) = (&self.w, &mut self.rng);
+        let p = w.p;
+        let mut r2 = INVOICE_HEADER.blank();
+        w.prefix(&mut r2, &id.nir, id.key, id.number)?;
+        w.named(&mut r2, &INVOICE_HEADER, "operation", "0")?;
+        w.named(&mut r2, &INVOICE_HEADER, "invoice_date", &p.date)?;
+        w.put(&mut r2, &F2_INVOICE_KIND, "F")?;
+        w.put(&mut r2, &F2_REGIME, group.regime)?;
+        w.put(&mut r2, &F2_CAISSE, &group.caisse)?;
+        w.num(&mut r2, &F2_CENTRE, rng.range(1, 9999))?;
+        w.named(&mut r2, &INVOICE_HEADER, "rights_proof", "1")?;
+        w.named(&mut r2, &INVOICE_HEADER, "insurance_kind", "10")?;
+        w.named(&mut r2, &INVOICE_HEADER, "exemption", "0")?;
+        w.named(&mut r2, &INVOICE_HEADER, "substitute_cps", "0")?;
+        let birth = format!(
+            "{:02}{:02}{:02}",
+            rng.range(0, 99),
+            rng.range(1, 12),
+            rng.range(1, 28)
+        );
+        w.named(&mut r2, &INVOICE_HEADER, "birth_date", &birth)?;
+        let settlement = if group.dre {
+            "25"
+        } else if enriched {
+            ["00", "05"][(rng.next() % 2) as usize]
+        } else {
+            ["00", "05", "15"][(rng.next() % 3) as usize]
+        };
+        w.put(&mut r2, &F2_SETTLEMENT, settlement)?;
+        if enriched {
+            w.put(&mut r2, &F2_CONTRACT, "99")?;
+            w.named(
+                &mut r2,
+                &INVOICE_HEADER,
+                "member_number",
+                &format!("{:08}", rng.range(1, 99_999_999)),
+            )?;
+        }
+        if enriched || group.dre {
+            w.put(&mut r2, &F2_AMC, amc_org)?;
+        }
+        Ok(r2)
+    }
+
+    /// Writes `acts` type 4 records into `lot`; the AMC pays the rest of each act when
+    /// `with_amc` (enriched FSE and DRE), nothing otherwise. Returns their sums.
+    fn acts(
+        &mut self,
+        lot: &mut Vec<u8>,
+        id: &InvoiceId,
+        acts: u64,
+        with_amc: bool,
+    ) -> Result<LotTotals, B2Error> {
+        let (w, rng) = (&self.w, &mut self.rng);
+        let p = w.p;
+        let mut sums = LotTotals::default();
+        for seq in 1..=acts {
+            let mut a = ACT_4.blank();
+            w.prefix(&mut a, &id.nir, id.key, id.number)?;
+            let price = rng.range(500, 12_000);
+            let a_amo = price * 70 / 100;
+            let a_amc = if with_amc { price - a_amo } else { 0 };
+            w.named(&mut a, &ACT_4, "sequence", &format!("{:02}", seq % 100))?;
+            w.named(&mut a, &ACT_4, "prior_agreement", "9")?;
+            w.named(&mut a, &ACT_4, "performer", &p.ps_number)?;
+            w.named(&mut a, &ACT_4, "act_date", &p.date)?;
+            let code = ["C", "CS", "AMI", "V", "K"][(rng.next() % 5) as usize];
+            w.named(&mut a, &ACT_4, "act_code", code)?;
+            w.named(&mut a, &ACT_4, "quantity", "01")?;
+            w.named(&mut a, &ACT_4, "coefficient", "000100")?;
+            w.named(&mut a, &ACT_4, "count", "01")?;
+            w.named(&mut a, &ACT_4, "unit_price", &price.to_string())?;
+            w.named(&mut a, &ACT_4, "base", &price.to_string())?;
+            w.named(&mut a, &ACT_4, "rate", "070")?;
+            w.num(&mut a, &F4_AMOUNT_AMO, a_amo)?;
+            w.num(&mut a, &F4_AMOUNT_BILLED, price)?;
+            w.named(&mut a, &ACT_4, "expense_qualifier", "N")?;
+            w.named(&mut a, &ACT_4, "place", "0")?;
+            w.num(&mut a, &F4_AMOUNT_AMC, a_amc)?;
+            lot.extend_from_slice(&a);
+            sums.billed += price;
+            sums.amo += a_amo;
+            sums.amc += a_amc;
+        }
+        Ok(sums)
+    }
 }

@@ -13,7 +13,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 
-use crate::cms::Secret;
+use crate::secret::Secret;
 
 /// Size bounds on what the server may send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::core::{Client, Command, Event, Limits, ProtocolError, Verb, apop_digest};
 use super::mailbox::Mailbox;
-use crate::cms::Secret;
+use crate::secret::Secret;
 use crate::secret::scrub_reply;
 
 /// How the POP3 connection is secured.

@@ -109,82 +109,15 @@ pub fn inspect_message(bytes: &[u8], key: Option<&PrivateKeyAndCert>) -> Message
     };
     r.headers = ex.headers.clone();
     r.multipart = ex.multipart;
-    if r.multipart {
-        r.push(
-            Severity::Info,
-            "mime",
-            "multipart/mixed message; the project emits single-part messages",
-        );
-    }
-    for (name, value) in [
-        ("From", &r.headers.from),
-        ("To", &r.headers.to),
-        ("Date", &r.headers.date),
-    ] {
-        if value.is_none() {
-            r.findings.push(Finding {
-                severity: Severity::Warning,
-                code: "header",
-                message: format!("missing header {name}"),
-            });
-        }
-    }
-    if !ex.content_type_ok {
-        let value = r
-            .headers
-            .content_type
-            .clone()
-            .unwrap_or_else(|| "(none)".to_owned());
-        r.push(
-            Severity::Error,
-            "content_type",
-            format!("Content-Type is {value:?}, expected Application/EDI-consent"),
-        );
-    } else if let Some(ct) = &r.headers.content_type
-        && !ct.starts_with(super::CONTENT_TYPE)
-    {
-        r.push(
-            Severity::Info,
-            "content_type",
-            format!("Content-Type {ct:?} differs in case from the annex's Application/EDI-consent"),
-        );
-    }
-    let description: Option<ContentDescription> = match r.headers.content_description.as_deref() {
-        None => {
-            r.push(
-                Severity::Error,
-                "content_description",
-                "missing header Content-Description",
-            );
-            None
-        }
-        Some(text) => match text.parse::<ContentDescription>() {
-            Ok(d) => {
-                r.profile = Some(d.to_string());
-                Some(d)
-            }
-            Err(e) => {
-                r.push(Severity::Error, "content_description", e.to_string());
-                None
-            }
-        },
-    };
-    let subject: Option<Subject> = match r.headers.subject.as_deref() {
-        None => {
-            r.push(Severity::Error, "subject", "missing header Subject");
-            None
-        }
-        Some(text) => match text.parse::<Subject>() {
-            Ok(s) => {
-                r.subject = Some(s.fields());
-                Some(s)
-            }
-            Err(e) => {
-                r.push(Severity::Error, "subject", e.to_string());
-                None
-            }
-        },
-    };
+    r.check_headers(ex.content_type_ok);
+    let description: Option<ContentDescription> = r.read_header(
+        r.headers.content_description.clone(),
+        "Content-Description",
+        "content_description",
+    );
+    r.profile = description.as_ref().map(ToString::to_string);
+    let subject: Option<Subject> = r.read_header(r.headers.subject.clone(), "Subject", "subject");
+    r.subject = subject.as_ref().map(Subject::fields);
     if let (Some(d), Some(s)) = (&description, &subject)
         && !d.profile.subject_matches(s)
     {
@@ -217,19 +150,96 @@ pub fn inspect_message(bytes: &[u8], key: Option<&PrivateKeyAndCert>) -> Message
         r.push(Severity::Error, "attachment_state", e.to_string());
         return r;
     }
-    if description.protection == Protection::Plain {
-        if let Some(c) = compress::detect(&attachment) {
-            r.push(
-                Severity::Warning,
-                "attachment_state",
-                format!("attachment starts like {} data but is announced plain", c.name()),
+    if r.check_protection(&description, &attachment, key.is_some()) {
+        r.open(&description, &attachment, key, &limits);
+    }
+    r
+}
+
+impl MessageReport {
+    /// The header findings: a multipart body, a missing From / To / Date, the Content-Type
+    /// (`content_type_ok` is the profile's verdict on it).
+    fn check_headers(&mut self, content_type_ok: bool) {
+        if self.multipart {
+            self.push(
+                Severity::Info,
+                "mime",
+                "multipart/mixed message; the project emits single-part messages",
             );
         }
-    } else {
-        match cms::envelope_info(&attachment) {
+        let missing: Vec<&str> = [
+            ("From", &self.headers.from),
+            ("To", &self.headers.to),
+            ("Date", &self.headers.date),
+        ]
+        .into_iter()
+        .filter(|(_, value)| value.is_none())
+        .map(|(name, _)| name)
+        .collect();
+        for name in missing {
+            self.push(Severity::Warning, "header", format!("missing header {name}"));
+        }
+        if !content_type_ok {
+            let value = self
+                .headers
+                .content_type
+                .clone()
+                .unwrap_or_else(|| "(none)".to_owned());
+            self.push(
+                Severity::Error,
+                "content_type",
+                format!("Content-Type is {value:?}, expected Application/EDI-consent"),
+            );
+        } else if let Some(ct) = self.headers.content_type.clone()
+            && !ct.starts_with(super::CONTENT_TYPE)
+        {
+            self.push(
+                Severity::Info,
+                "content_type",
+                format!("Content-Type {ct:?} differs in case from the annex's Application/EDI-consent"),
+            );
+        }
+    }
+
+    /// The value of header `name` (`value`), parsed; a finding with `code` when it is missing or
+    /// does not parse.
+    fn read_header<T>(&mut self, value: Option<String>, name: &str, code: &'static str) -> Option<T>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        let Some(text) = value else {
+            self.push(Severity::Error, code, format!("missing header {name}"));
+            return None;
+        };
+        text.parse::<T>()
+            .map_err(|e| self.push(Severity::Error, code, e.to_string()))
+            .ok()
+    }
+
+    /// Checks the attachment against its announced protection: a plain one that looks
+    /// compressed, an encrypted one's envelope. Returns whether it can be opened (false for an
+    /// encrypted attachment without a key).
+    fn check_protection(
+        &mut self,
+        description: &ContentDescription,
+        attachment: &[u8],
+        has_key: bool,
+    ) -> bool {
+        if description.protection == Protection::Plain {
+            if let Some(c) = compress::detect(attachment) {
+                self.push(
+                    Severity::Warning,
+                    "attachment_state",
+                    format!("attachment starts like {} data but is announced plain", c.name()),
+                );
+            }
+            return true;
+        }
+        match cms::envelope_info(attachment) {
             Ok(info) => {
                 if info.algorithm.is_none() {
-                    r.push(
+                    self.push(
                         Severity::Error,
                         "encryption",
                         format!(
@@ -238,40 +248,49 @@ pub fn inspect_message(bytes: &[u8], key: Option<&PrivateKeyAndCert>) -> Message
                         ),
                     );
                 }
-                r.encryption = Some(info);
+                self.encryption = Some(info);
             }
-            Err(e) => r.push(Severity::Error, "encryption", e.to_string()),
+            Err(e) => self.push(Severity::Error, "encryption", e.to_string()),
         }
-        if key.is_none() {
-            r.push(
+        if !has_key {
+            self.push(
                 Severity::Info,
                 "decrypt",
                 "attachment is encrypted; give the private key to inspect its content",
             );
-            return r;
         }
+        has_key
     }
-    match open_attachment(&description, &attachment, key, &limits) {
-        Ok(opened) => {
-            if description.protection == Protection::Encrypted
-                && let Some(c) = compress::detect(&opened.bytes)
-            {
-                r.push(
-                    Severity::Warning,
-                    "attachment_state",
-                    format!(
-                        "decrypted content starts like {} data but is announced K, not ZK",
-                        c.name()
-                    ),
-                );
+
+    /// Decrypts and decompresses the attachment, keeping its bytes for the caller.
+    fn open(
+        &mut self,
+        description: &ContentDescription,
+        attachment: &[u8],
+        key: Option<&PrivateKeyAndCert>,
+        limits: &ParseLimits,
+    ) {
+        match open_attachment(description, attachment, key, limits) {
+            Ok(opened) => {
+                if description.protection == Protection::Encrypted
+                    && let Some(c) = compress::detect(&opened.bytes)
+                {
+                    self.push(
+                        Severity::Warning,
+                        "attachment_state",
+                        format!(
+                            "decrypted content starts like {} data but is announced K, not ZK",
+                            c.name()
+                        ),
+                    );
+                }
+                self.compression = opened.compression;
+                self.attachment_len = Some(opened.bytes.len());
+                self.attachment_bytes = Some(opened.bytes);
             }
-            r.compression = opened.compression;
-            r.attachment_len = Some(opened.bytes.len());
-            r.attachment_bytes = Some(opened.bytes);
+            Err(e) => self.push(Severity::Error, "decrypt", e.to_string()),
         }
-        Err(e) => r.push(Severity::Error, "decrypt", e.to_string()),
     }
-    r
 }
 
 /// Entry point for the fuzz target: runs every parser of this crate on arbitrary bytes. Must

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use svoct_mail::smtp::{
-    DirTransport, Envelope as SmtpEnvelope, Security, SmtpConfig, SmtpCredentials, SmtpTransport, Transport,
+use svoct_mail::transport::{
+    DirTransport, Security, SmtpConfig, SmtpCredentials, SmtpEnvelope, SmtpTransport, Transport,
 };
 
 use super::{ServiceError, ServiceStats};

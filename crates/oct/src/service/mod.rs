@@ -2,7 +2,7 @@
 //! (`worker.rs`) turn spooled messages into outbox rows, senders (`sender.rs`) deliver the
 //! outbox through `delivery.rs`. What they share is one `Shared` behind one `Arc`.
 //!
-//! - The ingress (the SMTP shell of [`crate::ingress`]) acknowledges a message only once it is
+//! - The ingress (the SMTP shell of [`crate::inbound::listener`]) acknowledges a message only once it is
 //!   durably in the spool.
 //! - Each worker thread loops `claim_next` → [`crate::pipeline::Pipeline::process`] → [`OctStore::commit`] (one
 //!   transaction: processed row + outbox + quarantine) → `complete` / `quarantine` on the spool.
@@ -22,7 +22,7 @@ use std::time::Duration;
 use svoct_store::spool::{Spool, SpoolId};
 
 use crate::config::Config;
-use crate::ingress::{Ingress, IngressHandle};
+use crate::inbound::listener::{Ingress, IngressHandle};
 use crate::pipeline::{Keys, PipelineError};
 use crate::state::{OctStore, State, StateError, WriteGate};
 
@@ -44,7 +44,7 @@ pub enum ServiceError {
     #[error("{0}")]
     Spool(#[from] svoct_store::spool::SpoolError),
     #[error("{0}")]
-    Ingress(#[from] crate::ingress::IngressError),
+    Ingress(#[from] crate::inbound::listener::IngressError),
     #[error("downstream SMTP: {0}")]
     Smtp(String),
     #[error("thread: {0}")]

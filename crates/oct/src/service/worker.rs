@@ -100,6 +100,12 @@ impl Env for StateEnv<'_> {
     ) -> Result<Option<crate::state::SeenInvoice>, PipelineError> {
         Ok(self.state.forwarded_invoice(ps_number, invoice_number, nature)?)
     }
+    fn loi_files(
+        &mut self,
+        source: &std::path::Path,
+    ) -> Result<Vec<Vec<u8>>, crate::relay_formats::LoiSourceError> {
+        crate::relay_formats::read_loi_source(source)
+    }
     fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc()
     }

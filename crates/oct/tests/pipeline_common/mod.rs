@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use svoct_formats::b2::{self, SingleFileParams, synth::SynthParams};
 use svoct_mail::cms::{CmsCipher, PrivateKeyAndCert, RecipientCert};
-use svoct_mail::profile::{self, Envelope, Mailbox, Profile, Protect};
+use svoct_mail::profile::{self, Mailbox, MessageHeaders, Profile, Protect};
 use svoct_mail::subject::{Compostage, FileKind, InvoiceSubject, PartyNumber, SpecVersion, Subject};
 use svoct_oct::config::Config;
 use svoct_oct::pipeline::{Env, Keys, PipelineError};
@@ -179,7 +179,7 @@ pub fn ps_message(
         )
         .expect("subject"),
     );
-    let envelope = Envelope {
+    let envelope = MessageHeaders {
         from: Mailbox::new(from).expect("from"),
         to: Mailbox::new(OCT_ADDRESS).expect("to"),
         subject,
@@ -300,6 +300,12 @@ impl Env for TestEnv {
                 at: 1_764_657_600,
             }))
     }
+    fn loi_files(
+        &mut self,
+        source: &std::path::Path,
+    ) -> Result<Vec<Vec<u8>>, svoct_oct::relay_formats::LoiSourceError> {
+        svoct_oct::relay_formats::read_loi_source(source)
+    }
     fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc()
     }
@@ -330,7 +336,7 @@ pub fn am_return(
         ps_number: PartyNumber::new(ps_number).expect("ps number"),
         timestamp: MinuteStamp::new(at).expect("stamp"),
     });
-    let envelope = Envelope {
+    let envelope = MessageHeaders {
         from: Mailbox::new(from).expect("from"),
         to: Mailbox::new(OCT_ADDRESS).expect("to"),
         subject,

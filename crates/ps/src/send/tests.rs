@@ -1,7 +1,7 @@
 use svoct_formats::b2::synth::{SynthParams, generate_bytes};
 use svoct_mail::cms::PrivateKeyAndCert;
 use svoct_mail::profile::{ParseLimits, parse_message};
-use svoct_mail::smtp::{MemoryTransport, SendError};
+use svoct_mail::transport::{MemoryTransport, SendError};
 use svoct_testkit::certs::TestIdentity;
 use svoct_testkit::ps_config;
 
@@ -519,16 +519,16 @@ fn a_message_refused_by_the_oct_is_resent_with_the_certificate_fixed_since() {
         .store_if_new("test", "art-1", b"raw")
         .unwrap()
         .id();
-    let msg = crate::returns::ClassifiedMessage {
+    let mut msg = crate::reconcile::ClassifiedMessage {
         inbox_id: inbox,
-        kind: crate::returns::ReturnKind::Art,
+        kind: crate::reconcile::ReturnKind::Art,
         subject: "ART/123456789/202611260905".parse().unwrap(),
         profile: "ART".into(),
         message_id: None,
         file_name: None,
         file: refusing_art(&first.compostage),
     };
-    crate::returns::handle(ps.store(), ps.config(), &msg).unwrap();
+    crate::reconcile::handle(ps.store(), ps.config(), &mut msg).unwrap();
     let old = ps.store().journal().get(first.entry).unwrap().unwrap();
     assert_eq!(old.status, Status::Failed);
     let status = crate::status::status_now(&ps).unwrap();

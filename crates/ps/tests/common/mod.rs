@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use svoct_mail::cms::{CmsCipher, RecipientCert};
-use svoct_mail::profile::{Envelope, Mailbox, Profile, Protect, PsCategory, build_message};
+use svoct_mail::profile::{Mailbox, MessageHeaders, Profile, Protect, PsCategory, build_message};
 use svoct_mail::subject::{MinuteStamp, PartyNumber, ReturnKind, ReturnSubject, Subject};
 use svoct_testkit::certs::TestIdentity;
 use time::OffsetDateTime;
@@ -43,7 +43,7 @@ pub fn return_message(kind: ReturnKind, file: &[u8], encrypt_for: Option<&Path>)
         ps_number: PartyNumber::new("123456789").unwrap(),
         timestamp: MinuteStamp::new(time::PrimitiveDateTime::new(now.date(), now.time())).unwrap(),
     });
-    let envelope = Envelope {
+    let envelope = MessageHeaders {
         from: Mailbox::new("oct@oct.invalid").unwrap(),
         to: Mailbox::new("ps@ps.invalid").unwrap(),
         subject,

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value, json};
 use svoct_formats::zone::{
-    FileInfo, FileMessage, LotInfo, Zone, field_name, group_name, ids, is_text, latin1,
+    FileInfo, FileMessage, Group, LotInfo, Zone, field_name, group_name, ids, is_text, latin1,
 };
 
 use super::{Detected, Options, hex};
@@ -84,37 +84,7 @@ fn report(zone: &Zone<'_>, len: usize, opts: &Options) -> Detected {
                 g.field_count()
             );
         }
-        let mut fields = Vec::new();
-        for (i, value) in g.fields().enumerate() {
-            let n = i + 1;
-            let name = field_name(g.id, n);
-            let lot_field = matches!(g.id, ids::LOT_INFO_FSE | ids::LOT_INFO_DRE) && n == 9;
-            let mut f = Map::new();
-            f.insert("n".into(), n.into());
-            f.insert("name".into(), name.into());
-            f.insert("len".into(), value.len().into());
-            if lot_field && !value.is_empty() {
-                let (summary, _, _) = super::b2::lot_summary(value);
-                f.insert("b2_lot".into(), summary);
-            } else if is_text(value) {
-                f.insert("text".into(), latin1(value).into());
-            } else {
-                f.insert("hex".into(), hex(value).into());
-            }
-            fields.push(Value::Object(f));
-            if show {
-                let shown = if lot_field && !value.is_empty() {
-                    format!("<B2 lot, {} bytes>", value.len())
-                } else if value.len() > SHOW_MAX {
-                    format!("<{} bytes>", value.len())
-                } else if is_text(value) {
-                    format!("{:?}", latin1(value))
-                } else {
-                    format!("0x{}", hex(value))
-                };
-                let _ = writeln!(text, "    field {n:>2} {:<24} {shown}", name.unwrap_or(""));
-            }
-        }
+        let fields = group_fields(g, show.then_some(&mut text));
         if show {
             groups.push(json!({
                 "id": g.id,
@@ -151,6 +121,43 @@ fn report(zone: &Zone<'_>, len: usize, opts: &Options) -> Detected {
         text: header + &text,
         problem,
     }
+}
+
+/// The fields of group `g` as JSON; each also as a line of `text` when given (the text report
+/// shows the first groups only). The lot of a lot group is summarised as B2.
+fn group_fields(g: &Group<'_>, mut text: Option<&mut String>) -> Vec<Value> {
+    let mut fields = Vec::new();
+    for (i, value) in g.fields().enumerate() {
+        let n = i + 1;
+        let name = field_name(g.id, n);
+        let lot_field = matches!(g.id, ids::LOT_INFO_FSE | ids::LOT_INFO_DRE) && n == 9;
+        let mut f = Map::new();
+        f.insert("n".into(), n.into());
+        f.insert("name".into(), name.into());
+        f.insert("len".into(), value.len().into());
+        if lot_field && !value.is_empty() {
+            let (summary, _, _) = super::b2::lot_summary(value);
+            f.insert("b2_lot".into(), summary);
+        } else if is_text(value) {
+            f.insert("text".into(), latin1(value).into());
+        } else {
+            f.insert("hex".into(), hex(value).into());
+        }
+        fields.push(Value::Object(f));
+        if let Some(text) = text.as_deref_mut() {
+            let shown = if lot_field && !value.is_empty() {
+                format!("<B2 lot, {} bytes>", value.len())
+            } else if value.len() > SHOW_MAX {
+                format!("<{} bytes>", value.len())
+            } else if is_text(value) {
+                format!("{:?}", latin1(value))
+            } else {
+                format!("0x{}", hex(value))
+            };
+            let _ = writeln!(text, "    field {n:>2} {:<24} {shown}", name.unwrap_or(""));
+        }
+    }
+    fields
 }
 
 /// A lot group: the embedded lot must parse and validate, and the invoice count field must match.

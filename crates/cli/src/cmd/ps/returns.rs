@@ -78,12 +78,24 @@ pub fn returns(path: &Path, args: ReturnsArgs) -> CmdResult {
         crate::json::print(&v)?;
         return Ok(ExitCode::SUCCESS);
     }
+    print_lots(&v, &filter);
+    print_invoices(&v, &filter);
+    if !v.unmatched.is_empty() {
+        println!("\n{} return item(s) for nothing sent (kept):", v.unmatched.len());
+        print!("{}", unmatched_table(&v.unmatched));
+    }
+    print_outside_invoices(&v);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The lots with their ARL state, after a line of totals.
+fn print_lots(v: &svoct_ps::status::ReturnsView, filter: &svoct_ps::status::ReturnsFilter) {
     let t = &v.totals;
     println!(
         "{} lot(s): {} awaiting ARL, {} positive, {} negative",
         t.lots, t.lots_awaiting_arl, t.lots_positive, t.lots_negative
     );
-    println!("{}", shown("lot", v.lots.len(), v.page.lots_matching, &filter));
+    println!("{}", shown("lot", v.lots.len(), v.page.lots_matching, filter));
     let rows: Vec<Vec<String>> = v
         .lots
         .iter()
@@ -120,6 +132,11 @@ pub fn returns(path: &Path, args: ReturnsArgs) -> CmdResult {
             &rows
         )
     );
+}
+
+/// The invoices with their payment state, after a line of totals.
+fn print_invoices(v: &svoct_ps::status::ReturnsView, filter: &svoct_ps::status::ReturnsFilter) {
+    let t = &v.totals;
     println!(
         "\n{} invoice(s): {} awaiting, {} paid, {} rejected, {} deferred, {} partial, {} not processed; paid {} EUR",
         t.invoices,
@@ -133,7 +150,7 @@ pub fn returns(path: &Path, args: ReturnsArgs) -> CmdResult {
     );
     println!(
         "{}",
-        shown("invoice", v.invoices.len(), v.page.invoices_matching, &filter)
+        shown("invoice", v.invoices.len(), v.page.invoices_matching, filter)
     );
     let rows: Vec<Vec<String>> = v
         .invoices
@@ -164,12 +181,6 @@ pub fn returns(path: &Path, args: ReturnsArgs) -> CmdResult {
             &rows
         )
     );
-    if !v.unmatched.is_empty() {
-        println!("\n{} return item(s) for nothing sent (kept):", v.unmatched.len());
-        print!("{}", unmatched_table(&v.unmatched));
-    }
-    print_outside_invoices(&v);
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `showing 1-200 of 20075 matching invoice(s); --offset 200 for the next page`.

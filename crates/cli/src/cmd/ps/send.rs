@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use svoct_mail::smtp::{DirTransport, Transport};
+use svoct_mail::transport::{DirTransport, Transport};
 use svoct_ps::config::Config;
 use svoct_ps::{LotFile, Ps, Sent};
 use svoct_store::{EntryId, Status};

@@ -83,34 +83,65 @@ pub struct LoiAnswer {
 const MAX_LOI_FILES: usize = 10_000;
 const MAX_LOI_FILE: u64 = 64 * 1024 * 1024;
 
-/// Answers a dLOI request ([`svoct_formats::loi`], provisional) from the LOI source directory:
-/// the chain of increments starting at the version the PS holds (`from == version`, then
-/// `from == previous to`, ...). Files that are not increments are ignored; an `Err` is a reason
-/// to refuse the request (unreadable request, unreadable source, no increment continues the
-/// PS's version while newer ones exist).
-pub fn loi_answer(request: &[u8], source: &Path) -> Result<LoiAnswer, String> {
-    use svoct_formats::loi::{DloiRequest, Increment};
-    let req = DloiRequest::parse(request).map_err(|e| format!("unreadable dLOI request: {e}"))?;
-    let dir = std::fs::read_dir(source).map_err(|e| format!("LOI source {}: {e}", source.display()))?;
-    let mut all: Vec<(Increment, Vec<u8>)> = Vec::new();
+/// Why the LOI source could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LoiSourceError {
+    /// The directory could not be listed.
+    #[error("LOI source {}: {source}", path.display())]
+    Unreadable {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// More files than the 10,000 read at most: a wrong path cannot exhaust memory.
+    #[error("LOI source {} holds more than {MAX_LOI_FILES} files", path.display())]
+    TooManyFiles { path: std::path::PathBuf },
+}
+
+/// The files of the LOI source directory `source`: every regular file up to 64 MiB
+/// (unreadable entries are skipped). What the service hands the pipeline through
+/// [`crate::pipeline::Env::loi_files`].
+pub fn read_loi_source(source: &Path) -> Result<Vec<Vec<u8>>, LoiSourceError> {
+    let dir = std::fs::read_dir(source).map_err(|e| LoiSourceError::Unreadable {
+        path: source.to_owned(),
+        source: e,
+    })?;
+    let mut files = Vec::new();
     for (n, entry) in dir.enumerate() {
         if n >= MAX_LOI_FILES {
-            return Err(format!(
-                "LOI source {} holds more than {MAX_LOI_FILES} files",
-                source.display()
-            ));
+            return Err(LoiSourceError::TooManyFiles {
+                path: source.to_owned(),
+            });
         }
         let Ok(entry) = entry else { continue };
-        let path = entry.path();
         let Ok(meta) = entry.metadata() else { continue };
         if !meta.is_file() || meta.len() > MAX_LOI_FILE {
             continue;
         }
-        let Ok(bytes) = std::fs::read(&path) else { continue };
-        if let Ok(inc) = Increment::parse(&bytes) {
-            all.push((inc, bytes));
+        if let Ok(bytes) = std::fs::read(entry.path()) {
+            files.push(bytes);
         }
     }
+    Ok(files)
+}
+
+/// Answers a dLOI request ([`svoct_formats::loi`], provisional) from the files of the LOI
+/// source, which `source_files` reads once the request is understood: the chain of increments
+/// starting at the version the PS holds (`from == version`, then `from == previous to`, ...).
+/// Files that are not increments are ignored; an `Err` is a reason to refuse the request
+/// (unreadable request, unreadable source, no increment continues the PS's version while newer
+/// ones exist).
+pub fn loi_answer(
+    request: &[u8],
+    source_files: impl FnOnce() -> Result<Vec<Vec<u8>>, LoiSourceError>,
+) -> Result<LoiAnswer, String> {
+    use svoct_formats::loi::{DloiRequest, Increment};
+    let req = DloiRequest::parse(request).map_err(|e| format!("unreadable dLOI request: {e}"))?;
+    let mut all: Vec<(Increment, Vec<u8>)> = source_files()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter_map(|bytes| Increment::parse(&bytes).ok().map(|inc| (inc, bytes)))
+        .collect();
     all.sort_by_key(|(i, _)| (i.from, i.to));
     let mut chain = Vec::new();
     let mut at = req.version;

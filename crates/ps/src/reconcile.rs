@@ -77,7 +77,8 @@ pub struct ClassifiedMessage {
     pub profile: String,
     pub message_id: Option<String>,
     pub file_name: Option<String>,
-    /// The attachment, decrypted and decompressed.
+    /// The attachment, decrypted and decompressed. [`handle`] parses an RSP file in place: after
+    /// it, only the file's first 512 bytes are left here.
     pub file: Vec<u8>,
 }
 
@@ -91,7 +92,7 @@ pub enum Disposition {
 }
 
 /// Processes one classified return. See the module documentation for the contract.
-pub fn handle(store: &Store, config: &Config, msg: &ClassifiedMessage) -> Result<Disposition, String> {
+pub fn handle(store: &Store, config: &Config, msg: &mut ClassifiedMessage) -> Result<Disposition, String> {
     if msg.file.is_empty() {
         return Err(format!("{} return with an empty file", msg.kind.name()));
     }
@@ -115,41 +116,7 @@ pub fn handle(store: &Store, config: &Config, msg: &ClassifiedMessage) -> Result
         }
         ReturnKind::Rsp => {
             sync_sent(store, config).map_err(store_err)?;
-            // Parsed once, borrowing the file; the views are walked, never built whole.
-            let parsed = match noemie::parse(&msg.file) {
-                Ok(n) => n,
-                Err(e) => return unreadable(store, msg, &format!("unreadable NOEMIE file: {e}")),
-            };
-            let RspRecord { invoices, lines } = rsp_record(&parsed);
-            let r = store
-                .returns()
-                .record_rsp(msg.inbox_id, &invoices)
-                .map_err(store_err)?;
-            drop(invoices);
-            store
-                .returns()
-                .record_payment_lines(msg.inbox_id, &lines)
-                .map_err(store_err)?;
-            if !parsed.findings.is_empty() {
-                let summary = format!(
-                    "NOEMIE {} with {} finding(s): {}",
-                    parsed.references(),
-                    parsed.findings.len() + parsed.findings_suppressed,
-                    parsed.findings.first().map(|f| f.message.as_str()).unwrap_or("")
-                );
-                let detail = serde_json::to_value(&parsed.findings).unwrap_or_default();
-                store
-                    .returns()
-                    .record_note(msg.inbox_id, "RSP", None, &summary, &detail)
-                    .map_err(store_err)?;
-            }
-            // Warnings and information (an entity without a published layout, a blank currency)
-            // are noted for the support team; only errors keep the return for a human.
-            Ok(if !parsed.has_errors() && r.unmatched == 0 {
-                Disposition::Processed
-            } else {
-                Disposition::Kept
-            })
+            handle_rsp(store, msg).map_err(store_err)
         }
         ReturnKind::Art => {
             let (compostage, summary, detail) = art_note(&msg.file);
@@ -184,21 +151,66 @@ pub fn handle(store: &Store, config: &Config, msg: &ClassifiedMessage) -> Result
     }
 }
 
+/// An RSP: reconciliation of each invoice, the lines that belong to no invoice, a note of the
+/// file's findings. The file is parsed in place (its entity streams compacted inside it, no
+/// copy) and its views are walked, never built whole; the message keeps the file's first 512
+/// bytes for the note of an unreadable file.
+fn handle_rsp(store: &Store, msg: &mut ClassifiedMessage) -> Result<Disposition, StoreError> {
+    let file = std::mem::take(&mut msg.file);
+    msg.file = file.get(..file.len().min(512)).unwrap_or_default().to_vec();
+    let parsed = match noemie::parse_owned(file) {
+        Ok(n) => n,
+        Err(e) => return unreadable_file(store, msg, &format!("unreadable NOEMIE file: {e}")),
+    };
+    let mut rec = store.returns().begin_rsp(msg.inbox_id)?;
+    let mut failed = None;
+    let RspRecord { lines } = rsp_record(&parsed, |r| {
+        if failed.is_none() {
+            failed = rec.add(r).err();
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let r = rec.commit()?;
+    store.returns().record_payment_lines(msg.inbox_id, &lines)?;
+    if !parsed.findings.is_empty() {
+        let summary = format!(
+            "NOEMIE {} with {} finding(s): {}",
+            parsed.references(),
+            parsed.findings.len() + parsed.findings_suppressed,
+            parsed.findings.first().map(|f| f.message.as_str()).unwrap_or("")
+        );
+        let detail = serde_json::to_value(&parsed.findings).unwrap_or_default();
+        store
+            .returns()
+            .record_note(msg.inbox_id, "RSP", None, &summary, &detail)?;
+    }
+    // Warnings and information (an entity without a published layout, a blank currency) are
+    // noted for the support team; only errors keep the return for a human.
+    Ok(if !parsed.has_errors() && r.unmatched == 0 {
+        Disposition::Processed
+    } else {
+        Disposition::Kept
+    })
+}
+
 /// A return whose file does not read: kept in the inbox (`Kept`) with a note naming the error,
 /// shown by `svoct ps returns`; the raw message stays in the inbox for a human look.
 fn unreadable(store: &Store, msg: &ClassifiedMessage, why: &str) -> Result<Disposition, String> {
+    unreadable_file(store, msg, why).map_err(|e| format!("store: {e}"))
+}
+
+fn unreadable_file(store: &Store, msg: &ClassifiedMessage, why: &str) -> Result<Disposition, StoreError> {
     let head: String =
         String::from_utf8_lossy(msg.file.get(..msg.file.len().min(512)).unwrap_or_default()).into_owned();
-    store
-        .returns()
-        .record_note(
-            msg.inbox_id,
-            msg.kind.name(),
-            None,
-            why,
-            &serde_json::Value::String(head),
-        )
-        .map_err(|e| format!("store: {e}"))?;
+    store.returns().record_note(
+        msg.inbox_id,
+        msg.kind.name(),
+        None,
+        why,
+        &serde_json::Value::String(head),
+    )?;
     Ok(Disposition::Kept)
 }
 
@@ -283,20 +295,21 @@ fn compostage_in(text: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// What the store records of a NOEMIE file: the reconciliation of each invoice, and the lines
-/// that belong to no invoice (576 flat payments and deductions) with the notices of a 900, as
-/// the store keeps them for display and totals (`docs/formats/ps-returns-display.md`).
+/// The lines of a NOEMIE file that belong to no invoice (576 flat payments and deductions) with
+/// the notices of a 900, as the store keeps them for display and totals
+/// (`docs/formats/ps-returns-display.md`). The invoices themselves go to the sink given to
+/// [`rsp_record`] as they come out.
 pub struct RspRecord {
-    pub invoices: Vec<RspReturn>,
     pub lines: Vec<PaymentLine>,
 }
 
-/// Builds the [`RspRecord`] of a parsed file in one walk of its payment view
-/// ([`Noemie::walk_view`]): each payment and invoice is turned into what the store keeps as soon
-/// as it comes out and then dropped, so the whole report (every payment and invoice with all
-/// their fields) never exists at once. An invoice comes out before the payment that holds it:
-/// its payment's accounting date is filled in once the walk is over.
-pub fn rsp_record(n: &Noemie) -> RspRecord {
+/// Walks the payment view of a parsed file once ([`Noemie::walk_payments`]) and hands each
+/// invoice's reconciliation to `invoice` as soon as its payment's accounting date is known;
+/// returns the lines that belong to no invoice. Each payment and invoice is turned into what the
+/// store keeps and then dropped: neither the whole report nor the list of invoices ever exists
+/// at once. An invoice comes out before the payment that holds it, so the invoices of the
+/// payment being read wait (a handful) until that payment comes out.
+pub fn rsp_record(n: &Noemie, mut invoice: impl FnMut(RspReturn)) -> RspRecord {
     let files: Vec<(String, String)> = n
         .files
         .iter()
@@ -304,7 +317,7 @@ pub fn rsp_record(n: &Noemie) -> RspRecord {
         .collect();
     let ident = |file: usize| files.get(file).cloned().unwrap_or_default();
     let mut dates: Vec<Option<String>> = Vec::new();
-    let mut invoices: Vec<(Option<usize>, RspReturn)> = Vec::new();
+    let mut waiting: Vec<(Option<usize>, RspReturn)> = Vec::new();
     let mut lines = Vec::new();
     // 900 notices, each with its invoice's payment: after the payment lines, as before.
     let mut notices_900: Vec<(Option<usize>, Vec<PaymentLine>)> = Vec::new();
@@ -318,7 +331,9 @@ pub fn rsp_record(n: &Noemie) -> RspRecord {
                 date,
             };
             payment_only_lines(&mut lines, &o, &p);
+            let index = dates.len();
             dates.push(o.date);
+            release(&mut waiting, &dates, Some(index), &mut invoice);
         }
         ViewItem::Invoice(i) => {
             let (reference, file) = ident(i.file);
@@ -332,9 +347,16 @@ pub fn rsp_record(n: &Noemie) -> RspRecord {
                 notices(&mut out, &o, &i.rejects, &i.comments, Some(&i));
                 notices_900.push((i.payment, out));
             }
-            invoices.push((i.payment, rsp_return(&i)));
+            waiting.push((i.payment, rsp_return(&i)));
+            // An invoice outside any payment has no date to wait for.
+            release(&mut waiting, &dates, None, &mut invoice);
         }
     });
+    // Whatever still waits names a payment that never came: handed over in order, undated.
+    for (p, mut r) in waiting {
+        r.paid_date = p.and_then(|p| dates.get(p).cloned().flatten());
+        invoice(r);
+    }
     let date_of = |p: Option<usize>| p.and_then(|p| dates.get(p).cloned().flatten());
     for (p, mut out) in notices_900 {
         let date = date_of(p);
@@ -343,14 +365,25 @@ pub fn rsp_record(n: &Noemie) -> RspRecord {
         }
         lines.extend(out);
     }
-    let invoices = invoices
-        .into_iter()
-        .map(|(p, mut r)| {
-            r.paid_date = date_of(p);
-            r
-        })
-        .collect();
-    RspRecord { invoices, lines }
+    RspRecord { lines }
+}
+
+/// Hands over, in order, the waiting invoices at the front of the queue that belong to payment
+/// `done` (just read, so its date is known) or to no payment.
+fn release(
+    waiting: &mut Vec<(Option<usize>, RspReturn)>,
+    dates: &[Option<String>],
+    done: Option<usize>,
+    invoice: &mut impl FnMut(RspReturn),
+) {
+    let ready = waiting
+        .iter()
+        .take_while(|(p, _)| p.is_none() || *p == done)
+        .count();
+    for (p, mut r) in waiting.drain(..ready) {
+        r.paid_date = p.and_then(|p| dates.get(p).cloned().flatten());
+        invoice(r);
+    }
 }
 
 /// A file's reference, and its identity: the same file relayed twice is recorded once.

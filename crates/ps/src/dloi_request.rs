@@ -5,7 +5,7 @@
 use svoct_formats::loi::{DateTime, DloiRequest};
 use time::OffsetDateTime;
 
-use svoct_mail::smtp::Transport;
+use svoct_mail::transport::Transport;
 
 use crate::config::Config;
 use crate::error::PsError;

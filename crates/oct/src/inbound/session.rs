@@ -1,6 +1,6 @@
 //! The sans-IO SMTP server session of the concentrator's ingress.
 //!
-//! [`Session`] holds no socket: the shell (see [`crate::ingress`]) feeds it the bytes it reads
+//! [`Session`] holds no socket: the shell (see [`super::listener`]) feeds it the bytes it reads
 //! with [`Session::feed`], writes the bytes of [`Session::take_replies`] back, and carries out
 //! the [`Action`]s of [`Session::next_action`]. This keeps every protocol decision testable
 //! without a network, and lets the fuzz target drive the exact code that serves clients.
@@ -32,7 +32,7 @@
 use std::borrow::Cow;
 use std::io::Write as _;
 
-use smtp_proto::{Error as ProtoError, MAIL_BODY_BINARYMIME, Request};
+use smtp_proto::{Error as ProtoError, MAIL_BODY_BINARYMIME, MailFrom, RcptTo, Request};
 
 /// Limits and identity of an SMTP server session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -471,79 +471,19 @@ impl Session {
         }
     }
 
+    /// One SMTP verb: each has its own method below, the rest answer in one line here.
     fn command(&mut self, request: Request<Cow<'_, str>>) {
         match request {
-            Request::Ehlo { host } => {
-                self.helo = Some(host.into_owned());
-                self.tx = Transaction::default();
-                let mut lines = vec![
-                    format!("{} Hello", self.hostname),
-                    format!("SIZE {}", self.config.max_message_size),
-                    "PIPELINING".to_owned(),
-                    "8BITMIME".to_owned(),
-                    "ENHANCEDSTATUSCODES".to_owned(),
-                ];
-                if self.config.starttls && !self.tls {
-                    lines.push("STARTTLS".to_owned());
-                }
-                let last = lines.len().saturating_sub(1);
-                for (i, text) in lines.iter().enumerate() {
-                    let sep = if i == last { ' ' } else { '-' };
-                    let _ = write!(self.replies, "250{sep}{text}\r\n");
-                }
-            }
+            Request::Ehlo { host } => self.ehlo(host.into_owned()),
             Request::Helo { host } => {
                 self.helo = Some(host.into_owned());
                 self.tx = Transaction::default();
                 let text = self.hostname.clone();
                 self.reply(250, "", &text);
             }
-            Request::Mail { from } => {
-                if self.helo.is_none() {
-                    self.client_error(503, "5.5.1", "Send EHLO or HELO first");
-                } else if self.tx.mail_from.is_some() {
-                    self.client_error(503, "5.5.1", "Nested MAIL command");
-                } else if from.size > self.config.max_message_size {
-                    self.client_error(552, "5.3.4", "Message size exceeds fixed maximum");
-                } else if from.flags & MAIL_BODY_BINARYMIME != 0 {
-                    self.client_error(555, "5.5.4", "BODY=BINARYMIME not supported");
-                } else {
-                    self.tx.mail_from = Some(from.address.into_owned());
-                    self.reply(250, "2.1.0", "Sender OK");
-                }
-            }
-            Request::Rcpt { to } => {
-                if self.tx.mail_from.is_none() {
-                    self.client_error(503, "5.5.1", "Need MAIL before RCPT");
-                } else if to.address.is_empty() {
-                    self.client_error(501, "5.1.3", "Empty recipient address");
-                } else if !self.config.recipients.accepts(&to.address) {
-                    // The address is not echoed: the reply says why, the log has the peer.
-                    self.client_error(550, "5.7.1", "Relaying denied: recipient not served here");
-                } else if self.tx.rcpt_to.len() >= self.config.max_recipients {
-                    self.reply(452, "4.5.3", "Too many recipients");
-                } else {
-                    self.tx.rcpt_to.push(to.address.into_owned());
-                    self.reply(250, "2.1.5", "Recipient OK");
-                }
-            }
-            Request::Data => {
-                if self.tx.mail_from.is_none() {
-                    self.client_error(503, "5.5.1", "Need MAIL before DATA");
-                } else if self.tx.rcpt_to.is_empty() {
-                    self.client_error(503, "5.5.1", "Need RCPT before DATA");
-                } else {
-                    self.reply(354, "", "Start mail input; end with <CRLF>.<CRLF>");
-                    self.data.reset();
-                    self.state = State::Data;
-                    let tx = std::mem::take(&mut self.tx);
-                    self.actions.push_back(Action::BeginMessage(MessageEnvelope {
-                        helo: self.helo.clone().unwrap_or_default(),
-                        mail_from: tx.mail_from.unwrap_or_default(),
-                        rcpt_to: tx.rcpt_to,
-                    }));
-                }
-            }
+            Request::Mail { from } => self.mail(from),
+            Request::Rcpt { to } => self.rcpt(to),
+            Request::Data => self.data_command(),
             Request::Bdat { chunk_size, .. } => {
                 self.client_error(502, "5.5.1", "CHUNKING not supported");
                 if chunk_size > 0 && self.state == State::Command {
@@ -567,19 +507,7 @@ impl Session {
             Request::Help { .. } => {
                 self.reply(214, "2.0.0", "See RFC 5321");
             }
-            Request::StartTls => {
-                if !self.config.starttls {
-                    self.client_error(502, "5.5.1", "STARTTLS not offered");
-                } else if self.tls {
-                    self.client_error(503, "5.5.1", "TLS already active");
-                } else if self.helo.is_none() {
-                    self.client_error(503, "5.5.1", "Send EHLO first");
-                } else {
-                    self.reply(220, "2.0.0", "Ready to start TLS");
-                    self.state = State::AwaitTls;
-                    self.actions.push_back(Action::StartTls);
-                }
-            }
+            Request::StartTls => self.starttls(),
             Request::Expn { .. }
             | Request::Auth { .. }
             | Request::Etrn { .. }
@@ -588,6 +516,89 @@ impl Session {
             | Request::Lhlo { .. } => {
                 self.client_error(502, "5.5.1", "Command not implemented");
             }
+        }
+    }
+
+    fn ehlo(&mut self, host: String) {
+        self.helo = Some(host);
+        self.tx = Transaction::default();
+        let mut lines = vec![
+            format!("{} Hello", self.hostname),
+            format!("SIZE {}", self.config.max_message_size),
+            "PIPELINING".to_owned(),
+            "8BITMIME".to_owned(),
+            "ENHANCEDSTATUSCODES".to_owned(),
+        ];
+        if self.config.starttls && !self.tls {
+            lines.push("STARTTLS".to_owned());
+        }
+        let last = lines.len().saturating_sub(1);
+        for (i, text) in lines.iter().enumerate() {
+            let sep = if i == last { ' ' } else { '-' };
+            let _ = write!(self.replies, "250{sep}{text}\r\n");
+        }
+    }
+
+    fn mail(&mut self, from: MailFrom<Cow<'_, str>>) {
+        if self.helo.is_none() {
+            self.client_error(503, "5.5.1", "Send EHLO or HELO first");
+        } else if self.tx.mail_from.is_some() {
+            self.client_error(503, "5.5.1", "Nested MAIL command");
+        } else if from.size > self.config.max_message_size {
+            self.client_error(552, "5.3.4", "Message size exceeds fixed maximum");
+        } else if from.flags & MAIL_BODY_BINARYMIME != 0 {
+            self.client_error(555, "5.5.4", "BODY=BINARYMIME not supported");
+        } else {
+            self.tx.mail_from = Some(from.address.into_owned());
+            self.reply(250, "2.1.0", "Sender OK");
+        }
+    }
+
+    fn rcpt(&mut self, to: RcptTo<Cow<'_, str>>) {
+        if self.tx.mail_from.is_none() {
+            self.client_error(503, "5.5.1", "Need MAIL before RCPT");
+        } else if to.address.is_empty() {
+            self.client_error(501, "5.1.3", "Empty recipient address");
+        } else if !self.config.recipients.accepts(&to.address) {
+            // The address is not echoed: the reply says why, the log has the peer.
+            self.client_error(550, "5.7.1", "Relaying denied: recipient not served here");
+        } else if self.tx.rcpt_to.len() >= self.config.max_recipients {
+            self.reply(452, "4.5.3", "Too many recipients");
+        } else {
+            self.tx.rcpt_to.push(to.address.into_owned());
+            self.reply(250, "2.1.5", "Recipient OK");
+        }
+    }
+
+    fn data_command(&mut self) {
+        if self.tx.mail_from.is_none() {
+            self.client_error(503, "5.5.1", "Need MAIL before DATA");
+        } else if self.tx.rcpt_to.is_empty() {
+            self.client_error(503, "5.5.1", "Need RCPT before DATA");
+        } else {
+            self.reply(354, "", "Start mail input; end with <CRLF>.<CRLF>");
+            self.data.reset();
+            self.state = State::Data;
+            let tx = std::mem::take(&mut self.tx);
+            self.actions.push_back(Action::BeginMessage(MessageEnvelope {
+                helo: self.helo.clone().unwrap_or_default(),
+                mail_from: tx.mail_from.unwrap_or_default(),
+                rcpt_to: tx.rcpt_to,
+            }));
+        }
+    }
+
+    fn starttls(&mut self) {
+        if !self.config.starttls {
+            self.client_error(502, "5.5.1", "STARTTLS not offered");
+        } else if self.tls {
+            self.client_error(503, "5.5.1", "TLS already active");
+        } else if self.helo.is_none() {
+            self.client_error(503, "5.5.1", "Send EHLO first");
+        } else {
+            self.reply(220, "2.0.0", "Ready to start TLS");
+            self.state = State::AwaitTls;
+            self.actions.push_back(Action::StartTls);
         }
     }
 

@@ -31,7 +31,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_openssl::SslStream;
 
-use crate::smtp::{Action, DATA_CHUNK, MessageEnvelope, PersistOutcome, Session, SessionConfig};
+use super::session::{Action, DATA_CHUNK, MessageEnvelope, PersistOutcome, Session, SessionConfig};
 
 /// Certificate and key files for STARTTLS (PEM). Only paths are held: the key never enters
 /// a log or a `Debug` output.

@@ -1,0 +1,234 @@
+//! What the pipeline sends: outgoing messages with deterministic Message-IDs, the ART, the
+//! subjects and `000` / `999` of the files the OCT writes.
+
+use svoct_formats::b2::{self, FileHeaderParams, LotKind};
+use svoct_mail::cms::{CmsCipher, RecipientCert};
+use svoct_mail::profile::{self, Mailbox, MessageHeaders, Profile, Protect};
+use svoct_mail::subject::{
+    FileKind, InvoiceSubject, MinuteStamp, PartyNumber, ReturnKind, ReturnSubject, SpecVersion, Subject,
+};
+use time::OffsetDateTime;
+
+use super::{
+    Env, OCT_FILE_APPLICATION, OCT_FILE_NORME, Pipeline, PipelineError, message_id, primitive, yymmdd,
+};
+use crate::config::{Config, Sender};
+use crate::receipt::Receipt;
+use crate::state::{OutKind, Outgoing};
+
+/// One message the OCT sends: its subject, profile and attachment.
+pub(super) struct Letter<'f> {
+    pub(super) subject: Subject,
+    pub(super) profile: Profile,
+    pub(super) file_name: String,
+    pub(super) file: &'f [u8],
+    /// Encrypt for this certificate (when the profile allows it).
+    pub(super) cert: Option<&'f RecipientCert>,
+    pub(super) date: OffsetDateTime,
+}
+
+/// Accumulates outgoing messages with their deterministic Message-IDs.
+pub(super) struct Out<'c> {
+    pub(super) config: &'c Config,
+    pub(super) digest: String,
+    pub(super) spool_id: String,
+    pub(super) list: Vec<Outgoing>,
+}
+
+impl Out<'_> {
+    fn next_id(&self, kind: OutKind) -> String {
+        message_id(
+            &self.digest,
+            &self.spool_id,
+            self.list.len(),
+            kind,
+            self.config.domain(),
+        )
+    }
+
+    pub(super) fn push(
+        &mut self,
+        kind: OutKind,
+        to: &str,
+        letter: Letter<'_>,
+    ) -> Result<String, PipelineError> {
+        let id = self.next_id(kind);
+        self.push_as(id, kind, to, letter)
+    }
+
+    /// Like [`Out::push`], under the Message-ID `id`.
+    pub(super) fn push_as(
+        &mut self,
+        id: String,
+        kind: OutKind,
+        to: &str,
+        letter: Letter<'_>,
+    ) -> Result<String, PipelineError> {
+        let Letter {
+            subject,
+            profile,
+            file_name,
+            file,
+            cert,
+            date,
+        } = letter;
+        let build = |e: profile::ProfileError| PipelineError::Build(e.to_string());
+        let envelope = MessageHeaders {
+            from: Mailbox::new(&self.config.oct.address).map_err(build)?,
+            to: Mailbox::new(to).map_err(build)?,
+            subject,
+            profile,
+            file_name,
+            date,
+            message_id: Some(id.clone()),
+        };
+        let certs: Vec<RecipientCert>;
+        let protect = match cert {
+            Some(c) if profile.allows_protection() => {
+                certs = vec![c.clone()];
+                Protect::Encrypt {
+                    recipients: &certs,
+                    cipher: CmsCipher::default(),
+                    compress: false,
+                }
+            }
+            _ => Protect::None,
+        };
+        let raw = profile::build_message(&envelope, file, protect).map_err(build)?;
+        self.list.push(Outgoing {
+            message_id: id.clone(),
+            kind,
+            mail_from: self.config.oct.address.clone(),
+            rcpt: to.to_owned(),
+            raw,
+        });
+        Ok(id)
+    }
+}
+
+/// What a received message said about itself, echoed in its ART (R5.6: the PS finds its
+/// message by it).
+pub(super) struct Echo {
+    pub(super) compostage: String,
+    pub(super) file_name: String,
+    pub(super) subject: String,
+    pub(super) profile: String,
+}
+
+/// Who a file the OCT writes is addressed to (`000` / `999` recipient fields).
+pub(super) struct Addressee<'r> {
+    pub(super) recipient_type: &'r str,
+    /// Digits only (an AMC organisation number, a route's recipient).
+    pub(super) recipient_number: String,
+}
+
+impl Pipeline<'_> {
+    /// The receipt of a message from `sender`, nothing read from its file yet.
+    pub(super) fn receipt(&self, sender: &Sender, echo: Echo, env: &dyn Env) -> Receipt {
+        Receipt {
+            oct_id: self.config.oct.identifier.clone(),
+            ps_number: sender.ps_number.clone(),
+            received: Some(env.now()),
+            compostage: echo.compostage,
+            file_name: echo.file_name,
+            subject: echo.subject,
+            profile: echo.profile,
+            sender_number: String::new(),
+            invoices: 0,
+            accepted: false,
+            reason: None,
+            lots: Vec::new(),
+            amc: Vec::new(),
+        }
+    }
+
+    pub(super) fn push_art(
+        &self,
+        out: &mut Out<'_>,
+        sender: &Sender,
+        receipt: &Receipt,
+        env: &mut dyn Env,
+    ) -> Result<(), PipelineError> {
+        let now = env.now();
+        let subject = Subject::Return(return_subject(ReturnKind::Art, sender, now)?);
+        let category = profile::PsCategory::from_code(&sender.category).unwrap_or(profile::PsCategory::Xx);
+        let file_name = format!("ART{}.txt", out.spool_id);
+        let art = receipt.render();
+        let letter = Letter {
+            subject,
+            profile: Profile::Art(category),
+            file_name,
+            file: &art,
+            cert: None,
+            date: now,
+        };
+        out.push(OutKind::Art, sender.return_mailbox(), letter)?;
+        Ok(())
+    }
+
+    pub(super) fn invoice_subject(
+        &self,
+        kind: LotKind,
+        invoices: usize,
+        env: &mut dyn Env,
+    ) -> Result<Subject, PipelineError> {
+        let build = |e: String| PipelineError::Build(e);
+        let version = SpecVersion::new(&self.config.oct.spec_version).map_err(|e| build(e.to_string()))?;
+        let exercice = PartyNumber::new(&self.config.oct.sender_number).map_err(|e| build(e.to_string()))?;
+        let count = u32::try_from(invoices).unwrap_or(u32::MAX);
+        let s = InvoiceSubject::new(file_kind(kind), version, exercice, env.compostage()?, count)
+            .map_err(|e| build(e.to_string()))?;
+        Ok(Subject::Invoice(s))
+    }
+
+    /// Frames lots into a file with the OCT as sender (`OT` + the OCT's sender number).
+    pub(super) fn build_oct_file(
+        &self,
+        lots: &[&[u8]],
+        to: &Addressee<'_>,
+        file_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<u8>, PipelineError> {
+        let params = FileHeaderParams {
+            sender_type: self.config.oct.sender_type.clone(),
+            recipient_type: to.recipient_type.to_owned(),
+            recipient_number: to.recipient_number.clone(),
+            application: OCT_FILE_APPLICATION.into(),
+            file_id: file_id.to_owned(),
+            date: yymmdd(now),
+            norme: OCT_FILE_NORME.into(),
+            message: String::new(),
+        };
+        b2::build_file_as(lots, &params, &self.config.oct.sender_number)
+            .map_err(|e| PipelineError::Build(e.to_string()))
+    }
+}
+
+/// The subject `KIND/<PS number>/<now>` of a return the OCT sends `sender` (ART, dLOI answer).
+pub(super) fn return_subject(
+    kind: ReturnKind,
+    sender: &Sender,
+    now: OffsetDateTime,
+) -> Result<ReturnSubject, PipelineError> {
+    let build = |e: String| PipelineError::Build(e);
+    let ps_number = PartyNumber::new(&sender.ps_number).map_err(|e| build(e.to_string()))?;
+    let timestamp = MinuteStamp::new(primitive(now))
+        .ok_or_else(|| build("the clock is out of the 4-digit year range".into()))?;
+    Ok(ReturnSubject {
+        kind,
+        ps_number,
+        timestamp,
+    })
+}
+
+pub(super) fn file_kind(kind: LotKind) -> FileKind {
+    match kind {
+        LotKind::Fse => FileKind::Fse,
+        LotKind::Dre => FileKind::Dre,
+    }
+}
+
+/// Digits of `s`, in order: the recipient number the OCT writes.
+pub(super) fn digits_only(s: &str) -> String {
+    s.chars().filter(char::is_ascii_digit).collect()
+}
