@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use super::{ServiceError, ServiceStats, Shared, sleep_unless_stopped};
 use crate::pipeline::{Env, Incoming, Pipeline, PipelineError};
-use crate::state::{Commit, OctStore, QuarantineBound, SeenLot, State, now_secs};
+use crate::state::{Commit, CompostageBlock, OctStore, QuarantineBound, SeenLot, State, now_secs};
 
 /// Per-worker blocks of file names and compostages reserved in the state database, so that the
 /// per-message path does not pay one durable transaction per allocation.
@@ -18,7 +18,16 @@ use crate::state::{Commit, OctStore, QuarantineBound, SeenLot, State, now_secs};
 pub struct Blocks {
     file_next: u64,
     file_end: u64,
-    compostage: Option<(i64, u32, u32, std::time::Instant)>,
+    compostage: Option<CompostageHand>,
+}
+
+/// The compostage block a worker hands stamps out of.
+#[derive(Debug)]
+struct CompostageHand {
+    block: CompostageBlock,
+    /// The counter handed out next, in `block.first..block.first + block.count`.
+    next: u32,
+    reserved_at: std::time::Instant,
 }
 
 /// File names reserved per block.
@@ -44,23 +53,23 @@ impl<'s> StateEnv<'s> {
 
 impl Env for StateEnv<'_> {
     fn compostage(&mut self) -> Result<Compostage, PipelineError> {
-        let fresh = matches!(self.blocks.compostage, Some((_, next, end, at))
-            if next < end && at.elapsed() < COMPOSTAGE_BLOCK_AGE);
+        let fresh = self.blocks.compostage.as_ref().is_some_and(|h| {
+            h.next < h.block.first + h.block.count && h.reserved_at.elapsed() < COMPOSTAGE_BLOCK_AGE
+        });
         if !fresh {
             let block = self.state.reserve_compostage(COMPOSTAGE_BLOCK, now_secs())?;
-            self.blocks.compostage = Some((
-                block.second,
-                block.first,
-                block.first + block.count,
-                std::time::Instant::now(),
-            ));
+            self.blocks.compostage = Some(CompostageHand {
+                block,
+                next: block.first,
+                reserved_at: std::time::Instant::now(),
+            });
         }
-        let Some((secs, next, _, _)) = self.blocks.compostage.as_mut() else {
+        let Some(hand) = self.blocks.compostage.as_mut() else {
             return Err(PipelineError::Build("no compostage block".into()));
         };
-        let counter = *next;
-        *next += 1;
-        let at = OffsetDateTime::from_unix_timestamp(*secs)
+        let counter = hand.next;
+        hand.next += 1;
+        let at = OffsetDateTime::from_unix_timestamp(hand.block.second)
             .map_err(|e| PipelineError::Build(format!("compostage time: {e}")))?;
         Compostage::new(time::PrimitiveDateTime::new(at.date(), at.time()), counter)
             .map_err(|e| PipelineError::Build(format!("compostage: {e}")))
