@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use pipeline_common::*;
 use svoct_oct::service::Running;
-use svoct_oct::state::State;
+use svoct_oct::state::{OctStore, State};
 use svoct_store::spool::{Envelope, Spool};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {

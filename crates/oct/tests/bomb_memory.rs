@@ -14,7 +14,7 @@ use pipeline_common::*;
 use svoct_mail::profile::{self, Mailbox, MessageHeaders, Profile, Protect};
 use svoct_mail::subject::{FileKind, InvoiceSubject, PartyNumber, SpecVersion, Subject};
 use svoct_mail::transport::{SmtpConfig, SmtpEnvelope, SmtpTransport, Transport};
-use svoct_oct::state::State;
+use svoct_oct::state::{OctStore, State};
 
 const BOMBS: u32 = 4;
 const BOMB_BYTES: u64 = 300 * 1024 * 1024;

@@ -23,7 +23,7 @@ use svoct_formats::art::LotStatus;
 use svoct_formats::b2;
 use svoct_mail::profile::{self, ParseLimits};
 use svoct_mail::transport::{SmtpConfig, SmtpEnvelope, SmtpTransport, Transport};
-use svoct_oct::state::State;
+use svoct_oct::state::{OctStore, State};
 use svoct_testkit::{Exim, EximConfig};
 
 const N: u32 = 24;
@@ -173,7 +173,7 @@ fn kill_9_mid_way_then_restart_forwards_everything_exactly_once() {
         .outbox_ids()
         .expect("ids")
         .into_iter()
-        .map(|(id, _, rcpt, _)| (id, rcpt))
+        .map(|r| (r.message_id, r.rcpt))
         .collect();
     assert_eq!(expected.len(), 4 * N as usize);
 

@@ -7,7 +7,7 @@ mod pipeline_common;
 use pipeline_common::*;
 use svoct_oct::pipeline::{Incoming, Pipeline};
 use svoct_oct::service::{Blocks, ServiceStats, work_batch};
-use svoct_oct::state::State;
+use svoct_oct::state::{OctStore, State};
 use svoct_store::spool::{Envelope, Spool};
 
 fn envelope(from: &str) -> Envelope {
@@ -96,7 +96,7 @@ fn one_step_commits_a_batch_and_completes_what_a_crash_left_committed() {
     // stranger (no ART to an address the OCT does not know).
     let ids = state.outbox_ids().expect("outbox");
     assert_eq!(ids.len(), 4 * 4);
-    let mut unique: Vec<_> = ids.iter().map(|r| r.0.clone()).collect();
+    let mut unique: Vec<_> = ids.iter().map(|r| r.message_id.clone()).collect();
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), ids.len(), "no Message-ID twice");
@@ -154,7 +154,7 @@ fn quarantine_keeps_one_copy_within_its_bound_and_retention() {
     assert_eq!(oldest.bytes, 0, "the oldest content is gone");
     assert_eq!(oldest.mail_from, stranger);
     assert!(!oldest.reason.is_empty(), "its reason stays");
-    let (cause, bytes, _) = state
+    let svoct_oct::state::PurgeRecord { cause, bytes, .. } = state
         .quarantine_purge_record(oldest.id)
         .expect("record")
         .expect("the removal is recorded");
@@ -267,9 +267,9 @@ fn arts(state: &State) -> Vec<svoct_formats::art::Art> {
         .outbox_ids()
         .expect("outbox")
         .iter()
-        .filter(|r| r.1 == "art")
+        .filter(|r| r.kind == "art")
         .map(|r| {
-            let raw = state.outbox_raw(&r.0).expect("raw").expect("body");
+            let raw = state.outbox_raw(&r.message_id).expect("raw").expect("body");
             let parsed = profile::parse_message(&raw, &ParseLimits::default()).expect("ART parses");
             svoct_formats::art::Art::parse(&parsed.attachment).expect("ART body")
         })
@@ -308,7 +308,7 @@ fn two_copies_in_one_batch_forward_once_and_the_second_is_answered_as_a_duplicat
     assert!(spool.list().expect("list").is_empty());
 
     let ids = state.outbox_ids().expect("outbox");
-    assert_eq!(ids.iter().filter(|r| r.1 == "forward").count(), 3, "{ids:?}");
+    assert_eq!(ids.iter().filter(|r| r.kind == "forward").count(), 3, "{ids:?}");
     let arts = arts(&state);
     assert_eq!(arts.len(), 2);
     assert!(arts[0].lots.iter().all(|l| l.status == LotStatus::Forwarded));

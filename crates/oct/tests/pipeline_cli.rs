@@ -9,7 +9,7 @@ use std::process::Command;
 use pipeline_common::*;
 use svoct_oct::pipeline::Pipeline;
 use svoct_oct::service::{Blocks, ServiceStats, work_once};
-use svoct_oct::state::State;
+use svoct_oct::state::{OctStore, State};
 use svoct_store::spool::{Envelope, Spool};
 
 fn svoct(bin: &std::path::Path, world: &World, args: &[&str]) -> (bool, String, String) {

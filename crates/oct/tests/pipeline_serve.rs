@@ -16,7 +16,7 @@ use svoct_mail::profile::{self, ParseLimits};
 use svoct_mail::transport::{SmtpConfig, SmtpEnvelope, SmtpTransport, Transport};
 use svoct_oct::config::Config;
 use svoct_oct::service::{Delivered, Delivery, Running};
-use svoct_oct::state::State;
+use svoct_oct::state::{OctStore, State};
 use svoct_testkit::{Exim, EximConfig};
 
 const MAILBOXES: &[&str] = &["cpam100", "cpam101", "caisse102", "mutuelle", "ps1"];

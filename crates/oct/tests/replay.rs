@@ -13,7 +13,7 @@ use svoct_formats::art::{FileStatus, LotStatus};
 use svoct_formats::b2;
 use svoct_mail::transport::{SmtpConfig, SmtpEnvelope, SmtpTransport, Transport};
 use svoct_oct::service::Running;
-use svoct_oct::state::State;
+use svoct_oct::state::{OctStore, State};
 use svoct_testkit::{Exim, EximConfig};
 
 const AM_BOXES: &[&str] = &["cpam100", "cpam101", "caisse102"];

@@ -14,7 +14,7 @@
 //!
 //! Stamps are therefore strictly increasing, both as numbers and as strings.
 
-use rusqlite::{OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 use time::OffsetDateTime;
 
 use crate::db::Store;
@@ -25,20 +25,39 @@ pub const COMPOSTAGE_LEN: usize = 19;
 /// The largest counter value within one second.
 pub const COUNTER_MAX: i64 = 99_999;
 
-/// Allocates compostages from a [`Store`]; see the module documentation for the rules.
+/// Allocates compostages from a database's `compostage_state` row; see the module documentation
+/// for the rules. The PS store ([`Store::compostage`]) and the OCT state
+/// ([`crate::oct::OctStore::reserve_compostage`]) both draw from this one allocator.
 #[derive(Debug, Clone, Copy)]
 pub struct CompostageAllocator<'a> {
-    store: &'a Store,
+    conn: &'a Connection,
+}
+
+/// `count` consecutive compostages within one second: counters `first..first + count` of
+/// `second` (Unix seconds, UTC), reserved by [`CompostageAllocator::reserve_block_at`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompostageBlock {
+    pub second: i64,
+    pub first: u32,
+    pub count: u32,
 }
 
 impl Store {
     /// The compostage allocator of this installation.
     pub fn compostage(&self) -> CompostageAllocator<'_> {
-        CompostageAllocator { store: self }
+        CompostageAllocator::on(&self.conn)
     }
 }
 
-impl CompostageAllocator<'_> {
+/// The last `(second, counter)` handed out, and its replacement.
+type Last = Option<(i64, i64)>;
+
+impl<'a> CompostageAllocator<'a> {
+    /// The allocator over the `compostage_state` table of `conn` (any store of this crate).
+    pub(crate) fn on(conn: &'a Connection) -> Self {
+        CompostageAllocator { conn }
+    }
+
     /// The next compostage, by the system clock (UTC).
     pub fn next(&self) -> Result<String, StoreError> {
         self.next_at(OffsetDateTime::now_utc().unix_timestamp())
@@ -46,26 +65,10 @@ impl CompostageAllocator<'_> {
 
     /// The next compostage as if the clock read `unix_seconds` (tests, replay).
     pub fn next_at(&self, unix_seconds: i64) -> Result<String, StoreError> {
-        let tx = Transaction::new_unchecked(&self.store.conn, TransactionBehavior::Immediate)
-            .map_err(sql("begin compostage transaction"))?;
-        let last: Option<(i64, i64)> = tx
-            .query_row(
-                "SELECT second, counter FROM compostage_state WHERE id = 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(sql("read compostage state"))?;
-        let (second, counter) = next_value(last, unix_seconds);
-        let stamp = format_stamp(second, counter)?;
-        tx.execute(
-            "INSERT INTO compostage_state (id, second, counter) VALUES (1, ?1, ?2)
-             ON CONFLICT (id) DO UPDATE SET second = excluded.second, counter = excluded.counter",
-            [second, counter],
-        )
-        .map_err(sql("write compostage state"))?;
-        tx.commit().map_err(sql("commit compostage"))?;
-        Ok(stamp)
+        self.update(|last| {
+            let (second, counter) = next_value(last, unix_seconds, 1);
+            Ok((Some((second, counter)), format_stamp(second, counter)?))
+        })
     }
 
     /// `count` consecutive compostages in one transaction (one fsync instead of `count`), by the
@@ -76,22 +79,48 @@ impl CompostageAllocator<'_> {
 
     /// [`next_many`](Self::next_many) as if the clock read `unix_seconds`.
     pub fn next_many_at(&self, unix_seconds: i64, count: usize) -> Result<Vec<String>, StoreError> {
-        let tx = Transaction::new_unchecked(&self.store.conn, TransactionBehavior::Immediate)
+        self.update(|mut last| {
+            let mut out = Vec::with_capacity(count.min(100_000));
+            for _ in 0..count {
+                let (second, counter) = next_value(last, unix_seconds, 1);
+                out.push(format_stamp(second, counter)?);
+                last = Some((second, counter));
+            }
+            Ok((last, out))
+        })
+    }
+
+    /// Reserves `count` (at least 1, at most 100 000) consecutive counters within one second, as
+    /// if the clock read `unix_seconds`: the block starts a new second when the current one
+    /// cannot hold it. For callers that hand stamps out of a block, off the durable path.
+    pub fn reserve_block_at(&self, unix_seconds: i64, count: u32) -> Result<CompostageBlock, StoreError> {
+        let count = count.clamp(1, COUNTER_MAX as u32 + 1);
+        self.update(|last| {
+            let (second, first) = next_value(last, unix_seconds, i64::from(count));
+            // Checks the second is expressible as a stamp before it is stored.
+            format_stamp(second, first)?;
+            let block = CompostageBlock {
+                second,
+                first: u32::try_from(first).unwrap_or(0),
+                count,
+            };
+            Ok((Some((second, first + i64::from(count) - 1)), block))
+        })
+    }
+
+    /// The last compostage handed out, if any.
+    pub fn last(&self) -> Result<Option<String>, StoreError> {
+        read_state(self.conn)?
+            .map(|(s, c)| format_stamp(s, c))
+            .transpose()
+    }
+
+    /// Reads the state, lets `f` compute the new one, writes it: one IMMEDIATE transaction, so
+    /// that every connection and process draws from one sequence.
+    fn update<T>(&self, f: impl FnOnce(Last) -> Result<(Last, T), StoreError>) -> Result<T, StoreError> {
+        let tx = Transaction::new_unchecked(self.conn, TransactionBehavior::Immediate)
             .map_err(sql("begin compostage transaction"))?;
-        let mut last: Option<(i64, i64)> = tx
-            .query_row(
-                "SELECT second, counter FROM compostage_state WHERE id = 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(sql("read compostage state"))?;
-        let mut out = Vec::with_capacity(count.min(100_000));
-        for _ in 0..count {
-            let (second, counter) = next_value(last, unix_seconds);
-            out.push(format_stamp(second, counter)?);
-            last = Some((second, counter));
-        }
+        let (last, out) = f(read_state(&tx)?)?;
         if let Some((second, counter)) = last {
             tx.execute(
                 "INSERT INTO compostage_state (id, second, counter) VALUES (1, ?1, ?2)
@@ -103,29 +132,27 @@ impl CompostageAllocator<'_> {
         tx.commit().map_err(sql("commit compostage"))?;
         Ok(out)
     }
-
-    /// The last compostage handed out, if any.
-    pub fn last(&self) -> Result<Option<String>, StoreError> {
-        let last: Option<(i64, i64)> = self
-            .store
-            .conn
-            .query_row(
-                "SELECT second, counter FROM compostage_state WHERE id = 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(sql("read compostage state"))?;
-        last.map(|(s, c)| format_stamp(s, c)).transpose()
-    }
 }
 
-/// The pure step of the allocator: from the last `(second, counter)` and the clock.
-fn next_value(last: Option<(i64, i64)>, clock: i64) -> (i64, i64) {
+fn read_state(conn: &Connection) -> Result<Last, StoreError> {
+    conn.query_row(
+        "SELECT second, counter FROM compostage_state WHERE id = 1",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+    .map_err(sql("read compostage state"))
+}
+
+/// The pure step of the allocator: the first `(second, counter)` of the next `count` stamps, from
+/// the last `(second, counter)` handed out and the clock.
+fn next_value(last: Last, clock: i64, count: i64) -> (i64, i64) {
     match last {
         None => (clock, 0),
         Some((second, _)) if clock > second => (clock, 0),
-        Some((second, counter)) if counter >= COUNTER_MAX => (second.saturating_add(1), 0),
+        Some((second, counter)) if counter.saturating_add(count) > COUNTER_MAX => {
+            (second.saturating_add(1), 0)
+        }
         Some((second, counter)) => (second, counter.max(-1) + 1),
     }
 }
@@ -166,13 +193,16 @@ mod tests {
 
     #[test]
     fn step_rules() {
-        assert_eq!(next_value(None, 10), (10, 0));
-        assert_eq!(next_value(Some((10, 0)), 10), (10, 1));
-        assert_eq!(next_value(Some((10, 5)), 11), (11, 0));
+        assert_eq!(next_value(None, 10, 1), (10, 0));
+        assert_eq!(next_value(Some((10, 0)), 10, 1), (10, 1));
+        assert_eq!(next_value(Some((10, 5)), 11, 1), (11, 0));
         // Clock went back: keep counting in the last second.
-        assert_eq!(next_value(Some((10, 5)), 3), (10, 6));
+        assert_eq!(next_value(Some((10, 5)), 3, 1), (10, 6));
         // Overflow moves to the next second.
-        assert_eq!(next_value(Some((10, COUNTER_MAX)), 10), (11, 0));
-        assert_eq!(next_value(Some((10, COUNTER_MAX)), 2), (11, 0));
+        assert_eq!(next_value(Some((10, COUNTER_MAX)), 10, 1), (11, 0));
+        assert_eq!(next_value(Some((10, COUNTER_MAX)), 2, 1), (11, 0));
+        // A block that does not fit in the second starts the next one.
+        assert_eq!(next_value(Some((10, 99_990)), 10, 10), (11, 0));
+        assert_eq!(next_value(Some((10, 99_989)), 10, 10), (10, 99_990));
     }
 }

@@ -103,19 +103,9 @@ impl Store {
 }
 
 /// The columns of an inbox row. `inbox.raw` is always empty since schema step 8: the bytes are
-/// in `inbox_raw` (see [`MIGRATION_8`]) and are read by [`Inbox::get`].
+/// in `inbox_raw` (see `migrations/ps/0008_inbox_raw.sql`) and are read by [`Inbox::get`].
 const COLUMNS: &str =
     "id, source, uidl, raw, size, received_ms, classification, state, reason, deleted_on_server";
-
-/// Schema step 8: a received message's bytes move to `inbox_raw`, a table of their own written
-/// once and never updated. SQLite rewrites a whole row on every `UPDATE`; with the bytes in
-/// `inbox`, marking a 48 MB return classified or processed read and wrote 48 MB twice over.
-/// `inbox.raw` stays as an empty column (dropping a column rewrites the table).
-pub(crate) const MIGRATION_8: &str = "
-    CREATE TABLE inbox_raw (id INTEGER PRIMARY KEY, raw BLOB NOT NULL);
-    INSERT INTO inbox_raw (id, raw) SELECT id, raw FROM inbox;
-    UPDATE inbox SET raw = X'';
-";
 
 type RawRow = (
     i64,

@@ -435,47 +435,6 @@ impl Journal<'_> {
     }
 }
 
-/// Schema step 3: the invoice index of the journal (one row per invoice number and entry, kept by
-/// triggers so that every writer maintains it) and the file-number counter of the PS.
-pub(crate) const MIGRATION: &str = "
-    CREATE TABLE journal_invoice (
-        invoice TEXT NOT NULL,
-        entry INTEGER NOT NULL,
-        PRIMARY KEY (invoice, entry)
-    ) WITHOUT ROWID;
-    INSERT OR IGNORE INTO journal_invoice (invoice, entry)
-        SELECT json_each.value, journal.id FROM journal, json_each(journal.invoices)
-        WHERE json_valid(journal.invoices);
-    CREATE TRIGGER journal_invoice_insert AFTER INSERT ON journal
-        WHEN json_valid(NEW.invoices) BEGIN
-        INSERT OR IGNORE INTO journal_invoice (invoice, entry)
-            SELECT value, NEW.id FROM json_each(NEW.invoices);
-    END;
-    CREATE TRIGGER journal_invoice_update AFTER UPDATE OF invoices ON journal BEGIN
-        DELETE FROM journal_invoice WHERE entry = OLD.id;
-        INSERT OR IGNORE INTO journal_invoice (invoice, entry)
-            SELECT value, NEW.id FROM json_each(CASE WHEN json_valid(NEW.invoices) THEN NEW.invoices ELSE '[]' END);
-    END;
-    CREATE TRIGGER journal_invoice_delete AFTER DELETE ON journal BEGIN
-        DELETE FROM journal_invoice WHERE entry = OLD.id;
-    END;
-    CREATE TABLE file_number_state (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        next INTEGER NOT NULL
-    );
-";
-
-/// Schema step 7: which entry a message sent again (retry, resend) replaces, and why. A table of
-/// its own, so that entries keep their shape and an old store gains the links without a rewrite.
-pub(crate) const MIGRATION_7: &str = "
-    CREATE TABLE journal_link (
-        entry INTEGER PRIMARY KEY,
-        replaces INTEGER NOT NULL,
-        why TEXT NOT NULL
-    );
-    CREATE INDEX journal_link_replaces ON journal_link(replaces);
-";
-
 /// A journal entry sent again: `entry` replaces `replaces` (`why`: `retry` or `resend`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Link {
@@ -576,7 +535,7 @@ mod tests {
             .conn
             .execute("UPDATE journal SET invoices = 'garbage' WHERE id = 3", [])
             .unwrap();
-        store.conn.execute_batch(MIGRATION).unwrap();
+        store.conn.execute_batch(crate::migrate::PS.steps[2]).unwrap();
         let ids = |n: &str| -> Vec<i64> {
             store
                 .journal()

@@ -4,11 +4,14 @@
 //! types. Open one [`Store`] per thread or process (a SQLite connection is not shared across
 //! threads); WAL mode and IMMEDIATE transactions make concurrent processes safe.
 //!
-//! - [`db`]: opening, pragmas, schema migrations.
+//! - [`db`]: opening, pragmas.
+//! - `migrate`: the one migrator, over the numbered SQL files of `migrations/<database>/`.
 //! - [`journal`]: every message sent or received, with its outcome.
 //! - [`compostage`]: the unique 19-character stamp of every sent message.
 //! - [`inbox`]: received messages stored durably before they are deleted on the server.
 //! - [`spool`]: the concentrator's SMTP ingress spool.
+//! - [`oct`]: the concentrator's state (processed index, outbox, quarantine, counters) behind
+//!   the [`oct::OctStore`] boundary, in SQLite by default.
 //! - [`returns`]: reconciliation of ARL and RSP returns with sent lots and invoices.
 //! - [`loi`]: the local opposition list and its dLOI increments.
 //! - [`dump`]: every row out and back in (portable history: `svoct ps export` / `import`).
@@ -20,11 +23,13 @@ pub mod dump;
 pub mod inbox;
 pub mod journal;
 pub mod loi;
+pub(crate) mod migrate;
+pub mod oct;
 pub mod returns;
 pub mod spool;
 pub mod statement;
 
-pub use compostage::{COMPOSTAGE_LEN, CompostageAllocator};
+pub use compostage::{COMPOSTAGE_LEN, CompostageAllocator, CompostageBlock};
 pub use db::Store;
 pub use inbox::{Inbox, InboxId, InboxMessage, InboxState, StoreOutcome};
 pub use journal::{Direction, Entry, EntryId, Journal, Lot, NewEntry, Status};
@@ -69,6 +74,12 @@ pub enum StoreError {
     /// A row the caller named does not exist.
     #[error("store: no row {id} in {table}")]
     NotFound { table: &'static str, id: i64 },
+    /// No random bytes for an identifier (the OCT's instance id).
+    #[error("store: reading random bytes: {source}")]
+    Random {
+        #[source]
+        source: std::io::Error,
+    },
     /// The clock (or the allocator's state) is outside what a compostage can express.
     #[error("compostage: time {unix_seconds} is outside years 0000-9999")]
     ClockOutOfRange { unix_seconds: i64 },

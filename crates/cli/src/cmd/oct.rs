@@ -22,8 +22,7 @@ use serde::Serialize;
 use svoct_oct::config::Config;
 use svoct_oct::instance::{InstanceLock, Liveness};
 use svoct_oct::preflight::{self, Severity};
-use svoct_oct::service::AUTH_REJECTED;
-use svoct_oct::state::State;
+use svoct_oct::state::{OctStore, State};
 
 use crate::CmdResult;
 
@@ -287,12 +286,8 @@ fn status(config: &Config, json: bool) -> CmdResult {
     }
     let login_refused = undelivered
         .iter()
-        .filter(|r| r.state != "failed")
-        .filter(|r| {
-            r.last_error
-                .as_deref()
-                .is_some_and(|e| e.starts_with(AUTH_REJECTED))
-        })
+        .filter(|r| r.state != svoct_oct::state::OutboxState::Failed)
+        .filter(|r| r.login_refused)
         .count();
     let report = StatusReport {
         service: svoct_oct::instance::probe(&config.paths.state)?,
@@ -415,12 +410,18 @@ fn quarantine(config: &Config, command: QuarantineCommand) -> CmdResult {
             }
         }
         QuarantineCommand::Show { id, json, raw } => {
-            let Some((row, bytes, summary)) = state.quarantine_get(id)? else {
+            let Some(svoct_oct::state::QuarantinedMessage {
+                row,
+                raw: bytes,
+                summary,
+            }) = state.quarantine_get(id)?
+            else {
                 return Err(format!("no quarantined message #{id}").into());
             };
-            // (cause, bytes, at) when the content was removed by the bound or the retention.
+            // When the content was removed by the bound or the retention.
             let purged = state.quarantine_purge_record(id)?;
-            if let (Some(_), Some((cause, size, _))) = (&raw, &purged) {
+            if let (Some(_), Some(p)) = (&raw, &purged) {
+                let (size, cause) = (p.bytes, &p.cause);
                 return Err(format!(
                     "the content of quarantined message #{id} ({size} bytes) was removed ({cause}); \
                      its reason and metadata are all that is kept"
@@ -437,8 +438,8 @@ fn quarantine(config: &Config, command: QuarantineCommand) -> CmdResult {
                 crate::json::print(&serde_json::json!({
                     "message": row,
                     "summary": summary,
-                    "purged": purged.as_ref().map(|(cause, bytes, at)| {
-                        serde_json::json!({ "cause": cause, "bytes": bytes, "removed_at": at })
+                    "purged": purged.as_ref().map(|p| {
+                        serde_json::json!({ "cause": p.cause, "bytes": p.bytes, "removed_at": p.at })
                     }),
                 }))?;
             } else {
@@ -449,8 +450,11 @@ fn quarantine(config: &Config, command: QuarantineCommand) -> CmdResult {
                 println!("subject: {}", row.subject);
                 println!("spool id: {}", row.spool_id);
                 println!("bytes: {}", row.bytes);
-                if let Some((cause, size, at)) = &purged {
-                    println!("content removed ({cause}) at {at} (unix time): {size} bytes");
+                if let Some(p) = &purged {
+                    println!(
+                        "content removed ({}) at {} (unix time): {} bytes",
+                        p.cause, p.at, p.bytes
+                    );
                 }
                 if !summary.is_null() {
                     println!("summary: {}", serde_json::to_string_pretty(&summary)?);

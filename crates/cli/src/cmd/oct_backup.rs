@@ -104,17 +104,10 @@ fn staging_dir(out: &Path) -> Result<PathBuf, Error> {
     Ok(dir)
 }
 
-/// SQLite's online snapshot: `VACUUM INTO` reads the database in one read transaction (the
-/// service keeps writing: WAL readers do not block writers) and writes a self-contained copy.
+/// An online snapshot of the state database, made by the store (see
+/// `svoct_store::oct::SqliteOctStore::snapshot`), restricted to its owner.
 fn snapshot_db(state: &Path, to: &Path) -> Result<(), Error> {
-    use rusqlite::{Connection, OpenFlags};
-    let conn = Connection::open_with_flags(
-        state,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| format!("open {}: {e}", state.display()))?;
-    conn.busy_timeout(std::time::Duration::from_secs(30))?;
-    conn.execute("VACUUM INTO ?1", [to.to_string_lossy()])
+    svoct_oct::state::State::snapshot(state, to)
         .map_err(|e| format!("snapshot of {}: {e}", state.display()))?;
     fsx::restrict_file(to).map_err(at("restrict mode of", to))?;
     Ok(())

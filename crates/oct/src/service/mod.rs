@@ -1,0 +1,294 @@
+//! The running concentrator, in the shape of a mail queue: the ingress spools, workers
+//! (`worker.rs`) turn spooled messages into outbox rows, senders (`sender.rs`) deliver the
+//! outbox through `delivery.rs`. What they share is one `Shared` behind one `Arc`.
+//!
+//! - The ingress (the SMTP shell of [`crate::inbound::listener`]) acknowledges a message only once it is
+//!   durably in the spool.
+//! - Each worker thread loops `claim_next` → [`crate::pipeline::Pipeline::process`] → [`OctStore::commit`] (one
+//!   transaction: processed row + outbox + quarantine) → `complete` / `quarantine` on the spool.
+//!   A message already committed (crash between commit and `complete`) is only completed.
+//! - Sender threads (`delivery.senders`) deliver the outbox, each claiming a row first: local
+//!   Maildirs for mailboxes the operator hosts, an `.eml` directory when configured, SMTP otherwise; transient failures are retried with
+//!   exponential backoff, permanent ones (or exhausted retries) mark the row failed.
+//! - Shutdown stops the ingress (in-flight SMTP sessions finish), then lets every worker finish
+//!   the message in hand and the sender finish the delivery in hand. Nothing else is needed:
+//!   everything not finished is durable and resumes at the next start.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use svoct_store::spool::{Spool, SpoolId};
+
+use crate::config::Config;
+use crate::inbound::listener::{Ingress, IngressHandle};
+use crate::pipeline::{Keys, PipelineError};
+use crate::state::{OctStore, State, StateError, WriteGate};
+
+mod delivery;
+mod sender;
+mod worker;
+
+pub use delivery::{AUTH_REJECTED, Delivered, Delivery};
+pub use sender::send_once;
+pub use worker::{Blocks, StateEnv, work_batch, work_once};
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    Keys(#[from] PipelineError),
+    #[error("{0}")]
+    State(#[from] StateError),
+    #[error("{0}")]
+    Spool(#[from] svoct_store::spool::SpoolError),
+    #[error("{0}")]
+    Ingress(#[from] crate::inbound::listener::IngressError),
+    #[error("downstream SMTP: {0}")]
+    Smtp(String),
+    #[error("thread: {0}")]
+    Thread(String),
+}
+
+/// Live counters of a running service.
+#[derive(Debug, Default)]
+pub struct ServiceStats {
+    /// Spooled messages committed by the workers.
+    pub processed: AtomicU64,
+    /// Of which quarantined.
+    pub quarantined: AtomicU64,
+    /// Outbox messages delivered.
+    pub delivered: AtomicU64,
+    /// Delivery attempts that failed (transient or permanent).
+    pub delivery_failures: AtomicU64,
+}
+
+/// Wakes idle senders as soon as a worker has queued outgoing messages, instead of letting
+/// them poll the outbox.
+#[derive(Debug, Default)]
+struct OutboxSignal {
+    generation: std::sync::Mutex<u64>,
+    queued: std::sync::Condvar,
+}
+
+impl OutboxSignal {
+    fn lock(&self) -> std::sync::MutexGuard<'_, u64> {
+        self.generation
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn notify(&self) {
+        *self.lock() += 1;
+        self.queued.notify_all();
+    }
+
+    fn generation(&self) -> u64 {
+        *self.lock()
+    }
+
+    /// Waits until something was queued after `seen` was read, or `timeout`.
+    fn wait(&self, seen: u64, timeout: Duration) {
+        let guard = self.lock();
+        let _ = self.queued.wait_timeout_while(guard, timeout, |g| *g == seen);
+    }
+}
+
+/// A running concentrator.
+pub struct Running {
+    ingress: Option<IngressHandle>,
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+    senders: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("ingress", &self.ingress.as_ref().map(IngressHandle::local_addr))
+            .finish_non_exhaustive()
+    }
+}
+
+fn sleep_unless_stopped(stop: &AtomicBool, total: Duration) {
+    let step = Duration::from_millis(20);
+    let mut left = total;
+    while !stop.load(Ordering::Relaxed) && !left.is_zero() {
+        let d = left.min(step);
+        std::thread::sleep(d);
+        left = left.saturating_sub(d);
+    }
+}
+
+/// Deletes the spool's copies of quarantined messages that the state database holds: versions
+/// before the quarantine kept one copy in each. Entries the spool set aside because it could
+/// not read them (no quarantine row) stay. Returns how many were deleted.
+pub fn remove_second_copies(spool: &Spool, state: &dyn OctStore) -> Result<usize, ServiceError> {
+    let mut removed = 0;
+    for entry in spool.list()? {
+        if entry.state == svoct_store::spool::EntryState::Quarantined
+            && state.has_quarantine_row(&entry.id.to_string())?
+        {
+            spool.remove_quarantined(entry.id)?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tracing::info!(
+            removed,
+            "spool copies of quarantined messages deleted (the state database keeps each one)"
+        );
+    }
+    Ok(removed)
+}
+
+/// What the worker and sender threads share: one value behind one `Arc`.
+struct Shared {
+    config: Arc<Config>,
+    keys: Keys,
+    spool: Arc<Spool>,
+    delivery: Delivery,
+    stop: AtomicBool,
+    stats: ServiceStats,
+    /// Queues this process's writers to the state database.
+    gate: WriteGate,
+    /// Wakes idle senders when a worker queued something.
+    signal: OutboxSignal,
+}
+
+/// Starts a named service thread.
+fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, ServiceError> {
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(f)
+        .map_err(|e| ServiceError::Thread(e.to_string()))
+}
+
+/// Opens the state once before any thread, so that schema problems stop the start, not a
+/// thread; deletes spool copies of quarantined messages; puts rows a crash left in delivery
+/// back in the queue.
+fn prepare_state(config: &Config, spool: &Spool) -> Result<(), ServiceError> {
+    let state = State::open(&config.paths.state)?;
+    remove_second_copies(spool, &state)?;
+    let reset = state.reset_sending()?;
+    if reset > 0 {
+        tracing::warn!(
+            messages = reset,
+            "messages claimed for delivery when the service stopped are queued again (at most one per sender may already have been delivered: same Message-ID)"
+        );
+    }
+    Ok(())
+}
+
+/// The thread that removes the spool entries the workers committed; it ends when every worker
+/// (every clone of the returned sender) is gone.
+fn spawn_reaper(
+    spool: Arc<Spool>,
+) -> Result<(std::sync::mpsc::Sender<SpoolId>, JoinHandle<()>), ServiceError> {
+    let (reap, reaped) = std::sync::mpsc::channel::<SpoolId>();
+    let reaper = spawn("oct-reaper".into(), move || {
+        for id in reaped {
+            if let Err(e) = spool.complete_recorded(id) {
+                // Left in the spool: the next start completes it (outcome known).
+                tracing::warn!(spool_id = %id, error = %e, "could not remove a processed spool entry");
+            }
+        }
+    })?;
+    Ok((reap, reaper))
+}
+
+impl Running {
+    /// Loads keys, opens the spool and the state, binds the ingress and starts the workers and
+    /// the senders. Must be called inside a tokio runtime (the ingress runs on it).
+    pub async fn start(config: Config) -> Result<Running, ServiceError> {
+        let config = Arc::new(config);
+        for route in config.plaintext_routes() {
+            tracing::warn!(%route, "this route forwards claims in clear (plaintext = true)");
+        }
+        let keys = Keys::load(&config)?;
+        let spool = Arc::new(Spool::open(&config.paths.spool)?);
+        prepare_state(&config, &spool)?;
+        let shared = Arc::new(Shared {
+            delivery: Delivery::new(config.clone())?,
+            config,
+            keys,
+            spool,
+            stop: AtomicBool::new(false),
+            stats: ServiceStats::default(),
+            gate: WriteGate::default(),
+            signal: OutboxSignal::default(),
+        });
+        let (reap, reaper) = spawn_reaper(shared.spool.clone())?;
+        let mut workers = Vec::new();
+        for n in 0..shared.config.pipeline.workers {
+            let (shared, reap) = (shared.clone(), reap.clone());
+            workers.push(spawn(format!("oct-worker-{n}"), move || {
+                worker::run(&shared, &reap)
+            })?);
+        }
+        drop(reap);
+        // The reaper is joined after the workers (shutdown joins workers first), once drained.
+        let mut senders = vec![reaper];
+        for n in 0..shared.config.delivery.senders.max(1) {
+            let shared = shared.clone();
+            senders.push(spawn(format!("oct-sender-{n}"), move || sender::run(&shared))?);
+        }
+        // The ingress takes mail for the OCT's own addresses only: never an open relay.
+        let config = &shared.config;
+        let ic = config
+            .ingress
+            .ingress_config(config.domain(), config.own_addresses());
+        let ingress = match Ingress::bind(config.ingress.listen, ic, shared.spool.clone()).await {
+            Ok(h) => h,
+            Err(e) => {
+                shared.stop.store(true, Ordering::Relaxed);
+                for w in workers.into_iter().chain(senders) {
+                    let _ = w.join();
+                }
+                return Err(e.into());
+            }
+        };
+        tracing::info!(listen = %ingress.local_addr(), workers = config.pipeline.workers, "concentrator started");
+        Ok(Running {
+            ingress: Some(ingress),
+            shared,
+            workers,
+            senders,
+        })
+    }
+
+    /// The address the ingress listens on.
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.ingress.as_ref().map(IngressHandle::local_addr)
+    }
+
+    /// Live counters.
+    pub fn stats(&self) -> &ServiceStats {
+        &self.shared.stats
+    }
+
+    /// Graceful shutdown: the ingress stops accepting and finishes its sessions, then workers
+    /// finish the message in hand and the sender the delivery in hand.
+    pub async fn shutdown(mut self) {
+        if let Some(ingress) = self.ingress.take() {
+            ingress.shutdown().await;
+        }
+        self.shared.stop.store(true, Ordering::Relaxed);
+        let workers = std::mem::take(&mut self.workers);
+        let senders = std::mem::take(&mut self.senders);
+        let _ = tokio::task::spawn_blocking(move || {
+            for w in workers.into_iter().chain(senders) {
+                let _ = w.join();
+            }
+        })
+        .await;
+        tracing::info!("concentrator stopped");
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+    }
+}

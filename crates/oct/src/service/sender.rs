@@ -1,0 +1,114 @@
+//! The sender: claims due outbox rows and delivers them, recording each outcome.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use super::delivery::delivery_outcome;
+use super::{Delivery, ServiceError, ServiceStats, Shared, sleep_unless_stopped};
+use crate::config::Config;
+use crate::state::{DeliveryOutcome, Due, OctStore, State, now_secs};
+
+/// One sender step: claims up to `delivery.batch` due outbox rows (oldest first, one
+/// transaction) and delivers them.
+///
+/// - Rows for mailboxes the operator hosts (`[[delivery.local]]`) are delivered as a group:
+///   each file is written and synced under a name derived from its outbox row, each Maildir's
+///   `new/` is synced once, then all outcomes are recorded in one transaction. The names make a
+///   redelivery after a crash find the file already there and write nothing.
+/// - Other rows (SMTP, `.eml` directory) go one at a time, each outcome recorded as soon as it
+///   is known, so that a crash re-sends at most the one message in flight.
+///
+/// When `stop` is raised the rows not yet attempted go back in the queue. Returns `false` when
+/// none was due.
+pub fn send_once(
+    state: &dyn OctStore,
+    delivery: &Delivery,
+    config: &Config,
+    stats: &ServiceStats,
+    stop: &AtomicBool,
+) -> Result<bool, ServiceError> {
+    let due = state.claim_due_batch(now_secs(), config.delivery.batch.max(1))?;
+    if due.is_empty() {
+        return Ok(false);
+    }
+    let (local, remote): (Vec<&Due>, Vec<&Due>) =
+        due.iter().partition(|d| config.local_maildir(&d.rcpt).is_some());
+    let mut rest: std::collections::VecDeque<i64> = local.iter().chain(&remote).map(|d| d.id).collect();
+    if !local.is_empty() {
+        if stop.load(Ordering::Relaxed) {
+            state.unclaim(rest.make_contiguous())?;
+            return Ok(true);
+        }
+        let instance = match state.instance_id() {
+            Ok(i) => i,
+            Err(e) => {
+                let _ = state.unclaim(rest.make_contiguous());
+                return Err(e.into());
+            }
+        };
+        let outcomes: Vec<(i64, DeliveryOutcome)> = local
+            .iter()
+            .zip(delivery.deliver_local_group(&local, &instance))
+            .map(|(d, delivered)| (d.id, delivery_outcome(d, delivered, config, stats)))
+            .collect();
+        if let Err(e) = state.record_deliveries(&outcomes) {
+            // Delivered files stay; their redelivery finds them and writes nothing.
+            let _ = state.unclaim(rest.make_contiguous());
+            return Err(e.into());
+        }
+        rest.drain(..local.len());
+    }
+    for d in remote {
+        if stop.load(Ordering::Relaxed) {
+            state.unclaim(rest.make_contiguous())?;
+            break;
+        }
+        let outcome = delivery_outcome(
+            d,
+            delivery.deliver_remote(&d.mail_from, &d.rcpt, &d.raw),
+            config,
+            stats,
+        );
+        if let Err(e) = state.record_deliveries(&[(d.id, outcome)]) {
+            // Rows still claimed go back in the queue; the one just delivered may be sent again
+            // (the SMTP hop is at-least-once, Message-IDs are stable).
+            let _ = state.unclaim(rest.make_contiguous());
+            return Err(e.into());
+        }
+        rest.pop_front();
+    }
+    Ok(true)
+}
+
+/// How long an idle sender waits before looking at the outbox again without being woken
+/// (retries that became due, rows queued by another process).
+const SENDER_IDLE: Duration = Duration::from_millis(200);
+
+/// A sender thread: delivers the outbox until `stop`, woken by the workers.
+pub(super) fn run(shared: &Shared) {
+    let config = &*shared.config;
+    let mut state = None;
+    while !shared.stop.load(Ordering::Relaxed) {
+        if state.is_none() {
+            match State::open_gated(&config.paths.state, shared.gate.clone())
+                .and_then(|s| s.relax_durability().map(|()| s))
+            {
+                Ok(s) => state = Some(s),
+                Err(e) => tracing::error!(error = %e, "sender cannot open the state database"),
+            }
+        }
+        let Some(s) = state.as_ref() else {
+            sleep_unless_stopped(&shared.stop, Duration::from_secs(1));
+            continue;
+        };
+        let seen = shared.signal.generation();
+        match send_once(s, &shared.delivery, config, &shared.stats, &shared.stop) {
+            Ok(true) => {}
+            Ok(false) => shared.signal.wait(seen, SENDER_IDLE),
+            Err(e) => {
+                tracing::error!(error = %e, "sender step failed; retrying");
+                sleep_unless_stopped(&shared.stop, Duration::from_secs(1));
+            }
+        }
+    }
+}
