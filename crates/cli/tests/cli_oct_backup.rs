@@ -10,7 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use svoct_mail::profile::{self, ParseLimits};
-use svoct_store::spool::{Envelope, Spool};
+use svoct_store::spool::{ReceivedEnvelope, Spool};
 
 fn svoct() -> Command {
     Command::new(env!("CARGO_BIN_EXE_svoct"))
@@ -360,7 +360,7 @@ fn entries_waiting_in_the_spool_are_restored_and_processed_once() {
         let spool = Spool::open(old.join("spool")).unwrap();
         for subject in waiting {
             let data = format!("From: {PS}\r\nTo: {OCT}\r\nSubject: {subject}\r\n\r\nnot B2\r\n");
-            let envelope = Envelope {
+            let envelope = ReceivedEnvelope {
                 helo: "ps.example".into(),
                 mail_from: PS.into(),
                 rcpt_to: vec![OCT.into()],

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use pipeline_common::*;
 use svoct_oct::service::Running;
 use svoct_oct::state::{OctStore, State};
-use svoct_store::spool::{Envelope, Spool};
+use svoct_store::spool::{ReceivedEnvelope, Spool};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -144,7 +144,7 @@ fn round(
     let fill = Instant::now();
     {
         let spool = Spool::open(&config.paths.spool).expect("spool");
-        let envelope = Envelope {
+        let envelope = ReceivedEnvelope {
             helo: "bench".into(),
             mail_from: PS_ADDRESS.into(),
             rcpt_to: vec![OCT_ADDRESS.into()],

@@ -214,7 +214,7 @@ fn sigkill_during_processing_processes_each_message_exactly_once() {
         for i in 0..150u32 {
             let body = format!("message {i}\r\n").repeat(1 + (i as usize * 37) % 200);
             let id = spool
-                .put(&svoct_store::spool::Envelope::default(), body.as_bytes())
+                .put(&svoct_store::spool::ReceivedEnvelope::default(), body.as_bytes())
                 .unwrap();
             expected.insert(id, body.into_bytes());
         }

@@ -8,13 +8,13 @@ use pipeline_common::*;
 use svoct_oct::pipeline::{Incoming, Pipeline};
 use svoct_oct::service::{Blocks, ServiceStats, work_batch};
 use svoct_oct::state::{OctStore, State};
-use svoct_store::spool::{Envelope, Spool};
+use svoct_store::spool::{ReceivedEnvelope, Spool};
 
-fn envelope(from: &str) -> Envelope {
-    Envelope {
+fn envelope(from: &str) -> ReceivedEnvelope {
+    ReceivedEnvelope {
         mail_from: from.into(),
         rcpt_to: vec![OCT_ADDRESS.into()],
-        ..Envelope::default()
+        ..ReceivedEnvelope::default()
     }
 }
 

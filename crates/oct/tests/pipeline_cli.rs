@@ -10,7 +10,7 @@ use pipeline_common::*;
 use svoct_oct::pipeline::Pipeline;
 use svoct_oct::service::{Blocks, ServiceStats, work_once};
 use svoct_oct::state::{OctStore, State};
-use svoct_store::spool::{Envelope, Spool};
+use svoct_store::spool::{ReceivedEnvelope, Spool};
 
 fn svoct(bin: &std::path::Path, world: &World, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(bin)
@@ -71,10 +71,10 @@ fn status_quarantine_and_retry_after_adding_a_route() {
         let spool = Spool::open(&config.paths.spool).expect("spool");
         spool
             .put(
-                &Envelope {
+                &ReceivedEnvelope {
                     mail_from: PS_ADDRESS.into(),
                     rcpt_to: vec![OCT_ADDRESS.into()],
-                    ..Envelope::default()
+                    ..ReceivedEnvelope::default()
                 },
                 &raw,
             )

@@ -33,7 +33,7 @@ use svoct_formats::noemie::{
     self, Deduction, FileSummary, FlatPayment, Invoice, InvoiceState, Noemie, Notice, Payment, ViewItem,
 };
 use svoct_mail::subject::Subject;
-use svoct_store::returns::{ArlReturn, InvoiceKind, PaymentState, RspReturn, SentLot};
+use svoct_store::reconciliation::{ArlReturn, InvoiceKind, PaymentState, RspReturn, SentLot};
 use svoct_store::statement::{LineKind, PaymentLine};
 use svoct_store::{EntryId, InboxId, LoiOutcome, Store, StoreError};
 

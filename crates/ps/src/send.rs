@@ -373,7 +373,7 @@ impl Ps {
     /// so that an ARL received before the registration counts.
     fn acknowledged_lots(&self, entry: &Entry) -> Result<Vec<String>, PsError> {
         crate::reconcile::sync_sent(&self.store, &self.config)?;
-        let lots: Vec<svoct_store::returns::SentLot> = entry
+        let lots: Vec<svoct_store::reconciliation::SentLot> = entry
             .compostage
             .as_deref()
             .and_then(|c| self.payloads.load(c).ok())
@@ -382,7 +382,7 @@ impl Ps {
                 entry
                     .lots
                     .iter()
-                    .map(|l| svoct_store::returns::SentLot {
+                    .map(|l| svoct_store::reconciliation::SentLot {
                         number: l.number.clone(),
                         date: l.date.clone(),
                         kind: None,

@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 use svoct_formats::PaddedNumber;
-use svoct_store::returns::{DayTotal, InvoiceRow, LotRow, ReturnNote, UnmatchedReturn};
+use svoct_store::reconciliation::{DayTotal, InvoiceRow, LotRow, ReturnNote, UnmatchedReturn};
 use svoct_store::statement::{LineKind, PaymentLineRow};
 use time::OffsetDateTime;
 

@@ -17,7 +17,7 @@ use svoct_ps::config::Config;
 use svoct_ps::reconcile::lots_of;
 use svoct_ps::status::{loi_check, returns_view, status};
 use svoct_ps::{LotFile, Ps};
-use svoct_store::returns::SentLot;
+use svoct_store::reconciliation::SentLot;
 use svoct_store::{ArlState, InboxState, PaymentState};
 use svoct_testkit::ps_config;
 

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use svoct_store::returns::{InvoiceKind, PaymentState, RspReturn, SentLot};
+use svoct_store::reconciliation::{InvoiceKind, PaymentState, RspReturn, SentLot};
 use svoct_store::{EntryId, InboxId, Store};
 
 /// Lots of 100 invoices; `SVOCT_BENCH_LOTS` overrides (default 10,000 = 1,000,000 invoices).

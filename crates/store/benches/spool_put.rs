@@ -7,12 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use svoct_store::spool::{Envelope, Spool};
+use svoct_store::spool::{ReceivedEnvelope, Spool};
 
 const SIZE: usize = 100_000;
 
-fn envelope() -> Envelope {
-    Envelope {
+fn envelope() -> ReceivedEnvelope {
+    ReceivedEnvelope {
         helo: "bench".into(),
         mail_from: "ps@bench.test".into(),
         rcpt_to: vec!["oct@bench.test".into()],

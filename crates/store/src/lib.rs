@@ -22,10 +22,10 @@ pub mod db;
 pub mod dump;
 pub mod inbox;
 pub mod journal;
-pub mod loi;
 pub(crate) mod migrate;
 pub mod oct;
-pub mod returns;
+pub mod opposition_list;
+pub mod reconciliation;
 pub mod spool;
 pub mod statement;
 
@@ -33,8 +33,8 @@ pub use compostage::{COMPOSTAGE_LEN, CompostageAllocator, CompostageBlock};
 pub use db::Store;
 pub use inbox::{Inbox, InboxId, InboxMessage, InboxState, StoreOutcome};
 pub use journal::{Direction, Entry, EntryId, Journal, Lot, NewEntry, Status};
-pub use loi::{Loi, LoiOutcome, LoiReport};
-pub use returns::{ArlState, InvoiceKind, PaymentState, Returns};
+pub use opposition_list::{Loi, LoiOutcome, LoiReport};
+pub use reconciliation::{ArlState, InvoiceKind, PaymentState, Returns};
 
 /// What can go wrong in the store. Each variant says which operation or which table/column.
 #[derive(Debug, thiserror::Error)]

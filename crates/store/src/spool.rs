@@ -61,7 +61,7 @@ impl SpoolId {
 
 /// SMTP envelope and reception facts stored with each message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct Envelope {
+pub struct ReceivedEnvelope {
     /// Name the client gave in EHLO/HELO.
     pub helo: String,
     /// Reverse path (`MAIL FROM`), empty for `<>`.
@@ -101,8 +101,8 @@ pub struct Listing {
 pub struct SpoolEntry {
     /// Identifier.
     pub id: SpoolId,
-    /// Envelope stored with it.
-    pub envelope: Envelope,
+    /// ReceivedEnvelope stored with it.
+    pub envelope: ReceivedEnvelope,
     /// Message octets exactly as accepted.
     pub data: Vec<u8>,
 }
@@ -162,7 +162,7 @@ pub enum SpoolError {
     NotClaimed(SpoolId),
     /// The envelope could not be encoded.
     #[error("spool: envelope encoding: {0}")]
-    Envelope(#[from] serde_json::Error),
+    ReceivedEnvelope(#[from] serde_json::Error),
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> SpoolError + 'a {
@@ -376,7 +376,7 @@ impl Spool {
     }
 
     /// Stores a message; returns only once it is durably on disk (file and directory fsynced).
-    pub fn put(&self, envelope: &Envelope, data: &[u8]) -> Result<SpoolId, SpoolError> {
+    pub fn put(&self, envelope: &ReceivedEnvelope, data: &[u8]) -> Result<SpoolId, SpoolError> {
         let mut writer = self.begin(envelope)?;
         writer.append(data)?;
         self.commit(writer)
@@ -386,7 +386,7 @@ impl Spool {
     /// header. Append the content with [`SpoolWriter::append`], then [`Spool::commit`]; a
     /// writer dropped without commit removes its file (a refused or cut-off message leaves
     /// nothing), and a crash leaves it in `tmp/`, which [`Spool::open`] empties.
-    pub fn begin(&self, envelope: &Envelope) -> Result<SpoolWriter, SpoolError> {
+    pub fn begin(&self, envelope: &ReceivedEnvelope) -> Result<SpoolWriter, SpoolError> {
         let header = serde_json::to_vec(envelope)?;
         let id = self.next_id();
         let tmp_path = self.tmp.join(id.to_string());
@@ -679,7 +679,7 @@ pub fn decode_entry(id: SpoolId, mut bytes: Vec<u8>) -> Result<SpoolEntry, Spool
         return Err(corrupt(start, "envelope line missing or too long"));
     };
     let header = window.get(..nl).unwrap_or_default();
-    let envelope: Envelope = serde_json::from_slice(header)
+    let envelope: ReceivedEnvelope = serde_json::from_slice(header)
         .map_err(|e| corrupt(start.saturating_add(e.column()), &format!("envelope: {e}")))?;
     let data_start = start.saturating_add(nl).saturating_add(1);
     let data = bytes.split_off(data_start.min(bytes.len()));
@@ -694,8 +694,8 @@ fn memchr_nl(b: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
-    fn env(n: usize) -> Envelope {
-        Envelope {
+    fn env(n: usize) -> ReceivedEnvelope {
+        ReceivedEnvelope {
             helo: "ps.example".into(),
             mail_from: format!("ps{n}@example.org"),
             rcpt_to: vec!["oct@example.net".into()],
@@ -799,7 +799,7 @@ mod tests {
         let spool = Spool::open(dir.path()).unwrap();
         let id = spool
             .put(
-                &Envelope {
+                &ReceivedEnvelope {
                     helo: "h".into(),
                     mail_from: "".into(),
                     rcpt_to: vec!["a@b".into()],

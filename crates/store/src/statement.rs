@@ -8,13 +8,13 @@
 //!
 //! Idempotence: every line has a content key (the NOEMIE file it comes from, its fields, and its
 //! rank among identical lines of that file); recording the same message again, or the same file
-//! relayed in another message, adds nothing, as the invoice states of [`crate::returns`] are set
+//! relayed in another message, adds nothing, as the invoice states of [`crate::reconciliation`] are set
 //! once. Two files with identical lines (two patients' flat fees on one day) stay two.
 
 use rusqlite::params;
 use serde::Serialize;
 
-use crate::returns::Returns;
+use crate::reconciliation::Returns;
 use crate::{InboxId, StoreError, now_ms, sql};
 
 /// What a line is.

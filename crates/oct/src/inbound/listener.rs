@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use openssl::ssl::{Ssl, SslAcceptor, SslFiletype, SslMethod};
-use svoct_store::spool::{Envelope, Spool, SpoolError, SpoolWriter};
+use svoct_store::spool::{ReceivedEnvelope, Spool, SpoolError, SpoolWriter};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -570,7 +570,7 @@ async fn upgrade(conn: &mut Conn, shared: &Shared, limit: Duration) -> Result<()
 /// A message being received: its envelope, the content not yet written, and its spool file
 /// once the content outgrew [`SPILL_THRESHOLD`]. Dropping it removes the file (abort).
 struct Inbound {
-    envelope: Envelope,
+    envelope: ReceivedEnvelope,
     pending: Vec<u8>,
     writer: Option<SpoolWriter>,
     size: usize,
@@ -582,7 +582,7 @@ struct Inbound {
 impl Inbound {
     fn new(envelope: MessageEnvelope, peer: SocketAddr) -> Self {
         Self {
-            envelope: Envelope {
+            envelope: ReceivedEnvelope {
                 helo: envelope.helo,
                 mail_from: envelope.mail_from,
                 rcpt_to: envelope.rcpt_to,

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use svoct_ps::Ps;
 use svoct_ps::config::Config;
 use svoct_ps::status::ArtView;
-use svoct_store::returns::{InvoiceRow, LotRow};
+use svoct_store::reconciliation::{InvoiceRow, LotRow};
 use svoct_store::statement::{LineKind, PaymentLineRow};
 
 use super::output::table;
@@ -257,7 +257,7 @@ pub(super) fn print_arts(arts: &[ArtView]) {
 }
 
 /// The returns that name nothing sent, as `svoct ps status` and `svoct ps returns` show them.
-pub(super) fn unmatched_table(unmatched: &[svoct_store::returns::UnmatchedReturn]) -> String {
+pub(super) fn unmatched_table(unmatched: &[svoct_store::reconciliation::UnmatchedReturn]) -> String {
     let rows: Vec<Vec<String>> = unmatched
         .iter()
         .map(|u| {
