@@ -296,8 +296,15 @@ impl<'a> EntityRef<'a> {
         std::borrow::Cow::Owned(out)
     }
 
+    /// The layout's field of that name. Names are compared by length and first byte before
+    /// their bytes: the views look fields up by name for every entity of a large return, and
+    /// most candidates differ there (cheaper than a `memcmp` call per field).
     fn field(&self, name: &str) -> Option<&'static Field> {
-        self.layout?.field(name)
+        let n = name.as_bytes();
+        self.layout?.fields.iter().find(|f| {
+            let b = f.name.as_bytes();
+            b.len() == n.len() && b.first() == n.first() && b == n
+        })
     }
 
     /// A text field, trailing spaces (and NULs) removed; empty when absent.
@@ -310,6 +317,14 @@ impl<'a> EntityRef<'a> {
     pub fn text_ref(&self, name: &str) -> Cow<'a, str> {
         match self.field(name) {
             Some(f) => {
+                // Nearly always: the field is inside the entity, ASCII without NUL once its
+                // trailing spaces are off (one pass over its bytes, no copy).
+                if let Some(t) = self.body().get(f.range()).map(trim_end)
+                    && t.iter().all(|&b| b != 0 && b.is_ascii())
+                    && let Ok(t) = std::str::from_utf8(t)
+                {
+                    return Cow::Borrowed(t);
+                }
                 let trimmed = match self.field_bytes(f) {
                     Cow::Borrowed(b) => Cow::Borrowed(trim_end(b)),
                     Cow::Owned(b) => Cow::Owned(trim_end(&b).to_vec()),
