@@ -418,11 +418,8 @@ fn write_text(n: &Noemie, opts: &Options, out: &mut impl Write) -> io::Result<()
     let (mut payments, mut invoices) = (0usize, 0usize);
     let mut result = Ok(());
     let mut line = Vec::with_capacity(256);
-    let want = Want {
-        invoices: true,
-        payments: true,
-    };
-    n.walk_view_ref(want, |item| {
+    // Only what the lines show is read from the entities.
+    n.walk_summaries(|item| {
         if result.is_ok() {
             match item {
                 ViewItem::Invoice(inv) => {
