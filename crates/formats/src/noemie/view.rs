@@ -530,12 +530,15 @@ impl<'a, S: ViewText<'a>, F: FnMut(ViewItem<S>)> Walk<S, F> {
             }
             80 => {
                 self.close_invoice();
-                let lot_date = if self.summary {
-                    no_date()
-                } else {
-                    date(e, "lot_date")
-                };
-                self.lot = Some((text(e, "lot_number"), lot_date));
+                // The lot is read for the invoices it holds only.
+                if self.want.invoices {
+                    let lot_date = if self.summary {
+                        no_date()
+                    } else {
+                        date(e, "lot_date")
+                    };
+                    self.lot = Some((text(e, "lot_number"), lot_date));
+                }
             }
             100 | 102 => self.open_invoice(code, e),
             _ => self.detail(code, e),
@@ -549,6 +552,14 @@ impl<'a, S: ViewText<'a>, F: FnMut(ViewItem<S>)> Walk<S, F> {
 
     fn open_invoice(&mut self, code: u16, e: &EntityRef<'a>) {
         self.close_invoice();
+        let index = self.next_invoice;
+        self.next_invoice += 1;
+        self.payment_mut().invoices.push(index);
+        self.invoice_open = true;
+        if !self.want.invoices {
+            // Only the invoice's index counts in a payments-only walk: its lot is not read.
+            return;
+        }
         let (lot_number, lot_date) = match (&self.lot, code) {
             (Some((n, d)), 100) => (n.clone(), d.clone()),
             (lot, _) => {
@@ -564,13 +575,6 @@ impl<'a, S: ViewText<'a>, F: FnMut(ViewItem<S>)> Walk<S, F> {
                 }
             }
         };
-        let index = self.next_invoice;
-        self.next_invoice += 1;
-        self.payment_mut().invoices.push(index);
-        self.invoice_open = true;
-        if !self.want.invoices {
-            return;
-        }
         let payment = self.payment.as_ref().map(|(i, _)| *i);
         let full = !self.summary;
         let read = |name: &str| {
