@@ -296,8 +296,15 @@ impl<'a> EntityRef<'a> {
         std::borrow::Cow::Owned(out)
     }
 
+    /// The layout's field of that name. Names are compared by length and first byte before
+    /// their bytes: the views look fields up by name for every entity of a large return, and
+    /// most candidates differ there (cheaper than a `memcmp` call per field).
     fn field(&self, name: &str) -> Option<&'static Field> {
-        self.layout?.field(name)
+        let n = name.as_bytes();
+        self.layout?.fields.iter().find(|f| {
+            let b = f.name.as_bytes();
+            b.len() == n.len() && b.first() == n.first() && b == n
+        })
     }
 
     /// A text field, trailing spaces (and NULs) removed; empty when absent.
@@ -310,6 +317,14 @@ impl<'a> EntityRef<'a> {
     pub fn text_ref(&self, name: &str) -> Cow<'a, str> {
         match self.field(name) {
             Some(f) => {
+                // Nearly always: the field is inside the entity, ASCII without NUL once its
+                // trailing spaces are off (one pass over its bytes, no copy).
+                if let Some(t) = self.body().get(f.range()).map(trim_end)
+                    && t.iter().all(|&b| b != 0 && b.is_ascii())
+                    && let Ok(t) = std::str::from_utf8(t)
+                {
+                    return Cow::Borrowed(t);
+                }
                 let trimmed = match self.field_bytes(f) {
                     Cow::Borrowed(b) => Cow::Borrowed(trim_end(b)),
                     Cow::Owned(b) => Cow::Owned(trim_end(&b).to_vec()),
@@ -1166,7 +1181,6 @@ fn check_entity(
     layout: Option<&'static Layout>,
     body: &[u8],
 ) {
-    let len = body.len() + 1;
     match (code, layout) {
         (None, _) => scan.push(
             p,
@@ -1184,46 +1198,7 @@ fn check_entity(
             FindingKind::UnknownEntity,
             format!("entity type {c:03} has no published layout; kept raw"),
         ),
-        (Some(c), Some(l)) => {
-            if len != l.len {
-                let extra_blank = len > l.len
-                    && body
-                        .get(l.len - 1..)
-                        .is_some_and(|x| x.iter().all(|&b| b == b' ' || b == 0));
-                if !extra_blank {
-                    scan.push(
-                        p,
-                        idx,
-                        Some(c),
-                        None,
-                        FindingKind::EntityLength,
-                        format!("entity is {len} bytes, layout {} says {}", l.code, l.len),
-                    );
-                }
-            }
-            if !fast_valid(c, body) {
-                let mut found = Vec::new();
-                validate_fields(l, body, |f, msg| found.push((f, msg)));
-                for (f, msg) in found {
-                    scan.push(
-                        p + f.range().start,
-                        idx,
-                        Some(c),
-                        Some(f.name),
-                        FindingKind::Field,
-                        msg,
-                    );
-                }
-            }
-            if let Some(mask) = scan.unexpected
-                && mask.get(usize::from(c)) == Some(&true)
-                && !scan.reported.contains(&c)
-            {
-                scan.reported.push(c);
-                let msg = format!("entity {c:03} is not expected in reference {}", scan.reference);
-                scan.push(p, idx, Some(c), None, FindingKind::UnexpectedForReference, msg);
-            }
-        }
+        (Some(c), Some(l)) => check_layout(scan, p, idx, c, l, body),
     }
     if code.is_some() && level.is_none() {
         scan.push(
@@ -1237,18 +1212,74 @@ fn check_entity(
     }
     if code == Some(990) {
         if let Some(level) = level {
-            scan.totals.controls_checked += 1;
-            let (count, sum) = scan.ctl.close(level as usize);
-            let mut found = Vec::new();
-            check_990(count, sum, level, body, |field, kind, msg| {
-                found.push((field, kind, msg))
-            });
-            for (field, kind, msg) in found {
-                scan.push(p, idx, Some(990), Some(field), kind, msg);
-            }
+            check_control(scan, p, idx, level, body);
         }
         return;
     }
+    add_to_totals(scan, code, level, body);
+}
+
+/// An entity of a known layout: its length, its fields, whether its reference expects it.
+fn check_layout(scan: &mut Scan, p: usize, idx: usize, c: u16, l: &'static Layout, body: &[u8]) {
+    let len = body.len() + 1;
+    if len != l.len {
+        // Blank bytes past the layout's end are padding some writers leave: not an error.
+        let extra_blank = len > l.len
+            && body
+                .get(l.len - 1..)
+                .is_some_and(|x| x.iter().all(|&b| b == b' ' || b == 0));
+        if !extra_blank {
+            scan.push(
+                p,
+                idx,
+                Some(c),
+                None,
+                FindingKind::EntityLength,
+                format!("entity is {len} bytes, layout {} says {}", l.code, l.len),
+            );
+        }
+    }
+    // The precise (slower) field checks run only when the fast whole-entity check fails.
+    if !fast_valid(c, body) {
+        let mut found = Vec::new();
+        validate_fields(l, body, |f, msg| found.push((f, msg)));
+        for (f, msg) in found {
+            scan.push(
+                p + f.range().start,
+                idx,
+                Some(c),
+                Some(f.name),
+                FindingKind::Field,
+                msg,
+            );
+        }
+    }
+    // Said once per entity type and file: one unexpected type is one piece of information.
+    if let Some(mask) = scan.unexpected
+        && mask.get(usize::from(c)) == Some(&true)
+        && !scan.reported.contains(&c)
+    {
+        scan.reported.push(c);
+        let msg = format!("entity {c:03} is not expected in reference {}", scan.reference);
+        scan.push(p, idx, Some(c), None, FindingKind::UnexpectedForReference, msg);
+    }
+}
+
+/// A `990` of `level`: its count and amount against the group it closes.
+fn check_control(scan: &mut Scan, p: usize, idx: usize, level: u8, body: &[u8]) {
+    scan.totals.controls_checked += 1;
+    let (count, sum) = scan.ctl.close(level as usize);
+    let mut found = Vec::new();
+    check_990(count, sum, level, body, |field, kind, msg| {
+        found.push((field, kind, msg))
+    });
+    for (field, kind, msg) in found {
+        scan.push(p, idx, Some(990), Some(field), kind, msg);
+    }
+}
+
+/// A data entity (not a `990`): its lot and amount into the file's totals and the open groups.
+fn add_to_totals(scan: &mut Scan, code: Option<u16>, level: Option<u8>, body: &[u8]) {
     if code == Some(80) {
         scan.totals.lots += 1;
     }
@@ -1515,12 +1546,27 @@ fn check_file(file: &NoemieFile, sink: &mut Sink) {
             message,
         })
     };
-    let number_ok = |rec: &[u8], e: &crate::layout::FieldError| {
-        e.field == "sender_number" && rec.get(5..19).and_then(padded_number).is_some()
-    };
+    check_header(file, &mut push);
+    check_trailer(file, &mut push);
+    check_totals(file, &mut push);
+}
+
+/// How the checks of a file's header and trailer report: severity, input offset, record
+/// (`000` / `999`), field, kind, message.
+trait Report: FnMut(Severity, usize, &str, Option<&'static str>, FindingKind, String) {}
+impl<F: FnMut(Severity, usize, &str, Option<&'static str>, FindingKind, String)> Report for F {}
+
+/// A sender number field that fails the layout's digits check only because it is left-padded
+/// with spaces, which real files do: not a finding.
+fn padded_sender(rec: &[u8], e: &crate::layout::FieldError) -> bool {
+    e.field == "sender_number" && rec.get(5..19).and_then(padded_number).is_some()
+}
+
+/// The `000` header field by field, and its currency unit.
+fn check_header(file: &NoemieFile, push: &mut impl Report) {
     for e in H000.check(&file.header) {
         // The currency has its own single check below.
-        if e.field == "currency" || number_ok(&file.header, &e) {
+        if e.field == "currency" || padded_sender(&file.header, &e) {
             continue;
         }
         let at = file.offset + e.from as usize - 1;
@@ -1553,9 +1599,14 @@ fn check_file(file: &NoemieFile, sink: &mut Sink) {
             format!("currency unit is {:?}, not `U` (euro)", char::from(c)),
         ),
     }
+}
+
+/// The `999` trailer field by field, and the identification it must repeat from the header
+/// (numbers compared as numbers: zero- or space-padded are the same).
+fn check_trailer(file: &NoemieFile, push: &mut impl Report) {
     let toff = file.trailer_offset;
     for e in T999.check(&file.trailer) {
-        if number_ok(&file.trailer, &e) {
+        if padded_sender(&file.trailer, &e) {
             continue;
         }
         let at = toff + e.from as usize - 1;
@@ -1596,14 +1647,10 @@ fn check_file(file: &NoemieFile, sink: &mut Sink) {
             );
         }
     }
-    check_totals(file, &mut push);
 }
 
 /// The `999` record count, lot count and amount against what the file holds.
-fn check_totals(
-    file: &NoemieFile,
-    push: &mut impl FnMut(Severity, usize, &str, Option<&'static str>, FindingKind, String),
-) {
+fn check_totals(file: &NoemieFile, push: &mut impl Report) {
     let t = &file.totals;
     let toff = file.trailer_offset;
     let num = |name: &str| {

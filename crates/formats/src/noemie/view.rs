@@ -417,7 +417,17 @@ struct Walk<S, F: FnMut(ViewItem<S>)> {
     invoice_open: bool,
     /// Build and hand out invoices / payments.
     want: Want,
+    /// Read only what the one-line summaries show ([`Noemie::walk_summaries`]).
+    summary: bool,
     pending_agent: Option<S>,
+}
+
+/// A date left unread (summary walks).
+fn no_date<'a, S: ViewText<'a>>() -> DateValue<S> {
+    DateValue {
+        raw: S::from_text(Cow::Borrowed("")),
+        iso: None,
+    }
 }
 
 /// Which items of the payment view a walk hands out ([`Noemie::walk_view`]).
@@ -473,10 +483,12 @@ impl<'a, S: ViewText<'a>, F: FnMut(ViewItem<S>)> Walk<S, F> {
     fn entity(&mut self, e: &EntityRef<'a>) {
         let Some(code) = e.entity.code else { return };
         let fill = self.want.payments;
+        // What a payment's summary line does not show is read only in a full walk.
+        let full = fill && !self.summary;
         match code {
             20 => {
                 self.close_payment();
-                self.pending_agent = if fill {
+                self.pending_agent = if full {
                     opt(text(e, "settlement_recipient"))
                 } else {
                     None
@@ -498,10 +510,10 @@ impl<'a, S: ViewText<'a>, F: FnMut(ViewItem<S>)> Walk<S, F> {
                 }
                 self.payment_has_date = true;
                 let p = self.payment_mut();
-                if fill {
+                if full {
                     p.accounting_date = Some(date(e, "accounting_date"));
                 }
-                if fill && code == 71 {
+                if full && code == 71 {
                     p.transfer_label = ["transfer_label_1", "transfer_label_2"]
                         .iter()
                         .map(|n| text::<S>(e, n))
@@ -512,13 +524,21 @@ impl<'a, S: ViewText<'a>, F: FnMut(ViewItem<S>)> Walk<S, F> {
             }
             81 => {
                 let p = self.payment_mut();
-                if fill {
+                if full {
                     p.return_types.push(text(e, "return_type"));
                 }
             }
             80 => {
                 self.close_invoice();
-                self.lot = Some((text(e, "lot_number"), date(e, "lot_date")));
+                // The lot is read for the invoices it holds only.
+                if self.want.invoices {
+                    let lot_date = if self.summary {
+                        no_date()
+                    } else {
+                        date(e, "lot_date")
+                    };
+                    self.lot = Some((text(e, "lot_number"), lot_date));
+                }
             }
             100 | 102 => self.open_invoice(code, e),
             _ => self.detail(code, e),
@@ -532,36 +552,49 @@ impl<'a, S: ViewText<'a>, F: FnMut(ViewItem<S>)> Walk<S, F> {
 
     fn open_invoice(&mut self, code: u16, e: &EntityRef<'a>) {
         self.close_invoice();
+        let index = self.next_invoice;
+        self.next_invoice += 1;
+        self.payment_mut().invoices.push(index);
+        self.invoice_open = true;
+        if !self.want.invoices {
+            // Only the invoice's index counts in a payments-only walk: its lot is not read.
+            return;
+        }
         let (lot_number, lot_date) = match (&self.lot, code) {
             (Some((n, d)), 100) => (n.clone(), d.clone()),
             (lot, _) => {
                 let n: S = text(e, "lot_number");
-                let d = date(e, "lot_date");
+                let d = if self.summary {
+                    no_date()
+                } else {
+                    date(e, "lot_date")
+                };
                 match lot {
                     Some((ln, ld)) if n.as_text().trim().is_empty() => (ln.clone(), ld.clone()),
                     _ => (n, d),
                 }
             }
         };
-        let index = self.next_invoice;
-        self.next_invoice += 1;
-        self.payment_mut().invoices.push(index);
-        self.invoice_open = true;
-        if !self.want.invoices {
-            return;
-        }
         let payment = self.payment.as_ref().map(|(i, _)| *i);
+        let full = !self.summary;
+        let read = |name: &str| {
+            if full {
+                text(e, name)
+            } else {
+                S::from_text(Cow::Borrowed(""))
+            }
+        };
         self.invoice = Some(Invoice {
             file: self.file,
             payment,
             invoice_number: text(e, "invoice_number"),
-            invoice_number_complement: text(e, "invoice_number_complement"),
+            invoice_number_complement: read("invoice_number_complement"),
             lot_number,
             lot_date,
-            invoice_type: text(e, "invoice_type"),
-            billing_date: date(e, "billing_date"),
-            amc_processing: text(e, "amc_processing"),
-            insurance_nature: text(e, "insurance_nature"),
+            invoice_type: read("invoice_type"),
+            billing_date: if full { date(e, "billing_date") } else { no_date() },
+            amc_processing: read("amc_processing"),
+            insurance_nature: read("insurance_nature"),
             insured: None,
             state: InvoiceState::NotProcessed,
             amo: None,
@@ -579,22 +612,26 @@ impl<'a, S: ViewText<'a>, F: FnMut(ViewItem<S>)> Walk<S, F> {
     fn detail(&mut self, code: u16, e: &EntityRef<'a>) {
         if matches!(code, 250 | 261 | 262) {
             // A payment-level entity opens a payment where there is none, wanted or not.
-            let fill = self.want.payments;
+            let full = self.want.payments && !self.summary;
             let p = self.payment_mut();
-            if fill {
+            if full {
                 payment_detail(p, code, e);
             }
             return;
         }
         if let Some(inv) = self.invoice.as_mut() {
-            invoice_detail(inv, code, e);
+            if self.summary {
+                summary_detail(inv, code, e);
+            } else {
+                invoice_detail(inv, code, e);
+            }
             return;
         }
         if self.invoice_open || !matches!(code, 290 | 294 | 295) {
             // The detail of an invoice that is not wanted, or an invoice entity out of place.
             return;
         }
-        let fill = self.want.payments;
+        let fill = self.want.payments && !self.summary;
         let p = self.payment_mut();
         if fill && code == 295 {
             p.comments.push(text(e, "comment"));
@@ -620,6 +657,32 @@ fn invoice_detail<'a, S: ViewText<'a>>(inv: &mut Invoice<S>, code: u16, e: &Enti
         }
         290 | 294 => inv.rejects.push(notice(e)),
         295 => inv.comments.push(text(e, "comment")),
+        _ => {}
+    }
+}
+
+/// [`invoice_detail`] for a summary: the parts' state and amounts, and one blank notice per
+/// reject line (the summary counts them; an invoice with rejects and no part is rejected).
+fn summary_detail<'a, S: ViewText<'a>>(inv: &mut Invoice<S>, code: u16, e: &EntityRef<'a>) {
+    let part = |e: &EntityRef<'a>| Part {
+        state: PartState::from_code(e.text_ref("state").trim()),
+        requested_cents: e.number("requested").unwrap_or(0),
+        paid_cents: e.controlled_amount().and_then(Result::ok).unwrap_or(0),
+        amc_number: None,
+        amc_member_id: None,
+    };
+    let blank = || S::from_text(Cow::Borrowed(""));
+    match code {
+        198 => inv.amo = Some(part(e)),
+        199 => inv.amc = Some(part(e)),
+        290 | 294 => inv.rejects.push(Notice {
+            entity: blank(),
+            code: blank(),
+            label: blank(),
+            reject_level: None,
+            part: None,
+            line: None,
+        }),
         _ => {}
     }
 }
@@ -717,17 +780,31 @@ impl Noemie {
     /// [`Noemie::walk_payments`] handing out only what is wanted: a writer that puts all
     /// invoices before all payments walks twice rather than holding either list.
     pub fn walk_view(&self, want: Want, emit: impl FnMut(ViewItem)) {
-        self.walk_generic(want, emit);
+        self.walk_generic(want, false, emit);
     }
 
     /// [`Noemie::walk_view`] with views that borrow their text from the input (`Cow<str>`,
     /// owned only for a field that is not ASCII or holds a NUL, and for decoded dates): what
     /// `svoct inspect` writes out. The items serialise exactly as the owned ones.
     pub fn walk_view_ref<'a>(&'a self, want: Want, emit: impl FnMut(ViewItem<Cow<'a, str>>)) {
-        self.walk_generic(want, emit);
+        self.walk_generic(want, false, emit);
     }
 
-    fn walk_generic<'a, S: ViewText<'a>>(&'a self, want: Want, emit: impl FnMut(ViewItem<S>)) {
+    /// [`Noemie::walk_view_ref`] of invoices and payments reading only what a one-line summary
+    /// of each shows (what `svoct inspect` prints): an invoice's number, lot number, state,
+    /// parts (state, requested and paid amounts, without the AMC numbers), paid amount and
+    /// one blank notice per reject line; a payment's settlement recipient, invoices and
+    /// amount. Every other field is blank (`""`, `None`, empty lists). Indexes, states and
+    /// amounts are those of the full walk.
+    pub fn walk_summaries<'a>(&'a self, emit: impl FnMut(ViewItem<Cow<'a, str>>)) {
+        let want = Want {
+            invoices: true,
+            payments: true,
+        };
+        self.walk_generic(want, true, emit);
+    }
+
+    fn walk_generic<'a, S: ViewText<'a>>(&'a self, want: Want, summary: bool, emit: impl FnMut(ViewItem<S>)) {
         let mut w = Walk {
             emit,
             file: 0,
@@ -740,6 +817,7 @@ impl Noemie {
             invoice: None,
             invoice_open: false,
             want,
+            summary,
             pending_agent: None,
         };
         for f in &self.files {
@@ -934,5 +1012,95 @@ impl Noemie {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::builder::{InvoiceOutcome, PartOutcome, RejectLine, RejectPart, RspParams, build_580};
+    use super::*;
+
+    fn outcome(number: &str, amo: Option<PartState>, amc: PartState, rejects: usize) -> InvoiceOutcome {
+        let part = |state, amc_number: &str| PartOutcome {
+            state,
+            requested_cents: 1234,
+            paid_cents: if state == PartState::Paid { 999 } else { 0 },
+            amc_number: amc_number.into(),
+        };
+        InvoiceOutcome {
+            lot_number: "007".into(),
+            lot_date: Ymd::new(2026, 11, 25),
+            invoice_number: number.into(),
+            invoice_type: 'F',
+            billing_date: Some(Ymd::new(2026, 11, 20)),
+            amo: amo.map(|s| part(s, "")),
+            amc: Some(part(amc, "12345678")),
+            rejects: (0..rejects)
+                .map(|i| RejectLine {
+                    code: format!("A{i}"),
+                    label: "REJET".into(),
+                    part: RejectPart::Amc,
+                })
+                .collect(),
+            comments: vec!["COMMENTAIRE".into()],
+        }
+    }
+
+    /// What a summary line shows of an item.
+    fn shown(item: &ViewItem<Cow<'_, str>>) -> String {
+        match item {
+            ViewItem::Invoice(i) => {
+                let parts: Vec<_> = [&i.amo, &i.amc]
+                    .into_iter()
+                    .map(|p| p.as_ref().map(|p| (p.state, p.requested_cents, p.paid_cents)))
+                    .collect();
+                format!(
+                    "{} {} {:?} {parts:?} {} {} {:?}",
+                    i.invoice_number,
+                    i.lot_number,
+                    i.state,
+                    i.paid_cents,
+                    i.rejects.len(),
+                    i.payment
+                )
+            }
+            ViewItem::Payment(p) => {
+                format!("{:?} {:?} {}", p.settlement_recipient, p.invoices, p.amount_cents)
+            }
+        }
+    }
+
+    #[test]
+    fn summaries_show_what_the_full_walk_shows() {
+        let params = RspParams {
+            sender_type: "CP".into(),
+            sender_number: "751".into(),
+            sender_program: "SIMU".into(),
+            recipient_type: "TP".into(),
+            recipient_number: "123456789".into(),
+            file_id: "R00001".into(),
+            created: Ymd::new(2026, 11, 26),
+            flow_type: 'T',
+            settlement_recipient: "123456789".into(),
+            accounting_date: Ymd::new(2026, 11, 26),
+            transfer_label: "VIREMENT".into(),
+            payer: "CPAM".into(),
+        };
+        let outcomes = [
+            outcome("000000001", Some(PartState::Paid), PartState::Rejected, 2),
+            outcome("000000002", None, PartState::Paid, 0),
+            outcome("000000003", Some(PartState::Deferred), PartState::Deferred, 1),
+        ];
+        let bytes = build_580(&params, &outcomes).unwrap();
+        let n = super::super::parse(&bytes).unwrap();
+        let (mut full, mut summary) = (Vec::new(), Vec::new());
+        let want = Want {
+            invoices: true,
+            payments: true,
+        };
+        n.walk_view_ref(want, |i| full.push(shown(&i)));
+        n.walk_summaries(|i| summary.push(shown(&i)));
+        assert_eq!(full.len(), 4, "{full:?}");
+        assert_eq!(full, summary);
     }
 }

@@ -22,6 +22,8 @@ use svoct_formats::noemie::{
 
 use super::{Detected, Options, layout_text};
 
+mod json;
+
 const FORMAT: &str = "noemie";
 
 /// NOEMIE inputs are recognised without reading them whole:
@@ -176,8 +178,8 @@ fn write_json(n: &Noemie, out: &mut impl Write) -> io::Result<()> {
         write!(out, ",\"{key}\":[")?;
         let mut first = true;
         let mut result = Ok(());
-        // Each item is serialised into one reused buffer, then written in one call: serde_json
-        // writes a field in several small pieces, which cost more through the writer.
+        // Each item is written into one reused buffer (by hand: `json`, without serde), then
+        // written in one call.
         let mut item_json = Vec::with_capacity(1024);
         n.walk_view_ref(want, |item| {
             if result.is_err() {
@@ -188,12 +190,11 @@ fn write_json(n: &Noemie, out: &mut impl Write) -> io::Result<()> {
                 item_json.push(b',');
             }
             first = false;
-            result = match &item {
-                ViewItem::Invoice(inv) => serde_json::to_writer(&mut item_json, inv),
-                ViewItem::Payment(p) => serde_json::to_writer(&mut item_json, p),
+            match &item {
+                ViewItem::Invoice(inv) => json::invoice(&mut item_json, inv),
+                ViewItem::Payment(p) => json::payment(&mut item_json, p),
             }
-            .map_err(io::Error::from)
-            .and_then(|()| out.write_all(&item_json));
+            result = out.write_all(&item_json);
         });
         result?;
         write!(out, "]")?;
@@ -280,6 +281,14 @@ fn push_u64(line: &mut Vec<u8>, mut v: u64) {
         }
     }
     line.extend_from_slice(&digits[i..]);
+}
+
+/// Append a signed integer.
+fn push_i64(line: &mut Vec<u8>, v: i64) {
+    if v < 0 {
+        line.push(b'-');
+    }
+    push_u64(line, v.unsigned_abs());
 }
 
 /// Append cents as signed euros: `-0.05`, `123.45`.
@@ -409,11 +418,8 @@ fn write_text(n: &Noemie, opts: &Options, out: &mut impl Write) -> io::Result<()
     let (mut payments, mut invoices) = (0usize, 0usize);
     let mut result = Ok(());
     let mut line = Vec::with_capacity(256);
-    let want = Want {
-        invoices: true,
-        payments: true,
-    };
-    n.walk_view_ref(want, |item| {
+    // Only what the lines show is read from the entities.
+    n.walk_summaries(|item| {
         if result.is_ok() {
             match item {
                 ViewItem::Invoice(inv) => {
