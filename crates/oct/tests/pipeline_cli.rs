@@ -59,34 +59,38 @@ fn assert_schema(name: &str, doc: &str) {
     );
 }
 
+/// A single file for five destinations, two of which (103, 104) have no route, processed once:
+/// quarantined (`no_route`) with an explanatory ART. Returns the raw message.
+fn quarantine_one(world: &World) -> Vec<u8> {
+    let file = single_file(&synth(25, 5, false, 11));
+    let raw = ps_message(world, PS_ADDRESS, &file, PS_NUMBER, 25, 1, false);
+    let config = world.config();
+    let spool = Spool::open(&config.paths.spool).expect("spool");
+    spool
+        .put(
+            &ReceivedEnvelope {
+                mail_from: PS_ADDRESS.into(),
+                rcpt_to: vec![OCT_ADDRESS.into()],
+                ..ReceivedEnvelope::default()
+            },
+            &raw,
+        )
+        .expect("put");
+    let keys = world.keys();
+    let pipeline = Pipeline::new(&config, &keys);
+    let mut state = State::open(&config.paths.state).expect("state");
+    let stats = ServiceStats::default();
+    assert!(work_once(&spool, &mut state, &mut Blocks::default(), &pipeline, &stats).expect("step"));
+    // Kept once, in the state database: nothing stays in the spool.
+    assert_eq!(spool.list().expect("list"), vec![]);
+    raw
+}
+
 #[test]
 fn status_quarantine_and_retry_after_adding_a_route() {
     let bin = svoct_binary();
     let world = World::new(2525, "");
-    // Five destinations: 103 and 104 have no route.
-    let file = single_file(&synth(25, 5, false, 11));
-    let raw = ps_message(&world, PS_ADDRESS, &file, PS_NUMBER, 25, 1, false);
-    let config = world.config();
-    {
-        let spool = Spool::open(&config.paths.spool).expect("spool");
-        spool
-            .put(
-                &ReceivedEnvelope {
-                    mail_from: PS_ADDRESS.into(),
-                    rcpt_to: vec![OCT_ADDRESS.into()],
-                    ..ReceivedEnvelope::default()
-                },
-                &raw,
-            )
-            .expect("put");
-        let keys = world.keys();
-        let pipeline = Pipeline::new(&config, &keys);
-        let mut state = State::open(&config.paths.state).expect("state");
-        let stats = ServiceStats::default();
-        assert!(work_once(&spool, &mut state, &mut Blocks::default(), &pipeline, &stats).expect("step"));
-        // Kept once, in the state database: nothing stays in the spool.
-        assert_eq!(spool.list().expect("list"), vec![]);
-    }
+    let raw = quarantine_one(&world);
 
     let (ok, out, err) = svoct(&bin, &world, &["status", "--json"]);
     assert!(ok, "{err}");
@@ -207,4 +211,43 @@ fn status_quarantine_and_retry_after_adding_a_route() {
     );
     assert!(!ok && err.contains("was removed (retention)"), "{err}");
     assert!(!dump.exists());
+}
+
+/// `quarantine drop` ends a quarantined message for good: content removed, row kept with the
+/// operator's reason, no retry afterwards, a second drop refused.
+#[test]
+fn quarantine_drop_removes_the_content_and_keeps_the_reason() {
+    let bin = svoct_binary();
+    let world = World::new(2525, "");
+    quarantine_one(&world);
+    let (ok, out, err) = svoct(&bin, &world, &["quarantine", "list", "--json"]);
+    assert!(ok, "{err}");
+    let list: serde_json::Value = serde_json::from_str(&out).expect("list JSON");
+    let id = list[0]["id"].as_i64().expect("id").to_string();
+    let (ok, _, err) = svoct(&bin, &world, &["quarantine", "drop", &id]);
+    assert!(!ok, "a drop without a reason is refused");
+    assert!(err.contains("--reason"), "{err}");
+    let (ok, out, err) = svoct(
+        &bin,
+        &world,
+        &["quarantine", "drop", &id, "--reason", "sent twice by the PS"],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("dropped") && out.contains("sent twice by the PS"),
+        "{out}"
+    );
+    let (ok, out, _) = svoct(&bin, &world, &["quarantine", "show", &id]);
+    assert!(ok);
+    assert!(out.contains("dropped: sent twice by the PS"), "{out}");
+    let (ok, _, err) = svoct(&bin, &world, &["quarantine", "retry", &id]);
+    assert!(!ok, "a dropped message is not retried");
+    assert!(err.contains("no quarantined message"), "{err}");
+    let (ok, _, err) = svoct(&bin, &world, &["quarantine", "drop", &id, "--reason", "again"]);
+    assert!(!ok, "a second drop is refused");
+    assert!(err.contains("no quarantined message"), "{err}");
+    let (ok, out, _) = svoct(&bin, &world, &["quarantine", "list", "--json"]);
+    assert!(ok);
+    let list: serde_json::Value = serde_json::from_str(&out).expect("list JSON");
+    assert_eq!(list.as_array().map(Vec::len), Some(0), "no longer waiting: {out}");
 }

@@ -120,6 +120,15 @@ enum QuarantineCommand {
     /// Mark a quarantined message for processing again. Only marks it: the running service
     /// picks it up at its next poll (no restart needed), or the service does at its next start.
     Retry { id: i64 },
+    /// Drop a quarantined message for good (`postsuper -d`): its content is removed, its row is
+    /// kept with your reason, and it can no longer be retried. A message marked for retry is
+    /// not dropped.
+    Drop {
+        id: i64,
+        /// Why (kept with the row, shown by `quarantine show`, logged).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -460,6 +469,25 @@ fn quarantine(config: &Config, command: QuarantineCommand) -> CmdResult {
                     println!("summary: {}", serde_json::to_string_pretty(&summary)?);
                 }
             }
+        }
+        QuarantineCommand::Drop { id, reason } => {
+            let reason = one_line(&reason);
+            if reason.is_empty() {
+                return Err("quarantine drop needs a --reason that says why".into());
+            }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+            let Some(dropped) = state.quarantine_drop(id, &reason, now)? else {
+                return Err(format!(
+                    "no quarantined message #{id} holding its content (see `svoct oct quarantine list --all`)"
+                )
+                .into());
+            };
+            println!(
+                "#{id} dropped: {} bytes removed; its row is kept with the reason \"{reason}\"",
+                dropped.bytes
+            );
         }
         QuarantineCommand::Retry { id } => {
             if !state.quarantine_request_retry(id)? {

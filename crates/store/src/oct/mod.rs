@@ -215,6 +215,12 @@ pub trait OctStore: Send {
     /// Why and when the content of quarantined message `id` was removed.
     fn quarantine_purge_record(&self, id: i64) -> Result<Option<PurgeRecord>, StoreError>;
 
+    /// Drops quarantined message `id` on an operator's word (`svoct oct quarantine drop`): its
+    /// content is removed as by the bound or the retention, the row is kept with `reason` as the
+    /// cause (`dropped: <reason>`), and it can no longer be retried. `None` when no message
+    /// `id` holds its content (unknown, already removed, or being retried).
+    fn quarantine_drop(&self, id: i64, reason: &str, now: i64) -> Result<Option<Purged>, StoreError>;
+
     // --- Status.
 
     /// Counters and queue depths.

@@ -442,6 +442,8 @@ pub enum PurgeCause {
     Bound,
     /// Older than the retention period.
     Retention,
+    /// Dropped by an operator (`svoct oct quarantine drop`), for the reason given.
+    Dropped,
 }
 
 impl PurgeCause {
@@ -450,6 +452,7 @@ impl PurgeCause {
         match self {
             PurgeCause::Bound => "bound",
             PurgeCause::Retention => "retention",
+            PurgeCause::Dropped => "dropped",
         }
     }
 }

@@ -936,4 +936,8 @@ impl OctStore for SqliteOctStore {
     fn quarantine_purge_record(&self, id: i64) -> Result<Option<PurgeRecord>, StoreError> {
         quarantine::purge_record(self, id)
     }
+
+    fn quarantine_drop(&self, id: i64, reason: &str, now: i64) -> Result<Option<Purged>, StoreError> {
+        quarantine::drop_one(self, id, reason, now)
+    }
 }

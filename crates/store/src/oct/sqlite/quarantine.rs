@@ -82,7 +82,7 @@ pub(super) fn enforce_bound(
                 doomed.push(held.purged(PurgeCause::Bound));
             }
         }
-        purge(st, &doomed, now)?;
+        purge(st, &doomed, "", now)?;
         Ok(doomed)
     })?;
     trim_purged_rows(st, bound.max_purged_rows)?;
@@ -123,7 +123,7 @@ pub(super) fn purge_before(st: &SqliteOctStore, cutoff: i64, now: i64) -> Result
             .filter(|h| h.at < cutoff)
             .map(|h| h.purged(PurgeCause::Retention))
             .collect();
-        purge(st, &doomed, now)?;
+        purge(st, &doomed, "", now)?;
         Ok(doomed)
     })
 }
@@ -138,23 +138,28 @@ fn held_newest_first(st: &SqliteOctStore) -> Result<Vec<Held>, StoreError> {
         ))
         .map_err(sql("list held quarantine"))?;
     let rows = stmt
-        .query_map([], |r| {
-            Ok(Held {
-                id: r.get(0)?,
-                spool_id: r.get(1)?,
-                code: r.get(2)?,
-                bytes: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
-                at: r.get(4)?,
-                mail_from: r.get(5)?,
-                reason: r.get(6)?,
-            })
-        })
+        .query_map([], held_row)
         .map_err(sql("list held quarantine"))?;
     rows.collect::<Result<_, _>>()
         .map_err(sql("list held quarantine"))
 }
 
-fn purge(st: &SqliteOctStore, doomed: &[Purged], now: i64) -> Result<(), StoreError> {
+/// A row of `SELECT id, spool_id, code, length(raw), at, mail_from, reason FROM quarantine`.
+fn held_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Held> {
+    Ok(Held {
+        id: r.get(0)?,
+        spool_id: r.get(1)?,
+        code: r.get(2)?,
+        bytes: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+        at: r.get(4)?,
+        mail_from: r.get(5)?,
+        reason: r.get(6)?,
+    })
+}
+
+/// Removes the content of the `doomed` rows and records why: the cause's name, followed by
+/// `: note` when there is one (an operator's reason).
+fn purge(st: &SqliteOctStore, doomed: &[Purged], note: &str, now: i64) -> Result<(), StoreError> {
     for p in doomed {
         st.conn
             .execute(
@@ -168,7 +173,7 @@ fn purge(st: &SqliteOctStore, doomed: &[Purged], now: i64) -> Result<(), StoreEr
                 params![
                     p.id,
                     i64::try_from(p.bytes).unwrap_or(i64::MAX),
-                    p.cause.as_str(),
+                    why(p.cause, note),
                     now
                 ],
             )
@@ -180,11 +185,45 @@ fn purge(st: &SqliteOctStore, doomed: &[Purged], now: i64) -> Result<(), StoreEr
             reason = %p.reason,
             from = %p.mail_from,
             bytes = p.bytes,
-            cause = p.cause.as_str(),
+            cause = %why(p.cause, note),
             "quarantined message content removed; its reason and metadata are kept"
         );
     }
     Ok(())
+}
+
+fn why(cause: PurgeCause, note: &str) -> String {
+    if note.is_empty() {
+        cause.as_str().to_owned()
+    } else {
+        format!("{}: {note}", cause.as_str())
+    }
+}
+
+/// Drops one held message (see `OctStore::quarantine_drop`). A message marked for retry is not
+/// dropped: the worker may be processing it.
+pub(super) fn drop_one(
+    st: &SqliteOctStore,
+    id: i64,
+    reason: &str,
+    now: i64,
+) -> Result<Option<Purged>, StoreError> {
+    st.in_immediate("quarantine drop", || {
+        let held = st
+            .conn
+            .query_row(
+                "SELECT id, spool_id, code, length(raw), at, mail_from, reason FROM quarantine
+                 WHERE id = ?1 AND state IN ('held', 'retried')",
+                [id],
+                held_row,
+            )
+            .optional()
+            .map_err(sql("quarantine drop"))?;
+        let Some(held) = held else { return Ok(None) };
+        let dropped = held.purged(PurgeCause::Dropped);
+        purge(st, std::slice::from_ref(&dropped), reason, now)?;
+        Ok(Some(dropped))
+    })
 }
 
 /// Whether spooled message `spool_id` has a quarantine row (held or purged).

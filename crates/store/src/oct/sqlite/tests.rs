@@ -530,6 +530,40 @@ fn quarantine_round_trip_survives_reopen() {
     assert_eq!(s.quarantine_list(true).expect("list").len(), 1);
 }
 
+/// An operator's drop removes the content, keeps the row with the reason, and the message can
+/// then be neither retried nor dropped again; a message being retried is not dropped.
+#[test]
+fn quarantine_drop_keeps_the_reason_and_ends_the_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = State::open(&dir.path().join("s.db")).expect("open");
+    s.commit(&processed("q", 1, true)).expect("commit");
+    s.commit(&processed("r", 1, true)).expect("commit");
+    let list = s.quarantine_list(false).expect("list");
+    let (first, second) = (list[0].id, list[1].id);
+    let dropped = s
+        .quarantine_drop(first, "junk from a test host", 1_000)
+        .expect("drop")
+        .expect("held");
+    assert_eq!(
+        (dropped.id, dropped.bytes, dropped.cause),
+        (first, 3, PurgeCause::Dropped)
+    );
+    let record = s.quarantine_purge_record(first).expect("record").expect("kept");
+    assert_eq!(record.cause, "dropped: junk from a test host");
+    assert_eq!((record.bytes, record.at), (3, 1_000));
+    let QuarantinedMessage { row, raw, .. } = s.quarantine_get(first).expect("get").expect("row kept");
+    assert_eq!((row.state.as_str(), raw.len()), ("purged", 0));
+    assert!(s.quarantine_drop(first, "again", 1_001).expect("drop").is_none());
+    assert!(!s.quarantine_request_retry(first).expect("retry"));
+    assert!(s.quarantine_request_retry(second).expect("retry"));
+    assert!(
+        s.quarantine_drop(second, "while retried", 1_002)
+            .expect("drop")
+            .is_none()
+    );
+    assert!(s.quarantine_drop(999, "unknown", 1_003).expect("drop").is_none());
+}
+
 #[test]
 fn sequences_cycle_and_own_lots() {
     let block = |b: CompostageBlock| (b.second, b.first);
