@@ -251,3 +251,48 @@ fn quarantine_drop_removes_the_content_and_keeps_the_reason() {
     let list: serde_json::Value = serde_json::from_str(&out).expect("list JSON");
     assert_eq!(list.as_array().map(Vec::len), Some(0), "no longer waiting: {out}");
 }
+
+/// `status` lists the 50 oldest undelivered messages and says how many more there are; the JSON
+/// gives the count of all of them.
+#[test]
+fn status_says_how_many_undelivered_it_does_not_list() {
+    use svoct_oct::state::{Claims, MessageKind, OutKind, Outgoing, Processed};
+    let bin = svoct_binary();
+    let world = World::new(2525, "");
+    let config = world.config();
+    let mut state = State::open(&config.paths.state).expect("state");
+    state
+        .commit(&Processed {
+            spool_id: "many".into(),
+            digest: "d".into(),
+            kind: MessageKind::Invoice,
+            mail_from: PS_ADDRESS.into(),
+            subject: "s".into(),
+            summary: serde_json::json!({}),
+            outgoing: (0..53)
+                .map(|i| Outgoing {
+                    message_id: format!("<many.{i}@oct>"),
+                    kind: OutKind::Forward,
+                    mail_from: OCT_ADDRESS.into(),
+                    rcpt: "cpam@am.example".into(),
+                    raw: b"x".to_vec(),
+                })
+                .collect(),
+            own_lots: vec![],
+            own_arls: vec![],
+            retried_quarantine: None,
+            claims: Claims::default(),
+            quarantine: None,
+        })
+        .expect("commit");
+    drop(state);
+    let (ok, out, err) = svoct(&bin, &world, &["status"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("...and 3 more undelivered"), "{out}");
+    let (ok, out, _) = svoct(&bin, &world, &["status", "--json"]);
+    assert!(ok);
+    assert_schema("oct-status", &out);
+    let status: serde_json::Value = serde_json::from_str(&out).expect("status JSON");
+    assert_eq!(status["undelivered_count"], 53);
+    assert_eq!(status["undelivered"].as_array().map(Vec::len), Some(50));
+}

@@ -270,7 +270,11 @@ struct StatusReport {
     spool_waiting: u64,
     spool_quarantined: u64,
     counters: svoct_oct::state::Counters,
+    /// The first [`UNDELIVERED_SHOWN`] undelivered messages, oldest first.
     undelivered: Vec<svoct_oct::state::OutboxRow>,
+    /// All undelivered messages (pending, being sent, failed): more than listed when the list
+    /// is cut, which the text output says.
+    undelivered_count: u64,
     quarantined: Vec<svoct_oct::state::QuarantineRow>,
     /// Routes configured with `plaintext = true`: claims leave them in clear.
     plaintext_routes: Vec<String>,
@@ -279,9 +283,12 @@ struct StatusReport {
     login_refused: usize,
 }
 
+/// Undelivered messages listed by `status` (the count of all of them is always given).
+const UNDELIVERED_SHOWN: usize = 50;
+
 fn status(config: &Config, json: bool) -> CmdResult {
     let state = State::open(&config.paths.state)?;
-    let mut undelivered = state.undelivered(50)?;
+    let mut undelivered = state.undelivered(UNDELIVERED_SHOWN)?;
     // Errors are scrubbed before they are stored; scrubbing again with the configured login
     // also cleans rows a version without scrubbing stored.
     let smtp = config.delivery.smtp.as_ref();
@@ -298,12 +305,20 @@ fn status(config: &Config, json: bool) -> CmdResult {
         .filter(|r| r.state != svoct_oct::state::OutboxState::Failed)
         .filter(|r| r.login_refused)
         .count();
+    let counters = state.counters()?;
+    let undelivered_count = counters
+        .outbox
+        .iter()
+        .filter(|(state, _)| state.as_str() != "sent")
+        .map(|(_, n)| n)
+        .sum();
     let report = StatusReport {
         service: svoct_oct::instance::probe(&config.paths.state)?,
         spool_waiting: spool_count(&config.paths.spool, "new"),
         spool_quarantined: spool_count(&config.paths.spool, "quarantine"),
-        counters: state.counters()?,
+        counters,
         undelivered,
+        undelivered_count,
         quarantined: state.quarantine_list(false)?,
         plaintext_routes: config.plaintext_routes(),
         login_refused,
@@ -370,6 +385,12 @@ fn status(config: &Config, json: bool) -> CmdResult {
                     .map(|e| format!(": {}", one_line(e)))
                     .unwrap_or_default()
             );
+        }
+        let more = report
+            .undelivered_count
+            .saturating_sub(report.undelivered.len() as u64);
+        if more > 0 {
+            println!("  ...and {more} more undelivered (the {UNDELIVERED_SHOWN} oldest are listed)");
         }
     }
     print_quarantine(&report.quarantined);
