@@ -162,7 +162,7 @@ pub struct Receipt {
 }
 
 /// `AAMMJJ` as a date of this century.
-fn ymd6(s: &str) -> Option<Ymd> {
+pub(crate) fn ymd6(s: &str) -> Option<Ymd> {
     if s.len() != 6 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

@@ -1,7 +1,10 @@
 //! What the pipeline sends: outgoing messages with deterministic Message-IDs, the ART, the
 //! subjects and `000` / `999` of the files the OCT writes.
 
+use svoct_formats::arl::Stamp;
+use svoct_formats::art::{Art, ArtLot, FileStatus, LotStatus};
 use svoct_formats::b2::{self, FileHeaderParams, LotKind};
+use svoct_formats::noemie::Ymd;
 use svoct_mail::cms::{CmsCipher, RecipientCert};
 use svoct_mail::profile::{self, Mailbox, MessageHeaders, Profile, Protect};
 use svoct_mail::subject::{
@@ -14,7 +17,7 @@ use super::{
 };
 use crate::config::{Config, Sender};
 use crate::receipt::Receipt;
-use crate::state::{OutKind, Outgoing};
+use crate::state::{ForwardOrigin, OutKind, Outgoing};
 
 /// One message the OCT sends: its subject, profile and attachment.
 pub(super) struct Letter<'f> {
@@ -231,4 +234,128 @@ pub(super) fn file_kind(kind: LotKind) -> FileKind {
 /// Digits of `s`, in order: the recipient number the OCT writes.
 pub(super) fn digits_only(s: &str) -> String {
     s.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// Longest server answer quoted in a "forward failed" ART (a real answer is one line).
+const MAX_ANSWER: usize = 500;
+
+/// The ART telling the PS that a file the OCT forwarded for it (its first ART said `TRANSMIS`)
+/// was refused for good by the destination (a permanent `5xx`, or retries exhausted): the lots
+/// it carried are `REFUSE` with the destination and the server's answer, the file `REFUSE` so
+/// that the PS side marks its message as needing attention (`docs/formats/art.md`, "Forward
+/// failed"). It echoes the PS's compostage, subject and file name from the first receipt.
+/// `error` must already be scrubbed of credentials (the SMTP transport does it). Its
+/// Message-ID derives from the failed row's, so the outbox never queues it twice.
+pub fn forward_failure_art(
+    config: &Config,
+    origin: &ForwardOrigin,
+    to: &str,
+    error: &str,
+    now: OffsetDateTime,
+) -> Result<Outgoing, PipelineError> {
+    let receipt = origin.summary.get("receipt").unwrap_or(&serde_json::Value::Null);
+    let text = |k: &str| receipt.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+    let sender = config.sender_by_address(&origin.mail_from).ok_or_else(|| {
+        PipelineError::Build(format!("{} is no longer a registered sender", origin.mail_from))
+    })?;
+    let answer: String = error
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(MAX_ANSWER)
+        .collect();
+    let destination = format!("{} {to}", origin.destination);
+    let reason = format!(
+        "transmission a {} echouee, refus definitif du serveur : {answer}",
+        destination.trim()
+    );
+    let art = Art {
+        oct_id: config.oct.identifier.clone(),
+        ps_number: sender.ps_number.clone(),
+        received: art_stamp(now),
+        compostage: text("compostage"),
+        file_name: text("file_name"),
+        subject: text("subject"),
+        profile: text("profile"),
+        invoices: receipt
+            .get("invoices")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0),
+        file_status: FileStatus::Refused,
+        file_detail: format!(
+            "{reason} ; {} lot(s) annonce(s) transmis ne l'ont pas ete : renvoyez leurs factures",
+            origin.lots.len()
+        ),
+        lots: origin
+            .lots
+            .iter()
+            .map(|(number, date)| failed_lot(receipt, number, date, &reason))
+            .collect(),
+        amc: Vec::new(),
+    };
+    let body = art.build().map_err(|e| PipelineError::Build(e.to_string()))?;
+    let category = profile::PsCategory::from_code(&sender.category).unwrap_or(profile::PsCategory::Xx);
+    let digest = super::content_hash(origin.message_id.as_bytes());
+    let id = format!(
+        "{}.{}-failed@{}",
+        digest.get(..32).unwrap_or(&digest),
+        OutKind::Art.as_str(),
+        config.domain()
+    );
+    let mut out = Out {
+        config,
+        digest: String::new(),
+        spool_id: origin.spool_id.clone(),
+        list: Vec::new(),
+    };
+    let letter = Letter {
+        subject: Subject::Return(return_subject(ReturnKind::Art, sender, now)?),
+        profile: Profile::Art(category),
+        file_name: format!("ART{}E.txt", origin.spool_id),
+        file: body.as_bytes(),
+        cert: None,
+        date: now,
+    };
+    out.push_as(id, OutKind::Art, sender.return_mailbox(), letter)?;
+    out.list
+        .pop()
+        .ok_or_else(|| PipelineError::Build("the ART was not built".into()))
+}
+
+/// The ART line of a lot the failed file carried: kind and invoices from the first receipt.
+fn failed_lot(receipt: &serde_json::Value, number: &str, date: &str, reason: &str) -> ArtLot {
+    let line = receipt.get("lots").and_then(|l| l.as_array()).and_then(|lots| {
+        lots.iter().find(|l| {
+            l.get("number").and_then(|v| v.as_str()) == Some(number)
+                && l.get("date").and_then(|v| v.as_str()) == Some(date)
+        })
+    });
+    let field = |k: &str| line.and_then(|l| l.get(k));
+    ArtLot {
+        number: number.to_owned(),
+        date: crate::receipt::ymd6(date),
+        kind: field("kind").and_then(|v| v.as_str()).unwrap_or("").to_owned(),
+        invoices: field("invoices")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0),
+        status: LotStatus::Refused,
+        detail: reason.to_owned(),
+    }
+}
+
+/// `now` as the ART's `RECU` stamp, in Europe/Paris local time like every time the ART shows.
+fn art_stamp(now: OffsetDateTime) -> Stamp {
+    let at = crate::receipt::paris(now);
+    Stamp {
+        date: Ymd::new(
+            u16::try_from(at.year()).unwrap_or(2000),
+            u8::from(at.month()),
+            at.day(),
+        ),
+        hour: at.hour(),
+        minute: at.minute(),
+    }
 }
