@@ -95,43 +95,18 @@ impl Drop for AuthEchoServer {
     }
 }
 
-fn serve(conn: TcpStream, counted: &AtomicUsize) -> std::io::Result<()> {
+/// Greets with `greeting`, then answers each command line with `answer(verb, line)` until the
+/// client leaves; a `None` answer sends `221 bye` and closes (`QUIT`).
+fn converse(
+    conn: TcpStream,
+    greeting: &str,
+    mut answer: impl FnMut(&str, &str) -> Option<String>,
+) -> std::io::Result<()> {
     conn.set_nonblocking(false)?;
     conn.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut w = conn.try_clone()?;
     let mut r = BufReader::new(conn).take(1 << 20);
-    w.write_all(b"220 fake.test ESMTP\r\n")?;
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if r.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let cmd = line.trim_end();
-        let verb = cmd.split(' ').next().unwrap_or("").to_ascii_uppercase();
-        match verb.as_str() {
-            "EHLO" => w.write_all(b"250-fake.test\r\n250 AUTH PLAIN LOGIN\r\n")?,
-            "HELO" => w.write_all(b"250 fake.test\r\n")?,
-            "AUTH" => {
-                counted.fetch_add(1, Ordering::Relaxed);
-                w.write_all(format!("535 5.7.8 Authentication failed: {cmd}\r\n").as_bytes())?;
-            }
-            "QUIT" => {
-                w.write_all(b"221 bye\r\n")?;
-                return Ok(());
-            }
-            "RSET" | "NOOP" => w.write_all(b"250 OK\r\n")?,
-            _ => w.write_all(b"530 5.7.0 authentication required\r\n")?,
-        }
-    }
-}
-
-fn serve_refusing(conn: TcpStream, refused: &AtomicUsize) -> std::io::Result<()> {
-    conn.set_nonblocking(false)?;
-    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut w = conn.try_clone()?;
-    let mut r = BufReader::new(conn).take(1 << 20);
-    w.write_all(b"220 insurer.test ESMTP\r\n")?;
+    w.write_all(format!("220 {greeting}\r\n").as_bytes())?;
     let mut line = String::new();
     loop {
         line.clear();
@@ -140,19 +115,44 @@ fn serve_refusing(conn: TcpStream, refused: &AtomicUsize) -> std::io::Result<()>
         }
         let cmd = line.trim_end();
         let verb = cmd.split([' ', ':']).next().unwrap_or("").to_ascii_uppercase();
-        match verb.as_str() {
-            "EHLO" | "HELO" => w.write_all(b"250 insurer.test\r\n")?,
-            "RCPT" => {
-                refused.fetch_add(1, Ordering::Relaxed);
-                let rcpt = cmd.split_once(':').map_or("", |(_, a)| a.trim());
-                w.write_all(format!("550 5.1.1 {rcpt}: mailbox unavailable\r\n").as_bytes())?;
-            }
-            "QUIT" => {
+        match answer(&verb, cmd) {
+            Some(reply) => w.write_all(reply.as_bytes())?,
+            None => {
                 w.write_all(b"221 bye\r\n")?;
                 return Ok(());
             }
-            "MAIL" | "RSET" | "NOOP" => w.write_all(b"250 OK\r\n")?,
-            _ => w.write_all(b"503 5.5.1 bad sequence of commands\r\n")?,
         }
     }
+}
+
+fn serve(conn: TcpStream, counted: &AtomicUsize) -> std::io::Result<()> {
+    converse(conn, "fake.test ESMTP", |verb, cmd| {
+        Some(match verb {
+            "EHLO" => "250-fake.test\r\n250 AUTH PLAIN LOGIN\r\n".into(),
+            "HELO" => "250 fake.test\r\n".into(),
+            "AUTH" => {
+                counted.fetch_add(1, Ordering::Relaxed);
+                format!("535 5.7.8 Authentication failed: {cmd}\r\n")
+            }
+            "QUIT" => return None,
+            "RSET" | "NOOP" => "250 OK\r\n".into(),
+            _ => "530 5.7.0 authentication required\r\n".into(),
+        })
+    })
+}
+
+fn serve_refusing(conn: TcpStream, refused: &AtomicUsize) -> std::io::Result<()> {
+    converse(conn, "insurer.test ESMTP", |verb, cmd| {
+        Some(match verb {
+            "EHLO" | "HELO" => "250 insurer.test\r\n".into(),
+            "RCPT" => {
+                refused.fetch_add(1, Ordering::Relaxed);
+                let rcpt = cmd.split_once(':').map_or("", |(_, a)| a.trim());
+                format!("550 5.1.1 {rcpt}: mailbox unavailable\r\n")
+            }
+            "QUIT" => return None,
+            "MAIL" | "RSET" | "NOOP" => "250 OK\r\n".into(),
+            _ => "503 5.5.1 bad sequence of commands\r\n".into(),
+        })
+    })
 }
