@@ -788,7 +788,7 @@ fn a_forward_failed_art_after_an_accepting_one_puts_the_message_in_needs_attenti
         svoct_store::Status::Sent
     );
     let failed = "transmission a CPAM 751 cpam@am.example echouee, refus definitif du serveur : 550 5.1.1 \
-                  unknown ; 1 lot(s) annonce(s) transmis ne l'ont pas ete : renvoyez leurs factures";
+                  unknown ; 1 lot(s) annonce(s) transmis ne l'ont pas ete : contactez votre OCT avant tout renvoi";
     deliver(
         &e,
         ReturnKind::Art,

@@ -287,8 +287,11 @@ pub fn forward_failure_art(
             .and_then(|n| u32::try_from(n).ok())
             .unwrap_or(0),
         file_status: FileStatus::Refused,
+        // Not "send them again": the OCT's processed index still holds these lots as forwarded,
+        // so the same lots sent again would be answered DEJA_TRANSMIS; the operator's
+        // `outbox requeue` (after fixing the route) is what forwards them.
         file_detail: format!(
-            "{reason} ; {} lot(s) annonce(s) transmis ne l'ont pas ete : renvoyez leurs factures",
+            "{reason} ; {} lot(s) annonce(s) transmis ne l'ont pas ete : contactez votre OCT avant tout renvoi",
             origin.lots.len()
         ),
         lots: origin
@@ -439,7 +442,9 @@ allow_plaintext_auth = true
         assert!(text.contains(
             "Message REFUSE : transmission a organisation 011 cpam@am.example echouee, refus definitif du serveur : 550 5.1.1 <cpam@am.example>: unknown user"
         ), "{text}");
-        assert!(text.contains("1 lot(s) annonce(s) transmis ne l'ont pas ete : renvoyez leurs factures"));
+        assert!(text.contains(
+            "1 lot(s) annonce(s) transmis ne l'ont pas ete : contactez votre OCT avant tout renvoi"
+        ));
         let art = Art::parse(&parsed.attachment).expect("machine block");
         assert_eq!(art.compostage, "2026070111550000042");
         assert_eq!(art.file_status, FileStatus::Refused);
