@@ -161,8 +161,23 @@ pub struct Receipt {
     pub amc: Vec<AmcLine>,
 }
 
+/// `t` as an ART's `RECU` stamp: local time of the practice (Europe/Paris), like every time the
+/// ART shows.
+pub(crate) fn art_stamp(t: OffsetDateTime) -> Stamp {
+    let at = paris(t);
+    Stamp {
+        date: Ymd::new(
+            u16::try_from(at.year()).unwrap_or(2000),
+            u8::from(at.month()),
+            at.day(),
+        ),
+        hour: at.hour(),
+        minute: at.minute(),
+    }
+}
+
 /// `AAMMJJ` as a date of this century.
-fn ymd6(s: &str) -> Option<Ymd> {
+pub(crate) fn ymd6(s: &str) -> Option<Ymd> {
     if s.len() != 6 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -178,21 +193,11 @@ fn ymd6(s: &str) -> Option<Ymd> {
 impl Receipt {
     /// The shared ART model of this receipt.
     pub fn to_art(&self) -> Art {
-        // Local time of the practice (Europe/Paris), like every time the ART shows.
-        let at = paris(self.received.unwrap_or_else(OffsetDateTime::now_utc));
         let u32_of = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         Art {
             oct_id: self.oct_id.clone(),
             ps_number: self.ps_number.clone(),
-            received: Stamp {
-                date: Ymd::new(
-                    u16::try_from(at.year()).unwrap_or(2000),
-                    u8::from(at.month()),
-                    at.day(),
-                ),
-                hour: at.hour(),
-                minute: at.minute(),
-            },
+            received: art_stamp(self.received.unwrap_or_else(OffsetDateTime::now_utc)),
             compostage: self.compostage.clone(),
             file_name: self.file_name.clone(),
             subject: self.subject.clone(),

@@ -171,6 +171,31 @@ async fn downstream_refusals_are_retried_with_backoff_then_failed() {
             .map(|c| c.outbox.get("failed") == Some(&1))
             .unwrap_or(false)
     });
+    // The failure queued an ART for the PS (issue 14, point 4): let it go out, so that what is
+    // left undelivered is the failed forward alone.
+    let arts = exim
+        .wait_for_messages("ps1", 2, Duration::from_secs(60))
+        .expect("the two ARTs");
+    let refused: Vec<_> = arts
+        .iter()
+        .map(|raw| {
+            let parsed = profile::parse_message(raw, &ParseLimits::default()).expect("ART parses");
+            svoct_formats::art::Art::parse(&parsed.attachment).expect("shared ART format")
+        })
+        .filter(|a| a.file_status == svoct_formats::art::FileStatus::Refused)
+        .collect();
+    assert_eq!(refused.len(), 1);
+    assert!(
+        refused[0].file_detail.contains("cpam101@am.example"),
+        "{}",
+        refused[0].file_detail
+    );
+    wait_until("the ART to be marked sent", Duration::from_secs(60), || {
+        state
+            .counters()
+            .map(|c| !c.outbox.contains_key("pending") && !c.outbox.contains_key("sending"))
+            .unwrap_or(false)
+    });
     let failed = state.undelivered(10).expect("undelivered");
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].rcpt, "cpam101@am.example");

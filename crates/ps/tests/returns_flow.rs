@@ -732,3 +732,82 @@ fn resending_a_file_with_positive_arls_is_refused_unless_forced() {
     assert_eq!(forced.status, svoct_store::Status::Sent);
     assert_eq!(t.sent().len(), 3);
 }
+
+/// Issue 14 point 4: after an accepting ART, the OCT's second ART saying a forward failed for
+/// good (`FICHIER;REFUSE`, the lots `REFUSE` with the insurer's answer, the same compostage,
+/// `docs/formats/art.md` "Forward failed") marks the sent message failed: `ps status` lists it
+/// as refused by the OCT, with the answer, so its invoices can be sent again.
+#[test]
+fn a_forward_failed_art_after_an_accepting_one_puts_the_message_in_needs_attention() {
+    use svoct_formats::art::{Art, ArtLot, FileStatus, LotStatus};
+    use svoct_ps::status::AttentionKind;
+    let e = env();
+    let (planned, _lots) = plan(&e.ps);
+    send(&e.ps, planned);
+    let journal = e.ps.store().journal();
+    let entry = journal.with_status(svoct_store::Status::Sent).unwrap().remove(0);
+    let compostage = entry.compostage.clone().expect("a sent message has a compostage");
+    let art = |status: FileStatus, detail: &str, lot: LotStatus| {
+        Art {
+        oct_id: "OCT123456789".into(),
+        ps_number: "123456789".into(),
+        received: Stamp {
+            date: ymd("261126"),
+            hour: 9,
+            minute: 5,
+        },
+        compostage: compostage.clone(),
+        file_name: "F00042".into(),
+        subject: entry.subject.clone(),
+        profile: "FACTURE/SV/ZK".into(),
+        invoices: 10,
+        file_status: status,
+        file_detail: detail.into(),
+        lots: vec![ArtLot {
+            number: "001".into(),
+            date: Some(ymd("261125")),
+            kind: "FSE".into(),
+            invoices: 4,
+            status: lot,
+            detail: "transmission a CPAM 751 cpam@am.example echouee, refus definitif du serveur : 550 5.1.1 unknown".into(),
+        }],
+        amc: Vec::new(),
+    }
+    };
+    deliver(
+        &e,
+        ReturnKind::Art,
+        art(FileStatus::Accepted, "", LotStatus::Forwarded)
+            .build()
+            .unwrap()
+            .as_bytes(),
+    );
+    fetch(&e);
+    assert_eq!(
+        journal.by_compostage(&compostage).unwrap().unwrap().status,
+        svoct_store::Status::Sent
+    );
+    let failed = "transmission a CPAM 751 cpam@am.example echouee, refus definitif du serveur : 550 5.1.1 \
+                  unknown ; 1 lot(s) annonce(s) transmis ne l'ont pas ete : contactez votre OCT avant tout renvoi";
+    deliver(
+        &e,
+        ReturnKind::Art,
+        art(FileStatus::Refused, failed, LotStatus::Refused)
+            .build()
+            .unwrap()
+            .as_bytes(),
+    );
+    fetch(&e);
+    assert_eq!(
+        journal.by_compostage(&compostage).unwrap().unwrap().status,
+        svoct_store::Status::Failed
+    );
+    let s = status(&e.ps, time::OffsetDateTime::now_utc()).unwrap();
+    let a = s
+        .needs_attention
+        .iter()
+        .find(|a| a.entry == Some(entry.id.0))
+        .expect("the message needs attention");
+    assert_eq!(a.kind, AttentionKind::RefusedByOct);
+    assert!(a.reason.contains("550 5.1.1"), "{}", a.reason);
+}

@@ -1,6 +1,7 @@
 //! What the pipeline sends: outgoing messages with deterministic Message-IDs, the ART, the
 //! subjects and `000` / `999` of the files the OCT writes.
 
+use svoct_formats::art::{Art, ArtLot, FileStatus, LotStatus};
 use svoct_formats::b2::{self, FileHeaderParams, LotKind};
 use svoct_mail::cms::{CmsCipher, RecipientCert};
 use svoct_mail::profile::{self, Mailbox, MessageHeaders, Profile, Protect};
@@ -14,7 +15,7 @@ use super::{
 };
 use crate::config::{Config, Sender};
 use crate::receipt::Receipt;
-use crate::state::{OutKind, Outgoing};
+use crate::state::{ForwardOrigin, OutKind, Outgoing};
 
 /// One message the OCT sends: its subject, profile and attachment.
 pub(super) struct Letter<'f> {
@@ -231,4 +232,242 @@ pub(super) fn file_kind(kind: LotKind) -> FileKind {
 /// Digits of `s`, in order: the recipient number the OCT writes.
 pub(super) fn digits_only(s: &str) -> String {
     s.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// Longest server answer quoted in a "forward failed" ART (a real answer is one line).
+const MAX_ANSWER: usize = 500;
+
+/// The ART telling the PS that a file the OCT forwarded for it (its first ART said `TRANSMIS`)
+/// was refused for good by the destination (a permanent `5xx`, or retries exhausted): the lots
+/// it carried are `REFUSE` with the destination and the server's answer, the file `REFUSE` so
+/// that the PS side marks its message as needing attention (`docs/formats/art.md`, "Forward
+/// failed"). It echoes the PS's compostage, subject and file name from the first receipt.
+/// `error` (the server's answer) is scrubbed of the OCT's SMTP credentials once more before it
+/// is quoted to the PS. Its Message-ID derives from the failed row's, so the outbox never
+/// queues it twice.
+pub fn forward_failure_art(
+    config: &Config,
+    origin: &ForwardOrigin,
+    to: &str,
+    error: &str,
+    now: OffsetDateTime,
+) -> Result<Outgoing, PipelineError> {
+    let receipt = origin.summary.get("receipt").unwrap_or(&serde_json::Value::Null);
+    let text = |k: &str| receipt.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+    let sender = config.sender_by_address(&origin.mail_from).ok_or_else(|| {
+        PipelineError::Build(format!("{} is no longer a registered sender", origin.mail_from))
+    })?;
+    let smtp = config.delivery.smtp.as_ref();
+    let secrets: Vec<&svoct_mail::secret::Secret> =
+        smtp.and_then(|s| s.password.as_ref()).into_iter().collect();
+    let error = svoct_mail::secret::scrub_reply(error, smtp.and_then(|s| s.username.as_deref()), &secrets);
+    let answer: String = error
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(MAX_ANSWER)
+        .collect();
+    let destination = format!("{} {to}", origin.destination);
+    let reason = format!(
+        "transmission a {} echouee, refus definitif du serveur : {answer}",
+        destination.trim()
+    );
+    let art = Art {
+        oct_id: config.oct.identifier.clone(),
+        ps_number: sender.ps_number.clone(),
+        received: crate::receipt::art_stamp(now),
+        compostage: text("compostage"),
+        file_name: text("file_name"),
+        subject: text("subject"),
+        profile: text("profile"),
+        invoices: receipt
+            .get("invoices")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0),
+        file_status: FileStatus::Refused,
+        // Not "send them again": the OCT's processed index still holds these lots as forwarded,
+        // so the same lots sent again would be answered DEJA_TRANSMIS; the operator's
+        // `outbox requeue` (after fixing the route) is what forwards them.
+        file_detail: format!(
+            "{reason} ; {} lot(s) annonce(s) transmis ne l'ont pas ete : contactez votre OCT avant tout renvoi",
+            origin.lots.len()
+        ),
+        lots: origin
+            .lots
+            .iter()
+            .map(|(number, date)| failed_lot(receipt, number, date, &reason))
+            .collect(),
+        amc: Vec::new(),
+    };
+    let body = art.build().map_err(|e| PipelineError::Build(e.to_string()))?;
+    let category = profile::PsCategory::from_code(&sender.category).unwrap_or(profile::PsCategory::Xx);
+    let digest = super::content_hash(origin.message_id.as_bytes());
+    let id = format!(
+        "{}.{}-failed@{}",
+        digest.get(..32).unwrap_or(&digest),
+        OutKind::Art.as_str(),
+        config.domain()
+    );
+    let mut out = Out {
+        config,
+        digest: String::new(),
+        spool_id: origin.spool_id.clone(),
+        list: Vec::new(),
+    };
+    let letter = Letter {
+        subject: Subject::Return(return_subject(ReturnKind::Art, sender, now)?),
+        profile: Profile::Art(category),
+        file_name: format!("ART{}E.txt", origin.spool_id),
+        file: body.as_bytes(),
+        cert: None,
+        date: now,
+    };
+    out.push_as(id, OutKind::Art, sender.return_mailbox(), letter)?;
+    out.list
+        .pop()
+        .ok_or_else(|| PipelineError::Build("the ART was not built".into()))
+}
+
+/// The ART line of a lot the failed file carried: kind and invoices from the first receipt.
+fn failed_lot(receipt: &serde_json::Value, number: &str, date: &str, reason: &str) -> ArtLot {
+    let line = receipt.get("lots").and_then(|l| l.as_array()).and_then(|lots| {
+        lots.iter().find(|l| {
+            l.get("number").and_then(|v| v.as_str()) == Some(number)
+                && l.get("date").and_then(|v| v.as_str()) == Some(date)
+        })
+    });
+    let field = |k: &str| line.and_then(|l| l.get(k));
+    ArtLot {
+        number: number.to_owned(),
+        date: crate::receipt::ymd6(date),
+        kind: field("kind").and_then(|v| v.as_str()).unwrap_or("").to_owned(),
+        invoices: field("invoices")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0),
+        status: LotStatus::Refused,
+        detail: reason.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"
+[oct]
+identifier = "OCT12345678901"
+sender_number = "12345678901234"
+address = "oct@oct.example"
+
+[paths]
+spool = "spool"
+state = "state.sqlite"
+
+[keys]
+private_key = "oct.key"
+certificate = "oct.crt"
+
+[[sender]]
+address = "ps1@ps.example"
+mailbox = "retours@ps.example"
+sender_number = "00000123456789"
+ps_number = "123456789"
+category = "ER"
+
+[[route]]
+organisation = "011"
+mailbox = "cpam@am.example"
+plaintext = true
+
+[delivery.smtp]
+host = "127.0.0.1"
+port = 2526
+username = "oct"
+password = "hunter2"
+allow_plaintext_auth = true
+"#;
+
+    fn origin() -> ForwardOrigin {
+        ForwardOrigin {
+            message_id: "abc.forward@oct.example".into(),
+            spool_id: "42".into(),
+            mail_from: "ps1@ps.example".into(),
+            summary: serde_json::json!({ "receipt": {
+                "compostage": "2026070111550000042", "file_name": "F00042.B2",
+                "subject": "SV140700/123456789/2026070111550000042/00015", "profile": "FACTURE/SV/ER",
+                "invoices": 15,
+                "lots": [
+                    { "number": "001", "date": "260630", "kind": "FSE", "invoices": 12,
+                      "status": "forwarded", "to": "cpam@am.example", "destination": "CPAM 011" },
+                    { "number": "002", "date": "260630", "kind": "DRE", "invoices": 3,
+                      "status": "forwarded", "to": "other@am.example", "destination": "CPAM 099" }
+                ]
+            }}),
+            lots: vec![("001".into(), "260630".into())],
+            destination: "organisation 011".into(),
+        }
+    }
+
+    #[test]
+    fn the_forward_failed_art_names_the_lots_the_answer_and_the_compostage_in_paris_time() {
+        let config = Config::parse(CONFIG).expect("config");
+        // 10:05 UTC in July is 12:05 in Paris (summer time).
+        let now = OffsetDateTime::from_unix_timestamp(1_782_900_300).expect("time");
+        let answer = "550 5.1.1 <cpam@am.example>: unknown user (AUTH PLAIN was b2N0AGh1bnRlcjI= hunter2)";
+        let out = forward_failure_art(&config, &origin(), "cpam@am.example", answer, now).expect("ART");
+        assert_eq!(out.kind, OutKind::Art);
+        assert_eq!(out.rcpt, "retours@ps.example", "to the PS's return mailbox");
+        let again = forward_failure_art(&config, &origin(), "cpam@am.example", answer, now).expect("ART");
+        assert_eq!(
+            out.message_id, again.message_id,
+            "derived from the failed row: queued once"
+        );
+        let parsed = profile::parse_message(&out.raw, &profile::ParseLimits::default()).expect("parses");
+        let text = String::from_utf8(parsed.attachment.clone()).expect("ASCII");
+        assert!(
+            !text.contains("hunter2") && !text.contains("b2N0AGh1bnRlcjI="),
+            "{text}"
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "ACCUSE DE RECEPTION TECHNIQUE");
+        assert!(
+            lines.contains(
+                &"Message recu le 01/07/2026 a 12h05 : SV140700/123456789/2026070111550000042/00015"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            "Message REFUSE : transmission a organisation 011 cpam@am.example echouee, refus definitif du serveur : 550 5.1.1 <cpam@am.example>: unknown user"
+        ), "{text}");
+        assert!(text.contains(
+            "1 lot(s) annonce(s) transmis ne l'ont pas ete : contactez votre OCT avant tout renvoi"
+        ));
+        let art = Art::parse(&parsed.attachment).expect("machine block");
+        assert_eq!(art.compostage, "2026070111550000042");
+        assert_eq!(art.file_status, FileStatus::Refused);
+        assert_eq!(art.lots.len(), 1, "only the lots of the failed file");
+        assert_eq!(
+            (art.lots[0].number.as_str(), art.lots[0].kind.as_str()),
+            ("001", "FSE")
+        );
+        assert_eq!(
+            (art.lots[0].invoices, art.lots[0].status),
+            (12, LotStatus::Refused)
+        );
+    }
+
+    #[test]
+    fn a_sender_no_longer_configured_gets_no_art_and_an_error() {
+        let config = Config::parse(CONFIG).expect("config");
+        let mut o = origin();
+        o.mail_from = "gone@ps.example".into();
+        let now = OffsetDateTime::from_unix_timestamp(1_782_900_300).expect("time");
+        assert!(matches!(
+            forward_failure_art(&config, &o, "cpam@am.example", "550 no", now),
+            Err(PipelineError::Build(_))
+        ));
+    }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::delivery::delivery_outcome;
 use super::{Delivery, ServiceError, ServiceStats, Shared, sleep_unless_stopped};
 use crate::config::Config;
-use crate::state::{DeliveryOutcome, Due, OctStore, State, now_secs};
+use crate::state::{DeliveryOutcome, Due, OctStore, OutKind, Outgoing, State, now_secs};
 
 /// One sender step: claims up to `delivery.batch` due outbox rows (oldest first, one
 /// transaction) and delivers them.
@@ -51,7 +51,8 @@ pub fn send_once(
             .zip(delivery.deliver_local_group(&local, &instance))
             .map(|(d, delivered)| (d.id, delivery_outcome(d, delivered, config, stats)))
             .collect();
-        if let Err(e) = state.record_deliveries(&outcomes) {
+        let notices = failure_notices(state, config, &local, &outcomes);
+        if let Err(e) = state.record_deliveries_with_notices(&outcomes, &notices) {
             // Delivered files stay; their redelivery finds them and writes nothing.
             let _ = state.unclaim(rest.make_contiguous());
             return Err(e.into());
@@ -69,7 +70,9 @@ pub fn send_once(
             config,
             stats,
         );
-        if let Err(e) = state.record_deliveries(&[(d.id, outcome)]) {
+        let outcomes = [(d.id, outcome)];
+        let notices = failure_notices(state, config, &[d], &outcomes);
+        if let Err(e) = state.record_deliveries_with_notices(&outcomes, &notices) {
             // Rows still claimed go back in the queue; the one just delivered may be sent again
             // (the SMTP hop is at-least-once, Message-IDs are stable).
             let _ = state.unclaim(rest.make_contiguous());
@@ -78,6 +81,49 @@ pub fn send_once(
         rest.pop_front();
     }
     Ok(true)
+}
+
+/// The ARTs telling PSs that a file forwarded for them failed for good (issue 14, point 4): one
+/// per `forward` row among `rows` whose outcome is [`DeliveryOutcome::Failed`], each under the
+/// PS's spooled message. Queued with the failure in one transaction, so the notice is as
+/// durable as the failure; its Message-ID derives from the failed row's, so a row requeued and
+/// failed again is not reported twice. A notice that cannot be built (the sender was removed
+/// from the configuration, the state cannot be read) is logged and the failure still recorded:
+/// `svoct oct status` shows the failed row either way.
+fn failure_notices(
+    state: &dyn OctStore,
+    config: &Config,
+    rows: &[&Due],
+    outcomes: &[(i64, DeliveryOutcome)],
+) -> Vec<(String, Outgoing)> {
+    let mut notices = Vec::new();
+    for (d, (_, outcome)) in rows.iter().zip(outcomes) {
+        let DeliveryOutcome::Failed { error } = outcome else {
+            continue;
+        };
+        if d.kind != OutKind::Forward.as_str() {
+            continue;
+        }
+        let origin = match state.forward_origin(d.id) {
+            Ok(Some(o)) => o,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::error!(message_id = %d.message_id, error = %e, "cannot read where a failed forward comes from: the PS is not told");
+                continue;
+            }
+        };
+        let now = time::OffsetDateTime::now_utc();
+        match crate::pipeline::forward_failure_art(config, &origin, &d.rcpt, error, now) {
+            Ok(art) => {
+                tracing::warn!(message_id = %d.message_id, spool_id = %origin.spool_id, art = %art.message_id, "forward failed for good: the PS is sent an ART");
+                notices.push((origin.spool_id, art));
+            }
+            Err(e) => {
+                tracing::error!(message_id = %d.message_id, spool_id = %origin.spool_id, error = %e, "cannot build the ART of a failed forward: the PS is not told");
+            }
+        }
+    }
+    notices
 }
 
 /// How long an idle sender waits before looking at the outbox again without being woken

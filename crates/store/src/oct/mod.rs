@@ -149,6 +149,21 @@ pub trait OctStore: Send {
     /// Records the outcomes of several delivery attempts in one transaction.
     fn record_deliveries(&self, outcomes: &[(i64, DeliveryOutcome)]) -> Result<(), StoreError>;
 
+    /// Like [`OctStore::record_deliveries`], and queues in the same transaction the messages
+    /// those outcomes call for, each under the spooled message it answers (the ART telling a PS
+    /// that a forward failed: recorded with the failure or not at all). A Message-ID already in
+    /// the outbox is not queued again, so a notice derived from the failed row's Message-ID goes
+    /// out once however often that row fails.
+    fn record_deliveries_with_notices(
+        &self,
+        outcomes: &[(i64, DeliveryOutcome)],
+        notices: &[(String, Outgoing)],
+    ) -> Result<(), StoreError>;
+
+    /// Where outbox row `outbox_id` comes from, when it forwards a PS's lots: the processed
+    /// message and the lots it carries. `None` for another kind of row or an unknown id.
+    fn forward_origin(&self, outbox_id: i64) -> Result<Option<ForwardOrigin>, StoreError>;
+
     /// Puts claimed rows back in the queue (a sender that could not finish its batch).
     fn unclaim(&self, ids: &[i64]) -> Result<(), StoreError>;
 

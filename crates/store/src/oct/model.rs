@@ -304,6 +304,24 @@ pub enum DeliveryOutcome {
     LoginRefused { at: i64, error: String },
 }
 
+/// The processed message a forwarded file comes from ([`OctStore::forward_origin`](super::OctStore::forward_origin)).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ForwardOrigin {
+    /// The forwarded file's Message-ID.
+    pub message_id: String,
+    /// The PS's spooled message.
+    pub spool_id: String,
+    /// The PS's address (envelope sender of its message).
+    pub mail_from: String,
+    /// The processing summary recorded with it (its receipt under `receipt`); `Null` when it
+    /// does not parse.
+    pub summary: serde_json::Value,
+    /// (lot number, lot date `AAMMJJ`) of the PS lots the file carries, in order.
+    pub lots: Vec<(String, String)>,
+    /// The label of the route the file went to (`CPAM 751 (01 751)`); empty when unknown.
+    pub destination: String,
+}
+
 /// A quarantined message, as listed.
 #[derive(Clone, Debug, Serialize)]
 pub struct QuarantineRow {

@@ -145,9 +145,15 @@ fn insert_invoice_claims(tx: &Connection, p: &Processed, now: i64) -> Result<boo
     Ok(true)
 }
 
-/// The outbox rows of one processed message (a Message-ID already queued is not queued again).
-fn insert_outgoing(tx: &Connection, p: &Processed, now: i64) -> Result<(), StoreError> {
-    for o in &p.outgoing {
+/// The outbox rows of spooled message `spool_id` (a Message-ID already queued is not queued
+/// again).
+fn insert_outgoing(
+    tx: &Connection,
+    spool_id: &str,
+    outgoing: &[Outgoing],
+    now: i64,
+) -> Result<(), StoreError> {
+    for o in outgoing {
         let id = tx
             .prepare_cached(
                 "INSERT OR IGNORE INTO outbox
@@ -156,14 +162,7 @@ fn insert_outgoing(tx: &Connection, p: &Processed, now: i64) -> Result<(), Store
             )
             .and_then(|mut st| {
                 st.query_row(
-                    params![
-                        o.message_id,
-                        p.spool_id,
-                        o.kind.as_str(),
-                        o.mail_from,
-                        o.rcpt,
-                        now
-                    ],
+                    params![o.message_id, spool_id, o.kind.as_str(), o.mail_from, o.rcpt, now],
                     |r| r.get::<_, i64>(0),
                 )
                 .optional()
@@ -253,7 +252,7 @@ fn insert_processed(tx: &Connection, p: &Processed, now: i64) -> Result<Commit, 
     if !insert_claims(tx, p, now)? {
         return Ok(Commit::Conflict);
     }
-    insert_outgoing(tx, p, now)?;
+    insert_outgoing(tx, &p.spool_id, &p.outgoing, now)?;
     insert_own_lots(tx, p, now)?;
     if let Some(id) = p.retried_quarantine {
         tx.execute("UPDATE quarantine SET state = 'retried' WHERE id = ?1", [id])
@@ -616,12 +615,76 @@ impl OctStore for SqliteOctStore {
     }
 
     fn record_deliveries(&self, outcomes: &[(i64, DeliveryOutcome)]) -> Result<(), StoreError> {
+        self.record_deliveries_with_notices(outcomes, &[])
+    }
+
+    fn record_deliveries_with_notices(
+        &self,
+        outcomes: &[(i64, DeliveryOutcome)],
+        notices: &[(String, Outgoing)],
+    ) -> Result<(), StoreError> {
         self.in_immediate("record deliveries", || {
             for (id, outcome) in outcomes {
                 self.apply_delivery(*id, outcome)?;
             }
+            let now = now_secs();
+            for (spool_id, notice) in notices {
+                insert_outgoing(&self.conn, spool_id, std::slice::from_ref(notice), now)?;
+            }
             Ok(())
         })
+    }
+
+    fn forward_origin(&self, outbox_id: i64) -> Result<Option<ForwardOrigin>, StoreError> {
+        let head = self
+            .conn
+            .query_row(
+                "SELECT o.message_id, o.spool_id, p.mail_from, p.summary
+                 FROM outbox o JOIN processed p ON p.spool_id = o.spool_id
+                 WHERE o.id = ?1 AND o.kind = 'forward'",
+                [outbox_id],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(sql("forward origin"))?;
+        let Some((message_id, spool_id, mail_from, summary)) = head else {
+            return Ok(None);
+        };
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT lot_number, lot_date, destination FROM forwarded_lots WHERE message_id = ?1 ORDER BY rowid",
+            )
+            .map_err(sql("forward origin lots"))?;
+        let rows = st
+            .query_map([&message_id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(sql("forward origin lots"))?;
+        let destination = rows.first().map(|r| r.2.clone()).unwrap_or_default();
+        let lots = rows.into_iter().map(|(n, d, _)| (n, d)).collect();
+        Ok(Some(ForwardOrigin {
+            message_id,
+            spool_id,
+            mail_from,
+            // A summary that does not parse (written by hand, a future version) still lets the
+            // caller tell the PS what it knows: the lots and the answer.
+            summary: serde_json::from_str(&summary).unwrap_or(serde_json::Value::Null),
+            lots,
+            destination,
+        }))
     }
 
     fn instance_id(&self) -> Result<String, StoreError> {

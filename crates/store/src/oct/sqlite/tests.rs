@@ -655,3 +655,66 @@ fn a_refused_login_keeps_the_row_pending_and_marked() {
     .expect("record");
     assert_eq!(row(&s), (OutboxState::Pending, false));
 }
+
+/// Issue 14 point 4: a forward's origin is found from its outbox row, and the notice queued with
+/// its failure is queued once however often the row fails (requeued by the operator).
+#[test]
+fn a_failed_forward_has_an_origin_and_its_notice_is_queued_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = State::open(&dir.path().join("s.db")).expect("open");
+    let mut p = processed("a", 2, false);
+    p.claims.lots.push(LotClaim {
+        lot_hash: "h1".into(),
+        ps_number: "123".into(),
+        lot_number: "001".into(),
+        lot_date: "260630".into(),
+        file_id: "F1".into(),
+        destination: "CPAM 751".into(),
+        message_id: "<a.1@oct>".into(),
+    });
+    assert_eq!(s.commit(&p).expect("commit"), Commit::Recorded);
+    let rows = s.claim_due_batch(now_secs(), 10).expect("due");
+    let (art, forward) = (&rows[0], &rows[1]);
+    assert_eq!(
+        s.forward_origin(art.id).expect("origin"),
+        None,
+        "an ART is no forward"
+    );
+    let origin = s.forward_origin(forward.id).expect("origin").expect("a forward");
+    assert_eq!(
+        (
+            origin.spool_id.as_str(),
+            origin.mail_from.as_str(),
+            origin.destination.as_str()
+        ),
+        ("a", "ps@x", "CPAM 751")
+    );
+    assert_eq!(origin.lots, vec![("001".to_owned(), "260630".to_owned())]);
+    assert_eq!(origin.summary, serde_json::json!({"lots": 2}));
+    let notice = Outgoing {
+        message_id: "<a.1.failed@oct>".into(),
+        kind: OutKind::Art,
+        mail_from: "oct@oct".into(),
+        rcpt: "ps@x".into(),
+        raw: b"notice".to_vec(),
+    };
+    let failed = DeliveryOutcome::Failed {
+        error: "550 no".into(),
+    };
+    for _ in 0..2 {
+        s.record_deliveries_with_notices(&[(forward.id, failed.clone())], &[("a".into(), notice.clone())])
+            .expect("record");
+        s.requeue_failed().expect("requeue");
+    }
+    let arts: Vec<_> = s
+        .outbox_ids()
+        .expect("ids")
+        .into_iter()
+        .filter(|r| r.message_id == "<a.1.failed@oct>")
+        .collect();
+    assert_eq!(arts.len(), 1);
+    assert_eq!(
+        s.outbox_raw("<a.1.failed@oct>").expect("raw"),
+        Some(b"notice".to_vec())
+    );
+}
