@@ -325,8 +325,14 @@ fn status(config: &Config, json: bool) -> CmdResult {
     };
     if json {
         crate::json::print(&report)?;
-        return Ok(ExitCode::SUCCESS);
+    } else {
+        print_status(config, &report);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The text of `oct status`.
+fn print_status(config: &Config, report: &StatusReport) {
     print_service(report.service);
     if report.login_refused > 0 {
         println!(
@@ -394,7 +400,6 @@ fn status(config: &Config, json: bool) -> CmdResult {
         }
     }
     print_quarantine(&report.quarantined);
-    Ok(ExitCode::SUCCESS)
 }
 
 fn print_service(service: Liveness) {
@@ -428,6 +433,67 @@ fn print_quarantine(rows: &[svoct_oct::state::QuarantineRow]) {
     }
 }
 
+/// `oct quarantine show ID [--json] [--raw FILE]`.
+fn quarantine_show(
+    state: &State,
+    id: i64,
+    json: bool,
+    raw: Option<PathBuf>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let Some(svoct_oct::state::QuarantinedMessage {
+        row,
+        raw: bytes,
+        summary,
+    }) = state.quarantine_get(id)?
+    else {
+        return Err(format!("no quarantined message #{id}").into());
+    };
+    // When the content was removed by the bound or the retention.
+    let purged = state.quarantine_purge_record(id)?;
+    if let (Some(_), Some(p)) = (&raw, &purged) {
+        let (size, cause) = (p.bytes, &p.cause);
+        return Err(format!(
+            "the content of quarantined message #{id} ({size} bytes) was removed ({cause}); \
+             its reason and metadata are all that is kept"
+        )
+        .into());
+    }
+    if let Some(path) = raw {
+        let mut f =
+            svoct_mail::fsx::create_new_data_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        f.write_all(&bytes)?;
+    }
+    if json {
+        // `removed_at` is epoch seconds here; the JSON writer makes it RFC 3339.
+        crate::json::print(&serde_json::json!({
+            "message": row,
+            "summary": summary,
+            "purged": purged.as_ref().map(|p| {
+                serde_json::json!({ "cause": p.cause, "bytes": p.bytes, "removed_at": p.at })
+            }),
+        }))?;
+    } else {
+        println!("#{} [{}] {}", row.id, row.state, row.code);
+        println!("reason: {}", one_line(&row.reason));
+        println!("from: {}", row.mail_from);
+        println!("to: {}", row.rcpt.join(", "));
+        println!("subject: {}", row.subject);
+        println!("spool id: {}", row.spool_id);
+        println!("bytes: {}", row.bytes);
+        if let Some(p) = &purged {
+            println!(
+                "content removed ({}) at {} (unix time): {} bytes",
+                p.cause, p.at, p.bytes
+            );
+        }
+        if !summary.is_null() {
+            println!("summary: {}", serde_json::to_string_pretty(&summary)?);
+        }
+    }
+
+    Ok(())
+}
+
 fn quarantine(config: &Config, command: QuarantineCommand) -> CmdResult {
     let state = State::open(&config.paths.state)?;
     match command {
@@ -439,58 +505,7 @@ fn quarantine(config: &Config, command: QuarantineCommand) -> CmdResult {
                 print_quarantine(&rows);
             }
         }
-        QuarantineCommand::Show { id, json, raw } => {
-            let Some(svoct_oct::state::QuarantinedMessage {
-                row,
-                raw: bytes,
-                summary,
-            }) = state.quarantine_get(id)?
-            else {
-                return Err(format!("no quarantined message #{id}").into());
-            };
-            // When the content was removed by the bound or the retention.
-            let purged = state.quarantine_purge_record(id)?;
-            if let (Some(_), Some(p)) = (&raw, &purged) {
-                let (size, cause) = (p.bytes, &p.cause);
-                return Err(format!(
-                    "the content of quarantined message #{id} ({size} bytes) was removed ({cause}); \
-                     its reason and metadata are all that is kept"
-                )
-                .into());
-            }
-            if let Some(path) = raw {
-                let mut f = svoct_mail::fsx::create_new_data_file(&path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                f.write_all(&bytes)?;
-            }
-            if json {
-                // `removed_at` is epoch seconds here; the JSON writer makes it RFC 3339.
-                crate::json::print(&serde_json::json!({
-                    "message": row,
-                    "summary": summary,
-                    "purged": purged.as_ref().map(|p| {
-                        serde_json::json!({ "cause": p.cause, "bytes": p.bytes, "removed_at": p.at })
-                    }),
-                }))?;
-            } else {
-                println!("#{} [{}] {}", row.id, row.state, row.code);
-                println!("reason: {}", one_line(&row.reason));
-                println!("from: {}", row.mail_from);
-                println!("to: {}", row.rcpt.join(", "));
-                println!("subject: {}", row.subject);
-                println!("spool id: {}", row.spool_id);
-                println!("bytes: {}", row.bytes);
-                if let Some(p) = &purged {
-                    println!(
-                        "content removed ({}) at {} (unix time): {} bytes",
-                        p.cause, p.at, p.bytes
-                    );
-                }
-                if !summary.is_null() {
-                    println!("summary: {}", serde_json::to_string_pretty(&summary)?);
-                }
-            }
-        }
+        QuarantineCommand::Show { id, json, raw } => quarantine_show(&state, id, json, raw)?,
         QuarantineCommand::Drop { id, reason } => {
             let reason = one_line(&reason);
             if reason.is_empty() {
