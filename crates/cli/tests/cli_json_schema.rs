@@ -134,6 +134,14 @@ fn every_command_output_follows_its_schema() {
             "oct-quarantine-list",
             [&["oct", "quarantine", "list", "--all", "--json"][..], &o].concat(),
         ),
+        (
+            "oct-queue-list",
+            [&["oct", "queue", "list", "--json"][..], &o].concat(),
+        ),
+        (
+            "oct-queue-show",
+            [&["oct", "queue", "show", "1", "--json"][..], &o].concat(),
+        ),
     ];
     for (name, args) in &cases {
         assert_valid(name, args);

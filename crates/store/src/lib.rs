@@ -74,6 +74,10 @@ pub enum StoreError {
     /// A row the caller named does not exist.
     #[error("store: no row {id} in {table}")]
     NotFound { table: &'static str, id: i64 },
+    /// An outbox row the caller named exists but is not waiting in the queue (being sent, sent,
+    /// already abandoned): the operator's action does not apply to it.
+    #[error("store: outbox row {id} is {state}, not waiting in the queue")]
+    NotQueued { id: i64, state: String },
     /// No random bytes for an identifier (the OCT's instance id).
     #[error("store: reading random bytes: {source}")]
     Random {

@@ -10,6 +10,7 @@
 //! - `quarantine list|show|retry`: what was refused and why; hand a message back to the pipeline
 //!   after fixing the cause (a route, a registration).
 //! - `outbox requeue`: put failed deliveries back in the queue.
+//! - `queue list|show|flush|hold|release|delete`: queue control (see `oct_queue`).
 //! - `backup --out FILE` / `restore FILE`: a consistent copy of the state and spool taken while
 //!   the service runs, and its restoration into a fresh directory (see `oct_backup`).
 
@@ -83,6 +84,12 @@ enum Command {
         #[command(subcommand)]
         command: OutboxCommand,
     },
+    /// Queue control (mailq, postqueue -f, postsuper -h -H -d): list, show, flush, hold,
+    /// release and delete outgoing messages.
+    Queue {
+        #[command(subcommand)]
+        command: super::oct_queue::QueueCommand,
+    },
     /// Write a consistent copy of the state database and the spool to a new 0600 archive, while
     /// the service runs.
     Backup {
@@ -147,6 +154,7 @@ pub fn run(args: Args) -> CmdResult {
         Command::Quarantine { command } => quarantine(&with_state(file)?, command),
         Command::Backup { out } => super::oct_backup::backup(&with_state(file)?, &out),
         Command::Restore { archive } => super::oct_backup::restore(&Config::load(file)?, &archive),
+        Command::Queue { command } => super::oct_queue::run(&with_state(file)?, command),
         Command::Outbox {
             command: OutboxCommand::Requeue,
         } => {
@@ -289,15 +297,9 @@ const UNDELIVERED_SHOWN: usize = 50;
 fn status(config: &Config, json: bool) -> CmdResult {
     let state = State::open(&config.paths.state)?;
     let mut undelivered = state.undelivered(UNDELIVERED_SHOWN)?;
-    // Errors are scrubbed before they are stored; scrubbing again with the configured login
-    // also cleans rows a version without scrubbing stored.
-    let smtp = config.delivery.smtp.as_ref();
-    let user = smtp.and_then(|s| s.username.as_deref());
-    let secrets: Vec<&svoct_mail::secret::Secret> =
-        smtp.and_then(|s| s.password.as_ref()).into_iter().collect();
     for r in &mut undelivered {
         if let Some(e) = r.last_error.as_mut() {
-            *e = svoct_mail::secret::scrub_reply(e, user, &secrets);
+            *e = scrub_error(config, e);
         }
     }
     let login_refused = undelivered
@@ -309,7 +311,7 @@ fn status(config: &Config, json: bool) -> CmdResult {
     let undelivered_count = counters
         .outbox
         .iter()
-        .filter(|(state, _)| state.as_str() != "sent")
+        .filter(|(state, _)| !matches!(state.as_str(), "sent" | "deleted"))
         .map(|(_, n)| n)
         .sum();
     let report = StatusReport {
@@ -410,7 +412,18 @@ fn print_service(service: Liveness) {
     }
 }
 
-fn one_line(s: &str) -> String {
+/// A delivery error as shown to the operator. Errors are scrubbed before they are stored;
+/// scrubbing again with the configured login also cleans rows a version without scrubbing
+/// stored.
+pub(super) fn scrub_error(config: &Config, error: &str) -> String {
+    let smtp = config.delivery.smtp.as_ref();
+    let user = smtp.and_then(|s| s.username.as_deref());
+    let secrets: Vec<&svoct_mail::secret::Secret> =
+        smtp.and_then(|s| s.password.as_ref()).into_iter().collect();
+    svoct_mail::secret::scrub_reply(error, user, &secrets)
+}
+
+pub(super) fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

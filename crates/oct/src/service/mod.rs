@@ -31,7 +31,7 @@ mod sender;
 mod worker;
 
 pub use delivery::{AUTH_REJECTED, Delivered, Delivery};
-pub use sender::send_once;
+pub use sender::{Abandoned, abandon, send_once};
 pub use worker::{Blocks, StateEnv, work_batch, work_once};
 
 /// Why the service could not start.

@@ -104,26 +104,83 @@ fn failure_notices(
         if d.kind != OutKind::Forward.as_str() {
             continue;
         }
-        let origin = match state.forward_origin(d.id) {
-            Ok(Some(o)) => o,
-            Ok(None) => continue,
-            Err(e) => {
-                tracing::error!(message_id = %d.message_id, error = %e, "cannot read where a failed forward comes from: the PS is not told");
-                continue;
-            }
-        };
-        let now = time::OffsetDateTime::now_utc();
-        match crate::pipeline::forward_failure_art(config, &origin, &d.rcpt, error, now) {
-            Ok(art) => {
-                tracing::warn!(message_id = %d.message_id, spool_id = %origin.spool_id, art = %art.message_id, "forward failed for good: the PS is sent an ART");
-                notices.push((origin.spool_id, art));
-            }
-            Err(e) => {
-                tracing::error!(message_id = %d.message_id, spool_id = %origin.spool_id, error = %e, "cannot build the ART of a failed forward: the PS is not told");
-            }
-        }
+        notices.extend(forward_failure_notice(
+            state,
+            config,
+            d.id,
+            &d.message_id,
+            &d.rcpt,
+            error,
+        ));
     }
     notices
+}
+
+/// The ART telling a PS that forward row `id` (`message_id`, to `rcpt`) will never be
+/// delivered, for `error`, with the spooled message it is queued under; `None` (logged) when it
+/// cannot be built. The one builder of this notice, for a permanent failure
+/// ([`failure_notices`]) and an operator's abandon ([`abandon`]).
+fn forward_failure_notice(
+    state: &dyn OctStore,
+    config: &Config,
+    id: i64,
+    message_id: &str,
+    rcpt: &str,
+    error: &str,
+) -> Option<(String, Outgoing)> {
+    let origin = match state.forward_origin(id) {
+        Ok(Some(o)) => o,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::error!(message_id = %message_id, error = %e, "cannot read where a failed forward comes from: the PS is not told");
+            return None;
+        }
+    };
+    let now = time::OffsetDateTime::now_utc();
+    match crate::pipeline::forward_failure_art(config, &origin, rcpt, error, now) {
+        Ok(art) => {
+            tracing::warn!(message_id = %message_id, spool_id = %origin.spool_id, art = %art.message_id, "forward failed for good: the PS is sent an ART");
+            Some((origin.spool_id, art))
+        }
+        Err(e) => {
+            tracing::error!(message_id = %message_id, spool_id = %origin.spool_id, error = %e, "cannot build the ART of a failed forward: the PS is not told");
+            None
+        }
+    }
+}
+
+/// What [`abandon`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Abandoned {
+    /// The Message-ID of the ART queued to the PS (a forward whose origin is known and whose
+    /// sender is still configured); `None` for another kind of row.
+    pub art: Option<String>,
+}
+
+/// Abandons outbox row `row` on an operator's word (`svoct oct queue delete`): it is marked
+/// `deleted` and never sent. When it forwards a PS's lots, the PS gets the ART a refused
+/// forward produces, queued in the same transaction through
+/// [`OctStore::record_deliveries_with_notices`] as the senders do. A row that is not waiting
+/// (being sent, sent, already deleted) is an error and nothing is recorded.
+pub fn abandon(
+    state: &dyn OctStore,
+    config: &Config,
+    row: &crate::state::QueueRow,
+    reason: &str,
+) -> Result<Abandoned, ServiceError> {
+    let notice = if row.kind == OutKind::Forward.as_str() {
+        let error = format!("abandon par l'exploitant de l'OCT : {reason}");
+        forward_failure_notice(state, config, row.id, &row.message_id, &row.rcpt, &error)
+    } else {
+        None
+    };
+    let art = notice.as_ref().map(|(_, o)| o.message_id.clone());
+    let outcome = DeliveryOutcome::Abandoned {
+        reason: reason.to_owned(),
+    };
+    state.record_deliveries_with_notices(&[(row.id, outcome)], notice.as_slice())?;
+    tracing::warn!(id = row.id, message_id = %row.message_id, spool_id = %row.spool_id, reason = %reason, art = ?art, "outbox row abandoned by the operator");
+    Ok(Abandoned { art })
 }
 
 /// How long an idle sender waits before looking at the outbox again without being woken

@@ -240,4 +240,25 @@ pub trait OctStore: Send {
 
     /// Counters and queue depths.
     fn counters(&self) -> Result<Counters, StoreError>;
+
+    // --- Queue control (`svoct oct queue`): the operator's hand on the outbox.
+
+    /// Outbox rows still waiting (pending, being sent, failed, held), oldest first, with the
+    /// sender and subject of the message each came from. Not cut: an operator sees all of it.
+    fn queue_list(&self) -> Result<Vec<QueueRow>, StoreError>;
+
+    /// One outbox row, whatever its state (`None` when unknown).
+    fn queue_get(&self, id: i64) -> Result<Option<QueueRow>, StoreError>;
+
+    /// Makes pending row `id`, or every pending row when `None`, due at `now` (the senders take
+    /// them at their next poll). Returns how many rows changed; a row `id` that is not pending
+    /// is [`StoreError::NotQueued`] (unknown: [`StoreError::NotFound`]).
+    fn queue_flush(&self, id: Option<i64>, now: i64) -> Result<usize, StoreError>;
+
+    /// Holds a pending or failed row: no sender claims it ([`OctStore::claim_due_batch`]) until
+    /// [`OctStore::queue_release`]. Errors as [`OctStore::queue_flush`].
+    fn queue_hold(&self, id: i64) -> Result<(), StoreError>;
+
+    /// Gives a held row back to the senders, due at `now` at the latest.
+    fn queue_release(&self, id: i64, now: i64) -> Result<(), StoreError>;
 }

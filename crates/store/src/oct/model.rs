@@ -302,6 +302,10 @@ pub enum DeliveryOutcome {
     /// pending again from `at` and never failed for it; it is marked
     /// ([`OutboxRow::login_refused`]) so that `svoct oct status` raises an alert.
     LoginRefused { at: i64, error: String },
+    /// Abandoned by an operator (`svoct oct queue delete`): the row is `deleted`, never sent.
+    /// Only a row waiting in the queue (pending, held, failed) can be abandoned; another is a
+    /// [`StoreError::NotQueued`](crate::StoreError::NotQueued) and nothing is recorded.
+    Abandoned { reason: String },
 }
 
 /// The processed message a forwarded file comes from ([`OctStore::forward_origin`](super::OctStore::forward_origin)).
@@ -348,6 +352,10 @@ pub enum OutboxState {
     Sent,
     /// Failed permanently or out of retries (`svoct oct requeue` puts it back).
     Failed,
+    /// Held by an operator (`svoct oct queue hold`): never claimed until released.
+    Held,
+    /// Abandoned by an operator (`svoct oct queue delete`): never sent.
+    Deleted,
 }
 
 impl OutboxState {
@@ -358,6 +366,8 @@ impl OutboxState {
             OutboxState::Sending => "sending",
             OutboxState::Sent => "sent",
             OutboxState::Failed => "failed",
+            OutboxState::Held => "held",
+            OutboxState::Deleted => "deleted",
         }
     }
 
@@ -368,6 +378,8 @@ impl OutboxState {
             OutboxState::Sending,
             OutboxState::Sent,
             OutboxState::Failed,
+            OutboxState::Held,
+            OutboxState::Deleted,
         ]
         .into_iter()
         .find(|s| s.as_str() == name)
@@ -495,4 +507,34 @@ pub struct PurgeRecord {
     pub bytes: u64,
     /// Seconds since the epoch.
     pub at: i64,
+}
+
+/// An outbox row as the operator's queue shows it (`svoct oct queue list|show`): the row and
+/// the PS message it came from.
+#[derive(Clone, Debug, Serialize)]
+pub struct QueueRow {
+    pub id: i64,
+    pub message_id: String,
+    /// The spooled message this row answers or forwards (`svoct oct trace` key).
+    pub spool_id: String,
+    /// [`OutKind::as_str`].
+    pub kind: String,
+    /// Destination address.
+    pub rcpt: String,
+    pub state: OutboxState,
+    pub attempts: u32,
+    /// When it is (or was) due, seconds since the epoch.
+    pub next_attempt: i64,
+    /// When it was queued, seconds since the epoch.
+    pub created_at: i64,
+    pub last_error: Option<String>,
+    /// The envelope sender of the message it came from (the PS, an insurer for a relayed
+    /// return); `None` when that message is not recorded.
+    pub origin_from: Option<String>,
+    pub origin_subject: Option<String>,
+    /// Size of the message to send.
+    pub bytes: u64,
+    /// Why an operator abandoned it (`deleted` rows).
+    pub abandoned_reason: Option<String>,
+    pub abandoned_at: Option<i64>,
 }

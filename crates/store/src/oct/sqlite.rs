@@ -11,6 +11,7 @@ use crate::compostage::{CompostageAllocator, CompostageBlock};
 use crate::{StoreError, sql};
 
 mod quarantine;
+mod queue;
 #[cfg(test)]
 mod tests;
 
@@ -376,6 +377,7 @@ impl SqliteOctStore {
 
     fn apply_delivery(&self, id: i64, outcome: &DeliveryOutcome) -> Result<(), StoreError> {
         let (what, changed) = match outcome {
+            DeliveryOutcome::Abandoned { reason } => return queue::abandon(self, id, reason, now_secs()),
             DeliveryOutcome::Sent => (
                 "mark sent",
                 self.conn
@@ -868,7 +870,8 @@ impl OctStore for SqliteOctStore {
             .conn
             .prepare(
                 "SELECT id, message_id, spool_id, kind, rcpt, state, attempts, next_attempt,
-                 last_error, login_refused FROM outbox WHERE state != 'sent' ORDER BY id LIMIT ?1",
+                 last_error, login_refused FROM outbox WHERE state NOT IN ('sent', 'deleted')
+                 ORDER BY id LIMIT ?1",
             )
             .map_err(sql("list outbox"))?;
         let rows = stmt
@@ -1002,5 +1005,25 @@ impl OctStore for SqliteOctStore {
 
     fn quarantine_drop(&self, id: i64, reason: &str, now: i64) -> Result<Option<Purged>, StoreError> {
         quarantine::drop_one(self, id, reason, now)
+    }
+
+    fn queue_list(&self) -> Result<Vec<QueueRow>, StoreError> {
+        queue::list(self)
+    }
+
+    fn queue_get(&self, id: i64) -> Result<Option<QueueRow>, StoreError> {
+        queue::get(self, id)
+    }
+
+    fn queue_flush(&self, id: Option<i64>, now: i64) -> Result<usize, StoreError> {
+        queue::flush(self, id, now)
+    }
+
+    fn queue_hold(&self, id: i64) -> Result<(), StoreError> {
+        queue::hold(self, id)
+    }
+
+    fn queue_release(&self, id: i64, now: i64) -> Result<(), StoreError> {
+        queue::release(self, id, now)
     }
 }
