@@ -43,8 +43,9 @@ fn first_of(state: &State, kind: &str) -> i64 {
         .queue_list()
         .expect("queue")
         .into_iter()
-        .find(|r| r.kind == kind)
+        .find(|r| r.row.kind == kind)
         .unwrap_or_else(|| panic!("a {kind} row"))
+        .row
         .id
 }
 
@@ -217,9 +218,15 @@ fn deleting_a_forward_sends_the_ps_one_art_and_never_the_forward() {
     assert!(!claimable(&state, forward), "a deleted row is never sent");
 
     let row = state.queue_get(forward).expect("get").expect("kept");
-    assert_eq!(row.state, OutboxState::Deleted);
+    assert_eq!(row.row.state, OutboxState::Deleted);
     assert_eq!(row.abandoned_reason.as_deref(), Some("insurer closed"));
-    assert!(state.queue_list().expect("list").iter().all(|r| r.id != forward));
+    assert!(
+        state
+            .queue_list()
+            .expect("list")
+            .iter()
+            .all(|r| r.row.id != forward)
+    );
     let (ok, out, err) = svoct(&bin, &world, &["queue", "show", &id, "--json"]);
     assert!(ok, "{err}");
     assert_schema("oct-queue-show", &out);

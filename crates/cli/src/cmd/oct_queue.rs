@@ -24,14 +24,17 @@ use crate::CmdResult;
 pub(super) enum QueueCommand {
     /// Every outgoing message not yet delivered (pending, being sent, failed, held), oldest first.
     List {
+        /// Print JSON (docs/json.md, schema oct-queue-list).
         #[arg(long)]
         json: bool,
     },
     /// One outgoing message: destination, state, attempts, last error, where it comes from.
     Show {
-        id: i64,
+        /// Print JSON (docs/json.md, schema oct-queue-show).
         #[arg(long)]
         json: bool,
+        /// The row's `#` number in `queue list`.
+        id: i64,
     },
     /// Make one pending message (or all of them) due now, instead of waiting out its backoff.
     Flush { id: Option<i64> },
@@ -83,7 +86,7 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 /// Rows with their errors scrubbed of the OCT's SMTP login, as `oct status` shows them.
 fn scrubbed(config: &Config, mut rows: Vec<QueueRow>) -> Vec<QueueRow> {
     for r in &mut rows {
-        if let Some(e) = r.last_error.as_mut() {
+        if let Some(e) = r.row.last_error.as_mut() {
             *e = super::oct::scrub_error(config, e);
         }
     }
@@ -104,16 +107,16 @@ fn list(config: &Config, state: &State, json: bool) -> Result<(), Error> {
     for r in &rows {
         println!(
             "#{} [{}] {} to {}: age {}, {} attempt(s), next attempt {}",
-            r.id,
-            r.state,
-            r.kind,
-            r.rcpt,
+            r.row.id,
+            r.row.state,
+            r.row.kind,
+            r.row.rcpt,
             age(now - r.created_at),
-            r.attempts,
+            r.row.attempts,
             next_attempt(r, now)
         );
         println!("    {}", origin(r));
-        if let Some(e) = &r.last_error {
+        if let Some(e) = &r.row.last_error {
             println!("    last error: {}", super::oct::one_line(e));
         }
     }
@@ -130,19 +133,19 @@ fn show(config: &Config, state: &State, id: i64, json: bool) -> Result<(), Error
         return Ok(());
     }
     let now = now_secs();
-    println!("#{} [{}] {}", r.id, r.state, r.kind);
-    println!("to: {}", r.rcpt);
-    println!("message-id: {}", r.message_id);
+    println!("#{} [{}] {}", r.row.id, r.row.state, r.row.kind);
+    println!("to: {}", r.row.rcpt);
+    println!("message-id: {}", r.row.message_id);
     println!("{}", origin(&r));
     println!(
         "queued: {} (age {})",
         local_time(r.created_at),
         age(now - r.created_at)
     );
-    println!("attempts: {}", r.attempts);
+    println!("attempts: {}", r.row.attempts);
     println!("next attempt: {}", next_attempt(&r, now));
     println!("bytes: {}", r.bytes);
-    if let Some(e) = &r.last_error {
+    if let Some(e) = &r.row.last_error {
         println!("last error: {}", super::oct::one_line(e));
     }
     if let (Some(reason), Some(at)) = (&r.abandoned_reason, r.abandoned_at) {
@@ -163,7 +166,7 @@ fn delete(config: &Config, state: &State, id: i64, reason: &str) -> Result<(), E
     println!("#{id} deleted: it will never be sent; its row is kept with the reason \"{reason}\"");
     match done.art {
         Some(art) => println!("the PS is sent an ART saying the forward was abandoned ({art})"),
-        None if row.kind == svoct_oct::state::OutKind::Forward.as_str() => {
+        None if row.row.kind == svoct_oct::state::OutKind::Forward.as_str() => {
             println!("WARNING: no ART could be built for the PS (see the log): tell the practice yourself")
         }
         None => {}
@@ -175,21 +178,21 @@ fn delete(config: &Config, state: &State, id: i64, reason: &str) -> Result<(), E
 fn origin(r: &QueueRow) -> String {
     match (&r.origin_from, &r.origin_subject) {
         (Some(from), Some(subject)) => {
-            format!("from {from} subject {subject:?} (spool id {})", r.spool_id)
+            format!("from {from} subject {subject:?} (spool id {})", r.row.spool_id)
         }
-        _ => format!("spool id {} (no processed message recorded)", r.spool_id),
+        _ => format!("spool id {} (no processed message recorded)", r.row.spool_id),
     }
 }
 
 /// The next attempt in words: only pending rows have one.
 fn next_attempt(r: &QueueRow, now: i64) -> String {
     use svoct_oct::state::OutboxState as S;
-    match r.state {
-        S::Pending if r.next_attempt <= now => "now".to_owned(),
+    match r.row.state {
+        S::Pending if r.row.next_attempt <= now => "now".to_owned(),
         S::Pending => format!(
             "{} (in {})",
-            local_time(r.next_attempt),
-            age(r.next_attempt - now)
+            local_time(r.row.next_attempt),
+            age(r.row.next_attempt - now)
         ),
         S::Sending => "in progress".to_owned(),
         S::Held => "none (held)".to_owned(),

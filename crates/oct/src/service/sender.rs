@@ -168,9 +168,16 @@ pub fn abandon(
     row: &crate::state::QueueRow,
     reason: &str,
 ) -> Result<Abandoned, ServiceError> {
-    let notice = if row.kind == OutKind::Forward.as_str() {
+    let notice = if row.row.kind == OutKind::Forward.as_str() {
         let error = format!("abandon par l'exploitant de l'OCT : {reason}");
-        forward_failure_notice(state, config, row.id, &row.message_id, &row.rcpt, &error)
+        forward_failure_notice(
+            state,
+            config,
+            row.row.id,
+            &row.row.message_id,
+            &row.row.rcpt,
+            &error,
+        )
     } else {
         None
     };
@@ -178,8 +185,8 @@ pub fn abandon(
     let outcome = DeliveryOutcome::Abandoned {
         reason: reason.to_owned(),
     };
-    state.record_deliveries_with_notices(&[(row.id, outcome)], notice.as_slice())?;
-    tracing::warn!(id = row.id, message_id = %row.message_id, spool_id = %row.spool_id, reason = %reason, art = ?art, "outbox row abandoned by the operator");
+    state.record_deliveries_with_notices(&[(row.row.id, outcome)], notice.as_slice())?;
+    tracing::warn!(id = row.row.id, message_id = %row.row.message_id, spool_id = %row.row.spool_id, reason = %reason, art = ?art, "outbox row abandoned by the operator");
     Ok(Abandoned { art })
 }
 

@@ -509,32 +509,23 @@ pub struct PurgeRecord {
     pub at: i64,
 }
 
-/// An outbox row as the operator's queue shows it (`svoct oct queue list|show`): the row and
-/// the PS message it came from.
+/// An outbox row as the operator's queue shows it (`svoct oct queue list|show`): the row as
+/// `status` shows it, and what the operator needs besides: when it was queued, the message it
+/// came from, its size, and why it was abandoned.
 #[derive(Clone, Debug, Serialize)]
 pub struct QueueRow {
-    pub id: i64,
-    pub message_id: String,
-    /// The spooled message this row answers or forwards (`svoct oct trace` key).
-    pub spool_id: String,
-    /// [`OutKind::as_str`].
-    pub kind: String,
-    /// Destination address.
-    pub rcpt: String,
-    pub state: OutboxState,
-    pub attempts: u32,
-    /// When it is (or was) due, seconds since the epoch.
-    pub next_attempt: i64,
+    /// `row.spool_id` links to the processed message (`svoct oct trace`).
+    #[serde(flatten)]
+    pub row: OutboxRow,
     /// When it was queued, seconds since the epoch.
     pub created_at: i64,
-    pub last_error: Option<String>,
     /// The envelope sender of the message it came from (the PS, an insurer for a relayed
     /// return); `None` when that message is not recorded.
     pub origin_from: Option<String>,
     pub origin_subject: Option<String>,
     /// Size of the message to send.
     pub bytes: u64,
-    /// Why an operator abandoned it (`deleted` rows).
+    /// Why and when an operator abandoned it (`deleted` rows).
     pub abandoned_reason: Option<String>,
     pub abandoned_at: Option<i64>,
 }

@@ -15,6 +15,23 @@ mod queue;
 #[cfg(test)]
 mod tests;
 
+/// An outbox row from columns 0 to 9: `id, message_id, spool_id, kind, rcpt, state, attempts,
+/// next_attempt, last_error, login_refused` (`status` and `queue` read the same row).
+fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
+    Ok(OutboxRow {
+        id: r.get(0)?,
+        message_id: r.get(1)?,
+        spool_id: r.get(2)?,
+        kind: r.get(3)?,
+        rcpt: r.get(4)?,
+        state: outbox_state(r, 5)?,
+        attempts: r.get(6)?,
+        next_attempt: r.get(7)?,
+        last_error: r.get(8)?,
+        login_refused: r.get(9)?,
+    })
+}
+
 /// Column `i` of `r` as an outbox state; another value is a corrupt row.
 fn outbox_state(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<OutboxState> {
     let name: String = r.get(i)?;
@@ -875,20 +892,7 @@ impl OctStore for SqliteOctStore {
             )
             .map_err(sql("list outbox"))?;
         let rows = stmt
-            .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-                Ok(OutboxRow {
-                    id: r.get(0)?,
-                    message_id: r.get(1)?,
-                    spool_id: r.get(2)?,
-                    kind: r.get(3)?,
-                    rcpt: r.get(4)?,
-                    state: outbox_state(r, 5)?,
-                    attempts: r.get(6)?,
-                    next_attempt: r.get(7)?,
-                    last_error: r.get(8)?,
-                    login_refused: r.get(9)?,
-                })
-            })
+            .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], outbox_row)
             .map_err(sql("list outbox"))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(sql("list outbox"))
     }

@@ -9,15 +9,16 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{SqliteOctStore, outbox_state};
+use super::{SqliteOctStore, outbox_row};
 use crate::oct::model::QueueRow;
 use crate::{StoreError, sql};
 
 /// The states of a row still waiting in the queue (what `queue list` shows).
 pub(super) const WAITING: &str = "o.state IN ('pending', 'sending', 'failed', 'held')";
 
+/// The columns of [`outbox_row`] first, then what the queue adds.
 const SELECT: &str = "SELECT o.id, o.message_id, o.spool_id, o.kind, o.rcpt, o.state, o.attempts,
-        o.next_attempt, o.created, o.last_error, p.mail_from, p.subject,
+        o.next_attempt, o.last_error, o.login_refused, o.created, p.mail_from, p.subject,
         length(b.raw), o.abandoned_reason, o.abandoned_at
      FROM outbox o
      LEFT JOIN outbox_body b ON b.id = o.id
@@ -25,23 +26,15 @@ const SELECT: &str = "SELECT o.id, o.message_id, o.spool_id, o.kind, o.rcpt, o.s
 
 fn queue_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueRow> {
     Ok(QueueRow {
-        id: r.get(0)?,
-        message_id: r.get(1)?,
-        spool_id: r.get(2)?,
-        kind: r.get(3)?,
-        rcpt: r.get(4)?,
-        state: outbox_state(r, 5)?,
-        attempts: r.get(6)?,
-        next_attempt: r.get(7)?,
-        created_at: r.get(8)?,
-        last_error: r.get(9)?,
-        origin_from: r.get(10)?,
-        origin_subject: r.get(11)?,
+        row: outbox_row(r)?,
+        created_at: r.get(10)?,
+        origin_from: r.get(11)?,
+        origin_subject: r.get(12)?,
         bytes: r
-            .get::<_, Option<i64>>(12)?
+            .get::<_, Option<i64>>(13)?
             .map_or(0, |n| u64::try_from(n).unwrap_or(0)),
-        abandoned_reason: r.get(13)?,
-        abandoned_at: r.get(14)?,
+        abandoned_reason: r.get(14)?,
+        abandoned_at: r.get(15)?,
     })
 }
 
