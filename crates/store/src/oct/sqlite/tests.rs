@@ -718,3 +718,49 @@ fn a_failed_forward_has_an_origin_and_its_notice_is_queued_once() {
         Some(b"notice".to_vec())
     );
 }
+
+/// Issue 14 point 2: queue actions apply only to rows in the states they name, and say why
+/// otherwise (typed); an abandoned row that is not waiting rolls back the notices queued with it.
+#[test]
+fn queue_actions_are_typed_and_a_refused_abandon_records_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = State::open(&dir.path().join("s.db")).expect("open");
+    s.commit(&processed("a", 1, false)).expect("commit");
+    let id = s.queue_list().expect("list")[0].row.id;
+    assert!(matches!(
+        s.queue_hold(9999),
+        Err(StoreError::NotFound { id: 9999, .. })
+    ));
+    s.queue_hold(id).expect("hold");
+    assert!(
+        s.claim_due_batch(now_secs() + 86_400, 10)
+            .expect("claim")
+            .is_empty()
+    );
+    assert!(matches!(
+        s.queue_flush(Some(id), now_secs()),
+        Err(StoreError::NotQueued { state, .. }) if state == "held"
+    ));
+    s.queue_release(id, now_secs()).expect("release");
+    let claimed = s.claim_due_batch(now_secs(), 10).expect("claim");
+    assert_eq!(claimed.len(), 1);
+    // Being sent: neither held nor abandoned, and the notice with the abandon is not queued.
+    assert!(matches!(s.queue_hold(id), Err(StoreError::NotQueued { .. })));
+    let before = s.outbox_ids().expect("ids").len();
+    let notice = processed("b", 1, false).outgoing.remove(0);
+    let abandon = DeliveryOutcome::Abandoned { reason: "r".into() };
+    assert!(matches!(
+        s.record_deliveries_with_notices(&[(id, abandon.clone())], &[("a".into(), notice)]),
+        Err(StoreError::NotQueued { state, .. }) if state == "sending"
+    ));
+    assert_eq!(s.outbox_ids().expect("ids").len(), before);
+    s.unclaim(&[id]).expect("unclaim");
+    s.record_deliveries(&[(id, abandon)]).expect("abandon");
+    let row = s.queue_get(id).expect("get").expect("kept");
+    assert_eq!(
+        (row.row.state, row.abandoned_reason.as_deref()),
+        (OutboxState::Deleted, Some("r"))
+    );
+    assert!(s.queue_list().expect("list").is_empty());
+    assert!(s.undelivered(10).expect("undelivered").is_empty());
+}
