@@ -151,6 +151,8 @@ fn a_held_row_is_never_claimed_until_released() {
     let (ok, out, _) = svoct(&bin, &world, &["queue", "list"]);
     assert!(ok && out.contains(&format!("#{forward} [held]")), "{out}");
     assert!(out.contains("next attempt none (held)"), "{out}");
+    let (ok, out, _) = svoct(&bin, &world, &["status"]);
+    assert!(ok && out.contains(" failed, 1 held, 0 deleted"), "{out}");
     let (ok, _, err) = svoct(&bin, &world, &["queue", "hold", &forward.to_string()]);
     assert!(!ok && err.contains("is held, not waiting"), "held twice: {err}");
 

@@ -362,10 +362,12 @@ fn print_status(config: &Config, report: &StatusReport) {
         config.quarantine.max_bytes
     );
     println!(
-        "outbox: {} pending, {} sent, {} failed",
+        "outbox: {} pending, {} sent, {} failed, {} held, {} deleted (see `svoct oct queue list`)",
         get(&c.outbox, "pending"),
         get(&c.outbox, "sent"),
-        get(&c.outbox, "failed")
+        get(&c.outbox, "failed"),
+        get(&c.outbox, "held"),
+        get(&c.outbox, "deleted")
     );
     for (k, v) in &c.outbox_by_kind {
         println!("  {k}: {v}");
