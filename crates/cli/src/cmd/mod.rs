@@ -5,6 +5,7 @@ pub mod inspect;
 pub mod oct;
 pub mod oct_backup;
 pub mod oct_init;
+pub mod oct_trace;
 pub mod ps;
 
 /// Ctrl-C or SIGTERM (what service managers send): when the long-running commands stop.

@@ -10,6 +10,7 @@
 //! - `quarantine list|show|retry`: what was refused and why; hand a message back to the pipeline
 //!   after fixing the cause (a route, a registration).
 //! - `outbox requeue`: put failed deliveries back in the queue.
+//! - `trace QUERY [--json]`: the whole story of one message (see `oct_trace`).
 //! - `backup --out FILE` / `restore FILE`: a consistent copy of the state and spool taken while
 //!   the service runs, and its restoration into a fresh directory (see `oct_backup`).
 
@@ -96,6 +97,14 @@ enum Command {
         /// The archive written by `svoct oct backup`.
         archive: PathBuf,
     },
+    /// The whole story of a message (ingress, processing, lots, quarantine, every outgoing
+    /// message and its delivery), found by spool id (the PS journal's `250` answer),
+    /// compostage, PS number, lot number or outgoing Message-ID; exit 1 when nothing matches.
+    Trace {
+        query: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -147,6 +156,7 @@ pub fn run(args: Args) -> CmdResult {
         Command::Quarantine { command } => quarantine(&with_state(file)?, command),
         Command::Backup { out } => super::oct_backup::backup(&with_state(file)?, &out),
         Command::Restore { archive } => super::oct_backup::restore(&Config::load(file)?, &archive),
+        Command::Trace { query, json } => super::oct_trace::trace(&with_state(file)?, &query, json),
         Command::Outbox {
             command: OutboxCommand::Requeue,
         } => {
@@ -289,16 +299,8 @@ const UNDELIVERED_SHOWN: usize = 50;
 fn status(config: &Config, json: bool) -> CmdResult {
     let state = State::open(&config.paths.state)?;
     let mut undelivered = state.undelivered(UNDELIVERED_SHOWN)?;
-    // Errors are scrubbed before they are stored; scrubbing again with the configured login
-    // also cleans rows a version without scrubbing stored.
-    let smtp = config.delivery.smtp.as_ref();
-    let user = smtp.and_then(|s| s.username.as_deref());
-    let secrets: Vec<&svoct_mail::secret::Secret> =
-        smtp.and_then(|s| s.password.as_ref()).into_iter().collect();
     for r in &mut undelivered {
-        if let Some(e) = r.last_error.as_mut() {
-            *e = svoct_mail::secret::scrub_reply(e, user, &secrets);
-        }
+        super::oct_trace::scrub(config, &mut r.last_error);
     }
     let login_refused = undelivered
         .iter()

@@ -593,6 +593,9 @@ fn log_received(envelope: &ReceivedEnvelope, id: &str, size: usize, head: &[u8])
     let subject = crate::fidelity::raw_header(head, "subject").unwrap_or_default();
     let ps_number = crate::fidelity::ps_number_in(&subject).unwrap_or_default();
     let compostage = crate::fidelity::compostage_in(&subject).unwrap_or_default();
+    // The PS's Message-ID is not kept in the state database: this line is where it meets the
+    // spool id that `svoct oct trace` takes.
+    let message_id = crate::fidelity::raw_header(head, "message-id").unwrap_or_default();
     tracing::info!(
         spool_id = %id,
         client = %envelope.peer,
@@ -601,6 +604,7 @@ fn log_received(envelope: &ReceivedEnvelope, id: &str, size: usize, head: &[u8])
         ps_number = %ps_number,
         subject = ?subject,
         compostage = %compostage,
+        message_id = ?message_id,
         size,
         "message received"
     );

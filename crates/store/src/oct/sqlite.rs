@@ -6,6 +6,7 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::model::*;
+use super::trace::MessageTrace;
 use super::{OctStore, now_secs};
 use crate::compostage::{CompostageAllocator, CompostageBlock};
 use crate::{StoreError, sql};
@@ -13,6 +14,7 @@ use crate::{StoreError, sql};
 mod quarantine;
 #[cfg(test)]
 mod tests;
+mod trace;
 
 /// Column `i` of `r` as an outbox state; another value is a corrupt row.
 fn outbox_state(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<OutboxState> {
@@ -1002,5 +1004,13 @@ impl OctStore for SqliteOctStore {
 
     fn quarantine_drop(&self, id: i64, reason: &str, now: i64) -> Result<Option<Purged>, StoreError> {
         quarantine::drop_one(self, id, reason, now)
+    }
+
+    fn trace_find(&self, query: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        self.find_traces(query, limit)
+    }
+
+    fn trace(&self, spool_id: &str) -> Result<Option<MessageTrace>, StoreError> {
+        self.read_trace(spool_id)
     }
 }
