@@ -4,60 +4,11 @@
 
 mod pipeline_common;
 
-use std::process::Command;
-
 use pipeline_common::*;
 use svoct_oct::pipeline::Pipeline;
 use svoct_oct::service::{Blocks, ServiceStats, work_once};
 use svoct_oct::state::{OctStore, State};
 use svoct_store::spool::{ReceivedEnvelope, Spool};
-
-fn svoct(bin: &std::path::Path, world: &World, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(bin)
-        .arg("oct")
-        .arg("--config")
-        .arg(&world.config_path)
-        .args(args)
-        .output()
-        .expect("run svoct");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// `doc` against docs/json-schema/NAME.schema.json (docs/json.md), with Python's `jsonschema`
-/// (scripts/setup.sh installs `python3-jsonschema`): here the OCT has a quarantined message,
-/// which `crates/cli/tests/cli_json_schema.rs` (the demo's state) does not.
-fn assert_schema(name: &str, doc: &str) {
-    use std::io::Write;
-    const CHECK: &str = "import json, sys, jsonschema\n\
-        schema = json.load(open(sys.argv[1]))\n\
-        v = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)\n\
-        for e in v.iter_errors(json.load(sys.stdin)):\n    print(list(e.absolute_path), e.message[:300])\n";
-    let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("../../docs/json-schema/{name}.schema.json"));
-    let mut child = Command::new("python3")
-        .args(["-c", CHECK])
-        .arg(schema)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(doc.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("python3");
-    let errors = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && errors.is_empty(),
-        "{name}: {errors}\n{doc}"
-    );
-}
 
 /// A single file for five destinations, two of which (103, 104) have no route, processed once:
 /// quarantined (`no_route`) with an explanatory ART. Returns the raw message.

@@ -99,51 +99,6 @@ fn processing_a_message_logs_its_spool_id_and_compostage() {
 
 // --- `svoct oct trace`, through the real binary against a real state database.
 
-fn svoct(bin: &std::path::Path, world: &World, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(bin)
-        .arg("oct")
-        .arg("--config")
-        .arg(&world.config_path)
-        .args(args)
-        .output()
-        .expect("run svoct");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// `doc` against docs/json-schema/NAME.schema.json, with Python's `jsonschema`.
-fn assert_schema(name: &str, doc: &str) {
-    use std::io::Write;
-    const CHECK: &str = "import json, sys, jsonschema\n\
-        schema = json.load(open(sys.argv[1]))\n\
-        v = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)\n\
-        for e in v.iter_errors(json.load(sys.stdin)):\n    print(list(e.absolute_path), e.message[:300])\n";
-    let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("../../docs/json-schema/{name}.schema.json"));
-    let mut child = Command::new("python3")
-        .args(["-c", CHECK])
-        .arg(schema)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(doc.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("python3");
-    let errors = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && errors.is_empty(),
-        "{name}: {errors}\n{doc}"
-    );
-}
-
 /// One accepted invoice message processed into the state (its forwards and ART queued, not
 /// delivered): returns its spool id.
 fn process_one(world: &World) -> String {

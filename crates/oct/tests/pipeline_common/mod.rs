@@ -464,3 +464,51 @@ pub fn arts_delivered(exim: &svoct_testkit::Exim, mailbox: &str) -> Vec<svoct_fo
     }
     arts
 }
+
+/// Runs `svoct oct --config CONFIG ARGS`: (success, stdout, stderr).
+pub fn svoct(bin: &std::path::Path, world: &World, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(bin)
+        .arg("oct")
+        .arg("--config")
+        .arg(&world.config_path)
+        .args(args)
+        .output()
+        .expect("run svoct");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `doc` against docs/json-schema/NAME.schema.json (docs/json.md), with Python's `jsonschema`
+/// (scripts/setup.sh installs `python3-jsonschema`): here the OCT has a quarantined message,
+/// which `crates/cli/tests/cli_json_schema.rs` (the demo's state) does not.
+pub fn assert_schema(name: &str, doc: &str) {
+    use std::io::Write;
+    const CHECK: &str = "import json, sys, jsonschema\n\
+        schema = json.load(open(sys.argv[1]))\n\
+        v = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)\n\
+        for e in v.iter_errors(json.load(sys.stdin)):\n    print(list(e.absolute_path), e.message[:300])\n";
+    let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../../docs/json-schema/{name}.schema.json"));
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", CHECK])
+        .arg(schema)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(doc.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("python3");
+    let errors = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && errors.is_empty(),
+        "{name}: {errors}\n{doc}"
+    );
+}

@@ -5,6 +5,8 @@
 
 use serde::Serialize;
 
+use super::model::LotClaim;
+
 /// The whole story of one spooled message.
 #[derive(Clone, Debug, Serialize)]
 pub struct MessageTrace {
@@ -14,7 +16,7 @@ pub struct MessageTrace {
     /// The compostage it used, when it was an accepted invoice message.
     pub compostage: Option<TraceCompostage>,
     /// The lots it forwarded (processed index).
-    pub lots: Vec<TraceLot>,
+    pub lots: Vec<LotClaim>,
     pub quarantine: Option<TraceQuarantine>,
     /// Every outgoing message it produced (forwards, ARTs, relayed returns...), oldest first.
     pub outbox: Vec<TraceOutbox>,
@@ -40,18 +42,6 @@ pub struct TraceProcessed {
 pub struct TraceCompostage {
     pub sender_number: String,
     pub compostage: String,
-}
-
-/// A lot a message forwarded.
-#[derive(Clone, Debug, Serialize)]
-pub struct TraceLot {
-    pub ps_number: String,
-    pub lot_number: String,
-    pub lot_date: String,
-    pub file_id: String,
-    pub destination: String,
-    /// The forwarded message that carries it.
-    pub message_id: String,
 }
 
 /// The quarantine row of a refused message (its content is not part of the trace).

@@ -3,6 +3,7 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::SqliteOctStore;
+use crate::oct::model::LotClaim;
 use crate::oct::trace::*;
 use crate::{StoreError, sql};
 
@@ -103,17 +104,18 @@ impl SqliteOctStore {
             .map_err(sql("trace processed"))
     }
 
-    fn trace_lots(&self, spool_id: &str) -> Result<Vec<TraceLot>, StoreError> {
+    fn trace_lots(&self, spool_id: &str) -> Result<Vec<LotClaim>, StoreError> {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT ps_number, lot_number, lot_date, file_id, destination, message_id
+                "SELECT ps_number, lot_number, lot_date, file_id, destination, message_id, lot_hash
                  FROM forwarded_lots WHERE spool_id = ?1 ORDER BY lot_number, lot_date",
             )
             .map_err(sql("trace lots"))?;
         let rows = stmt
             .query_map([spool_id], |r| {
-                Ok(TraceLot {
+                Ok(LotClaim {
+                    lot_hash: r.get(6)?,
                     ps_number: r.get(0)?,
                     lot_number: r.get(1)?,
                     lot_date: r.get(2)?,
