@@ -59,7 +59,8 @@ fn processing_a_message_logs_its_spool_id_and_compostage() {
 
     let mut lines = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !lines.iter().any(|l: &String| l.contains("ART queued")) {
+    // Nothing listens on the relay's port: the first delivery attempt is deferred at once.
+    while !lines.iter().any(|l: &String| l.contains("delivery deferred")) {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match rx.recv_timeout(left) {
             Ok(l) => lines.push(l),
@@ -92,6 +93,12 @@ fn processing_a_message_logs_its_spool_id_and_compostage() {
     let art = lines.iter().find(|l| l.contains("ART queued")).expect("art line");
     assert_eq!(field(art, "spool_id"), Some(spool_id.as_str()), "{all}");
     assert_eq!(field(art, "compostage"), Some(compostage.as_str()), "{all}");
+    let deferred = lines
+        .iter()
+        .find(|l| l.contains("delivery deferred"))
+        .unwrap_or_else(|| panic!("no delivery line:\n{all}"));
+    assert_eq!(field(deferred, "spool_id"), Some(spool_id.as_str()), "{all}");
+    assert!(field(deferred, "delay_secs").is_some(), "{all}");
     // Content (health data) never reaches the logs: no line carries the file's first record.
     let record = String::from_utf8_lossy(&file[..40]).into_owned();
     assert!(!all.contains(&record), "{all}");

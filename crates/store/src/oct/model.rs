@@ -287,6 +287,8 @@ pub struct Due {
     pub attempts: u32,
     /// When the row was queued (seconds since the epoch).
     pub created: i64,
+    /// The spooled message that produced it: the key of every log line about it.
+    pub spool_id: String,
 }
 
 /// What became of one delivery attempt, recorded by [`OctStore::record_deliveries`](super::OctStore::record_deliveries).

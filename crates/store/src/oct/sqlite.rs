@@ -353,7 +353,8 @@ impl SqliteOctStore {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT o.id, o.message_id, o.kind, o.mail_from, o.rcpt, b.raw, o.attempts, o.created
+                "SELECT o.id, o.message_id, o.kind, o.mail_from, o.rcpt, b.raw, o.attempts, o.created,
+                 o.spool_id
                  FROM outbox o JOIN outbox_body b ON b.id = o.id
                  WHERE o.state = 'pending' AND o.next_attempt <= ?1
                  ORDER BY o.next_attempt, o.id LIMIT ?2",
@@ -370,6 +371,7 @@ impl SqliteOctStore {
                     raw: r.get(5)?,
                     attempts: r.get(6)?,
                     created: r.get(7)?,
+                    spool_id: r.get(8)?,
                 })
             })
             .map_err(sql("next due"))?;
