@@ -109,30 +109,9 @@ fn processing_a_message_logs_its_spool_id_and_compostage() {
 /// One accepted invoice message processed into the state (its forwards and ART queued, not
 /// delivered): returns its spool id.
 fn process_one(world: &World) -> String {
-    use svoct_oct::pipeline::Pipeline;
-    use svoct_oct::service::{Blocks, ServiceStats, work_once};
-    use svoct_oct::state::State;
-    use svoct_store::spool::{ReceivedEnvelope, Spool};
     let file = single_file(&synth(15, 3, false, 5));
     let raw = ps_message(world, PS_ADDRESS, &file, PS_NUMBER, 15, 5, false);
-    let config = world.config();
-    let spool = Spool::open(&config.paths.spool).expect("spool");
-    let id = spool
-        .put(
-            &ReceivedEnvelope {
-                mail_from: PS_ADDRESS.into(),
-                rcpt_to: vec![OCT_ADDRESS.into()],
-                ..ReceivedEnvelope::default()
-            },
-            &raw,
-        )
-        .expect("put");
-    let keys = world.keys();
-    let pipeline = Pipeline::new(&config, &keys);
-    let mut state = State::open(&config.paths.state).expect("state");
-    let stats = ServiceStats::default();
-    assert!(work_once(&spool, &mut state, &mut Blocks::default(), &pipeline, &stats).expect("step"));
-    id.to_string()
+    spool_and_process(world, &raw)
 }
 
 #[test]
