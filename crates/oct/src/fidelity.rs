@@ -201,6 +201,14 @@ pub fn compostage_in(subject: &str) -> Option<String> {
     (third.len() == 19 && third.bytes().all(|b| b.is_ascii_digit())).then(|| third.to_owned())
 }
 
+/// The PS number of an invoice subject received as text (its second field, the *exercice*),
+/// when it is all digits: for log lines, before the subject is parsed as a whole.
+pub fn ps_number_in(subject: &str) -> Option<String> {
+    let second = subject.split('/').nth(1)?.trim();
+    (!second.is_empty() && second.len() <= 12 && second.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| second.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,32 +8,15 @@ use pipeline_common::*;
 use svoct_oct::pipeline::Pipeline;
 use svoct_oct::service::{Blocks, ServiceStats, work_once};
 use svoct_oct::state::{OctStore, State};
-use svoct_store::spool::{ReceivedEnvelope, Spool};
+use svoct_store::spool::Spool;
 
 /// A single file for five destinations, two of which (103, 104) have no route, processed once:
 /// quarantined (`no_route`) with an explanatory ART. Returns the raw message.
 fn quarantine_one(world: &World) -> Vec<u8> {
     let file = single_file(&synth(25, 5, false, 11));
     let raw = ps_message(world, PS_ADDRESS, &file, PS_NUMBER, 25, 1, false);
-    let config = world.config();
-    let spool = Spool::open(&config.paths.spool).expect("spool");
-    spool
-        .put(
-            &ReceivedEnvelope {
-                mail_from: PS_ADDRESS.into(),
-                rcpt_to: vec![OCT_ADDRESS.into()],
-                ..ReceivedEnvelope::default()
-            },
-            &raw,
-        )
-        .expect("put");
-    let keys = world.keys();
-    let pipeline = Pipeline::new(&config, &keys);
-    let mut state = State::open(&config.paths.state).expect("state");
-    let stats = ServiceStats::default();
-    assert!(work_once(&spool, &mut state, &mut Blocks::default(), &pipeline, &stats).expect("step"));
     // Kept once, in the state database: nothing stays in the spool.
-    assert_eq!(spool.list().expect("list"), vec![]);
+    spool_and_process(world, &raw);
     raw
 }
 

@@ -250,6 +250,7 @@ fn local_deliveries_are_grouped_and_a_redelivery_writes_nothing() {
         raw: format!("Subject: {body}\r\n\r\n{body}\r\n").into_bytes(),
         attempts: 0,
         created: 1_795_000_000,
+        spool_id: format!("s{id}"),
     };
     let rows = [
         row(1, PS_ADDRESS, "one"),

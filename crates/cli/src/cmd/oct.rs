@@ -11,6 +11,7 @@
 //!   after fixing the cause (a route, a registration).
 //! - `outbox requeue`: put failed deliveries back in the queue.
 //! - `queue list|show|flush|hold|release|delete`: queue control (see `oct_queue`).
+//! - `trace QUERY [--json]`: the whole story of one message (see `oct_trace`).
 //! - `backup --out FILE` / `restore FILE`: a consistent copy of the state and spool taken while
 //!   the service runs, and its restoration into a fresh directory (see `oct_backup`).
 
@@ -103,6 +104,14 @@ enum Command {
         /// The archive written by `svoct oct backup`.
         archive: PathBuf,
     },
+    /// The whole story of a message (ingress, processing, lots, quarantine, every outgoing
+    /// message and its delivery), found by spool id (the PS journal's `250` answer),
+    /// compostage, PS number, lot number or outgoing Message-ID; exit 1 when nothing matches.
+    Trace {
+        query: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -155,6 +164,7 @@ pub fn run(args: Args) -> CmdResult {
         Command::Backup { out } => super::oct_backup::backup(&with_state(file)?, &out),
         Command::Restore { archive } => super::oct_backup::restore(&Config::load(file)?, &archive),
         Command::Queue { command } => super::oct_queue::run(&with_state(file)?, command),
+        Command::Trace { query, json } => super::oct_trace::trace(&with_state(file)?, &query, json),
         Command::Outbox {
             command: OutboxCommand::Requeue,
         } => {
@@ -298,9 +308,7 @@ fn status(config: &Config, json: bool) -> CmdResult {
     let state = State::open(&config.paths.state)?;
     let mut undelivered = state.undelivered(UNDELIVERED_SHOWN)?;
     for r in &mut undelivered {
-        if let Some(e) = r.last_error.as_mut() {
-            *e = scrub_error(config, e);
-        }
+        super::oct_trace::scrub(config, &mut r.last_error);
     }
     let login_refused = undelivered
         .iter()

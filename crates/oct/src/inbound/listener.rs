@@ -574,9 +574,40 @@ struct Inbound {
     pending: Vec<u8>,
     writer: Option<SpoolWriter>,
     size: usize,
+    /// The first [`HEAD_KEPT`] bytes, kept apart from `pending` (which is emptied when it
+    /// spills) so that the "message received" line can name the subject and compostage.
+    head: Vec<u8>,
     /// The spool could not take the content: the rest is discarded and the message is
     /// answered `451` at its end (the client retries; nothing was acknowledged).
     failed: bool,
+}
+
+/// How much of the start of a message is kept for its "received" log line: enough for the
+/// header of any message a PS's software writes.
+const HEAD_KEPT: usize = 16 * 1024;
+
+/// The Postfix-style "received" line: one event, keyed by the spool id support staff read in
+/// the PS journal's `250` answer. Only what the annex puts in the subject (PS number,
+/// compostage) and the envelope is logged, never the content (health data).
+fn log_received(envelope: &ReceivedEnvelope, id: &str, size: usize, head: &[u8]) {
+    let subject = crate::fidelity::raw_header(head, "subject").unwrap_or_default();
+    let ps_number = crate::fidelity::ps_number_in(&subject).unwrap_or_default();
+    let compostage = crate::fidelity::compostage_in(&subject).unwrap_or_default();
+    // The PS's Message-ID is not kept in the state database: this line is where it meets the
+    // spool id that `svoct oct trace` takes.
+    let message_id = crate::fidelity::raw_header(head, "message-id").unwrap_or_default();
+    tracing::info!(
+        spool_id = %id,
+        client = %envelope.peer,
+        mail_from = ?envelope.mail_from,
+        rcpt = envelope.rcpt_to.len(),
+        ps_number = %ps_number,
+        subject = ?subject,
+        compostage = %compostage,
+        message_id = ?message_id,
+        size,
+        "message received"
+    );
 }
 
 impl Inbound {
@@ -592,6 +623,7 @@ impl Inbound {
             pending: Vec::new(),
             writer: None,
             size: 0,
+            head: Vec::new(),
             failed: false,
         }
     }
@@ -602,6 +634,10 @@ impl Inbound {
             return;
         }
         self.size = self.size.saturating_add(chunk.len());
+        if self.head.len() < HEAD_KEPT {
+            let take = chunk.len().min(HEAD_KEPT - self.head.len());
+            self.head.extend_from_slice(&chunk[..take]);
+        }
         if self.pending.capacity() == 0 {
             // Reserved once, never regrown: pages not touched cost no memory.
             self.pending.reserve_exact(SPILL_THRESHOLD + DATA_CHUNK);
@@ -645,6 +681,8 @@ impl Inbound {
     async fn persist(mut self, shared: &Shared) -> PersistOutcome {
         let peer = self.envelope.peer.clone();
         let size = self.size;
+        let head = std::mem::take(&mut self.head);
+        let envelope = self.envelope.clone();
         let fail = |shared: &Shared| {
             shared.stats.persist_failures.fetch_add(1, Ordering::Relaxed);
             PersistOutcome::Failed
@@ -669,7 +707,7 @@ impl Inbound {
                     .stats
                     .bytes
                     .fetch_add(u64::try_from(size).unwrap_or(u64::MAX), Ordering::Relaxed);
-                tracing::info!(%peer, %id, size, "message spooled");
+                log_received(&envelope, &id.to_string(), size, &head);
                 PersistOutcome::Stored { id: id.to_string() }
             }
             Ok(Err(e)) => {

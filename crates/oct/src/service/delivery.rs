@@ -217,28 +217,30 @@ pub(super) fn delivery_outcome(
     config: &Config,
     stats: &ServiceStats,
 ) -> DeliveryOutcome {
+    // Since the row was queued: what an operator compares with the insurer's own logs.
+    let delay_secs = now_secs().saturating_sub(due.created).max(0);
     match delivered {
         Delivered::Ok(answer) => {
             stats.delivered.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(message_id = %due.message_id, kind = %due.kind, rcpt = %due.rcpt, %answer, "delivered");
+            tracing::info!(spool_id = %due.spool_id, message_id = %due.message_id, kind = %due.kind, rcpt = %due.rcpt, delay_secs, answer = ?answer, "delivered");
             DeliveryOutcome::Sent
         }
         Delivered::Transient(error) => {
             stats.delivery_failures.fetch_add(1, Ordering::Relaxed);
             let attempts = due.attempts.saturating_add(1);
             if attempts >= config.retry.max_attempts {
-                tracing::warn!(message_id = %due.message_id, rcpt = %due.rcpt, attempts, %error, "delivery failed: retries exhausted");
+                tracing::warn!(spool_id = %due.spool_id, message_id = %due.message_id, kind = %due.kind, rcpt = %due.rcpt, attempts, delay_secs, %error, "delivery failed: retries exhausted");
                 DeliveryOutcome::Failed { error }
             } else {
                 let delay = config.retry.backoff(attempts);
                 let at = now_secs().saturating_add(i64::try_from(delay.as_secs()).unwrap_or(i64::MAX));
-                tracing::warn!(message_id = %due.message_id, rcpt = %due.rcpt, attempts, retry_in_secs = delay.as_secs(), %error, "delivery deferred");
+                tracing::warn!(spool_id = %due.spool_id, message_id = %due.message_id, kind = %due.kind, rcpt = %due.rcpt, attempts, delay_secs, retry_in_secs = delay.as_secs(), %error, "delivery deferred");
                 DeliveryOutcome::Retry { at, error }
             }
         }
         Delivered::Permanent(error) => {
             stats.delivery_failures.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(message_id = %due.message_id, rcpt = %due.rcpt, %error, "delivery failed permanently");
+            tracing::warn!(spool_id = %due.spool_id, message_id = %due.message_id, kind = %due.kind, rcpt = %due.rcpt, delay_secs, %error, "delivery failed permanently");
             DeliveryOutcome::Failed { error }
         }
         Delivered::AuthRejected(error) => {
@@ -249,7 +251,7 @@ pub(super) fn delivery_outcome(
             let delay = config.retry.backoff(attempts);
             let at = now_secs().saturating_add(i64::try_from(delay.as_secs()).unwrap_or(i64::MAX));
             tracing::warn!(
-                message_id = %due.message_id, rcpt = %due.rcpt, attempts, retry_in_secs = delay.as_secs(), %error,
+                spool_id = %due.spool_id, message_id = %due.message_id, rcpt = %due.rcpt, attempts, retry_in_secs = delay.as_secs(), %error,
                 "the relay refused the OCT's SMTP login: fix [delivery.smtp] username/password; delivery deferred"
             );
             DeliveryOutcome::LoginRefused {

@@ -139,7 +139,11 @@ fn forward_failure_notice(
     let now = time::OffsetDateTime::now_utc();
     match crate::pipeline::forward_failure_art(config, &origin, rcpt, error, now) {
         Ok(art) => {
-            tracing::warn!(message_id = %message_id, spool_id = %origin.spool_id, art = %art.message_id, "forward failed for good: the PS is sent an ART");
+            // The compostage names the PS's message in its own software: the ART's key.
+            let compostage = origin.summary["receipt"]["compostage"]
+                .as_str()
+                .unwrap_or_default();
+            tracing::warn!(message_id = %message_id, spool_id = %origin.spool_id, art = %art.message_id, %compostage, "forward failed for good: the PS is sent an ART");
             Some((origin.spool_id, art))
         }
         Err(e) => {

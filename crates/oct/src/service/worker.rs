@@ -10,7 +10,9 @@ use time::OffsetDateTime;
 
 use super::{ServiceError, ServiceStats, Shared, sleep_unless_stopped};
 use crate::pipeline::{Env, Incoming, Pipeline, PipelineError};
-use crate::state::{Commit, CompostageBlock, OctStore, QuarantineBound, SeenLot, State, now_secs};
+use crate::state::{
+    Commit, CompostageBlock, OctStore, OutKind, Processed, QuarantineBound, SeenLot, State, now_secs,
+};
 
 /// Per-worker blocks of file names and compostages reserved in the state database, so that the
 /// per-message path does not pay one durable transaction per allocation.
@@ -210,6 +212,7 @@ fn work_batch_with(
             state
                 .enforce_quarantine_bound(&QuarantineBound::from(&pipeline.config.quarantine), now_secs())?;
         }
+        log_processed(&processed);
         tracing::info!(
             quarantine_id = retry.id,
             quarantined,
@@ -219,6 +222,51 @@ fn work_batch_with(
         return Ok(true);
     }
     Ok(false)
+}
+
+/// The Postfix-style "processed" line of a committed message, then one line per ART it queued:
+/// keyed by the spool id, with what the annex puts in subjects (PS number, compostage) and the
+/// lots' numbers, never the content. The compostage is read from the subject when the message
+/// was refused before its claims were known, so that a refused message is found by it too.
+fn log_processed(p: &Processed) {
+    let outcome = if p.quarantine.is_some() {
+        "quarantined"
+    } else {
+        "processed"
+    };
+    let compostage = p
+        .claims
+        .compostage
+        .as_ref()
+        .map(|c| c.compostage.clone())
+        .or_else(|| crate::fidelity::compostage_in(&p.subject))
+        .unwrap_or_default();
+    let lots: Vec<&str> = p.claims.lots.iter().map(|l| l.lot_number.as_str()).collect();
+    let mut destinations: Vec<&str> = p.claims.lots.iter().map(|l| l.destination.as_str()).collect();
+    destinations.sort_unstable();
+    destinations.dedup();
+    tracing::info!(
+        spool_id = %p.spool_id,
+        kind = ?p.kind,
+        outcome = %outcome,
+        reason = p.quarantine.as_ref().map(|q| q.code.as_str()),
+        subject = ?p.subject,
+        compostage = %compostage,
+        lots = %lots.join(","),
+        invoices = p.claims.invoices.len(),
+        destinations = ?destinations,
+        outgoing = p.outgoing.len(),
+        "message processed"
+    );
+    for art in p.outgoing.iter().filter(|o| o.kind == OutKind::Art) {
+        tracing::info!(
+            spool_id = %p.spool_id,
+            message_id = %art.message_id,
+            rcpt = %art.rcpt,
+            compostage = %compostage,
+            "ART queued"
+        );
+    }
 }
 
 /// Gives claimed entries back to the spool (best effort: they are claimed again later).
@@ -300,19 +348,7 @@ fn handle_entries(
             }
             continue;
         }
-        let outcome = if p.quarantine.is_some() {
-            "quarantined"
-        } else {
-            "processed"
-        };
-        tracing::info!(
-            spool_id = %p.spool_id,
-            kind = ?p.kind,
-            outcome,
-            reason = p.quarantine.as_ref().map(|q| q.code.as_str()),
-            outgoing = p.outgoing.len(),
-            "message processed"
-        );
+        log_processed(p);
         stats.processed.fetch_add(1, Ordering::Relaxed);
         if p.quarantine.is_some() {
             stats.quarantined.fetch_add(1, Ordering::Relaxed);

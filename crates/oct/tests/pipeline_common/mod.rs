@@ -512,3 +512,32 @@ pub fn assert_schema(name: &str, doc: &str) {
         "{name}: {errors}\n{doc}"
     );
 }
+
+/// Spools `raw` as sent by the PS and runs one worker step over it, asserting that the step
+/// did something and that nothing stays in the spool (a message is kept once, in the state
+/// database): returns its spool id.
+pub fn spool_and_process(world: &World, raw: &[u8]) -> String {
+    use svoct_oct::pipeline::Pipeline;
+    use svoct_oct::service::{Blocks, ServiceStats, work_once};
+    use svoct_oct::state::State;
+    use svoct_store::spool::{ReceivedEnvelope, Spool};
+    let config = world.config();
+    let spool = Spool::open(&config.paths.spool).expect("spool");
+    let id = spool
+        .put(
+            &ReceivedEnvelope {
+                mail_from: PS_ADDRESS.into(),
+                rcpt_to: vec![OCT_ADDRESS.into()],
+                ..ReceivedEnvelope::default()
+            },
+            raw,
+        )
+        .expect("put");
+    let keys = world.keys();
+    let pipeline = Pipeline::new(&config, &keys);
+    let mut state = State::open(&config.paths.state).expect("state");
+    let stats = ServiceStats::default();
+    assert!(work_once(&spool, &mut state, &mut Blocks::default(), &pipeline, &stats).expect("step"));
+    assert_eq!(spool.list().expect("list"), vec![]);
+    id.to_string()
+}

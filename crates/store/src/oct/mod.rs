@@ -38,10 +38,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub mod model;
 mod sqlite;
+pub mod trace;
 
 pub use crate::compostage::CompostageBlock;
 pub use model::*;
 pub use sqlite::{SqliteOctStore, WriteGate};
+pub use trace::*;
 
 use crate::StoreError;
 
@@ -261,4 +263,13 @@ pub trait OctStore: Send {
 
     /// Gives a held row back to the senders, due at `now` at the latest.
     fn queue_release(&self, id: i64, now: i64) -> Result<(), StoreError>;
+
+    // --- Trace (issue 14 point 1): `svoct oct trace`.
+
+    /// The spool ids of the messages `query` names (spool id, compostage, PS number, lot number,
+    /// Message-ID of an outgoing message), oldest first, at most `limit`.
+    fn trace_find(&self, query: &str, limit: usize) -> Result<Vec<String>, StoreError>;
+
+    /// Everything the state keeps of spooled message `spool_id`; `None` when nothing.
+    fn trace(&self, spool_id: &str) -> Result<Option<MessageTrace>, StoreError>;
 }

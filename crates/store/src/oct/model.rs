@@ -115,7 +115,7 @@ pub struct QuarantineEntry {
 
 /// A lot an invoice message forwards, recorded in the processed index so that the same lot is
 /// never forwarded again (see [`Claims`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct LotClaim {
     /// SHA-256 (hex) of the lot's bytes as the PS sealed them: the lot's identity. They carry
     /// the PS number, the lot number and the lot date, so equal bytes are the same lot whatever
@@ -287,6 +287,8 @@ pub struct Due {
     pub attempts: u32,
     /// When the row was queued (seconds since the epoch).
     pub created: i64,
+    /// The spooled message that produced it: the key of every log line about it.
+    pub spool_id: String,
 }
 
 /// What became of one delivery attempt, recorded by [`OctStore::record_deliveries`](super::OctStore::record_deliveries).

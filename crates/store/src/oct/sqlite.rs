@@ -6,6 +6,7 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::model::*;
+use super::trace::MessageTrace;
 use super::{OctStore, now_secs};
 use crate::compostage::{CompostageAllocator, CompostageBlock};
 use crate::{StoreError, sql};
@@ -14,6 +15,7 @@ mod quarantine;
 mod queue;
 #[cfg(test)]
 mod tests;
+mod trace;
 
 /// An outbox row from columns 0 to 9: `id, message_id, spool_id, kind, rcpt, state, attempts,
 /// next_attempt, last_error, login_refused` (`status` and `queue` read the same row).
@@ -369,7 +371,8 @@ impl SqliteOctStore {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT o.id, o.message_id, o.kind, o.mail_from, o.rcpt, b.raw, o.attempts, o.created
+                "SELECT o.id, o.message_id, o.kind, o.mail_from, o.rcpt, b.raw, o.attempts, o.created,
+                 o.spool_id
                  FROM outbox o JOIN outbox_body b ON b.id = o.id
                  WHERE o.state = 'pending' AND o.next_attempt <= ?1
                  ORDER BY o.next_attempt, o.id LIMIT ?2",
@@ -386,6 +389,7 @@ impl SqliteOctStore {
                     raw: r.get(5)?,
                     attempts: r.get(6)?,
                     created: r.get(7)?,
+                    spool_id: r.get(8)?,
                 })
             })
             .map_err(sql("next due"))?;
@@ -1029,5 +1033,13 @@ impl OctStore for SqliteOctStore {
 
     fn queue_release(&self, id: i64, now: i64) -> Result<(), StoreError> {
         queue::release(self, id, now)
+    }
+
+    fn trace_find(&self, query: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        self.find_traces(query, limit)
+    }
+
+    fn trace(&self, spool_id: &str) -> Result<Option<MessageTrace>, StoreError> {
+        self.read_trace(spool_id)
     }
 }
