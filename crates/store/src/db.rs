@@ -39,6 +39,47 @@ pub const SCHEMA_VERSION: i64 = crate::migrate::PS.version();
 
 /// Opens (creating `0600` if needed) a database file for one of this crate's stores: WAL mode,
 /// `synchronous=FULL` (a committed row survives a power cut), the busy timeout, then `pragmas`.
+/// A connection's page cache at another size for a while (`PRAGMA cache_size`: negative is
+/// KiB), given back by [`CacheSize::restore`] or, failing that, when dropped (also on an early
+/// return: a failure in between never leaves the connection with the other size).
+pub(crate) struct CacheSize<'a> {
+    conn: &'a Connection,
+    before: i64,
+    restored: bool,
+}
+
+impl<'a> CacheSize<'a> {
+    pub(crate) fn set(conn: &'a Connection, size: i64) -> Result<CacheSize<'a>, StoreError> {
+        let before: i64 = conn
+            .pragma_query_value(None, "cache_size", |r| r.get(0))
+            .map_err(sql("read cache size"))?;
+        conn.pragma_update(None, "cache_size", size)
+            .map_err(sql("set cache size"))?;
+        Ok(CacheSize {
+            conn,
+            before,
+            restored: false,
+        })
+    }
+
+    /// Gives the size back now, reporting a failure.
+    pub(crate) fn restore(mut self) -> Result<(), StoreError> {
+        self.restored = true;
+        self.conn
+            .pragma_update(None, "cache_size", self.before)
+            .map_err(sql("restore cache size"))
+    }
+}
+
+impl Drop for CacheSize<'_> {
+    fn drop(&mut self) {
+        if !self.restored {
+            // Nothing to report to: a failure leaves the other size, which is only slower.
+            let _ = self.conn.pragma_update(None, "cache_size", self.before);
+        }
+    }
+}
+
 pub(crate) fn connect(path: &Path, pragmas: &str) -> Result<Connection, StoreError> {
     let open_err = |source| StoreError::Open {
         path: path.to_owned(),

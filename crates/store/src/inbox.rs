@@ -11,7 +11,7 @@ use rusqlite::{MAIN_DB, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::db::Store;
+use crate::db::{CacheSize, Store};
 use crate::{StoreError, from_ms, now_ms, sql};
 
 /// Row id of an inbox message.
@@ -333,15 +333,9 @@ impl Inbox<'_> {
     /// connection's 64 MiB (sized for reconciliation) a 48 MB message filled it, on top of the
     /// message itself in memory.
     fn with_small_cache<T>(&self, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let conn = &self.store.conn;
-        let before: i64 = conn
-            .pragma_query_value(None, "cache_size", |r| r.get(0))
-            .map_err(sql("read cache size"))?;
-        conn.pragma_update(None, "cache_size", -2048)
-            .map_err(sql("set cache size"))?;
+        let cache = CacheSize::set(&self.store.conn, -2048)?;
         let out = f();
-        conn.pragma_update(None, "cache_size", before)
-            .map_err(sql("restore cache size"))?;
+        cache.restore()?;
         out
     }
 

@@ -23,7 +23,7 @@
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 
-use crate::db::Store;
+use crate::db::{CacheSize, Store};
 use crate::{EntryId, InboxId, StoreError, now_ms, sql};
 
 /// FSE or DRE.
@@ -496,19 +496,6 @@ impl RspRecorder<'_> {
 /// it when negative).
 const RSP_CACHE_KIB: i64 = -8 * 1024;
 
-/// Gives a connection its cache size back when dropped.
-struct CacheSize<'a> {
-    conn: &'a rusqlite::Connection,
-    before: i64,
-}
-
-impl Drop for CacheSize<'_> {
-    fn drop(&mut self) {
-        // Nothing to report to: a failure leaves the smaller cache, which is only slower.
-        let _ = self.conn.pragma_update(None, "cache_size", self.before);
-    }
-}
-
 /// Keeps a return item that names nothing sent yet.
 fn keep_unmatched(
     tx: &Transaction<'_>,
@@ -697,15 +684,10 @@ impl<'a> Returns<'a> {
     /// it reads it, so a return of 80,000 invoices is never held as one list. Nothing is
     /// recorded unless [`RspRecorder::commit`] is called.
     pub fn begin_rsp(&self, inbox: InboxId) -> Result<RspRecorder<'a>, StoreError> {
-        let conn = &self.store.conn;
-        let cache_before: i64 = conn
-            .pragma_query_value(None, "cache_size", |r| r.get(0))
-            .map_err(sql("read cache size"))?;
         // The pages an RSP writes stay in the cache until the commit: 80,000 unmatched invoices
         // fill 25 MiB of the connection's 64 MiB, beside the file itself. Above this size
         // SQLite writes them to the WAL as it goes.
-        conn.pragma_update(None, "cache_size", RSP_CACHE_KIB)
-            .map_err(sql("set cache size"))?;
+        let cache = CacheSize::set(&self.store.conn, RSP_CACHE_KIB)?;
         let tx = self
             .store
             .conn
@@ -714,10 +696,7 @@ impl<'a> Returns<'a> {
         let first = first_time(&tx, inbox, "RSP")?;
         Ok(RspRecorder {
             tx,
-            cache: CacheSize {
-                conn,
-                before: cache_before,
-            },
+            cache,
             inbox,
             at: now_ms(),
             first,
