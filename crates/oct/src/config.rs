@@ -114,6 +114,9 @@ pub struct Config {
     /// How much quarantined content is kept, and how long.
     #[serde(default)]
     pub quarantine: QuarantineSettings,
+    /// `/metrics`, `/healthz` and the web console; absent, no HTTP listener.
+    #[serde(default)]
+    pub http: Option<crate::http::HttpSettings>,
 }
 
 /// The OCT's identity, written in the files it builds and the messages it sends.
@@ -782,6 +785,9 @@ impl Config {
         {
             fix(p);
         }
+        if let Some(h) = &mut self.http {
+            h.resolve_relative(base);
+        }
         for s in &mut self.senders {
             if let Some(c) = &mut s.certificate {
                 fix(c);
@@ -829,6 +835,9 @@ impl Config {
         self.route_problems(&mut note);
         self.delivery_problems(&mut note);
         self.limit_problems(&mut note);
+        for (key, reason) in self.http.iter().flat_map(crate::http::HttpSettings::problems) {
+            note(Err(invalid(key, reason)));
+        }
         errs
     }
 

@@ -5,6 +5,8 @@
 //! - [`config`]: the service configuration (TOML).
 //! - [`fidelity`]: annex rules checked on invoice files (other OCT, R3.4 exclusivity, echo).
 //! - [`pipeline`]: processing one spooled message (split, forward, ART, relay).
+//! - [`http`]: the HTTP listener: `/metrics`, `/healthz` and the web console.
+//! - [`operate`]: the operator's actions and look-ups, shared by the CLI and the console.
 //! - [`receipt`]: the content of the ART.
 //! - [`relay_formats`]: what the relay reads inside ARL, RSP and dLOI files, and the dLOI answer.
 //! - [`service`]: the running concentrator: ingress, workers, outbox sender, shutdown.
@@ -13,8 +15,10 @@
 
 pub mod config;
 pub mod fidelity;
+pub mod http;
 pub mod inbound;
 pub mod instance;
+pub mod operate;
 pub mod pipeline;
 pub mod preflight;
 pub mod receipt;

@@ -123,8 +123,9 @@ pub fn check_environment(config: &Config) -> Vec<Finding> {
     let mut out = Vec::new();
     check_oct_key_pair(config, &mut out);
     if let Some(files) = config.ingress.tls_files() {
-        check_ingress_tls(&files, &mut out);
+        check_tls_pair(&files, ("ingress.tls_certificate", "ingress.tls_key"), &mut out);
     }
+    check_http(config, &mut out);
     for (key, path) in certificate_settings(config) {
         match RecipientCert::from_file(&path) {
             Ok(cert) => check_dates(&key, &path, cert.x509(), &mut out),
@@ -212,12 +213,16 @@ fn check_oct_key_pair(config: &Config, out: &mut Vec<Finding>) {
     }
 }
 
-/// The STARTTLS pair of the ingress: the key (mode, parse), the chain's first certificate
-/// (parse, dates) and that they match; what `serve` would fail on, or warn about, at start.
-fn check_ingress_tls(files: &crate::inbound::listener::TlsFiles, out: &mut Vec<Finding>) {
+/// A TLS pair (the ingress's STARTTLS, the HTTP listener's): the key (mode, parse), the
+/// chain's first certificate (parse, dates) and that they match; what `serve` would fail on, or
+/// warn about, at start. `keys` are the settings' names.
+fn check_tls_pair(
+    files: &crate::inbound::listener::TlsFiles,
+    (cert_key, key_key): (&str, &str),
+    out: &mut Vec<Finding>,
+) {
     use openssl::pkey::PKey;
     use openssl::x509::X509;
-    let (cert_key, key_key) = ("ingress.tls_certificate", "ingress.tls_key");
     let (cert_path, key_path) = (&files.cert_chain, &files.private_key);
     let cert = match read_small(cert_path)
         .map_err(|e| e.to_string())
@@ -261,6 +266,31 @@ fn check_ingress_tls(files: &crate::inbound::listener::TlsFiles, out: &mut Vec<F
             key_key,
             format!("{}: does not match {}", key_path.display(), cert_path.display()),
         ));
+    }
+}
+
+/// `[http]`: the users file (present, the owner's alone, parses) and the TLS pair.
+fn check_http(config: &Config, out: &mut Vec<Finding>) {
+    let Some(http) = &config.http else { return };
+    if let Some(users) = &http.users_file {
+        match crate::http::auth::Users::load(users) {
+            Ok(u) if u.is_empty() => out.push(warning(
+                "http.users_file",
+                format!(
+                    "{}: no operator: add one with `svoct oct console-user add NAME`",
+                    users.display()
+                ),
+            )),
+            Ok(_) => {}
+            Err(e) => out.push(error("http.users_file", e.to_string())),
+        }
+    }
+    if let (Some(cert), Some(key)) = (&http.tls_certificate, &http.tls_key) {
+        let files = crate::inbound::listener::TlsFiles {
+            cert_chain: cert.clone(),
+            private_key: key.clone(),
+        };
+        check_tls_pair(&files, ("http.tls_certificate", "http.tls_key"), out);
     }
 }
 

@@ -4,6 +4,7 @@ pub mod generate;
 pub mod inspect;
 pub mod oct;
 pub mod oct_backup;
+pub mod oct_console;
 pub mod oct_init;
 pub mod oct_queue;
 pub mod oct_trace;

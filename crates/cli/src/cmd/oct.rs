@@ -112,6 +112,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The web console's operators (`[http] users_file`).
+    ConsoleUser {
+        #[command(subcommand)]
+        command: super::oct_console::ConsoleUserCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -165,6 +170,7 @@ pub fn run(args: Args) -> CmdResult {
         Command::Restore { archive } => super::oct_backup::restore(&Config::load(file)?, &archive),
         Command::Queue { command } => super::oct_queue::run(&with_state(file)?, command),
         Command::Trace { query, json } => super::oct_trace::trace(&with_state(file)?, &query, json),
+        Command::ConsoleUser { command } => super::oct_console::run(&Config::load(file)?, command),
         Command::Outbox {
             command: OutboxCommand::Requeue,
         } => {
@@ -425,17 +431,7 @@ fn print_service(service: Liveness) {
 /// A delivery error as shown to the operator. Errors are scrubbed before they are stored;
 /// scrubbing again with the configured login also cleans rows a version without scrubbing
 /// stored.
-pub(super) fn scrub_error(config: &Config, error: &str) -> String {
-    let smtp = config.delivery.smtp.as_ref();
-    let user = smtp.and_then(|s| s.username.as_deref());
-    let secrets: Vec<&svoct_mail::secret::Secret> =
-        smtp.and_then(|s| s.password.as_ref()).into_iter().collect();
-    svoct_mail::secret::scrub_reply(error, user, &secrets)
-}
-
-pub(super) fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
+pub(super) use svoct_oct::operate::one_line;
 
 fn print_quarantine(rows: &[svoct_oct::state::QuarantineRow]) {
     if rows.is_empty() {
@@ -530,19 +526,7 @@ fn quarantine(config: &Config, command: QuarantineCommand) -> CmdResult {
         }
         QuarantineCommand::Show { id, json, raw } => quarantine_show(&state, id, json, raw)?,
         QuarantineCommand::Drop { id, reason } => {
-            let reason = one_line(&reason);
-            if reason.is_empty() {
-                return Err("quarantine drop needs a --reason that says why".into());
-            }
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-            let Some(dropped) = state.quarantine_drop(id, &reason, now)? else {
-                return Err(format!(
-                    "no quarantined message #{id} holding its content (see `svoct oct quarantine list --all`)"
-                )
-                .into());
-            };
+            let (dropped, reason) = svoct_oct::operate::quarantine_drop(&state, id, &reason)?;
             println!(
                 "#{id} dropped: {} bytes removed; its row is kept with the reason \"{reason}\"",
                 dropped.bytes

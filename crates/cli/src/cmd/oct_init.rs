@@ -87,6 +87,13 @@ certificate = "keys/oct.crt"
 [delivery.smtp]
 host = "127.0.0.1"
 port = 25
+
+# Metrics (/metrics), health (/healthz) and the web console, on loopback (any other address
+# needs tls_certificate and tls_key). The console needs its operators' file: run
+# `svoct oct console-user add NAME --config THIS_FILE` after uncommenting users_file.
+[http]
+listen = "127.0.0.1:9425"
+# users_file = "console-users"
 "#,
         address = o.address,
         listen = o.listen,

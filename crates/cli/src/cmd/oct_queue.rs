@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use svoct_oct::config::Config;
+use svoct_oct::operate::{self, age};
 use svoct_oct::state::{OctStore, QueueRow, State, now_secs};
 
 use crate::CmdResult;
@@ -83,18 +84,8 @@ pub(super) fn run(config: &Config, command: QueueCommand) -> CmdResult {
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-/// Rows with their errors scrubbed of the OCT's SMTP login, as `oct status` shows them.
-fn scrubbed(config: &Config, mut rows: Vec<QueueRow>) -> Vec<QueueRow> {
-    for r in &mut rows {
-        if let Some(e) = r.row.last_error.as_mut() {
-            *e = super::oct::scrub_error(config, e);
-        }
-    }
-    rows
-}
-
 fn list(config: &Config, state: &State, json: bool) -> Result<(), Error> {
-    let rows = scrubbed(config, state.queue_list()?);
+    let rows = operate::queue_list(config, state)?;
     if json {
         crate::json::print(&rows)?;
         return Ok(());
@@ -125,9 +116,7 @@ fn list(config: &Config, state: &State, json: bool) -> Result<(), Error> {
 }
 
 fn show(config: &Config, state: &State, id: i64, json: bool) -> Result<(), Error> {
-    let Some(r) = scrubbed(config, state.queue_get(id)?.into_iter().collect()).pop() else {
-        return Err(format!("no outgoing message #{id} (see `svoct oct queue list`)").into());
-    };
+    let r = operate::queue_get(config, state, id)?;
     if json {
         crate::json::print(&r)?;
         return Ok(());
@@ -155,14 +144,7 @@ fn show(config: &Config, state: &State, id: i64, json: bool) -> Result<(), Error
 }
 
 fn delete(config: &Config, state: &State, id: i64, reason: &str) -> Result<(), Error> {
-    let reason = super::oct::one_line(reason);
-    if reason.is_empty() {
-        return Err("queue delete needs a --reason that says why".into());
-    }
-    let Some(row) = state.queue_get(id)? else {
-        return Err(format!("no outgoing message #{id} (see `svoct oct queue list`)").into());
-    };
-    let done = svoct_oct::service::abandon(state, config, &row, &reason)?;
+    let (row, done, reason) = operate::queue_delete(config, state, id, reason)?;
     println!("#{id} deleted: it will never be sent; its row is kept with the reason \"{reason}\"");
     match done.art {
         Some(art) => println!("the PS is sent an ART saying the forward was abandoned ({art})"),
@@ -201,17 +183,6 @@ fn next_attempt(r: &QueueRow, now: i64) -> String {
     }
 }
 
-/// A duration as an operator reads it: `45s`, `12m05s`, `3h20m`, `2d04h`.
-fn age(secs: i64) -> String {
-    let s = secs.max(0);
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
-        3600..86400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
-        _ => format!("{}d{:02}h", s / 86400, s % 86400 / 3600),
-    }
-}
-
 /// `secs` (epoch) in the machine's local time, `YYYY-MM-DD HH:MM:SS +HH:MM`.
 fn local_time(secs: i64) -> String {
     let utc = time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
@@ -234,18 +205,4 @@ fn local_offset(secs: i64) -> Option<time::UtcOffset> {
         return None;
     }
     time::UtcOffset::from_whole_seconds(i32::try_from(tm.tm_gmtoff).ok()?).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::age;
-
-    #[test]
-    fn ages_read_like_an_operator_writes_them() {
-        assert_eq!(age(-5), "0s");
-        assert_eq!(age(45), "45s");
-        assert_eq!(age(725), "12m05s");
-        assert_eq!(age(12_000), "3h20m");
-        assert_eq!(age(187_200), "2d04h");
-    }
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 use svoct_oct::config::Config;
-use svoct_oct::state::{MessageTrace, OctStore, State};
+use svoct_oct::state::{MessageTrace, State};
 
 use crate::CmdResult;
 
@@ -34,18 +34,8 @@ pub fn trace(config: &Config, query: &str, json: bool) -> CmdResult {
         return Err("oct trace: give a spool id, compostage, PS number, lot number or Message-ID".into());
     }
     let state = State::open(&config.paths.state)?;
-    let mut ids = state.trace_find(query, TRACES_SHOWN + 1)?;
-    let truncated = ids.len() > TRACES_SHOWN;
-    ids.truncate(TRACES_SHOWN);
-    let mut messages = Vec::with_capacity(ids.len());
-    for id in &ids {
-        if let Some(mut t) = state.trace(id)? {
-            for row in &mut t.outbox {
-                scrub(config, &mut row.last_error);
-            }
-            messages.push(t);
-        }
-    }
+    let svoct_oct::operate::TraceFound { messages, truncated } =
+        svoct_oct::operate::trace(config, &state, query, TRACES_SHOWN)?;
     let found = !messages.is_empty();
     let report = TraceReport {
         query,
@@ -72,11 +62,7 @@ pub fn trace(config: &Config, query: &str, json: bool) -> CmdResult {
 
 /// Removes the relay login and password from a stored SMTP answer: errors are scrubbed before
 /// they are stored, and again here for rows a version without scrubbing stored.
-pub(super) fn scrub(config: &Config, error: &mut Option<String>) {
-    if let Some(e) = error.as_mut() {
-        *e = super::oct::scrub_error(config, e);
-    }
-}
+pub(super) use svoct_oct::operate::scrub;
 
 fn when(secs: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(secs).map_or_else(|_| secs.to_string(), crate::json::time)

@@ -175,6 +175,16 @@ impl IngressHandle {
         &self.stats
     }
 
+    /// The counters, shared (the HTTP listener's `/metrics` reads them).
+    pub fn stats_handle(&self) -> Arc<IngressStats> {
+        self.stats.clone()
+    }
+
+    /// The accept loop's task, for `/healthz` (`is_finished` once it ended).
+    pub fn accept_task(&self) -> tokio::task::AbortHandle {
+        self.task.abort_handle()
+    }
+
     /// Stops accepting, lets sessions finish their current transaction (idle ones get `421`),
     /// and returns when all are done or the grace period is over.
     pub async fn shutdown(self) {

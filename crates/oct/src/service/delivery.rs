@@ -222,6 +222,7 @@ pub(super) fn delivery_outcome(
     match delivered {
         Delivered::Ok(answer) => {
             stats.delivered.fetch_add(1, Ordering::Relaxed);
+            stats.metrics.delivery("delivered");
             tracing::info!(spool_id = %due.spool_id, message_id = %due.message_id, kind = %due.kind, rcpt = %due.rcpt, delay_secs, answer = ?answer, "delivered");
             DeliveryOutcome::Sent
         }
@@ -229,9 +230,11 @@ pub(super) fn delivery_outcome(
             stats.delivery_failures.fetch_add(1, Ordering::Relaxed);
             let attempts = due.attempts.saturating_add(1);
             if attempts >= config.retry.max_attempts {
+                stats.metrics.delivery("failed");
                 tracing::warn!(spool_id = %due.spool_id, message_id = %due.message_id, kind = %due.kind, rcpt = %due.rcpt, attempts, delay_secs, %error, "delivery failed: retries exhausted");
                 DeliveryOutcome::Failed { error }
             } else {
+                stats.metrics.delivery("deferred");
                 let delay = config.retry.backoff(attempts);
                 let at = now_secs().saturating_add(i64::try_from(delay.as_secs()).unwrap_or(i64::MAX));
                 tracing::warn!(spool_id = %due.spool_id, message_id = %due.message_id, kind = %due.kind, rcpt = %due.rcpt, attempts, delay_secs, retry_in_secs = delay.as_secs(), %error, "delivery deferred");
@@ -240,11 +243,13 @@ pub(super) fn delivery_outcome(
         }
         Delivered::Permanent(error) => {
             stats.delivery_failures.fetch_add(1, Ordering::Relaxed);
+            stats.metrics.delivery("failed");
             tracing::warn!(spool_id = %due.spool_id, message_id = %due.message_id, kind = %due.kind, rcpt = %due.rcpt, delay_secs, %error, "delivery failed permanently");
             DeliveryOutcome::Failed { error }
         }
         Delivered::AuthRejected(error) => {
             stats.delivery_failures.fetch_add(1, Ordering::Relaxed);
+            stats.metrics.delivery("login_refused");
             // Not the message's fault: retried with backoff however many times it takes (the
             // attempt count still grows the delay), never marked failed.
             let attempts = due.attempts.saturating_add(1);

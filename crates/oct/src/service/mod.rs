@@ -49,6 +49,8 @@ pub enum ServiceError {
     Smtp(String),
     #[error("thread: {0}")]
     Thread(String),
+    #[error("{0}")]
+    Http(#[from] crate::http::HttpError),
 }
 
 /// Live counters of a running service.
@@ -62,6 +64,8 @@ pub struct ServiceStats {
     pub delivered: AtomicU64,
     /// Delivery attempts that failed (transient or permanent).
     pub delivery_failures: AtomicU64,
+    /// What `/metrics` adds: quarantine reasons, delivery outcomes, processing latency.
+    pub metrics: crate::http::metrics::Metrics,
 }
 
 /// Wakes idle senders as soon as a worker has queued outgoing messages, instead of letting
@@ -101,6 +105,8 @@ pub struct Running {
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
     senders: Vec<JoinHandle<()>>,
+    /// `/metrics`, `/healthz` and the console, when `[http]` is set.
+    http: Option<crate::http::HttpServer>,
 }
 
 impl std::fmt::Debug for Running {
@@ -155,6 +161,50 @@ struct Shared {
     gate: WriteGate,
     /// Wakes idle senders when a worker queued something.
     signal: OutboxSignal,
+    /// The threads and the ingress task `/healthz` watches.
+    threads: crate::http::health::Threads,
+}
+
+impl crate::http::ServiceView for Shared {
+    fn config(&self) -> Arc<Config> {
+        self.config.clone()
+    }
+
+    fn stats(&self) -> &ServiceStats {
+        &self.stats
+    }
+
+    fn threads(&self) -> &crate::http::health::Threads {
+        &self.threads
+    }
+}
+
+/// Starts a service thread that `/healthz` watches: it is alive while `f` runs.
+fn spawn_watched(
+    shared: &Arc<Shared>,
+    name: String,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle<()>, ServiceError> {
+    let alive = shared.threads.register(&name);
+    spawn(name, move || {
+        let _alive = alive;
+        f()
+    })
+}
+
+/// Starts the HTTP listener when `[http]` is set; on failure, stops what was started.
+async fn start_http(
+    shared: &Arc<Shared>,
+    ingress: &IngressHandle,
+) -> Result<Option<crate::http::HttpServer>, ServiceError> {
+    let Some(settings) = &shared.config.http else {
+        return Ok(None);
+    };
+    shared.threads.watch_task("smtp-ingress", ingress.accept_task());
+    let view: Arc<dyn crate::http::ServiceView> = shared.clone();
+    Ok(Some(
+        crate::http::HttpServer::start(settings, view, ingress.stats_handle()).await?,
+    ))
 }
 
 /// Starts a named service thread.
@@ -218,35 +268,48 @@ impl Running {
             stats: ServiceStats::default(),
             gate: WriteGate::default(),
             signal: OutboxSignal::default(),
+            threads: crate::http::health::Threads::default(),
         });
         let (reap, reaper) = spawn_reaper(shared.spool.clone())?;
         let mut workers = Vec::new();
         for n in 0..shared.config.pipeline.workers {
-            let (shared, reap) = (shared.clone(), reap.clone());
-            workers.push(spawn(format!("oct-worker-{n}"), move || {
-                worker::run(&shared, &reap)
+            let (run, reap) = (shared.clone(), reap.clone());
+            workers.push(spawn_watched(&shared, format!("oct-worker-{n}"), move || {
+                worker::run(&run, &reap)
             })?);
         }
         drop(reap);
         // The reaper is joined after the workers (shutdown joins workers first), once drained.
         let mut senders = vec![reaper];
         for n in 0..shared.config.delivery.senders.max(1) {
-            let shared = shared.clone();
-            senders.push(spawn(format!("oct-sender-{n}"), move || sender::run(&shared))?);
+            let run = shared.clone();
+            senders.push(spawn_watched(&shared, format!("oct-sender-{n}"), move || {
+                sender::run(&run)
+            })?);
         }
         // The ingress takes mail for the OCT's own addresses only: never an open relay.
         let config = &shared.config;
         let ic = config
             .ingress
             .ingress_config(config.domain(), config.own_addresses());
-        let ingress = match Ingress::bind(config.ingress.listen, ic, shared.spool.clone()).await {
-            Ok(h) => h,
+        let started = match Ingress::bind(config.ingress.listen, ic, shared.spool.clone()).await {
+            Ok(ingress) => match start_http(&shared, &ingress).await {
+                Ok(http) => Ok((ingress, http)),
+                Err(e) => {
+                    ingress.shutdown().await;
+                    Err(e)
+                }
+            },
+            Err(e) => Err(e.into()),
+        };
+        let (ingress, http) = match started {
+            Ok(s) => s,
             Err(e) => {
                 shared.stop.store(true, Ordering::Relaxed);
                 for w in workers.into_iter().chain(senders) {
                     let _ = w.join();
                 }
-                return Err(e.into());
+                return Err(e);
             }
         };
         tracing::info!(listen = %ingress.local_addr(), workers = config.pipeline.workers, "concentrator started");
@@ -255,12 +318,18 @@ impl Running {
             shared,
             workers,
             senders,
+            http,
         })
     }
 
     /// The address the ingress listens on.
     pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
         self.ingress.as_ref().map(IngressHandle::local_addr)
+    }
+
+    /// The address the HTTP listener listens on, when `[http]` is set.
+    pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
+        self.http.as_ref().map(crate::http::HttpServer::local_addr)
     }
 
     /// Live counters.
@@ -271,6 +340,9 @@ impl Running {
     /// Graceful shutdown: the ingress stops accepting and finishes its sessions, then workers
     /// finish the message in hand and the sender the delivery in hand.
     pub async fn shutdown(mut self) {
+        if let Some(http) = self.http.take() {
+            http.shutdown().await;
+        }
         if let Some(ingress) = self.ingress.take() {
             ingress.shutdown().await;
         }

@@ -269,6 +269,14 @@ fn log_processed(p: &Processed) {
     }
 }
 
+/// Seconds from `at` (epoch seconds, the spool's receipt time) to now, sub-second precise.
+fn seconds_since(at: i64) -> f64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    now - at as f64
+}
+
 /// Gives claimed entries back to the spool (best effort: they are claimed again later).
 fn release_all(spool: &Spool, ids: impl IntoIterator<Item = SpoolId>) {
     for id in ids {
@@ -286,6 +294,9 @@ fn handle_entries(
     completion: Completion<'_>,
 ) -> Result<(), ServiceError> {
     let mut ids: Vec<SpoolId> = entries.iter().map(|e| e.id).collect();
+    // When the ingress spooled each one, for the processing latency metric.
+    let received: std::collections::HashMap<SpoolId, i64> =
+        entries.iter().map(|e| (e.id, e.envelope.received_at)).collect();
     let mut batch_ids = Vec::with_capacity(entries.len());
     let mut processed = Vec::with_capacity(entries.len());
     for entry in &entries {
@@ -350,8 +361,12 @@ fn handle_entries(
         }
         log_processed(p);
         stats.processed.fetch_add(1, Ordering::Relaxed);
-        if p.quarantine.is_some() {
+        if let Some(q) = &p.quarantine {
             stats.quarantined.fetch_add(1, Ordering::Relaxed);
+            stats.metrics.quarantined(&q.code);
+        }
+        if let Some(at) = received.get(&id) {
+            stats.metrics.processing_latency(seconds_since(*at));
         }
         finish(spool, id, completion)?;
     }

@@ -36,11 +36,13 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub mod console;
 pub mod model;
 mod sqlite;
 pub mod trace;
 
 pub use crate::compostage::CompostageBlock;
+pub use console::{ConsoleQueries, HourFlow};
 pub use model::*;
 pub use sqlite::{SqliteOctStore, WriteGate};
 pub use trace::*;

@@ -11,6 +11,7 @@ use super::{OctStore, now_secs};
 use crate::compostage::{CompostageAllocator, CompostageBlock};
 use crate::{StoreError, sql};
 
+mod console;
 mod quarantine;
 mod queue;
 #[cfg(test)]

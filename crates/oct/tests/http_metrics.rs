@@ -1,0 +1,188 @@
+//! Issue 14 point 6 on a running service: `/metrics` scraped and parsed moves after messages
+//! are sent over SMTP (received, processed, quarantined by reason, processing latency, queue
+//! per destination, delivery outcomes); `/healthz` is 200 while everything runs; the console
+//! refuses a wrong password, sends strangers to the login, and refuses a POST without its CSRF
+//! token.
+
+mod http_common;
+mod pipeline_common;
+
+use std::time::Duration;
+
+use http_common::*;
+use pipeline_common::*;
+use svoct_mail::secret::Secret;
+use svoct_mail::transport::{SmtpConfig, SmtpEnvelope, SmtpTransport, Transport};
+use svoct_oct::service::Running;
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+async fn send(port: u16, from: &str, raw: Vec<u8>) {
+    let from = from.to_owned();
+    let c = SmtpTransport::new(&SmtpConfig::plain("127.0.0.1", port)).expect("client");
+    tokio::task::spawn_blocking(move || c.send(&SmtpEnvelope::new(&from, OCT_ADDRESS), &raw))
+        .await
+        .expect("join")
+        .expect("ingress accepts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_move_with_the_traffic_and_health_is_ok() {
+    // Nothing listens on the downstream port: every forward is deferred, and stays queued.
+    let down = svoct_testkit::free_port().expect("port");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let users = dir.path().join("users");
+    svoct_oct::http::auth::add_user(&users, "alice", &Secret::new(b"s3cret pw".to_vec())).expect("user");
+    let extra = format!(
+        "[http]\nlisten = \"127.0.0.1:0\"\nusers_file = \"{}\"\n",
+        users.display()
+    );
+    let world = World::new(down, &extra);
+    let running = Running::start(world.config()).await.expect("starts");
+    let smtp = running.local_addr().expect("ingress").port();
+    let http = running.http_addr().expect("http");
+
+    let health = tokio::task::spawn_blocking(move || request(http, "GET", "/healthz", None, None))
+        .await
+        .expect("join");
+    assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
+
+    let before = parse_metrics(&request(http, "GET", "/metrics", None, None).body);
+    assert_eq!(before["svoct_messages_received_total"], 0.0);
+
+    let file = single_file(&synth(6, 2, false, 7));
+    send(
+        smtp,
+        PS_ADDRESS,
+        ps_message(&world, PS_ADDRESS, &file, PS_NUMBER, 6, 1, false),
+    )
+    .await;
+    let stranger = ps_message(&world, "stranger@ps.example", &file, PS_NUMBER, 6, 2, false);
+    send(smtp, "stranger@ps.example", stranger).await;
+
+    let scrape = move || {
+        let r = request(http, "GET", "/metrics", None, None);
+        assert_eq!(r.status, 200);
+        assert!(
+            r.header("content-type")
+                .is_some_and(|c| c.starts_with("text/plain; version=0.0.4"))
+        );
+        parse_metrics(&r.body)
+    };
+    let m = tokio::task::spawn_blocking(move || {
+        let mut m = scrape();
+        wait_until("two messages processed and a deferred delivery", || {
+            m = scrape();
+            m["svoct_messages_processed_total"] == 2.0
+                && m.get("svoct_deliveries_total{outcome=\"deferred\"}")
+                    .is_some_and(|v| *v >= 1.0)
+        });
+        m
+    })
+    .await
+    .expect("join");
+    assert_eq!(m["svoct_messages_received_total"], 2.0);
+    assert!(m["svoct_received_bytes_total"] > 1000.0);
+    assert_eq!(
+        m["svoct_messages_quarantined_total{reason=\"unknown_sender\"}"],
+        1.0
+    );
+    assert_eq!(m["svoct_processing_seconds_count"], 2.0);
+    assert_eq!(m["svoct_processing_seconds_bucket{le=\"+Inf\"}"], 2.0);
+    assert!(m["svoct_queue_depth{destination=\"route 100\"}"] >= 1.0, "{m:?}");
+    assert!(m.contains_key("svoct_queue_oldest_age_seconds{destination=\"route 100\"}"));
+    assert!(m.contains_key("svoct_spool_bytes"));
+    // The PS's ARTs wait too: labelled `ps`, never with the practice's address.
+    assert!(m.keys().all(|k| !k.contains('@')), "{m:?}");
+
+    let console = tokio::task::spawn_blocking(move || console_checks(http)).await;
+    running.shutdown().await;
+    console.expect("console checks");
+}
+
+/// The login and CSRF rules, over plain HTTP.
+fn console_checks(http: std::net::SocketAddr) {
+    let anonymous = request(http, "GET", "/queue", None, None);
+    assert_eq!(
+        (anonymous.status, anonymous.header("location")),
+        (303, Some("/login"))
+    );
+    let wrong = request(http, "POST", "/login", None, Some("user=alice&password=nope"));
+    assert_eq!(wrong.status, 401);
+    assert!(session_cookie(&wrong).is_none());
+    let unknown = request(http, "POST", "/login", None, Some("user=bob&password=s3cret+pw"));
+    assert_eq!(unknown.status, 401);
+
+    let login = request(
+        http,
+        "POST",
+        "/login",
+        None,
+        Some("user=alice&password=s3cret+pw"),
+    );
+    assert_eq!(login.status, 303, "{login:?}");
+    let set = login.header("set-cookie").expect("a cookie");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    let cookie = session_cookie(&login).expect("cookie");
+
+    let queue = request(http, "GET", "/queue", Some(&cookie), None);
+    assert_eq!(queue.status, 200);
+    assert!(
+        queue.body.contains("cpam100@am.example"),
+        "a queued forward is listed"
+    );
+    let id = queue
+        .body
+        .split("<a href=\"/queue/")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a row link")
+        .to_owned();
+    let forged = request(
+        http,
+        "POST",
+        &format!("/queue/{id}/hold"),
+        Some(&cookie),
+        Some("csrf=forged"),
+    );
+    assert_eq!(forged.status, 403);
+    let item = request(http, "GET", &format!("/queue/{id}"), Some(&cookie), None);
+    assert!(
+        item.body.contains("id=\"state\">pending<"),
+        "not held by the forged POST"
+    );
+    let token = csrf(&item.body);
+    let held = request(
+        http,
+        "POST",
+        &format!("/queue/{id}/hold"),
+        Some(&cookie),
+        Some(&format!("csrf={token}")),
+    );
+    assert_eq!(held.status, 303);
+    let item = request(http, "GET", &format!("/queue/{id}"), Some(&cookie), None);
+    assert!(item.body.contains("id=\"state\">held<"), "{}", item.body);
+
+    let out = request(
+        http,
+        "POST",
+        "/logout",
+        Some(&cookie),
+        Some(&format!("csrf={token}")),
+    );
+    assert_eq!(out.status, 303);
+    let after = request(http, "GET", "/queue", Some(&cookie), None);
+    assert_eq!(after.status, 303, "the session is gone");
+}
