@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine: the real mail servers the
-# integration tests start (Exim, Dovecot), the interop peers (openssl, swaks, python3).
+# integration tests start (Exim, Dovecot), the interop peers (openssl, swaks, python3), and
+# the browser of the console's test (Chromium and its WebDriver).
 # Idempotent: does nothing when everything is present. The system services are never started:
 # the tests start their own unprivileged instances on loopback high ports.
 set -euo pipefail
@@ -16,6 +17,10 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 python3 -c "import jsonschema" >/dev/null 2>&1 || need+=(python3-jsonschema)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 [ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
+# The web console's browser test (crates/oct/tests/console_browser.rs): headless Chromium
+# driven by WebDriver.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 
 if [ ${#need[@]} -eq 0 ]; then
     exit 0

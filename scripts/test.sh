@@ -3,7 +3,7 @@
 # OpenSSL, SQLite) and interop tests, plus a short fuzz smoke run.
 #
 # `--all-features` turns on `server-tests` in every crate that has it: the tests that start Exim
-# and Dovecot or call swaks. A plain `cargo test` leaves them out (so it passes on a machine
+# and Dovecot or call swaks, and `browser-tests` in svoct-oct (headless Chromium). A plain `cargo test` leaves them out (so it passes on a machine
 # without those packages); this script never does, and it fails if they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -30,8 +30,9 @@ header{background:#1f3a5f;color:#fff;padding:.5em 1em;display:flex;gap:1.2em;ali
 header a{color:#fff;text-decoration:none}header .who{margin-left:auto}\
 main{padding:1em 1.5em}table{border-collapse:collapse;margin:.5em 0}\
 td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}\
-th{background:#eef}.bar{background:#4a7fc1;height:1em;display:inline-block}\
-.q{background:#c14a4a}.msg{background:#e8f5e8;border:1px solid #9c9;padding:.4em .8em}\
+th{background:#eef}.flow td,.flow th{text-align:center;padding:.1em .3em;font-size:12px}\
+.flow tr:first-child td{height:84px;vertical-align:bottom}\
+.vbar{background:#4a7fc1;width:14px;display:block;margin:0 auto}.vbar.q{background:#c14a4a}.msg{background:#e8f5e8;border:1px solid #9c9;padding:.4em .8em}\
 .err{background:#fbeaea;border:1px solid #c99;padding:.4em .8em}form.inline{display:inline}\
 button{margin:0 .2em}code{background:#f4f4f4}";
 

@@ -58,6 +58,11 @@ pub(crate) async fn page(State(app): State<Arc<App>>, authed: Authed) -> Respons
     )
 }
 
+/// `13h` for the hour starting at `secs` (UTC).
+fn hour_label(secs: i64) -> String {
+    format!("{:02}h", secs.rem_euclid(86_400) / 3600)
+}
+
 fn render(o: &Overview) -> maud::Markup {
     let first = (o.now - 23 * 3600) / 3600 * 3600;
     let hours: Vec<HourFlow> = (0..24)
@@ -79,22 +84,25 @@ fn render(o: &Overview) -> maud::Markup {
         .max()
         .unwrap_or(0)
         .max(1);
-    let width = |n: u64| n * 300 / top;
+    // Bars 80 px high at most: the day fits on one line.
+    let height = |n: u64| n * 80 / top;
+    let total: (u64, u64) = hours
+        .iter()
+        .fold((0, 0), |(p, q), h| (p + h.processed, q + h.quarantined));
     html! {
         h2 { "Messages per hour (last 24 h, UTC)" }
-        table id="flow" {
-            tr { th { "hour" } th { "processed" } th { "quarantined" } th {} }
-            @for h in &hours {
-                tr {
-                    td { (when(h.hour)) }
-                    td { (h.processed) }
-                    td { (h.quarantined) }
-                    td {
-                        span class="bar" style=(format!("width:{}px", width(h.processed))) {}
-                        span class="bar q" style=(format!("width:{}px", width(h.quarantined))) {}
+        p { (total.0) " processed, " (total.1) " quarantined; blue: processed, red: quarantined." }
+        table id="flow" class="flow" {
+            tr {
+                @for h in &hours {
+                    td title=(format!("{}: {} processed, {} quarantined", when(h.hour), h.processed, h.quarantined)) {
+                        span class="vbar q" style=(format!("height:{}px", height(h.quarantined))) {}
+                        span class="vbar" style=(format!("height:{}px", height(h.processed))) {}
                     }
                 }
             }
+            tr { @for h in &hours { th { (hour_label(h.hour)) } } }
+            tr { @for h in &hours { td { (h.processed + h.quarantined) } } }
         }
         h2 { "Queue per destination" }
         @if o.queue.is_empty() { p id="queue-empty" { "Nothing waits." } }
