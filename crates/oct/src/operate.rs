@@ -156,6 +156,24 @@ pub fn age(secs: i64) -> String {
     }
 }
 
+/// The next attempt of a queued message in words (only pending rows have one); `time` writes
+/// an instant (the CLI in local time, the console in UTC).
+pub fn next_attempt(r: &QueueRow, now: i64, time: impl Fn(i64) -> String) -> String {
+    use crate::state::OutboxState as S;
+    match r.row.state {
+        S::Pending if r.row.next_attempt <= now => "now".to_owned(),
+        S::Pending => format!(
+            "{} (in {})",
+            time(r.row.next_attempt),
+            age(r.row.next_attempt - now)
+        ),
+        S::Sending => "in progress".to_owned(),
+        S::Held => "none (held)".to_owned(),
+        S::Failed => "none (failed: `svoct oct outbox requeue`)".to_owned(),
+        S::Sent | S::Deleted => "none".to_owned(),
+    }
+}
+
 /// The name of where an outgoing message goes, for metrics labels and the console's summaries:
 /// the route's or AMC's organisation for a configured mailbox, `ps` for the rest (ARTs and
 /// returns to practices). Never an address: labels are not the place for who a PS is.

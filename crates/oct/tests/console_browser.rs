@@ -9,6 +9,7 @@
 //! chromedriver and Chromium (its child, same process group) and the service are killed at
 //! the end, failure or not, by [`Processes`]'s `Drop`.
 
+mod http_common;
 mod pipeline_common;
 
 use std::io::{BufRead, Write};
@@ -17,6 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use http_common::wait_until;
 use pipeline_common::*;
 use svoct_mail::transport::{SmtpConfig, SmtpEnvelope, SmtpTransport, Transport};
 
@@ -42,17 +44,6 @@ impl Drop for Processes {
             }
             let _ = c.wait();
         }
-    }
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let start = std::time::Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -15,17 +15,6 @@ use svoct_mail::secret::Secret;
 use svoct_mail::transport::{SmtpConfig, SmtpEnvelope, SmtpTransport, Transport};
 use svoct_oct::service::Running;
 
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let start = std::time::Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 async fn send(port: u16, from: &str, raw: Vec<u8>) {
     let from = from.to_owned();
     let c = SmtpTransport::new(&SmtpConfig::plain("127.0.0.1", port)).expect("client");

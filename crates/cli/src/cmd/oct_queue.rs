@@ -168,19 +168,7 @@ fn origin(r: &QueueRow) -> String {
 
 /// The next attempt in words: only pending rows have one.
 fn next_attempt(r: &QueueRow, now: i64) -> String {
-    use svoct_oct::state::OutboxState as S;
-    match r.row.state {
-        S::Pending if r.row.next_attempt <= now => "now".to_owned(),
-        S::Pending => format!(
-            "{} (in {})",
-            local_time(r.row.next_attempt),
-            age(r.row.next_attempt - now)
-        ),
-        S::Sending => "in progress".to_owned(),
-        S::Held => "none (held)".to_owned(),
-        S::Failed => "none (failed: `svoct oct outbox requeue`)".to_owned(),
-        S::Sent | S::Deleted => "none".to_owned(),
-    }
+    operate::next_attempt(r, now, local_time)
 }
 
 /// `secs` (epoch) in the machine's local time, `YYYY-MM-DD HH:MM:SS +HH:MM`.

@@ -1,6 +1,7 @@
-//! The console's actions: plain HTML form POSTs, each checked against the session's CSRF
-//! token, logged with who did it, and done by the same [`crate::operate`] functions and
-//! [`crate::state::OctStore`] calls as `svoct oct queue` and `svoct oct quarantine`.
+//! The console's actions: plain HTML form POSTs to `/{queue|quarantine}/{id}/{action}`, each
+//! checked against the session's CSRF token, logged with who did it, and done by the same
+//! [`crate::operate`] functions and [`crate::state::OctStore`] calls as `svoct oct queue` and
+//! `svoct oct quarantine`.
 
 use std::sync::Arc;
 
@@ -11,10 +12,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::App;
-use super::auth::csrf_ok;
-use super::pages::{Authed, error_page, with_db};
+use super::pages::{Authed, check_csrf, error_page, with_db};
+use crate::config::Config;
 use crate::operate::{self, OperateError};
-use crate::state::{OctStore, now_secs};
+use crate::state::{OctStore, State as Db, now_secs};
 
 #[derive(Deserialize)]
 pub(crate) struct ActionForm {
@@ -24,57 +25,74 @@ pub(crate) struct ActionForm {
     reason: String,
 }
 
-fn stale(authed: &Authed) -> Response {
-    error_page(
-        StatusCode::FORBIDDEN,
-        Some(&authed.session),
-        "stale form (CSRF token): reload the page and try again",
-    )
-}
+/// What an action does to the state database.
+type DbAction = Box<dyn FnOnce(&Config, &Db) -> Result<(), OperateError> + Send>;
 
-/// `POST /queue/{id}/{hold|release|flush|delete}`.
-pub(crate) async fn queue(
-    State(app): State<Arc<App>>,
-    authed: Authed,
-    Path((id, action)): Path<(i64, String)>,
-    Form(form): Form<ActionForm>,
-) -> Response {
-    if !csrf_ok(&authed.session, &form.csrf) {
-        return stale(&authed);
-    }
-    let user = authed.session.user.clone();
-    let done = match action.as_str() {
-        "hold" => with_db(&app, &authed.session, move |_, db| Ok(db.queue_hold(id)?))
-            .await
-            .map(|()| "held"),
-        "release" => with_db(&app, &authed.session, move |_, db| {
-            Ok(db.queue_release(id, now_secs())?)
-        })
-        .await
-        .map(|()| "released"),
-        "flush" => with_db(&app, &authed.session, move |_, db| {
-            Ok(db.queue_flush(Some(id), now_secs())?)
-        })
-        .await
-        .map(|_| "flushed"),
-        "delete" => {
-            let reason = form.reason;
-            with_db(&app, &authed.session, move |config, db| {
+/// A queue action: what it did (the `?done=` of the page it returns to) and how.
+fn queue_action(id: i64, action: &str, reason: String) -> Option<(&'static str, DbAction)> {
+    Some(match action {
+        "hold" => ("held", Box::new(move |_, db| Ok(db.queue_hold(id)?))),
+        "release" => (
+            "released",
+            Box::new(move |_, db| Ok(db.queue_release(id, now_secs())?)),
+        ),
+        "flush" => (
+            "flushed",
+            Box::new(move |_, db| Ok(db.queue_flush(Some(id), now_secs()).map(drop)?)),
+        ),
+        "delete" => (
+            "deleted",
+            Box::new(move |config, db| {
                 let (_, done, reason) = operate::queue_delete(config, db, id, &reason)?;
                 tracing::info!(outbox_id = id, %reason, art = ?done.art, "console: queue delete");
                 Ok(())
-            })
-            .await
-            .map(|()| "deleted")
-        }
-        _ => return error_page(StatusCode::NOT_FOUND, Some(&authed.session), "no such action"),
+            }),
+        ),
+        _ => return None,
+    })
+}
+
+/// A quarantine action.
+fn quarantine_action(id: i64, action: &str, reason: String) -> Option<(&'static str, DbAction)> {
+    Some(match action {
+        "retry" => ("retry", Box::new(move |_, db| operate::quarantine_retry(db, id))),
+        "drop" => (
+            "dropped",
+            Box::new(move |_, db| {
+                let (dropped, reason) = operate::quarantine_drop(db, id, &reason)?;
+                tracing::info!(quarantine_id = id, %reason, bytes = dropped.bytes, "console: quarantine drop");
+                Ok(())
+            }),
+        ),
+        _ => return None,
+    })
+}
+
+/// `POST /{queue|quarantine}/{id}/{action}`: the CSRF check first, then the action, logged
+/// with who did it; back to the item's page.
+pub(crate) async fn act(
+    State(app): State<Arc<App>>,
+    authed: Authed,
+    Path((area, id, action)): Path<(String, i64, String)>,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    if let Err(page) = check_csrf(&authed, &form.csrf) {
+        return page;
+    }
+    let (area, found) = match area.as_str() {
+        "queue" => ("queue", queue_action(id, &action, form.reason)),
+        "quarantine" => ("quarantine", quarantine_action(id, &action, form.reason)),
+        _ => ("", None),
     };
-    match done {
-        Ok(done) => {
-            tracing::info!(%user, outbox_id = id, action = done, "console: queue action");
-            Redirect::to(&format!("/queue/{id}?done={done}")).into_response()
+    let Some((done, run)) = found else {
+        return error_page(StatusCode::NOT_FOUND, Some(&authed.session), "no such action");
+    };
+    match with_db(&app, &authed.session, run).await {
+        Ok(()) => {
+            tracing::info!(user = %authed.session.user, area, id, action = done, "console action");
+            Redirect::to(&format!("/{area}/{id}?done={done}")).into_response()
         }
-        Err(r) => r,
+        Err(page) => page,
     }
 }
 
@@ -84,8 +102,8 @@ pub(crate) async fn queue_flush_all(
     authed: Authed,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    if !csrf_ok(&authed.session, &form.csrf) {
-        return stale(&authed);
+    if let Err(page) = check_csrf(&authed, &form.csrf) {
+        return page;
     }
     match with_db(&app, &authed.session, |_, db| {
         Ok(db.queue_flush(None, now_secs())?)
@@ -95,44 +113,6 @@ pub(crate) async fn queue_flush_all(
         Ok(n) => {
             tracing::info!(user = %authed.session.user, messages = n, "console: queue flush");
             Redirect::to("/queue?done=flushed").into_response()
-        }
-        Err(r) => r,
-    }
-}
-
-/// `POST /quarantine/{id}/{retry|drop}`.
-pub(crate) async fn quarantine(
-    State(app): State<Arc<App>>,
-    authed: Authed,
-    Path((id, action)): Path<(i64, String)>,
-    Form(form): Form<ActionForm>,
-) -> Response {
-    if !csrf_ok(&authed.session, &form.csrf) {
-        return stale(&authed);
-    }
-    let user = authed.session.user.clone();
-    let done = match action.as_str() {
-        "retry" => with_db(&app, &authed.session, move |_, db| {
-            operate::quarantine_retry(db, id)
-        })
-        .await
-        .map(|()| "retry"),
-        "drop" => {
-            let reason = form.reason;
-            with_db(&app, &authed.session, move |_, db| {
-                let (dropped, reason) = operate::quarantine_drop(db, id, &reason)?;
-                tracing::info!(quarantine_id = id, %reason, bytes = dropped.bytes, "console: quarantine drop");
-                Ok::<_, OperateError>(())
-            })
-            .await
-            .map(|()| "dropped")
-        }
-        _ => return error_page(StatusCode::NOT_FOUND, Some(&authed.session), "no such action"),
-    };
-    match done {
-        Ok(done) => {
-            tracing::info!(%user, quarantine_id = id, action = done, "console: quarantine action");
-            Redirect::to(&format!("/quarantine/{id}?done={done}")).into_response()
         }
         Err(r) => r,
     }

@@ -131,6 +131,54 @@ impl Scrape<'_> {
     /// The exposition text.
     pub fn render(&self) -> String {
         let mut out = String::new();
+        self.render_simple(&mut out);
+        let (quarantined, deliveries) = self
+            .metrics
+            .map(|m| (snapshot(&m.quarantined), snapshot(&m.deliveries)))
+            .unwrap_or_default();
+        let deliveries = deliveries.into_iter().map(|(k, v)| (k.to_owned(), v));
+        let depth = self.queue.iter().map(|(k, g)| (k.clone(), g.depth));
+        let oldest = self.queue.iter().map(|(k, g)| (k.clone(), g.oldest_age));
+        let name = "svoct_messages_quarantined_total";
+        family(
+            &mut out,
+            name,
+            "counter",
+            "Messages quarantined, by refusal reason.",
+        );
+        labelled(&mut out, name, "reason", quarantined);
+        let name = "svoct_deliveries_total";
+        family(
+            &mut out,
+            name,
+            "counter",
+            "Delivery attempts, by outcome (delivered, deferred, failed, login_refused).",
+        );
+        labelled(&mut out, name, "outcome", deliveries);
+        let name = "svoct_queue_depth";
+        family(
+            &mut out,
+            name,
+            "gauge",
+            "Outgoing messages not yet delivered, by destination.",
+        );
+        labelled(&mut out, name, "destination", depth);
+        let name = "svoct_queue_oldest_age_seconds";
+        family(
+            &mut out,
+            name,
+            "gauge",
+            "Age of the oldest undelivered message, by destination.",
+        );
+        labelled(&mut out, name, "destination", oldest);
+        if let Some(m) = self.metrics {
+            render_histogram(&mut out, &m.latency);
+        }
+        out
+    }
+
+    /// The families without labels.
+    fn render_simple(&self, out: &mut String) {
         let simple: [(&str, &str, &str, u64); 6] = [
             (
                 "svoct_messages_received_total",
@@ -170,65 +218,9 @@ impl Scrape<'_> {
             ),
         ];
         for (name, kind, help, v) in simple {
-            family(&mut out, name, kind, help);
+            family(out, name, kind, help);
             let _ = writeln!(out, "{name} {v}");
         }
-        let (quarantined, deliveries) = self
-            .metrics
-            .map(|m| (snapshot(&m.quarantined), snapshot(&m.deliveries)))
-            .unwrap_or_default();
-        family(
-            &mut out,
-            "svoct_messages_quarantined_total",
-            "counter",
-            "Messages quarantined, by refusal reason.",
-        );
-        labelled(
-            &mut out,
-            "svoct_messages_quarantined_total",
-            "reason",
-            quarantined,
-        );
-        family(
-            &mut out,
-            "svoct_deliveries_total",
-            "counter",
-            "Delivery attempts, by outcome (delivered, deferred, failed, login_refused).",
-        );
-        labelled(
-            &mut out,
-            "svoct_deliveries_total",
-            "outcome",
-            deliveries.into_iter().map(|(k, v)| (k.to_owned(), v)),
-        );
-        family(
-            &mut out,
-            "svoct_queue_depth",
-            "gauge",
-            "Outgoing messages not yet delivered, by destination.",
-        );
-        labelled(
-            &mut out,
-            "svoct_queue_depth",
-            "destination",
-            self.queue.iter().map(|(k, g)| (k.clone(), g.depth)),
-        );
-        family(
-            &mut out,
-            "svoct_queue_oldest_age_seconds",
-            "gauge",
-            "Age of the oldest undelivered message, by destination.",
-        );
-        labelled(
-            &mut out,
-            "svoct_queue_oldest_age_seconds",
-            "destination",
-            self.queue.iter().map(|(k, g)| (k.clone(), g.oldest_age)),
-        );
-        if let Some(m) = self.metrics {
-            render_histogram(&mut out, &m.latency);
-        }
-        out
     }
 }
 

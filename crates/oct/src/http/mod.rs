@@ -20,7 +20,7 @@ use axum::Router;
 use axum::routing::{get, post};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use openssl::ssl::{Ssl, SslAcceptor, SslFiletype, SslMethod};
+use openssl::ssl::{Ssl, SslAcceptor};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -155,7 +155,15 @@ impl HttpServer {
             .map(auth::Users::load)
             .transpose()?;
         let acceptor = match (&settings.tls_certificate, &settings.tls_key) {
-            (Some(c), Some(k)) => Some(tls_acceptor(c, k)?),
+            (Some(cert), Some(key)) => {
+                let files = crate::inbound::listener::TlsFiles {
+                    cert_chain: cert.clone(),
+                    private_key: key.clone(),
+                };
+                let acceptor = crate::inbound::listener::server_acceptor(&files)
+                    .map_err(|(path, source)| HttpError::Tls { path, source })?;
+                Some(acceptor)
+            }
             _ => None,
         };
         let addr = settings.listen;
@@ -205,25 +213,12 @@ fn routes(app: Arc<App>) -> Router {
         .route("/queue", get(pages::queue::list))
         .route("/queue/flush", post(actions::queue_flush_all))
         .route("/queue/{id}", get(pages::queue::item))
-        .route("/queue/{id}/{action}", post(actions::queue))
         .route("/quarantine", get(pages::quarantine::list))
         .route("/quarantine/{id}", get(pages::quarantine::item))
-        .route("/quarantine/{id}/{action}", post(actions::quarantine))
+        .route("/{area}/{id}/{action}", post(actions::act))
         .route("/trace", get(pages::trace::page))
         .route("/ps/{ps}", get(pages::ps::page))
         .with_state(app)
-}
-
-fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<SslAcceptor, HttpError> {
-    let err = |path: &std::path::Path| {
-        let path = path.to_owned();
-        move |source| HttpError::Tls { path, source }
-    };
-    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).map_err(err(cert))?;
-    b.set_certificate_chain_file(cert).map_err(err(cert))?;
-    b.set_private_key_file(key, SslFiletype::PEM).map_err(err(key))?;
-    b.check_private_key().map_err(err(key))?;
-    Ok(b.build())
 }
 
 /// A TLS handshake or a request's headers taking longer than this end the connection.

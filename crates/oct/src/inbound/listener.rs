@@ -251,9 +251,17 @@ impl Ingress {
 }
 
 fn tls_acceptor(files: &TlsFiles) -> Result<SslAcceptor, IngressError> {
+    server_acceptor(files).map_err(|(path, source)| IngressError::Tls { path, source })
+}
+
+/// A TLS server context (Mozilla's intermediate profile) for a certificate chain and its key,
+/// shared by the SMTP ingress and the HTTP listener; the error names the file involved.
+pub(crate) fn server_acceptor(
+    files: &TlsFiles,
+) -> Result<SslAcceptor, (PathBuf, openssl::error::ErrorStack)> {
     let err = |path: &PathBuf| {
         let path = path.clone();
-        move |source| IngressError::Tls { path, source }
+        move |source| (path, source)
     };
     let mut b =
         SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).map_err(err(&files.cert_chain))?;

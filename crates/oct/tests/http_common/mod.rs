@@ -6,6 +6,19 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 
+/// Polls `f` until it holds; fails after a minute (a bound against a hang, not a timing
+/// assertion).
+pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// A response: status, headers (names lower-case), body.
 #[derive(Debug)]
 pub struct Response {
@@ -108,10 +121,10 @@ pub fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
             .find_map(|s| name.strip_suffix(s).filter(|f| typed.contains(*f)))
             .unwrap_or(name);
         assert!(typed.contains(family), "no # TYPE before {line}");
-        if let Some(labels) = series.strip_prefix(name) {
-            if !labels.is_empty() {
-                assert!(labels.starts_with('{') && labels.ends_with("\"}"), "{line}");
-            }
+        if let Some(labels) = series.strip_prefix(name)
+            && !labels.is_empty()
+        {
+            assert!(labels.starts_with('{') && labels.ends_with("\"}"), "{line}");
         }
         assert!(out.insert(series.to_owned(), value).is_none(), "twice: {line}");
     }

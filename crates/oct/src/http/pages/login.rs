@@ -9,9 +9,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use serde::Deserialize;
 
-use super::{Authed, COOKIE, error_page, layout, respond};
+use super::{Authed, COOKIE, check_csrf, error_page, layout, respond};
 use crate::http::App;
-use crate::http::auth::csrf_ok;
 
 fn login_page(status: StatusCode, refused: bool) -> Response {
     respond(
@@ -104,12 +103,8 @@ pub(crate) async fn logout(
     authed: Authed,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if !csrf_ok(&authed.session, &form.csrf) {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            Some(&authed.session),
-            "stale form: reload the page",
-        );
+    if let Err(page) = check_csrf(&authed, &form.csrf) {
+        return page;
     }
     app.sessions.close(&authed.token);
     tracing::info!(user = %authed.session.user, "console logout");

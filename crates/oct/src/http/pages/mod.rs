@@ -75,6 +75,20 @@ pub(super) fn csrf_field(session: &Session) -> Markup {
     html! { input type="hidden" name="csrf" value=(session.csrf); }
 }
 
+/// An action's form: its CSRF token, a reason field when the action needs one (`because`: the
+/// field's label), and its button (`name` is the button's id and the URL's last segment).
+pub(super) fn action_form(s: &Session, base: &str, name: &str, label: &str, because: Option<&str>) -> Markup {
+    html! {
+        form method="post" action=(format!("{base}/{name}")) class=[because.is_none().then_some("inline")] {
+            (csrf_field(s))
+            @if let Some(because) = because {
+                label { (because) " " input type="text" name="reason" id="reason" required size="50"; }
+            }
+            button type="submit" id=(name) { (label) }
+        }
+    }
+}
+
 /// A page as a response: never cached, never framed, no script but what the page inlines.
 pub(super) fn respond(status: StatusCode, markup: Markup) -> Response {
     let mut r = (status, axum::response::Html(markup.into_string())).into_response();
@@ -97,6 +111,18 @@ pub(super) fn error_page(status: StatusCode, session: Option<&Session>, text: &s
         status,
         layout("Error", session, html! { p class="err" { (text) } }),
     )
+}
+
+/// Refuses a form whose CSRF token is not the session's.
+pub(super) fn check_csrf(authed: &Authed, sent: &str) -> Result<(), Response> {
+    if super::auth::csrf_ok(&authed.session, sent) {
+        return Ok(());
+    }
+    Err(error_page(
+        StatusCode::FORBIDDEN,
+        Some(&authed.session),
+        "stale form (CSRF token): reload the page and try again",
+    ))
 }
 
 /// The session token the request's cookie carries.

@@ -10,7 +10,7 @@ use maud::html;
 use serde::Deserialize;
 
 use super::queue::{Done, done_message};
-use super::{Authed, csrf_field, layout, respond, when, with_db};
+use super::{Authed, action_form, layout, respond, when, with_db};
 use crate::http::App;
 use crate::operate::{OperateError, one_line};
 use crate::state::OctStore;
@@ -55,12 +55,12 @@ pub(crate) async fn list(
     respond(StatusCode::OK, layout("Quarantine", Some(&authed.session), body))
 }
 
-/// `GET /quarantine/{id}`.
+/// `GET /quarantine/{id}` (`?done=` after an action).
 pub(crate) async fn item(
+    Query(done): Query<Done>,
+    Path(id): Path<i64>,
     State(app): State<Arc<App>>,
     authed: Authed,
-    Path(id): Path<i64>,
-    Query(done): Query<Done>,
 ) -> Response {
     let found = with_db(&app, &authed.session, move |_, db| {
         let m = db
@@ -74,6 +74,7 @@ pub(crate) async fn item(
         Err(r) => return r,
     };
     let s = &authed.session;
+    let base = format!("/quarantine/{id}");
     let body = html! {
         @if let Some(m) = done_message(&done) { p class="msg" id="done" { (m) } }
         table id="item" {
@@ -89,16 +90,9 @@ pub(crate) async fn item(
             @if !summary.is_null() { tr { th { "summary" } td { pre { (serde_json::to_string_pretty(&summary).unwrap_or_default()) } } } }
         }
         @if row.state == "held" {
-            form method="post" action=(format!("/quarantine/{id}/retry")) {
-                (csrf_field(s))
-                button type="submit" id="retry" { "Retry (after fixing the cause)" }
-            }
+            p { (action_form(s, &base, "retry", "Retry (after fixing the cause)", None)) }
             @if purged.is_none() {
-                form method="post" action=(format!("/quarantine/{id}/drop")) {
-                    (csrf_field(s))
-                    label { "Drop for good, because: " input type="text" name="reason" id="reason" required size="50"; }
-                    button type="submit" id="drop" { "Drop" }
-                }
+                (action_form(s, &base, "drop", "Drop", Some("Drop for good, because:")))
             }
         }
     };

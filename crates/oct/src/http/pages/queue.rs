@@ -9,9 +9,8 @@ use axum::response::Response;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{Authed, csrf_field, layout, respond, when, with_db};
+use super::{Authed, action_form, csrf_field, layout, respond, when, with_db};
 use crate::http::App;
-use crate::http::auth::Session;
 use crate::operate::{age, one_line};
 use crate::state::{OutboxState, QueueRow, now_secs};
 
@@ -35,18 +34,7 @@ pub(super) fn done_message(done: &Done) -> Option<&'static str> {
 }
 
 fn next_attempt(r: &QueueRow, now: i64) -> String {
-    match r.row.state {
-        OutboxState::Pending if r.row.next_attempt <= now => "now".to_owned(),
-        OutboxState::Pending => format!(
-            "{} (in {})",
-            when(r.row.next_attempt),
-            age(r.row.next_attempt - now)
-        ),
-        OutboxState::Sending => "in progress".to_owned(),
-        OutboxState::Held => "none (held)".to_owned(),
-        OutboxState::Failed => "none (failed)".to_owned(),
-        OutboxState::Sent | OutboxState::Deleted => "none".to_owned(),
-    }
+    crate::operate::next_attempt(r, now, when)
 }
 
 fn origin(r: &QueueRow) -> Markup {
@@ -97,15 +85,6 @@ pub(crate) async fn list(State(app): State<Arc<App>>, authed: Authed, Query(done
     respond(StatusCode::OK, layout("Queue", Some(s), body))
 }
 
-fn action(s: &Session, id: i64, name: &str, label: &str) -> Markup {
-    html! {
-        form method="post" action=(format!("/queue/{id}/{name}")) class="inline" {
-            (csrf_field(s))
-            button type="submit" id=(name) { (label) }
-        }
-    }
-}
-
 /// `GET /queue/{id}`.
 pub(crate) async fn item(
     State(app): State<Arc<App>>,
@@ -123,6 +102,7 @@ pub(crate) async fn item(
     };
     let now = now_secs();
     let s = &authed.session;
+    let base = format!("/queue/{id}");
     let waiting = matches!(
         r.row.state,
         OutboxState::Pending | OutboxState::Failed | OutboxState::Held
@@ -146,15 +126,11 @@ pub(crate) async fn item(
         }
         @if waiting {
             p {
-                @if r.row.state == OutboxState::Held { (action(s, id, "release", "Release")) }
-                @else { (action(s, id, "hold", "Hold")) }
-                @if r.row.state == OutboxState::Pending { (action(s, id, "flush", "Flush (due now)")) }
+                @if r.row.state == OutboxState::Held { (action_form(s, &base, "release", "Release", None)) }
+                @else { (action_form(s, &base, "hold", "Hold", None)) }
+                @if r.row.state == OutboxState::Pending { (action_form(s, &base, "flush", "Flush (due now)", None)) }
             }
-            form method="post" action=(format!("/queue/{id}/delete")) {
-                (csrf_field(s))
-                label { "Delete for good, because: " input type="text" name="reason" id="reason" required size="50"; }
-                button type="submit" id="delete" { "Delete" }
-            }
+            (action_form(s, &base, "delete", "Delete", Some("Delete for good, because:")))
         }
     };
     respond(
