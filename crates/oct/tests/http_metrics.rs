@@ -175,3 +175,76 @@ fn console_checks(http: std::net::SocketAddr) {
     let after = request(http, "GET", "/queue", Some(&cookie), None);
     assert_eq!(after.status, 303, "the session is gone");
 }
+
+/// Fetches `url` with Python's urllib over TLS (the test's self-signed certificate is not
+/// verified: what is tested is that the listener speaks TLS); returns status, Set-Cookie, body.
+fn python_fetch(url: &str, form: Option<&str>) -> (u16, String, String) {
+    let script = format!(
+        "import ssl, urllib.request, urllib.error\n\
+         ctx = ssl._create_unverified_context()\n\
+         class NoRedirect(urllib.request.HTTPRedirectHandler):\n    def redirect_request(self, *a): return None\n\
+         o = urllib.request.build_opener(urllib.request.HTTPSHandler(context=ctx), NoRedirect)\n\
+         data = {data}\n\
+         try:\n    r = o.open('{url}', data)\nexcept urllib.error.HTTPError as e:\n    r = e\n\
+         print(r.status)\nprint(r.headers.get('Set-Cookie', ''))\nprint(r.read().decode(), end='')\n",
+        data = form.map_or("None".to_owned(), |f| format!("b'{f}'")),
+    );
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut lines = text.splitn(3, '\n');
+    let status = lines.next().and_then(|s| s.parse().ok()).expect("status");
+    let cookie = lines.next().unwrap_or_default().to_owned();
+    (status, cookie, lines.next().unwrap_or_default().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_users_file_must_be_private_and_tls_is_served_with_a_secure_cookie() {
+    use std::os::unix::fs::PermissionsExt;
+    let down = svoct_testkit::free_port().expect("port");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let users = dir.path().join("users");
+    svoct_oct::http::auth::add_user(&users, "alice", &Secret::new(b"pw".to_vec())).expect("user");
+    std::fs::set_permissions(&users, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let world = World::new(down, "");
+    let extra = format!(
+        "[http]\nlisten = \"127.0.0.1:0\"\nusers_file = \"{}\"\ntls_certificate = \"{d}/oct.crt\"\ntls_key = \"{d}/oct.key\"\n",
+        users.display(),
+        d = world.dir.path().display()
+    );
+    std::fs::write(&world.config_path, config_text(world.dir.path(), down, &extra)).expect("config");
+
+    let err = Running::start(world.config())
+        .await
+        .expect_err("a readable users file");
+    assert!(err.to_string().contains("mode 644"), "{err}");
+    let (ok, out, _) = svoct(&svoct_binary(), &world, &["check"]);
+    assert!(
+        !ok && out.contains("http.users_file") && out.contains("mode 644"),
+        "{out}"
+    );
+
+    std::fs::set_permissions(&users, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let running = Running::start(world.config()).await.expect("starts");
+    let base = format!("https://{}", running.http_addr().expect("http"));
+    let fetched = tokio::task::spawn_blocking(move || {
+        (
+            python_fetch(&format!("{base}/healthz"), None),
+            python_fetch(&format!("{base}/login"), Some("user=alice&password=pw")),
+        )
+    })
+    .await;
+    running.shutdown().await;
+    let (health, login) = fetched.expect("join");
+    assert_eq!((health.0, health.2.as_str()), (200, "ok\n"));
+    assert_eq!(login.0, 303, "{login:?}");
+    assert!(
+        login.1.contains("; Secure") && login.1.contains("HttpOnly"),
+        "{}",
+        login.1
+    );
+}

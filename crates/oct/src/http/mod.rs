@@ -284,3 +284,29 @@ where
         tracing::debug!(error = %e, "http connection ended with an error");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(text: &str) -> HttpSettings {
+        toml::from_str(text).expect("parses")
+    }
+
+    #[test]
+    fn anything_but_loopback_needs_the_tls_pair() {
+        assert!(settings("listen = \"127.0.0.1:9425\"").problems().is_empty());
+        assert!(settings("listen = \"[::1]:9425\"").problems().is_empty());
+        let open = settings("listen = \"0.0.0.0:9425\"").problems();
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].0, "http.listen");
+        let tls = "listen = \"192.0.2.1:443\"\ntls_certificate = \"c.pem\"\ntls_key = \"k.pem\"";
+        assert!(settings(tls).problems().is_empty());
+        let half = settings("listen = \"127.0.0.1:1\"\ntls_certificate = \"c.pem\"").problems();
+        assert_eq!(half[0].0, "http.tls_key");
+        assert_eq!(
+            settings("listen = \"127.0.0.1:1\"\nsession_minutes = 0").problems()[0].0,
+            "http.session_minutes"
+        );
+    }
+}
