@@ -32,8 +32,11 @@ pub(super) fn run(config: &Config, command: ConsoleUserCommand) -> CmdResult {
     }
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
-    let password = Secret::new(line.trim_end_matches(['\n', '\r']).as_bytes().to_vec());
-    drop(line);
+    while line.ends_with(['\n', '\r']) {
+        line.pop();
+    }
+    // Moved, not copied, into the wrapper that wipes it.
+    let password = Secret::new(line.into_bytes());
     let replaced = auth::add_user(&path, &name, &password)?;
     println!(
         "{} {name} in {}; a running `svoct oct serve` reads the file at its start",
