@@ -120,7 +120,15 @@ fn init_writes_what_check_passes_and_serve_runs_and_status_sees_it() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("oct");
     let out = svoct()
-        .args(["oct", "init", "--listen", "127.0.0.1:0", "--dir"])
+        .args([
+            "oct",
+            "init",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--dir",
+        ])
         .arg(&dir)
         .output()
         .unwrap();

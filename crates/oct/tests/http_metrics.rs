@@ -7,8 +7,6 @@
 mod http_common;
 mod pipeline_common;
 
-use std::time::Duration;
-
 use http_common::*;
 use pipeline_common::*;
 use svoct_mail::secret::Secret;

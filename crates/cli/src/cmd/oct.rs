@@ -57,6 +57,9 @@ enum Command {
         /// The OCT's mail address.
         #[arg(long, default_value = "oct@localhost.localdomain")]
         address: String,
+        /// Address `[http]` (metrics, health, web console) listens on: loopback.
+        #[arg(long, default_value = "127.0.0.1:9425")]
+        http_listen: std::net::SocketAddr,
     },
     /// Check everything `serve` needs (settings, files, permissions, certificates and their
     /// dates, directories) and list every problem; exit 1 on an error.
@@ -161,7 +164,17 @@ enum OutboxCommand {
 pub fn run(args: Args) -> CmdResult {
     let file = &args.config;
     match args.command {
-        Command::Init { dir, listen, address } => init(dir, listen, address),
+        Command::Init {
+            dir,
+            listen,
+            address,
+            http_listen,
+        } => init(super::oct_init::InitOptions {
+            dir,
+            listen,
+            address,
+            http_listen,
+        }),
         Command::Check { strict, json } => check(file, strict, json),
         Command::Serve => serve(file),
         Command::Status { json } => status(&with_state(file)?, json),
@@ -199,8 +212,7 @@ fn with_state(file: &Path) -> Result<Config, Box<dyn std::error::Error + Send + 
     Ok(config)
 }
 
-fn init(dir: PathBuf, listen: std::net::SocketAddr, address: String) -> CmdResult {
-    let options = super::oct_init::InitOptions { dir, listen, address };
+fn init(options: super::oct_init::InitOptions) -> CmdResult {
     let config = super::oct_init::init(&options)?;
     println!("wrote {}", config.display());
     println!(

@@ -19,6 +19,8 @@ pub struct InitOptions {
     pub dir: PathBuf,
     pub listen: SocketAddr,
     pub address: String,
+    /// Where `[http]` (metrics, health, console) listens.
+    pub http_listen: SocketAddr,
 }
 
 /// Writes the starting configuration; returns the configuration file's path.
@@ -92,11 +94,12 @@ port = 25
 # needs tls_certificate and tls_key). The console needs its operators' file: run
 # `svoct oct console-user add NAME --config THIS_FILE` after uncommenting users_file.
 [http]
-listen = "127.0.0.1:9425"
+listen = "{http_listen}"
 # users_file = "console-users"
 "#,
         address = o.address,
         listen = o.listen,
+        http_listen = o.http_listen,
     )
 }
 

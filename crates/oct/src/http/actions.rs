@@ -76,7 +76,7 @@ pub(crate) async fn act(
     Path((area, id, action)): Path<(String, i64, String)>,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    if let Err(page) = check_csrf(&authed, &form.csrf) {
+    if let Some(page) = check_csrf(&authed, &form.csrf) {
         return page;
     }
     let (area, found) = match area.as_str() {
@@ -102,7 +102,7 @@ pub(crate) async fn queue_flush_all(
     authed: Authed,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    if let Err(page) = check_csrf(&authed, &form.csrf) {
+    if let Some(page) = check_csrf(&authed, &form.csrf) {
         return page;
     }
     match with_db(&app, &authed.session, |_, db| {

@@ -219,6 +219,10 @@ fn work_batch_with(
             "quarantined message retried"
         );
         stats.processed.fetch_add(1, Ordering::Relaxed);
+        if let Some(q) = &processed.quarantine {
+            // Quarantined again (the cause is still there): counted under its reason.
+            stats.metrics.quarantined(&q.code);
+        }
         return Ok(true);
     }
     Ok(false)

@@ -103,7 +103,7 @@ pub(crate) async fn logout(
     authed: Authed,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(page) = check_csrf(&authed, &form.csrf) {
+    if let Some(page) = check_csrf(&authed, &form.csrf) {
         return page;
     }
     app.sessions.close(&authed.token);

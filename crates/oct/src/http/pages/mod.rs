@@ -113,12 +113,12 @@ pub(super) fn error_page(status: StatusCode, session: Option<&Session>, text: &s
     )
 }
 
-/// Refuses a form whose CSRF token is not the session's.
-pub(super) fn check_csrf(authed: &Authed, sent: &str) -> Result<(), Response> {
+/// The refusal page for a form whose CSRF token is not the session's; `None` when it is.
+pub(super) fn check_csrf(authed: &Authed, sent: &str) -> Option<Response> {
     if super::auth::csrf_ok(&authed.session, sent) {
-        return Ok(());
+        return None;
     }
-    Err(error_page(
+    Some(error_page(
         StatusCode::FORBIDDEN,
         Some(&authed.session),
         "stale form (CSRF token): reload the page and try again",
