@@ -131,7 +131,16 @@ pub(crate) struct App {
     sessions: auth::Sessions,
     /// Served over TLS: the session cookie is `Secure`.
     tls: bool,
+    /// Password checks running at once: PBKDF2 costs CPU by design, and a flood of logins must
+    /// not take every core from the workers.
+    logins: tokio::sync::Semaphore,
 }
+
+/// Password checks at once (see [`App::logins`]).
+const CONCURRENT_LOGINS: usize = 2;
+/// Open connections at once; beyond, new ones are closed at once (an operator's browser and a
+/// Prometheus scraper need a handful).
+const MAX_CONNECTIONS: usize = 64;
 
 /// A running listener.
 #[derive(Debug)]
@@ -179,6 +188,7 @@ impl HttpServer {
             users,
             sessions: auth::Sessions::new(Duration::from_secs(settings.session_minutes.saturating_mul(60))),
             tls: acceptor.is_some(),
+            logins: tokio::sync::Semaphore::new(CONCURRENT_LOGINS),
         });
         let router = routes(app);
         let (stop, stop_rx) = watch::channel(false);
@@ -245,6 +255,12 @@ async fn accept_loop(
                 continue;
             }
         };
+        while tasks.try_join_next().is_some() {}
+        if tasks.len() >= MAX_CONNECTIONS {
+            tracing::warn!(max = MAX_CONNECTIONS, "http: too many connections; one refused");
+            drop(stream);
+            continue;
+        }
         let (router, acceptor) = (router.clone(), acceptor.clone());
         tasks.spawn(async move {
             let service = TowerToHyperService::new(router);
@@ -265,7 +281,6 @@ async fn accept_loop(
                 }
             }
         });
-        while tasks.try_join_next().is_some() {}
     }
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}

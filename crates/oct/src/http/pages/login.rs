@@ -59,7 +59,10 @@ pub(crate) async fn submit(State(app): State<Arc<App>>, Form(login): Form<LoginF
     };
     let user = login.user.clone();
     let password = svoct_mail::secret::Secret::new(login.password.into_bytes());
-    // PBKDF2 takes a while by design: off the async threads.
+    // PBKDF2 takes a while by design: off the async threads, a few at a time.
+    let Ok(_permit) = app.logins.acquire().await else {
+        return error_page(StatusCode::SERVICE_UNAVAILABLE, None, "shutting down");
+    };
     let ok = tokio::task::spawn_blocking(move || users.verify(&user, password.expose()))
         .await
         .unwrap_or(false);
