@@ -273,12 +273,24 @@ fn log_processed(p: &Processed) {
     }
 }
 
-/// Seconds from `at` (epoch seconds, the spool's receipt time) to now, sub-second precise.
-fn seconds_since(at: i64) -> f64 {
+/// When a spooled message was received, epoch seconds. The envelope keeps whole seconds; the
+/// spool id is the nanosecond clock when its entry was begun (`Spool::next_id`, pushed past the
+/// previous id under load), so it is used when it agrees with the envelope to the second.
+fn receipt_time(id: SpoolId, received_at: i64) -> f64 {
+    let from_id = id.0 as f64 / 1e9;
+    if (from_id - received_at as f64).abs() < 2.0 {
+        from_id
+    } else {
+        received_at as f64
+    }
+}
+
+/// Seconds from `at` (epoch seconds) to now.
+fn seconds_since(at: f64) -> f64 {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
-    now - at as f64
+    now - at
 }
 
 /// Gives claimed entries back to the spool (best effort: they are claimed again later).
@@ -299,8 +311,10 @@ fn handle_entries(
 ) -> Result<(), ServiceError> {
     let mut ids: Vec<SpoolId> = entries.iter().map(|e| e.id).collect();
     // When the ingress spooled each one, for the processing latency metric.
-    let received: std::collections::HashMap<SpoolId, i64> =
-        entries.iter().map(|e| (e.id, e.envelope.received_at)).collect();
+    let received: std::collections::HashMap<SpoolId, f64> = entries
+        .iter()
+        .map(|e| (e.id, receipt_time(e.id, e.envelope.received_at)))
+        .collect();
     let mut batch_ids = Vec::with_capacity(entries.len());
     let mut processed = Vec::with_capacity(entries.len());
     for entry in &entries {
