@@ -545,12 +545,7 @@ fn quarantine(config: &Config, command: QuarantineCommand) -> CmdResult {
             );
         }
         QuarantineCommand::Retry { id } => {
-            if !state.quarantine_request_retry(id)? {
-                return Err(format!(
-                    "no quarantined message #{id} waiting (see `svoct oct quarantine list`)"
-                )
-                .into());
-            }
+            svoct_oct::operate::quarantine_retry(&state, id)?;
             // This command only marks the entry: the service's worker loop takes marked entries
             // (`State::take_retry`) before new spool entries, so no restart is needed.
             println!(
