@@ -8,27 +8,10 @@ use std::sync::atomic::AtomicBool;
 
 use pipeline_common::*;
 use svoct_formats::art::{Art, FileStatus, LotStatus};
-use svoct_mail::profile::{self, ParseLimits};
 use svoct_oct::pipeline::Pipeline;
 use svoct_oct::service::{Blocks, Delivery, ServiceStats, send_once, work_batch};
 use svoct_oct::state::{OctStore, OutboxState, State};
 use svoct_store::spool::{ReceivedEnvelope, Spool};
-
-/// The ARTs in the PS's Maildir (`new/`), parsed, in delivery order.
-fn arts_in(maildir: &std::path::Path) -> Vec<Art> {
-    let mut paths: Vec<_> = std::fs::read_dir(maildir.join("new"))
-        .map(|d| d.map(|e| e.expect("entry").path()).collect())
-        .unwrap_or_default();
-    paths.sort();
-    paths
-        .iter()
-        .map(|p| {
-            let raw = std::fs::read(p).expect("read ART");
-            let parsed = profile::parse_message(&raw, &ParseLimits::default()).expect("ART parses");
-            Art::parse(&parsed.attachment).expect("ART body")
-        })
-        .collect()
-}
 
 /// Delivers until nothing is due (the refusals are permanent: no retry waits).
 fn drain(state: &State, delivery: &Delivery, config: &svoct_oct::config::Config) {
@@ -74,7 +57,7 @@ fn a_550_from_the_insurer_sends_the_ps_an_art_once() {
     drain(&state, &delivery, &config);
 
     let maildir = world.dir.path().join("ps-maildir");
-    let arts = arts_in(&maildir);
+    let arts = arts_in_maildir(&maildir);
     assert!(insurer.refused() >= 3, "the insurer refused the forwards");
     let first = arts
         .iter()
@@ -126,5 +109,5 @@ fn a_550_from_the_insurer_sends_the_ps_an_art_once() {
     assert_eq!(state.requeue_failed().expect("requeue"), forwards.len());
     drain(&state, &delivery, &config);
     assert_eq!(state.outbox_ids().expect("outbox").len(), outbox_before);
-    assert_eq!(arts_in(&maildir).len(), arts.len());
+    assert_eq!(arts_in_maildir(&maildir).len(), arts.len());
 }

@@ -6,6 +6,7 @@ pub mod oct;
 pub mod oct_backup;
 pub mod oct_init;
 pub mod oct_queue;
+pub mod oct_reload;
 pub mod oct_trace;
 pub mod ps;
 

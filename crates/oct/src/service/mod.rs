@@ -27,10 +27,12 @@ use crate::pipeline::{Keys, PipelineError};
 use crate::state::{OctStore, State, StateError, WriteGate};
 
 mod delivery;
+mod reload;
 mod sender;
 mod worker;
 
 pub use delivery::{AUTH_REJECTED, Delivered, Delivery};
+pub use reload::{ReloadError, Reloaded};
 pub use sender::{Abandoned, abandon, send_once};
 pub use worker::{Blocks, StateEnv, work_batch, work_once};
 
@@ -101,6 +103,8 @@ pub struct Running {
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
     senders: Vec<JoinHandle<()>>,
+    /// Serialises reloads and counts them (`reload.rs`).
+    reloads: reload::Reloads,
 }
 
 impl std::fmt::Debug for Running {
@@ -143,18 +147,50 @@ pub fn remove_second_copies(spool: &Spool, state: &dyn OctStore) -> Result<usize
     Ok(removed)
 }
 
-/// What the worker and sender threads share: one value behind one `Arc`.
-struct Shared {
+/// One version of what the configuration file says, as the threads use it: swapped whole by a
+/// reload (`reload.rs`), never edited in place.
+struct Live {
     config: Arc<Config>,
     keys: Keys,
-    spool: Arc<Spool>,
     delivery: Delivery,
+}
+
+impl Live {
+    /// Loads the keys and certificates `config` names and prepares its delivery.
+    fn load(config: Arc<Config>) -> Result<Live, ServiceError> {
+        Ok(Live {
+            keys: Keys::load(&config)?,
+            delivery: Delivery::new(config.clone())?,
+            config,
+        })
+    }
+}
+
+/// What the worker and sender threads share: one value behind one `Arc`.
+struct Shared {
+    /// The configuration, keys and delivery in force. Each thread takes a snapshot (a clone of
+    /// the `Arc`) once per unit of work (a worker's batch or retry, a sender's step) and keeps
+    /// it to the end of that unit: a reload never changes the rules under a message in hand,
+    /// and the lock is held only for the clone. A `RwLock` rather than a lock-free swap crate:
+    /// it is taken a few times per batch, not per byte.
+    live: std::sync::RwLock<Arc<Live>>,
+    spool: Arc<Spool>,
     stop: AtomicBool,
     stats: ServiceStats,
     /// Queues this process's writers to the state database.
     gate: WriteGate,
     /// Wakes idle senders when a worker queued something.
     signal: OutboxSignal,
+}
+
+impl Shared {
+    /// The configuration, keys and delivery in force now.
+    fn live(&self) -> Arc<Live> {
+        self.live
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// Starts a named service thread.
@@ -206,13 +242,11 @@ impl Running {
         for route in config.plaintext_routes() {
             tracing::warn!(%route, "this route forwards claims in clear (plaintext = true)");
         }
-        let keys = Keys::load(&config)?;
+        let live = Live::load(config.clone())?;
         let spool = Arc::new(Spool::open(&config.paths.spool)?);
         prepare_state(&config, &spool)?;
         let shared = Arc::new(Shared {
-            delivery: Delivery::new(config.clone())?,
-            config,
-            keys,
+            live: std::sync::RwLock::new(Arc::new(live)),
             spool,
             stop: AtomicBool::new(false),
             stats: ServiceStats::default(),
@@ -221,7 +255,7 @@ impl Running {
         });
         let (reap, reaper) = spawn_reaper(shared.spool.clone())?;
         let mut workers = Vec::new();
-        for n in 0..shared.config.pipeline.workers {
+        for n in 0..config.pipeline.workers {
             let (shared, reap) = (shared.clone(), reap.clone());
             workers.push(spawn(format!("oct-worker-{n}"), move || {
                 worker::run(&shared, &reap)
@@ -230,15 +264,11 @@ impl Running {
         drop(reap);
         // The reaper is joined after the workers (shutdown joins workers first), once drained.
         let mut senders = vec![reaper];
-        for n in 0..shared.config.delivery.senders.max(1) {
+        for n in 0..config.delivery.senders.max(1) {
             let shared = shared.clone();
             senders.push(spawn(format!("oct-sender-{n}"), move || sender::run(&shared))?);
         }
-        // The ingress takes mail for the OCT's own addresses only: never an open relay.
-        let config = &shared.config;
-        let ic = config
-            .ingress
-            .ingress_config(config.domain(), config.own_addresses());
+        let ic = reload::ingress_config(&config);
         let ingress = match Ingress::bind(config.ingress.listen, ic, shared.spool.clone()).await {
             Ok(h) => h,
             Err(e) => {
@@ -255,6 +285,7 @@ impl Running {
             shared,
             workers,
             senders,
+            reloads: reload::Reloads::default(),
         })
     }
 

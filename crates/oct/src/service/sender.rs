@@ -200,9 +200,12 @@ const SENDER_IDLE: Duration = Duration::from_millis(200);
 
 /// A sender thread: delivers the outbox until `stop`, woken by the workers.
 pub(super) fn run(shared: &Shared) {
-    let config = &*shared.config;
     let mut state = None;
     while !shared.stop.load(Ordering::Relaxed) {
+        // The configuration and delivery of this step (a reload applies from the next one);
+        // `paths.state` needs a restart to change.
+        let live = shared.live();
+        let config = &*live.config;
         if state.is_none() {
             match State::open_gated(&config.paths.state, shared.gate.clone())
                 .and_then(|s| s.relax_durability().map(|()| s))
@@ -216,7 +219,7 @@ pub(super) fn run(shared: &Shared) {
             continue;
         };
         let seen = shared.signal.generation();
-        match send_once(s, &shared.delivery, config, &shared.stats, &shared.stop) {
+        match send_once(s, &live.delivery, config, &shared.stats, &shared.stop) {
             Ok(true) => {}
             Ok(false) => shared.signal.wait(seen, SENDER_IDLE),
             Err(e) => {
