@@ -146,6 +146,18 @@ fn retry_after_adding_a_route_forwards_with_one_refusal_in_all() {
     wait_for("the refusal ART", || (arts(&world).len() == 1).then_some(()));
     assert_eq!(refused(&arts(&world)), 1);
 
+    // A broken file: the retry is refused with the finding, nothing is marked.
+    let good = std::fs::read_to_string(&world.config_path).expect("config");
+    add_to_config(
+        &world,
+        "\n[[route]]\norganisation = \"103\"\nmailbox = \"\"\nplaintext = true\n",
+    );
+    let (ok, _, err) = svoct(&bin, &world, &["quarantine", "retry", &id.to_string()]);
+    assert!(!ok, "refused");
+    assert!(err.contains("route[3].mailbox"), "{err}");
+    std::fs::write(&world.config_path, good).expect("config");
+    assert_eq!(status(&bin, &world)["quarantined"][0]["state"], "held");
+
     add_to_config(&world, ROUTES_103_104);
     let (ok, out, err) = svoct(&bin, &world, &["quarantine", "retry", &id.to_string()]);
     assert!(ok, "{out}{err}");
@@ -290,4 +302,55 @@ fn a_renewed_starttls_certificate_is_served_to_new_sessions_after_reload() {
         "a new session sees the renewed certificate"
     );
     assert_eq!(served_certificate(in_progress), old.cert_der());
+}
+
+/// The reply to `RCPT TO:<rcpt>` in a new session.
+fn rcpt_reply(addr: SocketAddr, rcpt: &str) -> String {
+    let mut tcp = TcpStream::connect(addr).expect("connect");
+    assert!(reply(&mut tcp).starts_with("220"));
+    tcp.write_all(b"EHLO client.example\r\n").expect("ehlo");
+    assert!(reply(&mut tcp).starts_with("250"));
+    tcp.write_all(format!("MAIL FROM:<{PS_ADDRESS}>\r\n").as_bytes())
+        .expect("mail");
+    assert!(reply(&mut tcp).starts_with("250"));
+    tcp.write_all(format!("RCPT TO:<{rcpt}>\r\n").as_bytes())
+        .expect("rcpt");
+    reply(&mut tcp)
+}
+
+#[test]
+fn new_accepted_addresses_apply_at_once_and_restart_settings_wait() {
+    let bin = svoct_binary();
+    let world = World::new(9, "");
+    let mut service = Service::start(&bin, &world);
+    let returns = "retours@oct.example";
+    assert!(
+        rcpt_reply(service.addr(), returns).starts_with("550"),
+        "not an OCT address yet"
+    );
+
+    let text = std::fs::read_to_string(&world.config_path).expect("config");
+    let text = text.replacen(
+        "listen = \"127.0.0.1:0\"\n",
+        &format!("listen = \"127.0.0.1:0\"\naddresses = [\"{returns}\"]\n"),
+        1,
+    );
+    std::fs::write(&world.config_path, text).expect("config");
+    // A setting read once at start: kept, and said so.
+    add_to_config(&world, "\n[pipeline]\nworkers = 3\n");
+    let (ok, out, err) = svoct(&bin, &world, &["reload"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("2 accepted address(es)"), "{out}");
+    let warning = service.wait_log("need a restart");
+    assert!(warning.contains("pipeline.workers"), "{warning}");
+
+    assert!(
+        rcpt_reply(service.addr(), returns).starts_with("250"),
+        "accepted after the reload"
+    );
+
+    drop(service);
+    let (ok, _, err) = svoct(&bin, &world, &["reload"]);
+    assert!(!ok, "nothing to reload");
+    assert!(err.contains("no service runs"), "{err}");
 }

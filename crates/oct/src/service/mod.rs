@@ -13,6 +13,9 @@
 //! - Shutdown stops the ingress (in-flight SMTP sessions finish), then lets every worker finish
 //!   the message in hand and the sender finish the delivery in hand. Nothing else is needed:
 //!   everything not finished is durable and resumes at the next start.
+//! - A reload (`reload.rs`, SIGHUP) swaps the configuration, keys and delivery the threads read
+//!   (`Shared::live`) and the ingress's settings for new sessions, whole, after validating and
+//!   loading everything aside.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -239,9 +242,7 @@ impl Running {
     /// the senders. Must be called inside a tokio runtime (the ingress runs on it).
     pub async fn start(config: Config) -> Result<Running, ServiceError> {
         let config = Arc::new(config);
-        for route in config.plaintext_routes() {
-            tracing::warn!(%route, "this route forwards claims in clear (plaintext = true)");
-        }
+        reload::warn_plaintext_routes(&config);
         let live = Live::load(config.clone())?;
         let spool = Arc::new(Spool::open(&config.paths.spool)?);
         prepare_state(&config, &spool)?;

@@ -33,6 +33,13 @@ pub(super) fn ingress_config(config: &Config) -> IngressConfig {
         .ingress_config(config.domain(), config.own_addresses())
 }
 
+/// Logs each route that forwards claims in clear, at start and at each reload.
+pub(super) fn warn_plaintext_routes(config: &Config) {
+    for route in config.plaintext_routes() {
+        tracing::warn!(%route, "this route forwards claims in clear (plaintext = true)");
+    }
+}
+
 /// Serialises reloads (two signals in a row apply one after the other) and counts them.
 #[derive(Debug, Default)]
 pub(super) struct Reloads {
@@ -152,9 +159,7 @@ impl Running {
                 "changed settings that need a restart keep their running values until then"
             );
         }
-        for route in config.plaintext_routes() {
-            tracing::warn!(%route, "this route forwards claims in clear (plaintext = true)");
-        }
+        warn_plaintext_routes(&config);
         let config = Arc::new(config);
         let live = Live::load(config.clone())?;
         let ingress = PreparedIngress::new(ingress_config(&config)).map_err(ServiceError::from)?;
