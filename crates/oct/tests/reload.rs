@@ -6,7 +6,10 @@
 //! - a broken file and a SIGHUP leave the running configuration in force (it still forwards)
 //!   and the log says why, naming the file and the finding;
 //! - a renewed STARTTLS certificate is the one a new session sees after `svoct oct reload`,
-//!   while a session opened before keeps the old one.
+//!   while a session opened before keeps the old one;
+//! - new accepted addresses apply to the next session, a changed `pipeline.workers` is kept and
+//!   logged as needing a restart, and `reload` with no service running fails;
+//! - reloads back to back while messages flow lose and duplicate nothing.
 //!
 //! Deliveries need no mail server: forwards go to an `.eml` directory, the PS's ARTs to a
 //! Maildir the OCT hosts for it.
@@ -223,6 +226,8 @@ fn a_broken_file_keeps_the_running_configuration_and_says_why() {
     assert!(ok, "{out}{err}");
     assert!(out.contains("configuration reloaded"), "{out}");
     assert!(out.contains("3 route(s)"), "{out}");
+    let file = world.config_path.display().to_string();
+    assert!(out.contains(&file), "names the file the service read: {out}");
 }
 
 /// Reads one SMTP reply (all its lines) from `stream`.
@@ -353,4 +358,51 @@ fn new_accepted_addresses_apply_at_once_and_restart_settings_wait() {
     let (ok, _, err) = svoct(&bin, &world, &["reload"]);
     assert!(!ok, "nothing to reload");
     assert!(err.contains("no service runs"), "{err}");
+}
+
+#[test]
+fn reloads_while_messages_flow_lose_and_duplicate_nothing() {
+    let bin = svoct_binary();
+    let world = World::new(9, &delivery_extra());
+    let service = Service::start(&bin, &world);
+    const MESSAGES: u32 = 12;
+    let raws: Vec<Vec<u8>> = (1..=MESSAGES)
+        .map(|n| {
+            let file = single_file(&synth(9, 3, false, 100 + u64::from(n)));
+            ps_message(&world, PS_ADDRESS, &file, PS_NUMBER, 9, n, false)
+        })
+        .collect();
+    let pid = service.pid();
+    let world_dir = world.config_path.clone();
+    // Reloads back to back while the messages go in: each swaps every snapshot.
+    let reloader = std::thread::spawn(move || {
+        let mut acknowledged = 0;
+        for _ in 0..MESSAGES {
+            let state = world_dir.with_file_name("state.sqlite");
+            let before = svoct_oct::instance::read_reload_ack(&state);
+            svoct_oct::instance::request_reload(pid).expect("SIGHUP");
+            let ack = svoct_oct::instance::wait_reload_ack(&state, pid, before.as_ref(), PATIENCE)
+                .expect("acknowledged");
+            assert!(ack.ok, "{}", ack.message);
+            acknowledged += 1;
+        }
+        acknowledged
+    });
+    for raw in &raws {
+        service.send(raw);
+    }
+    assert_eq!(reloader.join().expect("reloader"), MESSAGES);
+    wait_for("every message delivered", || {
+        (arts(&world).len() == raws.len() && forwards(&world) == 3 * raws.len()).then_some(())
+    });
+    let all = arts(&world);
+    assert_eq!(refused(&all), 0);
+    let mut compostages: Vec<&str> = all.iter().map(|a| a.compostage.as_str()).collect();
+    compostages.sort_unstable();
+    compostages.dedup();
+    assert_eq!(compostages.len(), raws.len(), "one ART per message, none twice");
+    // The state agrees: every outgoing message of every message queued once and sent.
+    let s = status(&bin, &world);
+    assert_eq!(s["undelivered_count"], 0, "{s}");
+    assert_eq!(s["counters"]["outbox"]["sent"], 4 * MESSAGES, "{s}");
 }

@@ -128,7 +128,8 @@ impl Running {
         let message = match &result {
             Ok(r) => {
                 tracing::info!(file = %file.display(), generation = r.generation, summary = %r.summary, "configuration reloaded");
-                r.summary.clone()
+                // The file the service read: the command that asked may have named another.
+                format!("{}: {}", file.display(), r.summary)
             }
             Err(e) => {
                 tracing::error!(file = %file.display(), error = %e, "configuration reload refused: the running configuration is kept");
