@@ -54,6 +54,8 @@ fn a_550_from_the_insurer_sends_the_ps_an_art_once() {
     let pipeline = Pipeline::new(&config, &keys);
     let spool = Spool::open(&config.paths.spool).expect("spool");
     let mut state = State::open(&config.paths.state).expect("state");
+    // The practices as `serve` seeds them at start (the senders look the PS up there).
+    svoct_oct::practices::seed(&state, &config).expect("seed practices");
     let mut blocks = Blocks::default();
     let stats = ServiceStats::default();
 

@@ -380,7 +380,8 @@ const RETENTION_CHECK: Duration = Duration::from_secs(600);
 /// A worker thread: processes spooled messages (and quarantine retries) until `stop`.
 pub(super) fn run(shared: &Shared, reaper: &std::sync::mpsc::Sender<SpoolId>) {
     let config = &*shared.config;
-    let pipeline = Pipeline::new(config, &shared.keys);
+    // The practices as of the last batch: reloaded when `svoct oct ps` changed them.
+    let mut practices = crate::practices::Directory::default();
     let poll = Duration::from_millis(config.pipeline.poll_interval_ms.max(1));
     let mut opened = None;
     let mut blocks = Blocks::default();
@@ -407,6 +408,14 @@ pub(super) fn run(shared: &Shared, reaper: &std::sync::mpsc::Sender<SpoolId>) {
                 tracing::error!(error = %e, "quarantine retention step failed; retrying later");
             }
         }
+        let pipeline = match practices.refresh(state) {
+            Ok(p) => Pipeline::with_practices(config, &shared.keys, p),
+            Err(e) => {
+                tracing::error!(error = %e, "worker cannot read the practices; retrying");
+                sleep_unless_stopped(&shared.stop, Duration::from_secs(1));
+                continue;
+            }
+        };
         match work_batch_with(
             &shared.spool,
             state,

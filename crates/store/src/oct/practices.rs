@@ -160,6 +160,8 @@ pub struct PracticeMessage {
     pub kind: String,
     /// `processed` or `quarantined`.
     pub outcome: String,
+    /// The refusal code of a quarantined message (`unknown_sender`, `suspended_sender`...).
+    pub code: Option<String>,
     pub reason: Option<String>,
     pub subject: String,
 }

@@ -2,7 +2,8 @@
 //! IMMEDIATE transaction (behind the process's write gate) that writes the row, its audit line
 //! and the new generation together.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use svoct_formats::PaddedNumber;
 
 use super::SqliteOctStore;
@@ -95,23 +96,32 @@ fn audit(
     Ok(())
 }
 
+/// The values of columns `?1` to `?9` of [`insert`] and [`update`]: the fields with their
+/// keys (significant digits), then the time.
+fn values(f: &PracticeFields, now: i64) -> [Value; 9] {
+    [
+        f.address.clone().into(),
+        f.sender_number.clone().into(),
+        PaddedNumber::new(&f.sender_number)
+            .significant()
+            .to_owned()
+            .into(),
+        f.ps_number.clone().into(),
+        PaddedNumber::new(&f.ps_number).significant().to_owned().into(),
+        f.category.clone().into(),
+        f.mailbox.clone().into(),
+        f.certificate.clone().into(),
+        now.into(),
+    ]
+}
+
 fn insert(conn: &Connection, f: &PracticeFields, who: (&str, i64)) -> Result<i64, StoreError> {
     let id: i64 = conn
         .query_row(
             "INSERT INTO practice (address, sender_number, sender_key, ps_number, ps_key, category,
              mailbox, certificate, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9) RETURNING id",
-            params![
-                f.address,
-                f.sender_number,
-                PaddedNumber::new(&f.sender_number).significant(),
-                f.ps_number,
-                PaddedNumber::new(&f.ps_number).significant(),
-                f.category,
-                f.mailbox,
-                f.certificate,
-                who.1
-            ],
+            params_from_iter(values(f, who.1)),
             |r| r.get(0),
         )
         .map_err(insert_error(f))?;
@@ -130,21 +140,11 @@ fn update(
     if diff.is_empty() {
         return Ok(false);
     }
+    let id = Value::from(old.id);
     conn.execute(
-        "UPDATE practice SET address = ?2, sender_number = ?3, sender_key = ?4, ps_number = ?5,
-         ps_key = ?6, category = ?7, mailbox = ?8, certificate = ?9, updated_at = ?10 WHERE id = ?1",
-        params![
-            old.id,
-            f.address,
-            f.sender_number,
-            PaddedNumber::new(&f.sender_number).significant(),
-            f.ps_number,
-            PaddedNumber::new(&f.ps_number).significant(),
-            f.category,
-            f.mailbox,
-            f.certificate,
-            who.1
-        ],
+        "UPDATE practice SET address = ?1, sender_number = ?2, sender_key = ?3, ps_number = ?4,
+         ps_key = ?5, category = ?6, mailbox = ?7, certificate = ?8, updated_at = ?9 WHERE id = ?10",
+        params_from_iter(values(f, who.1).iter().chain([&id])),
     )
     .map_err(insert_error(f))?;
     let change: Vec<String> = diff
@@ -169,13 +169,21 @@ pub(super) fn generation(s: &SqliteOctStore) -> Result<i64, StoreError> {
         .map_err(sql("read practice generation"))
 }
 
+/// Every row `query` returns with `args`, each read by `row`.
+fn rows<T>(
+    s: &SqliteOctStore,
+    what: &'static str,
+    query: &str,
+    args: impl rusqlite::Params,
+    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    let mut st = s.conn.prepare(query).map_err(sql(what))?;
+    let rows = st.query_map(args, row).map_err(sql(what))?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(sql(what))
+}
+
 pub(super) fn list(s: &SqliteOctStore) -> Result<Vec<PracticeRecord>, StoreError> {
-    let mut st = s
-        .conn
-        .prepare(&format!("{SELECT} ORDER BY id"))
-        .map_err(sql("list practices"))?;
-    let rows = st.query_map([], record).map_err(sql("list practices"))?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(sql("list practices"))
+    rows(s, "list practices", &format!("{SELECT} ORDER BY id"), [], record)
 }
 
 pub(super) fn find(s: &SqliteOctStore, key: &str) -> Result<Option<PracticeRecord>, StoreError> {
@@ -289,28 +297,19 @@ pub(super) fn import(
 }
 
 pub(super) fn audit_trail(s: &SqliteOctStore, id: Option<i64>) -> Result<Vec<PracticeAudit>, StoreError> {
-    let mut st = s
-        .conn
-        .prepare(
-            "SELECT id, at, actor, action, practice_id, address, change FROM practice_audit
-             WHERE ?1 IS NULL OR practice_id = ?1 ORDER BY id",
-        )
-        .map_err(sql("read practice audit"))?;
-    let rows = st
-        .query_map([id], |r| {
-            Ok(PracticeAudit {
-                id: r.get(0)?,
-                at: r.get(1)?,
-                actor: r.get(2)?,
-                action: r.get(3)?,
-                practice_id: r.get(4)?,
-                address: r.get(5)?,
-                change: r.get(6)?,
-            })
+    let query = "SELECT id, at, actor, action, practice_id, address, change FROM practice_audit
+         WHERE ?1 IS NULL OR practice_id = ?1 ORDER BY id";
+    rows(s, "read practice audit", query, [id], |r| {
+        Ok(PracticeAudit {
+            id: r.get(0)?,
+            at: r.get(1)?,
+            actor: r.get(2)?,
+            action: r.get(3)?,
+            practice_id: r.get(4)?,
+            address: r.get(5)?,
+            change: r.get(6)?,
         })
-        .map_err(sql("read practice audit"))?;
-    rows.collect::<Result<Vec<_>, _>>()
-        .map_err(sql("read practice audit"))
+    })
 }
 
 pub(super) fn messages(
@@ -318,27 +317,21 @@ pub(super) fn messages(
     address: &str,
     limit: usize,
 ) -> Result<Vec<PracticeMessage>, StoreError> {
-    let mut st = s
-        .conn
-        .prepare(
-            "SELECT spool_id, at, kind, outcome, reason, subject FROM processed
-             WHERE mail_from = ?1 COLLATE NOCASE ORDER BY at DESC, rowid DESC LIMIT ?2",
-        )
-        .map_err(sql("read practice messages"))?;
-    let rows = st
-        .query_map(params![address, i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-            Ok(PracticeMessage {
-                spool_id: r.get(0)?,
-                at: r.get(1)?,
-                kind: r.get(2)?,
-                outcome: r.get(3)?,
-                reason: r.get(4)?,
-                subject: r.get(5)?,
-            })
+    let query = "SELECT p.spool_id, p.at, p.kind, p.outcome, p.reason, p.subject, q.code
+         FROM processed p LEFT JOIN quarantine q ON q.spool_id = p.spool_id
+         WHERE p.mail_from = ?1 COLLATE NOCASE ORDER BY p.at DESC, p.rowid DESC LIMIT ?2";
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    rows(s, "read practice messages", query, params![address, limit], |r| {
+        Ok(PracticeMessage {
+            spool_id: r.get(0)?,
+            at: r.get(1)?,
+            kind: r.get(2)?,
+            outcome: r.get(3)?,
+            reason: r.get(4)?,
+            subject: r.get(5)?,
+            code: r.get(6)?,
         })
-        .map_err(sql("read practice messages"))?;
-    rows.collect::<Result<Vec<_>, _>>()
-        .map_err(sql("read practice messages"))
+    })
 }
 
 #[cfg(test)]
