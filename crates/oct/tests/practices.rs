@@ -3,7 +3,8 @@
 //! SMTP) and effective for the next message, without restart or signal: a practice added after
 //! the start is taken, a suspended one is refused with `suspended_sender` and an ART, a resumed
 //! one is taken again, and the audit trail names who did each change. The CSV import is all
-//! or nothing and names the bad line.
+//! or nothing and names the bad line. Returns from AM still reach a suspended practice, and
+//! wait in quarantine while its certificate cannot be used.
 
 mod pipeline_common;
 
@@ -13,9 +14,11 @@ use std::time::{Duration, Instant};
 
 use pipeline_common::*;
 use svoct_formats::art::{Art, FileStatus};
-use svoct_mail::profile::{self, ParseLimits};
+use svoct_mail::profile::{self, ParseLimits, Profile};
 use svoct_mail::transport::{SmtpConfig, SmtpEnvelope, SmtpTransport, Transport};
-use svoct_oct::state::{MessageTrace, OctStore, PracticeStore, State};
+use svoct_oct::pipeline::{Incoming, Pipeline};
+use svoct_oct::practices::{self, AccountChange, Directory, Practices};
+use svoct_oct::state::{MessageTrace, OctStore, OutKind, PracticeStore, Processed, State};
 
 const PS2: &str = "ps2@ps.example";
 const PS2_NUMBER: &str = "223456789";
@@ -230,4 +233,102 @@ fn a_csv_import_with_a_bad_line_imports_nothing_and_names_the_line() {
     let (_, out, _) = svoct_as(&world, "alice", &["ps", "show", "c@ps.example"]);
     assert!(out.contains("mailbox other@ps.example"), "{out}");
     assert!(out.contains("alice update"), "{out}");
+}
+
+/// Processes `raw` from `from` with the practices the directory holds now.
+fn process(world: &World, practices: std::sync::Arc<Practices>, from: &str, raw: &[u8]) -> Processed {
+    let config = world.config();
+    let keys = world.keys();
+    let rcpt = vec![OCT_ADDRESS.to_string()];
+    Pipeline::with_practices(&config, &keys, practices)
+        .process(
+            Incoming {
+                spool_id: "00000000000000ab",
+                mail_from: from,
+                rcpt_to: &rcpt,
+                raw,
+            },
+            &mut TestEnv::new(),
+        )
+        .expect("no infrastructure error")
+}
+
+#[test]
+fn returns_reach_a_suspended_practice_and_wait_for_an_unusable_certificate() {
+    let world = World::new(2525, "");
+    let config = world.config();
+    let state = State::open(&config.paths.state).expect("state");
+    assert_eq!(practices::seed(&state, &config).expect("seed"), 1);
+    assert_eq!(practices::seed(&state, &config).expect("seed"), 0, "seeded once");
+    let mut directory = Directory::default();
+    let first = directory.refresh(&state).expect("refresh");
+    let same = directory.refresh(&state).expect("refresh");
+    assert!(
+        std::sync::Arc::ptr_eq(&first, &same),
+        "no change: the same snapshot, no reload"
+    );
+    let rsp = am_return(
+        &world,
+        "cpam100@am.example",
+        Profile::Rsp,
+        PS_NUMBER,
+        &rsp_580(PS_NUMBER),
+        false,
+    );
+
+    let suspend = AccountChange::Suspend {
+        reason: "fees unpaid",
+    };
+    practices::apply(&state, PS_ADDRESS, suspend, "bob").expect("suspend");
+    let now = directory.refresh(&state).expect("refresh");
+    assert!(
+        now.by_ps_number(&format!("00000{PS_NUMBER}"))
+            .expect("registered")
+            .suspended
+    );
+    let p = process(&world, now, "cpam100@am.example", &rsp);
+    assert!(p.quarantine.is_none(), "{:?}", p.summary);
+    assert_eq!(p.outgoing.len(), 1);
+    assert_eq!(
+        (p.outgoing[0].kind, p.outgoing[0].rcpt.as_str()),
+        (OutKind::Relay, PS_ADDRESS),
+        "what AM says about its claims still reaches a suspended practice"
+    );
+
+    // A certificate registered for the practice, then gone: its returns wait in quarantine.
+    let cert = world.dir.path().join("ps.crt");
+    std::fs::copy(world.dir.path().join("am.crt"), &cert).expect("copy");
+    let csv = format!(
+        "address,sender_number,ps_number,category,certificate\n{PS_ADDRESS},{PS_NUMBER},{PS_NUMBER},ER,{}\n",
+        cert.display()
+    );
+    let imported = practices::import(&state, &csv, world.dir.path(), true, "carol").expect("import");
+    assert_eq!(imported.updated, 1);
+    let now = directory.refresh(&state).expect("refresh");
+    let p = process(&world, now, "cpam100@am.example", &rsp);
+    assert!(p.quarantine.is_none(), "{:?}", p.summary);
+    let relayed = profile::parse_message(&p.outgoing[0].raw, &ParseLimits::default()).expect("parses");
+    assert_eq!(
+        relayed.profile_name(),
+        "RSP/K",
+        "encrypted for the practice's certificate"
+    );
+    std::fs::remove_file(&cert).expect("remove");
+    practices::apply(&state, PS_ADDRESS, AccountChange::Resume, "carol").expect("resume");
+    let now = directory.refresh(&state).expect("refresh");
+    let p = process(&world, now, "cpam100@am.example", &rsp);
+    let q = p
+        .quarantine
+        .as_ref()
+        .expect("quarantined, never relayed in clear");
+    assert_eq!(q.code, "ps_certificate");
+    assert!(p.outgoing.is_empty());
+
+    // Removed: unknown.
+    let remove = AccountChange::Remove { reason: "left" };
+    practices::apply(&state, PS_NUMBER, remove, "dave").expect("remove");
+    let now = directory.refresh(&state).expect("refresh");
+    assert!(now.by_address(PS_ADDRESS).is_none());
+    let p = process(&world, now, "cpam100@am.example", &rsp);
+    assert_eq!(p.quarantine.as_ref().map(|q| q.code.as_str()), Some("no_route"));
 }
