@@ -199,6 +199,22 @@ fn a_csv_import_with_a_bad_line_imports_nothing_and_names_the_line() {
     )
     .expect("csv");
     let csv_s = csv.to_str().expect("path");
+    // `add` checks with the rules of a `[[sender]]` block, and says which field is wrong.
+    let add = [
+        "ps",
+        "add",
+        "--address",
+        "no-at-sign",
+        "--sender-number",
+        "1",
+        "--ps-number",
+        "1x",
+    ];
+    let (ok, _, err) = svoct_as(&world, "alice", &add);
+    assert!(
+        !ok && err.contains("address:") && err.contains("ps_number:"),
+        "{err}"
+    );
     let (ok, out, err) = svoct_as(&world, "alice", &["ps", "import", csv_s]);
     assert!(!ok, "a bad line refuses the import: {out}");
     assert!(err.contains("line 3: ps_number: must be 1 to 14 digits"), "{err}");
@@ -260,6 +276,16 @@ fn returns_reach_a_suspended_practice_and_wait_for_an_unusable_certificate() {
     let state = State::open(&config.paths.state).expect("state");
     assert_eq!(practices::seed(&state, &config).expect("seed"), 1);
     assert_eq!(practices::seed(&state, &config).expect("seed"), 0, "seeded once");
+    // The database is the truth once seeded: a block saying otherwise changes nothing.
+    let mut edited = config.clone();
+    edited.senders[0].mailbox = Some("elsewhere@ps.example".into());
+    assert_eq!(practices::seed(&state, &edited).expect("seed"), 0);
+    let row = practices::find(&state, PS_ADDRESS).expect("seeded");
+    assert_eq!(row.fields.mailbox, None);
+    assert_eq!(
+        state.practice_audit(Some(row.id)).expect("audit")[0].actor,
+        "config"
+    );
     let mut directory = Directory::default();
     let first = directory.refresh(&state).expect("refresh");
     let same = directory.refresh(&state).expect("refresh");
