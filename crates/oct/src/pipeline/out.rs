@@ -416,26 +416,14 @@ allow_plaintext_auth = true
         // 10:05 UTC in July is 12:05 in Paris (summer time).
         let now = OffsetDateTime::from_unix_timestamp(1_782_900_300).expect("time");
         let answer = "550 5.1.1 <cpam@am.example>: unknown user (AUTH PLAIN was b2N0AGh1bnRlcjI= hunter2)";
-        let out = forward_failure_art(
-            &config,
-            &config.senders[0],
-            &origin(),
-            "cpam@am.example",
-            answer,
-            now,
-        )
-        .expect("ART");
+        let art = || {
+            let sender = &config.senders[0];
+            forward_failure_art(&config, sender, &origin(), "cpam@am.example", answer, now).expect("ART")
+        };
+        let out = art();
         assert_eq!(out.kind, OutKind::Art);
         assert_eq!(out.rcpt, "retours@ps.example", "to the PS's return mailbox");
-        let again = forward_failure_art(
-            &config,
-            &config.senders[0],
-            &origin(),
-            "cpam@am.example",
-            answer,
-            now,
-        )
-        .expect("ART");
+        let again = art();
         assert_eq!(
             out.message_id, again.message_id,
             "derived from the failed row: queued once"
