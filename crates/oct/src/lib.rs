@@ -16,6 +16,7 @@ pub mod fidelity;
 pub mod inbound;
 pub mod instance;
 pub mod pipeline;
+pub mod practices;
 pub mod preflight;
 pub mod receipt;
 pub mod relay_formats;

@@ -25,9 +25,9 @@ fn drain(state: &State, delivery: &Delivery, config: &svoct_oct::config::Config)
     panic!("the outbox never emptied");
 }
 
-#[test]
-fn a_550_from_the_insurer_sends_the_ps_an_art_once() {
-    let insurer = svoct_testkit::fake_smtp::RefusingServer::start().expect("insurer");
+/// A world whose insurer refuses everything (`550`) and whose PS's mailbox is a local Maildir,
+/// with one message of the PS processed: its forwards and first ART queued.
+fn processed(insurer: &svoct_testkit::fake_smtp::RefusingServer) -> (World, State) {
     let world = World::new(
         insurer.port(),
         &format!("[[delivery.local]]\naddress = \"{PS_ADDRESS}\"\nmaildir = \"ps-maildir\"\n"),
@@ -37,6 +37,8 @@ fn a_550_from_the_insurer_sends_the_ps_an_art_once() {
     let pipeline = Pipeline::new(&config, &keys);
     let spool = Spool::open(&config.paths.spool).expect("spool");
     let mut state = State::open(&config.paths.state).expect("state");
+    // The practices as `serve` seeds them at start (the senders look the PS up there).
+    svoct_oct::practices::seed(&state, &config).expect("seed practices");
     let mut blocks = Blocks::default();
     let stats = ServiceStats::default();
 
@@ -53,6 +55,14 @@ fn a_550_from_the_insurer_sends_the_ps_an_art_once() {
         )
         .expect("put");
     assert!(work_batch(&spool, &mut state, &mut blocks, &pipeline, &stats, 4).expect("step"));
+    (world, state)
+}
+
+#[test]
+fn a_550_from_the_insurer_sends_the_ps_an_art_once() {
+    let insurer = svoct_testkit::fake_smtp::RefusingServer::start().expect("insurer");
+    let (world, state) = processed(&insurer);
+    let config = world.config();
     let delivery = Delivery::new(std::sync::Arc::new(config.clone())).expect("delivery");
     drain(&state, &delivery, &config);
 
@@ -110,4 +120,30 @@ fn a_550_from_the_insurer_sends_the_ps_an_art_once() {
     drain(&state, &delivery, &config);
     assert_eq!(state.outbox_ids().expect("outbox").len(), outbox_before);
     assert_eq!(arts_in_maildir(&maildir).len(), arts.len());
+}
+
+#[test]
+fn a_practice_removed_meanwhile_is_not_told_and_the_failure_is_recorded() {
+    let insurer = svoct_testkit::fake_smtp::RefusingServer::start().expect("insurer");
+    let (world, state) = processed(&insurer);
+    let config = world.config();
+    let remove = svoct_oct::practices::AccountChange::Remove { reason: "left" };
+    svoct_oct::practices::apply(&state, PS_ADDRESS, remove, "alice").expect("remove");
+    let delivery = Delivery::new(std::sync::Arc::new(config.clone())).expect("delivery");
+    drain(&state, &delivery, &config);
+    let forwards: Vec<_> = state
+        .outbox_ids()
+        .expect("outbox")
+        .into_iter()
+        .filter(|r| r.kind == "forward")
+        .collect();
+    assert!(!forwards.is_empty());
+    assert!(forwards.iter().all(|r| r.state == OutboxState::Failed));
+    let arts = arts_in_maildir(&world.dir.path().join("ps-maildir"));
+    let statuses: Vec<FileStatus> = arts.iter().map(|a| a.file_status).collect();
+    assert_eq!(
+        statuses,
+        [FileStatus::Accepted],
+        "only the first ART, queued before the removal"
+    );
 }

@@ -5,6 +5,7 @@ pub mod inspect;
 pub mod oct;
 pub mod oct_backup;
 pub mod oct_init;
+pub mod oct_ps;
 pub mod oct_queue;
 pub mod oct_reload;
 pub mod oct_trace;

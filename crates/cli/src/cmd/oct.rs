@@ -18,6 +18,7 @@
 //! - `trace QUERY [--json]`: the whole story of one message (see `oct_trace`).
 //! - `backup --out FILE` / `restore FILE`: a consistent copy of the state and spool taken while
 //!   the service runs, and its restoration into a fresh directory (see `oct_backup`).
+//! - `ps add|list|show|suspend|resume|remove|import|audit`: the PS accounts (see `oct_ps`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -120,6 +121,12 @@ enum Command {
     /// wait for its answer; exit 1 when the file is invalid, no service runs or it refused.
     /// What `systemctl reload` runs.
     Reload,
+    /// The PS accounts (practices) the OCT serves: add, list, show, suspend, resume, remove,
+    /// import from CSV, audit trail. Effective at once, whether or not the service runs.
+    Ps {
+        #[command(subcommand)]
+        command: super::oct_ps::PsCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -175,6 +182,10 @@ pub fn run(args: Args) -> CmdResult {
         Command::Restore { archive } => super::oct_backup::restore(&Config::load(file)?, &archive),
         Command::Queue { command } => super::oct_queue::run(&with_state(file)?, command),
         Command::Trace { query, json } => super::oct_trace::trace(&with_state(file)?, &query, json),
+        Command::Ps { command } if super::oct_ps::needs_state(&command) => {
+            super::oct_ps::run(&with_state(file)?, command)
+        }
+        Command::Ps { command } => super::oct_ps::run(&Config::load(file)?, command),
         Command::Outbox {
             command: OutboxCommand::Requeue,
         } => {

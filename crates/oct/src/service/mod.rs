@@ -205,10 +205,11 @@ fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<(
 }
 
 /// Opens the state once before any thread, so that schema problems stop the start, not a
-/// thread; deletes spool copies of quarantined messages; puts rows a crash left in delivery
-/// back in the queue.
+/// thread; seeds the practices from the `[[sender]]` blocks (`crate::practices::seed`); deletes
+/// spool copies of quarantined messages; puts rows a crash left in delivery back in the queue.
 fn prepare_state(config: &Config, spool: &Spool) -> Result<(), ServiceError> {
     let state = State::open(&config.paths.state)?;
+    crate::practices::seed(&state, config)?;
     remove_second_copies(spool, &state)?;
     let reset = state.reset_sending()?;
     if reset > 0 {

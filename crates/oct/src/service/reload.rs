@@ -175,6 +175,13 @@ impl Running {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(live);
         // Senders waiting for work look at the outbox at once (a new relay, a new mailbox).
         self.shared.signal.notify();
+        // `[[sender]]` blocks added to the file are registered as at a start (never
+        // overwriting a practice the database holds); the workers see them at their next batch.
+        let seeded = crate::state::State::open_gated(&config.paths.state, self.shared.gate.clone())
+            .and_then(|state| crate::practices::seed(&state, &config));
+        if let Err(e) = seeded {
+            tracing::warn!(error = %e, "could not register the file's [[sender]] blocks as practices; `svoct oct ps add` does it");
+        }
         Ok(Reloaded {
             generation,
             needs_restart,

@@ -137,7 +137,18 @@ fn forward_failure_notice(
         }
     };
     let now = time::OffsetDateTime::now_utc();
-    match crate::pipeline::forward_failure_art(config, &origin, rcpt, error, now) {
+    let sender = match state.practice_find(&origin.mail_from) {
+        Ok(Some(p)) => crate::practices::sender_of(&p.fields),
+        Ok(None) => {
+            tracing::error!(message_id = %message_id, spool_id = %origin.spool_id, from = %origin.mail_from, "a failed forward's PS is no longer a registered practice: the PS is not told");
+            return None;
+        }
+        Err(e) => {
+            tracing::error!(message_id = %message_id, error = %e, "cannot read the practice of a failed forward: the PS is not told");
+            return None;
+        }
+    };
+    match crate::pipeline::forward_failure_art(config, &sender, &origin, rcpt, error, now) {
         Ok(art) => {
             // The compostage names the PS's message in its own software: the ART's key.
             let compostage = origin.summary["receipt"]["compostage"]

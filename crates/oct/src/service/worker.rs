@@ -166,17 +166,17 @@ enum Rules<'a> {
     /// entries are claimed, and after a quarantine retry is taken, never before. `svoct oct
     /// quarantine retry` marks an entry only once the service acknowledged its reload, so a
     /// retry taken after its mark is processed with the reloaded configuration (see
-    /// `reload.rs`).
-    Live(&'a Shared),
+    /// `reload.rs`). The practices are the worker's, as of this batch.
+    Live(&'a Shared, &'a std::sync::Arc<crate::practices::Practices>),
 }
 
 impl Rules<'_> {
     fn with<R>(self, f: impl FnOnce(&Pipeline<'_>) -> R) -> R {
         match self {
             Rules::Fixed(pipeline) => f(pipeline),
-            Rules::Live(shared) => {
+            Rules::Live(shared, practices) => {
                 let live = shared.live();
-                f(&Pipeline::new(&live.config, &live.keys))
+                f(&Pipeline::with_practices(&live.config, &live.keys, practices.clone()))
             }
         }
     }
@@ -422,6 +422,8 @@ const RETENTION_CHECK: Duration = Duration::from_secs(600);
 
 /// A worker thread: processes spooled messages (and quarantine retries) until `stop`.
 pub(super) fn run(shared: &Shared, reaper: &std::sync::mpsc::Sender<SpoolId>) {
+    // The practices as of the last batch: reloaded when `svoct oct ps` changed them.
+    let mut practices = crate::practices::Directory::default();
     let mut opened = None;
     let mut blocks = Blocks::default();
     let mut retention_checked: Option<std::time::Instant> = None;
@@ -453,11 +455,19 @@ pub(super) fn run(shared: &Shared, reaper: &std::sync::mpsc::Sender<SpoolId>) {
             }
         }
         let poll = Duration::from_millis(config.pipeline.poll_interval_ms.max(1));
+        let practices = match practices.refresh(state) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "worker cannot read the practices; retrying");
+                sleep_unless_stopped(&shared.stop, Duration::from_secs(1));
+                continue;
+            }
+        };
         match work_batch_with(
             &shared.spool,
             state,
             &mut blocks,
-            Rules::Live(shared),
+            Rules::Live(shared, &practices),
             &shared.stats,
             config.pipeline.batch,
             Completion::Reaper(reaper),
