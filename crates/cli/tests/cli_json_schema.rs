@@ -142,6 +142,16 @@ fn every_command_output_follows_its_schema() {
             "oct-queue-show",
             [&["oct", "queue", "show", "1", "--json"][..], &o].concat(),
         ),
+        // The demo's practice, seeded from its `[[sender]]` block when its OCT started.
+        ("oct-ps-list", [&["oct", "ps", "list", "--json"][..], &o].concat()),
+        (
+            "oct-ps-show",
+            [&["oct", "ps", "show", "1", "--json"][..], &o].concat(),
+        ),
+        (
+            "oct-ps-audit",
+            [&["oct", "ps", "audit", "--json"][..], &o].concat(),
+        ),
     ];
     for (name, args) in &cases {
         assert_valid(name, args);

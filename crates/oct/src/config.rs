@@ -334,6 +334,28 @@ impl Sender {
     pub fn return_mailbox(&self) -> &str {
         self.mailbox.as_deref().unwrap_or(&self.address)
     }
+
+    /// The problems of the block's own fields, under keys `<prefix>.<field>`: the rules of a
+    /// `[[sender]]` block and of a practice added with `svoct oct ps` (one set of rules).
+    pub fn field_problems(&self, prefix: &str, note: &mut impl FnMut(Result<(), ConfigError>)) {
+        let key = |f: &str| format!("{prefix}.{f}");
+        note(check_address(&key("address"), &self.address));
+        note(check_digits(&key("sender_number"), &self.sender_number, 14));
+        note(check_digits(&key("ps_number"), &self.ps_number, 14));
+        if !ART_CATEGORIES.contains(&self.category.as_str()) {
+            note(Err(invalid(
+                key("category"),
+                format!(
+                    "{:?} is not an ART category ({})",
+                    self.category,
+                    ART_CATEGORIES.join(" ")
+                ),
+            )));
+        }
+        if let Some(m) = &self.mailbox {
+            note(check_address(&key("mailbox"), m));
+        }
+    }
 }
 
 /// One AMO destination.
@@ -870,22 +892,7 @@ impl Config {
         let mut by_address = BTreeMap::new();
         for (i, s) in self.senders.iter().enumerate() {
             let key = |f: &str| format!("sender[{i}].{f}");
-            note(check_address(&key("address"), &s.address));
-            note(check_digits(&key("sender_number"), &s.sender_number, 14));
-            note(check_digits(&key("ps_number"), &s.ps_number, 14));
-            if !ART_CATEGORIES.contains(&s.category.as_str()) {
-                note(Err(invalid(
-                    key("category"),
-                    format!(
-                        "{:?} is not an ART category ({})",
-                        s.category,
-                        ART_CATEGORIES.join(" ")
-                    ),
-                )));
-            }
-            if let Some(m) = &s.mailbox {
-                note(check_address(&key("mailbox"), m));
-            }
+            s.field_problems(&format!("sender[{i}]"), note);
             if by_address
                 .insert(s.address.to_ascii_lowercase(), s.sender_number.clone())
                 .is_some()

@@ -125,6 +125,87 @@ fn read_pid(file: &mut File) -> Option<u32> {
     text.trim().parse().ok()
 }
 
+// --- Reload: the signal to a running service and its acknowledgement (issue 14 point 3).
+
+/// The file in which a running service acknowledges each reload: `<state>.reload`, 0600,
+/// replaced whole (written aside, then renamed) so a reader never sees half of it.
+pub fn reload_ack_path(state: &Path) -> PathBuf {
+    let mut name = state.as_os_str().to_owned();
+    name.push(".reload");
+    PathBuf::from(name)
+}
+
+/// What a service wrote after its last reload attempt.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReloadAck {
+    /// The service's process id: an acknowledgement left by an earlier run is not taken for
+    /// this one's.
+    pub pid: u32,
+    /// Reload attempts of this process so far (1 for the first).
+    pub generation: u64,
+    /// Whether the new configuration is in force.
+    pub ok: bool,
+    /// One line: the summary, or why the running configuration was kept.
+    pub message: String,
+}
+
+/// Writes the acknowledgement of a reload (done by the service).
+pub fn write_reload_ack(state: &Path, ack: &ReloadAck) -> Result<(), InstanceError> {
+    let path = reload_ack_path(state);
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(".tmp");
+    let aside = PathBuf::from(aside);
+    let io = |source| InstanceError::Io {
+        path: path.clone(),
+        source,
+    };
+    let text = serde_json::to_vec(ack).map_err(|e| io(std::io::Error::other(e)))?;
+    let mut file = svoct_mail::fsx::create_data_file(&aside).map_err(io)?;
+    file.write_all(&text).map_err(io)?;
+    // No fsync: the file only matters to a command waiting now, not after a crash.
+    std::fs::rename(&aside, &path).map_err(io)
+}
+
+/// The last acknowledgement written for the service using `state`, if any and readable.
+pub fn read_reload_ack(state: &Path) -> Option<ReloadAck> {
+    let text = std::fs::read(reload_ack_path(state)).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+/// Sends SIGHUP to the service process `pid`: it reads its configuration file again.
+pub fn request_reload(pid: u32) -> Result<(), std::io::Error> {
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(|| std::io::Error::other(format!("invalid process id {pid}")))?;
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP).map_err(std::io::Error::from)
+}
+
+/// Waits until the service `pid` acknowledges a reload newer than `before` (what
+/// [`read_reload_ack`] returned before the signal), polling every few milliseconds, at most
+/// `limit`; `None` when it did not answer in time.
+pub fn wait_reload_ack(
+    state: &Path,
+    pid: u32,
+    before: Option<&ReloadAck>,
+    limit: std::time::Duration,
+) -> Option<ReloadAck> {
+    let since = std::time::Instant::now();
+    loop {
+        if let Some(ack) = read_reload_ack(state) {
+            let newer =
+                ack.pid == pid && before.is_none_or(|b| b.pid != pid || ack.generation > b.generation);
+            if newer {
+                return Some(ack);
+            }
+        }
+        if since.elapsed() >= limit {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,5 +229,39 @@ mod tests {
         drop(held);
         assert_eq!(probe(&state).unwrap(), Liveness::Stopped);
         InstanceLock::acquire(&state).expect("free again once released");
+    }
+
+    #[test]
+    fn a_reload_is_acknowledged_only_by_a_newer_answer_of_the_same_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("oct.sqlite");
+        let quick = std::time::Duration::ZERO;
+        assert_eq!(read_reload_ack(&state), None);
+        assert_eq!(wait_reload_ack(&state, 7, None, quick), None);
+        let ack = |pid, generation| ReloadAck {
+            pid,
+            generation,
+            ok: true,
+            message: "summary".into(),
+        };
+        // Left by an earlier run (another pid): not this service's answer.
+        write_reload_ack(&state, &ack(6, 9)).unwrap();
+        assert_eq!(wait_reload_ack(&state, 7, None, quick), None);
+        let before = read_reload_ack(&state);
+        assert_eq!(before, Some(ack(6, 9)));
+        write_reload_ack(&state, &ack(7, 1)).unwrap();
+        assert_eq!(
+            wait_reload_ack(&state, 7, before.as_ref(), quick),
+            Some(ack(7, 1))
+        );
+        // Already seen: waiting for the next one.
+        assert_eq!(wait_reload_ack(&state, 7, Some(&ack(7, 1)), quick), None);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(reload_ack_path(&state))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
     }
 }

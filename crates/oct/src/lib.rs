@@ -20,6 +20,7 @@ pub mod inbound;
 pub mod instance;
 pub mod operate;
 pub mod pipeline;
+pub mod practices;
 pub mod preflight;
 pub mod receipt;
 pub mod relay_formats;

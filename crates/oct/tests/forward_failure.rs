@@ -8,27 +8,10 @@ use std::sync::atomic::AtomicBool;
 
 use pipeline_common::*;
 use svoct_formats::art::{Art, FileStatus, LotStatus};
-use svoct_mail::profile::{self, ParseLimits};
 use svoct_oct::pipeline::Pipeline;
 use svoct_oct::service::{Blocks, Delivery, ServiceStats, send_once, work_batch};
 use svoct_oct::state::{OctStore, OutboxState, State};
 use svoct_store::spool::{ReceivedEnvelope, Spool};
-
-/// The ARTs in the PS's Maildir (`new/`), parsed, in delivery order.
-fn arts_in(maildir: &std::path::Path) -> Vec<Art> {
-    let mut paths: Vec<_> = std::fs::read_dir(maildir.join("new"))
-        .map(|d| d.map(|e| e.expect("entry").path()).collect())
-        .unwrap_or_default();
-    paths.sort();
-    paths
-        .iter()
-        .map(|p| {
-            let raw = std::fs::read(p).expect("read ART");
-            let parsed = profile::parse_message(&raw, &ParseLimits::default()).expect("ART parses");
-            Art::parse(&parsed.attachment).expect("ART body")
-        })
-        .collect()
-}
 
 /// Delivers until nothing is due (the refusals are permanent: no retry waits).
 fn drain(state: &State, delivery: &Delivery, config: &svoct_oct::config::Config) {
@@ -42,9 +25,9 @@ fn drain(state: &State, delivery: &Delivery, config: &svoct_oct::config::Config)
     panic!("the outbox never emptied");
 }
 
-#[test]
-fn a_550_from_the_insurer_sends_the_ps_an_art_once() {
-    let insurer = svoct_testkit::fake_smtp::RefusingServer::start().expect("insurer");
+/// A world whose insurer refuses everything (`550`) and whose PS's mailbox is a local Maildir,
+/// with one message of the PS processed: its forwards and first ART queued.
+fn processed(insurer: &svoct_testkit::fake_smtp::RefusingServer) -> (World, State) {
     let world = World::new(
         insurer.port(),
         &format!("[[delivery.local]]\naddress = \"{PS_ADDRESS}\"\nmaildir = \"ps-maildir\"\n"),
@@ -54,6 +37,8 @@ fn a_550_from_the_insurer_sends_the_ps_an_art_once() {
     let pipeline = Pipeline::new(&config, &keys);
     let spool = Spool::open(&config.paths.spool).expect("spool");
     let mut state = State::open(&config.paths.state).expect("state");
+    // The practices as `serve` seeds them at start (the senders look the PS up there).
+    svoct_oct::practices::seed(&state, &config).expect("seed practices");
     let mut blocks = Blocks::default();
     let stats = ServiceStats::default();
 
@@ -70,11 +55,19 @@ fn a_550_from_the_insurer_sends_the_ps_an_art_once() {
         )
         .expect("put");
     assert!(work_batch(&spool, &mut state, &mut blocks, &pipeline, &stats, 4).expect("step"));
+    (world, state)
+}
+
+#[test]
+fn a_550_from_the_insurer_sends_the_ps_an_art_once() {
+    let insurer = svoct_testkit::fake_smtp::RefusingServer::start().expect("insurer");
+    let (world, state) = processed(&insurer);
+    let config = world.config();
     let delivery = Delivery::new(std::sync::Arc::new(config.clone())).expect("delivery");
     drain(&state, &delivery, &config);
 
     let maildir = world.dir.path().join("ps-maildir");
-    let arts = arts_in(&maildir);
+    let arts = arts_in_maildir(&maildir);
     assert!(insurer.refused() >= 3, "the insurer refused the forwards");
     let first = arts
         .iter()
@@ -126,5 +119,31 @@ fn a_550_from_the_insurer_sends_the_ps_an_art_once() {
     assert_eq!(state.requeue_failed().expect("requeue"), forwards.len());
     drain(&state, &delivery, &config);
     assert_eq!(state.outbox_ids().expect("outbox").len(), outbox_before);
-    assert_eq!(arts_in(&maildir).len(), arts.len());
+    assert_eq!(arts_in_maildir(&maildir).len(), arts.len());
+}
+
+#[test]
+fn a_practice_removed_meanwhile_is_not_told_and_the_failure_is_recorded() {
+    let insurer = svoct_testkit::fake_smtp::RefusingServer::start().expect("insurer");
+    let (world, state) = processed(&insurer);
+    let config = world.config();
+    let remove = svoct_oct::practices::AccountChange::Remove { reason: "left" };
+    svoct_oct::practices::apply(&state, PS_ADDRESS, remove, "alice").expect("remove");
+    let delivery = Delivery::new(std::sync::Arc::new(config.clone())).expect("delivery");
+    drain(&state, &delivery, &config);
+    let forwards: Vec<_> = state
+        .outbox_ids()
+        .expect("outbox")
+        .into_iter()
+        .filter(|r| r.kind == "forward")
+        .collect();
+    assert!(!forwards.is_empty());
+    assert!(forwards.iter().all(|r| r.state == OutboxState::Failed));
+    let arts = arts_in_maildir(&world.dir.path().join("ps-maildir"));
+    let statuses: Vec<FileStatus> = arts.iter().map(|a| a.file_status).collect();
+    assert_eq!(
+        statuses,
+        [FileStatus::Accepted],
+        "only the first ART, queued before the removal"
+    );
 }

@@ -32,6 +32,8 @@ fn processed_world(world: &World) -> State {
     let keys = world.keys();
     let pipeline = Pipeline::new(&config, &keys);
     let mut state = State::open(&config.paths.state).expect("state");
+    // The practices as `serve` seeds them at start (the senders look the PS up there).
+    svoct_oct::practices::seed(&state, &config).expect("seed practices");
     let stats = ServiceStats::default();
     assert!(work_once(&spool, &mut state, &mut Blocks::default(), &pipeline, &stats).expect("step"));
     state

@@ -4,9 +4,6 @@
 
 mod pipeline_common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use pipeline_common::*;
@@ -22,32 +19,8 @@ fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 fn processing_a_message_logs_its_spool_id_and_compostage() {
     // Nothing listens on port 9: forwards are deferred, which does not matter here.
     let world = World::new(9, "");
-    let mut child = Command::new(svoct_binary())
-        .args(["oct", "--config"])
-        .arg(&world.config_path)
-        .arg("serve")
-        .env("SVOCT_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("serve");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut first)
-        .expect("read");
-    let addr: std::net::SocketAddr = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("serve did not start: {first:?}"))
-        .parse()
-        .expect("address");
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().expect("stderr");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let service = ServeChild::start(&svoct_binary(), &world);
+    let (addr, rx) = (service.addr, &service.log);
 
     let file = single_file(&synth(15, 3, false, 7));
     let raw = ps_message(&world, PS_ADDRESS, &file, PS_NUMBER, 15, 3, false);
@@ -67,8 +40,7 @@ fn processing_a_message_logs_its_spool_id_and_compostage() {
             Err(_) => break,
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(service);
     let all = lines.join("\n");
     let received = lines
         .iter()

@@ -87,6 +87,9 @@ pub enum StoreError {
     /// The clock (or the allocator's state) is outside what a compostage can express.
     #[error("compostage: time {unix_seconds} is outside years 0000-9999")]
     ClockOutOfRange { unix_seconds: i64 },
+    /// A practice's address, sender number or PS number is already another practice's.
+    #[error("{what} {value} is already registered")]
+    Duplicate { what: &'static str, value: String },
 }
 
 pub(crate) fn sql(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {

@@ -64,6 +64,7 @@ pub(crate) const OCT: Schema = Schema {
         include_str!("../migrations/oct/0005_compostage_state.sql"),
         include_str!("../migrations/oct/0006_outbox_login_refused.sql"),
         include_str!("../migrations/oct/0007_outbox_hold.sql"),
+        include_str!("../migrations/oct/0008_practices.sql"),
     ],
 };
 

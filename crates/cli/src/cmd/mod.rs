@@ -6,7 +6,9 @@ pub mod oct;
 pub mod oct_backup;
 pub mod oct_console;
 pub mod oct_init;
+pub mod oct_ps;
 pub mod oct_queue;
+pub mod oct_reload;
 pub mod oct_trace;
 pub mod ps;
 

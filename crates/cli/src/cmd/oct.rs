@@ -4,16 +4,21 @@
 //! - `check [--strict] [--json]`: every problem `serve` would meet, all at once.
 //! - `serve`: the service (ingress, pipeline workers, outbox sender) until SIGINT/SIGTERM, then a
 //!   graceful shutdown. It runs `check` first and refuses to start on an error, and holds the
-//!   instance lock (`<paths.state>.lock`) while it runs.
+//!   instance lock (`<paths.state>.lock`) while it runs. SIGHUP reloads the configuration file
+//!   (validated first; see `svoct_oct::service::Running::reload_file`).
+//! - `reload`: validate the file, SIGHUP the running service, wait for its answer (see
+//!   `oct_reload`).
 //! - `status [--json]`: whether the service runs, queue depths, counters, undelivered and
 //!   quarantined messages; an error when there is no state database.
-//! - `quarantine list|show|retry`: what was refused and why; hand a message back to the pipeline
-//!   after fixing the cause (a route, a registration).
+//! - `quarantine list|show|retry|drop`: what was refused and why; hand a message back to the
+//!   pipeline after fixing the cause (a route, a registration): `retry` has the running service
+//!   reload the file first (see `oct_reload`).
 //! - `outbox requeue`: put failed deliveries back in the queue.
 //! - `queue list|show|flush|hold|release|delete`: queue control (see `oct_queue`).
 //! - `trace QUERY [--json]`: the whole story of one message (see `oct_trace`).
 //! - `backup --out FILE` / `restore FILE`: a consistent copy of the state and spool taken while
 //!   the service runs, and its restoration into a fresh directory (see `oct_backup`).
+//! - `ps add|list|show|suspend|resume|remove|import|audit`: the PS accounts (see `oct_ps`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -115,6 +120,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Validate the configuration file, then have the running service reload it (SIGHUP) and
+    /// wait for its answer; exit 1 when the file is invalid, no service runs or it refused.
+    /// What `systemctl reload` runs.
+    Reload,
+    /// The PS accounts (practices) the OCT serves: add, list, show, suspend, resume, remove,
+    /// import from CSV, audit trail. Effective at once, whether or not the service runs.
+    Ps {
+        #[command(subcommand)]
+        command: super::oct_ps::PsCommand,
+    },
     /// The web console's operators (`[http] users_file`).
     ConsoleUser {
         #[command(subcommand)]
@@ -141,8 +156,9 @@ enum QuarantineCommand {
         #[arg(long)]
         raw: Option<PathBuf>,
     },
-    /// Mark a quarantined message for processing again. Only marks it: the running service
-    /// picks it up at its next poll (no restart needed), or the service does at its next start.
+    /// Process a quarantined message again, with the configuration file as it is now: the file
+    /// is validated (refused on errors), the running service reloads it, then the message is
+    /// marked; the service processes it at its next poll, or at its next start.
     Retry { id: i64 },
     /// Drop a quarantined message for good (`postsuper -d`): its content is removed, its row is
     /// kept with your reason, and it can no longer be retried. A message marked for retry is
@@ -178,11 +194,16 @@ pub fn run(args: Args) -> CmdResult {
         Command::Check { strict, json } => check(file, strict, json),
         Command::Serve => serve(file),
         Command::Status { json } => status(&with_state(file)?, json),
-        Command::Quarantine { command } => quarantine(&with_state(file)?, command),
+        Command::Quarantine { command } => quarantine(file, command),
+        Command::Reload => super::oct_reload::reload(file),
         Command::Backup { out } => super::oct_backup::backup(&with_state(file)?, &out),
         Command::Restore { archive } => super::oct_backup::restore(&Config::load(file)?, &archive),
         Command::Queue { command } => super::oct_queue::run(&with_state(file)?, command),
         Command::Trace { query, json } => super::oct_trace::trace(&with_state(file)?, &query, json),
+        Command::Ps { command } if super::oct_ps::needs_state(&command) => {
+            super::oct_ps::run(&with_state(file)?, command)
+        }
+        Command::Ps { command } => super::oct_ps::run(&Config::load(file)?, command),
         Command::ConsoleUser { command } => super::oct_console::run(&Config::load(file)?, command),
         Command::Outbox {
             command: OutboxCommand::Requeue,
@@ -197,7 +218,7 @@ pub fn run(args: Args) -> CmdResult {
 
 /// The configuration of a command that reads the state database, refused when the database is
 /// missing: opening it would create it empty and report an idle service instead of a wrong path.
-fn with_state(file: &Path) -> Result<Config, Box<dyn std::error::Error + Send + Sync>> {
+pub(super) fn with_state(file: &Path) -> Result<Config, Box<dyn std::error::Error + Send + Sync>> {
     let config = Config::load(file)?;
     let state = &config.paths.state;
     if !state.exists() {
@@ -265,9 +286,16 @@ fn serve(file: &Path) -> CmdResult {
             return Ok(ExitCode::from(1));
         }
     };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // SIGHUP's default action ends the process: its handler is in place before the instance
+    // lock publishes our pid, which `svoct oct reload` signals. One arriving before the service
+    // is up waits in the stream and is handled once it is.
+    let mut hangup = {
+        let _in_runtime = runtime.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?
+    };
     // Held until the process ends; `svoct oct status` probes it.
     let _lock = InstanceLock::acquire(&config.paths.state)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let running = svoct_oct::service::Running::start(config).await?;
         if let Some(addr) = running.local_addr() {
@@ -275,7 +303,18 @@ fn serve(file: &Path) -> CmdResult {
             println!("listening on {addr}");
             let _ = std::io::stdout().flush();
         }
-        super::wait_for_signal().await;
+        let stop = super::wait_for_signal();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => break,
+                Some(()) = hangup.recv() => {
+                    // Reading files blocks: off the async workers, the ingress keeps serving.
+                    // The outcome is logged and acknowledged by `reload_file` itself.
+                    let _ = tokio::task::block_in_place(|| running.reload_file(file));
+                }
+            }
+        }
         tracing::info!("shutdown requested");
         running.shutdown().await;
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
@@ -525,36 +564,29 @@ fn quarantine_show(
     Ok(())
 }
 
-fn quarantine(config: &Config, command: QuarantineCommand) -> CmdResult {
-    let state = State::open(&config.paths.state)?;
+fn quarantine(file: &Path, command: QuarantineCommand) -> CmdResult {
+    let open = || -> Result<State, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(State::open(&with_state(file)?.paths.state)?)
+    };
     match command {
         QuarantineCommand::List { all, json } => {
-            let rows = state.quarantine_list(all)?;
+            let rows = open()?.quarantine_list(all)?;
             if json {
                 crate::json::print(&rows)?;
             } else {
                 print_quarantine(&rows);
             }
         }
-        QuarantineCommand::Show { id, json, raw } => quarantine_show(&state, id, json, raw)?,
+        QuarantineCommand::Show { id, json, raw } => quarantine_show(&open()?, id, json, raw)?,
         QuarantineCommand::Drop { id, reason } => {
-            let (dropped, reason) = svoct_oct::operate::quarantine_drop(&state, id, &reason)?;
+            let (dropped, reason) = svoct_oct::operate::quarantine_drop(&open()?, id, &reason)?;
             println!(
                 "#{id} dropped: {} bytes removed; its row is kept with the reason \"{reason}\"",
                 dropped.bytes
             );
         }
-        QuarantineCommand::Retry { id } => {
-            svoct_oct::operate::quarantine_retry(&state, id)?;
-            // This command only marks the entry: the service's worker loop takes marked entries
-            // (`State::take_retry`) before new spool entries, so no restart is needed.
-            println!(
-                "#{id} marked for retry; this command does not process it. A running `svoct oct serve` \
-                 processes it again at its next poll (every {} ms), otherwise at its next start; \
-                 `svoct oct quarantine show {id}` says `retried` once it is done.",
-                config.pipeline.poll_interval_ms.max(1)
-            );
-        }
+        // Validates the file and has the running service reload it before marking.
+        QuarantineCommand::Retry { id } => return super::oct_reload::retry(file, id),
     }
     Ok(ExitCode::SUCCESS)
 }

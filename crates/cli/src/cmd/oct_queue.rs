@@ -172,7 +172,7 @@ fn next_attempt(r: &QueueRow, now: i64) -> String {
 }
 
 /// `secs` (epoch) in the machine's local time, `YYYY-MM-DD HH:MM:SS +HH:MM`.
-fn local_time(secs: i64) -> String {
+pub(super) fn local_time(secs: i64) -> String {
     let utc = time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let t = local_offset(secs).map_or(utc, |o| utc.to_offset(o));
     let format = time::macros::format_description!(

@@ -36,8 +36,9 @@ pub mod health;
 pub mod metrics;
 mod pages;
 
-/// `[http]`: the listener of `/metrics`, `/healthz` and the console.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+/// `[http]`: the listener of `/metrics`, `/healthz` and the console (read at start: a reload
+/// keeps the running values).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     /// Address and port; anything but loopback needs `tls_certificate` and `tls_key`.

@@ -156,12 +156,41 @@ pub struct IngressStats {
 }
 
 /// A running ingress. Dropping it stops accepting too; [`IngressHandle::shutdown`] also waits.
-#[derive(Debug)]
 pub struct IngressHandle {
     local_addr: SocketAddr,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
     stats: Arc<IngressStats>,
+    /// Kept to swap the settings of new sessions ([`IngressHandle::apply`]).
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for IngressHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngressHandle")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Ingress settings ready to be applied to a running ingress ([`IngressHandle::apply`]): built
+/// apart, so that a certificate that does not load is found before anything changes (the
+/// service applies a reload whole or not at all).
+pub struct PreparedIngress(Arc<Settings>);
+
+impl std::fmt::Debug for PreparedIngress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedIngress")
+            .field("config", &self.0.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PreparedIngress {
+    /// Loads the STARTTLS certificate and key of `config`, if any.
+    pub fn new(config: IngressConfig) -> Result<PreparedIngress, IngressError> {
+        Settings::new(config).map(|s| PreparedIngress(Arc::new(s)))
+    }
 }
 
 impl IngressHandle {
@@ -191,6 +220,19 @@ impl IngressHandle {
         let _ = self.stop.send(true);
         let _ = self.task.await;
     }
+
+    /// Swaps in new settings (accepted addresses, limits, timeouts, STARTTLS certificate) for
+    /// the sessions accepted from now on. A session takes its settings once, when it is
+    /// accepted, and keeps them to its end: a session in progress, or a message half received,
+    /// is never judged by two sets of rules. The listening address is not part of this (it
+    /// needs a restart).
+    pub fn apply(&self, prepared: PreparedIngress) {
+        *self
+            .shared
+            .settings
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = prepared.0;
+    }
 }
 
 /// The SMTP ingress service.
@@ -198,11 +240,40 @@ impl IngressHandle {
 pub struct Ingress;
 
 struct Shared {
-    config: IngressConfig,
+    /// What new sessions use; replaced whole by [`IngressHandle::apply`].
+    settings: std::sync::RwLock<Arc<Settings>>,
     spool: Arc<Spool>,
-    tls: Option<SslAcceptor>,
     stats: Arc<IngressStats>,
+    /// Kept across setting changes: a reload does not hand every client a fresh bucket.
     per_ip: Mutex<HashMap<IpAddr, IpState>>,
+}
+
+impl Shared {
+    /// The settings of a session starting now.
+    fn settings(&self) -> Arc<Settings> {
+        self.settings
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// One version of the ingress settings: the configuration and the STARTTLS context loaded
+/// from its files.
+struct Settings {
+    config: IngressConfig,
+    tls: Option<SslAcceptor>,
+}
+
+impl Settings {
+    fn new(mut config: IngressConfig) -> Result<Settings, IngressError> {
+        let tls = match &config.tls {
+            None => None,
+            Some(files) => Some(tls_acceptor(files)?),
+        };
+        config.session.starttls = tls.is_some();
+        Ok(Settings { config, tls })
+    }
 }
 
 #[derive(Debug)]
@@ -216,14 +287,10 @@ impl Ingress {
     /// Binds `addr` and starts serving in the background of the current tokio runtime.
     pub async fn bind(
         addr: SocketAddr,
-        mut config: IngressConfig,
+        config: IngressConfig,
         spool: Arc<Spool>,
     ) -> Result<IngressHandle, IngressError> {
-        let tls = match &config.tls {
-            None => None,
-            Some(files) => Some(tls_acceptor(files)?),
-        };
-        config.session.starttls = tls.is_some();
+        let settings = Settings::new(config)?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| IngressError::Bind { addr, source })?;
@@ -232,20 +299,20 @@ impl Ingress {
             .map_err(|source| IngressError::Bind { addr, source })?;
         let stats = Arc::new(IngressStats::default());
         let shared = Arc::new(Shared {
-            config,
+            settings: std::sync::RwLock::new(Arc::new(settings)),
             spool,
-            tls,
             stats: stats.clone(),
             per_ip: Mutex::new(HashMap::new()),
         });
         let (stop, stop_rx) = watch::channel(false);
         tracing::info!(%local_addr, "smtp ingress listening");
-        let task = tokio::spawn(accept_loop(listener, shared, stop_rx));
+        let task = tokio::spawn(accept_loop(listener, shared.clone(), stop_rx));
         Ok(IngressHandle {
             local_addr,
             stop,
             task,
             stats,
+            shared,
         })
     }
 }
@@ -291,7 +358,9 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
             }
         };
         let _ = stream.set_nodelay(true);
-        let admitted = admit(&shared, peer.ip(), tasks.len());
+        // Read once per connection: the session keeps these settings to its end.
+        let settings = shared.settings();
+        let admitted = admit(&shared, &settings.config, peer.ip(), tasks.len());
         let shared2 = shared.clone();
         let stop2 = stop.clone();
         tasks.spawn(async move {
@@ -299,11 +368,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
                 Err(reason) => {
                     shared2.stats.refused.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(%peer, reason, "connection refused");
-                    refuse(stream, &shared2.config, reason).await;
+                    refuse(stream, &settings.config, reason).await;
                 }
                 Ok(()) => {
                     shared2.stats.connections.fetch_add(1, Ordering::Relaxed);
-                    serve(stream, peer, &shared2, stop2).await;
+                    serve(stream, peer, &shared2, &settings, stop2).await;
                     release(&shared2, peer.ip());
                 }
             }
@@ -311,7 +380,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
     }
     drop(listener);
     tracing::info!(in_flight = tasks.len(), "smtp ingress stopping");
-    let grace = shared.config.shutdown_grace;
+    let grace = shared.settings().config.shutdown_grace;
     let drained = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
     if drained.is_err() {
         tracing::warn!(left = tasks.len(), "grace period over, aborting sessions");
@@ -321,8 +390,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
 }
 
 /// Applies the connection and rate limits; on success counts the connection in.
-fn admit(shared: &Shared, ip: IpAddr, active_total: usize) -> Result<(), &'static str> {
-    let cfg = &shared.config;
+fn admit(shared: &Shared, cfg: &IngressConfig, ip: IpAddr, active_total: usize) -> Result<(), &'static str> {
     if active_total >= cfg.max_connections {
         return Err("too many connections");
     }
@@ -476,8 +544,14 @@ impl Deadlines {
     }
 }
 
-async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, mut stop: watch::Receiver<bool>) {
-    let cfg = &shared.config;
+async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: &Shared,
+    settings: &Settings,
+    mut stop: watch::Receiver<bool>,
+) {
+    let cfg = &settings.config;
     let mut conn = Conn::Plain(stream);
     let mut session = Session::new(cfg.session.clone());
     let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
@@ -520,7 +594,7 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, mut stop: w
                 Action::StartTls => {
                     // RFC 3207 §4.2: anything pipelined after STARTTLS is discarded.
                     buf.clear();
-                    match upgrade(&mut conn, shared, cfg.command_timeout).await {
+                    match upgrade(&mut conn, settings, cfg.command_timeout).await {
                         Ok(()) => session.tls_started(),
                         Err(e) => break format!("TLS handshake failed: {e}"),
                     }
@@ -566,8 +640,8 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, mut stop: w
     };
     tracing::debug!(%peer, end, "session end");
 }
-async fn upgrade(conn: &mut Conn, shared: &Shared, limit: Duration) -> Result<(), String> {
-    let Some(acceptor) = &shared.tls else {
+async fn upgrade(conn: &mut Conn, settings: &Settings, limit: Duration) -> Result<(), String> {
+    let Some(acceptor) = &settings.tls else {
         return Err("STARTTLS without a TLS configuration".to_owned());
     };
     let Conn::Plain(tcp) = std::mem::replace(conn, Conn::Gone) else {

@@ -41,6 +41,8 @@ impl Pipeline<'_> {
     pub(super) fn invoice(&self, work: Work<'_, '_>, env: &mut dyn Env) -> Result<(), Halt> {
         // Unknown sender: no ART (the address is not trusted), quarantined for the operator.
         let sender = work.registered_sender("the From address ")?;
+        // Suspended: refused like any refused invoice, with an ART saying why.
+        let suspended = work.suspension();
         let Work {
             parsed, result, out, ..
         } = work;
@@ -57,7 +59,11 @@ impl Pipeline<'_> {
             out,
             now: env.now(),
         };
-        match self.accept_invoice(&mut run, parsed, env) {
+        let accepted = match suspended {
+            Ok(()) => self.accept_invoice(&mut run, parsed, env),
+            Err(r) => Err(r.into()),
+        };
+        match accepted {
             Ok((file, forwarded)) => Ok(self.accepted(run, &file, forwarded, env)?),
             Err(Halt::Refused(r)) => {
                 self.refused(run, &r, env)?;

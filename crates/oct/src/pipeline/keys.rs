@@ -1,4 +1,5 @@
-//! The OCT key pair and the certificates of its routes, AMC and PS, loaded once at start.
+//! The OCT key pair and the certificates of its routes and AMC, loaded once at start. The PS's
+//! certificates are the practices directory's (`crate::practices`), loaded when it is.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -24,8 +25,8 @@ impl std::fmt::Debug for Keys {
 }
 
 impl Keys {
-    /// Loads the OCT key pair (the key file's permissions are checked) and every route, AMC and
-    /// PS certificate named by the configuration; an expired certificate is refused here.
+    /// Loads the OCT key pair (the key file's permissions are checked) and every route and AMC
+    /// certificate named by the configuration; an expired certificate is refused here.
     pub fn load(config: &Config) -> Result<Keys, PipelineError> {
         let oct = PrivateKeyAndCert::from_files(&config.keys.private_key, &config.keys.certificate).map_err(
             |source| PipelineError::Key {
@@ -39,8 +40,7 @@ impl Keys {
             .routes
             .iter()
             .filter_map(|r| r.certificate.as_ref())
-            .chain(config.amc.iter().filter_map(|a| a.certificate.as_ref()))
-            .chain(config.senders.iter().filter_map(|s| s.certificate.as_ref()));
+            .chain(config.amc.iter().filter_map(|a| a.certificate.as_ref()));
         for path in paths {
             if certs.contains_key(path) {
                 continue;

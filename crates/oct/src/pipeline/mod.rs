@@ -39,6 +39,7 @@ use svoct_mail::subject::Compostage;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
 use crate::config::{Config, Sender};
+use crate::practices::{CertSlot, Practice, Practices};
 use crate::relay_formats::LoiSourceError;
 use crate::state::{InvoiceNature, MessageKind, OutKind, Processed, QuarantineEntry, SeenInvoice, SeenLot};
 
@@ -208,6 +209,8 @@ pub struct Pipeline<'a> {
     pub config: &'a Config,
     pub keys: &'a Keys,
     pub limits: ParseLimits,
+    /// Where senders are looked up: the practices as the worker's directory last read them.
+    pub practices: std::sync::Arc<Practices>,
 }
 
 impl std::fmt::Debug for Pipeline<'_> {
@@ -217,13 +220,44 @@ impl std::fmt::Debug for Pipeline<'_> {
 }
 
 impl<'a> Pipeline<'a> {
-    /// A pipeline with default parse limits bounded by the configuration.
+    /// A pipeline with default parse limits bounded by the configuration, whose practices are
+    /// the configuration's `[[sender]]` blocks (no state database: tests, embedding).
     pub fn new(config: &'a Config, keys: &'a Keys) -> Pipeline<'a> {
+        Pipeline::with_practices(config, keys, std::sync::Arc::new(Practices::from_config(config)))
+    }
+
+    /// A pipeline looking senders up in `practices` (the service's, from the state database).
+    pub fn with_practices(
+        config: &'a Config,
+        keys: &'a Keys,
+        practices: std::sync::Arc<Practices>,
+    ) -> Pipeline<'a> {
         let limits = ParseLimits {
             max_message_bytes: config.ingress.max_message_bytes.saturating_add(64 * 1024),
             max_decompressed: config.pipeline.max_attachment_bytes,
         };
-        Pipeline { config, keys, limits }
+        Pipeline {
+            config,
+            keys,
+            limits,
+            practices,
+        }
+    }
+
+    /// The certificate returns for practice `p` are encrypted for (`None`: in clear), or the
+    /// refusal `ps_certificate` when the one registered cannot be used.
+    fn practice_cert(p: &Practice) -> Result<Option<&svoct_mail::cms::RecipientCert>, Refusal> {
+        match &p.cert {
+            CertSlot::None => Ok(None),
+            CertSlot::Loaded(c) => Ok(Some(c)),
+            CertSlot::Unusable(why) => Err(Refusal::new(
+                RefusalCode::PsCertificate,
+                format!(
+                    "the certificate of PS {} cannot be used: {why}",
+                    p.sender.ps_number
+                ),
+            )),
+        }
     }
 
     /// Processes one spooled message. Never fails on its content: anything wrong with the
@@ -262,7 +296,7 @@ impl<'a> Pipeline<'a> {
             retried_quarantine: None,
             claims: Default::default(),
         };
-        let sender = self.config.sender_by_address(&from);
+        let sender = self.practices.by_address(&from);
         let outcome = match parsed {
             Ok(parsed) => {
                 let work = Work {
@@ -273,7 +307,7 @@ impl<'a> Pipeline<'a> {
                 };
                 self.dispatch(work, env)
             }
-            Err(e) => self.unreadable(&mut out, msg.raw, sender, &e, env),
+            Err(e) => self.unreadable(&mut out, msg.raw, sender.map(|p| &p.sender), &e, env),
         };
         match outcome {
             Ok(()) => {}
@@ -354,7 +388,7 @@ impl<'a> Pipeline<'a> {
 /// its processing fills.
 struct Work<'r, 'c> {
     parsed: &'r ParsedMessage,
-    sender: Option<&'c Sender>,
+    sender: Option<&'c Practice>,
     result: &'r mut Processed,
     out: &'r mut Out<'c>,
 }
@@ -363,7 +397,7 @@ impl<'c> Work<'_, 'c> {
     /// The registered sender of the message, or the refusal `unknown_sender` (`<prefix><From
     /// address> is not registered with this OCT`).
     fn registered_sender(&self, prefix: &str) -> Result<&'c Sender, Refusal> {
-        self.sender.ok_or_else(|| {
+        self.sender.map(|p| &p.sender).ok_or_else(|| {
             Refusal::new(
                 RefusalCode::UnknownSender,
                 format!(
@@ -372,6 +406,20 @@ impl<'c> Work<'_, 'c> {
                 ),
             )
         })
+    }
+
+    /// The refusal `suspended_sender` when the sender's account is suspended.
+    fn suspension(&self) -> Result<(), Refusal> {
+        match self.sender {
+            Some(p) if p.suspended => Err(Refusal::new(
+                RefusalCode::SuspendedSender,
+                format!(
+                    "compte PS suspendu aupres de cet OCT : {} ne peut pas lui envoyer de factures ; contactez votre OCT",
+                    p.sender.address
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 }
 

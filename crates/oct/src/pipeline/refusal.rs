@@ -42,11 +42,17 @@ pub enum RefusalCode {
     NoLoiSource,
     /// A dLOI request that cannot be answered.
     InvalidLoiRequest,
+    /// The sender's PS account is suspended (`svoct oct ps suspend`): invoices and dLOI
+    /// requests are refused, returns for it are still relayed.
+    SuspendedSender,
+    /// The certificate registered for the PS cannot be used (missing, unreadable, expired): a
+    /// return for it waits in quarantine until it is fixed.
+    PsCertificate,
 }
 
 impl RefusalCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [RefusalCode; 15] = [
+    pub const ALL: [RefusalCode; 17] = [
         RefusalCode::UnreadableMessage,
         RefusalCode::UnexpectedProfile,
         RefusalCode::UnknownSender,
@@ -62,6 +68,8 @@ impl RefusalCode {
         RefusalCode::UnknownLot,
         RefusalCode::NoLoiSource,
         RefusalCode::InvalidLoiRequest,
+        RefusalCode::SuspendedSender,
+        RefusalCode::PsCertificate,
     ];
 
     /// The code as stored, logged and shown (`snake_case`, stable).
@@ -82,6 +90,8 @@ impl RefusalCode {
             RefusalCode::UnknownLot => "unknown_lot",
             RefusalCode::NoLoiSource => "no_loi_source",
             RefusalCode::InvalidLoiRequest => "invalid_loi_request",
+            RefusalCode::SuspendedSender => "suspended_sender",
+            RefusalCode::PsCertificate => "ps_certificate",
         }
     }
 }

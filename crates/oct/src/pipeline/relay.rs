@@ -70,13 +70,16 @@ impl Pipeline<'_> {
             )
             .into());
         }
-        let Some(ps) = self.config.sender_by_ps_number(recipient) else {
+        let Some(practice) = self.practices.by_ps_number(recipient) else {
             return Err(Refusal::new(
                 RefusalCode::NoRoute,
                 format!("no registered PS with number {recipient}"),
             )
             .into());
         };
+        // Suspended or not: what AM pays or says about the practice's claims must reach it.
+        let cert = Self::practice_cert(practice)?;
+        let ps = &practice.sender;
         let name = parsed
             .headers
             .file_name
@@ -92,7 +95,7 @@ impl Pipeline<'_> {
             profile: parsed.description.profile,
             file_name: name,
             file: &opened.bytes,
-            cert: self.keys.cert(ps.certificate.as_ref()),
+            cert,
             date: env.now(),
         };
         let id = out.push(OutKind::Relay, ps.return_mailbox(), letter)?;
@@ -163,6 +166,8 @@ impl Pipeline<'_> {
     /// Answers a dLOI request of a registered sender with the increments it lacks.
     pub(super) fn loi_request(&self, work: Work<'_, '_>, env: &mut dyn Env) -> Result<(), Halt> {
         let sender = work.registered_sender("")?;
+        work.suspension()?;
+        let cert = work.sender.map_or(Ok(None), Self::practice_cert)?;
         let Work {
             parsed, result, out, ..
         } = work;
@@ -195,7 +200,7 @@ impl Pipeline<'_> {
                 profile: Profile::DloiIncrement,
                 file_name: format!("LOI{}-{k}.dat", out.spool_id),
                 file: inc,
-                cert: self.keys.cert(sender.certificate.as_ref()),
+                cert,
                 date: now,
             };
             id.push(out.push(OutKind::Loi, sender.return_mailbox(), letter)?);

@@ -13,6 +13,9 @@
 //! - Shutdown stops the ingress (in-flight SMTP sessions finish), then lets every worker finish
 //!   the message in hand and the sender finish the delivery in hand. Nothing else is needed:
 //!   everything not finished is durable and resumes at the next start.
+//! - A reload (`reload.rs`, SIGHUP) swaps the configuration, keys and delivery the threads read
+//!   (`Shared::live`) and the ingress's settings for new sessions, whole, after validating and
+//!   loading everything aside.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,10 +30,12 @@ use crate::pipeline::{Keys, PipelineError};
 use crate::state::{OctStore, State, StateError, WriteGate};
 
 mod delivery;
+mod reload;
 mod sender;
 mod worker;
 
 pub use delivery::{AUTH_REJECTED, Delivered, Delivery};
+pub use reload::{ReloadError, Reloaded};
 pub use sender::{Abandoned, abandon, send_once};
 pub use worker::{Blocks, StateEnv, work_batch, work_once};
 
@@ -105,6 +110,8 @@ pub struct Running {
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
     senders: Vec<JoinHandle<()>>,
+    /// Serialises reloads and counts them (`reload.rs`).
+    reloads: reload::Reloads,
     /// `/metrics`, `/healthz` and the console, when `[http]` is set.
     http: Option<crate::http::HttpServer>,
 }
@@ -149,12 +156,34 @@ pub fn remove_second_copies(spool: &Spool, state: &dyn OctStore) -> Result<usize
     Ok(removed)
 }
 
-/// What the worker and sender threads share: one value behind one `Arc`.
-struct Shared {
+/// One version of what the configuration file says, as the threads use it: swapped whole by a
+/// reload (`reload.rs`), never edited in place.
+struct Live {
     config: Arc<Config>,
     keys: Keys,
-    spool: Arc<Spool>,
     delivery: Delivery,
+}
+
+impl Live {
+    /// Loads the keys and certificates `config` names and prepares its delivery.
+    fn load(config: Arc<Config>) -> Result<Live, ServiceError> {
+        Ok(Live {
+            keys: Keys::load(&config)?,
+            delivery: Delivery::new(config.clone())?,
+            config,
+        })
+    }
+}
+
+/// What the worker and sender threads share: one value behind one `Arc`.
+struct Shared {
+    /// The configuration, keys and delivery in force. Each thread takes a snapshot (a clone of
+    /// the `Arc`) once per unit of work (a worker's batch or retry, a sender's step) and keeps
+    /// it to the end of that unit: a reload never changes the rules under a message in hand,
+    /// and the lock is held only for the clone. A `RwLock` rather than a lock-free swap crate:
+    /// it is taken a few times per batch, not per byte.
+    live: std::sync::RwLock<Arc<Live>>,
+    spool: Arc<Spool>,
     stop: AtomicBool,
     stats: ServiceStats,
     /// Queues this process's writers to the state database.
@@ -167,7 +196,7 @@ struct Shared {
 
 impl crate::http::ServiceView for Shared {
     fn config(&self) -> Arc<Config> {
-        self.config.clone()
+        self.live().config.clone()
     }
 
     fn stats(&self) -> &ServiceStats {
@@ -195,9 +224,10 @@ fn spawn_watched(
 /// Starts the HTTP listener when `[http]` is set; on failure, stops what was started.
 async fn start_http(
     shared: &Arc<Shared>,
+    config: &Config,
     ingress: &IngressHandle,
 ) -> Result<Option<crate::http::HttpServer>, ServiceError> {
-    let Some(settings) = &shared.config.http else {
+    let Some(settings) = &config.http else {
         return Ok(None);
     };
     shared.threads.watch_task("smtp-ingress", ingress.accept_task());
@@ -205,6 +235,16 @@ async fn start_http(
     Ok(Some(
         crate::http::HttpServer::start(settings, view, ingress.stats_handle()).await?,
     ))
+}
+
+impl Shared {
+    /// The configuration, keys and delivery in force now.
+    fn live(&self) -> Arc<Live> {
+        self.live
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// Starts a named service thread.
@@ -216,10 +256,11 @@ fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<(
 }
 
 /// Opens the state once before any thread, so that schema problems stop the start, not a
-/// thread; deletes spool copies of quarantined messages; puts rows a crash left in delivery
-/// back in the queue.
+/// thread; seeds the practices from the `[[sender]]` blocks (`crate::practices::seed`); deletes
+/// spool copies of quarantined messages; puts rows a crash left in delivery back in the queue.
 fn prepare_state(config: &Config, spool: &Spool) -> Result<(), ServiceError> {
     let state = State::open(&config.paths.state)?;
+    crate::practices::seed(&state, config)?;
     remove_second_copies(spool, &state)?;
     let reset = state.reset_sending()?;
     if reset > 0 {
@@ -253,16 +294,12 @@ impl Running {
     /// the senders. Must be called inside a tokio runtime (the ingress runs on it).
     pub async fn start(config: Config) -> Result<Running, ServiceError> {
         let config = Arc::new(config);
-        for route in config.plaintext_routes() {
-            tracing::warn!(%route, "this route forwards claims in clear (plaintext = true)");
-        }
-        let keys = Keys::load(&config)?;
+        reload::warn_plaintext_routes(&config);
+        let live = Live::load(config.clone())?;
         let spool = Arc::new(Spool::open(&config.paths.spool)?);
         prepare_state(&config, &spool)?;
         let shared = Arc::new(Shared {
-            delivery: Delivery::new(config.clone())?,
-            config,
-            keys,
+            live: std::sync::RwLock::new(Arc::new(live)),
             spool,
             stop: AtomicBool::new(false),
             stats: ServiceStats::default(),
@@ -272,7 +309,7 @@ impl Running {
         });
         let (reap, reaper) = spawn_reaper(shared.spool.clone())?;
         let mut workers = Vec::new();
-        for n in 0..shared.config.pipeline.workers {
+        for n in 0..config.pipeline.workers {
             let (run, reap) = (shared.clone(), reap.clone());
             workers.push(spawn_watched(&shared, format!("oct-worker-{n}"), move || {
                 worker::run(&run, &reap)
@@ -281,19 +318,15 @@ impl Running {
         drop(reap);
         // The reaper is joined after the workers (shutdown joins workers first), once drained.
         let mut senders = vec![reaper];
-        for n in 0..shared.config.delivery.senders.max(1) {
+        for n in 0..config.delivery.senders.max(1) {
             let run = shared.clone();
             senders.push(spawn_watched(&shared, format!("oct-sender-{n}"), move || {
                 sender::run(&run)
             })?);
         }
-        // The ingress takes mail for the OCT's own addresses only: never an open relay.
-        let config = &shared.config;
-        let ic = config
-            .ingress
-            .ingress_config(config.domain(), config.own_addresses());
+        let ic = reload::ingress_config(&config);
         let started = match Ingress::bind(config.ingress.listen, ic, shared.spool.clone()).await {
-            Ok(ingress) => match start_http(&shared, &ingress).await {
+            Ok(ingress) => match start_http(&shared, &config, &ingress).await {
                 Ok(http) => Ok((ingress, http)),
                 Err(e) => {
                     ingress.shutdown().await;
@@ -319,6 +352,7 @@ impl Running {
             workers,
             senders,
             http,
+            reloads: reload::Reloads::default(),
         })
     }
 

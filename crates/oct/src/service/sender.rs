@@ -137,7 +137,18 @@ fn forward_failure_notice(
         }
     };
     let now = time::OffsetDateTime::now_utc();
-    match crate::pipeline::forward_failure_art(config, &origin, rcpt, error, now) {
+    let sender = match state.practice_find(&origin.mail_from) {
+        Ok(Some(p)) => crate::practices::sender_of(&p.fields),
+        Ok(None) => {
+            tracing::error!(message_id = %message_id, spool_id = %origin.spool_id, from = %origin.mail_from, "a failed forward's PS is no longer a registered practice: the PS is not told");
+            return None;
+        }
+        Err(e) => {
+            tracing::error!(message_id = %message_id, error = %e, "cannot read the practice of a failed forward: the PS is not told");
+            return None;
+        }
+    };
+    match crate::pipeline::forward_failure_art(config, &sender, &origin, rcpt, error, now) {
         Ok(art) => {
             // The compostage names the PS's message in its own software: the ART's key.
             let compostage = origin.summary["receipt"]["compostage"]
@@ -200,9 +211,12 @@ const SENDER_IDLE: Duration = Duration::from_millis(200);
 
 /// A sender thread: delivers the outbox until `stop`, woken by the workers.
 pub(super) fn run(shared: &Shared) {
-    let config = &*shared.config;
     let mut state = None;
     while !shared.stop.load(Ordering::Relaxed) {
+        // The configuration and delivery of this step (a reload applies from the next one);
+        // `paths.state` needs a restart to change.
+        let live = shared.live();
+        let config = &*live.config;
         if state.is_none() {
             match State::open_gated(&config.paths.state, shared.gate.clone())
                 .and_then(|s| s.relax_durability().map(|()| s))
@@ -216,7 +230,7 @@ pub(super) fn run(shared: &Shared) {
             continue;
         };
         let seen = shared.signal.generation();
-        match send_once(s, &shared.delivery, config, &shared.stats, &shared.stop) {
+        match send_once(s, &live.delivery, config, &shared.stats, &shared.stop) {
             Ok(true) => {}
             Ok(false) => shared.signal.wait(seen, SENDER_IDLE),
             Err(e) => {

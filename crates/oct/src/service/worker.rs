@@ -146,7 +146,44 @@ pub fn work_batch(
     stats: &ServiceStats,
     max: usize,
 ) -> Result<bool, ServiceError> {
-    work_batch_with(spool, state, blocks, pipeline, stats, max, Completion::Inline)
+    work_batch_with(
+        spool,
+        state,
+        blocks,
+        Rules::Fixed(pipeline),
+        stats,
+        max,
+        Completion::Inline,
+    )
+}
+
+/// Where a worker step gets its pipeline, i.e. the configuration and keys it applies.
+#[derive(Clone, Copy)]
+enum Rules<'a> {
+    /// One given pipeline ([`work_batch`]: tests, benchmarks).
+    Fixed(&'a Pipeline<'a>),
+    /// The service's configuration in force when the work was taken: read after the spool
+    /// entries are claimed, and after a quarantine retry is taken, never before. `svoct oct
+    /// quarantine retry` marks an entry only once the service acknowledged its reload, so a
+    /// retry taken after its mark is processed with the reloaded configuration (see
+    /// `reload.rs`). The practices are the worker's, as of this batch.
+    Live(&'a Shared, &'a std::sync::Arc<crate::practices::Practices>),
+}
+
+impl Rules<'_> {
+    fn with<R>(self, f: impl FnOnce(&Pipeline<'_>) -> R) -> R {
+        match self {
+            Rules::Fixed(pipeline) => f(pipeline),
+            Rules::Live(shared, practices) => {
+                let live = shared.live();
+                f(&Pipeline::with_practices(
+                    &live.config,
+                    &live.keys,
+                    practices.clone(),
+                ))
+            }
+        }
+    }
 }
 
 /// How a worker removes the spool entries it committed.
@@ -164,7 +201,7 @@ fn work_batch_with(
     spool: &Spool,
     state: &mut dyn OctStore,
     blocks: &mut Blocks,
-    pipeline: &Pipeline<'_>,
+    rules: Rules<'_>,
     stats: &ServiceStats,
     max: usize,
     completion: Completion<'_>,
@@ -181,51 +218,61 @@ fn work_batch_with(
         }
     }
     if !entries.is_empty() {
-        handle_entries(spool, state, blocks, pipeline, stats, entries, completion)?;
+        rules.with(|pipeline| handle_entries(spool, state, blocks, pipeline, stats, entries, completion))?;
         return Ok(true);
     }
     // Quarantined messages an operator asked to retry (`svoct oct quarantine retry`).
-    if let Some(retry) = state.take_retry()? {
-        let spool_id = format!("{}-retry{}", retry.spool_id, retry.id);
-        let mut env = StateEnv { state, blocks };
-        let mut processed = pipeline.process(
-            Incoming {
-                spool_id: &spool_id,
-                mail_from: &retry.mail_from,
-                rcpt_to: &retry.rcpt,
-                raw: &retry.raw,
-            },
-            &mut env,
-        )?;
-        processed.retried_quarantine = Some(retry.id);
-        let quarantined = processed.quarantine.is_some();
-        if state.commit(&processed)? == Commit::Conflict {
-            // Another message took one of its lots or its compostage meanwhile: the row stays
-            // marked for retry and the next poll processes it against what is now committed.
-            tracing::info!(
-                quarantine_id = retry.id,
-                "retry raced a duplicate; processing it again"
-            );
-            return Ok(true);
-        }
-        if quarantined {
-            state
-                .enforce_quarantine_bound(&QuarantineBound::from(&pipeline.config.quarantine), now_secs())?;
-        }
-        log_processed(&processed);
+    match state.take_retry()? {
+        Some(retry) => rules.with(|pipeline| process_retry(state, blocks, pipeline, stats, retry)),
+        None => Ok(false),
+    }
+}
+
+/// Processes a quarantined message an operator asked to retry, under a spool id of its own.
+fn process_retry(
+    state: &mut dyn OctStore,
+    blocks: &mut Blocks,
+    pipeline: &Pipeline<'_>,
+    stats: &ServiceStats,
+    retry: crate::state::RetryItem,
+) -> Result<bool, ServiceError> {
+    let spool_id = format!("{}-retry{}", retry.spool_id, retry.id);
+    let mut env = StateEnv { state, blocks };
+    let mut processed = pipeline.process(
+        Incoming {
+            spool_id: &spool_id,
+            mail_from: &retry.mail_from,
+            rcpt_to: &retry.rcpt,
+            raw: &retry.raw,
+        },
+        &mut env,
+    )?;
+    processed.retried_quarantine = Some(retry.id);
+    let quarantined = processed.quarantine.is_some();
+    if state.commit(&processed)? == Commit::Conflict {
+        // Another message took one of its lots or its compostage meanwhile: the row stays
+        // marked for retry and the next poll processes it against what is now committed.
         tracing::info!(
             quarantine_id = retry.id,
-            quarantined,
-            "quarantined message retried"
+            "retry raced a duplicate; processing it again"
         );
-        stats.processed.fetch_add(1, Ordering::Relaxed);
-        if let Some(q) = &processed.quarantine {
-            // Quarantined again (the cause is still there): counted under its reason.
-            stats.metrics.quarantined(&q.code);
-        }
         return Ok(true);
     }
-    Ok(false)
+    if quarantined {
+        state.enforce_quarantine_bound(&QuarantineBound::from(&pipeline.config.quarantine), now_secs())?;
+    }
+    log_processed(&processed);
+    tracing::info!(
+        quarantine_id = retry.id,
+        quarantined,
+        "quarantined message retried"
+    );
+    stats.processed.fetch_add(1, Ordering::Relaxed);
+    if let Some(q) = &processed.quarantine {
+        // Quarantined again (the cause is still there): counted under its reason.
+        stats.metrics.quarantined(&q.code);
+    }
+    Ok(true)
 }
 
 /// The Postfix-style "processed" line of a committed message, then one line per ART it queued:
@@ -412,13 +459,17 @@ const RETENTION_CHECK: Duration = Duration::from_secs(600);
 
 /// A worker thread: processes spooled messages (and quarantine retries) until `stop`.
 pub(super) fn run(shared: &Shared, reaper: &std::sync::mpsc::Sender<SpoolId>) {
-    let config = &*shared.config;
-    let pipeline = Pipeline::new(config, &shared.keys);
-    let poll = Duration::from_millis(config.pipeline.poll_interval_ms.max(1));
+    // The practices as of the last batch: reloaded when `svoct oct ps` changed them.
+    let mut practices = crate::practices::Directory::default();
     let mut opened = None;
     let mut blocks = Blocks::default();
     let mut retention_checked: Option<std::time::Instant> = None;
     while !shared.stop.load(Ordering::Relaxed) {
+        // Settings of this turn (batch size, poll, retention); the pipeline takes its own
+        // snapshot when it has work (see `Rules::Live`). `paths.state` needs a restart to
+        // change, so the database opened once stays the right one.
+        let live = shared.live();
+        let config = &*live.config;
         if opened.is_none() {
             match State::open_gated(&config.paths.state, shared.gate.clone()) {
                 Ok(s) => opened = Some(s),
@@ -440,11 +491,20 @@ pub(super) fn run(shared: &Shared, reaper: &std::sync::mpsc::Sender<SpoolId>) {
                 tracing::error!(error = %e, "quarantine retention step failed; retrying later");
             }
         }
+        let poll = Duration::from_millis(config.pipeline.poll_interval_ms.max(1));
+        let practices = match practices.refresh(state) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "worker cannot read the practices; retrying");
+                sleep_unless_stopped(&shared.stop, Duration::from_secs(1));
+                continue;
+            }
+        };
         match work_batch_with(
             &shared.spool,
             state,
             &mut blocks,
-            &pipeline,
+            Rules::Live(shared, &practices),
             &shared.stats,
             config.pipeline.batch,
             Completion::Reaper(reaper),

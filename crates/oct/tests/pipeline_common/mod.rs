@@ -536,8 +536,77 @@ pub fn spool_and_process(world: &World, raw: &[u8]) -> String {
     let keys = world.keys();
     let pipeline = Pipeline::new(&config, &keys);
     let mut state = State::open(&config.paths.state).expect("state");
+    // The practices as `serve` seeds them at start (the senders look the PS up there).
+    svoct_oct::practices::seed(&state, &config).expect("seed practices");
     let stats = ServiceStats::default();
     assert!(work_once(&spool, &mut state, &mut Blocks::default(), &pipeline, &stats).expect("step"));
     assert_eq!(spool.list().expect("list"), vec![]);
     id.to_string()
+}
+
+/// The ARTs in a Maildir the OCT delivers into (`new/`), parsed, in delivery order.
+pub fn arts_in_maildir(maildir: &Path) -> Vec<svoct_formats::art::Art> {
+    use svoct_mail::profile::ParseLimits;
+    let mut paths: Vec<_> = std::fs::read_dir(maildir.join("new"))
+        .map(|d| d.map(|e| e.expect("entry").path()).collect())
+        .unwrap_or_default();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| {
+            let raw = std::fs::read(p).expect("read ART");
+            let parsed = profile::parse_message(&raw, &ParseLimits::default()).expect("ART parses");
+            svoct_formats::art::Art::parse(&parsed.attachment).expect("ART body")
+        })
+        .collect()
+}
+
+/// A real `svoct oct serve` of a world, as a child process: the address its ingress listens on
+/// (from its `listening on ADDR` line) and its log lines (stderr, `SVOCT_LOG=info`). Killed
+/// when dropped.
+pub struct ServeChild {
+    pub child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+    pub log: std::sync::mpsc::Receiver<String>,
+}
+
+impl ServeChild {
+    pub fn start(bin: &Path, world: &World) -> ServeChild {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(bin)
+            .args(["oct", "--config"])
+            .arg(&world.config_path)
+            .arg("serve")
+            .env("SVOCT_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("serve");
+        let (tx, log) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut first)
+            .expect("read");
+        let addr = first
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("serve did not start: {first:?}"))
+            .parse()
+            .expect("address");
+        ServeChild { child, addr, log }
+    }
+}
+
+impl Drop for ServeChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -38,12 +38,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub mod console;
 pub mod model;
+pub mod practices;
 mod sqlite;
 pub mod trace;
 
 pub use crate::compostage::CompostageBlock;
 pub use console::{ConsoleQueries, HourFlow};
 pub use model::*;
+pub use practices::*;
 pub use sqlite::{SqliteOctStore, WriteGate};
 pub use trace::*;
 
@@ -59,7 +61,7 @@ pub fn now_secs() -> i64 {
 
 /// The boundary of the concentrator's state. One value is one connection: not `Sync`, open one
 /// per thread (they share the database, and a [`WriteGate`] within one process).
-pub trait OctStore: Send {
+pub trait OctStore: PracticeStore + Send {
     // --- Processing: what the workers commit and look up.
 
     /// Whether spooled message `spool_id` was already committed.

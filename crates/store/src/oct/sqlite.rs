@@ -6,12 +6,17 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::model::*;
+use super::practices::{
+    ImportOutcome, PracticeAudit, PracticeFields, PracticeMessage, PracticeRecord, PracticeState,
+    PracticeStore,
+};
 use super::trace::MessageTrace;
 use super::{OctStore, now_secs};
 use crate::compostage::{CompostageAllocator, CompostageBlock};
 use crate::{StoreError, sql};
 
 mod console;
+mod practices;
 mod quarantine;
 mod queue;
 #[cfg(test)]
@@ -1042,5 +1047,67 @@ impl OctStore for SqliteOctStore {
 
     fn trace(&self, spool_id: &str) -> Result<Option<MessageTrace>, StoreError> {
         self.read_trace(spool_id)
+    }
+}
+
+impl PracticeStore for SqliteOctStore {
+    fn practice_generation(&self) -> Result<i64, StoreError> {
+        practices::generation(self)
+    }
+
+    fn practice_list(&self) -> Result<Vec<PracticeRecord>, StoreError> {
+        practices::list(self)
+    }
+
+    fn practice_find(&self, key: &str) -> Result<Option<PracticeRecord>, StoreError> {
+        practices::find(self, key)
+    }
+
+    fn practice_add(
+        &self,
+        fields: &PracticeFields,
+        actor: &str,
+        now: i64,
+    ) -> Result<PracticeRecord, StoreError> {
+        practices::add(self, fields, actor, now)
+    }
+
+    fn practice_set_state(
+        &self,
+        id: i64,
+        state: PracticeState,
+        reason: Option<&str>,
+        actor: &str,
+        now: i64,
+    ) -> Result<PracticeRecord, StoreError> {
+        practices::set_state(self, id, state, reason, (actor, now))
+    }
+
+    fn practice_remove(
+        &self,
+        id: i64,
+        reason: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<PracticeRecord, StoreError> {
+        practices::remove(self, id, reason, (actor, now))
+    }
+
+    fn practice_import(
+        &self,
+        rows: &[PracticeFields],
+        update: bool,
+        actor: &str,
+        now: i64,
+    ) -> Result<ImportOutcome, StoreError> {
+        practices::import(self, rows, update, (actor, now))
+    }
+
+    fn practice_audit(&self, id: Option<i64>) -> Result<Vec<PracticeAudit>, StoreError> {
+        practices::audit_trail(self, id)
+    }
+
+    fn practice_messages(&self, address: &str, limit: usize) -> Result<Vec<PracticeMessage>, StoreError> {
+        practices::messages(self, address, limit)
     }
 }

@@ -11,6 +11,11 @@ type State = SqliteOctStore;
 const SCHEMA: &str = include_str!("../../../tests/fixtures/oct_schema_v4.sql");
 const SCHEMA_VERSION: i64 = crate::migrate::OCT.version();
 
+/// A processed message of one ART, not quarantined (the practices' tests).
+pub(super) fn processed_for_tests(id: &str) -> Processed {
+    processed(id, 1, false)
+}
+
 fn processed(id: &str, n: usize, quarantine: bool) -> Processed {
     Processed {
         spool_id: id.into(),
