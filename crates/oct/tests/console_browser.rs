@@ -2,8 +2,9 @@
 //! through `fantoccini`) against a running `svoct oct serve` with the console and an operator
 //! added by `svoct oct console-user add`. A wrong password is refused; each page shows what it
 //! must (a queued forward, a quarantined message with its reason, a trace, a PS's messages);
-//! **hold** and **release** on a queue item and **retry** on a quarantined message change the
-//! state database, as `svoct oct queue show --json` and `quarantine show --json` say.
+//! **hold** and **release** on a queue item, **retry** on a quarantined message, **suspend** and
+//! **resume** on a practice's page change the state database, as `svoct oct queue show --json`,
+//! `quarantine show --json` and `ps show --json` say.
 //!
 //! With `SVOCT_SCREENSHOTS=1`, a PNG of each page is written to `docs/console/NAME.png`.
 //! chromedriver and Chromium (its child, same process group) and the service are killed at
@@ -349,7 +350,25 @@ async fn walk(c: &Client, bin: &Path, world: &World, http: u16) {
     shows(c, "#messages").await;
     let ps = page(c).await;
     assert!(ps.contains(&spool_id) && ps.contains("processed"), "{ps}");
+    assert!(
+        ps.contains(PS_ADDRESS) && ps.contains("id=\"ps-state\">active"),
+        "{ps}"
+    );
     screenshot(c, "ps").await;
+    // Suspend the practice's account, then resume it: the state database says so each time.
+    fill(c, "#reason", "cotisation impayee").await;
+    click(c, "#suspend").await;
+    shows(c, "#done").await;
+    let shown = json(bin, world, &["ps", "show", PS_NUMBER, "--json"]);
+    assert_eq!(shown["practice"]["state"], "suspended", "{shown}");
+    assert!(
+        page(c).await.contains("cotisation impayee"),
+        "the reason is shown"
+    );
+    click(c, "#resume").await;
+    shows(c, "#suspend").await;
+    let shown = json(bin, world, &["ps", "show", PS_NUMBER, "--json"]);
+    assert_eq!(shown["practice"]["state"], "active", "{shown}");
 
     click(c, "#logout").await;
     shows(c, "#login").await;

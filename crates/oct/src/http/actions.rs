@@ -15,6 +15,7 @@ use super::App;
 use super::pages::{Authed, check_csrf, error_page, with_db};
 use crate::config::Config;
 use crate::operate::{self, OperateError};
+use crate::practices::{self, AccountChange, PracticeError};
 use crate::state::{OctStore, State as Db, now_secs};
 
 #[derive(Deserialize)]
@@ -68,20 +69,56 @@ fn quarantine_action(id: i64, action: &str, reason: String) -> Option<(&'static 
     })
 }
 
-/// `POST /{queue|quarantine}/{id}/{action}`: the CSRF check first, then the action, logged
-/// with who did it; back to the item's page.
+/// A practice's account action (`svoct oct ps suspend|resume`), as `actor`; `ps` is a PS
+/// number (checked by the caller).
+fn ps_action(ps: String, action: &str, reason: String, actor: String) -> Option<(&'static str, DbAction)> {
+    let change = move |db: &Db, change: AccountChange<'_>| {
+        practices::apply(db, &ps, change, &actor)
+            .map(drop)
+            .map_err(|e| match e {
+                PracticeError::NotFound(what) => OperateError::NotFound(format!("no practice {what}")),
+                PracticeError::State(e) => OperateError::State(e),
+                other => OperateError::NotFound(other.to_string()),
+            })
+    };
+    Some(match action {
+        "suspend" => (
+            "suspended",
+            Box::new(move |_, db| {
+                let reason = operate::one_line(&reason);
+                if reason.is_empty() {
+                    return Err(OperateError::NoReason("ps suspend"));
+                }
+                change(db, AccountChange::Suspend { reason: &reason })
+            }),
+        ),
+        "resume" => (
+            "resumed",
+            Box::new(move |_, db| change(db, AccountChange::Resume)),
+        ),
+        _ => return None,
+    })
+}
+
+/// `POST /{queue|quarantine|ps}/{key}/{action}`: the CSRF check first, then the action, logged
+/// with who did it; back to the item's page. `key` is the row's id, or a PS number.
 pub(crate) async fn act(
     State(app): State<Arc<App>>,
     authed: Authed,
-    Path((area, id, action)): Path<(String, i64, String)>,
+    Path((area, key, action)): Path<(String, String, String)>,
     Form(form): Form<ActionForm>,
 ) -> Response {
     if let Some(page) = check_csrf(&authed, &form.csrf) {
         return page;
     }
-    let (area, found) = match area.as_str() {
-        "queue" => ("queue", queue_action(id, &action, form.reason)),
-        "quarantine" => ("quarantine", quarantine_action(id, &action, form.reason)),
+    let id = key.parse::<i64>().ok();
+    let (area, found) = match (area.as_str(), id) {
+        ("queue", Some(id)) => ("queue", queue_action(id, &action, form.reason)),
+        ("quarantine", Some(id)) => ("quarantine", quarantine_action(id, &action, form.reason)),
+        ("ps", _) if super::pages::valid_ps_number(&key) => {
+            let actor = authed.session.user.clone();
+            ("ps", ps_action(key.clone(), &action, form.reason, actor))
+        }
         _ => ("", None),
     };
     let Some((done, run)) = found else {
@@ -89,8 +126,8 @@ pub(crate) async fn act(
     };
     match with_db(&app, &authed.session, run).await {
         Ok(()) => {
-            tracing::info!(user = %authed.session.user, area, id, action = done, "console action");
-            Redirect::to(&format!("/{area}/{id}?done={done}")).into_response()
+            tracing::info!(user = %authed.session.user, area, key = %key, action = done, "console action");
+            Redirect::to(&format!("/{area}/{key}?done={done}")).into_response()
         }
         Err(page) => page,
     }

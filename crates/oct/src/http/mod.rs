@@ -226,7 +226,7 @@ fn routes(app: Arc<App>) -> Router {
         .route("/queue/{id}", get(pages::queue::item))
         .route("/quarantine", get(pages::quarantine::list))
         .route("/quarantine/{id}", get(pages::quarantine::item))
-        .route("/{area}/{id}/{action}", post(actions::act))
+        .route("/{area}/{key}/{action}", post(actions::act))
         .route("/trace", get(pages::trace::page))
         .route("/ps/{ps}", get(pages::ps::page))
         .with_state(app)

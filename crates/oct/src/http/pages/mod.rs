@@ -18,6 +18,7 @@ use crate::state::{OctStore, State as Db};
 pub(super) mod login;
 pub(super) mod overview;
 pub(super) mod ps;
+pub(super) use ps::valid_ps_number;
 pub(super) mod quarantine;
 pub(super) mod queue;
 pub(super) mod trace;

@@ -1,26 +1,39 @@
-//! `/ps/{ps_number}`: a practice's recent messages and their fate, from the processed index
+//! `/ps/{ps_number}`: a practice's account (state, the suspend and resume actions, its audit
+//! trail; `svoct oct ps show`) and its recent messages with their fate, from the processed index
 //! and the trace data (found by PS number as `svoct oct trace` finds them).
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
 
-use super::{Authed, error_page, layout, respond, when, with_db};
+use super::queue::{Done, done_message};
+use super::{Authed, action_form, error_page, layout, respond, when, with_db};
 use crate::http::App;
-use crate::state::MessageTrace;
+use crate::http::auth::Session;
+use crate::operate::TraceFound;
+use crate::practices::{self, PracticeError, PracticeView};
+use crate::state::{MessageTrace, PracticeState};
 
 /// Messages shown, the most recent ones.
 const SHOWN: usize = 50;
+/// Audit lines shown, the most recent ones.
+const AUDIT_SHOWN: usize = 10;
 
-fn valid_ps_number(ps: &str) -> bool {
+/// Whether `ps` can be a PS number (letters and digits): what the page and its actions accept.
+pub(crate) fn valid_ps_number(ps: &str) -> bool {
     !ps.is_empty() && ps.len() <= 20 && ps.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-/// `GET /ps/{ps_number}`.
-pub(crate) async fn page(State(app): State<Arc<App>>, authed: Authed, Path(ps): Path<String>) -> Response {
+/// `GET /ps/{ps_number}` (`?done=` after an action).
+pub(crate) async fn page(
+    State(app): State<Arc<App>>,
+    authed: Authed,
+    Path(ps): Path<String>,
+    Query(done): Query<Done>,
+) -> Response {
     let s = &authed.session;
     if !valid_ps_number(&ps) {
         return error_page(
@@ -30,16 +43,63 @@ pub(crate) async fn page(State(app): State<Arc<App>>, authed: Authed, Path(ps): 
         );
     }
     let ps2 = ps.clone();
-    let found = match with_db(&app, s, move |config, db| {
-        crate::operate::trace(config, db, &ps2, SHOWN)
+    let found = with_db(&app, s, move |config, db| {
+        let account = match practices::show(db, &ps2, 0) {
+            Ok(v) => Some(v),
+            Err(PracticeError::NotFound(_)) => None,
+            Err(PracticeError::State(e)) => return Err(e.into()),
+            Err(e) => return Err(crate::operate::OperateError::NotFound(e.to_string())),
+        };
+        Ok((account, crate::operate::trace(config, db, &ps2, SHOWN)?))
     })
-    .await
-    {
+    .await;
+    let (account, found) = match found {
         Ok(f) => f,
         Err(r) => return r,
     };
     let body = html! {
-        (account(&ps))
+        @if let Some(m) = done_message(&done) { p class="msg" id="done" { (m) } }
+        (account_section(s, &ps, account.as_ref()))
+        (messages(&found))
+    };
+    respond(StatusCode::OK, layout(&format!("PS {ps}"), Some(s), body))
+}
+
+/// The account: registered or not, its state and the action that changes it, its audit trail.
+fn account_section(s: &Session, ps: &str, account: Option<&PracticeView>) -> Markup {
+    let base = format!("/ps/{ps}");
+    html! {
+        section id="account" {
+            h2 { "Account" }
+            @match account {
+                None => p id="unregistered" { "No practice with PS number " code { (ps) } " is registered: its messages are refused (" code { "unknown_sender" } "). Register it with " code { "svoct oct ps add" } "." },
+                Some(v) => {
+                    table {
+                        tr { th { "address" } td { (v.practice.fields.address) } }
+                        tr { th { "sender number" } td { (v.practice.fields.sender_number) } }
+                        tr { th { "category" } td { (v.practice.fields.category) } }
+                        tr { th { "state" } td id="ps-state" { (v.practice.state.as_str()) @if let Some(r) = &v.practice.state_reason { " (" (r) ")" } } }
+                    }
+                    @if v.practice.state == PracticeState::Active {
+                        (action_form(s, &base, "suspend", "Suspend", Some("Suspend (its invoices refused), because:")))
+                    } @else {
+                        p { (action_form(s, &base, "resume", "Resume", None)) }
+                    }
+                    h3 { "Audit trail (latest " (AUDIT_SHOWN) ")" }
+                    table id="audit" {
+                        tr { th { "when" } th { "who" } th { "what" } th { "change" } }
+                        @for a in v.audit.iter().rev().take(AUDIT_SHOWN) {
+                            tr { td { (when(a.at)) } td { (a.actor) } td { (a.action) } td { (a.change) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn messages(found: &TraceFound) -> Markup {
+    html! {
         h2 { "Recent messages" }
         @if found.messages.is_empty() { p id="nothing" { "No message of this PS is recorded." } }
         @else {
@@ -49,18 +109,6 @@ pub(crate) async fn page(State(app): State<Arc<App>>, authed: Authed, Path(ps): 
             }
         }
         @if found.truncated { p { "Older messages are not listed: trace them by spool id or compostage." } }
-    };
-    respond(StatusCode::OK, layout(&format!("PS {ps}"), Some(s), body))
-}
-
-/// The PS's account. The accounts (and their suspend / resume actions) come with the
-/// practices directory (`svoct oct ps`, issue 14 point 8), developed in parallel: its status
-/// and forms go here once merged. Until then this page knows the PS by its messages only.
-fn account(ps: &str) -> Markup {
-    html! {
-        section id="account" {
-            p { "PS number " code { (ps) } ". Account settings: see the OCT configuration (" code { "[[sender]]" } ")." }
-        }
     }
 }
 

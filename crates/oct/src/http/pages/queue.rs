@@ -29,6 +29,8 @@ pub(super) fn done_message(done: &Done) -> Option<&'static str> {
         "deleted" => "Deleted: it will never be sent (a forward's PS is sent an ART).",
         "retry" => "Marked for retry: the service processes it again at its next poll.",
         "dropped" => "Dropped: its content is removed, its row kept with the reason.",
+        "suspended" => "Suspended: its invoices are refused from its next message (returns still reach it).",
+        "resumed" => "Resumed: its messages are taken again.",
         _ => return None,
     })
 }
