@@ -91,13 +91,13 @@ async fn metrics_move_with_the_traffic_and_health_is_ok() {
     // The PS's ARTs wait too: labelled `ps`, never with the practice's address.
     assert!(m.keys().all(|k| !k.contains('@')), "{m:?}");
 
-    let console = tokio::task::spawn_blocking(move || console_checks(http)).await;
+    let console = tokio::task::spawn_blocking(move || console_checks(http, &users)).await;
     running.shutdown().await;
     console.expect("console checks");
 }
 
-/// The login and CSRF rules, over plain HTTP.
-fn console_checks(http: std::net::SocketAddr) {
+/// The login and CSRF rules, over plain HTTP; an operator added while the service runs logs in.
+fn console_checks(http: std::net::SocketAddr, users: &std::path::Path) {
     let anonymous = request(http, "GET", "/queue", None, None);
     assert_eq!(
         (anonymous.status, anonymous.header("location")),
@@ -108,6 +108,9 @@ fn console_checks(http: std::net::SocketAddr) {
     assert!(session_cookie(&wrong).is_none());
     let unknown = request(http, "POST", "/login", None, Some("user=bob&password=s3cret+pw"));
     assert_eq!(unknown.status, 401);
+    svoct_oct::http::auth::add_user(users, "bob", &Secret::new(b"b0b pw".to_vec())).expect("bob");
+    let bob = request(http, "POST", "/login", None, Some("user=bob&password=b0b+pw"));
+    assert_eq!(bob.status, 303, "a new operator needs no restart: {bob:?}");
 
     let login = request(
         http,

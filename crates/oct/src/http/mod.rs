@@ -128,7 +128,9 @@ pub trait ServiceView: Send + Sync + 'static {
 pub(crate) struct App {
     service: Arc<dyn ServiceView>,
     ingress: Arc<IngressStats>,
-    users: Option<auth::Users>,
+    /// The users file, read again at each login (a new operator needs no restart); checked
+    /// once at start, which refuses a missing or readable one.
+    users: Option<PathBuf>,
     sessions: auth::Sessions,
     /// Served over TLS: the session cookie is `Secure`.
     tls: bool,
@@ -159,11 +161,10 @@ impl HttpServer {
         service: Arc<dyn ServiceView>,
         ingress: Arc<IngressStats>,
     ) -> Result<HttpServer, HttpError> {
-        let users = settings
-            .users_file
-            .as_deref()
-            .map(auth::Users::load)
-            .transpose()?;
+        if let Some(path) = &settings.users_file {
+            auth::Users::load(path)?;
+        }
+        let users = settings.users_file.clone();
         let acceptor = match (&settings.tls_certificate, &settings.tls_key) {
             (Some(cert), Some(key)) => {
                 let files = crate::inbound::listener::TlsFiles {

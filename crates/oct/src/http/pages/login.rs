@@ -63,9 +63,22 @@ pub(crate) async fn submit(State(app): State<Arc<App>>, Form(login): Form<LoginF
     let Ok(_permit) = app.logins.acquire().await else {
         return error_page(StatusCode::SERVICE_UNAVAILABLE, None, "shutting down");
     };
-    let ok = tokio::task::spawn_blocking(move || users.verify(&user, password.expose()))
-        .await
-        .unwrap_or(false);
+    let checked = tokio::task::spawn_blocking(move || {
+        crate::http::auth::Users::load(&users).map(|u| u.verify(&user, password.expose()))
+    })
+    .await;
+    let ok = match checked {
+        Ok(Ok(ok)) => ok,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "console login: the users file is unusable");
+            return error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                "the console's users file is unusable: see the service log",
+            );
+        }
+        Err(_) => false,
+    };
     // The name is logged only when it is a valid one (a password typed in the name field
     // would otherwise land in the log).
     let shown = if crate::http::auth::valid_name(&login.user) {
