@@ -214,11 +214,25 @@ fn deleting_a_forward_sends_the_ps_one_art_and_never_the_forward() {
         notice.compostage, before[0].compostage,
         "the PS matches it to its message"
     );
+    // The operator's abandon, in its own words: not the server's refusal.
     assert!(
-        notice.file_detail.contains("insurer closed"),
+        notice.file_detail.starts_with("transmission a ")
+            && notice
+                .file_detail
+                .contains(" abandonnee par l'OCT : insurer closed ; 1 lot(s) annonce(s)")
+            && !notice.file_detail.contains("refus definitif"),
         "{}",
         notice.file_detail
     );
+    assert!(!notice.lots.is_empty(), "the lots of the forward are named");
+    for lot in &notice.lots {
+        assert_eq!(lot.status, svoct_formats::art::LotStatus::Refused);
+        assert!(
+            lot.detail.ends_with(" abandonnee par l'OCT : insurer closed"),
+            "{}",
+            lot.detail
+        );
+    }
     assert!(!claimable(&state, forward), "a deleted row is never sent");
 
     let row = state.queue_get(forward).expect("get").expect("kept");

@@ -52,7 +52,7 @@ mod refusal;
 mod relay;
 
 pub use keys::Keys;
-pub use out::forward_failure_art;
+pub use out::{ForwardFailure, forward_failure_art};
 pub use refusal::{Refusal, RefusalCode};
 pub use svoct_formats::b2::OCT_LOT_ORIGIN;
 

@@ -234,16 +234,53 @@ pub(super) fn digits_only(s: &str) -> String {
     s.chars().filter(char::is_ascii_digit).collect()
 }
 
-/// Longest server answer quoted in a "forward failed" ART (a real answer is one line).
+/// Longest server answer (or operator's reason) quoted in a "forward failed" ART (a real
+/// answer is one line).
 const MAX_ANSWER: usize = 500;
 
+/// Why a forwarded file will never reach its destination: what the ART of
+/// [`forward_failure_art`] tells the PS. Each cause has its own wording, so that the PS (and
+/// its support) never reads an operator's decision as the insurer's refusal.
+#[derive(Clone, Copy, Debug)]
+pub enum ForwardFailure<'a> {
+    /// The destination's server refused it for good (a permanent `5xx`, or retries
+    /// exhausted): its answer.
+    Refused(&'a str),
+    /// The OCT's operator abandoned it (`svoct oct queue delete`): the operator's reason.
+    Abandoned(&'a str),
+}
+
+impl ForwardFailure<'_> {
+    /// The detail of the file and of its lots: the destination, then the cause. `text` (the
+    /// server's answer or the operator's reason) is scrubbed of the OCT's SMTP credentials,
+    /// folded to one line and cut at [`MAX_ANSWER`] characters.
+    fn reason(self, config: &Config, destination: &str) -> String {
+        let (text, wording) = match self {
+            ForwardFailure::Refused(answer) => (answer, "echouee, refus definitif du serveur"),
+            ForwardFailure::Abandoned(reason) => (reason, "abandonnee par l'OCT"),
+        };
+        let smtp = config.delivery.smtp.as_ref();
+        let secrets: Vec<&svoct_mail::secret::Secret> =
+            smtp.and_then(|s| s.password.as_ref()).into_iter().collect();
+        let text = svoct_mail::secret::scrub_reply(text, smtp.and_then(|s| s.username.as_deref()), &secrets);
+        let text: String = text
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .take(MAX_ANSWER)
+            .collect();
+        format!("transmission a {} {wording} : {text}", destination.trim())
+    }
+}
+
 /// The ART telling the PS that a file the OCT forwarded for it (its first ART said `TRANSMIS`)
-/// was refused for good by the destination (a permanent `5xx`, or retries exhausted): the lots
-/// it carried are `REFUSE` with the destination and the server's answer, the file `REFUSE` so
-/// that the PS side marks its message as needing attention (`docs/formats/art.md`, "Forward
-/// failed"). It echoes the PS's compostage, subject and file name from the first receipt.
-/// `error` (the server's answer) is scrubbed of the OCT's SMTP credentials once more before it
-/// is quoted to the PS. Its Message-ID derives from the failed row's, so the outbox never
+/// will never reach the destination (`failure`: refused for good by the destination's server,
+/// or abandoned by the operator): the lots it carried are `REFUSE` with the destination and the
+/// cause, the file `REFUSE` so that the PS side marks its message as needing attention
+/// (`docs/formats/art.md`, "Forward failed"). It echoes the PS's compostage, subject and file
+/// name from the first receipt. The quoted text is scrubbed of the OCT's SMTP credentials once
+/// more before it goes to the PS. Its Message-ID derives from the failed row's, so the outbox never
 /// queues it twice. `sender` is the practice that sent the message (the caller looks it up in
 /// the practices: it may have been added after the service started).
 pub fn forward_failure_art(
@@ -251,27 +288,12 @@ pub fn forward_failure_art(
     sender: &Sender,
     origin: &ForwardOrigin,
     to: &str,
-    error: &str,
+    failure: ForwardFailure<'_>,
     now: OffsetDateTime,
 ) -> Result<Outgoing, PipelineError> {
     let receipt = origin.summary.get("receipt").unwrap_or(&serde_json::Value::Null);
     let text = |k: &str| receipt.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
-    let smtp = config.delivery.smtp.as_ref();
-    let secrets: Vec<&svoct_mail::secret::Secret> =
-        smtp.and_then(|s| s.password.as_ref()).into_iter().collect();
-    let error = svoct_mail::secret::scrub_reply(error, smtp.and_then(|s| s.username.as_deref()), &secrets);
-    let answer: String = error
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .take(MAX_ANSWER)
-        .collect();
-    let destination = format!("{} {to}", origin.destination);
-    let reason = format!(
-        "transmission a {} echouee, refus definitif du serveur : {answer}",
-        destination.trim()
-    );
+    let reason = failure.reason(config, &format!("{} {to}", origin.destination));
     let art = Art {
         oct_id: config.oct.identifier.clone(),
         ps_number: sender.ps_number.clone(),
@@ -418,7 +440,15 @@ allow_plaintext_auth = true
         let answer = "550 5.1.1 <cpam@am.example>: unknown user (AUTH PLAIN was b2N0AGh1bnRlcjI= hunter2)";
         let art = || {
             let sender = &config.senders[0];
-            forward_failure_art(&config, sender, &origin(), "cpam@am.example", answer, now).expect("ART")
+            forward_failure_art(
+                &config,
+                sender,
+                &origin(),
+                "cpam@am.example",
+                ForwardFailure::Refused(answer),
+                now,
+            )
+            .expect("ART")
         };
         let out = art();
         assert_eq!(out.kind, OutKind::Art);
@@ -460,5 +490,40 @@ allow_plaintext_auth = true
             (art.lots[0].invoices, art.lots[0].status),
             (12, LotStatus::Refused)
         );
+    }
+
+    #[test]
+    fn an_operators_abandon_has_its_own_wording_not_the_servers_refusal() {
+        let config = Config::parse(CONFIG).expect("config");
+        let now = OffsetDateTime::from_unix_timestamp(1_782_900_300).expect("time");
+        // A long reason on several lines: folded to one line and cut at 500 characters.
+        let reason = format!("insurer closed;\nsee ticket {}", "x".repeat(600));
+        let sender = &config.senders[0];
+        let out = forward_failure_art(
+            &config,
+            sender,
+            &origin(),
+            "cpam@am.example",
+            ForwardFailure::Abandoned(&reason),
+            now,
+        )
+        .expect("ART");
+        let parsed = profile::parse_message(&out.raw, &profile::ParseLimits::default()).expect("parses");
+        let text = String::from_utf8(parsed.attachment.clone()).expect("ASCII");
+        assert!(!text.contains("refus definitif"), "{text}");
+        let art = Art::parse(&parsed.attachment).expect("machine block");
+        assert_eq!(art.file_status, FileStatus::Refused);
+        let quoted = format!("insurer closed; see ticket {}", "x".repeat(600));
+        let quoted: String = quoted.chars().take(500).collect();
+        let expected =
+            format!("transmission a organisation 011 cpam@am.example abandonnee par l'OCT : {quoted}");
+        assert!(
+            art.file_detail.starts_with(&format!("{expected} ; 1 lot(s)")),
+            "{}",
+            art.file_detail
+        );
+        assert_eq!(art.lots.len(), 1);
+        assert_eq!(art.lots[0].status, LotStatus::Refused);
+        assert_eq!(art.lots[0].detail, expected);
     }
 }

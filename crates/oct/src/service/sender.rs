@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::delivery::delivery_outcome;
 use super::{Delivery, ServiceError, ServiceStats, Shared, sleep_unless_stopped};
 use crate::config::Config;
+use crate::pipeline::ForwardFailure;
 use crate::state::{DeliveryOutcome, Due, OctStore, OutKind, Outgoing, State, now_secs};
 
 /// One sender step: claims up to `delivery.batch` due outbox rows (oldest first, one
@@ -110,14 +111,14 @@ fn failure_notices(
             d.id,
             &d.message_id,
             &d.rcpt,
-            error,
+            ForwardFailure::Refused(error),
         ));
     }
     notices
 }
 
 /// The ART telling a PS that forward row `id` (`message_id`, to `rcpt`) will never be
-/// delivered, for `error`, with the spooled message it is queued under; `None` (logged) when it
+/// delivered, for `failure`, with the spooled message it is queued under; `None` (logged) when it
 /// cannot be built. The one builder of this notice, for a permanent failure
 /// ([`failure_notices`]) and an operator's abandon ([`abandon`]).
 fn forward_failure_notice(
@@ -126,7 +127,7 @@ fn forward_failure_notice(
     id: i64,
     message_id: &str,
     rcpt: &str,
-    error: &str,
+    failure: ForwardFailure<'_>,
 ) -> Option<(String, Outgoing)> {
     let origin = match state.forward_origin(id) {
         Ok(Some(o)) => o,
@@ -148,7 +149,7 @@ fn forward_failure_notice(
             return None;
         }
     };
-    match crate::pipeline::forward_failure_art(config, &sender, &origin, rcpt, error, now) {
+    match crate::pipeline::forward_failure_art(config, &sender, &origin, rcpt, failure, now) {
         Ok(art) => {
             // The compostage names the PS's message in its own software: the ART's key.
             let compostage = origin.summary["receipt"]["compostage"]
@@ -173,8 +174,8 @@ pub struct Abandoned {
 }
 
 /// Abandons outbox row `row` on an operator's word (`svoct oct queue delete`): it is marked
-/// `deleted` and never sent. When it forwards a PS's lots, the PS gets the ART a refused
-/// forward produces, queued in the same transaction through
+/// `deleted` and never sent. When it forwards a PS's lots, the PS gets the ART a failed
+/// forward produces, worded as the operator's abandon (not as a refusal by the server), queued in the same transaction through
 /// [`OctStore::record_deliveries_with_notices`] as the senders do. A row that is not waiting
 /// (being sent, sent, already deleted) is an error and nothing is recorded.
 pub fn abandon(
@@ -184,14 +185,13 @@ pub fn abandon(
     reason: &str,
 ) -> Result<Abandoned, ServiceError> {
     let notice = if row.row.kind == OutKind::Forward.as_str() {
-        let error = format!("abandon par l'exploitant de l'OCT : {reason}");
         forward_failure_notice(
             state,
             config,
             row.row.id,
             &row.row.message_id,
             &row.row.rcpt,
-            &error,
+            ForwardFailure::Abandoned(reason),
         )
     } else {
         None
