@@ -9,11 +9,15 @@
 //!   while a session opened before keeps the old one;
 //! - new accepted addresses apply to the next session, a changed `pipeline.workers` is kept and
 //!   logged as needing a restart, and `reload` with no service running fails;
-//! - reloads back to back while messages flow lose and duplicate nothing.
+//! - reloads back to back while messages flow lose and duplicate nothing;
+//! - the web console's Retry does what `quarantine retry` does (the service reloads its file
+//!   in-process first; a broken file refuses the retry with the finding shown, nothing
+//!   marked), and its "Reload configuration" button reloads or shows the findings.
 //!
 //! Deliveries need no mail server: forwards go to an `.eml` directory, the PS's ARTs to a
 //! Maildir the OCT hosts for it.
 
+mod http_common;
 mod pipeline_common;
 
 use std::io::{Read, Write};
@@ -405,4 +409,129 @@ fn reloads_while_messages_flow_lose_and_duplicate_nothing() {
     let s = status(&bin, &world);
     assert_eq!(s["undelivered_count"], 0, "{s}");
     assert_eq!(s["counters"]["outbox"]["sent"], 4 * MESSAGES, "{s}");
+}
+
+/// The console of a world: `[http]` on a free port, operator `alice` added by
+/// `svoct oct console-user add` (password on a pipe).
+fn console_world(bin: &Path) -> (World, SocketAddr) {
+    let port = svoct_testkit::free_port().expect("port");
+    let extra = format!(
+        "{}\n[http]\nlisten = \"127.0.0.1:{port}\"\nusers_file = \"console-users\"\n",
+        delivery_extra()
+    );
+    let world = World::new(9, &extra);
+    let mut add = std::process::Command::new(bin)
+        .args(["oct", "--config"])
+        .arg(&world.config_path)
+        .args(["console-user", "add", "alice"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("console-user add");
+    add.stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"correct horse\n")
+        .expect("write");
+    assert!(add.wait().expect("wait").success());
+    (world, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// Logs in as alice: the session cookie.
+fn console_login(http: SocketAddr) -> String {
+    http_common::wait_until("the console", || TcpStream::connect(http).is_ok());
+    let r = http_common::request(
+        http,
+        "POST",
+        "/login",
+        None,
+        Some("user=alice&password=correct+horse"),
+    );
+    http_common::session_cookie(&r).unwrap_or_else(|| panic!("logged in: {r:?}"))
+}
+
+/// POSTs the form of `page` (its CSRF token) to `action`.
+fn console_post(http: SocketAddr, cookie: &str, page: &str, action: &str) -> http_common::Response {
+    let form = http_common::request(http, "GET", page, Some(cookie), None);
+    assert_eq!(form.status, 200, "{}", form.body);
+    let csrf = http_common::csrf(&form.body);
+    http_common::request(http, "POST", action, Some(cookie), Some(&format!("csrf={csrf}")))
+}
+
+#[test]
+fn console_retry_reloads_the_file_first_and_a_broken_file_refuses_it() {
+    let bin = svoct_binary();
+    let (world, http) = console_world(&bin);
+    let mut service = Service::start(&bin, &world);
+    let cookie = console_login(http);
+    // Five destinations; 103 and 104 have no route: the whole message is quarantined.
+    let file = single_file(&synth(25, 5, false, 11));
+    service.send(&ps_message(&world, PS_ADDRESS, &file, PS_NUMBER, 25, 1, false));
+    let id = wait_for("the quarantine", || {
+        status(&bin, &world)["quarantined"][0]["id"].as_i64()
+    });
+    wait_for("the refusal ART", || (arts(&world).len() == 1).then_some(()));
+    let item = format!("/quarantine/{id}");
+    let retry = format!("{item}/retry");
+
+    // A broken file: the retry is refused with the finding on the page, nothing is marked.
+    let good = std::fs::read_to_string(&world.config_path).expect("config");
+    add_to_config(
+        &world,
+        "\n[[route]]\norganisation = \"103\"\nmailbox = \"\"\nplaintext = true\n",
+    );
+    let refused_retry = console_post(http, &cookie, &item, &retry);
+    assert_eq!(refused_retry.status, 422, "{}", refused_retry.body);
+    assert!(
+        refused_retry.body.contains("route[3].mailbox") && refused_retry.body.contains("not marked"),
+        "{}",
+        refused_retry.body
+    );
+    service.wait_log("configuration reload refused");
+    // The overview's button says the same.
+    let refused_reload = console_post(http, &cookie, "/", "/reload");
+    assert_eq!(refused_reload.status, 422, "{}", refused_reload.body);
+    assert!(
+        refused_reload.body.contains("route[3].mailbox"),
+        "{}",
+        refused_reload.body
+    );
+    std::fs::write(&world.config_path, &good).expect("config");
+    assert_eq!(status(&bin, &world)["quarantined"][0]["state"], "held");
+
+    // The route added to the file, Retry in the console: reloaded, then marked, forwarded.
+    add_to_config(&world, ROUTES_103_104);
+    let marked = console_post(http, &cookie, &item, &retry);
+    assert_eq!(marked.status, 303, "{}", marked.body);
+    assert_eq!(
+        marked.header("location"),
+        Some(format!("{item}?done=retry").as_str())
+    );
+    let reloaded = service.wait_log("configuration reloaded");
+    assert!(
+        reloaded.contains("5 route(s)"),
+        "the routes of the file: {reloaded}"
+    );
+    let action = service.wait_log("console action");
+    assert!(
+        action.contains("user=alice") && action.contains("retry"),
+        "logged with who: {action}"
+    );
+    wait_for("the forwards", || {
+        let s = status(&bin, &world);
+        (s["counters"]["quarantine"]["retried"] == 1 && s["undelivered_count"] == 0).then_some(())
+    });
+    assert_eq!(forwards(&world), 5, "five destinations, once each");
+    let all = arts(&world);
+    assert_eq!(all.len(), 2, "the refusal, then the acceptance");
+    assert_eq!(refused(&all), 1, "exactly one refused ART in all");
+
+    // The overview's button on a good file: what is in force.
+    let ok = console_post(http, &cookie, "/", "/reload");
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert!(
+        ok.body.contains("id=\"reloaded\"") && ok.body.contains("5 route(s)"),
+        "{}",
+        ok.body
+    );
 }

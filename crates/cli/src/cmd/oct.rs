@@ -297,7 +297,8 @@ fn serve(file: &Path) -> CmdResult {
     // Held until the process ends; `svoct oct status` probes it.
     let _lock = InstanceLock::acquire(&config.paths.state)?;
     runtime.block_on(async move {
-        let running = svoct_oct::service::Running::start(config).await?;
+        // From the file: the console reloads it (its Reload and Retry), as SIGHUP does.
+        let running = svoct_oct::service::Running::start_from_file(config, file.to_path_buf()).await?;
         if let Some(addr) = running.local_addr() {
             // Tests and scripts read this line to find the port when listening on port 0.
             println!("listening on {addr}");

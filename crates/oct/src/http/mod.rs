@@ -122,6 +122,12 @@ pub trait ServiceView: Send + Sync + 'static {
     fn stats(&self) -> &ServiceStats;
     /// The threads `/healthz` watches.
     fn threads(&self) -> &health::Threads;
+    /// Reloads the configuration file the service was started from, as SIGHUP does (the
+    /// console's Reload and Retry); `None` when it was not started from a file. Blocking: it
+    /// reads files.
+    fn reload(&self) -> Option<Result<crate::service::Reloaded, crate::service::ReloadError>> {
+        None
+    }
 }
 
 /// What the handlers share.
@@ -224,6 +230,7 @@ fn routes(app: Arc<App>) -> Router {
         .route("/", get(pages::overview::page))
         .route("/queue", get(pages::queue::list))
         .route("/queue/flush", post(actions::queue_flush_all))
+        .route("/reload", post(actions::reload))
         .route("/queue/{id}", get(pages::queue::item))
         .route("/quarantine", get(pages::quarantine::list))
         .route("/quarantine/{id}", get(pages::quarantine::item))

@@ -227,8 +227,32 @@ impl IngressHandle {
     /// is never judged by two sets of rules. The listening address is not part of this (it
     /// needs a restart).
     pub fn apply(&self, prepared: PreparedIngress) {
+        self.swap().apply(prepared);
+    }
+
+    /// What [`IngressHandle::apply`] does, as a handle of its own: the service's reloader
+    /// (shared with the console, which reloads from its own task) keeps it while the service
+    /// keeps the [`IngressHandle`] to shut the ingress down.
+    pub fn swap(&self) -> IngressSwap {
+        IngressSwap(self.shared.clone())
+    }
+}
+
+/// Swaps the settings of a running ingress for its new sessions ([`IngressHandle::swap`]).
+#[derive(Clone)]
+pub struct IngressSwap(Arc<Shared>);
+
+impl std::fmt::Debug for IngressSwap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngressSwap").finish_non_exhaustive()
+    }
+}
+
+impl IngressSwap {
+    /// See [`IngressHandle::apply`].
+    pub fn apply(&self, prepared: PreparedIngress) {
         *self
-            .shared
+            .0
             .settings
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = prepared.0;

@@ -110,8 +110,8 @@ pub struct Running {
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
     senders: Vec<JoinHandle<()>>,
-    /// Serialises reloads and counts them (`reload.rs`).
-    reloads: reload::Reloads,
+    /// Serialises reloads and counts them (`reload.rs`); the console holds it too.
+    reloader: Arc<reload::Reloader>,
     /// `/metrics`, `/healthz` and the console, when `[http]` is set.
     http: Option<crate::http::HttpServer>,
 }
@@ -194,20 +194,6 @@ struct Shared {
     threads: crate::http::health::Threads,
 }
 
-impl crate::http::ServiceView for Shared {
-    fn config(&self) -> Arc<Config> {
-        self.live().config.clone()
-    }
-
-    fn stats(&self) -> &ServiceStats {
-        &self.stats
-    }
-
-    fn threads(&self) -> &crate::http::health::Threads {
-        &self.threads
-    }
-}
-
 /// Starts a service thread that `/healthz` watches: it is alive while `f` runs.
 fn spawn_watched(
     shared: &Arc<Shared>,
@@ -224,6 +210,7 @@ fn spawn_watched(
 /// Starts the HTTP listener when `[http]` is set; on failure, stops what was started.
 async fn start_http(
     shared: &Arc<Shared>,
+    reloader: &Arc<reload::Reloader>,
     config: &Config,
     ingress: &IngressHandle,
 ) -> Result<Option<crate::http::HttpServer>, ServiceError> {
@@ -231,7 +218,7 @@ async fn start_http(
         return Ok(None);
     };
     shared.threads.watch_task("smtp-ingress", ingress.accept_task());
-    let view: Arc<dyn crate::http::ServiceView> = shared.clone();
+    let view: Arc<dyn crate::http::ServiceView> = reloader.clone();
     Ok(Some(
         crate::http::HttpServer::start(settings, view, ingress.stats_handle()).await?,
     ))
@@ -291,8 +278,19 @@ fn spawn_reaper(
 
 impl Running {
     /// Loads keys, opens the spool and the state, binds the ingress and starts the workers and
-    /// the senders. Must be called inside a tokio runtime (the ingress runs on it).
+    /// the senders. Must be called inside a tokio runtime (the ingress runs on it). The
+    /// console cannot reload such a service (no file): see [`Running::start_from_file`].
     pub async fn start(config: Config) -> Result<Running, ServiceError> {
+        Running::start_with(config, None).await
+    }
+
+    /// [`Running::start`] for `config` read from `file` (`svoct oct serve`): the console's
+    /// Reload and Retry read `file` again, as SIGHUP does.
+    pub async fn start_from_file(config: Config, file: std::path::PathBuf) -> Result<Running, ServiceError> {
+        Running::start_with(config, Some(file)).await
+    }
+
+    async fn start_with(config: Config, file: Option<std::path::PathBuf>) -> Result<Running, ServiceError> {
         let config = Arc::new(config);
         reload::warn_plaintext_routes(&config);
         let live = Live::load(config.clone())?;
@@ -326,16 +324,19 @@ impl Running {
         }
         let ic = reload::ingress_config(&config);
         let started = match Ingress::bind(config.ingress.listen, ic, shared.spool.clone()).await {
-            Ok(ingress) => match start_http(&shared, &config, &ingress).await {
-                Ok(http) => Ok((ingress, http)),
-                Err(e) => {
-                    ingress.shutdown().await;
-                    Err(e)
+            Ok(ingress) => {
+                let reloader = Arc::new(reload::Reloader::new(shared.clone(), Some(ingress.swap()), file));
+                match start_http(&shared, &reloader, &config, &ingress).await {
+                    Ok(http) => Ok((ingress, http, reloader)),
+                    Err(e) => {
+                        ingress.shutdown().await;
+                        Err(e)
+                    }
                 }
-            },
+            }
             Err(e) => Err(e.into()),
         };
-        let (ingress, http) = match started {
+        let (ingress, http, reloader) = match started {
             Ok(s) => s,
             Err(e) => {
                 shared.stop.store(true, Ordering::Relaxed);
@@ -352,7 +353,7 @@ impl Running {
             workers,
             senders,
             http,
-            reloads: reload::Reloads::default(),
+            reloader,
         })
     }
 

@@ -14,16 +14,16 @@
 //! paths, numbers of workers and senders) keep their running values; a changed one is logged
 //! as needing a restart.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::Mutex;
 
 use crate::config::Config;
-use crate::inbound::listener::{IngressConfig, PreparedIngress};
+use crate::inbound::listener::{IngressConfig, IngressSwap, PreparedIngress};
 use crate::instance::{self, ReloadAck};
 use crate::preflight::{self, Severity};
 
-use super::{Live, Running, ServiceError};
+use super::{Live, Running, ServiceError, Shared};
 
 /// The ingress configuration of `config`: it takes mail for the OCT's own addresses only,
 /// never an open relay.
@@ -40,18 +40,60 @@ pub(super) fn warn_plaintext_routes(config: &Config) {
     }
 }
 
-/// Serialises reloads (two signals in a row apply one after the other) and counts them.
-#[derive(Debug, Default)]
-pub(super) struct Reloads {
+/// Reloads the running service's configuration, one at a time (two signals in a row apply one
+/// after the other), and counts the reloads. One for the service, shared by the SIGHUP path
+/// ([`Running::reload_file`]) and the console ([`crate::http::ServiceView::reload`]): the
+/// same validation, log lines and acknowledgement whoever asks.
+pub(super) struct Reloader {
+    shared: Arc<Shared>,
+    /// Swaps the ingress's settings for new sessions; `None` only in a service without one.
+    ingress: Option<IngressSwap>,
+    /// The file the service was started from: what the console reloads. `None` for a service
+    /// started from a configuration in memory (tests, `svoct demo`).
+    file: Option<PathBuf>,
     generation: Mutex<u64>,
+}
+
+impl Reloader {
+    pub(super) fn new(shared: Arc<Shared>, ingress: Option<IngressSwap>, file: Option<PathBuf>) -> Reloader {
+        Reloader {
+            shared,
+            ingress,
+            file,
+            generation: Mutex::new(0),
+        }
+    }
+}
+
+impl crate::http::ServiceView for Reloader {
+    fn config(&self) -> Arc<Config> {
+        self.shared.live().config.clone()
+    }
+
+    fn stats(&self) -> &super::ServiceStats {
+        &self.shared.stats
+    }
+
+    fn threads(&self) -> &crate::http::health::Threads {
+        &self.shared.threads
+    }
+
+    fn reload(&self) -> Option<Result<Reloaded, ReloadError>> {
+        self.file.as_deref().map(|file| self.reload_file(file))
+    }
 }
 
 /// Why a reload was refused; the running configuration stays in force.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
-    /// The file has errors `svoct oct check` reports (each one is logged).
+    /// The file has errors `svoct oct check` reports (each one is logged); `findings` are
+    /// those errors as `key: problem` (what the console shows).
     #[error("{file}: {errors} error(s) (see `svoct oct check`)")]
-    Invalid { file: String, errors: usize },
+    Invalid {
+        file: String,
+        errors: usize,
+        findings: Vec<String>,
+    },
     /// The file is valid but what it names could not be loaded (a key, a certificate, the
     /// ingress's STARTTLS files).
     #[error("{0}")]
@@ -118,13 +160,19 @@ fn summary(config: &Config) -> String {
 }
 
 impl Running {
+    /// Reads `file` again, validates it and applies it: see [`Reloader::reload_file`].
+    pub fn reload_file(&self, file: &Path) -> Result<Reloaded, ReloadError> {
+        self.reloader.reload_file(file)
+    }
+}
+
+impl Reloader {
     /// Reads `file` again, validates it as `svoct oct check` does and, when it has no error,
     /// applies it (see the module). Logs the outcome (each finding of a refused file at error
     /// level, naming the file) and writes the acknowledgement that `svoct oct reload` and
     /// `quarantine retry` wait for ([`instance::write_reload_ack`]). Blocking: it reads files.
-    pub fn reload_file(&self, file: &Path) -> Result<Reloaded, ReloadError> {
+    pub(super) fn reload_file(&self, file: &Path) -> Result<Reloaded, ReloadError> {
         let mut generation = self
-            .reloads
             .generation
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -170,8 +218,8 @@ impl Running {
         let live = Live::load(config.clone())?;
         let ingress = PreparedIngress::new(ingress_config(&config)).map_err(ServiceError::from)?;
         // Everything loaded: from here nothing can fail, so nothing is half applied.
-        if let Some(handle) = &self.ingress {
-            handle.apply(ingress);
+        if let Some(swap) = &self.ingress {
+            swap.apply(ingress);
         }
         *self
             .shared
@@ -211,10 +259,22 @@ fn validate(file: &Path) -> Result<Config, ReloadError> {
     }
     match config {
         Some(c) if report.passes(false) => Ok(c),
-        _ => Err(ReloadError::Invalid {
-            file: file.display().to_string(),
-            errors: report.count(Severity::Error).max(1),
-        }),
+        _ => {
+            let mut findings: Vec<String> = report
+                .findings
+                .iter()
+                .filter(|f| f.severity == Severity::Error)
+                .map(|f| format!("{}: {}", f.key, f.message))
+                .collect();
+            if findings.is_empty() {
+                findings.push(format!("{}: cannot be read or parsed", file.display()));
+            }
+            Err(ReloadError::Invalid {
+                file: file.display().to_string(),
+                errors: report.count(Severity::Error).max(1),
+                findings,
+            })
+        }
     }
 }
 

@@ -52,10 +52,13 @@ pub(crate) async fn page(State(app): State<Arc<App>>, authed: Authed) -> Respons
         Ok(o) => o,
         Err(r) => return r,
     };
-    respond(
-        StatusCode::OK,
-        layout("Overview", Some(&authed.session), render(&o)),
-    )
+    let body = html! {
+        (render(&o))
+        h2 { "Configuration" }
+        // As `svoct oct reload`: the file the service was started from, validated first.
+        (super::action_form(&authed.session, "", "reload", "Reload configuration", None))
+    };
+    respond(StatusCode::OK, layout("Overview", Some(&authed.session), body))
 }
 
 /// `13h` for the hour starting at `secs` (UTC).
