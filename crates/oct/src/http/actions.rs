@@ -134,12 +134,15 @@ pub(crate) async fn act(
         return error_page(StatusCode::NOT_FOUND, Some(&authed.session), "no such action");
     };
     match with_db(&app, &authed.session, run).await {
-        Ok(()) => {
-            tracing::info!(user = %authed.session.user, area, key = %key, action = done, "console action");
-            Redirect::to(&format!("/{area}/{key}?done={done}")).into_response()
-        }
+        Ok(()) => acted(&authed, area, &key, done),
         Err(page) => page,
     }
+}
+
+/// After an action: logged with who did it, back to the item's page.
+fn acted(authed: &Authed, area: &str, key: &str, done: &str) -> Response {
+    tracing::info!(user = %authed.session.user, area, key = %key, action = done, "console action");
+    Redirect::to(&format!("/{area}/{key}?done={done}")).into_response()
 }
 
 /// `POST /queue/flush`: every pending message due now.
@@ -230,17 +233,17 @@ async fn quarantine_retry(app: &Arc<App>, authed: &Authed, id: i64) -> Response 
             );
         }
     };
-    match with_db(app, &authed.session, move |_, db| {
+    if let Some(generation) = generation {
+        tracing::info!(%user, quarantine_id = id, generation, "console: configuration reloaded before a retry");
+    }
+    with_db(app, &authed.session, move |_, db| {
         operate::quarantine_retry(db, id)
     })
     .await
-    {
-        Ok(()) => {
-            tracing::info!(%user, area = "quarantine", key = id, action = "retry", reload_generation = ?generation, "console action");
-            Redirect::to(&format!("/quarantine/{id}?done=retry")).into_response()
-        }
-        Err(page) => page,
-    }
+    .map_or_else(
+        |page| page,
+        |()| acted(authed, "quarantine", &id.to_string(), "retry"),
+    )
 }
 
 /// `POST /reload`: the overview's "Reload configuration", as `svoct oct reload` (logged with
