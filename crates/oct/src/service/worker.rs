@@ -164,7 +164,8 @@ enum Rules<'a> {
     Fixed(&'a Pipeline<'a>),
     /// The service's configuration in force when the work was taken: read after the spool
     /// entries are claimed, and after a quarantine retry is taken, never before. `svoct oct
-    /// quarantine retry` marks an entry only once the service acknowledged its reload, so a
+    /// quarantine retry` marks an entry only once the service acknowledged its reload, and the
+    /// console's Retry only once its in-process reload swapped the new configuration in, so a
     /// retry taken after its mark is processed with the reloaded configuration (see
     /// `reload.rs`). The practices are the worker's, as of this batch.
     Live(&'a Shared, &'a std::sync::Arc<crate::practices::Practices>),
