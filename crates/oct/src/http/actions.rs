@@ -246,19 +246,25 @@ async fn quarantine_retry(app: &Arc<App>, authed: &Authed, id: i64) -> Response 
     )
 }
 
-/// `POST /reload`: the overview's "Reload configuration", as `svoct oct reload` (logged with
-/// who asked); the page says what is in force now, or the findings of a refused file.
+/// `POST /reload`: the overview's "Reload configuration", as `svoct oct reload`, once the
+/// form's CSRF token is the session's.
 pub(crate) async fn reload(
     State(app): State<Arc<App>>,
     authed: Authed,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    if let Some(page) = check_csrf(&authed, &form.csrf) {
-        return page;
+    match check_csrf(&authed, &form.csrf) {
+        Some(refused) => refused,
+        None => reload_and_say(&app, &authed).await,
     }
+}
+
+/// Reloads (logged with who asked); the page says what is in force now, or the findings of a
+/// refused file.
+async fn reload_and_say(app: &Arc<App>, authed: &Authed) -> Response {
     let user = &authed.session.user;
     tracing::info!(%user, "console: configuration reload requested");
-    let reloaded = match reload_now(&app).await {
+    let reloaded = match reload_now(app).await {
         Ok(Some(r)) => r,
         Ok(None) => {
             return error_page(
@@ -270,7 +276,7 @@ pub(crate) async fn reload(
         Err(e) => {
             tracing::warn!(%user, error = %e, "console: configuration reload refused");
             return refused_page(
-                &authed,
+                authed,
                 "Configuration not reloaded",
                 &e,
                 "the running configuration is kept",
