@@ -111,6 +111,17 @@ impl World {
         }
     }
 
+    /// Rewrites the configuration so that a failed forward stays queued (pending, an hour's
+    /// backoff) instead of being given up after the 3 quick attempts of the shared test
+    /// configuration: for tests that look at a waiting forward on a machine of any speed.
+    pub fn keep_forwards_queued(&self) {
+        let text = std::fs::read_to_string(&self.config_path).expect("config");
+        let quick = "initial_backoff_secs = 1\nmax_backoff_secs = 2\nmax_attempts = 3\n";
+        assert!(text.contains(quick), "the shared [retry] block");
+        let slow = "initial_backoff_secs = 3600\nmax_backoff_secs = 3600\nmax_attempts = 100\n";
+        std::fs::write(&self.config_path, text.replace(quick, slow)).expect("config");
+    }
+
     pub fn config(&self) -> Config {
         Config::load(&self.config_path).expect("config loads")
     }
