@@ -4,7 +4,9 @@
 //! must (a queued forward, a quarantined message with its reason, a trace, a PS's messages);
 //! **hold** and **release** on a queue item, **retry** on a quarantined message, **suspend** and
 //! **resume** on a practice's page change the state database, as `svoct oct queue show --json`,
-//! `quarantine show --json` and `ps show --json` say.
+//! `quarantine show --json` and `ps show --json` say; on the practices page, **add** (a refusal
+//! first), a CSV **import** (refused for a bad line, then done) and **remove** on a practice's
+//! page are in `ps show --json` / `ps audit --json` with the console user as actor.
 //!
 //! With `SVOCT_SCREENSHOTS=1`, a PNG of each page is written to `docs/console/NAME.png`.
 //! chromedriver and Chromium (its child, same process group) and the service are killed at
@@ -358,7 +360,7 @@ async fn walk(c: &Client, bin: &Path, world: &World, http: u16) {
     );
     screenshot(c, "ps").await;
     // Suspend the practice's account, then resume it: the state database says so each time.
-    fill(c, "#reason", "cotisation impayee").await;
+    fill(c, "#suspend-reason", "cotisation impayee").await;
     click(c, "#suspend").await;
     shows(c, "#done").await;
     let shown = json(bin, world, &["ps", "show", PS_NUMBER, "--json"]);
@@ -372,6 +374,8 @@ async fn walk(c: &Client, bin: &Path, world: &World, http: u16) {
     let shown = json(bin, world, &["ps", "show", PS_NUMBER, "--json"]);
     assert_eq!(shown["practice"]["state"], "active", "{shown}");
 
+    practices(c, bin, world, &base).await;
+
     click(c, "#logout").await;
     shows(c, "#login").await;
     c.goto(&format!("{base}/queue")).await.expect("goto");
@@ -379,4 +383,110 @@ async fn walk(c: &Client, bin: &Path, world: &World, http: u16) {
         c.current_url().await.expect("url").path().ends_with("/login"),
         "logged out"
     );
+}
+
+/// The practices page and its forms: add (a refusal keeps what was typed), the list, a CSV
+/// import refused for a bad line then a good one, a removal with its reason; the state database
+/// has each change with the console user as actor.
+async fn practices(c: &Client, bin: &Path, world: &World, base: &str) {
+    // An unregistered PS's page says so and links to the add form, PS number filled in.
+    c.goto(&format!("{base}/ps/555000001")).await.expect("goto");
+    shows(c, "#unregistered").await;
+    click(c, "#register").await;
+    shows(c, "#add-address").await;
+    fill(c, "#add-address", "dr.neuf@ps.example").await;
+    fill(c, "#add-sender_number", "55500X").await;
+    click(c, "#add-practice").await;
+    shows(c, "#add-problems").await;
+    let refused = page(c).await;
+    assert!(refused.contains("sender_number"), "the field is named: {refused}");
+    let kept = c
+        .find(Locator::Css("#add-address"))
+        .await
+        .expect("field")
+        .prop("value")
+        .await
+        .expect("value");
+    assert_eq!(
+        kept.as_deref(),
+        Some("dr.neuf@ps.example"),
+        "what was typed is kept"
+    );
+    c.find(Locator::Css("#add-sender_number"))
+        .await
+        .expect("field")
+        .clear()
+        .await
+        .expect("clear");
+    fill(c, "#add-sender_number", "555000001").await;
+    click(c, "#add-practice").await;
+    shows(c, "#done").await;
+    assert!(page(c).await.contains("id=\"ps-state\">active"));
+
+    c.goto(&format!("{base}/ps")).await.expect("goto");
+    shows(c, "#practices").await;
+    let list = page(c).await;
+    assert!(
+        list.contains("dr.neuf@ps.example") && list.contains(PS_ADDRESS),
+        "{list}"
+    );
+
+    // One bad line: nothing imported, the line named.
+    let header = "address,sender_number,ps_number,category,mailbox,certificate";
+    let good = "dr.csv@ps.example,555000002,555000002,XX,,";
+    fill(
+        c,
+        "#csv",
+        &format!("{header}\n{good}\nbad.example,12x,555000003,XX,,\n"),
+    )
+    .await;
+    click(c, "#import-csv").await;
+    shows(c, "#import-problems").await;
+    let refused = page(c).await;
+    assert!(refused.contains("line 3"), "{refused}");
+    let (found, _, _) = svoct(bin, world, &["ps", "show", "dr.csv@ps.example", "--json"]);
+    assert!(!found, "all or nothing: the good line was not imported");
+    c.find(Locator::Css("#csv"))
+        .await
+        .expect("textarea")
+        .clear()
+        .await
+        .expect("clear");
+    fill(c, "#csv", &format!("{header}\n{good}\n")).await;
+    click(c, "#import-csv").await;
+    shows(c, "#imported").await;
+    assert!(page(c).await.contains("1 added"));
+    screenshot(c, "practices").await;
+    let shown = json(bin, world, &["ps", "show", "dr.csv@ps.example", "--json"]);
+    assert_eq!(shown["practice"]["ps_number"], "555000002", "{shown}");
+    assert_eq!(shown["audit"][0]["actor"], "alice", "{shown}");
+
+    // Removal, with its reason.
+    c.goto(&format!("{base}/ps/555000001")).await.expect("goto");
+    fill(c, "#remove-reason", "cabinet ferme").await;
+    click(c, "#remove").await;
+    shows(c, "#unregistered").await;
+    let (found, _, _) = svoct(bin, world, &["ps", "show", "555000001", "--json"]);
+    assert!(!found, "removed");
+    let trail = json(bin, world, &["ps", "audit", "dr.neuf@ps.example", "--json"]);
+    let actions: Vec<(String, String)> = trail
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap_or_default().to_owned(),
+                a["actor"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("add".to_owned(), "alice".to_owned()),
+            ("remove".to_owned(), "alice".to_owned())
+        ],
+        "{trail}"
+    );
+    assert!(trail.to_string().contains("cabinet ferme"), "{trail}");
 }

@@ -75,7 +75,7 @@ fn quarantine_action(id: i64, action: &str, reason: String) -> Option<(&'static 
     })
 }
 
-/// A practice's account action (`svoct oct ps suspend|resume`), as `actor`; `ps` is a PS
+/// A practice's account action (`svoct oct ps suspend|resume|remove`), as `actor`; `ps` is a PS
 /// number (checked by the caller).
 fn ps_action(ps: String, action: &str, reason: String, actor: String) -> Option<(&'static str, DbAction)> {
     let change = move |db: &Db, change: AccountChange<'_>| {
@@ -91,10 +91,7 @@ fn ps_action(ps: String, action: &str, reason: String, actor: String) -> Option<
         "suspend" => (
             "suspended",
             Box::new(move |_, db| {
-                let reason = operate::one_line(&reason);
-                if reason.is_empty() {
-                    return Err(OperateError::NoReason("ps suspend"));
-                }
+                let reason = required(&reason, "ps suspend")?;
                 change(db, AccountChange::Suspend { reason: &reason })
             }),
         ),
@@ -102,8 +99,25 @@ fn ps_action(ps: String, action: &str, reason: String, actor: String) -> Option<
             "resumed",
             Box::new(move |_, db| change(db, AccountChange::Resume)),
         ),
+        "remove" => (
+            "removed",
+            Box::new(move |_, db| {
+                let reason = required(&reason, "ps remove")?;
+                change(db, AccountChange::Remove { reason: &reason })
+            }),
+        ),
         _ => return None,
     })
+}
+
+/// The reason of an action that needs one, on one line; refused when empty (the browser's
+/// `required` is not a check).
+fn required(reason: &str, action: &'static str) -> Result<String, OperateError> {
+    let reason = operate::one_line(reason);
+    if reason.is_empty() {
+        return Err(OperateError::NoReason(action));
+    }
+    Ok(reason)
 }
 
 /// `POST /{queue|quarantine|ps}/{key}/{action}`: the CSRF check first, then the action, logged

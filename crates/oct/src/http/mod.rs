@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -237,6 +238,12 @@ fn routes(app: Arc<App>) -> Router {
         .route("/{area}/{key}/{action}", post(actions::act))
         .route("/trace", get(pages::trace::page))
         .route("/ps/{ps}", get(pages::ps::page))
+        .route("/ps", get(pages::practices::list))
+        .route("/ps/add", post(pages::practices::add))
+        .route(
+            "/ps/import",
+            post(pages::practices::import).layer(DefaultBodyLimit::max(pages::practices::IMPORT_BODY_MAX)),
+        )
         .with_state(app)
 }
 

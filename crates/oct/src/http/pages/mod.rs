@@ -17,6 +17,7 @@ use crate::state::{OctStore, State as Db};
 
 pub(super) mod login;
 pub(super) mod overview;
+pub(super) mod practices;
 pub(super) mod ps;
 pub(super) use ps::valid_ps_number;
 pub(super) mod quarantine;
@@ -54,6 +55,7 @@ pub(super) fn layout(title: &str, session: Option<&Session>, body: Markup) -> Ma
                         a href="/" { "Overview" }
                         a href="/queue" { "Queue" }
                         a href="/quarantine" { "Quarantine" }
+                        a href="/ps" { "Practices" }
                         form action="/trace" method="get" class="inline" {
                             input type="search" name="q" placeholder="spool id, compostage, PS number, lot" size="32";
                             button type="submit" { "Trace" }
@@ -77,13 +79,14 @@ pub(super) fn csrf_field(session: &Session) -> Markup {
 }
 
 /// An action's form: its CSRF token, a reason field when the action needs one (`because`: the
-/// field's label), and its button (`name` is the button's id and the URL's last segment).
+/// field's label; its id `NAME-reason`, as a page may have two), and its button (`name` is the
+/// button's id and the URL's last segment).
 pub(super) fn action_form(s: &Session, base: &str, name: &str, label: &str, because: Option<&str>) -> Markup {
     html! {
         form method="post" action=(format!("{base}/{name}")) class=[because.is_none().then_some("inline")] {
             (csrf_field(s))
             @if let Some(because) = because {
-                label { (because) " " input type="text" name="reason" id="reason" required size="50"; }
+                label { (because) " " input type="text" name="reason" id=(format!("{name}-reason")) required size="50"; }
             }
             button type="submit" id=(name) { (label) }
         }

@@ -1,4 +1,4 @@
-//! `/ps/{ps_number}`: a practice's account (state, the suspend and resume actions, its audit
+//! `/ps/{ps_number}`: a practice's account (state, the suspend, resume and remove actions, its audit
 //! trail; `svoct oct ps show`) and its recent messages with their fate, from the processed index
 //! and the trace data (found by PS number as `svoct oct trace` finds them).
 
@@ -72,7 +72,7 @@ fn account_section(s: &Session, ps: &str, account: Option<&PracticeView>) -> Mar
         section id="account" {
             h2 { "Account" }
             @match account {
-                None => p id="unregistered" { "No practice with PS number " code { (ps) } " is registered: its messages are refused (" code { "unknown_sender" } "). Register it with " code { "svoct oct ps add" } "." },
+                None => p id="unregistered" { "Not registered: no practice has PS number " code { (ps) } ", its messages are refused (" code { "unknown_sender" } "). " a id="register" href=(format!("/ps?ps_number={ps}#add")) { "Add it" } " (or " code { "svoct oct ps add" } ")." },
                 Some(v) => {
                     table {
                         tr { th { "address" } td { (v.practice.fields.address) } }
@@ -85,6 +85,7 @@ fn account_section(s: &Session, ps: &str, account: Option<&PracticeView>) -> Mar
                     } @else {
                         p { (action_form(s, &base, "resume", "Resume", None)) }
                     }
+                    (action_form(s, &base, "remove", "Remove", Some("Remove the account (its messages then refused as from an unknown sender; the audit trail stays), because:")))
                     h3 { "Audit trail (latest " (AUDIT_SHOWN) ")" }
                     table id="audit" {
                         tr { th { "when" } th { "who" } th { "what" } th { "change" } }

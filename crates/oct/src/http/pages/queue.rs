@@ -31,6 +31,10 @@ pub(super) fn done_message(done: &Done) -> Option<&'static str> {
         "dropped" => "Dropped: its content is removed, its row kept with the reason.",
         "suspended" => "Suspended: its invoices are refused from its next message (returns still reach it).",
         "resumed" => "Resumed: its messages are taken again.",
+        "removed" => {
+            "Removed: its messages are now from an unknown sender (refused); its audit trail is kept."
+        }
+        "added" => "Added: a running service takes its messages from its next poll.",
         _ => return None,
     })
 }
