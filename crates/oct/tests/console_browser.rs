@@ -461,6 +461,21 @@ async fn practices(c: &Client, bin: &Path, world: &World, base: &str) {
     assert_eq!(shown["practice"]["ps_number"], "555000002", "{shown}");
     assert_eq!(shown["audit"][0]["actor"], "alice", "{shown}");
 
+    // The same import from a file, chosen in the file input (a spreadsheet's export: CRLF).
+    let file = world.dir.path().join("practices.csv");
+    std::fs::write(
+        &file,
+        format!("{header}\r\ndr.file@ps.example,555000004,555000004,XX,,\r\n"),
+    )
+    .expect("csv file");
+    fill(c, "#csv-file", &file.display().to_string()).await;
+    click(c, "#upload-csv").await;
+    shows(c, "#imported").await;
+    assert!(page(c).await.contains("1 added"));
+    let shown = json(bin, world, &["ps", "show", "dr.file@ps.example", "--json"]);
+    assert_eq!(shown["practice"]["ps_number"], "555000004", "{shown}");
+    assert_eq!(shown["audit"][0]["actor"], "alice", "{shown}");
+
     // Removal, with its reason.
     c.goto(&format!("{base}/ps/555000001")).await.expect("goto");
     fill(c, "#remove-reason", "cabinet ferme").await;

@@ -106,6 +106,51 @@ fn checks(http: SocketAddr, state: &std::path::Path) {
 
     bounds(http, &cookie, &token);
     many(http, &cookie, &token);
+    upload(http, &cookie, &token, &db);
+}
+
+/// The same import from an uploaded file (`multipart/form-data`): CSRF-checked, a file that
+/// is not UTF-8 refused (as the CLI does), a spreadsheet export (BOM, `;`, CRLF) imported with
+/// the console user in the audit trail.
+fn upload(http: SocketAddr, cookie: &str, token: &str, db: &State) {
+    let good: &[u8] = b"\xEF\xBB\xBFaddress;sender_number;ps_number;category;mailbox;certificate\r\n\
+        dr.file@ps.example;700000777;700000777;ER;;\r\n";
+    let forged = post_multipart(
+        http,
+        "/ps/upload",
+        Some(cookie),
+        &[("csrf", None, b"forged"), ("file", Some("ps.csv"), good)],
+    );
+    assert_eq!(forged.status, 403);
+    assert!(db.practice_find("dr.file@ps.example").expect("find").is_none());
+
+    // "Médecin" in Latin-1, as an old spreadsheet writes it.
+    let latin1: &[u8] = b"address,sender_number,ps_number,category,mailbox,certificate\n\
+        m\xE9decin@ps.example,700000778,700000778,XX,,\n";
+    let refused = post_multipart(
+        http,
+        "/ps/upload",
+        Some(cookie),
+        &[("csrf", None, token.as_bytes()), ("file", Some("ps.csv"), latin1)],
+    );
+    assert_eq!(refused.status, 400);
+    assert!(refused.body.contains("not UTF-8"), "{}", refused.body);
+
+    let done = post_multipart(
+        http,
+        "/ps/upload",
+        Some(cookie),
+        &[("csrf", None, token.as_bytes()), ("file", Some("ps.csv"), good)],
+    );
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(done.body.contains("1 added, 0 updated"), "{}", done.body);
+    let p = db
+        .practice_find("dr.file@ps.example")
+        .expect("find")
+        .expect("imported");
+    assert_eq!(p.fields.category, "ER");
+    let audit = db.practice_audit(Some(p.id)).expect("audit");
+    assert_eq!(audit[0].actor, "alice");
 }
 
 /// The import's size bound, with its message. (The route's body limit, three times the bound

@@ -244,6 +244,10 @@ fn routes(app: Arc<App>) -> Router {
             "/ps/import",
             post(pages::practices::import).layer(DefaultBodyLimit::max(pages::practices::IMPORT_BODY_MAX)),
         )
+        .route(
+            "/ps/upload",
+            post(pages::practices::upload).layer(DefaultBodyLimit::max(pages::practices::UPLOAD_BODY_MAX)),
+        )
         .with_state(app)
 }
 

@@ -44,17 +44,58 @@ pub fn request(
     cookie: Option<&str>,
     form: Option<&str>,
 ) -> Response {
+    let body = form.map(|f| ("application/x-www-form-urlencoded", f.as_bytes()));
+    send(addr, method, path, cookie, body)
+}
+
+/// POSTs a `multipart/form-data` body of `parts` (name, file name for a file part, content),
+/// written here by hand (RFC 7578), not by the server's parser.
+pub fn post_multipart(
+    addr: SocketAddr,
+    path: &str,
+    cookie: Option<&str>,
+    parts: &[(&str, Option<&str>, &[u8])],
+) -> Response {
+    const BOUNDARY: &str = "----svoct-test-boundary-7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    for (name, file, content) in parts {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+        match file {
+            Some(f) => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: text/csv\r\n\r\n").as_bytes(),
+            ),
+            None => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            ),
+        }
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    let kind = format!("multipart/form-data; boundary={BOUNDARY}");
+    send(addr, "POST", path, cookie, Some((&kind, &body)))
+}
+
+fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    body: Option<(&str, &[u8])>,
+) -> Response {
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     if let Some(c) = cookie {
         req.push_str(&format!("Cookie: {c}\r\n"));
     }
-    let body = form.unwrap_or("");
-    if form.is_some() {
-        req.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+    let (kind, content) = body.unwrap_or(("", b""));
+    if body.is_some() {
+        req.push_str(&format!("Content-Type: {kind}\r\n"));
     }
-    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    s.write_all(req.as_bytes()).expect("write");
+    req.push_str(&format!("Content-Length: {}\r\n\r\n", content.len()));
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(content);
+    s.write_all(&bytes).expect("write");
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).expect("read");
     let text = String::from_utf8_lossy(&raw).into_owned();

@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Form;
+use axum::extract::multipart::{MultipartError, MultipartRejection};
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Query, State};
+use axum::extract::{Multipart, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
@@ -29,6 +30,8 @@ pub(crate) const IMPORT_MAX: usize = 8 << 20;
 /// The largest import request: the CSV is URL-encoded by the browser (up to three bytes per
 /// byte), plus the other fields.
 pub(crate) const IMPORT_BODY_MAX: usize = 3 * IMPORT_MAX + (64 << 10);
+/// The largest file upload request: the file as is, plus the other parts.
+pub(crate) const UPLOAD_BODY_MAX: usize = IMPORT_MAX + (64 << 10);
 
 /// The list's filter (`GET /ps?state=suspended&q=TEXT`); `ps_number` pre-fills the add form
 /// (the link of an unregistered PS's page).
@@ -200,6 +203,65 @@ pub(crate) async fn import(
         Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return too_large(s),
         Err(e) => return error_page(StatusCode::BAD_REQUEST, Some(s), &e.body_text()),
     };
+    import_csv(app, authed, form).await
+}
+
+/// `POST /ps/upload`: the same import, the CSV sent as a file (`multipart/form-data`): what an
+/// operator holding the practices' spreadsheet export does. Bounded like the text: the route's
+/// body limit stops a larger upload while it is read.
+pub(crate) async fn upload(
+    State(app): State<Arc<App>>,
+    authed: Authed,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Response {
+    let s = &authed.session;
+    let mut multipart = match multipart {
+        Ok(m) => m,
+        Err(e) => return error_page(StatusCode::BAD_REQUEST, Some(s), &e.body_text()),
+    };
+    let mut form = ImportForm::default();
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(e) => return upload_error(s, &e),
+        };
+        let name = field.name().unwrap_or_default().to_owned();
+        let bytes = match field.bytes().await {
+            Ok(b) => b,
+            Err(e) => return upload_error(s, &e),
+        };
+        match name.as_str() {
+            "csrf" => form.csrf = String::from_utf8_lossy(&bytes).into_owned(),
+            "update" => form.update = Some(String::new()),
+            "file" => match String::from_utf8(bytes.to_vec()) {
+                Ok(text) => form.csv = text,
+                // The CLI refuses the same way: an encoding guessed wrong would register wrong
+                // addresses.
+                Err(_) => {
+                    return error_page(
+                        StatusCode::BAD_REQUEST,
+                        Some(s),
+                        "the file is not UTF-8 text: export it as \"CSV UTF-8\"",
+                    );
+                }
+            },
+            _ => {}
+        }
+    }
+    import_csv(app, authed, form).await
+}
+
+fn upload_error(s: &Session, e: &MultipartError) -> Response {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return too_large(s);
+    }
+    error_page(StatusCode::BAD_REQUEST, Some(s), &e.body_text())
+}
+
+/// The import of `form` (text or file) as the console user, after its CSRF check.
+async fn import_csv(app: Arc<App>, authed: Authed, form: ImportForm) -> Response {
+    let s = &authed.session;
     if let Some(page) = check_csrf(&authed, &form.csrf) {
         return page;
     }
@@ -349,6 +411,15 @@ fn import_form(s: &Session, text: Option<&str>, problems: &[String]) -> Markup {
             label { input type="checkbox" name="update" id="update" value="1"; " update existing (change the registered addresses to what the text says)" }
             " "
             button type="submit" id="import-csv" { "Import" }
+        }
+        form method="post" action="/ps/upload" enctype="multipart/form-data" {
+            (csrf_field(s))
+            "Or a file: "
+            input type="file" name="file" id="csv-file" accept=".csv,text/csv" required;
+            " "
+            label { input type="checkbox" name="update" id="upload-update" value="1"; " update existing" }
+            " "
+            button type="submit" id="upload-csv" { "Import the file" }
         }
     }
 }
