@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use svoct_formats::PaddedNumber;
 use svoct_mail::secret::Secret;
 
 /// Largest configuration file read, so a wrong path (a device, a huge log) fails fast.
@@ -996,25 +995,6 @@ impl Config {
         }
     }
 
-    /// The registered sender whose `From` address is `address` (case-insensitive).
-    pub fn sender_by_address(&self, address: &str) -> Option<&Sender> {
-        self.senders
-            .iter()
-            .find(|s| s.address.eq_ignore_ascii_case(address))
-    }
-
-    /// The registered sender with this PS number (leading zeros ignored).
-    pub fn sender_by_ps_number(&self, ps_number: &str) -> Option<&Sender> {
-        let want = PaddedNumber::new(ps_number);
-        self.senders.iter().find(|s| want.is(&s.ps_number))
-    }
-
-    /// The registered sender with this file sender number (leading zeros ignored).
-    pub fn sender_by_number(&self, number: &str) -> Option<&Sender> {
-        let want = PaddedNumber::new(number);
-        self.senders.iter().find(|s| want.is(&s.sender_number))
-    }
-
     /// The AMO route for a lot's destination organisation and pivot régime + caisse.
     pub fn route_for(&self, organisation: &str, regime: &str, caisse: &str) -> Option<&Route> {
         let org = organisation.trim();
@@ -1206,10 +1186,15 @@ maildir = "maildirs/ps1"
         let c = Config::parse(EXAMPLE).expect("example parses");
         assert_eq!(c.oct.sender_type, "OT");
         assert_eq!(c.domain(), "oct.example");
-        let s = c.sender_by_address("ps1@PS.example").expect("case-insensitive");
+        // The `[[sender]]` blocks, looked up as the pipeline does (through its directory).
+        let practices = crate::practices::Practices::from_config(&c);
+        let s = &practices
+            .by_address("ps1@PS.example")
+            .expect("case-insensitive")
+            .sender;
         assert_eq!(s.return_mailbox(), "Ps1@ps.example");
-        assert!(c.sender_by_number("123456789").is_some());
-        assert!(c.sender_by_ps_number("000123456789").is_some());
+        assert!(practices.by_sender_number("123456789").is_some());
+        assert!(practices.by_ps_number("000123456789").is_some());
         assert_eq!(
             c.route_for("011", "", "").map(|r| r.mailbox.as_str()),
             Some("cpam@am.example")
